@@ -1,0 +1,135 @@
+/* alloc.c — the one allocator. Every gardefou allocation passes through here so that the OOM
+ * loops of the test suite can fail the Nth call and check that nothing leaks or crashes.
+ * The countdown is atomic: engine worker threads allocate too. */
+#include "common/common.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#ifdef GF_FAILALLOC
+static atomic_long countdown;  // 0: off; otherwise the call that reaches 1 fails
+static atomic_bool sticky_fail;
+static atomic_long failures;
+
+static bool should_fail(void)
+{
+    long c = atomic_load_explicit(&countdown, memory_order_relaxed);
+    if (c == 0)
+        return false;
+    if (c == 1) {
+        if (!atomic_load(&sticky_fail))
+            atomic_store(&countdown, 0);
+        atomic_fetch_add(&failures, 1);
+        return true;
+    }
+    // Another thread may race us here; tests that arm the countdown run single-threaded.
+    atomic_fetch_sub(&countdown, 1);
+    return false;
+}
+
+void gf_alloc_fail_after(long n, bool sticky)
+{
+    atomic_store(&failures, 0);
+    atomic_store(&sticky_fail, sticky);
+    atomic_store(&countdown, n < 0 ? 0 : n);
+}
+
+long gf_alloc_failures(void)
+{
+    return atomic_load(&failures);
+}
+
+bool gf_alloc_fail_supported(void)
+{
+    return true;
+}
+#else
+static inline bool should_fail(void)
+{
+    return false;
+}
+
+void gf_alloc_fail_after(long n, bool sticky)
+{
+    (void)n;
+    (void)sticky;
+}
+
+long gf_alloc_failures(void)
+{
+    return 0;
+}
+
+bool gf_alloc_fail_supported(void)
+{
+    return false;
+}
+#endif
+
+void *gf_malloc(size_t size)
+{
+    if (should_fail())
+        return NULL;
+    return malloc(size ? size : 1);
+}
+
+void *gf_calloc(size_t n, size_t size)
+{
+    if (should_fail())
+        return NULL;
+    if (n == 0 || size == 0)
+        return calloc(1, 1);
+    return calloc(n, size);
+}
+
+void *gf_realloc(void *p, size_t size)
+{
+    if (size == 0) {
+        free(p);
+        return NULL;
+    }
+    if (should_fail())
+        return NULL;
+    return realloc(p, size);
+}
+
+void gf_free(void *p)
+{
+    free(p);
+}
+
+void *gf_mallocarray(size_t n, size_t size)
+{
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    return gf_malloc(n * size);
+}
+
+char *gf_strndup(const char *s, size_t n)
+{
+    char *d = gf_malloc(n + 1);
+    if (d == NULL)
+        return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+char *gf_strdup(const char *s)
+{
+    return gf_strndup(s, strlen(s));
+}
+
+static void *json_malloc(size_t size)
+{
+    return gf_malloc(size);
+}
+
+void gf_json_init(void)
+{
+    cJSON_Hooks hooks = {.malloc_fn = json_malloc, .free_fn = gf_free};
+    cJSON_InitHooks(&hooks);
+}

@@ -1,0 +1,244 @@
+/* buf.c — bounded growable byte strings. The cap is set once at init and never exceeded: a
+ * peer that sends more gets GF_ETOOBIG (HTTP 413), not our memory. */
+#include "common/common.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void gf_buf_init(struct gf_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+void gf_buf_cleanup(struct gf_buf *b)
+{
+    gf_free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void gf_buf_reset(struct gf_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+int gf_buf_reserve(struct gf_buf *b, size_t extra)
+{
+    if (extra > b->max || b->len > b->max - extra)
+        return GF_ETOOBIG;
+    size_t need = b->len + extra + 1;  // + NUL
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    if (cap > b->max + 1)
+        cap = b->max + 1;
+    char *p = gf_realloc(b->data, cap);
+    if (p == NULL)
+        return GF_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int gf_buf_append(struct gf_buf *b, const void *p, size_t n)
+{
+    int rc = gf_buf_reserve(b, n);
+    if (rc)
+        return rc;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int gf_buf_puts(struct gf_buf *b, const char *s)
+{
+    return gf_buf_append(b, s, strlen(s));
+}
+
+int gf_buf_putc(struct gf_buf *b, char c)
+{
+    return gf_buf_append(b, &c, 1);
+}
+
+int gf_buf_vprintf(struct gf_buf *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return GF_EINVAL;
+    int rc = gf_buf_reserve(b, (size_t)n);
+    if (rc)
+        return rc;
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int gf_buf_printf(struct gf_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = gf_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Decodes one UTF-8 sequence at s[0..n); returns its length, or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    unsigned cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+bool gf_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        size_t l = utf8_seq(p + i, n - i);
+        if (l == 0)
+            return false;
+        i += l;
+    }
+    return true;
+}
+
+size_t gf_utf8_complete_prefix(const char *s, size_t n)
+{
+    // Look back at most 3 bytes for a lead byte whose sequence runs past the end.
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t back = 1; back <= 4 && back <= n; back++) {
+        unsigned c = p[n - back];
+        if ((c & 0xC0) == 0x80)
+            continue;  // continuation byte: keep looking for the lead
+        size_t want = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                                   : (c & 0xF8) == 0xF0 ? 4 : 1;
+        return want > back ? n - back : n;
+    }
+    return n;
+}
+
+int gf_buf_append_json_str(struct gf_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t start_len = b->len;
+    int rc = gf_buf_putc(b, '"');
+    size_t i = 0;
+    while (rc == 0 && i < n) {
+        unsigned c = p[i];
+        if (c >= 0x80) {
+            size_t l = utf8_seq(p + i, n - i);
+            if (l == 0) {
+                rc = gf_buf_append(b, "\xEF\xBF\xBD", 3);
+                i++;
+            } else {
+                rc = gf_buf_append(b, p + i, l);
+                i += l;
+            }
+            continue;
+        }
+        char esc[7];
+        switch (c) {
+        case '"':
+            rc = gf_buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            rc = gf_buf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            rc = gf_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            rc = gf_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            rc = gf_buf_append(b, "\\t", 2);
+            break;
+        default:
+            if (c < 0x20 || c == 0x7F) {
+                esc[0] = '\\';
+                esc[1] = 'u';
+                esc[2] = '0';
+                esc[3] = '0';
+                esc[4] = hex[c >> 4];
+                esc[5] = hex[c & 15];
+                rc = gf_buf_append(b, esc, 6);
+            } else {
+                rc = gf_buf_putc(b, (char)c);
+            }
+        }
+        i++;
+    }
+    if (rc == 0)
+        rc = gf_buf_putc(b, '"');
+    if (rc) {
+        b->len = start_len;
+        if (b->data)
+            b->data[b->len] = '\0';
+    }
+    return rc;
+}
+
+void gf_buf_consume(struct gf_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        gf_buf_reset(b);
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    b->data[b->len] = '\0';
+}
+
+char *gf_buf_steal(struct gf_buf *b)
+{
+    char *p = b->data;
+    if (p == NULL)
+        p = gf_strdup("");
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    return p;
+}

@@ -1,0 +1,21 @@
+/* cli.h — the subcommands of the gardefou binary. Each takes the arguments after its name
+ * (argv[0] is the subcommand itself) and returns the process exit status: 0 success, 1 a
+ * negative answer (e.g. verify found a break), 2 bad usage or invalid input. */
+#ifndef GF_CLI_H
+#define GF_CLI_H
+
+typedef int (*gf_cmd_fn)(int argc, char **argv);
+
+struct gf_cmd {
+    const char *name;
+    gf_cmd_fn run;
+    const char *summary;
+};
+
+/* The table of subcommands, in the order `gardefou help` lists them (main.c). */
+extern const struct gf_cmd gf_commands[];
+
+/* True when argv holds -h or --help; subcommands print their usage and exit 0 then. */
+int gf_cli_wants_help(int argc, char **argv);
+
+#endif

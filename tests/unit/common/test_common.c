@@ -1,0 +1,167 @@
+/* Unit tests of common/: errors, bounded buffers, JSON string escaping, UTF-8 checks,
+ * SHA-256/HMAC known answers, parsing helpers and the allocation-failure hooks. */
+#include "common/common.h"
+
+#include "test.h"
+
+static void test_err_first_wins(void)
+{
+    struct gf_err err = {0};
+    CHECK(gf_err_set(&err, GF_EINVAL, "a: %d", 1) == GF_EINVAL);
+    gf_err_set(&err, GF_EIO, "b");
+    CHECK(err.code == GF_EINVAL);
+    CHECK_STREQ(err.msg, "a: 1");
+    gf_err_prefix(&err, "file.json");
+    CHECK_STREQ(err.msg, "file.json: a: 1");
+    CHECK(gf_err_set(NULL, GF_ENOMEM, "x") == GF_ENOMEM);
+    gf_err_clear(&err);
+    CHECK(err.code == 0 && err.msg[0] == '\0');
+}
+
+static void test_buf_cap(void)
+{
+    struct gf_buf b;
+    gf_buf_init(&b, 8);
+    CHECK(gf_buf_puts(&b, "12345678") == 0);
+    CHECK(gf_buf_putc(&b, 'x') == GF_ETOOBIG);
+    CHECK(b.len == 8);
+    CHECK_STREQ(b.data, "12345678");
+    gf_buf_consume(&b, 3);
+    CHECK_STREQ(b.data, "45678");
+    CHECK(gf_buf_printf(&b, "%d", 123) == 0);
+    CHECK_STREQ(b.data, "45678123");
+    CHECK(gf_buf_printf(&b, "%d", 4) == GF_ETOOBIG);
+    char *s = gf_buf_steal(&b);
+    CHECK_STREQ(s, "45678123");
+    gf_free(s);
+    CHECK(b.data == NULL && b.len == 0);
+    gf_buf_cleanup(&b);
+}
+
+static void test_json_str(void)
+{
+    struct gf_buf b;
+    gf_buf_init(&b, 1024);
+    const char in[] = "a\"b\\c\n\x01\xc3\xa9\xff";
+    CHECK(gf_buf_append_json_str(&b, in, sizeof(in) - 1) == 0);
+    CHECK_STREQ(b.data, "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\xef\xbf\xbd\"");
+    gf_buf_cleanup(&b);
+    // A failed append leaves the buffer as it was.
+    gf_buf_init(&b, 4);
+    CHECK(gf_buf_puts(&b, "ab") == 0);
+    CHECK(gf_buf_append_json_str(&b, "xyz", 3) == GF_ETOOBIG);
+    CHECK_STREQ(b.data, "ab");
+    gf_buf_cleanup(&b);
+}
+
+static void test_utf8(void)
+{
+    CHECK(gf_utf8_valid("abc", 3));
+    CHECK(gf_utf8_valid("\xe2\x82\xac", 3));
+    CHECK(!gf_utf8_valid("\xc0\xaf", 2));          // overlong
+    CHECK(!gf_utf8_valid("\xed\xa0\x80", 3));      // surrogate
+    CHECK(!gf_utf8_valid("\xf4\x90\x80\x80", 4));  // past U+10FFFF
+    CHECK(!gf_utf8_valid("\xe2\x82", 2));          // cut
+    CHECK(gf_utf8_complete_prefix("ab\xe2\x82", 4) == 2);
+    CHECK(gf_utf8_complete_prefix("ab\xe2\x82\xac", 5) == 5);
+    CHECK(gf_utf8_complete_prefix("\xf0\x9f\x98", 3) == 0);
+    CHECK(gf_utf8_complete_prefix("abc", 3) == 3);
+}
+
+static void hex_of(const char *msg, size_t n, char out[65])
+{
+    uint8_t d[32];
+    gf_sha256(msg, n, d);
+    gf_hex(d, 32, out);
+}
+
+static void test_sha256(void)
+{
+    char h[65];
+    hex_of("", 0, h);
+    CHECK_STREQ(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    hex_of("abc", 3, h);
+    CHECK_STREQ(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    hex_of(m, strlen(m), h);
+    CHECK_STREQ(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    // Incremental updates of odd sizes give the same digest.
+    static char big[1000];
+    memset(big, 'a', sizeof(big));
+    struct gf_sha256 s;
+    gf_sha256_init(&s);
+    for (size_t i = 0; i < sizeof(big); i += 7)
+        gf_sha256_update(&s, big + i, i + 7 <= sizeof(big) ? 7 : sizeof(big) - i);
+    uint8_t d1[32], d2[32];
+    gf_sha256_final(&s, d1);
+    gf_sha256(big, sizeof(big), d2);
+    CHECK(memcmp(d1, d2, 32) == 0);
+    // RFC 4231 test case 2.
+    uint8_t mac[32];
+    const char *data = "what do ya want for nothing?";
+    gf_hmac_sha256("Jefe", 4, data, strlen(data), mac);
+    gf_hex(mac, 32, h);
+    CHECK_STREQ(h, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    CHECK(gf_ct_equal("abc", "abc", 3));
+    CHECK(!gf_ct_equal("abc", "abd", 3));
+}
+
+static void test_parse(void)
+{
+    int64_t v;
+    CHECK(gf_parse_i64("42", 0, 100, &v) == 0 && v == 42);
+    CHECK(gf_parse_i64("101", 0, 100, &v) == GF_EINVAL);
+    CHECK(gf_parse_i64("4x", 0, 100, &v) == GF_EINVAL);
+    CHECK(gf_parse_i64("", 0, 100, &v) == GF_EINVAL);
+    CHECK(gf_parse_duration_ms("30s", &v) == 0 && v == 30000);
+    CHECK(gf_parse_duration_ms("2h", &v) == 0 && v == 7200000);
+    CHECK(gf_parse_duration_ms("7d", &v) == 0 && v == 7 * 86400000LL);
+    CHECK(gf_parse_duration_ms("5", &v) == 0 && v == 5000);
+    CHECK(gf_parse_duration_ms("5y", &v) == GF_EINVAL);
+    CHECK(gf_parse_duration_ms("-5s", &v) == GF_EINVAL);
+    char ts[40];
+    gf_format_time(0, ts, sizeof(ts));
+    CHECK_STREQ(ts, "1970-01-01T00:00:00.000Z");
+}
+
+static void test_failalloc(void)
+{
+    if (!gf_alloc_fail_supported())
+        return;
+    gf_alloc_fail_after(2, false);
+    void *a = gf_malloc(8);
+    void *b = gf_malloc(8);
+    void *c = gf_malloc(8);
+    CHECK(a != NULL && b == NULL && c != NULL);
+    CHECK(gf_alloc_failures() == 1);
+    gf_free(a);
+    gf_free(c);
+    gf_alloc_fail_after(0, false);
+    // OOM loop over a buffer append: each failing step leaves a valid, unchanged buffer.
+    for (long n = 1;; n++) {
+        struct gf_buf buf;
+        gf_buf_init(&buf, 1 << 20);
+        gf_alloc_fail_after(n, false);
+        int rc = gf_buf_printf(&buf, "%0500d", 7);
+        long failed = gf_alloc_failures();
+        gf_alloc_fail_after(0, false);
+        CHECK(rc == 0 || rc == GF_ENOMEM);
+        gf_buf_cleanup(&buf);
+        if (failed == 0) {
+            CHECK(rc == 0);
+            break;
+        }
+    }
+}
+
+int main(void)
+{
+    RUN(test_err_first_wins);
+    RUN(test_buf_cap);
+    RUN(test_json_str);
+    RUN(test_utf8);
+    RUN(test_sha256);
+    RUN(test_parse);
+    RUN(test_failalloc);
+    return test_report();
+}
