@@ -215,11 +215,14 @@ oom:
     gf_err_set(err, GF_ENOMEM, "out of memory");
 fail:
     gf_clf_model_unref(m);  // m->file is NULL: the caller still owns g
-    return err != NULL && err->code ? err->code : GF_EFORMAT;
+    return err->code ? err->code : GF_EFORMAT;
 }
 
 int gf_clf_model_load(const char *path, struct gf_clf_model **out, struct gf_err *err)
 {
+    struct gf_err local = {0};
+    if (err == NULL)
+        err = &local;  // from_gguf reads the code back from err
     *out = NULL;
     struct gf_gguf *g = NULL;
     int rc = gf_gguf_open(path, &g, err);
@@ -235,6 +238,9 @@ int gf_clf_model_load(const char *path, struct gf_clf_model **out, struct gf_err
 int gf_clf_model_load_mem(const void *data, size_t len, struct gf_clf_model **out,
                           struct gf_err *err)
 {
+    struct gf_err local = {0};
+    if (err == NULL)
+        err = &local;  // from_gguf reads the code back from err
     *out = NULL;
     struct gf_gguf *g = NULL;
     int rc = gf_gguf_open_mem(data, len, &g, err);

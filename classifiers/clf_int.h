@@ -116,6 +116,19 @@ int gf_clf_model_score_raw(const struct gf_clf_model *m, const char *text, size_
 /* Serializes m as a GGUF file into memory: *out (caller frees with gf_free) of *len bytes. */
 int gf_clf_model_save_mem(const struct gf_clf_model *m, void **out, size_t *len);
 
+/* Working memory of one scoring thread; the arrays belong to whoever made it. */
+struct gf_clf_scratch {
+    uint32_t dim, hidden;  // capacities of acc and hid
+    float *acc;            // [dim] the embedding bag
+    float *hid;            // [hidden]
+    char *norm;            // [GF_CLF_NORM_BUF] normalized text of the current segment
+};
+
+/* Points s at caller memory: acc[dim], hid[hidden], norm[GF_CLF_NORM_BUF] (thread-local scratch
+ * of the classifier interface). */
+void gf_clf_scratch_over(struct gf_clf_scratch *s, float *acc, uint32_t dim, float *hid,
+                         uint32_t hidden, char *norm);
+
 /* ---- training (clf_train.c) ------------------------------------------------------------ */
 
 /* One training example: its hashed features and a label per category (1 positive, 0 negative,

@@ -13,13 +13,6 @@
 #define GF_SOURCE_ROOT "."
 #endif
 
-struct gf_clf_scratch {
-    uint32_t dim, hidden;  // capacities of acc and hid
-    float *acc;            // [dim] the embedding bag
-    float *hid;            // [hidden]
-    char *norm;            // [GF_CLF_NORM_BUF] normalized text of the current segment
-};
-
 const char *gf_clf_default_model_path(void)
 {
     return GF_SOURCE_ROOT "/models/moderation.gguf";
@@ -129,6 +122,16 @@ int gf_clf_scratch_new(const struct gf_clf_model *m, struct gf_clf_scratch **out
     return 0;
 }
 
+void gf_clf_scratch_over(struct gf_clf_scratch *s, float *acc, uint32_t dim, float *hid,
+                         uint32_t hidden, char *norm)
+{
+    s->dim = dim;
+    s->hidden = hidden;
+    s->acc = acc;
+    s->hid = hid;
+    s->norm = norm;
+}
+
 void gf_clf_scratch_free(struct gf_clf_scratch *s)
 {
     gf_free(s);
@@ -195,6 +198,20 @@ int gf_clf_model_score_raw(const struct gf_clf_model *m, const char *text, size_
     memset(s->acc, 0, m->dim * sizeof(float));
     size_t nf = gf_clf_text_features(&m->hash, text, len, s->norm, GF_CLF_NORM_BUF, add_row, &b);
     gf_clf_model_forward(m, s->acc, nf, s->hid, raw);
+    return 0;
+}
+
+int gf_clf_model_score_canonical(const struct gf_clf_model *m, const char *canon, size_t len,
+                                 float *scores, struct gf_clf_scratch *s)
+{
+    if (s->dim < m->dim || s->hidden < m->hidden)
+        return GF_EINVAL;
+    struct bag b = {m->emb_q, m->emb_scale, s->acc, m->dim};
+    memset(s->acc, 0, m->dim * sizeof(float));
+    size_t nf = gf_clf_features(&m->hash, canon, len, add_row, &b);
+    gf_clf_model_forward(m, s->acc, nf, s->hid, scores);
+    for (uint32_t c = 0; c < m->n_cat; c++)
+        scores[c] = gf_clf_calib_apply(&m->calib[c], scores[c]);
     return 0;
 }
 

@@ -1,29 +1,18 @@
-/* clf_text.c — from raw text to features: the text is normalized (the same canonical form the
- * detectors use, so evasion tricks do not change the features) into a fixed buffer, segment by
- * segment, and each segment is hashed. Invariant: it never allocates, and the features of a text
+/* clf_text.c — from raw text to features: the text is put in canonical form (gf_normalize, the
+ * form the detectors use, so evasion tricks do not change the features) in a fixed buffer,
+ * segment by segment, and each segment is hashed. Invariant: it never allocates, and the features of a text
  * depend only on the text and the hash parameters, not on who calls (scoring or training). */
 #include "classifiers/clf_int.h"
 
 #include <string.h>
 
-/* PLACEHOLDER until classifiers/normalize.c lands: folds ASCII case only. */
-static size_t normalize(const char *in, size_t n, char *out, size_t cap)
-{
-    size_t k = n < cap ? n : cap;
-    for (size_t i = 0; i < k; i++) {
-        char c = in[i];
-        out[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-    }
-    return k;
-}
-
 uint32_t gf_clf_norm_version(void)
 {
-    return 0;  // PLACEHOLDER: GF_NORM_VERSION once the normalizer lands
+    return GF_NORM_VERSION;
 }
 
-// Input bytes per segment: the normalizer may expand text, so a segment is a quarter of the
-// buffer, which bounds the output of any expansion up to 4x.
+// Input bytes per segment: the canonical form is never longer than its input, and
+// gf_normalize_into needs one byte more than the input without the byte map.
 static size_t segment_len(const char *s, size_t n, size_t max)
 {
     if (n <= max)
@@ -42,11 +31,12 @@ static size_t segment_len(const char *s, size_t n, size_t max)
 size_t gf_clf_text_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
                             char *buf, size_t cap, gf_clf_feature_fn fn, void *ud)
 {
-    size_t count = 0, seg_max = cap / 4;
+    size_t count = 0, seg_max = cap - 1;
     while (len > 0) {
         size_t take = segment_len(text, len, seg_max);
-        size_t out = normalize(text, take, buf, cap);
-        count += gf_clf_features(hp, buf, out, fn, ud);
+        struct gf_norm nm;
+        if (gf_normalize_into(text, take, buf, cap, GF_NORM_NO_MAP, &nm) == 0)  // always fits
+            count += gf_clf_features(hp, nm.text, nm.len, fn, ud);
         text += take;
         len -= take;
     }

@@ -7,7 +7,6 @@
 #include "classifiers/clf_int.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -412,7 +411,7 @@ int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_h
             done += B;
             since += B;
             uint64_t now = gf_now_ns();
-            if (progress != NULL && (now - last > 1000000000ULL || getenv("GF_CLF_PROGRESS_ALL") || done == total)) {
+            if (progress != NULL && (now - last > 1000000000ULL || done == total)) {
                 double rate = (double)done / ((double)(now - t0) / 1e9 + 1e-9);
                 progress(ud, done, total, loss_sum / (double)since, rate);
                 loss_sum = 0;
