@@ -339,16 +339,6 @@ static int server_from_config(const char *file, char *out, size_t outlen)
 static int run(const struct opts *o, const char *server, const char *admin_key)
 {
     const char *a = o->action;
-    static const char *const actions[] = {"create", "list", "show", "update", "revoke",
-                                          "rotate", "expire", "suspend", "unsuspend", NULL};
-    bool known = false;
-    for (size_t i = 0; actions[i]; i++)
-        known = known || strcmp(a, actions[i]) == 0;
-    if (!known) {
-        fprintf(stderr, "gardefou keys: unknown action '%s'\n", a);
-        usage(stderr);
-        return 2;
-    }
     bool needs_id = strcmp(a, "create") != 0 && strcmp(a, "list") != 0;
     if (needs_id && (o->id == NULL || !gf_apikey_id_valid(o->id))) {
         fprintf(stderr, "gardefou keys %s: expected a key id (key_ and 16 characters)\n", a);
@@ -460,6 +450,17 @@ int gf_cmd_keys(int argc, char **argv)
     if (rc)
         return rc;
     if (o.action == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    const char *a = o.action;
+    static const char *const actions[] = {"create", "list", "show", "update", "revoke",
+                                          "rotate", "expire", "suspend", "unsuspend", NULL};
+    bool known = false;
+    for (size_t i = 0; actions[i]; i++)
+        known = known || strcmp(a, actions[i]) == 0;
+    if (!known) {
+        fprintf(stderr, "gardefou keys: unknown action '%s'\n", a);
         usage(stderr);
         return 2;
     }
