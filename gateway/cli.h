@@ -18,4 +18,7 @@ extern const struct gf_cmd gf_commands[];
 /* True when argv holds -h or --help; subcommands print their usage and exit 0 then. */
 int gf_cli_wants_help(int argc, char **argv);
 
+/* `gardefou serve`: the gateway (cmd_serve.c). */
+int gf_cmd_serve(int argc, char **argv);
+
 #endif
