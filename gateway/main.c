@@ -14,6 +14,7 @@ const struct gf_cmd gf_commands[] = {
     {"serve", gf_cmd_serve, "run the OpenAI-compatible gateway"},
     {"help", cmd_help, "show this help, or a subcommand's (gardefou help serve)"},
     {"version", cmd_version, "print the version"},
+    {"keys", gf_cmd_keys, "create, list, revoke, rotate API keys (admin API)"},
     {NULL, NULL, NULL},
 };
 
