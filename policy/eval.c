@@ -115,7 +115,7 @@ int gf_policy_eval_group(const struct gf_policy *p, struct gf_policy_ctx *c, con
         }
         bool fired = false;
         if (r->clf) {
-            double s;
+            double s = 0;
             if ((rc = classifier_score(p, c, r, &in, &s, err)) != 0)
                 return rc;
             if ((rc = gf_verdict_add_score(v, r->category, s)) != 0)
