@@ -146,6 +146,70 @@ struct gf_detector {
     void *impl;
 };
 
+/* Scans in with d, appending its hits to out (see gf_detector_ops.scan). */
+int gf_detector_scan(const struct gf_detector *d, const struct gf_scan *in, struct gf_hits *out,
+                     struct gf_err *err);
+/* Frees a detector made by one of the constructors below; NULL is a no-op. */
+void gf_detector_free(struct gf_detector *d);
+
+/* Returns new scan scratch for one thread (NULL when out of memory); free with
+ * gf_scan_scratch_free. Keep one per thread or per request and reuse it. */
+struct gf_scan_scratch *gf_scan_scratch_new(void);
+void gf_scan_scratch_free(struct gf_scan_scratch *s);
+
+/* Options of the regex and keyword detectors. */
+#define GF_RX_CASELESS      1u  // match regardless of case (the canonical form always is)
+#define GF_RX_ORIGINAL_ONLY 2u  // do not also match the canonical form
+
+/* A regex detector over n PCRE2 patterns (UTF and Unicode properties on; JIT when available),
+ * each matched on the original text and, caselessly, on its canonical form. Hits carry type
+ * (copied) and the index of the pattern. On a bad pattern returns GF_EINVAL with *bad set to
+ * its index and err to "PCRE2 error at offset N: ..."; GF_ENOMEM. A pattern that exceeds the
+ * match limit on some text makes scan fail with GF_ETOOBIG (callers fail closed). */
+int gf_regex_new(const char *type, const char *const *patterns, size_t n, unsigned flags,
+                 struct gf_detector **out, size_t *bad, struct gf_err *err);
+/* A keyword detector: n literal words or phrases matched at word boundaries (whitespace in a
+ * phrase matches any whitespace), on the original text and on the canonical form (against the
+ * keywords' own canonical form). Errors as gf_regex_new (an empty keyword is GF_EINVAL). */
+int gf_keywords_new(const char *type, const char *const *words, size_t n, unsigned flags,
+                    struct gf_detector **out, size_t *bad, struct gf_err *err);
+
+/* PII and secret types of the pii detector; a hit's type is gf_pii_type_name(t). */
+enum gf_pii_type {
+    GF_PII_EMAIL,
+    GF_PII_PHONE,        // E.164 with '+', or national numbers written with separators
+    GF_PII_CREDIT_CARD,  // 13-19 digits of a known issuer passing Luhn
+    GF_PII_IBAN,         // country length and mod-97
+    GF_PII_SSN,          // US social security numbers in issued ranges, AAA-GG-SSSS
+    GF_PII_IPV4,
+    GF_PII_IPV6,
+    GF_PII_PRIVATE_KEY,  // PEM/PGP private key blocks (to the end of text if unterminated)
+    GF_PII_AWS_KEY,      // access key ids and secret keys assigned to an aws...key name
+    GF_PII_GITHUB_TOKEN, // ghp_/gho_/ghu_/ghs_/ghr_ tokens and github_pat_ tokens
+    GF_PII_SLACK_TOKEN,  // xox?- tokens and incoming webhook URLs
+    GF_PII_GF_KEY,       // gardefou's own API keys (gf_ + base62)
+    GF_PII_API_KEY,      // OpenAI/Anthropic-style sk-, Stripe sk_/rk_, Google AIza keys
+    GF_PII_JWT,
+    GF_PII_COUNT
+};
+#define GF_PII_ALL ((1u << GF_PII_COUNT) - 1)
+#define GF_PII_SECRETS                                                                        \
+    ((1u << GF_PII_PRIVATE_KEY) | (1u << GF_PII_AWS_KEY) | (1u << GF_PII_GITHUB_TOKEN) |     \
+     (1u << GF_PII_SLACK_TOKEN) | (1u << GF_PII_GF_KEY) | (1u << GF_PII_API_KEY) |           \
+     (1u << GF_PII_JWT))
+
+/* The static name of a type ("credit_card"), NULL past the end. */
+const char *gf_pii_type_name(enum gf_pii_type t);
+/* Adds the type called name to *mask: a type name, "ip" (both versions), "secret" or
+ * "secrets" (every secret type) or "all". Returns GF_EINVAL for an unknown name. */
+int gf_pii_type_parse(const char *name, uint32_t *mask);
+/* A pii detector for the types in mask (0 means all). */
+int gf_pii_new(uint32_t mask, struct gf_detector **out, struct gf_err *err);
+
+/* The spam heuristics detector: one hit of type "spam" spanning the whole text, whose score in
+ * [0, 1] combines link density, repeated word trigrams, shouting and call-to-action phrases. */
+int gf_spam_new(struct gf_detector **out, struct gf_err *err);
+
 /* ---- trained classifiers and their registry ----------------------------------------------- */
 
 struct gf_classifier;
@@ -201,5 +265,72 @@ size_t gf_clf_registry_count(const struct gf_clf_registry *r);
 const char *gf_clf_registry_category(const struct gf_clf_registry *r, size_t i);
 struct gf_clf_registry *gf_clf_registry_ref(struct gf_clf_registry *r);
 void gf_clf_registry_unref(struct gf_clf_registry *r);
+
+/* ---- trained models (classifiers/clf_*.c) ------------------------------------------------
+ *
+ * A multi-label text classifier in the fastText style: hashed word and character n-grams of the
+ * normalized text, an embedding bag, an optional hidden layer and one calibrated sigmoid per
+ * category ("spam", "hate", "harassment", "violence", "sexual", "self-harm", "illicit",
+ * "misinformation", "prompt-injection" in the shipped model). Models are GGUF files with
+ * general.architecture = "gardefou-classifier" (format in docs/classifiers.md).
+ *
+ * A model is immutable and refcounted: load it once, share it between threads, take a ref per
+ * user (a policy snapshot, an in-flight request) and drop it with unref. Scoring never allocates:
+ * each thread owns a scratch (gf_clf_scratch_new) and passes it to every call. */
+
+struct gf_clf_model;
+struct gf_clf_scratch;
+
+/* Loads a model file. On success *out holds a model with refcount 1 and returns 0; otherwise
+ * returns GF_EIO (cannot read), GF_EFORMAT (not a valid classifier file: wrong architecture,
+ * missing or mis-shaped tensor, bad category list, bad calibration; err says which) or
+ * GF_ENOMEM, and *out is NULL. */
+int gf_clf_model_load(const char *path, struct gf_clf_model **out, struct gf_err *err);
+/* The same over a buffer, which is borrowed: keep it unchanged and alive until the model's last
+ * unref. */
+int gf_clf_model_load_mem(const void *data, size_t len, struct gf_clf_model **out,
+                          struct gf_err *err);
+/* Writes m as a GGUF file (atomically replacing path). GF_EIO with err set, or GF_ENOMEM. */
+int gf_clf_model_save(const struct gf_clf_model *m, const char *path, struct gf_err *err);
+
+/* Takes a reference (returns m); thread-safe. */
+struct gf_clf_model *gf_clf_model_ref(struct gf_clf_model *m);
+/* Drops a reference; the last one frees the model. NULL is a no-op. Thread-safe. */
+void gf_clf_model_unref(struct gf_clf_model *m);
+
+/* The category names, in score order; borrowed, valid while a ref is held. Returns how many. */
+size_t gf_clf_model_categories(const struct gf_clf_model *m, const char *const **names);
+/* Index of a category in the score array, or -1 when the model has no such category. */
+int gf_clf_model_category_index(const struct gf_clf_model *m, const char *name);
+
+/* Per-thread working memory for scoring with m (or any model no larger than m). Caller frees
+ * it with gf_clf_scratch_free. Returns 0 or GF_ENOMEM. */
+int gf_clf_scratch_new(const struct gf_clf_model *m, struct gf_clf_scratch **out);
+void gf_clf_scratch_free(struct gf_clf_scratch *s);
+
+/* Scores text[0..len) (UTF-8; any bytes are accepted): writes one calibrated probability in
+ * [0,1] per category to scores (gf_clf_model_categories order). Never allocates. Returns 0, or
+ * GF_EINVAL when s is too small for m. Long texts are scored whole (mean over all features). */
+int gf_clf_model_score(const struct gf_clf_model *m, const char *text, size_t len, float *scores,
+                       struct gf_clf_scratch *s);
+/* Scores n texts: scores[i * n_categories + c]. Gives exactly the scores of n single calls. */
+int gf_clf_model_score_batch(const struct gf_clf_model *m, const char *const *texts,
+                             const size_t *lens, size_t n, float *scores,
+                             struct gf_clf_scratch *s);
+
+/* Scores text that is already in canonical form (gf_normalize of GF_NORM_VERSION, e.g. the
+ * struct gf_norm a filter chain made once for all detectors), skipping normalization. Same
+ * scores as gf_clf_model_score on the original text when that is under 16 KiB. */
+int gf_clf_model_score_canonical(const struct gf_clf_model *m, const char *canon, size_t len,
+                                 float *scores, struct gf_clf_scratch *s);
+
+/* Wraps m as a struct gf_classifier (implementation "fasttext", one category per model
+ * category) for gf_clf_registry_add; the classifier takes its own reference on m, dropped when
+ * the classifier's last reference goes. Scoring through it uses thread-local scratch. Returns
+ * 0 or GF_ENOMEM. */
+int gf_clf_model_classifier(struct gf_clf_model *m, struct gf_classifier **out);
+
+/* Where an uninstalled build finds the shipped model: <source tree>/models/moderation.gguf. */
+const char *gf_clf_default_model_path(void);
 
 #endif
