@@ -1,0 +1,307 @@
+/* normalize.c — the canonical form of text against evasion (classifiers.h says what it is).
+ * Three passes over one scratch block: fold decodes UTF-8 and writes each character's folded
+ * spelling with the original byte span that produced it; join squeezes whitespace and joins
+ * spaced-out letters in place; unleet rewrites leetspeak inside words in place. Invariant: no
+ * pass writes more bytes than it reads, so the output fits in len bytes and the in-place passes
+ * never overwrite bytes they have yet to read. */
+#include "classifiers/classifiers.h"
+
+#include <string.h>
+
+#include "classifiers/fold_int.h"
+
+// The text being rewritten: bytes and, unless NO_MAP, the original span of each byte.
+struct form {
+    char *t;
+    uint32_t *start, *end;
+    size_t n;
+};
+
+static void emit(struct form *f, size_t *w, char c, uint32_t s, uint32_t e)
+{
+    f->t[*w] = c;
+    if (f->start) {
+        f->start[*w] = s;
+        f->end[*w] = e;
+    }
+    (*w)++;
+}
+
+static size_t fold_pass(const unsigned char *s, size_t len, struct form *f)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = s[i];
+        if (c < 0x80) {  // fast path: ASCII folds to at most one byte
+            char o;
+            if (c >= 'A' && c <= 'Z')
+                o = (char)(c + 32);
+            else if (c >= 0x20 && c != 0x7F)
+                o = (char)c;
+            else if (c >= '\t' && c <= '\r')
+                o = ' ';
+            else {
+                i++;
+                continue;
+            }
+            emit(f, &w, o, (uint32_t)i, (uint32_t)(i + 1));
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t n = gf_utf8_decode(s + i, len - i, &cp);
+        if (n == 0) {  // invalid byte: dropped like an invisible character
+            i++;
+            continue;
+        }
+        char tmp[4];
+        size_t k = gf_fold_cp(cp, tmp);
+        for (size_t j = 0; j < k; j++)
+            emit(f, &w, tmp[j], (uint32_t)i, (uint32_t)(i + n));
+        i += n;
+    }
+    return w;
+}
+
+// Word characters: letters, digits, leetspeak signs and every non-ASCII byte.
+static bool is_word(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '@' || c == '$' || c >= 0x80;
+}
+
+static size_t char_len(unsigned char c)
+{
+    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;  // the text is valid UTF-8 here
+}
+
+static size_t token_len(const struct form *f, size_t r)
+{
+    size_t q = r;
+    while (q < f->n && is_word((unsigned char)f->t[q]))
+        q++;
+    return q - r;
+}
+
+static bool is_single(const struct form *f, size_t r)
+{
+    size_t cl = char_len((unsigned char)f->t[r]);
+    return token_len(f, r) == cl;
+}
+
+// Copies bytes [r, r+n) to w, keeping their spans.
+static void copy(struct form *f, size_t *w, size_t r, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        uint32_t s = f->start ? f->start[r + k] : 0, e = f->start ? f->end[r + k] : 0;
+        emit(f, w, f->t[r + k], s, e);
+    }
+}
+
+// Copies one gap byte, or a whole run of spaces as one space covering all of them.
+static size_t copy_gap(struct form *f, size_t *w, size_t r)
+{
+    if (f->t[r] != ' ') {
+        copy(f, w, r, 1);
+        return r + 1;
+    }
+    size_t q = r;
+    while (q < f->n && f->t[q] == ' ')
+        q++;
+    uint32_t s = f->start ? f->start[r] : 0, e = f->start ? f->end[q - 1] : 0;
+    emit(f, w, ' ', s, e);
+    return q;
+}
+
+/* Joins runs of >= 3 single-character words separated by exactly one non-word byte, when one
+ * of them is a letter. A run that does not qualify is copied whole, so each byte is looked at
+ * a bounded number of times. */
+static size_t join_pass(struct form *f)
+{
+    size_t w = 0, r = 0;
+    while (r < f->n) {
+        unsigned char c = (unsigned char)f->t[r];
+        if (!is_word(c)) {
+            r = copy_gap(f, &w, r);
+            continue;
+        }
+        if (!is_single(f, r)) {
+            size_t tl = token_len(f, r);
+            copy(f, &w, r, tl);
+            r += tl;
+            continue;
+        }
+        size_t q = r, count = 0, last = r;
+        bool letter = false;
+        for (;;) {
+            unsigned char h = (unsigned char)f->t[q];
+            count++;
+            letter |= (h >= 'a' && h <= 'z');
+            last = q + char_len(h);
+            if (last + 1 < f->n && !is_word((unsigned char)f->t[last]) &&
+                is_word((unsigned char)f->t[last + 1]) && is_single(f, last + 1))
+                q = last + 1;
+            else
+                break;
+        }
+        bool join = count >= 3 && letter;
+        while (r < last) {
+            if (is_word((unsigned char)f->t[r])) {
+                size_t cl = char_len((unsigned char)f->t[r]);
+                copy(f, &w, r, cl);
+                r += cl;
+            } else if (join) {
+                r++;  // the separator between spaced-out letters
+            } else {
+                r = copy_gap(f, &w, r);
+            }
+        }
+    }
+    return w;
+}
+
+static char unleet(char c)
+{
+    switch (c) {
+    case '0': return 'o';
+    case '1': return 'i';
+    case '3': return 'e';
+    case '4': return 'a';
+    case '5': return 's';
+    case '7': return 't';
+    case '@': return 'a';
+    case '$': return 's';
+    default: return c;
+    }
+}
+
+// Rewrites leetspeak inside every word that holds at least one ASCII letter.
+static void unleet_pass(struct form *f)
+{
+    size_t r = 0;
+    while (r < f->n) {
+        if (!is_word((unsigned char)f->t[r])) {
+            r++;
+            continue;
+        }
+        size_t tl = token_len(f, r);
+        bool letter = false;
+        for (size_t k = r; k < r + tl && !letter; k++)
+            letter = f->t[k] >= 'a' && f->t[k] <= 'z';
+        if (letter)
+            for (size_t k = r; k < r + tl; k++)
+                f->t[k] = unleet(f->t[k]);
+        r += tl;
+    }
+}
+
+size_t gf_norm_scratch_size(size_t len, unsigned flags)
+{
+    size_t per = (flags & GF_NORM_NO_MAP) ? 1 : 1 + 2 * sizeof(uint32_t);
+    if (len > GF_NORM_MAX_LEN || len > (SIZE_MAX - 1) / per)
+        return SIZE_MAX;
+    return len * per + 1;
+}
+
+int gf_normalize_into(const char *text, size_t len, void *scratch, size_t scratch_size,
+                      unsigned flags, struct gf_norm *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t need = gf_norm_scratch_size(len, flags);
+    if (need == SIZE_MAX || scratch == NULL || scratch_size < need)
+        return GF_ETOOBIG;
+    struct form f = {0};
+    if (flags & GF_NORM_NO_MAP) {
+        f.t = scratch;
+    } else {
+        f.start = scratch;
+        f.end = f.start + len;
+        f.t = (char *)(f.end + len);
+    }
+    f.n = fold_pass((const unsigned char *)text, len, &f);
+    f.n = join_pass(&f);
+    unleet_pass(&f);
+    f.t[f.n] = '\0';
+    out->text = f.t;
+    out->len = f.n;
+    out->start = f.start;
+    out->end = f.end;
+    out->orig_len = len;
+    return 0;
+}
+
+int gf_normalize(const char *text, size_t len, struct gf_norm *out, struct gf_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    size_t need = gf_norm_scratch_size(len, 0);
+    if (need == SIZE_MAX)
+        return gf_err_set(err, GF_ETOOBIG, "text of %zu bytes is too long to normalize", len);
+    void *block = gf_malloc(need);
+    if (block == NULL)
+        return gf_err_set(err, GF_ENOMEM, "out of memory normalizing %zu bytes", len);
+    int rc = gf_normalize_into(text, len, block, need, 0, out);
+    if (rc != 0) {  // cannot happen: the block has the size asked for
+        gf_free(block);
+        return gf_err_set(err, rc, "normalization failed");
+    }
+    out->owned = block;
+    return 0;
+}
+
+void gf_norm_cleanup(struct gf_norm *n)
+{
+    if (n == NULL)
+        return;
+    gf_free(n->owned);
+    memset(n, 0, sizeof(*n));
+}
+
+void gf_norm_buf_init(struct gf_norm_buf *b, size_t max)
+{
+    b->p = NULL;
+    b->cap = 0;
+    b->max = max;
+}
+
+void gf_norm_buf_cleanup(struct gf_norm_buf *b)
+{
+    gf_free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+}
+
+int gf_norm_buf_normalize(struct gf_norm_buf *b, const char *text, size_t len, unsigned flags,
+                          struct gf_norm *out, struct gf_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    size_t need = gf_norm_scratch_size(len, flags);
+    if (need == SIZE_MAX || (b->max && need > b->max))
+        return gf_err_set(err, GF_ETOOBIG, "text of %zu bytes is too long to normalize", len);
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < need)
+            cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+        if (b->max && cap > b->max)
+            cap = b->max;
+        void *p = gf_malloc(cap);  // not realloc: the old contents are not needed
+        if (p == NULL)
+            return gf_err_set(err, GF_ENOMEM, "out of memory normalizing %zu bytes", len);
+        gf_free(b->p);
+        b->p = p;
+        b->cap = cap;
+    }
+    return gf_normalize_into(text, len, b->p, b->cap, flags, out);
+}
+
+void gf_norm_span(const struct gf_norm *n, size_t a, size_t b, size_t *oa, size_t *ob)
+{
+    if (a >= n->len) {
+        *oa = *ob = n->orig_len;
+        return;
+    }
+    if (b <= a) {
+        *oa = *ob = n->start[a];
+        return;
+    }
+    *oa = n->start[a];
+    *ob = n->end[b - 1];
+}

@@ -1,0 +1,261 @@
+/* kernels.c — the scalar kernels (the reference every SIMD kernel is tested against) and the
+ * run-time choice of a kernel table. The choice is made once from __builtin_cpu_supports and
+ * can only be lowered by GF_KERNELS (scalar|avx2|avx512), never raised past what the CPU has. */
+#include "engine/kernels_int.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float dot_f32(const float *a, const float *b, int n)
+{
+    float s = 0.0f;
+    for (int i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static float dot_f16(const uint16_t *a, const float *b, int n)
+{
+    float s = 0.0f;
+    for (int i = 0; i < n; i++)
+        s += gf_h2f(a[i]) * b[i];
+    return s;
+}
+
+static float dot_q8(const struct gf_block_q8 *a, const struct gf_block_q8 *b, int nb)
+{
+    float s = 0.0f;
+    for (int k = 0; k < nb; k++) {
+        int32_t acc = 0;
+        for (int i = 0; i < GF_QK; i++)
+            acc += (int32_t)a[k].qs[i] * (int32_t)b[k].qs[i];
+        s += (float)acc * (gf_h2f(a[k].d) * gf_h2f(b[k].d));
+    }
+    return s;
+}
+
+static float dot_q4(const struct gf_block_q4 *a, const struct gf_block_q8 *b, int nb)
+{
+    float s = 0.0f;
+    for (int k = 0; k < nb; k++) {
+        int32_t acc = 0;
+        for (int i = 0; i < GF_QK / 2; i++) {
+            int lo = (a[k].qs[i] & 0x0f) - 8;
+            int hi = (a[k].qs[i] >> 4) - 8;
+            acc += lo * b[k].qs[i] + hi * b[k].qs[i + GF_QK / 2];
+        }
+        s += (float)acc * (gf_h2f(a[k].d) * gf_h2f(b[k].d));
+    }
+    return s;
+}
+
+static void quantize_q8(const float *x, struct gf_block_q8 *y, int n)
+{
+    for (int k = 0; k < n / GF_QK; k++) {
+        const float *v = x + k * GF_QK;
+        float amax = 0.0f;
+        for (int i = 0; i < GF_QK; i++)
+            amax = fmaxf(amax, fabsf(v[i]));
+        float d = amax / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[k].d = gf_f2h(d);
+        // nearbyintf rounds half to even, as the SIMD versions do
+        for (int i = 0; i < GF_QK; i++)
+            y[k].qs[i] = (int8_t)nearbyintf(v[i] * id);
+    }
+}
+
+static void axpy_f32(float *y, float a, const float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+static void axpy_f16(float *y, float a, const uint16_t *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] += a * gf_h2f(x[i]);
+}
+
+static void f32_to_f16(const float *x, uint16_t *y, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] = gf_f2h(x[i]);
+}
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
+{
+    float ss = 0.0f;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    float scale = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++)
+        o[i] = x[i] * scale * w[i];
+}
+
+static void softmax(float *x, int n)
+{
+    float max = x[0];
+    for (int i = 1; i < n; i++)
+        max = fmaxf(max, x[i]);
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+static void swiglu(float *h, const float *g, const float *u, int n)
+{
+    for (int i = 0; i < n; i++) {
+        float v = g[i];
+        h[i] = v / (1.0f + expf(-v)) * u[i];
+    }
+}
+
+static void rope(float *v, int n_heads, int head_dim, int n_rot, const float *cs)
+{
+    for (int h = 0; h < n_heads; h++) {
+        float *p = v + (size_t)h * head_dim;
+        for (int i = 0; i < n_rot; i += 2) {
+            float c = cs[i], s = cs[i + 1];
+            float x0 = p[i], x1 = p[i + 1];
+            p[i] = x0 * c - x1 * s;
+            p[i + 1] = x0 * s + x1 * c;
+        }
+    }
+}
+
+void gf_rope_cos_sin(float *cs, int n_rot, int pos, float theta)
+{
+    for (int i = 0; i < n_rot; i += 2) {
+        // the angle in double, then rounded: agrees with llama.cpp and llama2.c within 1e-6
+        double freq = pow((double)theta, -(double)i / (double)n_rot);
+        double ang = (double)pos * freq;
+        cs[i] = (float)cos(ang);
+        cs[i + 1] = (float)sin(ang);
+    }
+}
+
+const struct gf_kernels gf_kernels_scalar = {
+    .name = "scalar",
+    .dot_f32 = dot_f32,
+    .dot_f16 = dot_f16,
+    .dot_q8 = dot_q8,
+    .dot_q4 = dot_q4,
+    .quantize_q8 = quantize_q8,
+    .axpy_f32 = axpy_f32,
+    .axpy_f16 = axpy_f16,
+    .f32_to_f16 = f32_to_f16,
+    .rmsnorm = rmsnorm,
+    .softmax = softmax,
+    .swiglu = swiglu,
+    .rope = rope,
+};
+
+static struct gf_kernels avx2_table, avx512_table;
+static int have_avx2, have_avx512;
+static const struct gf_kernels *best;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void choose(void)
+{
+    __builtin_cpu_init();
+    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                __builtin_cpu_supports("f16c");
+    have_avx512 = have_avx2 && __builtin_cpu_supports("avx512f") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    if (have_avx2) {
+        avx2_table = gf_kernels_scalar;
+        gf_kernels_fill_avx2(&avx2_table);
+    }
+    if (have_avx512) {
+        avx512_table = avx2_table;
+        gf_kernels_fill_avx512(&avx512_table);
+    }
+    best = have_avx512 ? &avx512_table : have_avx2 ? &avx2_table : &gf_kernels_scalar;
+    const char *force = getenv("GF_KERNELS");
+    if (force != NULL && force[0] != '\0') {
+        if (strcmp(force, "scalar") == 0)
+            best = &gf_kernels_scalar;
+        else if (strcmp(force, "avx2") == 0 && have_avx2)
+            best = &avx2_table;
+    }
+}
+
+const struct gf_kernels *gf_kernels_get(void)
+{
+    pthread_once(&once, choose);
+    return best;
+}
+
+const struct gf_kernels *gf_kernels_by_name(const char *name)
+{
+    pthread_once(&once, choose);
+    if (strcmp(name, "scalar") == 0)
+        return &gf_kernels_scalar;
+    if (strcmp(name, "avx2") == 0)
+        return have_avx2 ? &avx2_table : NULL;
+    if (strcmp(name, "avx512") == 0)
+        return have_avx512 ? &avx512_table : NULL;
+    return NULL;
+}
+
+size_t gf_wt_row_bytes(int type, int n)
+{
+    switch (type) {
+    case GF_WT_F32:
+        return (size_t)n * 4;
+    case GF_WT_F16:
+        return (size_t)n * 2;
+    case GF_WT_Q8_0:
+        return (size_t)(n / GF_QK) * sizeof(struct gf_block_q8);
+    case GF_WT_Q4_0:
+        return (size_t)(n / GF_QK) * sizeof(struct gf_block_q4);
+    default:
+        return 0;
+    }
+}
+
+void gf_wt_row_to_f32(int type, const void *row, float *out, int n)
+{
+    switch (type) {
+    case GF_WT_F32:
+        memcpy(out, row, (size_t)n * sizeof(float));
+        break;
+    case GF_WT_F16: {
+        const uint16_t *h = row;
+        for (int i = 0; i < n; i++)
+            out[i] = gf_h2f(h[i]);
+        break;
+    }
+    case GF_WT_Q8_0: {
+        const struct gf_block_q8 *b = row;
+        for (int k = 0; k < n / GF_QK; k++) {
+            float d = gf_h2f(b[k].d);
+            for (int i = 0; i < GF_QK; i++)
+                out[k * GF_QK + i] = d * (float)b[k].qs[i];
+        }
+        break;
+    }
+    case GF_WT_Q4_0: {
+        const struct gf_block_q4 *b = row;
+        for (int k = 0; k < n / GF_QK; k++) {
+            float d = gf_h2f(b[k].d);
+            for (int i = 0; i < GF_QK / 2; i++) {
+                out[k * GF_QK + i] = d * (float)((b[k].qs[i] & 0x0f) - 8);
+                out[k * GF_QK + i + GF_QK / 2] = d * (float)((b[k].qs[i] >> 4) - 8);
+            }
+        }
+        break;
+    }
+    default:
+        memset(out, 0, (size_t)n * sizeof(float));
+        break;
+    }
+}

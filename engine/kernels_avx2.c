@@ -1,0 +1,222 @@
+/* kernels_avx2.c — AVX2+FMA+F16C versions of the hot kernels (dot products, Q8_0
+ * quantization, axpy, half conversion, RMSNorm). This file alone is compiled with -mavx2 -mfma
+ * -mf16c; its functions run only after kernels.c has checked the CPU. Results equal the scalar
+ * kernels up to float summation order (integer block sums are exact). */
+#include "engine/kernels_int.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+static inline float hsum256(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v);
+    __m128 hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+static float dot_f32(const float *a, const float *b, int n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static inline __m256 load_h8(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+static float dot_f16(const uint16_t *a, const float *b, int n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(load_h8(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(load_h8(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(load_h8(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += gf_h2f(a[i]) * b[i];
+    return s;
+}
+
+static inline float h2f_fast(uint16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+/* Signed int8 x int8 products of 32 lanes summed to 8 int32 lanes, as floats. maddubs needs an
+ * unsigned first operand, so |x| is paired with y carrying x's sign. */
+static inline __m256 mul_sum_i8(__m256i x, __m256i y)
+{
+    __m256i ax = _mm256_sign_epi8(x, x);
+    __m256i sy = _mm256_sign_epi8(y, x);
+    __m256i dot16 = _mm256_maddubs_epi16(ax, sy);
+    __m256i dot32 = _mm256_madd_epi16(dot16, _mm256_set1_epi16(1));
+    return _mm256_cvtepi32_ps(dot32);
+}
+
+static float dot_q8(const struct gf_block_q8 *a, const struct gf_block_q8 *b, int nb)
+{
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 2 <= nb; k += 2) {
+        __m256 d0 = _mm256_set1_ps(h2f_fast(a[k].d) * h2f_fast(b[k].d));
+        __m256 d1 = _mm256_set1_ps(h2f_fast(a[k + 1].d) * h2f_fast(b[k + 1].d));
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)a[k].qs);
+        __m256i y0 = _mm256_loadu_si256((const __m256i *)b[k].qs);
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)a[k + 1].qs);
+        __m256i y1 = _mm256_loadu_si256((const __m256i *)b[k + 1].qs);
+        acc0 = _mm256_fmadd_ps(d0, mul_sum_i8(x0, y0), acc0);
+        acc1 = _mm256_fmadd_ps(d1, mul_sum_i8(x1, y1), acc1);
+    }
+    for (; k < nb; k++) {
+        __m256 d = _mm256_set1_ps(h2f_fast(a[k].d) * h2f_fast(b[k].d));
+        __m256i x = _mm256_loadu_si256((const __m256i *)a[k].qs);
+        __m256i y = _mm256_loadu_si256((const __m256i *)b[k].qs);
+        acc0 = _mm256_fmadd_ps(d, mul_sum_i8(x, y), acc0);
+    }
+    return hsum256(_mm256_add_ps(acc0, acc1));
+}
+
+/* The 32 values of a Q4_0 block as int8 in [-8, 7], in value order: low nibbles are values
+ * 0..15 (low 128-bit lane), high nibbles values 16..31 (high lane). */
+static inline __m256i unpack_q4(const uint8_t *qs)
+{
+    __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    v = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+}
+
+static float dot_q4(const struct gf_block_q4 *a, const struct gf_block_q8 *b, int nb)
+{
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 2 <= nb; k += 2) {
+        __m256 d0 = _mm256_set1_ps(h2f_fast(a[k].d) * h2f_fast(b[k].d));
+        __m256 d1 = _mm256_set1_ps(h2f_fast(a[k + 1].d) * h2f_fast(b[k + 1].d));
+        __m256i x0 = unpack_q4(a[k].qs);
+        __m256i x1 = unpack_q4(a[k + 1].qs);
+        __m256i y0 = _mm256_loadu_si256((const __m256i *)b[k].qs);
+        __m256i y1 = _mm256_loadu_si256((const __m256i *)b[k + 1].qs);
+        acc0 = _mm256_fmadd_ps(d0, mul_sum_i8(x0, y0), acc0);
+        acc1 = _mm256_fmadd_ps(d1, mul_sum_i8(x1, y1), acc1);
+    }
+    for (; k < nb; k++) {
+        __m256 d = _mm256_set1_ps(h2f_fast(a[k].d) * h2f_fast(b[k].d));
+        __m256i x = unpack_q4(a[k].qs);
+        __m256i y = _mm256_loadu_si256((const __m256i *)b[k].qs);
+        acc0 = _mm256_fmadd_ps(d, mul_sum_i8(x, y), acc0);
+    }
+    return hsum256(_mm256_add_ps(acc0, acc1));
+}
+
+static void quantize_q8(const float *x, struct gf_block_q8 *y, int n)
+{
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    for (int k = 0; k < n / GF_QK; k++) {
+        const float *v = x + k * GF_QK;
+        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+        __m256 v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+        __m256 m = _mm256_andnot_ps(signbit, v0);
+        m = _mm256_max_ps(m, _mm256_andnot_ps(signbit, v1));
+        m = _mm256_max_ps(m, _mm256_andnot_ps(signbit, v2));
+        m = _mm256_max_ps(m, _mm256_andnot_ps(signbit, v3));
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float amax = _mm_cvtss_f32(m4);
+        float d = amax / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[k].d = gf_f2h(d);
+        __m256 mul = _mm256_set1_ps(id);
+        const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, mul), rnd));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, mul), rnd));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, mul), rnd));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, mul), rnd));
+        // packs interleave 128-bit lanes; the permute puts the bytes back in order
+        __m256i p01 = _mm256_packs_epi32(i0, i1);
+        __m256i p23 = _mm256_packs_epi32(i2, i3);
+        __m256i p = _mm256_packs_epi16(p01, p23);
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)y[k].qs, p);
+    }
+}
+
+static void axpy_f32(float *y, float a, const float *x, int n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+
+static void axpy_f16(float *y, float a, const uint16_t *x, int n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load_h8(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += a * gf_h2f(x[i]);
+}
+
+static void f32_to_f16(const float *x, uint16_t *y, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm_storeu_si128((__m128i *)(y + i), h);
+    }
+    for (; i < n; i++)
+        y[i] = gf_f2h(x[i]);
+}
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
+{
+    float ss = dot_f32(x, x, n);
+    float scale = 1.0f / sqrtf(ss / (float)n + eps);
+    __m256 vs = _mm256_set1_ps(scale);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), vs);
+        _mm256_storeu_ps(o + i, _mm256_mul_ps(v, _mm256_loadu_ps(w + i)));
+    }
+    for (; i < n; i++)
+        o[i] = x[i] * scale * w[i];
+}
+
+void gf_kernels_fill_avx2(struct gf_kernels *k)
+{
+    k->name = "avx2";
+    k->dot_f32 = dot_f32;
+    k->dot_f16 = dot_f16;
+    k->dot_q8 = dot_q8;
+    k->dot_q4 = dot_q4;
+    k->quantize_q8 = quantize_q8;
+    k->axpy_f32 = axpy_f32;
+    k->axpy_f16 = axpy_f16;
+    k->f32_to_f16 = f32_to_f16;
+    k->rmsnorm = rmsnorm;
+}

@@ -1,0 +1,155 @@
+/* kernels_int.h — the numeric kernels of the embedded engine: dot products of weight rows in
+ * F32, F16, Q8_0 and Q4_0 with activations, activation quantization to Q8_0, RMSNorm, RoPE,
+ * softmax, SwiGLU. Each kernel has a scalar version; gf_kernels_get() returns a table filled
+ * once from what the CPU supports (AVX-512, AVX2+FMA+F16C, scalar), and GF_KERNELS=scalar|avx2|
+ * avx512 in the environment forces a lower path so tests cover each one on any machine.
+ * Block layouts are the GGUF ones, so weights are used in place from the mapped file. */
+#ifndef GF_KERNELS_INT_H
+#define GF_KERNELS_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Weight types, numbered as GGUF numbers them. */
+enum {
+    GF_WT_F32 = 0,
+    GF_WT_F16 = 1,
+    GF_WT_Q4_0 = 2,
+    GF_WT_Q8_0 = 8,
+};
+
+#ifndef GF_QK
+#define GF_QK 32  // values per quantization block (Q8_0 and Q4_0); gguf.h says the same
+#endif
+
+/* Q8_0: value i = d * qs[i]. 34 bytes, packed as in GGUF. */
+struct gf_block_q8 {
+    uint16_t d;  // IEEE half
+    int8_t qs[GF_QK];
+};
+
+/* Q4_0: value i (i < 16) = d * ((qs[i] & 15) - 8), value i + 16 = d * ((qs[i] >> 4) - 8). */
+struct gf_block_q4 {
+    uint16_t d;  // IEEE half
+    uint8_t qs[GF_QK / 2];
+};
+
+_Static_assert(sizeof(struct gf_block_q8) == 34, "Q8_0 block is 34 bytes");
+_Static_assert(sizeof(struct gf_block_q4) == 18, "Q4_0 block is 18 bytes");
+
+/* Half <-> float, exact round-to-nearest-even (the same results as F16C). */
+static inline float gf_h2f(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t man = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else {  // subnormal: normalize
+            int e = -1;
+            do {
+                man <<= 1;
+                e++;
+            } while ((man & 0x400) == 0);
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+static inline uint16_t gf_f2h(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof(x));
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u)  // inf or nan
+        return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0));
+    if (ax >= 0x477ff000u)  // rounds to >= 65520: overflow to inf
+        return (uint16_t)(sign | 0x7c00);
+    if (ax < 0x38800000u) {  // below the smallest normal half: subnormal or zero
+        if (ax < 0x33000000u)  // below half the smallest subnormal
+            return sign;
+        uint32_t e = ax >> 23;
+        uint32_t m = (ax & 0x7fffff) | 0x800000;
+        uint32_t shift = 126 - e;  // puts the value in units of 2^-24
+        uint32_t r = m >> shift;
+        uint32_t rem = m & ((1u << shift) - 1);
+        uint32_t half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (r & 1)))
+            r++;
+        return (uint16_t)(sign | r);
+    }
+    uint32_t r = ((ax >> 13) - (112u << 10));
+    uint32_t rem = ax & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (r & 1)))
+        r++;
+    return (uint16_t)(sign | r);
+}
+
+/* The kernel table. Contracts (n is a length in values; for the quantized types a multiple of
+ * GF_QK; pointers need no particular alignment):
+ *   dot_f32(a, b, n)          sum a[i]*b[i]
+ *   dot_f16(a, b, n)          sum half(a[i])*b[i]
+ *   dot_q8(a, b, nb)          sum over nb Q8_0 blocks of d_a*d_b*sum(qa*qb)
+ *   dot_q4(a, b, nb)          the same with a Q4_0 row and Q8_0 activations
+ *   quantize_q8(x, y, n)      y = Q8_0 of x: d = max|x|/127, q = nearest-even(x/d)
+ *   axpy_f32(y, a, x, n)      y += a*x
+ *   axpy_f16(y, a, x, n)      y += a*half(x)
+ *   f32_to_f16(x, y, n)       y = half(x), round to nearest even
+ *   rmsnorm(o, x, w, n, eps)  o = x / sqrt(mean(x^2) + eps) * w (o may be x)
+ *   softmax(x, n)             in place, max-subtracted
+ *   swiglu(h, g, u, n)        h = silu(g) * u (h may be g)
+ *   rope(v, n_heads, head_dim, n_rot, cs)
+ *                             rotates adjacent pairs (v[2i], v[2i+1]) of each head's first
+ *                             n_rot values by the angle whose cosine and sine are cs[2i],
+ *                             cs[2i+1] (Llama, rope type NORM; see gf_rope_cos_sin) */
+struct gf_kernels {
+    const char *name;  // "scalar", "avx2", "avx512"
+    float (*dot_f32)(const float *a, const float *b, int n);
+    float (*dot_f16)(const uint16_t *a, const float *b, int n);
+    float (*dot_q8)(const struct gf_block_q8 *a, const struct gf_block_q8 *b, int nb);
+    float (*dot_q4)(const struct gf_block_q4 *a, const struct gf_block_q8 *b, int nb);
+    void (*quantize_q8)(const float *x, struct gf_block_q8 *y, int n);
+    void (*axpy_f32)(float *y, float a, const float *x, int n);
+    void (*axpy_f16)(float *y, float a, const uint16_t *x, int n);
+    void (*f32_to_f16)(const float *x, uint16_t *y, int n);
+    void (*rmsnorm)(float *o, const float *x, const float *w, int n, float eps);
+    void (*softmax)(float *x, int n);
+    void (*swiglu)(float *h, const float *g, const float *u, int n);
+    void (*rope)(float *v, int n_heads, int head_dim, int n_rot, const float *cs);
+};
+
+/* The best table for this CPU, chosen on first call (thread-safe), lowered by GF_KERNELS.
+ * Never NULL; the table is static. */
+const struct gf_kernels *gf_kernels_get(void);
+
+/* A specific table, or NULL when this CPU (or build) cannot run it. name: "scalar", "avx2",
+ * "avx512". Tests use it to compare every SIMD kernel with the scalar one. */
+const struct gf_kernels *gf_kernels_by_name(const char *name);
+
+/* Filled by kernels_avx2.c / kernels_avx512.c from the scalar table: they copy it and replace
+ * the kernels they accelerate. Called once, only when the CPU supports the instruction set. */
+void gf_kernels_fill_avx2(struct gf_kernels *k);
+void gf_kernels_fill_avx512(struct gf_kernels *k);
+extern const struct gf_kernels gf_kernels_scalar;
+
+/* Fills cs[0..n_rot) with cos, sin of pos * theta^(-2i/n_rot) for i in [0, n_rot/2). */
+void gf_rope_cos_sin(float *cs, int n_rot, int pos, float theta);
+
+/* Bytes of one row of n values of weight type t (0 for an unknown type). */
+size_t gf_wt_row_bytes(int type, int n);
+
+/* Dequantizes one row of n values of type t to f32. */
+void gf_wt_row_to_f32(int type, const void *row, float *out, int n);
+
+#endif

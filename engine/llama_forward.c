@@ -1,0 +1,360 @@
+/* llama_forward.c — the forward pass of a Llama 2 model over a batch of tokens from one or
+ * more sequences (continuous batching). Every matrix product reads each weight row once for
+ * the whole batch: small batches (decode steps) go through the hand-written dot kernels, with
+ * activations quantized to Q8_0 for quantized weights; large batches (prompts) go through
+ * OpenBLAS sgemm on weight tiles dequantized per thread. Threads split weight rows; OpenBLAS
+ * itself runs single-threaded inside each share so the two never compete for cores. */
+#include "engine/llama_int.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "engine/kernels_int.h"
+#include "engine/threadpool_int.h"
+
+#define DEFAULT_GEMM_MIN 16  // batches at least this large use sgemm
+#define TILE_ROWS        64  // weight rows dequantized at a time for sgemm
+#define ROW_ALIGN        16  // rows per chunk when splitting among threads
+#define MAX_MM           3   // weights sharing one input in one parallel job
+
+struct gf_llm_ctx {
+    const struct gf_llm *m;
+    const struct gf_kernels *k;
+    struct gf_tpool *pool;
+    int n_threads, max_tokens, max_ctx, gemm_min;
+    int max_cols;
+    float *x;                // [T][dim] residual stream
+    float *xb;               // [T][max(dim, q_dim)] normalized input, attention output
+    float *tmp;              // [T][dim] output of wo and down
+    float *q;                // [T][q_dim]
+    float *kk, *vv;          // [T][kv_dim]
+    float *hb, *hb2;         // [T][hidden]
+    float *cs;               // [T][n_rot] rope cos/sin per token
+    float *att;              // [n_threads][max_ctx] attention scores
+    struct gf_block_q8 *xq;  // [T][max_cols / 32] quantized activations
+    float *tile;             // [n_threads][TILE_ROWS][max_cols] dequantized weights
+};
+
+/* ---- matrix products -------------------------------------------------------------------- */
+
+struct mm_job {
+    struct gf_llm_ctx *c;
+    int n_w;
+    const struct gf_llm_weight *w[MAX_MM];
+    float *y[MAX_MM];       // [T][w->rows]
+    const float *x;         // [T][cols]
+    const struct gf_block_q8 *xq; // [T][cols/32] when a weight is quantized
+    int T;
+    bool gemm;
+};
+
+static void mm_rows_dot(const struct mm_job *j, const struct gf_llm_weight *w, float *y, int r0,
+                        int r1)
+{
+    const struct gf_kernels *k = j->c->k;
+    int cols = w->cols, T = j->T, nb = cols / GF_QK;
+    const char *base = w->data;
+    for (int r = r0; r < r1; r++) {
+        const void *row = base + (size_t)r * w->row_bytes;
+        switch (w->type) {
+        case GF_WT_F32:
+            for (int t = 0; t < T; t++)
+                y[(size_t)t * w->rows + r] = k->dot_f32(row, j->x + (size_t)t * cols, cols);
+            break;
+        case GF_WT_F16:
+            for (int t = 0; t < T; t++)
+                y[(size_t)t * w->rows + r] = k->dot_f16(row, j->x + (size_t)t * cols, cols);
+            break;
+        case GF_WT_Q8_0:
+            for (int t = 0; t < T; t++)
+                y[(size_t)t * w->rows + r] = k->dot_q8(row, j->xq + (size_t)t * nb, nb);
+            break;
+        case GF_WT_Q4_0:
+            for (int t = 0; t < T; t++)
+                y[(size_t)t * w->rows + r] = k->dot_q4(row, j->xq + (size_t)t * nb, nb);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void mm_rows_gemm(const struct mm_job *j, const struct gf_llm_weight *w, float *y, int r0,
+                         int r1, int ith)
+{
+    int cols = w->cols;
+    if (w->type == GF_WT_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, r1 - r0, cols, 1.0f, j->x,
+                    cols, (const float *)w->data + (size_t)r0 * cols, cols, 0.0f, y + r0,
+                    w->rows);
+        return;
+    }
+    float *tile = j->c->tile + (size_t)ith * TILE_ROWS * j->c->max_cols;
+    for (int t0 = r0; t0 < r1; t0 += TILE_ROWS) {
+        int nr = r1 - t0 < TILE_ROWS ? r1 - t0 : TILE_ROWS;
+        for (int r = 0; r < nr; r++)
+            gf_wt_row_to_f32(w->type, (const char *)w->data + (size_t)(t0 + r) * w->row_bytes,
+                             tile + (size_t)r * cols, cols);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, nr, cols, 1.0f, j->x, cols,
+                    tile, cols, 0.0f, y + t0, w->rows);
+    }
+}
+
+/* Splits the rows of all the job's weights, taken end to end, among the threads. */
+static void mm_worker(void *arg, int ith, int nth)
+{
+    const struct mm_job *j = arg;
+    int total = 0;
+    for (int i = 0; i < j->n_w; i++)
+        total += j->w[i]->rows;
+    int lo, hi;
+    gf_tpool_split(total, ith, nth, j->gemm ? TILE_ROWS : ROW_ALIGN, &lo, &hi);
+    int base = 0;
+    for (int i = 0; i < j->n_w && lo < hi; i++) {
+        int rows = j->w[i]->rows;
+        int a = lo > base ? lo - base : 0, b = hi - base < rows ? hi - base : rows;
+        if (a < b) {
+            if (j->gemm)
+                mm_rows_gemm(j, j->w[i], j->y[i], a, b, ith);
+            else
+                mm_rows_dot(j, j->w[i], j->y[i], a, b);
+        }
+        base += rows;
+    }
+}
+
+/* y_i = x W_i^T for the n_w weights (which share cols), over T input rows. */
+static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *const *w,
+                   float *const *y, const float *x, int T)
+{
+    struct mm_job j = {.c = c, .n_w = n_w, .x = x, .T = T, .gemm = T >= c->gemm_min};
+    bool quant = false;
+    for (int i = 0; i < n_w; i++) {
+        j.w[i] = w[i];
+        j.y[i] = y[i];
+        quant |= w[i]->type == GF_WT_Q8_0 || w[i]->type == GF_WT_Q4_0;
+    }
+    if (quant && !j.gemm) {
+        int cols = w[0]->cols, nb = cols / GF_QK;
+        for (int t = 0; t < T; t++)
+            c->k->quantize_q8(x + (size_t)t * cols, c->xq + (size_t)t * nb, cols);
+        j.xq = c->xq;
+    }
+    gf_tpool_run(c->pool, mm_worker, &j);
+}
+
+static void matmul1(struct gf_llm_ctx *c, const struct gf_llm_weight *w, float *y, const float *x,
+                    int T)
+{
+    matmul(c, 1, &w, &y, x, T);
+}
+
+/* ---- attention -------------------------------------------------------------------------- */
+
+struct att_job {
+    struct gf_llm_ctx *c;
+    const struct gf_llm_batch *b;
+    int layer;
+};
+
+static void att_worker(void *arg, int ith, int nth)
+{
+    const struct att_job *j = arg;
+    struct gf_llm_ctx *c = j->c;
+    const struct gf_llm_hparams *hp = &c->m->hp;
+    const struct gf_kernels *k = c->k;
+    int hd = hp->head_dim, q_dim = hp->n_heads * hd, kv_dim = hp->n_kv_heads * hd;
+    int group = hp->n_heads / hp->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *att = c->att + (size_t)ith * c->max_ctx;
+    int lo, hi;
+    gf_tpool_split(j->b->n * hp->n_heads, ith, nth, 1, &lo, &hi);
+    for (int it = lo; it < hi; it++) {
+        int t = it / hp->n_heads, h = it % hp->n_heads, kvh = h / group;
+        const struct gf_llm_kv *kv = j->b->kv[t];
+        int pos = j->b->pos[t];
+        const float *q = c->q + (size_t)t * q_dim + (size_t)h * hd;
+        float *out = c->xb + (size_t)t * q_dim + (size_t)h * hd;
+        size_t base = (size_t)j->layer * kv->n_ctx * kv_dim + (size_t)kvh * hd;
+        if (kv->type == GF_KV_F16) {
+            const uint16_t *K = (const uint16_t *)kv->k + base, *V = (const uint16_t *)kv->v + base;
+            for (int p = 0; p <= pos; p++)
+                att[p] = k->dot_f16(K + (size_t)p * kv_dim, q, hd) * scale;
+            k->softmax(att, pos + 1);
+            memset(out, 0, (size_t)hd * sizeof(float));
+            for (int p = 0; p <= pos; p++)
+                k->axpy_f16(out, att[p], V + (size_t)p * kv_dim, hd);
+        } else {
+            const float *K = (const float *)kv->k + base, *V = (const float *)kv->v + base;
+            for (int p = 0; p <= pos; p++)
+                att[p] = k->dot_f32(K + (size_t)p * kv_dim, q, hd) * scale;
+            k->softmax(att, pos + 1);
+            memset(out, 0, (size_t)hd * sizeof(float));
+            for (int p = 0; p <= pos; p++)
+                k->axpy_f32(out, att[p], V + (size_t)p * kv_dim, hd);
+        }
+    }
+}
+
+/* ---- the pass --------------------------------------------------------------------------- */
+
+static int check_batch(const struct gf_llm_ctx *c, const struct gf_llm_batch *b)
+{
+    if (b->n < 1 || b->n > c->max_tokens)
+        return GF_EINVAL;
+    for (int i = 0; i < b->n; i++) {
+        if (b->token[i] < 0 || b->token[i] >= c->m->hp.n_vocab)
+            return GF_EINVAL;
+        const struct gf_llm_kv *kv = b->kv[i];
+        if (kv == NULL || kv->n_ctx > c->max_ctx || b->pos[i] < 0 || b->pos[i] >= kv->n_ctx)
+            return GF_EINVAL;
+    }
+    return 0;
+}
+
+int gf_llm_forward(struct gf_llm_ctx *c, const struct gf_llm_batch *b)
+{
+    int rc = check_batch(c, b);
+    if (rc != 0)
+        return rc;
+    const struct gf_llm *m = c->m;
+    const struct gf_llm_hparams *hp = &m->hp;
+    const struct gf_kernels *k = c->k;
+    int T = b->n, dim = hp->dim, hd = hp->head_dim;
+    int q_dim = hp->n_heads * hd, kv_dim = hp->n_kv_heads * hd;
+
+    // token embeddings and the rotation of each position
+    for (int t = 0; t < T; t++) {
+        const char *row = (const char *)m->tok_embd.data + (size_t)b->token[t] * m->tok_embd.row_bytes;
+        gf_wt_row_to_f32(m->tok_embd.type, row, c->x + (size_t)t * dim, dim);
+        gf_rope_cos_sin(c->cs + (size_t)t * hp->n_rot, hp->n_rot, b->pos[t], hp->rope_base);
+    }
+
+    for (int l = 0; l < hp->n_layers; l++) {
+        const struct gf_llm_layer *L = &m->layers[l];
+        // attention: xb = rmsnorm(x); q, k, v = xb Wq, xb Wk, xb Wv
+        for (int t = 0; t < T; t++)
+            k->rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->attn_norm, dim, hp->eps);
+        const struct gf_llm_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
+        float *qkv_out[3] = {c->q, c->kk, c->vv};
+        matmul(c, 3, qkv, qkv_out, c->xb, T);
+        // rotate q and k, then store k and v at each token's position of its sequence
+        for (int t = 0; t < T; t++) {
+            const float *cs = c->cs + (size_t)t * hp->n_rot;
+            k->rope(c->q + (size_t)t * q_dim, hp->n_heads, hd, hp->n_rot, cs);
+            k->rope(c->kk + (size_t)t * kv_dim, hp->n_kv_heads, hd, hp->n_rot, cs);
+            struct gf_llm_kv *kv = b->kv[t];
+            size_t off = ((size_t)l * kv->n_ctx + (size_t)b->pos[t]) * kv_dim;
+            if (kv->type == GF_KV_F16) {
+                k->f32_to_f16(c->kk + (size_t)t * kv_dim, (uint16_t *)kv->k + off, kv_dim);
+                k->f32_to_f16(c->vv + (size_t)t * kv_dim, (uint16_t *)kv->v + off, kv_dim);
+            } else {
+                memcpy((float *)kv->k + off, c->kk + (size_t)t * kv_dim, (size_t)kv_dim * 4);
+                memcpy((float *)kv->v + off, c->vv + (size_t)t * kv_dim, (size_t)kv_dim * 4);
+            }
+        }
+        // softmax(q k^T / sqrt(hd)) v for every (token, head), into xb
+        struct att_job aj = {.c = c, .b = b, .layer = l};
+        gf_tpool_run(c->pool, att_worker, &aj);
+        // x += xb Wo
+        matmul1(c, &L->wo, c->tmp, c->xb, T);
+        for (size_t i = 0; i < (size_t)T * dim; i++)
+            c->x[i] += c->tmp[i];
+        // feed-forward: x += (silu(xb Wgate) * (xb Wup)) Wdown, xb = rmsnorm(x)
+        for (int t = 0; t < T; t++)
+            k->rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->ffn_norm, dim, hp->eps);
+        const struct gf_llm_weight *gu[2] = {&L->gate, &L->up};
+        float *gu_out[2] = {c->hb, c->hb2};
+        matmul(c, 2, gu, gu_out, c->xb, T);
+        k->swiglu(c->hb, c->hb, c->hb2, T * hp->hidden);
+        matmul1(c, &L->down, c->tmp, c->hb, T);
+        for (size_t i = 0; i < (size_t)T * dim; i++)
+            c->x[i] += c->tmp[i];
+    }
+
+    // logits for the tokens that want them: rmsnorm, then the output projection
+    int n_out = 0;
+    for (int t = 0; t < T; t++)
+        if (b->want[t])
+            k->rmsnorm(c->xb + (size_t)n_out++ * dim, c->x + (size_t)t * dim, m->out_norm, dim,
+                       hp->eps);
+    if (n_out > 0)
+        matmul1(c, &m->output, b->logits, c->xb, n_out);
+    return 0;
+}
+
+/* ---- context ---------------------------------------------------------------------------- */
+
+int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_threads,
+                   const struct gf_kernels *k, struct gf_llm_ctx **out)
+{
+    *out = NULL;
+    if (max_tokens < 1 || max_ctx < 1 || n_threads < 1)
+        return GF_EINVAL;
+    const struct gf_llm_hparams *hp = &m->hp;
+    struct gf_llm_ctx *c = gf_calloc(1, sizeof(*c));
+    if (c == NULL)
+        return GF_ENOMEM;
+    c->m = m;
+    c->k = k != NULL ? k : gf_kernels_get();
+    c->n_threads = n_threads;
+    c->max_tokens = max_tokens;
+    c->max_ctx = max_ctx;
+    c->gemm_min = DEFAULT_GEMM_MIN;
+    int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
+    int wide = q_dim > hp->dim ? q_dim : hp->dim;
+    c->max_cols = hp->hidden > wide ? hp->hidden : wide;
+    size_t T = (size_t)max_tokens;
+    c->x = gf_mallocarray(T * hp->dim, sizeof(float));
+    c->xb = gf_mallocarray(T * wide, sizeof(float));
+    c->tmp = gf_mallocarray(T * hp->dim, sizeof(float));
+    c->q = gf_mallocarray(T * q_dim, sizeof(float));
+    c->kk = gf_mallocarray(T * kv_dim, sizeof(float));
+    c->vv = gf_mallocarray(T * kv_dim, sizeof(float));
+    c->hb = gf_mallocarray(T * hp->hidden, sizeof(float));
+    c->hb2 = gf_mallocarray(T * hp->hidden, sizeof(float));
+    c->cs = gf_mallocarray(T * hp->n_rot, sizeof(float));
+    c->att = gf_mallocarray((size_t)n_threads * max_ctx, sizeof(float));
+    c->xq = gf_mallocarray(T * (c->max_cols / GF_QK + 1), sizeof(struct gf_block_q8));
+    c->tile = gf_mallocarray((size_t)n_threads * TILE_ROWS * c->max_cols, sizeof(float));
+    int rc = GF_ENOMEM;
+    if (!c->x || !c->xb || !c->tmp || !c->q || !c->kk || !c->vv || !c->hb || !c->hb2 || !c->cs ||
+        !c->att || !c->xq || !c->tile)
+        goto fail;
+    if ((rc = gf_tpool_new(n_threads, &c->pool)) != 0)
+        goto fail;
+    // our threads split the work; OpenBLAS must not start its own on the same cores
+    openblas_set_num_threads(1);
+    *out = c;
+    return 0;
+fail:
+    gf_llm_ctx_free(c);
+    return rc;
+}
+
+void gf_llm_ctx_set_gemm_min(struct gf_llm_ctx *c, int gemm_min)
+{
+    c->gemm_min = gemm_min > 0 ? gemm_min : DEFAULT_GEMM_MIN;
+}
+
+void gf_llm_ctx_free(struct gf_llm_ctx *c)
+{
+    if (c == NULL)
+        return;
+    gf_tpool_free(c->pool);
+    gf_free(c->x);
+    gf_free(c->xb);
+    gf_free(c->tmp);
+    gf_free(c->q);
+    gf_free(c->kk);
+    gf_free(c->vv);
+    gf_free(c->hb);
+    gf_free(c->hb2);
+    gf_free(c->cs);
+    gf_free(c->att);
+    gf_free(c->xq);
+    gf_free(c->tile);
+    gf_free(c);
+}

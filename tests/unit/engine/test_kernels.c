@@ -1,0 +1,214 @@
+/* test_kernels.c — every SIMD kernel against the scalar one on random data (lengths with and
+ * without tails), the half conversions exhaustively, and the scalar kernels against plain
+ * definitions. Runs each table this CPU supports; says which were skipped. */
+#include "engine/kernels_int.h"
+
+#include <math.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "tests/test.h"
+
+static uint64_t rng = 88172645463325252ull;
+
+static float frand(void)  // uniform in [-1, 1)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)(rng >> 40) / 8388608.0f - 1.0f;
+}
+
+static bool close_rel(float a, float b, float tol)
+{
+    float d = fabsf(a - b), m = fmaxf(1.0f, fmaxf(fabsf(a), fabsf(b)));
+    return d <= tol * m;
+}
+
+static void test_half_exhaustive(void)
+{
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = gf_h2f((uint16_t)h);
+        if (isnan(f))
+            continue;
+        if (gf_f2h(f) != h)
+            bad++;
+    }
+    CHECK_MSG(bad == 0, "%d halves do not round-trip", bad);
+    CHECK(gf_h2f(0x3c00) == 1.0f);
+    CHECK(gf_h2f(0xc000) == -2.0f);
+    CHECK(gf_h2f(0x0001) == ldexpf(1.0f, -24));
+    CHECK(gf_f2h(65504.0f) == 0x7bff);
+    CHECK(gf_f2h(65520.0f) == 0x7c00);             // ties to even: overflows to inf
+    CHECK(gf_f2h(1.0f + ldexpf(1.0f, -11)) == 0x3c00); // tie, even mantissa stays
+    CHECK(gf_f2h(ldexpf(1.0f, -25)) == 0x0000);   // tie between 0 and the smallest subnormal
+    CHECK(gf_f2h(ldexpf(1.5f, -25)) == 0x0001);
+    CHECK(isnan(gf_h2f(gf_f2h(NAN))));
+}
+
+static void fill(float *x, int n, float scale)
+{
+    for (int i = 0; i < n; i++)
+        x[i] = frand() * scale;
+}
+
+static void compare_table(const struct gf_kernels *k)
+{
+    const struct gf_kernels *s = &gf_kernels_scalar;
+    enum { N = 4096 + 32 };
+    static float a[N], b[N], y1[N], y2[N], o1[N], o2[N];
+    static uint16_t h[N], h1[N], h2[N];
+    static struct gf_block_q8 qa[N / GF_QK], qb1[N / GF_QK], qb2[N / GF_QK];
+    static struct gf_block_q4 q4[N / GF_QK];
+    const int lens[] = {1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 172, 768, 2048, 4096};
+    int bad_dot = 0, bad_f16 = 0, bad_axpy = 0, bad_h = 0, bad_norm = 0;
+    for (size_t li = 0; li < GF_ARRAY_LEN(lens); li++) {
+        int n = lens[li];
+        fill(a, n, 1.0f);
+        fill(b, n, 3.0f);
+        for (int i = 0; i < n; i++)
+            h[i] = gf_f2h(a[i]);
+        if (!close_rel(k->dot_f32(a, b, n), s->dot_f32(a, b, n), 1e-5f))
+            bad_dot++;
+        if (!close_rel(k->dot_f16(h, b, n), s->dot_f16(h, b, n), 1e-5f))
+            bad_f16++;
+        memcpy(y1, b, (size_t)n * 4);
+        memcpy(y2, b, (size_t)n * 4);
+        k->axpy_f32(y1, 0.37f, a, n);
+        s->axpy_f32(y2, 0.37f, a, n);
+        k->axpy_f16(y1, -1.5f, h, n);
+        s->axpy_f16(y2, -1.5f, h, n);
+        for (int i = 0; i < n; i++)
+            if (!close_rel(y1[i], y2[i], 1e-6f))
+                bad_axpy++;
+        // include subnormal and huge values: conversion must be bit-exact
+        for (int i = 0; i < n; i++)
+            y1[i] = a[i] * (i % 3 == 0 ? 1e-6f : i % 5 == 0 ? 7e4f : 100.0f);
+        k->f32_to_f16(y1, h1, n);
+        s->f32_to_f16(y1, h2, n);
+        if (memcmp(h1, h2, (size_t)n * 2) != 0)
+            bad_h++;
+        k->rmsnorm(o1, b, a, n, 1e-5f);
+        s->rmsnorm(o2, b, a, n, 1e-5f);
+        for (int i = 0; i < n; i++)
+            if (!close_rel(o1[i], o2[i], 1e-5f))
+                bad_norm++;
+    }
+    CHECK_MSG(bad_dot == 0, "%s dot_f32: %d lengths differ", k->name, bad_dot);
+    CHECK_MSG(bad_f16 == 0, "%s dot_f16: %d lengths differ", k->name, bad_f16);
+    CHECK_MSG(bad_axpy == 0, "%s axpy: %d values differ", k->name, bad_axpy);
+    CHECK_MSG(bad_h == 0, "%s f32_to_f16: %d lengths differ", k->name, bad_h);
+    CHECK_MSG(bad_norm == 0, "%s rmsnorm: %d values differ", k->name, bad_norm);
+
+    // quantized: the same blocks bit for bit, and dot products equal up to float order
+    int bad_q = 0, bad_q8 = 0, bad_q4 = 0;
+    for (int n = GF_QK; n <= 4096; n *= 2) {
+        fill(a, n, 2.0f);
+        fill(b, n, 0.5f);
+        a[3] = 0.0f;  // an exact tie case: x/d of .5 rounds to even
+        for (int i = 0; i < GF_QK; i++)
+            b[i] = 0.0f;  // an all-zero block (d = 0)
+        k->quantize_q8(b, qb1, n);
+        s->quantize_q8(b, qb2, n);
+        if (memcmp(qb1, qb2, sizeof(qb1[0]) * (size_t)(n / GF_QK)) != 0)
+            bad_q++;
+        s->quantize_q8(a, qa, n);
+        for (int blk = 0; blk < n / GF_QK; blk++) {
+            q4[blk].d = gf_f2h(frand() * 0.1f);
+            for (int i = 0; i < GF_QK / 2; i++)
+                q4[blk].qs[i] = (uint8_t)(rng >> (i % 7 * 8));
+            frand();
+        }
+        if (!close_rel(k->dot_q8(qa, qb2, n / GF_QK), s->dot_q8(qa, qb2, n / GF_QK), 1e-5f))
+            bad_q8++;
+        if (!close_rel(k->dot_q4(q4, qb2, n / GF_QK), s->dot_q4(q4, qb2, n / GF_QK), 1e-5f))
+            bad_q4++;
+    }
+    CHECK_MSG(bad_q == 0, "%s quantize_q8: %d lengths differ", k->name, bad_q);
+    CHECK_MSG(bad_q8 == 0, "%s dot_q8: %d lengths differ", k->name, bad_q8);
+    CHECK_MSG(bad_q4 == 0, "%s dot_q4: %d lengths differ", k->name, bad_q4);
+
+    // the rest of the table, whatever it holds, agrees with scalar too
+    fill(a, 256, 4.0f);
+    memcpy(b, a, 256 * 4);
+    k->softmax(a, 256);
+    s->softmax(b, 256);
+    int bad_sm = 0;
+    for (int i = 0; i < 256; i++)
+        bad_sm += !close_rel(a[i], b[i], 1e-6f);
+    CHECK_MSG(bad_sm == 0, "%s softmax differs", k->name);
+    fill(a, 300, 6.0f);
+    fill(b, 300, 1.0f);
+    k->swiglu(o1, a, b, 300);
+    s->swiglu(o2, a, b, 300);
+    int bad_sw = 0;
+    for (int i = 0; i < 300; i++)
+        bad_sw += !close_rel(o1[i], o2[i], 1e-6f);
+    CHECK_MSG(bad_sw == 0, "%s swiglu differs", k->name);
+    float cs[64];
+    gf_rope_cos_sin(cs, 64, 37, 10000.0f);
+    fill(a, 4 * 64, 1.0f);
+    memcpy(b, a, 4 * 64 * 4);
+    k->rope(a, 4, 64, 64, cs);
+    s->rope(b, 4, 64, 64, cs);
+    CHECK(memcmp(a, b, 4 * 64 * 4) == 0 || close_rel(a[5], b[5], 1e-6f));
+}
+
+static void test_scalar_definitions(void)
+{
+    const struct gf_kernels *s = &gf_kernels_scalar;
+    // quantize: d = amax/127, values rounded half to even
+    float x[GF_QK];
+    for (int i = 0; i < GF_QK; i++)
+        x[i] = (float)(i - 16) / 16.0f * 1.27f;
+    struct gf_block_q8 q;
+    s->quantize_q8(x, &q, GF_QK);
+    CHECK(fabsf(gf_h2f(q.d) - 1.27f / 127.0f) < 1e-5f);
+    CHECK(q.qs[0] == -127);
+    CHECK(q.qs[16] == 0);
+    // Q4_0 nibble order: value i is the low nibble of qs[i], value i+16 the high one
+    struct gf_block_q4 b4 = {.d = gf_f2h(2.0f)};
+    b4.qs[0] = 0x9f;  // low 15 -> 7*2 = 14, high 9 -> 1*2 = 2
+    float out[GF_QK];
+    gf_wt_row_to_f32(GF_WT_Q4_0, &b4, out, GF_QK);
+    CHECK(out[0] == 14.0f);
+    CHECK(out[16] == 2.0f);
+    CHECK(out[1] == -16.0f);
+    // rope by 90 degrees: (1, 0) -> (0, 1)
+    float v[2] = {1.0f, 0.0f}, cs[2] = {0.0f, 1.0f};
+    s->rope(v, 1, 2, 2, cs);
+    CHECK(fabsf(v[0]) < 1e-7f && fabsf(v[1] - 1.0f) < 1e-7f);
+    float r[4] = {3.0f, 4.0f, 0.0f, 0.0f}, w[4] = {1, 1, 1, 1};
+    s->rmsnorm(r, r, w, 4, 0.0f);  // rms = 2.5
+    CHECK(fabsf(r[0] - 1.2f) < 1e-6f && fabsf(r[1] - 1.6f) < 1e-6f);
+    CHECK(gf_wt_row_bytes(GF_WT_Q8_0, 64) == 68);
+    CHECK(gf_wt_row_bytes(GF_WT_Q4_0, 64) == 36);
+    CHECK(gf_wt_row_bytes(99, 64) == 0);
+}
+
+static void test_tables(void)
+{
+    const char *names[] = {"avx2", "avx512"};
+    for (size_t i = 0; i < GF_ARRAY_LEN(names); i++) {
+        const struct gf_kernels *k = gf_kernels_by_name(names[i]);
+        if (k == NULL) {
+            fprintf(stderr, "note: %s kernels not supported by this CPU; not compared\n",
+                    names[i]);
+            continue;
+        }
+        compare_table(k);
+    }
+    compare_table(&gf_kernels_scalar);  // trivially equal, but exercises every scalar path
+    CHECK(gf_kernels_get() != NULL);
+    CHECK(gf_kernels_by_name("nope") == NULL);
+    fprintf(stderr, "note: chosen kernels: %s\n", gf_kernels_get()->name);
+}
+
+int main(void)
+{
+    RUN(test_half_exhaustive);
+    RUN(test_scalar_definitions);
+    RUN(test_tables);
+    return test_report();
+}
