@@ -243,7 +243,7 @@ static char *whole_log(void)
 static int count(const char *all, const char *id)
 {
     char pat[96];
-    snprintf(pat, sizeof(pat), "\"request_id\":\"%s\"", id);
+    snprintf(pat, sizeof(pat), "\"request_id\":\"%.60s\"", id);
     int n = 0;
     for (const char *p = all; (p = strstr(p, pat)) != NULL; p += strlen(pat))
         n++;
