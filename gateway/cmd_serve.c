@@ -16,8 +16,6 @@
 
 /* The engines live in engine/; until a backend is linked in, its symbol resolves to NULL and
  * serve says so instead of failing to link. */
-int gf_engine_upstream_open(struct event_base *base, const struct gf_upstream_config *cfg,
-                            struct gf_engine **out, struct gf_err *err) __attribute__((weak));
 int gf_engine_llama_open(struct event_base *base, const struct gf_llama_config *cfg,
                          struct gf_engine **out, struct gf_err *err) __attribute__((weak));
 
@@ -34,6 +32,8 @@ static void usage(FILE *f)
             "  --ctx N             context length of the embedded engine (0 = the model's)\n"
             "  --threads N         compute threads of the embedded engine (0 = all cores)\n"
             "  --data-dir DIR      state directory (default ./gardefou-data)\n"
+            "  --policy FILE       content policy (default: the built-in policy, docs/policy.md);\n"
+            "                      reloaded on SIGHUP and POST /admin/v1/policy/reload\n"
             "  --log-level LEVEL   debug, info, warn, error or off\n"
             "  --set KEY=VALUE     set any config key, e.g. --set limits.max_body_bytes=65536\n"
             "  -h, --help          show this help\n\n"
@@ -50,7 +50,7 @@ static const struct {
     {"--listen", "server.listen", false},   {"--upstream", "upstream.urls", true},
     {"--data-dir", "server.data_dir", false}, {"--log-level", "server.log_level", false},
     {"--model", "model.path", false},       {"--ctx", "model.ctx", false},
-    {"--threads", "model.threads", false},
+    {"--threads", "model.threads", false},  {"--policy", "policy.file", false},
 };
 
 static int parse_args(struct gf_config *cfg, int argc, char **argv)
@@ -168,10 +168,6 @@ static int open_engine(struct event_base *base, const struct gf_config *cfg,
 {
     struct gf_err err = {0};
     if (cfg->n_upstream_urls > 0) {
-        if (gf_engine_upstream_open == NULL) {
-            fprintf(stderr, "gardefou serve: this build has no upstream engine\n");
-            return 2;
-        }
         struct gf_upstream_config uc = {
             .urls = (const char *const *)cfg->upstream_urls,
             .n_urls = cfg->n_upstream_urls,
@@ -224,6 +220,7 @@ int gf_cmd_serve(int argc, char **argv)
     struct serve_state s = {.cfg = &cfg};
     struct gf_engine *engine = NULL;
     struct gf_audit_gate *audit = NULL;
+    struct gf_filters *filters = NULL;
     struct gf_err err = {0};
     int status = parse_args(&cfg, argc, argv);
     if (status != 0)
@@ -261,6 +258,13 @@ int gf_cmd_serve(int argc, char **argv)
         status = 2;
         goto done;
     }
+    // The content policy (docs/policy.md): input and output filters, /v1/moderations, SIGHUP.
+    if (gf_filters_start(s.base, s.gw, cfg.policy_file, cfg.policy_classifiers, &filters,
+                         &err) != 0) {
+        fprintf(stderr, "gardefou serve: %s\n", err.msg);
+        status = 2;
+        goto done;
+    }
 
     if (gf_gateway_listen(s.gw, &err) != 0) {
         fprintf(stderr, "gardefou serve: %s\n", err.msg);
@@ -292,6 +296,7 @@ int gf_cmd_serve(int argc, char **argv)
 done:
     gf_gateway_free(s.gw);
     gf_audit_gate_stop(audit); // after the gateway: its last records are flushed here
+    gf_filters_stop(filters);
     gf_engine_close(engine);
     if (s.sigint)
         event_free(s.sigint);

@@ -78,6 +78,11 @@ const struct gf_config_row gf_config_rows[] = {
      "sequences decoded together (continuous batching)"},
     {"model.chat_template", GF_CFG_STRING, 0, 0, "auto", OFF(model_chat_template), 0,
      "auto, llama2, chatml or zephyr"},
+    /* content policy (docs/policy.md) */
+    {"policy.file", GF_CFG_STRING, 0, 0, NULL, OFF(policy_file), 0,
+     "policy file; empty = the built-in default policy"},
+    {"policy.classifiers", GF_CFG_STRING, 0, 0, NULL, OFF(policy_classifiers), 0,
+     "trained classifier model; empty = models/moderation.gguf when present, none = no model"},
     /* audit log */
     {"audit.dir", GF_CFG_STRING, 0, 0, NULL, OFF(audit_dir), 0,
      "audit log directory; empty = DATA_DIR/audit"},
