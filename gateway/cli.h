@@ -18,6 +18,9 @@ extern const struct gf_cmd gf_commands[];
 /* True when argv holds -h or --help; subcommands print their usage and exit 0 then. */
 int gf_cli_wants_help(int argc, char **argv);
 
+/* gardefou keys: API keys through the admin API (cmd_keys.c). */
+int gf_cmd_keys(int argc, char **argv);
+
 /* Trained classifiers (cmd_train.c, cmd_eval.c; docs/classifiers.md). */
 int gf_cmd_train(int argc, char **argv);
 int gf_cmd_eval(int argc, char **argv);
