@@ -70,23 +70,63 @@ static char leet(unsigned char c)
     }
 }
 
-/* The longest ASCII-letter word of s (at least 4 letters): its start and length. */
+/* Bounds of the space-delimited token holding s[i]. */
+static void token_at(const char *s, size_t n, size_t i, size_t *a, size_t *b)
+{
+    size_t x = i, y = i;
+    while (x > 0 && s[x - 1] != ' ')
+        x--;
+    while (y < n && s[y] != ' ')
+        y++;
+    *a = x;
+    *b = y;
+}
+
+/* True when s[a..b) is a word of two or more ASCII letters. */
+static bool plain_word(const char *s, size_t a, size_t b)
+{
+    if (b - a < 2)
+        return false;
+    for (size_t i = a; i < b; i++)
+        if (!is_alpha((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* The longest space-delimited word of ASCII letters (at least 4, maybe followed by one of
+ * .,!?;:) whose neighbouring tokens are plain words of two or more letters: "a b o m b" or "4 f u c k"
+ * cannot be told from "abomb" or "4fuck" by anyone, so those are not evasions the canonical
+ * form can undo; docs/classifiers.md lists them as a known weakness. */
 static bool longest_word(const char *s, size_t n, size_t *at, size_t *len)
 {
     size_t best = 0, best_at = 0;
     for (size_t i = 0; i < n;) {
-        if (!is_alpha((unsigned char)s[i])) {
+        if (s[i] == ' ') {
             i++;
             continue;
         }
-        size_t j = i;
-        while (j < n && is_alpha((unsigned char)s[j]))
-            j++;
-        if (j - i > best) {
-            best = j - i;
-            best_at = i;
+        size_t a, b;
+        token_at(s, n, i, &a, &b);
+        size_t w = a;
+        while (w < b && is_alpha((unsigned char)s[w]))
+            w++;
+        bool word = w == b || (w + 1 == b && strchr(".,!?;:", s[w]) != NULL);
+        bool ok = word && w - a > best;
+        if (ok && a >= 2) {  // the token before
+            size_t pa, pb;
+            token_at(s, n, a - 2, &pa, &pb);
+            ok = plain_word(s, pa, pb);
         }
-        i = j;
+        if (ok && b + 1 < n) {  // the token after
+            size_t na, nb;
+            token_at(s, n, b + 1, &na, &nb);
+            ok = plain_word(s, na, nb);
+        }
+        if (ok) {
+            best = w - a;
+            best_at = a;
+        }
+        i = b;
     }
     *at = best_at;
     *len = best;

@@ -519,6 +519,9 @@ static int load_source(const struct gf_clf_recipe *r, size_t si, const char *dat
     }
     const cJSON *fields = cJSON_GetObjectItemCaseSensitive(src->spec, "text");
     const cJSON *rules = cJSON_GetObjectItemCaseSensitive(src->spec, "rules");
+    const cJSON *group = cJSON_GetObjectItemCaseSensitive(src->spec, "group");
+    if (group != NULL && !cJSON_IsString(group))
+        group = NULL;
     struct gf_buf tb;
     gf_buf_init(&tb, 64u << 20);
     size_t line = 0;
@@ -542,11 +545,17 @@ static int load_source(const struct gf_clf_recipe *r, size_t si, const char *dat
             cJSON_Delete(obj);
             continue;
         }
+        // The split follows the group field when the source names one (all rows of a template
+        // land in the same split), else the text itself.
+        uint64_t key = text_key(tb.data, tb.len), split_key = key;
+        const cJSON *g = group ? cJSON_GetObjectItemCaseSensitive(obj, group->valuestring) : NULL;
+        if (cJSON_IsString(g))
+            split_key = text_key(g->valuestring, strlen(g->valuestring));
         cJSON_Delete(obj);
-        uint64_t key = text_key(tb.data, tb.len);
-        uint64_t u = mix(key ^ mix(r->seed + 0x9e3779b97f4a7c15ULL));
+        uint64_t u = mix(split_key ^ mix(r->seed + 0x9e3779b97f4a7c15ULL));
         double x = (double)(u >> 11) / 9007199254740992.0;  // uniform in [0,1)
-        if (src->keep < 1.0 && (double)(mix(u) >> 11) / 9007199254740992.0 >= src->keep)
+        if (src->keep < 1.0 &&
+            (double)(mix(key ^ r->seed) >> 11) / 9007199254740992.0 >= src->keep)
             continue;
         bool dup;
         if ((rc = seen_insert(rows, key, &dup)) != 0) {

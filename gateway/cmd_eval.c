@@ -28,7 +28,8 @@ static void usage(FILE *f)
             "  --threshold T     decision threshold on calibrated scores (default 0.5)\n"
             "  --evasion         also score homoglyph, zero-width, leetspeak and spacing variants\n"
             "                    of every flagged text and report how far the scores move\n"
-            "  --by-source       add a table per source (recall, false-positive rate)\n");
+            "  --by-source       add a table per source (recall, false-positive rate)\n"
+            "  --scores-out FILE write every row's scores as JSONL (source, text, scores)\n");
 }
 
 struct row {
@@ -185,6 +186,44 @@ static void by_source(const struct data *d, const float *scores, size_t n_cat, f
     }
 }
 
+static int write_scores(const char *path, const struct data *d, const float *scores,
+                        const char *const *cats, size_t n_cat, struct gf_err *err)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return gf_err_set(err, GF_EIO, "%s: cannot create", path);
+    struct gf_buf b;
+    gf_buf_init(&b, 64u << 20);
+    int rc = 0;
+    for (size_t i = 0; i < d->n && rc == 0; i++) {
+        gf_buf_reset(&b);
+        rc = gf_buf_puts(&b, "{\"source\":");
+        const char *src = d->sources[d->v[i].source];
+        rc = rc ? rc : gf_buf_append_json_str(&b, src, strlen(src));
+        rc = rc ? rc : gf_buf_puts(&b, ",\"text\":");
+        rc = rc ? rc : gf_buf_append_json_str(&b, d->v[i].text, d->v[i].len);
+        rc = rc ? rc : gf_buf_puts(&b, ",\"labels\":{");
+        bool first = true;
+        for (size_t c = 0; c < n_cat && rc == 0; c++) {
+            if (d->v[i].labels[c] < 0)
+                continue;
+            rc = gf_buf_printf(&b, "%s\"%s\":%d", first ? "" : ",", cats[c], d->v[i].labels[c]);
+            first = false;
+        }
+        rc = rc ? rc : gf_buf_puts(&b, "},\"scores\":{");
+        for (size_t c = 0; c < n_cat && rc == 0; c++)
+            rc = gf_buf_printf(&b, "%s\"%s\":%.4f", c ? "," : "", cats[c],
+                               (double)scores[i * n_cat + c]);
+        rc = rc ? rc : gf_buf_puts(&b, "}}\n");
+        if (rc == 0 && fwrite(b.data, 1, b.len, f) != b.len)
+            rc = GF_EIO;
+    }
+    gf_buf_cleanup(&b);
+    if (fclose(f) != 0 && rc == 0)
+        rc = GF_EIO;
+    return rc ? gf_err_set(err, rc, "%s: cannot write (%s)", path, gf_strerror(rc)) : 0;
+}
+
 static int evasion(const struct gf_clf_model *m, struct gf_clf_scratch *s, const struct data *d,
                    const float *scores, size_t n_cat, float thr)
 {
@@ -235,6 +274,7 @@ int gf_cmd_eval(int argc, char **argv)
     const char *model = gf_clf_default_model_path(), *data_path = NULL;
     double thr = 0.5;
     bool do_evasion = false, do_sources = false;
+    const char *scores_out = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
@@ -251,6 +291,8 @@ int gf_cmd_eval(int argc, char **argv)
             }
         } else if (strcmp(a, "--evasion") == 0)
             do_evasion = true;
+        else if (strcmp(a, "--scores-out") == 0 && has_val)
+            scores_out = argv[++i];
         else if (strcmp(a, "--by-source") == 0)
             do_sources = true;
         else {
@@ -334,6 +376,10 @@ int gf_cmd_eval(int argc, char **argv)
     group_line("any category", &d, scores, n_cat, all, (int)n_cat, (float)thr);
     if (do_sources)
         by_source(&d, scores, n_cat, (float)thr);
+    if (scores_out != NULL && write_scores(scores_out, &d, scores, cats, n_cat, &err) != 0) {
+        fprintf(stderr, "gardefou eval: %s\n", err.msg);
+        goto done;
+    }
     if (do_evasion && evasion(m, s, &d, scores, n_cat, (float)thr) != 0) {
         fprintf(stderr, "gardefou eval: evasion variants failed\n");
         goto done;
