@@ -11,9 +11,12 @@ static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
 const struct gf_cmd gf_commands[] = {
+    {"serve", gf_cmd_serve, "run the OpenAI-compatible gateway"},
     {"help", cmd_help, "show this help, or a subcommand's (gardefou help serve)"},
     {"version", cmd_version, "print the version"},
     {"keys", gf_cmd_keys, "create, list, revoke, rotate API keys (admin API)"},
+    {"model", gf_cmd_model, "inspect GGUF model files (gardefou model info FILE)"},
+    {"audit", gf_cmd_audit, "verify or search the audit log (gardefou audit verify|query)"},
     {"train", gf_cmd_train, "train the moderation classifier from a recipe"},
     {"eval", gf_cmd_eval, "measure a classifier model on labelled JSONL"},
     {NULL, NULL, NULL},
