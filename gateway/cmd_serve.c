@@ -14,8 +14,9 @@
 
 #include "gateway/gateway.h"
 
-/* The engines live in engine/; until a backend is linked in, its symbol resolves to NULL and
- * serve says so instead of failing to link. */
+/* The embedded engine lives in engine/; until it is linked in, its symbol resolves to NULL and
+ * serve says so instead of failing to link. (A weak reference does not pull a member out of a
+ * static library, so a backend that exists must be referenced normally, as the upstream one is.) */
 int gf_engine_llama_open(struct event_base *base, const struct gf_llama_config *cfg,
                          struct gf_engine **out, struct gf_err *err) __attribute__((weak));
 
