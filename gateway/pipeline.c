@@ -873,6 +873,14 @@ const char *gf_request_key(const struct gf_request *r)
     return r->key;
 }
 
+int gf_request_add_header(struct gf_request *r, const char *name, const char *value)
+{
+    if (r->http == NULL || r->stream_started)
+        return GF_EINVAL;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->http);
+    return evhttp_add_header(h, name, value) == 0 ? 0 : GF_EINVAL;
+}
+
 void gf_request_set_state(struct gf_request *r, size_t slot, void *state)
 {
     if (slot < GF_MAX_HOOKS)
