@@ -417,6 +417,18 @@ static bool all_done(struct gf_request *r)
     return true;
 }
 
+/* The finish reason as a static string: the engine's is borrowed for its callback only, and the
+ * choice keeps it until the request ends (release and audit hooks read it). */
+static const char *intern_finish(const char *f)
+{
+    static const char *const known[] = {"stop", "length", "tool_calls", "content_filter",
+                                        "function_call"};
+    for (size_t i = 0; f && i < GF_ARRAY_LEN(known); i++)
+        if (strcmp(f, known[i]) == 0)
+            return known[i];
+    return "stop";
+}
+
 /* Passes new text (possibly empty, with final set at the end of the choice) through the output
  * filters and on to the client. Returns 0, or an error code that ends the request. */
 static int choice_text(struct gf_request *r, int idx, const char *text, size_t len, bool final,
@@ -450,7 +462,7 @@ static int choice_text(struct gf_request *r, int idx, const char *text, size_t l
     }
     if (final && !ch->cut) {
         ch->done = true;
-        ch->finish_reason = finish_reason ? finish_reason : "stop";
+        ch->finish_reason = intern_finish(finish_reason);
     }
     if (r->api_req.gen.stream) {
         const char *role = ch->role_sent ? NULL : "assistant";
