@@ -224,6 +224,7 @@ int gf_cmd_serve(int argc, char **argv)
     }
     struct serve_state s = {.cfg = &cfg};
     struct gf_engine *engine = NULL;
+    struct gf_audit_gate *audit = NULL;
     struct gf_err err = {0};
     int status = parse_args(&cfg, argc, argv);
     if (status != 0)
@@ -255,11 +256,19 @@ int gf_cmd_serve(int argc, char **argv)
     gf_gateway_set_engine(s.gw, engine);
     /* Components plug into the pipeline here (gf_gateway_add_hooks), in the order their hooks
      * must run: keys (authenticate), rate limits (admit), policy (input/output), audit. */
+    // The audit log first: its fail-closed check refuses requests before any other stage.
+    if (gf_audit_gate_start(s.base, s.gw, &cfg, &audit, &err) != 0) {
+        fprintf(stderr, "gardefou serve: %s\n", err.msg);
+        status = 2;
+        goto done;
+    }
+    // Keys and limits next: who is calling, and may they, before any content is looked at.
     if (gf_keys_serve_start(s.base, s.gw, engine, &cfg, &s.keys, &err) != 0) {
         fprintf(stderr, "gardefou serve: %s\n", err.msg);
         status = 2;
         goto done;
     }
+    gf_keys_serve_set_events(s.keys, gf_audit_gate_admin_event, audit);
 
     if (gf_gateway_listen(s.gw, &err) != 0) {
         fprintf(stderr, "gardefou serve: %s\n", err.msg);
@@ -297,6 +306,7 @@ int gf_cmd_serve(int argc, char **argv)
 done:
     gf_gateway_free(s.gw);
     gf_keys_serve_stop(s.keys);  // after the gateway: its shutdown runs the keys' release hook
+    gf_audit_gate_stop(audit); // after the gateway: its last records are flushed here
     gf_engine_close(engine);
     if (s.sigint)
         event_free(s.sigint);
