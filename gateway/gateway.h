@@ -274,6 +274,20 @@ void gf_keys_serve_set_events(struct gf_keys_serve *ks,
                                          const char *group, const char *detail),
                               void *ud);
 
+/* ---- content policy (gateway/moderation_load.c, gateway/filters.c) ---------------------- */
+
+struct gf_clf_registry;
+struct gf_policy;
+
+/* Loads the classifier registry: the trained model at model, or when model is NULL the
+ * default model (gf_clf_default_model_path) if that file exists; "" loads none. The registry
+ * may be empty. Caller unrefs *out. */
+int gf_moderation_load_classifiers(const char *model, struct gf_clf_registry **out,
+                                   struct gf_err *err);
+/* Loads the policy file, or the built-in default policy when file is NULL or "". */
+int gf_moderation_load_policy(const char *file, struct gf_clf_registry *reg,
+                              struct gf_policy **out, struct gf_err *err);
+
 /* ---- what the audit record holds (gateway/pipeline.c, gateway/audit_gate.c) -------------- */
 
 struct gf_audit_verdict;
