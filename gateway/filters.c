@@ -99,6 +99,18 @@ struct gf_policy *gf_filters_policy(const struct gf_filters *f)
     return f->policy;
 }
 
+void gf_filters_abuse(void *ud, int64_t *max_blocks, int64_t *window_ms)
+{
+    const struct gf_filters *f = ud;
+    int blocks;
+    int64_t win;
+    gf_policy_abuse(f->policy, &blocks, &win);
+    if (blocks > 0) {  // a policy without an abuse setting leaves the keys.abuse_* config
+        *max_blocks = blocks;
+        *window_ms = win;
+    }
+}
+
 void gf_filters_set_block_cb(struct gf_filters *f, gf_filters_block_fn fn, void *ud)
 {
     f->on_block = fn;

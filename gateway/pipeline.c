@@ -428,14 +428,14 @@ static bool all_done(struct gf_request *r)
     return true;
 }
 
-/* The event's finish reason is borrowed for the callback only, and the choice keeps it until the
- * audit record is written: keep a static string of the same value. */
-static const char *static_finish_reason(const char *fr)
+/* The finish reason as a static string: the engine's is borrowed for its callback only, and the
+ * choice keeps it until the request ends (release and audit hooks read it). */
+static const char *intern_finish(const char *f)
 {
     static const char *const known[] = {"stop", "length", "tool_calls", "content_filter",
                                         "function_call"};
-    for (size_t i = 0; fr != NULL && i < GF_ARRAY_LEN(known); i++)
-        if (strcmp(fr, known[i]) == 0)
+    for (size_t i = 0; f && i < GF_ARRAY_LEN(known); i++)
+        if (strcmp(f, known[i]) == 0)
             return known[i];
     return "stop";
 }
@@ -472,7 +472,7 @@ static int choice_text(struct gf_request *r, int idx, const char *text, size_t l
     }
     if (final && !ch->cut) {
         ch->done = true;
-        ch->finish_reason = static_finish_reason(finish_reason);
+        ch->finish_reason = intern_finish(finish_reason);
     }
     if (r->api_req.gen.stream) {
         const char *role = ch->role_sent ? NULL : "assistant";
@@ -942,6 +942,14 @@ const char *gf_request_key(const struct gf_request *r)
     return r->key;
 }
 
+int gf_request_add_header(struct gf_request *r, const char *name, const char *value)
+{
+    if (r->http == NULL || r->stream_started)
+        return GF_EINVAL;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->http);
+    return evhttp_add_header(h, name, value) == 0 ? 0 : GF_EINVAL;
+}
+
 void gf_request_set_state(struct gf_request *r, size_t slot, void *state)
 {
     if (slot < GF_MAX_HOOKS)
@@ -1052,15 +1060,6 @@ size_t gf_request_verdicts(const struct gf_request *r, const struct gf_audit_ver
 {
     *out = r->verdicts;
     return r->n_verdicts;
-}
-
-int gf_request_add_header(struct gf_request *r, const char *name, const char *value)
-{
-    if (r->http == NULL || r->stream_started)
-        return GF_EINVAL;
-    return evhttp_add_header(evhttp_request_get_output_headers(r->http), name, value) == 0
-               ? 0
-               : GF_ENOMEM;
 }
 
 int gf_request_set_group(struct gf_request *r, const char *group)

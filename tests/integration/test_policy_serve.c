@@ -136,7 +136,8 @@ static int start_server(void)
         snprintf(data, sizeof(data), "%s/data", dir);
         execl(bin, bin, "serve", "--listen", "127.0.0.1:0", "--upstream", mock.url, "--policy",
               policy_path, "--data-dir", data, "--log-level", "warn", "--set",
-              "policy.classifiers=none", "--set", "audit.durability=none", (char *)NULL);
+              "policy.classifiers=none", "--set", "audit.durability=none", "--set",
+              "keys.open_mode=true", "--set", "keys.admin_listen=off", (char *)NULL);
         _exit(127);
     }
     close(pfd[1]);
