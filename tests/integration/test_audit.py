@@ -64,7 +64,8 @@ class Server:
         self.proc = subprocess.Popen(
             [exe, "serve", "--listen", "127.0.0.1:0", "--upstream", upstream, "--data-dir",
              data_dir, "--log-level", "warn", "--set", "audit.checkpoint_every=50",
-             "--set", "audit.segment_max_bytes=65536"] + list(extra),
+             "--set", "audit.segment_max_bytes=65536", "--set", "keys.open_mode=true",
+             "--set", "keys.admin_listen=127.0.0.1:0"] + list(extra),
             stdout=subprocess.PIPE, stderr=self.err)
         line = read_prefixed(self.proc, "gardefou: listening on http://")
         if line is None:
