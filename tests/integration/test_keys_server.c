@@ -42,10 +42,10 @@ static int start_server(const char *const *extra)
     snprintf(logpath, sizeof(logpath), "%s/server.log", dir);
     char datadir[300];
     snprintf(datadir, sizeof(datadir), "%s/data", dir);
+    // keys.admin_listen stays unset: the admin API takes listen's port + 1, here any free port.
     const char *argv[40] = {gardefou, "serve", "--listen", "127.0.0.1:0", "--data-dir", datadir,
-                            "--upstream", mock.url, "--set", "keys.admin_listen=127.0.0.1:0",
-                            "--log-level", "debug"};
-    int n = 12;
+                            "--upstream", mock.url, "--log-level", "debug"};
+    int n = 10;
     for (size_t i = 0; extra && extra[i] && n < 38; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
