@@ -409,6 +409,20 @@ static void emit(struct gf_request *r, int idx, const char *role, const char *te
     gf_buf_cleanup(&b);
 }
 
+/* Engine strings live only for the callback; finish reasons outlive it (audit, the reply). */
+static const char *keep_reason(struct gf_request *r, const char *s)
+{
+    static const char *const known[] = {"stop", "length", "tool_calls", "content_filter",
+                                        "function_call"};
+    if (s == NULL)
+        return "stop";
+    for (size_t i = 0; i < GF_ARRAY_LEN(known); i++)
+        if (strcmp(s, known[i]) == 0)
+            return known[i];
+    const char *copy = gf_request_strdup(r, s, strlen(s));
+    return copy ? copy : "stop";
+}
+
 static bool all_done(struct gf_request *r)
 {
     for (int i = 0; i < r->n_choices; i++)
@@ -450,7 +464,7 @@ static int choice_text(struct gf_request *r, int idx, const char *text, size_t l
     }
     if (final && !ch->cut) {
         ch->done = true;
-        ch->finish_reason = finish_reason ? finish_reason : "stop";
+        ch->finish_reason = keep_reason(r, finish_reason);
     }
     if (r->api_req.gen.stream) {
         const char *role = ch->role_sent ? NULL : "assistant";
