@@ -19,7 +19,12 @@ def test_basics(port):
     check(r.status == 200 and r.json() == {"status": "ok"}, "healthz")
     rid = r.headers.get("x-request-id", "")
     check(len(rid) == 32 and all(c in "0123456789abcdef" for c in rid), "generated id %r" % rid)
-    r = request(port, "GET", "/readyz", headers={"X-Request-Id": "trace-7:a.b_c"})
+    # ready once the upstream's first health check passed
+    for _ in range(100):
+        r = request(port, "GET", "/readyz", headers={"X-Request-Id": "trace-7:a.b_c"})
+        if r.status == 200:
+            break
+        time.sleep(0.05)
     check(r.status == 200, "readyz")
     check(r.headers.get("x-request-id") == "trace-7:a.b_c", "client id echoed")
     r = request(port, "GET", "/healthz", headers={"X-Request-Id": "x" * 65})
