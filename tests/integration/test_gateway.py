@@ -264,7 +264,8 @@ def test_upstream_down(gardefou):
     dead = s.getsockname()[1]
     s.close()
     g = start_gateway(gardefou, ["http://127.0.0.1:%d" % dead],
-                      ["upstream.health_interval_ms=0", "upstream.models=mock-model"])
+                      ["upstream.health_interval_ms=0", "upstream.models=mock-model",
+                       "keys.open_mode=true"])
     try:
         r = chat(g.port)
         check(r.status in (502, 503), "upstream down -> %d" % r.status)
@@ -279,7 +280,8 @@ def main():
     settings = ["limits.header_timeout_ms=%d" % DEADLINE_MS,
                 "limits.body_timeout_ms=%d" % DEADLINE_MS,
                 "limits.max_body_bytes=32768", "limits.max_header_bytes=8192",
-                "stream.ping_interval_ms=100", "upstream.request_timeout_ms=800"]
+                "stream.ping_interval_ms=100", "upstream.request_timeout_ms=800",
+                "keys.open_mode=true"]
     g = start_gateway(gardefou, ["http://127.0.0.1:%d" % mock.port], settings)
     try:
         for t in (test_basics, test_chat, test_stream, test_client_errors, test_slow_clients):

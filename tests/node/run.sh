@@ -37,7 +37,7 @@ for _ in $(seq 100); do grep -q '^port=' "$tmp/mock.out" && break; sleep 0.05; d
 mport=$(sed -n 's/^port=//p' "$tmp/mock.out")
 [ -n "$mport" ] || { echo "mock upstream did not start" >&2; cat "$tmp/mock.err" >&2; exit 1; }
 "$gardefou" serve --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$mport" \
-  --data-dir "$tmp/data" --log-level warn >"$tmp/gw.out" 2>"$tmp/gw.err" &
+  --data-dir "$tmp/data" --log-level warn --set keys.open_mode=true >"$tmp/gw.out" 2>"$tmp/gw.err" &
 gpid=$!
 for _ in $(seq 200); do grep -q 'listening on' "$tmp/gw.out" && break; sleep 0.05; done
 gport=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/gw.out")
