@@ -13,6 +13,7 @@ import time
 
 passed = 0
 failed = 0
+AUTH = None  # Authorization header sent by request() unless the caller gives its own
 
 
 def check(cond, what):
@@ -35,32 +36,32 @@ def skip(why):
     sys.exit(77)
 
 
-def _read_line(proc, prefix, timeout=20.0):
-    """Reads stdout lines of proc until one starts with prefix; returns it or None."""
-    end = time.time() + timeout
-    buf = b""
-    fd = proc.stdout.fileno()
-    while time.time() < end:
-        r, _, _ = select.select([fd], [], [], 0.1)
-        if r:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                break
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                if line.startswith(prefix.encode()):
-                    return line.decode()
-        elif proc.poll() is not None:
-            break
-    return None
-
-
 class Proc:
     def __init__(self, argv, ready_prefix, env=None):
         self.stderr = tempfile.TemporaryFile()
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
-        self.line = _read_line(self.p, ready_prefix)
+        self.buf = b""
+        self.line = self.read_line(ready_prefix)
+
+    def read_line(self, prefix, timeout=20.0):
+        """Reads stdout lines until one starts with prefix; returns it or None."""
+        end = time.time() + timeout
+        fd = self.p.stdout.fileno()
+        while True:
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                if line.startswith(prefix.encode()):
+                    return line.decode()
+            if time.time() >= end:
+                return None
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    return None
+                self.buf += chunk
+            elif self.p.poll() is not None:
+                return None
 
     def err_text(self):
         self.stderr.seek(0)
@@ -95,7 +96,8 @@ def start_gateway(gardefou, upstreams, settings=(), data_dir=None, allow_fail=Fa
     argv = [gardefou, "serve", "--listen", "127.0.0.1:0", "--log-level", "warn"]
     for u in upstreams:
         argv += ["--upstream", u]
-    argv += ["--data-dir", data_dir or tempfile.mkdtemp(prefix="gf-it-")]
+    data_dir = data_dir or tempfile.mkdtemp(prefix="gf-it-")
+    argv += ["--data-dir", data_dir]
     for s in settings:
         argv += ["--set", s]
     g = Proc(argv, "gardefou: listening on ")
@@ -108,6 +110,19 @@ def start_gateway(gardefou, upstreams, settings=(), data_dir=None, allow_fail=Fa
             return None
         raise RuntimeError("gardefou did not start: " + err)
     g.port = int(g.line.rsplit(":", 1)[1])
+    # an API key for the tests, made through the admin API as an operator would
+    admin = g.read_line("gardefou: admin API on ", timeout=2.0)
+    g.key = None
+    if admin is not None:
+        url = admin.split(" on ", 1)[1].strip()
+        out = subprocess.run([gardefou, "keys", "create", "--server", url, "--data-dir", data_dir,
+                              "--name", "integration"], capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            g.stop()
+            raise RuntimeError("gardefou keys create failed: " + out.stderr)
+        g.key = out.stdout.strip()
+        global AUTH
+        AUTH = "Bearer " + g.key
     return g
 
 
@@ -177,6 +192,8 @@ def request(port, method, path, body=None, headers=None, raw=None):
     s = dial(port)
     if raw is None:
         h = {"Host": "127.0.0.1", "Connection": "close"}
+        if AUTH is not None:
+            h["Authorization"] = AUTH
         if body is not None:
             if not isinstance(body, (bytes, str)):
                 body = json.dumps(body)

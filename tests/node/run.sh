@@ -37,7 +37,7 @@ for _ in $(seq 100); do grep -q '^port=' "$tmp/mock.out" && break; sleep 0.05; d
 mport=$(sed -n 's/^port=//p' "$tmp/mock.out")
 [ -n "$mport" ] || { echo "mock upstream did not start" >&2; cat "$tmp/mock.err" >&2; exit 1; }
 "$gardefou" serve --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$mport" \
-  --data-dir "$tmp/data" --log-level warn --set keys.open_mode=true >"$tmp/gw.out" 2>"$tmp/gw.err" &
+  --data-dir "$tmp/data" --log-level warn >"$tmp/gw.out" 2>"$tmp/gw.err" &
 gpid=$!
 for _ in $(seq 200); do grep -q 'listening on' "$tmp/gw.out" && break; sleep 0.05; done
 gport=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/gw.out")
@@ -49,6 +49,14 @@ if [ -z "$gport" ]; then
   echo "gardefou did not start:" >&2
   cat "$tmp/gw.err" >&2
   exit 1
+fi
+# an API key, made through the admin API as an operator would
+for _ in $(seq 100); do grep -q 'admin API on' "$tmp/gw.out" && break; sleep 0.05; done
+admin=$(sed -n 's/.*admin API on \(http[^ ]*\).*/\1/p' "$tmp/gw.out")
+if [ -n "$admin" ]; then
+  GF_TEST_API_KEY=$("$gardefou" keys create --server "$admin" --data-dir "$tmp/data" --name node) ||
+    { echo "gardefou keys create failed" >&2; exit 1; }
+  export GF_TEST_API_KEY
 fi
 (cd "$work" && node openai_test.mjs "http://127.0.0.1:$gport/v1")
 rc=$?
