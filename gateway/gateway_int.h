@@ -6,6 +6,7 @@
 
 #include "gateway/gateway.h"
 #include "audit/audit.h"
+#include "gateway/reqscan_int.h"
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -107,11 +108,8 @@ struct gf_conn {
     int fd;
     enum gf_conn_state state;
     int kill_status;                 // != 0: answer this status and close at the next timer run
-    size_t hdr_bytes;                // of the current request
-    int64_t content_length;          // -1 when absent
-    char line[64];                   // start of the current header line
-    size_t line_len;
-    bool line_seen;                  // a non-empty line was seen in this request
+    const char *kill_reason;         // static text for a 400, or NULL
+    struct gf_reqscan scan;          // strict framing check of the current request (reqscan.c)
     struct gf_request *req;          // the request being handled, or NULL
 };
 
