@@ -1,6 +1,6 @@
 #!/bin/sh
 # Fuzzes one target for GF_LONG_BUDGET seconds (default 60) from a scratch copy of its corpus,
-# so new inputs do not land in the source tree. A crash is saved as crash-* in the build dir.
+# so new inputs do not land in the source tree. Uses tests/fuzz/<name>.dict when it exists. A crash is saved as crash-* in the build dir.
 set -eu
 exe=$1
 corpus=$2
@@ -8,4 +8,11 @@ budget=${GF_LONG_BUDGET:-60}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp -r "$corpus"/. "$work"/ 2>/dev/null || true
-exec "$exe" -max_total_time="$budget" -print_final_stats=1 "$work"
+# A dictionary tests/fuzz/<name>.dict is used when present.
+dict="$(dirname "$corpus")/../$(basename "$corpus").dict"
+if [ -f "$dict" ]; then
+  set -- -dict="$dict"
+else
+  set --
+fi
+exec "$exe" -max_total_time="$budget" -print_final_stats=1 "$@" "$work"
