@@ -1,0 +1,306 @@
+/* keys_int.h — API keys, their durable store, per-key rate limits and abuse suspension
+ * (private to gateway/).
+ *
+ * A key is "gf_" + 22 base62 characters of kernel randomness (131 bits) + 6 base62 characters
+ * of CRC-32 over the random part; a mistyped key fails the checksum before any lookup. The
+ * store keeps only the SHA-256 digest of a secret, never the secret. The store and the limiter
+ * sit behind ops structs (struct gf_keystore_ops, struct gf_limiter_ops) so that a shared
+ * (e.g. Redis-backed) implementation can replace the local ones; keys.c speaks only to the ops.
+ * Threading: the local store and limiter take a mutex per call, so any thread may call them. */
+#ifndef GF_KEYS_INT_H
+#define GF_KEYS_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+/* ---- key strings (apikey.c) ------------------------------------------------------------ */
+
+#define GF_APIKEY_RANDOM_LEN 22                                          // base62 chars
+#define GF_APIKEY_CHECK_LEN  6                                           // base62 chars of CRC-32
+#define GF_APIKEY_LEN        (3 + GF_APIKEY_RANDOM_LEN + GF_APIKEY_CHECK_LEN) // 31
+#define GF_APIKEY_BUFLEN     (GF_APIKEY_LEN + 1)
+#define GF_KEYID_LEN         (4 + 16)  // "key_" + 16 base62 chars
+#define GF_KEYID_BUFLEN      (GF_KEYID_LEN + 1)
+#define GF_KEYPREFIX_LEN     7         // "gf_" + the first 4 random chars, for display
+#define GF_KEYPREFIX_BUFLEN  (GF_KEYPREFIX_LEN + 1)
+
+/* Writes a fresh secret key and its NUL into out. Returns 0, or GF_EIO without randomness. */
+int gf_apikey_generate(char out[GF_APIKEY_BUFLEN]);
+/* Returns 0 when s[0..n) has the key format and a matching checksum, GF_EFORMAT otherwise.
+ * Looks at nothing else: it tells a typo from a key, not a valid key from a revoked one. */
+int gf_apikey_check(const char *s, size_t n);
+/* The digest the store keys on: SHA-256 of the key string. */
+void gf_apikey_digest(const char *s, size_t n, uint8_t out[GF_SHA256_LEN]);
+/* Writes the display prefix of a well-formed key ("gf_" + 4 chars) into out. */
+void gf_apikey_prefix(const char *key, char out[GF_KEYPREFIX_BUFLEN]);
+/* Writes a fresh key id "key_XXXXXXXXXXXXXXXX" into out. Returns 0 or GF_EIO. */
+int gf_apikey_new_id(char out[GF_KEYID_BUFLEN]);
+/* True when s looks like a key id (the "key_" form above). */
+bool gf_apikey_id_valid(const char *s);
+/* Extracts the token of an Authorization header value "Bearer <token>" (scheme case-insensitive,
+ * spaces around the token allowed). On success *tok and *len point into value (borrowed) and it
+ * returns 0; a missing or other scheme gives GF_EINVAL, a token that is not a well-formed key
+ * GF_EFORMAT. value may be NULL (no header: GF_EINVAL). */
+int gf_apikey_from_header(const char *value, const char **tok, size_t *len);
+/* CRC-32 (IEEE 802.3, reflected, as zlib); also frames the journal records. */
+uint32_t gf_crc32(uint32_t crc, const void *p, size_t n);
+
+/* ---- key records (keyrec.c) ------------------------------------------------------------ */
+
+#define GF_KEY_NAME_MAX  128  // bytes of UTF-8, no control characters
+#define GF_KEY_GROUP_MAX 64   // [A-Za-z0-9_.-]
+#define GF_KEY_REASON_MAX 128
+
+/* Limits; 0 means unlimited for each. */
+struct gf_key_limits {
+    int64_t rpm;            // requests per minute
+    int64_t tpm;            // tokens (prompt + completion) per minute
+    int64_t max_concurrent; // requests in flight at once
+    int64_t daily_tokens;   // tokens per UTC day
+};
+
+/* One key as stored. Times are wall-clock ms since the epoch; 0 means "not set". */
+struct gf_key {
+    char id[GF_KEYID_BUFLEN];
+    char prefix[GF_KEYPREFIX_BUFLEN];
+    char name[GF_KEY_NAME_MAX + 1];
+    char group[GF_KEY_GROUP_MAX + 1];
+    uint8_t digest[GF_SHA256_LEN];
+    bool has_old;                       // rotation: the previous secret still works until
+    uint8_t old_digest[GF_SHA256_LEN];  // old_until (a grace period)
+    int64_t old_until;
+    struct gf_key_limits limits;
+    int64_t created;
+    int64_t expires;
+    int64_t revoked;
+    int64_t suspended;
+    char suspend_reason[GF_KEY_REASON_MAX + 1];
+    uint64_t seq;                       // journal sequence of the last change (set by the store)
+};
+
+/* Appends k in the store's format, one JSON object without newline, to b. */
+int gf_keyrec_write(struct gf_buf *b, const struct gf_key *k);
+/* Parses one stored record (JSON text s[0..n)) into *k. Every field is checked; the first
+ * problem goes to err ("digest: expected 64 hex digits"). Returns 0, GF_EFORMAT or GF_ENOMEM. */
+int gf_keyrec_parse(const char *s, size_t n, struct gf_key *k, struct gf_err *err);
+/* Checks a name and a group against the rules above; returns 0 or GF_EINVAL with err set. */
+int gf_keyrec_check_name(const char *name, struct gf_err *err);
+int gf_keyrec_check_group(const char *group, struct gf_err *err);
+
+/* ---- the store (keystore.c: local file store) ------------------------------------------ */
+
+struct gf_keystore;
+
+typedef int (*gf_key_visit_fn)(void *ud, const struct gf_key *k);
+
+enum gf_key_match { GF_KEY_MATCH_CURRENT, GF_KEY_MATCH_OLD };
+
+struct gf_keystore_ops {
+    const char *name;
+    /* Finds the key whose current or (rotation) old digest is d and copies it to *out; *match
+     * says which digest matched. Returns 0 or GF_ENOTFOUND. Does not judge validity. */
+    int (*lookup)(struct gf_keystore *ks, const uint8_t d[GF_SHA256_LEN], struct gf_key *out,
+                  enum gf_key_match *match);
+    /* Copies the key with this id to *out; 0 or GF_ENOTFOUND. */
+    int (*get)(struct gf_keystore *ks, const char *id, struct gf_key *out);
+    /* Inserts k or replaces the key with its id, durably: the change is on disk (fsync) when
+     * this returns 0. A digest that belongs to another key gives GF_EINVAL. On any error the
+     * store is unchanged. k->seq is assigned by the store. */
+    int (*put)(struct gf_keystore *ks, const struct gf_key *k, struct gf_err *err);
+    /* Calls fn for each key in creation order until fn returns non-zero (that value is
+     * returned). fn must not call back into the store. */
+    int (*list)(struct gf_keystore *ks, gf_key_visit_fn fn, void *ud);
+    size_t (*count)(struct gf_keystore *ks);
+    void (*close)(struct gf_keystore *ks);
+};
+
+struct gf_keystore {
+    const struct gf_keystore_ops *ops;
+    void *impl;
+};
+
+struct gf_keystore_file_opts {
+    size_t snapshot_every; // journal records between snapshots; 0 = 1000
+    bool no_fsync;         // tests and benchmarks only: skip fsync (durability off)
+};
+
+/* Opens (creating if needed) the store in dir (e.g. DATA_DIR/keys): loads snapshot.json, replays
+ * journal.log, truncates a torn last record away (logged), and refuses a corrupted record
+ * elsewhere with GF_EFORMAT naming it. opts may be NULL. Close with gf_keystore_close. */
+int gf_keystore_open_file(const char *dir, const struct gf_keystore_file_opts *opts,
+                          struct gf_keystore **out, struct gf_err *err);
+/* Closes ks and frees it; NULL is a no-op. */
+void gf_keystore_close(struct gf_keystore *ks);
+/* Writes a snapshot now and empties the journal (the file store only; others return 0). */
+int gf_keystore_file_snapshot(struct gf_keystore *ks, struct gf_err *err);
+
+/* ---- rate limits (ratelimit.c: local limiter) ------------------------------------------ */
+
+struct gf_limiter;
+
+enum gf_rl_reason {
+    GF_RL_OK = 0,
+    GF_RL_REQUESTS,    // requests per minute
+    GF_RL_TOKENS,      // tokens per minute
+    GF_RL_CONCURRENCY, // too many requests in flight
+    GF_RL_DAILY,       // the daily token quota
+};
+
+/* The clock of a decision: monotonic ns for the minute limits, wall ms for the UTC day. */
+struct gf_rl_now {
+    uint64_t mono_ns;
+    int64_t wall_ms;
+};
+
+/* What the answer's x-ratelimit-* headers say. -1 in a limit means unlimited (no header). */
+struct gf_rl_info {
+    int64_t limit_requests, remaining_requests, reset_requests_ms;
+    int64_t limit_tokens, remaining_tokens, reset_tokens_ms;
+    int64_t retry_after_s;      // on refusal: seconds until a retry can succeed (>= 1)
+    enum gf_rl_reason reason;   // on refusal: which limit refused
+};
+
+/* A request's hold on the limiter, from admit to release (caller storage). */
+struct gf_rl_ticket {
+    void *slot;                 // the limiter's per-key state (opaque)
+    struct gf_key_limits limits;
+    int64_t tokens;             // tokens charged so far (prompt + completion)
+    bool holds_conc;            // counted in max_concurrent
+    bool active;
+};
+
+struct gf_limiter_ops {
+    const char *name;
+    /* Admits one request of key_id under lim reserving prompt_tokens, or refuses it. On
+     * admission fills *t, returns 0; on refusal returns GF_ELIMIT with info->reason and
+     * retry_after_s set and changes nothing. info is filled either way. */
+    int (*admit)(struct gf_limiter *l, const char *key_id, const struct gf_key_limits *lim,
+                 int64_t prompt_tokens, struct gf_rl_now now, struct gf_rl_ticket *t,
+                 struct gf_rl_info *info);
+    /* Charges n completion tokens to t. Returns 0 while within budget; GF_ELIMIT once the
+     * minute or daily budget is exhausted (the tokens are charged anyway: they were made). */
+    int (*charge)(struct gf_limiter *l, struct gf_rl_ticket *t, int64_t n, struct gf_rl_now now,
+                  struct gf_rl_info *info);
+    /* Ends t's hold (max_concurrent); t becomes inactive. Idempotent. */
+    void (*release)(struct gf_limiter *l, struct gf_rl_ticket *t);
+    /* Counts one policy block for key_id at now; returns true when the key has now been
+     * blocked more than max_blocks times within window_ms (the caller suspends it). */
+    bool (*note_block)(struct gf_limiter *l, const char *key_id, int64_t max_blocks,
+                       int64_t window_ms, struct gf_rl_now now);
+    /* Forgets the block history of key_id (after an admin unsuspends it). */
+    void (*clear_blocks)(struct gf_limiter *l, const char *key_id);
+    void (*close)(struct gf_limiter *l);
+};
+
+struct gf_limiter {
+    const struct gf_limiter_ops *ops;
+    void *impl;
+};
+
+int gf_limiter_open_local(struct gf_limiter **out);
+void gf_limiter_close(struct gf_limiter *l);
+
+/* The current time for decisions. */
+struct gf_rl_now gf_rl_now(void);
+/* Formats a duration as OpenAI's reset headers do: "1m30s", "6s", "250ms" (out >= 32 bytes). */
+void gf_rl_format_reset(int64_t ms, char *out, size_t outlen);
+typedef int (*gf_header_fn)(void *ud, const char *name, const char *value);
+/* Emits the x-ratelimit-* headers of info (and Retry-After when refused) through fn. */
+int gf_rl_headers(const struct gf_rl_info *info, bool refused, gf_header_fn fn, void *ud);
+/* The OpenAI-style message and code of a refusal. */
+const char *gf_rl_reason_message(enum gf_rl_reason r);
+
+/* ---- the key service (keys.c): what the gateway and the admin API call ---------------- */
+
+/* Outcome of authenticating a request. */
+enum gf_auth {
+    GF_AUTH_OK = 0,
+    GF_AUTH_MISSING,   // no Authorization header, or not "Bearer"          401
+    GF_AUTH_MALFORMED, // not a well-formed key (typo, checksum)             401
+    GF_AUTH_UNKNOWN,   // well-formed, but no such key                      401
+    GF_AUTH_REVOKED,   //                                                   401
+    GF_AUTH_EXPIRED,   // past expires, or an old secret past its grace     401
+    GF_AUTH_SUSPENDED, // suspended for abuse until an admin re-enables it  403
+};
+
+/* An admin event (key created, revoked, ...) for the audit log. k is borrowed for the call. */
+typedef void (*gf_keys_event_fn)(void *ud, const char *action, const struct gf_key *k,
+                                 const char *detail);
+
+struct gf_keys_config {
+    struct gf_key_limits default_limits; // for keys created without a limit
+    const char *default_group;           // NULL = "default"
+    int64_t rotate_grace_ms;             // default grace of a rotated secret
+    int64_t abuse_max_blocks;            // suspend after more than this many blocks ...
+    int64_t abuse_window_ms;             // ... within this window; 0 = never suspend
+    size_t snapshot_every;               // see gf_keystore_file_opts
+    bool no_fsync;                       // tests/benchmarks only
+    gf_keys_event_fn on_event;           // may be NULL
+    void *event_ud;
+};
+
+struct gf_keys {
+    struct gf_keystore *store; // owned
+    struct gf_limiter *lim;    // owned
+    struct gf_keys_config cfg; // default_group is copied into group_buf
+    char group_buf[GF_KEY_GROUP_MAX + 1];
+};
+
+/* What to create or change. A negative limit or a NULL string means "leave as is" (update) or
+ * "use the default" (create). */
+struct gf_key_spec {
+    const char *name;
+    const char *group;
+    struct gf_key_limits limits;
+    int64_t expires;    // absolute wall ms; 0 = never (create), -1 = leave as is (update)
+};
+
+/* Sets every field of spec to "unset". */
+void gf_key_spec_init(struct gf_key_spec *spec);
+
+/* Opens the service over DATA_DIR/keys (store) and a local limiter. cfg is copied. */
+int gf_keys_open(const char *data_dir, const struct gf_keys_config *cfg, struct gf_keys **out,
+                 struct gf_err *err);
+void gf_keys_close(struct gf_keys *k);
+
+/* Admin operations. Each is durable when it returns 0, copies the key after the change into
+ * *out (may be NULL), and reports a bad argument as GF_EINVAL, a missing id as GF_ENOTFOUND,
+ * with err set. Secrets are written into secret (create, rotate) and nowhere else. */
+int gf_keys_create(struct gf_keys *k, const struct gf_key_spec *spec,
+                   char secret[GF_APIKEY_BUFLEN], struct gf_key *out, struct gf_err *err);
+int gf_keys_update(struct gf_keys *k, const char *id, const struct gf_key_spec *spec,
+                   struct gf_key *out, struct gf_err *err);
+int gf_keys_revoke(struct gf_keys *k, const char *id, struct gf_key *out, struct gf_err *err);
+/* New secret; the old one stays valid for grace_ms (< 0: the configured default). */
+int gf_keys_rotate(struct gf_keys *k, const char *id, int64_t grace_ms,
+                   char secret[GF_APIKEY_BUFLEN], struct gf_key *out, struct gf_err *err);
+/* Sets the expiry to at (wall ms; 0 = now). */
+int gf_keys_expire(struct gf_keys *k, const char *id, int64_t at, struct gf_key *out,
+                   struct gf_err *err);
+int gf_keys_suspend(struct gf_keys *k, const char *id, const char *reason, struct gf_key *out,
+                    struct gf_err *err);
+int gf_keys_unsuspend(struct gf_keys *k, const char *id, struct gf_key *out, struct gf_err *err);
+
+/* Authenticates an Authorization header value (may be NULL) at now_ms; on GF_AUTH_OK copies
+ * the key to *out and sets *match (current secret or a rotated one in its grace period). */
+enum gf_auth gf_keys_authenticate(struct gf_keys *k, const char *authz, int64_t now_ms,
+                                  struct gf_key *out, enum gf_key_match *match);
+/* Whether a request admitted on key id (with match) may go on at now_ms: GF_AUTH_OK, or why
+ * not. Used to cut open streams after a revocation, expiry or suspension. */
+enum gf_auth gf_keys_recheck(struct gf_keys *k, const char *id, enum gf_key_match match,
+                             int64_t now_ms);
+/* The status word of a key at now_ms: "active", "revoked", "expired", "suspended". */
+const char *gf_key_status(const struct gf_key *key, int64_t now_ms);
+/* HTTP status, OpenAI error code and message for a failed authentication. */
+int gf_auth_http_status(enum gf_auth a);
+const char *gf_auth_code(enum gf_auth a);
+const char *gf_auth_message(enum gf_auth a);
+
+/* Counts a policy block against key id; when the key passes the abuse threshold it is
+ * suspended (durably, reported through on_event) and this returns true. */
+bool gf_keys_note_block(struct gf_keys *k, const char *id, struct gf_rl_now now);
+
+#endif

@@ -1,0 +1,226 @@
+/* Unit tests of gateway/keys.c: create/authenticate, revoke, rotate with a grace period, expiry,
+ * updates, abuse suspension and admin re-enabling, events for the audit log, persistence across
+ * reopen, and that no secret reaches the data directory. */
+#include "gateway/keys_int.h"
+
+#include <string.h>
+
+#include "keys_testutil.h"
+#include "test.h"
+
+struct events {
+    char last[64];
+    char detail[160];
+    int n;
+};
+
+static void on_event(void *ud, const char *action, const struct gf_key *k, const char *detail)
+{
+    struct events *e = ud;
+    (void)k;
+    snprintf(e->last, sizeof(e->last), "%s", action);
+    snprintf(e->detail, sizeof(e->detail), "%s", detail ? detail : "");
+    e->n++;
+}
+
+static struct gf_keys *open_keys(const char *dir, struct events *ev)
+{
+    struct gf_keys_config cfg = {0};
+    cfg.default_limits.rpm = 60;
+    cfg.rotate_grace_ms = 3600000;
+    cfg.abuse_max_blocks = 2;
+    cfg.abuse_window_ms = 60000;
+    cfg.no_fsync = true;
+    cfg.on_event = on_event;
+    cfg.event_ud = ev;
+    struct gf_keys *k = NULL;
+    struct gf_err err = {0};
+    if (gf_keys_open(dir, &cfg, &k, &err) != 0)
+        fprintf(stderr, "open: %s\n", err.msg);
+    return k;
+}
+
+static void bearer(char *h, size_t n, const char *secret)
+{
+    snprintf(h, n, "Bearer %s", secret);
+}
+
+static void test_lifecycle(void)
+{
+    char dir[256], h[128];
+    tu_mkdtemp(dir, sizeof(dir));
+    struct events ev = {0};
+    struct gf_keys *k = open_keys(dir, &ev);
+    REQUIRE(k != NULL);
+    struct gf_key_spec spec;
+    gf_key_spec_init(&spec);
+    spec.name = "team a";
+    spec.group = "strict";
+    spec.limits.tpm = 5000;
+    char secret[GF_APIKEY_BUFLEN];
+    struct gf_key key, got;
+    struct gf_err err = {0};
+    REQUIRE(gf_keys_create(k, &spec, secret, &key, &err) == 0);
+    CHECK(gf_apikey_check(secret, strlen(secret)) == 0);
+    CHECK(strcmp(ev.last, "key_created") == 0);
+    CHECK_STREQ(key.group, "strict");
+    CHECK(key.limits.rpm == 60 && key.limits.tpm == 5000 && key.limits.max_concurrent == 0);
+    CHECK(strncmp(key.prefix, secret, GF_KEYPREFIX_LEN) == 0);
+    int64_t now = gf_wall_ms();
+    bearer(h, sizeof(h), secret);
+    enum gf_key_match m;
+    CHECK(gf_keys_authenticate(k, h, now, &got, &m) == GF_AUTH_OK);
+    CHECK(strcmp(got.id, key.id) == 0 && m == GF_KEY_MATCH_CURRENT);
+    CHECK(gf_keys_authenticate(k, NULL, now, &got, &m) == GF_AUTH_MISSING);
+    CHECK(gf_keys_authenticate(k, "Basic x", now, &got, &m) == GF_AUTH_MISSING);
+    char typo[GF_APIKEY_BUFLEN];
+    memcpy(typo, secret, sizeof(typo));
+    typo[5] = typo[5] == 'Q' ? 'R' : 'Q';
+    bearer(h, sizeof(h), typo);
+    CHECK(gf_keys_authenticate(k, h, now, &got, &m) == GF_AUTH_MALFORMED);
+    char other[GF_APIKEY_BUFLEN];
+    gf_apikey_generate(other);
+    bearer(h, sizeof(h), other);
+    CHECK(gf_keys_authenticate(k, h, now, &got, &m) == GF_AUTH_UNKNOWN);
+
+    // Update limits and group.
+    struct gf_key_spec up;
+    gf_key_spec_init(&up);
+    up.limits.rpm = 5;
+    up.group = "default";
+    CHECK(gf_keys_update(k, key.id, &up, &got, &err) == 0);
+    CHECK(got.limits.rpm == 5 && got.limits.tpm == 5000 && strcmp(got.group, "default") == 0);
+    up.group = "bad group";
+    gf_err_clear(&err);
+    CHECK(gf_keys_update(k, key.id, &up, &got, &err) == GF_EINVAL);
+    CHECK(strstr(err.msg, "group") != NULL);
+    gf_err_clear(&err);
+    CHECK(gf_keys_update(k, "key_0000000000000000", &up, &got, &err) == GF_ENOTFOUND);
+    gf_err_clear(&err);
+    CHECK(gf_keys_update(k, "../etc", &up, &got, &err) == GF_ENOTFOUND);
+
+    // Rotate: the old secret works during the grace, then not; the new one works.
+    char fresh[GF_APIKEY_BUFLEN];
+    CHECK(gf_keys_rotate(k, key.id, 10000, fresh, &got, &err) == 0);
+    CHECK(strcmp(fresh, secret) != 0 && gf_apikey_check(fresh, strlen(fresh)) == 0);
+    bearer(h, sizeof(h), secret);
+    CHECK(gf_keys_authenticate(k, h, now, &got, &m) == GF_AUTH_OK && m == GF_KEY_MATCH_OLD);
+    CHECK(gf_keys_authenticate(k, h, now + 20000, &got, &m) == GF_AUTH_EXPIRED);
+    CHECK(gf_keys_recheck(k, key.id, GF_KEY_MATCH_OLD, now + 20000) == GF_AUTH_EXPIRED);
+    bearer(h, sizeof(h), fresh);
+    CHECK(gf_keys_authenticate(k, h, now + 20000, &got, &m) == GF_AUTH_OK);
+
+    // Expiry.
+    CHECK(gf_keys_expire(k, key.id, now + 5000, &got, &err) == 0);
+    CHECK(gf_keys_authenticate(k, h, now, &got, &m) == GF_AUTH_OK);
+    CHECK(gf_keys_authenticate(k, h, now + 5000, &got, &m) == GF_AUTH_EXPIRED);
+    CHECK(strcmp(gf_key_status(&got, now + 5000), "expired") == 0);
+    struct gf_key_spec never;
+    gf_key_spec_init(&never);
+    never.expires = 0;
+    CHECK(gf_keys_update(k, key.id, &never, &got, &err) == 0);
+    CHECK(gf_keys_authenticate(k, h, now + 5000, &got, &m) == GF_AUTH_OK);
+
+    // Revocation is final and survives a reopen.
+    CHECK(gf_keys_revoke(k, key.id, &got, &err) == 0);
+    CHECK(strcmp(ev.last, "key_revoked") == 0);
+    CHECK(gf_keys_authenticate(k, h, now, &got, &m) == GF_AUTH_REVOKED);
+    CHECK(gf_keys_recheck(k, key.id, GF_KEY_MATCH_CURRENT, now) == GF_AUTH_REVOKED);
+    char refused[GF_APIKEY_BUFLEN];
+    CHECK(gf_keys_rotate(k, key.id, 0, refused, &got, &err) == GF_EINVAL);
+    CHECK(refused[0] == '\0');  // a refused rotation leaves no secret behind
+    gf_keys_close(k);
+    k = open_keys(dir, &ev);
+    REQUIRE(k != NULL);
+    CHECK(gf_keys_authenticate(k, h, now, &got, &m) == GF_AUTH_REVOKED);
+    CHECK(gf_auth_http_status(GF_AUTH_REVOKED) == 401);
+    CHECK(strcmp(gf_auth_code(GF_AUTH_REVOKED), "api_key_revoked") == 0);
+    gf_keys_close(k);
+    // No secret (current, rotated or other) was written anywhere.
+    CHECK(!tu_tree_contains(dir, secret));
+    CHECK(!tu_tree_contains(dir, fresh));
+    CHECK(!tu_tree_contains(dir, secret + 3));
+    tu_rmtree(dir);
+}
+
+static void test_create_errors(void)
+{
+    char dir[256];
+    tu_mkdtemp(dir, sizeof(dir));
+    struct events ev = {0};
+    struct gf_keys *k = open_keys(dir, &ev);
+    REQUIRE(k != NULL);
+    struct gf_key_spec spec;
+    gf_key_spec_init(&spec);
+    char secret[GF_APIKEY_BUFLEN];
+    struct gf_err err = {0};
+    CHECK(gf_keys_create(k, &spec, secret, NULL, &err) == GF_EINVAL);
+    spec.name = "x\ny";
+    gf_err_clear(&err);
+    CHECK(gf_keys_create(k, &spec, secret, NULL, &err) == GF_EINVAL);
+    spec.name = "ok";
+    spec.expires = 1000;  // in 1970
+    gf_err_clear(&err);
+    CHECK(gf_keys_create(k, &spec, secret, NULL, &err) == GF_EINVAL);
+    CHECK(strstr(err.msg, "future") != NULL);
+    spec.expires = -1;
+    spec.limits.rpm = 2000000000000ll;
+    gf_err_clear(&err);
+    CHECK(gf_keys_create(k, &spec, secret, NULL, &err) == GF_EINVAL);
+    CHECK(k->store->ops->count(k->store) == 0);
+    gf_keys_close(k);
+    tu_rmtree(dir);
+}
+
+static void test_suspension(void)
+{
+    char dir[256], h[128];
+    tu_mkdtemp(dir, sizeof(dir));
+    struct events ev = {0};
+    struct gf_keys *k = open_keys(dir, &ev);
+    REQUIRE(k != NULL);
+    struct gf_key_spec spec;
+    gf_key_spec_init(&spec);
+    spec.name = "noisy";
+    char secret[GF_APIKEY_BUFLEN];
+    struct gf_key key, got;
+    struct gf_err err = {0};
+    REQUIRE(gf_keys_create(k, &spec, secret, &key, &err) == 0);
+    bearer(h, sizeof(h), secret);
+    struct gf_rl_now now = gf_rl_now();
+    // Threshold 2 blocks in 60 s: the third suspends.
+    CHECK(!gf_keys_note_block(k, key.id, now));
+    CHECK(!gf_keys_note_block(k, key.id, now));
+    CHECK(gf_keys_note_block(k, key.id, now));
+    CHECK(strcmp(ev.last, "key_suspended") == 0 && strstr(ev.detail, "policy blocks") != NULL);
+    CHECK(gf_keys_authenticate(k, h, now.wall_ms, &got, NULL) == GF_AUTH_SUSPENDED);
+    CHECK(gf_auth_http_status(GF_AUTH_SUSPENDED) == 403);
+    CHECK(strcmp(gf_key_status(&got, now.wall_ms), "suspended") == 0);
+    // Further blocks do not suspend twice.
+    int before = ev.n;
+    CHECK(!gf_keys_note_block(k, key.id, now));
+    CHECK(ev.n == before);
+    // It stays suspended across a restart, until an admin re-enables it.
+    gf_keys_close(k);
+    k = open_keys(dir, &ev);
+    REQUIRE(k != NULL);
+    CHECK(gf_keys_authenticate(k, h, now.wall_ms, &got, NULL) == GF_AUTH_SUSPENDED);
+    CHECK(gf_keys_unsuspend(k, key.id, &got, &err) == 0);
+    CHECK(strcmp(ev.last, "key_unsuspended") == 0);
+    CHECK(gf_keys_authenticate(k, h, now.wall_ms, &got, NULL) == GF_AUTH_OK);
+    // The history was cleared: two more blocks are tolerated again.
+    CHECK(!gf_keys_note_block(k, key.id, now));
+    CHECK(!gf_keys_note_block(k, key.id, now));
+    gf_keys_close(k);
+    tu_rmtree(dir);
+}
+
+int main(void)
+{
+    gf_json_init();
+    gf_log_set_level(GF_LOG_ERROR);
+    RUN(test_lifecycle);
+    RUN(test_create_errors);
+    RUN(test_suspension);
+    return test_report();
+}
