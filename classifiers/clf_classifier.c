@@ -1,0 +1,65 @@
+/* clf_classifier.c — a trained model behind the component's classifier interface (struct
+ * gf_classifier, implementation name "fasttext"), so that the registry, policies and
+ * /v1/moderations reach its categories by name. The classifier holds one model reference.
+ * Invariant: score allocates nothing; each thread scores in its own thread-local scratch. */
+#include "classifiers/clf_int.h"
+
+// Per-thread scratch sized for the largest model any file may describe.
+static _Thread_local float tls_acc[GF_CLF_MAX_DIM];
+static _Thread_local float tls_hid[GF_CLF_MAX_HIDDEN];
+static _Thread_local char tls_norm[GF_CLF_NORM_BUF];
+
+static void tls_scratch(struct gf_clf_scratch *s)
+{
+    gf_clf_scratch_over(s, tls_acc, GF_CLF_MAX_DIM, tls_hid, GF_CLF_MAX_HIDDEN, tls_norm);
+}
+
+static int clf_score(const struct gf_classifier *c, const char *text, size_t len,
+                     const struct gf_norm *norm, float *scores, struct gf_err *err)
+{
+    const struct gf_clf_model *m = c->impl;
+    struct gf_clf_scratch s;
+    tls_scratch(&s);
+    int rc = norm != NULL ? gf_clf_model_score_canonical(m, norm->text, norm->len, scores, &s)
+                          : gf_clf_model_score(m, text, len, scores, &s);
+    if (rc != 0)
+        return gf_err_set(err, rc, "classifier: scoring failed (%s)", gf_strerror(rc));
+    return 0;
+}
+
+static int clf_score_batch(const struct gf_classifier *c, const char *const *texts,
+                           const size_t *lens, size_t n, float *scores, struct gf_err *err)
+{
+    struct gf_clf_scratch s;
+    tls_scratch(&s);
+    int rc = gf_clf_model_score_batch(c->impl, texts, lens, n, scores, &s);
+    if (rc != 0)
+        return gf_err_set(err, rc, "classifier: scoring failed (%s)", gf_strerror(rc));
+    return 0;
+}
+
+static void clf_destroy(struct gf_classifier *c)
+{
+    gf_clf_model_unref(c->impl);
+    gf_free(c);
+}
+
+static const struct gf_classifier_ops clf_ops = {
+    .name = "fasttext",
+    .score = clf_score,
+    .score_batch = clf_score_batch,
+    .destroy = clf_destroy,
+};
+
+int gf_clf_model_classifier(struct gf_clf_model *m, struct gf_classifier **out)
+{
+    *out = NULL;
+    struct gf_classifier *c = gf_calloc(1, sizeof(*c));
+    if (c == NULL)
+        return GF_ENOMEM;
+    const char *const *names;
+    size_t n = gf_clf_model_categories(m, &names);
+    gf_classifier_init(c, &clf_ops, names, n, gf_clf_model_ref(m));
+    *out = c;
+    return 0;
+}

@@ -1,0 +1,333 @@
+/* clf_gguf.c — the classifier's file: a GGUF file (general.architecture "gardefou-classifier")
+ * read by the engine's GGUF reader and written by its writer. Loading trusts nothing: every key,
+ * shape, type, count and number is checked, and the tensors are used in place (mapped). The
+ * layout is documented in docs/classifiers.md.
+ * Invariant: a loaded model never reads outside its tensors, whatever the file holds. */
+#include "classifiers/clf_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/gguf.h"
+
+#define K(s) GF_CLF_ARCH "." s
+
+static int bad(struct gf_err *err, const char *what)
+{
+    return gf_err_set(err, GF_EFORMAT, "%s", what);
+}
+
+static int get_u32(const struct gf_gguf *g, const char *key, uint32_t *v, struct gf_err *err)
+{
+    int rc = gf_gguf_get_u32(g, key, v);
+    if (rc == GF_ENOTFOUND)
+        return gf_err_set(err, GF_EFORMAT, "missing key %s", key);
+    if (rc != 0)
+        return gf_err_set(err, GF_EFORMAT, "key %s: not an unsigned 32-bit integer", key);
+    return 0;
+}
+
+/* Valid category names are short lowercase identifiers: they become policy and API names. */
+static bool valid_name(const char *s, size_t n)
+{
+    if (n == 0 || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* Finds tensor name with exactly the given type and dims (ne[0] first), or fails. */
+static const void *tensor(const struct gf_gguf *g, const char *name, int type, int n_dims,
+                          uint64_t ne0, uint64_t ne1, struct gf_err *err)
+{
+    const struct gf_gguf_tensor *t = gf_gguf_find_tensor(g, name);
+    if (t == NULL) {
+        gf_err_set(err, GF_EFORMAT, "missing tensor %s", name);
+        return NULL;
+    }
+    if (t->type != type) {
+        gf_err_set(err, GF_EFORMAT, "tensor %s: type %s, expected %s", name,
+                   gf_tensor_type_name(t->type), gf_tensor_type_name(type));
+        return NULL;
+    }
+    uint64_t want[4] = {ne0, n_dims > 1 ? ne1 : 1, 1, 1};
+    if (t->n_dims != n_dims || t->ne[0] != want[0] || t->ne[1] != want[1] || t->ne[2] != 1 ||
+        t->ne[3] != 1) {
+        gf_err_set(err, GF_EFORMAT,
+                   "tensor %s: shape [%llu,%llu], expected [%llu,%llu]", name,
+                   (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+                   (unsigned long long)want[0], (unsigned long long)want[1]);
+        return NULL;
+    }
+    if (type == GF_TYPE_F32 && ((uintptr_t)t->data % sizeof(float)) != 0) {
+        gf_err_set(err, GF_EFORMAT, "tensor %s: misaligned data", name);
+        return NULL;
+    }
+    if (type == GF_TYPE_F32) {
+        const float *f = t->data;
+        for (uint64_t i = 0; i < ne0 * want[1]; i++)
+            if (!isfinite(f[i])) {
+                gf_err_set(err, GF_EFORMAT, "tensor %s: element %llu is not finite", name,
+                           (unsigned long long)i);
+                return NULL;
+            }
+    }
+    return t->data;
+}
+
+static int load_calib(const struct gf_gguf *g, const char *cat, struct gf_clf_calib *c,
+                      struct gf_err *err)
+{
+    char kx[128], ky[128];
+    snprintf(kx, sizeof(kx), K("calibration.%s.x"), cat);
+    snprintf(ky, sizeof(ky), K("calibration.%s.y"), cat);
+    struct gf_gguf_arr ax, ay;
+    int rx = gf_gguf_get_arr(g, kx, &ax), ry = gf_gguf_get_arr(g, ky, &ay);
+    c->n = 0;
+    if (rx == GF_ENOTFOUND && ry == GF_ENOTFOUND)
+        return 0;  // no table: the identity
+    if (rx != 0 || ry != 0)
+        return gf_err_set(err, GF_EFORMAT, "calibration of %s: need both %s and %s arrays", cat,
+                          kx, ky);
+    if (ax.elem_type != GF_GGUF_TYPE_FLOAT32 || ay.elem_type != GF_GGUF_TYPE_FLOAT32 ||
+        ax.n != ay.n || ax.n > GF_CLF_CALIB_MAX)
+        return gf_err_set(err, GF_EFORMAT,
+                          "calibration of %s: need two float32 arrays of equal length <= %d",
+                          cat, GF_CLF_CALIB_MAX);
+    for (uint64_t i = 0; i < ax.n; i++) {
+        double x, y;
+        if (gf_gguf_arr_f64(&ax, i, &x) != 0 || gf_gguf_arr_f64(&ay, i, &y) != 0)
+            return gf_err_set(err, GF_EFORMAT, "calibration of %s: unreadable point", cat);
+        c->x[i] = (float)x;
+        c->y[i] = (float)y;
+    }
+    c->n = (uint32_t)ax.n;
+    int rc = gf_clf_calib_check(c, err);
+    if (rc != 0)
+        gf_err_prefix(err, cat);
+    return rc;
+}
+
+static int from_gguf(struct gf_gguf *g, struct gf_clf_model **out, struct gf_err *err)
+{
+    struct gf_clf_model *m = NULL;
+    const char *s;
+    size_t len;
+    int rc = gf_gguf_get_str(g, "general.architecture", &s, &len);
+    if (rc != 0)
+        return bad(err, "missing string general.architecture");
+    if (len != strlen(GF_CLF_ARCH) || memcmp(s, GF_CLF_ARCH, len) != 0)
+        return gf_err_set(err, GF_EFORMAT, "general.architecture is '%.*s', expected '%s'",
+                          (int)(len > 64 ? 64 : len), s, GF_CLF_ARCH);
+
+    struct gf_gguf_arr cats;
+    rc = gf_gguf_get_arr(g, K("categories"), &cats);
+    if (rc != 0 || cats.elem_type != GF_GGUF_TYPE_STRING)
+        return bad(err, "missing string array " K("categories"));
+    if (cats.n == 0 || cats.n > GF_CLF_MAX_CATEGORIES)
+        return gf_err_set(err, GF_EFORMAT, K("categories") ": %llu entries (need 1..%d)",
+                          (unsigned long long)cats.n, GF_CLF_MAX_CATEGORIES);
+    uint32_t n_cat = (uint32_t)cats.n;
+    char names[GF_CLF_MAX_CATEGORIES][33];
+    const char *name_ptrs[GF_CLF_MAX_CATEGORIES];
+    for (uint32_t c = 0; c < n_cat; c++) {
+        if (gf_gguf_arr_str(&cats, c, &s, &len) != 0 || !valid_name(s, len))
+            return gf_err_set(err, GF_EFORMAT,
+                              K("categories") "[%u]: not a name of 1-32 characters [a-z0-9_-]",
+                              c);
+        memcpy(names[c], s, len);
+        names[c][len] = '\0';
+        name_ptrs[c] = names[c];
+        for (uint32_t d = 0; d < c; d++)
+            if (strcmp(names[d], names[c]) == 0)
+                return gf_err_set(err, GF_EFORMAT, K("categories") ": '%s' twice", names[c]);
+    }
+
+    struct gf_clf_hash_params hp;
+    uint32_t dim, hidden, normv;
+    if ((rc = get_u32(g, K("hash.buckets"), &hp.buckets, err)) ||
+        (rc = get_u32(g, K("hash.seed"), &hp.seed, err)) ||
+        (rc = get_u32(g, K("hash.word_ngram_min"), &hp.word_min, err)) ||
+        (rc = get_u32(g, K("hash.word_ngram_max"), &hp.word_max, err)) ||
+        (rc = get_u32(g, K("hash.char_ngram_min"), &hp.char_min, err)) ||
+        (rc = get_u32(g, K("hash.char_ngram_max"), &hp.char_max, err)) ||
+        (rc = get_u32(g, K("embedding_length"), &dim, err)) ||
+        (rc = get_u32(g, K("hidden_length"), &hidden, err)) ||
+        (rc = get_u32(g, K("normalization_version"), &normv, err)))
+        return rc;
+    if ((rc = gf_clf_hash_params_check(&hp, err)) != 0) {
+        gf_err_prefix(err, "hash parameters");
+        return GF_EFORMAT;
+    }
+    if (normv != gf_clf_norm_version())
+        return gf_err_set(err, GF_EFORMAT,
+                          "model was trained with normalization version %u, this build has %u "
+                          "(retrain it)",
+                          normv, gf_clf_norm_version());
+    if (dim == 0 || dim > GF_CLF_MAX_DIM || hidden > GF_CLF_MAX_HIDDEN)
+        return gf_err_set(err, GF_EFORMAT, "embedding_length %u / hidden_length %u out of range",
+                          dim, hidden);
+
+    // Build the model around the mapped tensors (the owned block stays empty).
+    m = gf_calloc(1, sizeof(*m));
+    if (m == NULL)
+        return gf_err_set(err, GF_ENOMEM, "out of memory");
+    atomic_init(&m->refs, 1);
+    m->n_cat = n_cat;
+    m->hash = hp;
+    m->dim = dim;
+    m->hidden = hidden;
+    m->norm_version = normv;
+    m->cat_names = gf_calloc(n_cat, sizeof(char *));
+    m->calib = gf_calloc(n_cat, sizeof(*m->calib));
+    if (m->cat_names == NULL || m->calib == NULL)
+        goto oom;
+    for (uint32_t c = 0; c < n_cat; c++)
+        if ((m->cat_names[c] = gf_strdup(name_ptrs[c])) == NULL)
+            goto oom;
+
+    uint32_t in = hidden ? hidden : dim;
+    if (!(m->emb_q = tensor(g, "clf.embd", GF_TYPE_I8, 2, dim, hp.buckets, err)) ||
+        !(m->emb_scale = tensor(g, "clf.embd_scale", GF_TYPE_F32, 1, hp.buckets, 1, err)) ||
+        !(m->w2 = tensor(g, "clf.output.weight", GF_TYPE_F32, 2, in, n_cat, err)) ||
+        !(m->b2 = tensor(g, "clf.output.bias", GF_TYPE_F32, 1, n_cat, 1, err)))
+        goto fail;
+    if (hidden) {
+        if (!(m->w1 = tensor(g, "clf.hidden.weight", GF_TYPE_F32, 2, dim, hidden, err)) ||
+            !(m->b1 = tensor(g, "clf.hidden.bias", GF_TYPE_F32, 1, hidden, 1, err)))
+            goto fail;
+    } else if (gf_gguf_find_tensor(g, "clf.hidden.weight") != NULL) {
+        gf_err_set(err, GF_EFORMAT, "tensor clf.hidden.weight present but hidden_length is 0");
+        goto fail;
+    }
+    for (uint32_t c = 0; c < n_cat; c++)
+        if ((rc = load_calib(g, m->cat_names[c], &m->calib[c], err)) != 0)
+            goto fail;
+    m->file = g;
+    *out = m;
+    return 0;
+oom:
+    gf_err_set(err, GF_ENOMEM, "out of memory");
+fail:
+    gf_clf_model_unref(m);  // m->file is NULL: the caller still owns g
+    return err->code ? err->code : GF_EFORMAT;
+}
+
+int gf_clf_model_load(const char *path, struct gf_clf_model **out, struct gf_err *err)
+{
+    struct gf_err local = {0};
+    if (err == NULL)
+        err = &local;  // from_gguf reads the code back from err
+    *out = NULL;
+    struct gf_gguf *g = NULL;
+    int rc = gf_gguf_open(path, &g, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = from_gguf(g, out, err)) != 0) {
+        gf_err_prefix(err, path);
+        gf_gguf_close(g);
+    }
+    return rc;
+}
+
+int gf_clf_model_load_mem(const void *data, size_t len, struct gf_clf_model **out,
+                          struct gf_err *err)
+{
+    struct gf_err local = {0};
+    if (err == NULL)
+        err = &local;  // from_gguf reads the code back from err
+    *out = NULL;
+    struct gf_gguf *g = NULL;
+    int rc = gf_gguf_open_mem(data, len, &g, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = from_gguf(g, out, err)) != 0) {
+        gf_err_prefix(err, "(memory)");
+        gf_gguf_close(g);
+    }
+    return rc;
+}
+
+static int fill_writer(const struct gf_clf_model *m, struct gf_gguf_writer *w)
+{
+    int rc;
+    uint32_t in = m->hidden ? m->hidden : m->dim;
+    uint64_t ne_e[2] = {m->dim, m->hash.buckets}, ne_s[1] = {m->hash.buckets};
+    uint64_t ne_w2[2] = {in, m->n_cat}, ne_b2[1] = {m->n_cat};
+    uint64_t ne_w1[2] = {m->dim, m->hidden}, ne_b1[1] = {m->hidden};
+    if ((rc = gf_gguf_writer_add_str(w, "general.architecture", GF_CLF_ARCH,
+                                     strlen(GF_CLF_ARCH))) ||
+        (rc = gf_gguf_writer_add_str(w, "general.name", "gardefou moderation", 19)) ||
+        (rc = gf_gguf_writer_add_arr_str(w, K("categories"), (const char *const *)m->cat_names,
+                                         NULL, m->n_cat)) ||
+        (rc = gf_gguf_writer_add_u32(w, K("hash.buckets"), m->hash.buckets)) ||
+        (rc = gf_gguf_writer_add_u32(w, K("hash.seed"), m->hash.seed)) ||
+        (rc = gf_gguf_writer_add_u32(w, K("hash.word_ngram_min"), m->hash.word_min)) ||
+        (rc = gf_gguf_writer_add_u32(w, K("hash.word_ngram_max"), m->hash.word_max)) ||
+        (rc = gf_gguf_writer_add_u32(w, K("hash.char_ngram_min"), m->hash.char_min)) ||
+        (rc = gf_gguf_writer_add_u32(w, K("hash.char_ngram_max"), m->hash.char_max)) ||
+        (rc = gf_gguf_writer_add_u32(w, K("embedding_length"), m->dim)) ||
+        (rc = gf_gguf_writer_add_u32(w, K("hidden_length"), m->hidden)) ||
+        (rc = gf_gguf_writer_add_u32(w, K("normalization_version"), gf_clf_norm_version())))
+        return rc;
+    for (uint32_t c = 0; c < m->n_cat; c++) {
+        const struct gf_clf_calib *cal = &m->calib[c];
+        if (cal->n == 0)
+            continue;
+        char kx[128], ky[128];
+        snprintf(kx, sizeof(kx), K("calibration.%s.x"), m->cat_names[c]);
+        snprintf(ky, sizeof(ky), K("calibration.%s.y"), m->cat_names[c]);
+        if ((rc = gf_gguf_writer_add_arr(w, kx, GF_GGUF_TYPE_FLOAT32, cal->x, cal->n)) ||
+            (rc = gf_gguf_writer_add_arr(w, ky, GF_GGUF_TYPE_FLOAT32, cal->y, cal->n)))
+            return rc;
+    }
+    if ((rc = gf_gguf_writer_add_tensor(w, "clf.embd", GF_TYPE_I8, 2, ne_e, m->emb_q,
+                                        (uint64_t)m->dim * m->hash.buckets, false)) ||
+        (rc = gf_gguf_writer_add_tensor(w, "clf.embd_scale", GF_TYPE_F32, 1, ne_s,
+                                        m->emb_scale, 4ull * m->hash.buckets, false)) ||
+        (rc = gf_gguf_writer_add_tensor(w, "clf.output.weight", GF_TYPE_F32, 2, ne_w2, m->w2,
+                                        4ull * in * m->n_cat, false)) ||
+        (rc = gf_gguf_writer_add_tensor(w, "clf.output.bias", GF_TYPE_F32, 1, ne_b2, m->b2,
+                                        4ull * m->n_cat, false)))
+        return rc;
+    if (m->hidden &&
+        ((rc = gf_gguf_writer_add_tensor(w, "clf.hidden.weight", GF_TYPE_F32, 2, ne_w1, m->w1,
+                                         4ull * m->dim * m->hidden, false)) ||
+         (rc = gf_gguf_writer_add_tensor(w, "clf.hidden.bias", GF_TYPE_F32, 1, ne_b1, m->b1,
+                                         4ull * m->hidden, false))))
+        return rc;
+    return 0;
+}
+
+int gf_clf_model_save(const struct gf_clf_model *m, const char *path, struct gf_err *err)
+{
+    struct gf_gguf_writer *w = gf_gguf_writer_new();
+    if (w == NULL)
+        return gf_err_set(err, GF_ENOMEM, "out of memory");
+    int rc = fill_writer(m, w);
+    if (rc != 0)
+        gf_err_set(err, rc, "%s: cannot build the model file (%s)", path, gf_strerror(rc));
+    else
+        rc = gf_gguf_writer_write(w, path, err);
+    gf_gguf_writer_free(w);
+    return rc;
+}
+
+int gf_clf_model_save_mem(const struct gf_clf_model *m, void **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    struct gf_gguf_writer *w = gf_gguf_writer_new();
+    if (w == NULL)
+        return GF_ENOMEM;
+    int rc = fill_writer(m, w);
+    if (rc == 0)
+        rc = gf_gguf_writer_write_mem(w, out, len);
+    gf_gguf_writer_free(w);
+    return rc;
+}

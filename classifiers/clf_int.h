@@ -1,0 +1,171 @@
+/* clf_int.h — internals of the trained classifiers (classifiers/clf_*.c): feature hashing, the
+ * model layout, training, calibration and the dataset recipe. Only the classifiers component,
+ * its tests and the train/eval commands include it; everyone else uses classifiers.h.
+ *
+ * Invariant: a model is immutable once built or loaded; every field below is read-only while
+ * its refcount is held, so any number of threads may score with it concurrently. */
+#ifndef GF_CLF_INT_H
+#define GF_CLF_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "classifiers/classifiers.h"
+
+/* ---- feature hashing (clf_hash.c) ------------------------------------------------------ */
+
+/* How text becomes bucket ids. Stored in the model file; training and scoring use the same. */
+struct gf_clf_hash_params {
+    uint32_t buckets;   // rows of the embedding table, >= 1
+    uint32_t seed;      // mixed into every hash, so two models can use different hash spaces
+    uint32_t word_min;  // word n-gram orders, e.g. 1..2; word_max = 0 disables words
+    uint32_t word_max;
+    uint32_t char_min;  // character n-gram orders over "<word>", e.g. 3..5; char_max = 0 disables
+    uint32_t char_max;
+};
+
+#define GF_CLF_MAX_WORD_N   4   // longest word n-gram a model may ask for
+#define GF_CLF_MAX_CHAR_N   8   // longest character n-gram
+#define GF_CLF_MAX_CHAR_TOK 40  // char n-grams are taken from a token's first 40 bytes only
+
+typedef void (*gf_clf_feature_fn)(void *ud, uint32_t bucket);
+
+/* Calls fn once per feature of the (already normalized) text s[0..n), in a fixed order: for each
+ * token, its word n-grams ending there, then its character n-grams. Tokens are runs of letters,
+ * digits and non-ASCII bytes; each other non-space byte is a token of its own. Returns the
+ * number of features emitted. Never allocates. */
+size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_t n,
+                       gf_clf_feature_fn fn, void *ud);
+/* Checks ranges (buckets >= 1, orders within the limits above, min <= max, something enabled). */
+int gf_clf_hash_params_check(const struct gf_clf_hash_params *hp, struct gf_err *err);
+
+/* Normalizes text[0..len) segment by segment into buf (cap bytes, >= 64) and calls fn for the
+ * features of each segment (clf_text.c). Segments are cut at whitespace, so only n-grams that
+ * straddle a cut in a text longer than cap/4 bytes are lost. Returns the feature count. */
+size_t gf_clf_text_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
+                            char *buf, size_t cap, gf_clf_feature_fn fn, void *ud);
+
+#define GF_CLF_NORM_BUF 16384  // bytes of the normalization buffer of a scratch
+
+/* The version of the normalization the features are computed on; a model records it and is
+ * refused by a build whose normalization differs. */
+uint32_t gf_clf_norm_version(void);
+
+/* ---- calibration (clf_calib.c) --------------------------------------------------------- */
+
+#define GF_CLF_CALIB_MAX 64  // points per category
+
+/* A monotone piecewise-linear map from raw sigmoid output to calibrated probability. With n = 0
+ * the map is the identity. xs strictly increasing, ys non-decreasing, both in [0,1]. */
+struct gf_clf_calib {
+    uint32_t n;
+    float x[GF_CLF_CALIB_MAX];
+    float y[GF_CLF_CALIB_MAX];
+};
+
+float gf_clf_calib_apply(const struct gf_clf_calib *c, float raw);
+/* Fits an isotonic regression (pool-adjacent-violators) of labels y (0/1) on raw scores, with
+ * one pseudo-example at (0,0) and one at (1,1) so that few positives do not give a hard step,
+ * then keeps at most GF_CLF_CALIB_MAX points. Returns GF_ENOMEM or 0. */
+int gf_clf_calib_fit(struct gf_clf_calib *c, const float *raw, const uint8_t *y, size_t n);
+/* Checks a calibration table read from a file. */
+int gf_clf_calib_check(const struct gf_clf_calib *c, struct gf_err *err);
+
+/* ---- the model (clf_model.c) ----------------------------------------------------------- */
+
+#define GF_CLF_MAX_CATEGORIES 64
+#define GF_CLF_MAX_DIM        1024
+#define GF_CLF_MAX_HIDDEN     1024
+#define GF_CLF_ARCH           "gardefou-classifier"
+
+struct gf_clf_model {
+    atomic_int refs;
+    uint32_t n_cat;
+    char **cat_names;           // n_cat names, owned
+    struct gf_clf_hash_params hash;
+    uint32_t norm_version;      // GF_NORM_VERSION the model was trained with
+    uint32_t dim;               // embedding width
+    uint32_t hidden;            // 0 = no hidden layer
+    const int8_t *emb_q;        // [buckets][dim] int8 embedding rows
+    const float *emb_scale;     // [buckets] per-row scale: row value = q * scale
+    const float *w1;            // [hidden][dim]  (hidden > 0)
+    const float *b1;            // [hidden]
+    const float *w2;            // [n_cat][hidden ? hidden : dim]
+    const float *b2;            // [n_cat]
+    struct gf_clf_calib *calib; // [n_cat], owned
+    void *owned;                // one block holding the arrays above when built in memory
+    struct gf_gguf *file;       // the open file the arrays point into when loaded, else NULL
+};
+
+/* Allocates a model with room for every array (zeroed) in one block; the arrays then point into
+ * it and may be written until the model is shared. names are copied. */
+int gf_clf_model_alloc(uint32_t n_cat, const char *const *names,
+                       const struct gf_clf_hash_params *hp, uint32_t dim, uint32_t hidden,
+                       struct gf_clf_model **out);
+/* From an embedding-bag sum acc[dim] over n_feats features to the raw sigmoid outputs raw[n_cat]
+ * (divides acc by n_feats in place; hid holds m->hidden floats). Scoring and calibration share it. */
+void gf_clf_model_forward(const struct gf_clf_model *m, float *acc, size_t n_feats, float *hid,
+                          float *raw);
+/* The raw (uncalibrated) sigmoid outputs, n_cat of them; same path as gf_clf_model_score. */
+int gf_clf_model_score_raw(const struct gf_clf_model *m, const char *text, size_t len,
+                           float *raw, struct gf_clf_scratch *s);
+
+/* Serializes m as a GGUF file into memory: *out (caller frees with gf_free) of *len bytes. */
+int gf_clf_model_save_mem(const struct gf_clf_model *m, void **out, size_t *len);
+
+/* Working memory of one scoring thread; the arrays belong to whoever made it. */
+struct gf_clf_scratch {
+    uint32_t dim, hidden;  // capacities of acc and hid
+    float *acc;            // [dim] the embedding bag
+    float *hid;            // [hidden]
+    char *norm;            // [GF_CLF_NORM_BUF] normalized text of the current segment
+};
+
+/* Points s at caller memory: acc[dim], hid[hidden], norm[GF_CLF_NORM_BUF] (thread-local scratch
+ * of the classifier interface). */
+void gf_clf_scratch_over(struct gf_clf_scratch *s, float *acc, uint32_t dim, float *hid,
+                         uint32_t hidden, char *norm);
+
+/* ---- training (clf_train.c) ------------------------------------------------------------ */
+
+/* One training example: its hashed features and a label per category (1 positive, 0 negative,
+ * -1 unknown: the example says nothing about that category and adds no loss for it). */
+struct gf_clf_example {
+    uint32_t *feats;  // owned by the dataset
+    uint32_t n_feats;
+    int8_t *labels;   // n_cat entries
+};
+
+struct gf_clf_train_params {
+    uint32_t dim;
+    uint32_t hidden;       // 0 = linear model on the embedding bag
+    uint32_t epochs;
+    uint32_t batch;
+    float lr;              // start learning rate, decays linearly to 0
+    float max_pos_weight;  // class weights: positives weigh min(sqrt(neg/pos), this)
+    uint64_t seed;
+};
+
+/* Called every so often during training with the number of examples seen so far, the total, the
+ * mean loss since the last call and the examples/s rate. */
+typedef void (*gf_clf_progress_fn)(void *ud, uint64_t done, uint64_t total, double loss,
+                                   double rate);
+
+/* Trains a model on train[0..n_train), calibrates it on val[0..n_val) (when n_val > 0) and
+ * returns it in *out (refcount 1). Deterministic for a given seed: one thread, fixed order.
+ * Returns GF_EINVAL (bad params), GF_ENOMEM. */
+int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_hash_params *hp,
+                 const struct gf_clf_train_params *tp, const struct gf_clf_example *train,
+                 size_t n_train, const struct gf_clf_example *val, size_t n_val,
+                 gf_clf_progress_fn progress, void *ud, struct gf_clf_model **out,
+                 struct gf_err *err);
+
+/* Hashes text (normalizing it first, like scoring does) into a new feature array; the caller
+ * frees *feats with gf_free. max_bytes > 0 keeps only the first max_bytes of the text. */
+int gf_clf_example_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
+                            size_t max_bytes, uint32_t **feats, uint32_t *n_feats);
+
+#endif

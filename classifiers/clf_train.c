@@ -1,0 +1,438 @@
+/* clf_train.c — training a classifier: mini-batch SGD on a weighted binary cross-entropy per
+ * category, with the dense products of a batch done by OpenBLAS (cblas_sgemm) and sparse updates
+ * of the embedding rows its features touch. The float embeddings are then quantized to int8 with
+ * a scale per row, and each category is calibrated on the validation split through the quantized
+ * model, so calibration sees exactly what inference computes.
+ * Invariant: the result depends only on the inputs and the seed (one thread, fixed order). */
+#include "classifiers/clf_int.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+
+/* xoshiro-style generator (splitmix64 steps): small, fast and the same everywhere. */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static float rng_uniform(uint64_t *s, float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((rng_next(s) >> 40) * (1.0 / 16777216.0));
+}
+
+struct collect {
+    uint32_t *v;
+    size_t n, cap;
+    bool oom;
+};
+
+static void collect_feat(void *ud, uint32_t bucket)
+{
+    struct collect *c = ud;
+    if (c->oom)
+        return;
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 256;
+        uint32_t *nv = gf_realloc(c->v, ncap * sizeof(uint32_t));
+        if (nv == NULL) {
+            c->oom = true;
+            return;
+        }
+        c->v = nv;
+        c->cap = ncap;
+    }
+    c->v[c->n++] = bucket;
+}
+
+int gf_clf_example_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
+                            size_t max_bytes, uint32_t **feats, uint32_t *n_feats)
+{
+    *feats = NULL;
+    *n_feats = 0;
+    if (max_bytes > 0 && len > max_bytes) {
+        len = max_bytes;
+        while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
+            len--;  // do not cut a UTF-8 character
+    }
+    char *buf = gf_malloc(GF_CLF_NORM_BUF);
+    if (buf == NULL)
+        return GF_ENOMEM;
+    struct collect c = {0};
+    gf_clf_text_features(hp, text, len, buf, GF_CLF_NORM_BUF, collect_feat, &c);
+    gf_free(buf);
+    if (c.oom || c.n > UINT32_MAX) {
+        gf_free(c.v);
+        return GF_ENOMEM;
+    }
+    *feats = c.v;
+    *n_feats = (uint32_t)c.n;
+    return 0;
+}
+
+/* The float state of training. */
+struct trainer {
+    uint32_t n_cat, dim, hidden, in, batch, buckets;
+    float *emb;   // [buckets][dim]
+    float *w1;    // [hidden][dim]
+    float *b1;    // [hidden]
+    float *w2;    // [n_cat][in]
+    float *b2;    // [n_cat]
+    float *x0;    // [batch][dim] embedding bags of the batch
+    float *z1;    // [batch][hidden] pre-activations
+    float *a1;    // [batch][hidden]
+    float *lg;    // [batch][n_cat] logits, then gradients of the loss by the logits
+    float *da;    // [batch][in] gradient by the layer below the output
+    float *dx0;   // [batch][dim] gradient by the embedding bags
+    float *gw1;   // [hidden][dim]
+    float *gw2;   // [n_cat][in]
+    float *posw;  // [n_cat] weight of a positive label
+};
+
+static void trainer_free(struct trainer *t)
+{
+    float **all[] = {&t->emb, &t->w1, &t->b1, &t->w2, &t->b2, &t->x0, &t->z1, &t->a1,
+                     &t->lg, &t->da, &t->dx0, &t->gw1, &t->gw2, &t->posw};
+    for (size_t i = 0; i < GF_ARRAY_LEN(all); i++) {
+        gf_free(*all[i]);
+        *all[i] = NULL;
+    }
+}
+
+static int trainer_init(struct trainer *t, uint32_t n_cat, uint32_t buckets,
+                        const struct gf_clf_train_params *tp)
+{
+    memset(t, 0, sizeof(*t));
+    t->n_cat = n_cat;
+    t->dim = tp->dim;
+    t->hidden = tp->hidden;
+    t->in = tp->hidden ? tp->hidden : tp->dim;
+    t->batch = tp->batch;
+    t->buckets = buckets;
+    size_t h = tp->hidden ? tp->hidden : 1, B = tp->batch;
+    t->emb = gf_mallocarray((size_t)buckets * t->dim, sizeof(float));
+    t->w1 = gf_mallocarray(h * t->dim, sizeof(float));
+    t->b1 = gf_calloc(h, sizeof(float));
+    t->w2 = gf_mallocarray((size_t)n_cat * t->in, sizeof(float));
+    t->b2 = gf_calloc(n_cat, sizeof(float));
+    t->x0 = gf_mallocarray(B * t->dim, sizeof(float));
+    t->z1 = gf_mallocarray(B * h, sizeof(float));
+    t->a1 = gf_mallocarray(B * h, sizeof(float));
+    t->lg = gf_mallocarray(B * n_cat, sizeof(float));
+    t->da = gf_mallocarray(B * t->in, sizeof(float));
+    t->dx0 = gf_mallocarray(B * t->dim, sizeof(float));
+    t->gw1 = gf_mallocarray(h * t->dim, sizeof(float));
+    t->gw2 = gf_mallocarray((size_t)n_cat * t->in, sizeof(float));
+    t->posw = gf_mallocarray(n_cat, sizeof(float));
+    if (!t->emb || !t->w1 || !t->b1 || !t->w2 || !t->b2 || !t->x0 || !t->z1 || !t->a1 ||
+        !t->lg || !t->da || !t->dx0 || !t->gw1 || !t->gw2 || !t->posw) {
+        trainer_free(t);
+        return GF_ENOMEM;
+    }
+    uint64_t rs = tp->seed ^ 0x5eed5eed5eedULL;
+    // fastText's input initialization for the linear model; with a hidden layer the bag must be
+    // large enough for the ReLU units to see a signal from the start.
+    float r = t->hidden ? 1.0f : 1.0f / (float)t->dim;
+    for (size_t i = 0; i < (size_t)buckets * t->dim; i++)
+        t->emb[i] = rng_uniform(&rs, -r, r);
+    if (t->hidden) {
+        float r1 = sqrtf(6.0f / (float)(t->dim + t->hidden));
+        for (size_t i = 0; i < (size_t)t->hidden * t->dim; i++)
+            t->w1[i] = rng_uniform(&rs, -r1, r1);
+        float r2 = sqrtf(6.0f / (float)(t->hidden + n_cat));
+        for (size_t i = 0; i < (size_t)n_cat * t->in; i++)
+            t->w2[i] = rng_uniform(&rs, -r2, r2);
+    } else {
+        memset(t->w2, 0, (size_t)n_cat * t->in * sizeof(float));  // fastText's output init
+    }
+    return 0;
+}
+
+/* Positive weights from the label counts of the training set. */
+static void class_weights(struct trainer *t, const struct gf_clf_example *ex, size_t n,
+                          float max_w)
+{
+    for (uint32_t c = 0; c < t->n_cat; c++) {
+        double pos = 0, neg = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (ex[i].labels[c] == 1)
+                pos++;
+            else if (ex[i].labels[c] == 0)
+                neg++;
+        }
+        float w = pos > 0 ? (float)sqrt(neg / pos) : 1.0f;
+        if (w < 1.0f)
+            w = 1.0f;
+        if (w > max_w)
+            w = max_w;
+        t->posw[c] = w;
+    }
+}
+
+static inline float softplus(float x)
+{
+    return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x));
+}
+
+/* One step on the examples ex[idx[0..B)]; returns the summed loss. */
+static double train_batch(struct trainer *t, const struct gf_clf_example *ex,
+                          const uint32_t *idx, uint32_t B, float lr)
+{
+    const uint32_t D = t->dim, H = t->hidden, C = t->n_cat, NI = t->in;
+    // Forward: embedding bags (mean of the rows of each example's features).
+    for (uint32_t b = 0; b < B; b++) {
+        const struct gf_clf_example *e = &ex[idx[b]];
+        float *x = t->x0 + (size_t)b * D;
+        memset(x, 0, D * sizeof(float));
+        for (uint32_t f = 0; f < e->n_feats; f++) {
+            const float *row = t->emb + (size_t)e->feats[f] * D;
+            for (uint32_t d = 0; d < D; d++)
+                x[d] += row[d];
+        }
+        if (e->n_feats > 0) {
+            float inv = 1.0f / (float)e->n_feats;
+            for (uint32_t d = 0; d < D; d++)
+                x[d] *= inv;
+        }
+    }
+    const float *xin = t->x0;
+    if (H) {
+        // z1 = x0 * w1^T + b1 ; a1 = relu(z1)
+        for (uint32_t b = 0; b < B; b++)
+            memcpy(t->z1 + (size_t)b * H, t->b1, H * sizeof(float));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)H, (int)D, 1.0f,
+                    t->x0, (int)D, t->w1, (int)D, 1.0f, t->z1, (int)H);
+        for (size_t i = 0; i < (size_t)B * H; i++)
+            t->a1[i] = t->z1[i] > 0 ? t->z1[i] : 0;
+        xin = t->a1;
+    }
+    // logits = xin * w2^T + b2
+    for (uint32_t b = 0; b < B; b++)
+        memcpy(t->lg + (size_t)b * C, t->b2, C * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)C, (int)NI, 1.0f, xin,
+                (int)NI, t->w2, (int)NI, 1.0f, t->lg, (int)C);
+    // Loss and its gradient by the logits: w * (sigmoid(z) - y), unknown labels masked.
+    double loss = 0;
+    for (uint32_t b = 0; b < B; b++) {
+        const int8_t *y = ex[idx[b]].labels;
+        float *g = t->lg + (size_t)b * C;
+        for (uint32_t c = 0; c < C; c++) {
+            float z = g[c];
+            if (y[c] < 0) {
+                g[c] = 0;
+                continue;
+            }
+            float w = y[c] ? t->posw[c] : 1.0f;
+            loss += w * (y[c] ? softplus(-z) : softplus(z));
+            g[c] = w * (1.0f / (1.0f + expf(-z)) - (float)y[c]);
+        }
+    }
+    // Backward through the output layer: gw2 = G^T xin, da = G w2 (before w2 changes).
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)C, (int)NI, (int)B, 1.0f, t->lg,
+                (int)C, xin, (int)NI, 0.0f, t->gw2, (int)NI);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)NI, (int)C, 1.0f, t->lg,
+                (int)C, t->w2, (int)NI, 0.0f, t->da, (int)NI);
+    for (size_t i = 0; i < (size_t)C * NI; i++)
+        t->w2[i] -= lr * t->gw2[i];
+    for (uint32_t c = 0; c < C; c++) {
+        float s = 0;
+        for (uint32_t b = 0; b < B; b++)
+            s += t->lg[(size_t)b * C + c];
+        t->b2[c] -= lr * s;
+    }
+    const float *dx = t->da;
+    if (H) {
+        // Through the ReLU: dz1 = da * (z1 > 0); gw1 = dz1^T x0; dx0 = dz1 w1.
+        for (size_t i = 0; i < (size_t)B * H; i++)
+            if (t->z1[i] <= 0)
+                t->da[i] = 0;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)D, (int)B, 1.0f,
+                    t->da, (int)H, t->x0, (int)D, 0.0f, t->gw1, (int)D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)D, (int)H, 1.0f,
+                    t->da, (int)H, t->w1, (int)D, 0.0f, t->dx0, (int)D);
+        // The hidden layer learns from the batch mean: a summed step kills ReLU units.
+        float lr1 = lr / (float)B;
+        for (size_t i = 0; i < (size_t)H * D; i++)
+            t->w1[i] -= lr1 * t->gw1[i];
+        for (uint32_t h = 0; h < H; h++) {
+            float s = 0;
+            for (uint32_t b = 0; b < B; b++)
+                s += t->da[(size_t)b * H + h];
+            t->b1[h] -= lr1 * s;
+        }
+        dx = t->dx0;
+    }
+    // Sparse update of the rows each example touched (the gradient of a mean).
+    for (uint32_t b = 0; b < B; b++) {
+        const struct gf_clf_example *e = &ex[idx[b]];
+        if (e->n_feats == 0)
+            continue;
+        const float *g = dx + (size_t)b * D;
+        float step = lr / (float)e->n_feats;
+        for (uint32_t f = 0; f < e->n_feats; f++) {
+            float *row = t->emb + (size_t)e->feats[f] * D;
+            for (uint32_t d = 0; d < D; d++)
+                row[d] -= step * g[d];
+        }
+    }
+    return loss;
+}
+
+/* Copies the trained state into m, quantizing the embedding rows to int8 with a row scale. */
+static void export_model(const struct trainer *t, struct gf_clf_model *m)
+{
+    int8_t *q = (int8_t *)m->emb_q;
+    float *scale = (float *)m->emb_scale;
+    for (size_t r = 0; r < t->buckets; r++) {
+        const float *row = t->emb + r * t->dim;
+        float mx = 0;
+        for (uint32_t d = 0; d < t->dim; d++)
+            if (fabsf(row[d]) > mx)
+                mx = fabsf(row[d]);
+        float s = mx > 0 ? mx / 127.0f : 0.0f;
+        scale[r] = s;
+        for (uint32_t d = 0; d < t->dim; d++)
+            q[r * t->dim + d] = s > 0 ? (int8_t)lrintf(row[d] / s) : 0;
+    }
+    if (t->hidden) {
+        memcpy((float *)m->w1, t->w1, (size_t)t->hidden * t->dim * sizeof(float));
+        memcpy((float *)m->b1, t->b1, t->hidden * sizeof(float));
+    }
+    memcpy((float *)m->w2, t->w2, (size_t)t->n_cat * t->in * sizeof(float));
+    memcpy((float *)m->b2, t->b2, t->n_cat * sizeof(float));
+}
+
+/* Raw outputs of the quantized model for an example given by its features. */
+static void raw_of_example(const struct gf_clf_model *m, const struct gf_clf_example *e,
+                           float *acc, float *hid, float *raw)
+{
+    memset(acc, 0, m->dim * sizeof(float));
+    for (uint32_t f = 0; f < e->n_feats; f++) {
+        const int8_t *row = m->emb_q + (size_t)e->feats[f] * m->dim;
+        float sc = m->emb_scale[e->feats[f]];
+        for (uint32_t d = 0; d < m->dim; d++)
+            acc[d] += sc * (float)row[d];
+    }
+    gf_clf_model_forward(m, acc, e->n_feats, hid, raw);
+}
+
+static int calibrate(struct gf_clf_model *m, const struct gf_clf_example *val, size_t n_val)
+{
+    int rc = GF_ENOMEM;
+    size_t hid_n = m->hidden ? m->hidden : 1;
+    float *acc = gf_mallocarray(m->dim + hid_n + m->n_cat, sizeof(float));
+    float *raw = gf_mallocarray(n_val * m->n_cat, sizeof(float));
+    float *xs = gf_mallocarray(n_val, sizeof(float));
+    uint8_t *ys = gf_malloc(n_val);
+    if (acc == NULL || raw == NULL || xs == NULL || ys == NULL)
+        goto out;
+    for (size_t i = 0; i < n_val; i++)
+        raw_of_example(m, &val[i], acc, acc + m->dim, raw + i * m->n_cat);
+    for (uint32_t c = 0; c < m->n_cat; c++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n_val; i++) {
+            if (val[i].labels[c] < 0)
+                continue;
+            xs[k] = raw[i * m->n_cat + c];
+            ys[k] = (uint8_t)val[i].labels[c];
+            k++;
+        }
+        if ((rc = gf_clf_calib_fit(&m->calib[c], xs, ys, k)) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    gf_free(acc);
+    gf_free(raw);
+    gf_free(xs);
+    gf_free(ys);
+    return rc;
+}
+
+int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_hash_params *hp,
+                 const struct gf_clf_train_params *tp, const struct gf_clf_example *train,
+                 size_t n_train, const struct gf_clf_example *val, size_t n_val,
+                 gf_clf_progress_fn progress, void *ud, struct gf_clf_model **out,
+                 struct gf_err *err)
+{
+    *out = NULL;
+    int rc = gf_clf_hash_params_check(hp, err);
+    if (rc != 0)
+        return rc;
+    if (n_cat == 0 || n_cat > GF_CLF_MAX_CATEGORIES)
+        return gf_err_set(err, GF_EINVAL, "categories: %u (need 1..%d)", n_cat,
+                          GF_CLF_MAX_CATEGORIES);
+    if (tp->dim == 0 || tp->dim > GF_CLF_MAX_DIM || tp->hidden > GF_CLF_MAX_HIDDEN ||
+        tp->batch == 0 || tp->batch > 4096 || tp->epochs == 0 || !(tp->lr > 0) ||
+        !(tp->max_pos_weight >= 1))
+        return gf_err_set(err, GF_EINVAL,
+                          "train: need dim 1..%d, hidden <= %d, batch 1..4096, epochs >= 1, "
+                          "lr > 0, max_pos_weight >= 1",
+                          GF_CLF_MAX_DIM, GF_CLF_MAX_HIDDEN);
+    if (n_train == 0 || n_train > UINT32_MAX)
+        return gf_err_set(err, GF_EINVAL, "train: no training examples");
+    for (size_t i = 0; i < n_train; i++)
+        for (uint32_t f = 0; f < train[i].n_feats; f++)
+            if (train[i].feats[f] >= hp->buckets)
+                return gf_err_set(err, GF_EINVAL, "train: example %zu: bucket out of range", i);
+
+    struct trainer t;
+    struct gf_clf_model *m = NULL;
+    uint32_t *order = gf_mallocarray(n_train, sizeof(uint32_t));
+    if (order == NULL)
+        return gf_err_set(err, GF_ENOMEM, "train: out of memory");
+    if ((rc = trainer_init(&t, n_cat, hp->buckets, tp)) != 0) {
+        gf_free(order);
+        return gf_err_set(err, rc, "train: out of memory");
+    }
+    class_weights(&t, train, n_train, tp->max_pos_weight);
+    for (size_t i = 0; i < n_train; i++)
+        order[i] = (uint32_t)i;
+
+    uint64_t rs = tp->seed;
+    uint64_t total = (uint64_t)n_train * tp->epochs, done = 0, since = 0;
+    uint64_t t0 = gf_now_ns(), last = t0;
+    double loss_sum = 0;
+    for (uint32_t ep = 0; ep < tp->epochs; ep++) {
+        for (size_t i = n_train - 1; i > 0; i--) {  // Fisher-Yates with the seeded generator
+            size_t j = (size_t)(rng_next(&rs) % (i + 1));
+            uint32_t tmp = order[i];
+            order[i] = order[j];
+            order[j] = tmp;
+        }
+        for (size_t s = 0; s < n_train; s += tp->batch) {
+            uint32_t B = (uint32_t)(n_train - s < tp->batch ? n_train - s : tp->batch);
+            float lr = tp->lr * (1.0f - (float)done / (float)total);
+            loss_sum += train_batch(&t, train, order + s, B, lr);
+            done += B;
+            since += B;
+            uint64_t now = gf_now_ns();
+            if (progress != NULL && (now - last > 1000000000ULL || done == total)) {
+                double rate = (double)done / ((double)(now - t0) / 1e9 + 1e-9);
+                progress(ud, done, total, loss_sum / (double)since, rate);
+                loss_sum = 0;
+                since = 0;
+                last = now;
+            }
+        }
+    }
+    gf_free(order);
+
+    rc = gf_clf_model_alloc(n_cat, names, hp, tp->dim, tp->hidden, &m);
+    if (rc == 0) {
+        export_model(&t, m);
+        if (n_val > 0)
+            rc = calibrate(m, val, n_val);
+    }
+    trainer_free(&t);
+    if (rc != 0) {
+        gf_clf_model_unref(m);
+        return gf_err_set(err, rc, "train: out of memory");
+    }
+    *out = m;
+    return 0;
+}

@@ -1,0 +1,302 @@
+/* test_clf_train.c — training on a tiny synthetic set until it separates, determinism for a seed,
+ * unknown labels, batch scoring equal to single scoring, and bad parameters refused. */
+#include "classifiers/clf_int.h"
+
+#include <math.h>
+
+#include "tests/test.h"
+
+static const char *const CATS[] = {"spam", "threat", "question"};
+#define NCAT 3
+
+// Word pools: each category has its own words; benign text uses a neutral pool.
+static const char *const SPAM_W[] = {"free", "winner", "prize", "claim", "cash", "offer", "click"};
+static const char *const THREAT_W[] = {"hurt", "kill", "destroy", "attack", "revenge", "burn"};
+static const char *const Q_W[] = {"how", "what", "why", "when", "which", "where"};
+static const char *const NEUTRAL_W[] = {"the", "weather", "garden", "river", "table", "music",
+                                        "coffee", "morning", "friend", "book", "window", "road"};
+
+static uint64_t rng = 12345;
+static uint32_t next(uint32_t n)
+{
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)((rng >> 33) % n);
+}
+
+/* Two words from each positive category's pool, then neutral words: separable by words. */
+static void make_text(char *out, size_t cap, const int8_t *lab)
+{
+    static const char *const *pools[NCAT] = {SPAM_W, THREAT_W, Q_W};
+    static const size_t sizes[NCAT] = {GF_ARRAY_LEN(SPAM_W), GF_ARRAY_LEN(THREAT_W),
+                                       GF_ARRAY_LEN(Q_W)};
+    size_t n = 0;
+    out[0] = '\0';
+    for (int w = 0; w < 10; w++) {
+        const char *word = NEUTRAL_W[next(GF_ARRAY_LEN(NEUTRAL_W))];
+        if (w < 2 * NCAT && lab[w / 2] == 1)
+            word = pools[w / 2][next((uint32_t)sizes[w / 2])];
+        int k = snprintf(out + n, cap - n, "%s%s", n ? " " : "", word);
+        if (k < 0 || (size_t)k >= cap - n)
+            break;
+        n += (size_t)k;
+    }
+}
+
+#define NEX 300
+static char texts[NEX][128];
+static int8_t labels[NEX][NCAT];
+static struct gf_clf_example ex[NEX];
+
+static const struct gf_clf_hash_params HP = {
+    .buckets = 4096, .seed = 3, .word_min = 1, .word_max = 2, .char_min = 3, .char_max = 4};
+
+static void build_set(void)
+{
+    rng = 12345;
+    for (int i = 0; i < NEX; i++) {
+        for (int c = 0; c < NCAT; c++)
+            labels[i][c] = next(3) == 0;
+        make_text(texts[i], sizeof(texts[i]), labels[i]);
+        ex[i].labels = labels[i];
+        int rc = gf_clf_example_features(&HP, texts[i], strlen(texts[i]), 0, &ex[i].feats,
+                                         &ex[i].n_feats);
+        if (rc != 0)
+            abort();
+    }
+}
+
+static void free_set(void)
+{
+    for (int i = 0; i < NEX; i++) {
+        gf_free(ex[i].feats);
+        ex[i].feats = NULL;
+    }
+}
+
+static struct gf_clf_train_params params(void)
+{
+    struct gf_clf_train_params tp = {.dim = 16, .hidden = 0, .epochs = 20, .batch = 8,
+                                     .lr = 0.5f, .max_pos_weight = 4.0f, .seed = 99};
+    return tp;
+}
+
+static int progress_calls;
+static void on_progress(void *ud, uint64_t done, uint64_t total, double loss, double rate)
+{
+    (void)ud;
+    (void)rate;
+    progress_calls++;
+    CHECK(done <= total);
+    CHECK(loss >= 0);
+}
+
+/* Accuracy of the model on the last 100 examples (trained on the first 200). */
+static double accuracy(const struct gf_clf_model *m)
+{
+    struct gf_clf_scratch *s;
+    if (gf_clf_scratch_new(m, &s) != 0)
+        return 0;
+    int ok = 0, all = 0;
+    for (int i = 200; i < NEX; i++) {
+        float sc[NCAT];
+        if (gf_clf_model_score(m, texts[i], strlen(texts[i]), sc, s) != 0)
+            break;
+        for (int c = 0; c < NCAT; c++) {
+            ok += (sc[c] > 0.5f) == (labels[i][c] == 1);
+            all++;
+        }
+    }
+    gf_clf_scratch_free(s);
+    return all ? (double)ok / all : 0;
+}
+
+static void test_separates(void)
+{
+    struct gf_clf_train_params tp = params();
+    struct gf_clf_model *m = NULL;
+    struct gf_err err = {0};
+    progress_calls = 0;
+    int rc = gf_clf_train(NCAT, CATS, &HP, &tp, ex, 200, ex + 200, 100, on_progress, NULL, &m,
+                          &err);
+    REQUIRE(rc == 0);
+    CHECK(progress_calls >= 1);
+    double acc = accuracy(m);
+    CHECK_MSG(acc > 0.9, "accuracy %.3f", acc);
+    // Calibrated scores stay probabilities, high on held-out positives, low on negatives.
+    struct gf_clf_scratch *s;
+    REQUIRE(gf_clf_scratch_new(m, &s) == 0);
+    double pos = 0, neg = 0;
+    int npos = 0, nneg = 0, inside = 1;
+    for (int i = 200; i < NEX; i++) {
+        float sc[NCAT];
+        REQUIRE(gf_clf_model_score(m, texts[i], strlen(texts[i]), sc, s) == 0);
+        for (int c = 0; c < NCAT; c++) {
+            inside &= sc[c] >= 0.0f && sc[c] <= 1.0f;
+            if (labels[i][c]) {
+                pos += sc[c];
+                npos++;
+            } else {
+                neg += sc[c];
+                nneg++;
+            }
+        }
+    }
+    CHECK(inside);
+    REQUIRE(npos > 0 && nneg > 0);
+    CHECK_MSG(pos / npos > 0.8 && neg / nneg < 0.2, "mean pos %.3f neg %.3f", pos / npos,
+              neg / nneg);
+    gf_clf_scratch_free(s);
+
+    const char *const *names;
+    CHECK(gf_clf_model_categories(m, &names) == NCAT);
+    CHECK_STREQ(names[1], "threat");
+    CHECK(gf_clf_model_category_index(m, "question") == 2);
+    CHECK(gf_clf_model_category_index(m, "nope") == -1);
+    gf_clf_model_unref(m);
+}
+
+static void test_hidden_layer_separates(void)
+{
+    struct gf_clf_train_params tp = params();
+    tp.hidden = 16;
+    tp.lr = 0.3f;
+    struct gf_clf_model *m = NULL;
+    REQUIRE(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 200, ex + 200, 100, NULL, NULL, &m, NULL) ==
+            0);
+    double acc = accuracy(m);
+    CHECK_MSG(acc > 0.9, "accuracy %.3f", acc);
+    gf_clf_model_unref(m);
+}
+
+static void test_deterministic(void)
+{
+    struct gf_clf_train_params tp = params();
+    tp.epochs = 3;
+    struct gf_clf_model *a = NULL, *b = NULL;
+    REQUIRE(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 200, ex + 200, 100, NULL, NULL, &a, NULL) ==
+            0);
+    REQUIRE(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 200, ex + 200, 100, NULL, NULL, &b, NULL) ==
+            0);
+    size_t n = (size_t)HP.buckets * tp.dim;
+    CHECK(memcmp(a->emb_q, b->emb_q, n) == 0);
+    CHECK(memcmp(a->w2, b->w2, NCAT * tp.dim * sizeof(float)) == 0);
+    CHECK(memcmp(a->calib, b->calib, NCAT * sizeof(*a->calib)) == 0);
+    // Another seed gives another model.
+    tp.seed++;
+    struct gf_clf_model *c = NULL;
+    REQUIRE(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 200, NULL, 0, NULL, NULL, &c, NULL) == 0);
+    CHECK(memcmp(a->emb_q, c->emb_q, n) != 0);
+    gf_clf_model_unref(a);
+    gf_clf_model_unref(b);
+    gf_clf_model_unref(c);
+}
+
+static void test_unknown_labels_masked(void)
+{
+    // Examples that say nothing about "question" (-1) must not teach it anything: with every
+    // question label unknown its output stays at the initial sigmoid(0) = 0.5 (no calibration).
+    static int8_t masked[NEX][NCAT];
+    static struct gf_clf_example mex[NEX];
+    for (int i = 0; i < 200; i++) {
+        memcpy(masked[i], labels[i], NCAT);
+        masked[i][2] = -1;
+        mex[i] = ex[i];
+        mex[i].labels = masked[i];
+    }
+    struct gf_clf_train_params tp = params();
+    tp.epochs = 2;
+    struct gf_clf_model *m = NULL;
+    REQUIRE(gf_clf_train(NCAT, CATS, &HP, &tp, mex, 200, NULL, 0, NULL, NULL, &m, NULL) == 0);
+    struct gf_clf_scratch *s;
+    REQUIRE(gf_clf_scratch_new(m, &s) == 0);
+    float sc[NCAT];
+    REQUIRE(gf_clf_model_score(m, texts[0], strlen(texts[0]), sc, s) == 0);
+    CHECK_MSG(fabsf(sc[2] - 0.5f) < 1e-6f, "masked category moved: %f", sc[2]);
+    gf_clf_scratch_free(s);
+    gf_clf_model_unref(m);
+}
+
+static void test_batch_equals_single(void)
+{
+    struct gf_clf_train_params tp = params();
+    tp.epochs = 5;
+    struct gf_clf_model *m = NULL;
+    REQUIRE(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 200, ex + 200, 100, NULL, NULL, &m, NULL) ==
+            0);
+    struct gf_clf_scratch *s;
+    REQUIRE(gf_clf_scratch_new(m, &s) == 0);
+    const char *tx[6] = {texts[1], "", texts[5], "free cash now", texts[250], texts[1]};
+    size_t lens[6];
+    for (int i = 0; i < 6; i++)
+        lens[i] = strlen(tx[i]);
+    float batch[6 * NCAT], one[NCAT];
+    REQUIRE(gf_clf_model_score_batch(m, tx, lens, 6, batch, s) == 0);
+    for (int i = 0; i < 6; i++) {
+        REQUIRE(gf_clf_model_score(m, tx[i], lens[i], one, s) == 0);
+        CHECK(memcmp(one, batch + i * NCAT, sizeof(one)) == 0);
+    }
+    // A scratch made for a smaller model is refused, not overrun.
+    struct gf_clf_train_params big = params();
+    big.dim = 32;
+    big.epochs = 1;
+    struct gf_clf_model *m2 = NULL;
+    REQUIRE(gf_clf_train(NCAT, CATS, &HP, &big, ex, 20, NULL, 0, NULL, NULL, &m2, NULL) == 0);
+    CHECK(gf_clf_model_score(m2, "x", 1, one, s) == GF_EINVAL);
+    gf_clf_scratch_free(s);
+    gf_clf_model_unref(m);
+    gf_clf_model_unref(m2);
+}
+
+static void test_bad_params(void)
+{
+    struct gf_clf_train_params tp = params();
+    struct gf_clf_model *m = (struct gf_clf_model *)1;
+    struct gf_err err = {0};
+    tp.dim = 0;
+    CHECK(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 10, NULL, 0, NULL, NULL, &m, &err) ==
+          GF_EINVAL);
+    CHECK(m == NULL);
+    CHECK(err.msg[0] != '\0');
+    tp = params();
+    CHECK(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 0, NULL, 0, NULL, NULL, &m, NULL) == GF_EINVAL);
+    CHECK(gf_clf_train(0, CATS, &HP, &tp, ex, 10, NULL, 0, NULL, NULL, &m, NULL) == GF_EINVAL);
+    struct gf_clf_hash_params hp = HP;
+    hp.buckets = 16;  // the examples' buckets are past 16
+    CHECK(gf_clf_train(NCAT, CATS, &hp, &tp, ex, 10, NULL, 0, NULL, NULL, &m, NULL) ==
+          GF_EINVAL);
+}
+
+static void test_oom(void)
+{
+    if (!gf_alloc_fail_supported())
+        return;
+    struct gf_clf_train_params tp = params();
+    tp.epochs = 1;
+    int rc = GF_ENOMEM;
+    long n;
+    for (n = 1; n < 200 && rc == GF_ENOMEM; n++) {
+        struct gf_clf_model *m = NULL;
+        gf_alloc_fail_after(n, false);
+        rc = gf_clf_train(NCAT, CATS, &HP, &tp, ex, 20, ex + 20, 20, NULL, NULL, &m, NULL);
+        gf_alloc_fail_after(0, false);
+        CHECK(rc == 0 || rc == GF_ENOMEM);
+        CHECK((rc == 0) == (m != NULL));
+        gf_clf_model_unref(m);
+    }
+    CHECK(rc == 0);
+    CHECK(n > 5);
+}
+
+int main(void)
+{
+    build_set();
+    RUN(test_separates);
+    RUN(test_hidden_layer_separates);
+    RUN(test_deterministic);
+    RUN(test_unknown_labels_masked);
+    RUN(test_batch_equals_single);
+    RUN(test_bad_params);
+    RUN(test_oom);
+    free_set();
+    return test_report();
+}
