@@ -46,7 +46,7 @@ uint32_t gf_crc32(uint32_t crc, const void *p, size_t n)
 
 /* Fills out[0..n) with uniform base62 characters: bytes >= 248 are rejected so that the
  * modulo is unbiased (248 = 4 * 62). */
-static int random_b62(char *out, size_t n)
+int gf_apikey_random_b62(char *out, size_t n)
 {
     uint8_t pool[64];
     size_t have = 0, used = 0, done = 0;
@@ -75,7 +75,7 @@ static void encode_check(uint32_t v, char out[GF_APIKEY_CHECK_LEN])
 int gf_apikey_generate(char out[GF_APIKEY_BUFLEN])
 {
     memcpy(out, "gf_", 3);
-    if (random_b62(out + 3, GF_APIKEY_RANDOM_LEN) != 0)
+    if (gf_apikey_random_b62(out + 3, GF_APIKEY_RANDOM_LEN) != 0)
         return GF_EIO;
     encode_check(gf_crc32(0, out + 3, GF_APIKEY_RANDOM_LEN), out + 3 + GF_APIKEY_RANDOM_LEN);
     out[GF_APIKEY_LEN] = '\0';
@@ -111,7 +111,7 @@ void gf_apikey_prefix(const char *key, char out[GF_KEYPREFIX_BUFLEN])
 int gf_apikey_new_id(char out[GF_KEYID_BUFLEN])
 {
     memcpy(out, "key_", 4);
-    if (random_b62(out + 4, GF_KEYID_LEN - 4) != 0)
+    if (gf_apikey_random_b62(out + 4, GF_KEYID_LEN - 4) != 0)
         return GF_EIO;
     out[GF_KEYID_LEN] = '\0';
     return 0;

@@ -45,6 +45,8 @@ bool gf_apikey_id_valid(const char *s);
  * returns 0; a missing or other scheme gives GF_EINVAL, a token that is not a well-formed key
  * GF_EFORMAT. value may be NULL (no header: GF_EINVAL). */
 int gf_apikey_from_header(const char *value, const char **tok, size_t *len);
+/* Fills out[0..n) with uniform base62 characters from the kernel CSPRNG (no NUL); 0 or GF_EIO. */
+int gf_apikey_random_b62(char *out, size_t n);
 /* CRC-32 (IEEE 802.3, reflected, as zlib); also frames the journal records. */
 uint32_t gf_crc32(uint32_t crc, const void *p, size_t n);
 
@@ -298,6 +300,47 @@ const char *gf_key_status(const struct gf_key *key, int64_t now_ms);
 int gf_auth_http_status(enum gf_auth a);
 const char *gf_auth_code(enum gf_auth a);
 const char *gf_auth_message(enum gf_auth a);
+
+/* ---- the admin key (adminkey.c) -------------------------------------------------------- */
+
+#define GF_ADMIN_KEY_ENV "GARDEFOU_ADMIN_KEY"
+#define GF_ADMIN_KEY_MIN 16  // bytes; a shorter GARDEFOU_ADMIN_KEY is refused
+
+/* Gets the admin secret into *out (caller frees with gf_free): from GARDEFOU_ADMIN_KEY when set,
+ * else from DATA_DIR/admin.key. With create, a missing file is made (mode 0600, "gfadm_" + 40
+ * base62 characters) and *created is set. A file readable by group or others is refused. */
+int gf_admin_key_load(const char *data_dir, bool create, char **out, bool *created,
+                      struct gf_err *err);
+
+/* ---- the admin API (admin.c): its own HTTP listener -------------------------------------- */
+
+struct event_base;
+struct gf_admin;
+
+/* POST /admin/v1/policy/reload: reloads the policy and appends a JSON object describing the
+ * result (e.g. {"version":"..."}) to out; returns 0, or a GF_E* code with err set. */
+typedef int (*gf_admin_reload_fn)(void *ud, struct gf_buf *out, struct gf_err *err);
+/* Called after an admin call made key id unusable (revoked, expired now, suspended), so the
+ * gateway ends the requests in flight on it. */
+typedef void (*gf_admin_cut_fn)(void *ud, const char *key_id, enum gf_auth why);
+
+struct gf_admin_config {
+    const char *listen;     // "HOST:PORT" (port 0 = any free port)
+    const char *admin_key;  // borrowed for the call; only its digest is kept
+    size_t max_body;        // 0 = 64 KiB
+    int timeout_s;          // 0 = 30
+};
+
+/* Binds the admin API on base. keys is borrowed and must outlive the admin server. */
+int gf_admin_new(struct event_base *base, struct gf_keys *keys, const struct gf_admin_config *cfg,
+                 struct gf_admin **out, struct gf_err *err);
+int gf_admin_port(const struct gf_admin *a);
+void gf_admin_set_policy_reload(struct gf_admin *a, gf_admin_reload_fn fn, void *ud);
+void gf_admin_set_cut(struct gf_admin *a, gf_admin_cut_fn fn, void *ud);
+/* Closes the listener and frees a; NULL is a no-op. */
+void gf_admin_free(struct gf_admin *a);
+/* Parses "HOST:PORT" or "[V6]:PORT" into host (NUL-terminated) and port; 0 or GF_EINVAL. */
+int gf_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
 /* Counts a policy block against key id; when the key passes the abuse threshold it is
  * suspended (durably, reported through on_event) and this returns true. */
