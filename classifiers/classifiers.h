@@ -146,6 +146,70 @@ struct gf_detector {
     void *impl;
 };
 
+/* Scans in with d, appending its hits to out (see gf_detector_ops.scan). */
+int gf_detector_scan(const struct gf_detector *d, const struct gf_scan *in, struct gf_hits *out,
+                     struct gf_err *err);
+/* Frees a detector made by one of the constructors below; NULL is a no-op. */
+void gf_detector_free(struct gf_detector *d);
+
+/* Returns new scan scratch for one thread (NULL when out of memory); free with
+ * gf_scan_scratch_free. Keep one per thread or per request and reuse it. */
+struct gf_scan_scratch *gf_scan_scratch_new(void);
+void gf_scan_scratch_free(struct gf_scan_scratch *s);
+
+/* Options of the regex and keyword detectors. */
+#define GF_RX_CASELESS      1u  // match regardless of case (the canonical form always is)
+#define GF_RX_ORIGINAL_ONLY 2u  // do not also match the canonical form
+
+/* A regex detector over n PCRE2 patterns (UTF and Unicode properties on; JIT when available),
+ * each matched on the original text and, caselessly, on its canonical form. Hits carry type
+ * (copied) and the index of the pattern. On a bad pattern returns GF_EINVAL with *bad set to
+ * its index and err to "PCRE2 error at offset N: ..."; GF_ENOMEM. A pattern that exceeds the
+ * match limit on some text makes scan fail with GF_ETOOBIG (callers fail closed). */
+int gf_regex_new(const char *type, const char *const *patterns, size_t n, unsigned flags,
+                 struct gf_detector **out, size_t *bad, struct gf_err *err);
+/* A keyword detector: n literal words or phrases matched at word boundaries (whitespace in a
+ * phrase matches any whitespace), on the original text and on the canonical form (against the
+ * keywords' own canonical form). Errors as gf_regex_new (an empty keyword is GF_EINVAL). */
+int gf_keywords_new(const char *type, const char *const *words, size_t n, unsigned flags,
+                    struct gf_detector **out, size_t *bad, struct gf_err *err);
+
+/* PII and secret types of the pii detector; a hit's type is gf_pii_type_name(t). */
+enum gf_pii_type {
+    GF_PII_EMAIL,
+    GF_PII_PHONE,        // E.164 with '+', or national numbers written with separators
+    GF_PII_CREDIT_CARD,  // 13-19 digits of a known issuer passing Luhn
+    GF_PII_IBAN,         // country length and mod-97
+    GF_PII_SSN,          // US social security numbers in issued ranges, AAA-GG-SSSS
+    GF_PII_IPV4,
+    GF_PII_IPV6,
+    GF_PII_PRIVATE_KEY,  // PEM/PGP private key blocks (to the end of text if unterminated)
+    GF_PII_AWS_KEY,      // access key ids and secret keys assigned to an aws...key name
+    GF_PII_GITHUB_TOKEN, // ghp_/gho_/ghu_/ghs_/ghr_ tokens and github_pat_ tokens
+    GF_PII_SLACK_TOKEN,  // xox?- tokens and incoming webhook URLs
+    GF_PII_GF_KEY,       // gardefou's own API keys (gf_ + base62)
+    GF_PII_API_KEY,      // OpenAI/Anthropic-style sk-, Stripe sk_/rk_, Google AIza keys
+    GF_PII_JWT,
+    GF_PII_COUNT
+};
+#define GF_PII_ALL ((1u << GF_PII_COUNT) - 1)
+#define GF_PII_SECRETS                                                                        \
+    ((1u << GF_PII_PRIVATE_KEY) | (1u << GF_PII_AWS_KEY) | (1u << GF_PII_GITHUB_TOKEN) |     \
+     (1u << GF_PII_SLACK_TOKEN) | (1u << GF_PII_GF_KEY) | (1u << GF_PII_API_KEY) |           \
+     (1u << GF_PII_JWT))
+
+/* The static name of a type ("credit_card"), NULL past the end. */
+const char *gf_pii_type_name(enum gf_pii_type t);
+/* Adds the type called name to *mask: a type name, "ip" (both versions), "secret" or
+ * "secrets" (every secret type) or "all". Returns GF_EINVAL for an unknown name. */
+int gf_pii_type_parse(const char *name, uint32_t *mask);
+/* A pii detector for the types in mask (0 means all). */
+int gf_pii_new(uint32_t mask, struct gf_detector **out, struct gf_err *err);
+
+/* The spam heuristics detector: one hit of type "spam" spanning the whole text, whose score in
+ * [0, 1] combines link density, repeated word trigrams, shouting and call-to-action phrases. */
+int gf_spam_new(struct gf_detector **out, struct gf_err *err);
+
 /* ---- trained classifiers and their registry ----------------------------------------------- */
 
 struct gf_classifier;

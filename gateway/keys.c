@@ -333,7 +333,7 @@ const char *gf_key_status(const struct gf_key *key, int64_t now_ms)
 
 int gf_auth_http_status(enum gf_auth a)
 {
-    return a == GF_AUTH_SUSPENDED ? 403 : a == GF_AUTH_OK ? 200 : 401;
+    return a == GF_AUTH_OK ? 200 : 401;  // OpenAI answers every key problem with 401
 }
 
 const char *gf_auth_code(enum gf_auth a)

@@ -225,7 +225,7 @@ enum gf_auth {
     GF_AUTH_UNKNOWN,   // well-formed, but no such key                      401
     GF_AUTH_REVOKED,   //                                                   401
     GF_AUTH_EXPIRED,   // past expires, or an old secret past its grace     401
-    GF_AUTH_SUSPENDED, // suspended for abuse until an admin re-enables it  403
+    GF_AUTH_SUSPENDED, // suspended for abuse until an admin re-enables it  401
 };
 
 /* An admin event (key created, revoked, ...) for the audit log. k is borrowed for the call. */

@@ -194,7 +194,7 @@ static void test_suspension(void)
     CHECK(gf_keys_note_block(k, key.id, now));
     CHECK(strcmp(ev.last, "key_suspended") == 0 && strstr(ev.detail, "policy blocks") != NULL);
     CHECK(gf_keys_authenticate(k, h, now.wall_ms, &got, NULL) == GF_AUTH_SUSPENDED);
-    CHECK(gf_auth_http_status(GF_AUTH_SUSPENDED) == 403);
+    CHECK(gf_auth_http_status(GF_AUTH_SUSPENDED) == 401);
     CHECK(strcmp(gf_key_status(&got, now.wall_ms), "suspended") == 0);
     // Further blocks do not suspend twice.
     int before = ev.n;

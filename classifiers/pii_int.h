@@ -1,0 +1,19 @@
+/* pii_int.h — private to classifiers/: the validators behind the PII detector, exposed for
+ * the unit tests. Each takes the candidate's bytes as matched (separators included). */
+#ifndef GF_PII_INT_H
+#define GF_PII_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+bool gf_pii_luhn(const char *s, size_t n);          // digits only are summed
+bool gf_pii_card_valid(const char *s, size_t n);    // 13-19 digits, known issuer, Luhn
+bool gf_pii_iban_valid(const char *s, size_t n);    // country length and mod-97 == 1
+bool gf_pii_ssn_valid(const char *s, size_t n);     // AAA-GG-SSSS in issued ranges
+bool gf_pii_phone_valid(const char *s, size_t n);   // E.164 with +, or national with separators
+bool gf_pii_email_valid(const char *s, size_t n);
+bool gf_pii_ipv4_valid(const char *s, size_t n);
+bool gf_pii_ipv6_valid(const char *s, size_t n);
+bool gf_pii_token_valid(const char *s, size_t n);   // random part mixes letters and digits
+
+#endif

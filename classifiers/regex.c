@@ -1,0 +1,244 @@
+/* regex.c — the regex and keyword-list detectors. Each pattern is compiled once (at policy
+ * load) twice over at most: as written for the original text, and caselessly for the
+ * canonical form, which is lowercase (keywords are themselves normalized for it). A hit found
+ * only on the canonical form is mapped back to the original span and marked canonical. */
+#include "classifiers/rx_int.h"
+
+#include <string.h>
+
+struct pat {
+    pcre2_code *orig;   // matches the original text
+    pcre2_code *canon;  // matches the canonical form; NULL when orig serves (caseless already)
+};
+
+struct rx {
+    struct gf_detector det;
+    char *type;
+    unsigned flags;
+    bool marks;  // a keyword alternation: the pattern index comes from (*MARK:n)
+    size_t n;
+    struct pat *v;
+    pcre2_general_context *gctx;
+};
+
+struct walk {
+    const struct gf_scan *in;
+    struct gf_hits *hits;
+    size_t base;
+    const struct rx *rx;
+    int index;
+    bool canonical;
+    struct gf_err *err;
+};
+
+static int on_match(void *ud, size_t s, size_t e, pcre2_match_data *md)
+{
+    struct walk *w = ud;
+    int index = w->index;
+    if (w->rx->marks) {
+        PCRE2_SPTR mark = pcre2_get_mark(md);
+        index = mark ? (int)strtol((const char *)mark, NULL, 10) : -1;
+    }
+    if (w->canonical)
+        gf_norm_span(w->in->norm, s, e, &s, &e);
+    return gf_rx_add_hit(w->hits, w->base, s, e, w->rx->type, index, w->canonical, w->err);
+}
+
+static int rx_scan(const struct gf_detector *d, const struct gf_scan *in, struct gf_hits *out,
+                   struct gf_err *err)
+{
+    const struct rx *rx = d->impl;
+    struct walk w = {in, out, out->n, rx, 0, false, err};
+    bool canon = !(rx->flags & GF_RX_ORIGINAL_ONLY) && in->norm && in->norm->start;
+    bool differs = canon && gf_rx_canon_differs(in);
+    for (size_t i = 0; i < rx->n; i++) {
+        w.index = (int)i;
+        w.canonical = false;
+        int rc = gf_rx_each(rx->v[i].orig, in->text, in->len, in->scratch, on_match, &w, err);
+        if (rc != 0)
+            return rc;
+        // The same code on the same bytes finds nothing new.
+        if (!canon || (!differs && rx->v[i].canon == NULL))
+            continue;
+        w.canonical = true;
+        const pcre2_code *c = rx->v[i].canon ? rx->v[i].canon : rx->v[i].orig;
+        rc = gf_rx_each(c, in->norm->text, in->norm->len, in->scratch, on_match, &w, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void rx_destroy(struct gf_detector *d)
+{
+    struct rx *rx = d->impl;
+    for (size_t i = 0; i < rx->n; i++) {
+        pcre2_code_free(rx->v[i].orig);
+        pcre2_code_free(rx->v[i].canon);
+    }
+    gf_free(rx->v);
+    gf_free(rx->type);
+    pcre2_general_context_free(rx->gctx);
+    gf_free(rx);
+}
+
+static const struct gf_detector_ops regex_ops = {"regex", rx_scan, rx_destroy};
+static const struct gf_detector_ops keywords_ops = {"keywords", rx_scan, rx_destroy};
+
+static struct rx *rx_alloc(const struct gf_detector_ops *ops, const char *type, size_t n,
+                           unsigned flags)
+{
+    struct rx *rx = gf_calloc(1, sizeof(*rx));
+    if (rx == NULL)
+        return NULL;
+    rx->det.ops = ops;
+    rx->det.impl = rx;
+    rx->flags = flags;
+    rx->type = gf_strdup(type);
+    rx->v = gf_calloc(n, sizeof(*rx->v));
+    rx->gctx = gf_rx_gctx();
+    if (rx->type == NULL || rx->v == NULL || rx->gctx == NULL) {
+        rx->n = 0;
+        rx_destroy(&rx->det);
+        return NULL;
+    }
+    return rx;
+}
+
+int gf_regex_new(const char *type, const char *const *patterns, size_t n, unsigned flags,
+                 struct gf_detector **out, size_t *bad, struct gf_err *err)
+{
+    *out = NULL;
+    if (n == 0)
+        return gf_err_set(err, GF_EINVAL, "no pattern");
+    struct rx *rx = rx_alloc(&regex_ops, type, n, flags);
+    if (rx == NULL)
+        return gf_err_set(err, GF_ENOMEM, "out of memory building a regex detector");
+    uint32_t opts = PCRE2_UCP | ((flags & GF_RX_CASELESS) ? PCRE2_CASELESS : 0);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++, rx->n++) {
+        if (bad)
+            *bad = i;
+        rc = gf_rx_compile(rx->gctx, patterns[i], strlen(patterns[i]), opts, &rx->v[i].orig,
+                           err);
+        if (rc == 0 && !(flags & (GF_RX_CASELESS | GF_RX_ORIGINAL_ONLY)))
+            rc = gf_rx_compile(rx->gctx, patterns[i], strlen(patterns[i]),
+                               opts | PCRE2_CASELESS, &rx->v[i].canon, err);
+        if (rc != 0) {
+            rx->n++;
+            rx_destroy(&rx->det);
+            return rc;
+        }
+    }
+    *out = &rx->det;
+    return 0;
+}
+
+// Appends word as a literal: whitespace runs match any whitespace, the rest is escaped.
+static int put_literal(struct gf_buf *b, const char *w, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        unsigned char c = (unsigned char)w[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            while (i + 1 < n && (w[i + 1] == ' ' || w[i + 1] == '\t' || w[i + 1] == '\n' ||
+                                 w[i + 1] == '\r'))
+                i++;
+            rc = gf_buf_puts(b, "\\s+");
+        } else if (c < 0x80 && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                 (c >= '0' && c <= '9') || c == '_')) {
+            rc = gf_buf_putc(b, '\\');
+            if (rc == 0)
+                rc = gf_buf_putc(b, (char)c);
+        } else {
+            rc = gf_buf_putc(b, (char)c);
+        }
+    }
+    return rc;
+}
+
+static bool blank(const char *w)
+{
+    for (; *w; w++)
+        if (*w != ' ' && *w != '\t' && *w != '\n' && *w != '\r')
+            return false;
+    return true;
+}
+
+// Builds (?<!\w)(?:(*MARK:0)kw0|(*MARK:1)kw1|...)(?!\w); normalized keywords when canon.
+static int keyword_pattern(const char *const *words, size_t n, bool canon, struct gf_buf *b,
+                           size_t *bad, struct gf_err *err)
+{
+    int rc = gf_buf_puts(b, "(?<!\\w)(?:");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (bad)
+            *bad = i;
+        if (blank(words[i]))
+            return gf_err_set(err, GF_EINVAL, "empty keyword");
+        rc = gf_buf_printf(b, "%s(*MARK:%zu)", i ? "|" : "", i);
+        if (rc != 0)
+            break;
+        if (canon) {
+            struct gf_norm nm;
+            rc = gf_normalize(words[i], strlen(words[i]), &nm, err);
+            if (rc != 0)
+                return rc;
+            rc = put_literal(b, nm.text, nm.len);
+            gf_norm_cleanup(&nm);
+        } else {
+            rc = put_literal(b, words[i], strlen(words[i]));
+        }
+    }
+    if (rc == 0)
+        rc = gf_buf_puts(b, ")(?!\\w)");
+    if (rc == GF_ETOOBIG)
+        return gf_err_set(err, rc, "keyword list too long");
+    if (rc != 0)
+        return gf_err_set(err, rc, "out of memory building a keyword list");
+    return 0;
+}
+
+int gf_keywords_new(const char *type, const char *const *words, size_t n, unsigned flags,
+                    struct gf_detector **out, size_t *bad, struct gf_err *err)
+{
+    *out = NULL;
+    if (n == 0)
+        return gf_err_set(err, GF_EINVAL, "no keyword");
+    struct rx *rx = rx_alloc(&keywords_ops, type, 1, flags);
+    if (rx == NULL)
+        return gf_err_set(err, GF_ENOMEM, "out of memory building a keyword detector");
+    rx->marks = true;
+    rx->n = 1;
+    uint32_t opts = PCRE2_UCP | ((flags & GF_RX_CASELESS) ? PCRE2_CASELESS : 0);
+    struct gf_buf b;
+    gf_buf_init(&b, 16u << 20);
+    int rc = keyword_pattern(words, n, false, &b, bad, err);
+    if (rc == 0)
+        rc = gf_rx_compile(rx->gctx, b.data, b.len, opts, &rx->v[0].orig, err);
+    if (rc == 0 && !(flags & GF_RX_ORIGINAL_ONLY)) {
+        gf_buf_reset(&b);
+        rc = keyword_pattern(words, n, true, &b, bad, err);
+        if (rc == 0)
+            rc = gf_rx_compile(rx->gctx, b.data, b.len, opts | PCRE2_CASELESS, &rx->v[0].canon,
+                               err);
+    }
+    gf_buf_cleanup(&b);
+    if (rc != 0) {
+        rx_destroy(&rx->det);
+        return rc;
+    }
+    *out = &rx->det;
+    return 0;
+}
+
+int gf_detector_scan(const struct gf_detector *d, const struct gf_scan *in, struct gf_hits *out,
+                     struct gf_err *err)
+{
+    return d->ops->scan(d, in, out, err);
+}
+
+void gf_detector_free(struct gf_detector *d)
+{
+    if (d)
+        d->ops->destroy(d);
+}

@@ -1,0 +1,145 @@
+/* rx.c — PCRE2 plumbing shared by the pattern detectors: allocation through gf_malloc, compile
+ * with precise errors, JIT when available, a match walk with limits, and the per-thread scan
+ * scratch. Compiled codes are immutable and shared by threads; match state is per scratch. */
+#include "classifiers/rx_int.h"
+
+#include <string.h>
+
+static void *rx_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    return gf_malloc(n);
+}
+
+static void rx_free(void *p, void *ud)
+{
+    (void)ud;
+    gf_free(p);
+}
+
+pcre2_general_context *gf_rx_gctx(void)
+{
+    return pcre2_general_context_create(rx_malloc, rx_free, NULL);
+}
+
+int gf_rx_compile(pcre2_general_context *gctx, const char *pattern, size_t len, uint32_t options,
+                  pcre2_code **out, struct gf_err *err)
+{
+    *out = NULL;
+    pcre2_compile_context *cctx = pcre2_compile_context_create(gctx);
+    if (cctx == NULL)
+        return gf_err_set(err, GF_ENOMEM, "out of memory compiling a pattern");
+    int ec;
+    PCRE2_SIZE off;
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)pattern, len,
+                                     options | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec, &off,
+                                     cctx);
+    pcre2_compile_context_free(cctx);
+    if (code == NULL) {
+        if (ec == PCRE2_ERROR_NOMEMORY || ec == PCRE2_ERROR_HEAP_FAILED)
+            return gf_err_set(err, GF_ENOMEM, "out of memory compiling a pattern");
+        PCRE2_UCHAR msg[160];
+        if (pcre2_get_error_message(ec, msg, sizeof(msg)) < 0)
+            memcpy(msg, "unknown error", sizeof("unknown error"));
+        return gf_err_set(err, GF_EINVAL, "PCRE2 error at offset %zu: %s", (size_t)off,
+                          (const char *)msg);
+    }
+    uint32_t jit = 0;
+    if (pcre2_config(PCRE2_CONFIG_JIT, &jit) >= 0 && jit)
+        (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // on failure the interpreter runs
+    *out = code;
+    return 0;
+}
+
+struct gf_scan_scratch *gf_scan_scratch_new(void)
+{
+    struct gf_scan_scratch *s = gf_calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->gctx = gf_rx_gctx();
+    if (s->gctx == NULL)
+        goto fail;
+    s->mctx = pcre2_match_context_create(s->gctx);
+    s->md = pcre2_match_data_create(GF_RX_PAIRS, s->gctx);
+    if (s->mctx == NULL || s->md == NULL)
+        goto fail;
+    pcre2_set_match_limit(s->mctx, GF_RX_MATCH_LIMIT);
+    uint32_t jit = 0;
+    if (pcre2_config(PCRE2_CONFIG_JIT, &jit) >= 0 && jit) {
+        s->jit = pcre2_jit_stack_create(32 * 1024, 512 * 1024, s->gctx);
+        if (s->jit == NULL)
+            goto fail;
+        pcre2_jit_stack_assign(s->mctx, NULL, s->jit);
+    }
+    return s;
+fail:
+    gf_scan_scratch_free(s);
+    return NULL;
+}
+
+void gf_scan_scratch_free(struct gf_scan_scratch *s)
+{
+    if (s == NULL)
+        return;
+    pcre2_match_data_free(s->md);
+    pcre2_jit_stack_free(s->jit);
+    pcre2_match_context_free(s->mctx);
+    pcre2_general_context_free(s->gctx);
+    gf_free(s);
+}
+
+int gf_rx_each(const pcre2_code *code, const char *subj, size_t len,
+               struct gf_scan_scratch *s, gf_rx_match_fn fn, void *ud, struct gf_err *err)
+{
+    size_t off = 0;
+    while (off <= len) {
+        int rc = pcre2_match(code, (PCRE2_SPTR)subj, len, off, 0, s->md, s->mctx);
+        if (rc == PCRE2_ERROR_NOMATCH)
+            return 0;
+        if (rc < 0) {
+            if (rc == PCRE2_ERROR_NOMEMORY)
+                return gf_err_set(err, GF_ENOMEM, "out of memory matching a pattern");
+            PCRE2_UCHAR msg[160];
+            if (pcre2_get_error_message(rc, msg, sizeof(msg)) < 0)
+                memcpy(msg, "unknown error", sizeof("unknown error"));
+            return gf_err_set(err, GF_ETOOBIG, "pattern cannot be decided: %s",
+                              (const char *)msg);
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
+        size_t b = ov[0], e = ov[1];
+        if (e > b) {
+            int r = fn(ud, b, e, s->md);
+            if (r != 0)
+                return r;
+            off = e;
+        } else {  // empty match (or \K trickery): step over one character
+            off = (b > off ? b : off) + 1;
+            while (off < len && ((unsigned char)subj[off] & 0xC0) == 0x80)
+                off++;
+        }
+    }
+    return 0;
+}
+
+bool gf_rx_canon_differs(const struct gf_scan *in)
+{
+    return in->norm != NULL && in->norm->start != NULL &&
+           (in->norm->len != in->len || memcmp(in->norm->text, in->text, in->len) != 0);
+}
+
+int gf_rx_add_hit(struct gf_hits *hits, size_t base, size_t s, size_t e, const char *type,
+                  int index, bool canonical, struct gf_err *err)
+{
+    for (size_t i = base; i < hits->n; i++) {
+        const struct gf_hit *h = &hits->v[i];
+        if (h->index == index && h->type == type && h->start < e && s < h->end)
+            return 0;
+    }
+    struct gf_hit hit = {s, e, type, 1.0, index, canonical};
+    int rc = gf_hits_add(hits, &hit);
+    if (rc == GF_ETOOBIG)
+        return gf_err_set(err, rc, "too many hits in one text (limit %zu)", hits->max);
+    if (rc != 0)
+        return gf_err_set(err, rc, "out of memory recording a hit");
+    return 0;
+}

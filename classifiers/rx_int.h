@@ -1,0 +1,50 @@
+/* rx_int.h — private to classifiers/: the PCRE2 plumbing every pattern-based detector shares.
+ * All PCRE2 memory goes through gf_malloc/gf_free (so OOM loops reach it); patterns are
+ * compiled once, JIT-compiled when the library can, and matched with per-thread scratch. */
+#ifndef GF_RX_INT_H
+#define GF_RX_INT_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "classifiers/classifiers.h"
+
+/* The per-thread scratch behind struct gf_scan_scratch. */
+struct gf_scan_scratch {
+    pcre2_general_context *gctx;
+    pcre2_match_context *mctx;  // match and depth limits, the JIT stack
+    pcre2_jit_stack *jit;
+    pcre2_match_data *md;       // GF_RX_PAIRS capture pairs
+};
+
+#define GF_RX_PAIRS       4
+#define GF_RX_MATCH_LIMIT 2000000u  // guards against catastrophic backtracking (fails closed)
+
+/* A general context whose allocator is gf_malloc/gf_free; NULL when out of memory. */
+pcre2_general_context *gf_rx_gctx(void);
+
+/* Compiles pattern with options (PCRE2_UTF and PCRE2_MATCH_INVALID_UTF are always added) and
+ * JIT-compiles it when available. On a bad pattern returns GF_EINVAL with err set to
+ * "PCRE2 error at offset N: message"; GF_ENOMEM when out of memory. */
+int gf_rx_compile(pcre2_general_context *gctx, const char *pattern, size_t len, uint32_t options,
+                  pcre2_code **out, struct gf_err *err);
+
+/* Called for each non-empty match [s, e) of gf_rx_each; md holds its captures. A non-zero
+ * return stops the walk and is returned by gf_rx_each. */
+typedef int (*gf_rx_match_fn)(void *ud, size_t s, size_t e, pcre2_match_data *md);
+
+/* Walks every non-overlapping match of code in subj[0..len). Returns 0, the callback's
+ * non-zero code, GF_ENOMEM, or GF_ETOOBIG when the match or stack limit was hit (err says
+ * which pattern cannot be decided; callers fail closed). */
+int gf_rx_each(const pcre2_code *code, const char *subj, size_t len,
+               struct gf_scan_scratch *s, gf_rx_match_fn fn, void *ud, struct gf_err *err);
+
+/* True when the canonical form of in differs from the original text byte for byte. */
+bool gf_rx_canon_differs(const struct gf_scan *in);
+
+/* Adds a hit for the original span [s, e) unless an earlier hit of hits[base..] with the same
+ * index already overlaps it (a match found on both forms is reported once). */
+int gf_rx_add_hit(struct gf_hits *hits, size_t base, size_t s, size_t e, const char *type,
+                  int index, bool canonical, struct gf_err *err);
+
+#endif

@@ -1,0 +1,227 @@
+/* Unit tests of classifiers/pii.c and pii_validate.c: for each type, real values are found
+ * with exact spans and look-alikes that fail the validator are not; numbers written with
+ * full-width digits or hidden characters are found through the canonical form; type masks
+ * and names; an OOM loop over construction. */
+#include "scan_util.h"
+
+#include "classifiers/pii_int.h"
+
+static struct gf_detector *all;
+
+// Each true value must be found, alone and inside a sentence, with exactly its span.
+static void expect_found(const char *type, const char *value)
+{
+    char s[512];
+    snprintf(s, sizeof(s), "see %s, thanks", value);
+    int n = scan(all, s);
+    CHECK_MSG(n >= 1 && has_hit(s, type, value), "%s not found: %s", type, value);
+}
+
+static void expect_none(const char *type, const char *value)
+{
+    char s[512];
+    snprintf(s, sizeof(s), "see %s, thanks", value);
+    scan(all, s);
+    bool found = false;
+    for (size_t i = 0; i < hits.n; i++)
+        found |= strcmp(hits.v[i].type, type) == 0;
+    CHECK_MSG(!found, "false %s: %s", type, value);
+}
+
+static void test_email(void)
+{
+    expect_found("email", "john.doe@example.com");
+    expect_found("email", "a+tag@mail.example.co.uk");
+    expect_none("email", "user@localhost");
+    expect_none("email", "a..b@example.com");
+    expect_none("email", "@example.com");
+    expect_none("email", "name@example");
+}
+
+static void test_phone(void)
+{
+    expect_found("phone", "+1 212 555 1234");
+    expect_found("phone", "(212) 555-1234");
+    expect_found("phone", "212-555-1234");
+    expect_found("phone", "212.555.1234");
+    expect_found("phone", "+44 20 7946 0958");
+    expect_found("phone", "020 7946 0958");
+    expect_found("phone", "+33612345678");
+    expect_none("phone", "2125551234");    // a bare run of digits
+    expect_none("phone", "2024-01-15");    // a date
+    expect_none("phone", "112-555-1234");  // no area code starts with 1
+    expect_none("phone", "555-1234");      // too short to identify anyone
+    expect_none("phone", "+1 111 111 1111");
+    const char *s = "call 212-555-1234 5 times";  // a following number is not swallowed
+    CHECK(scan(all, s) >= 1 && has_hit(s, "phone", "212-555-1234"));
+}
+
+static void test_card(void)
+{
+    expect_found("credit_card", "4111 1111 1111 1111");
+    expect_found("credit_card", "4111-1111-1111-1111");
+    expect_found("credit_card", "4111111111111111");
+    expect_found("credit_card", "378282246310005");   // American Express
+    expect_found("credit_card", "5555555555554444");  // Mastercard
+    expect_found("credit_card", "2223003122003222");  // Mastercard 2-series
+    expect_found("credit_card", "6011111111111117");  // Discover
+    expect_found("credit_card", "3530111333300000");  // JCB
+    expect_none("credit_card", "4111 1111 1111 1112");  // Luhn fails
+    expect_none("credit_card", "1234 5678 9012 3452");  // Luhn passes, no such issuer
+    expect_none("credit_card", "0000 0000 0000 0000");
+    expect_none("credit_card", "4111 1111-1111 1111");  // mixed separators
+    expect_none("credit_card", "41111111111111111111111");  // too long
+    CHECK(gf_pii_luhn("79927398713", 11));
+    CHECK(!gf_pii_luhn("79927398710", 11));
+    CHECK(!gf_pii_luhn("", 0));
+}
+
+static void test_iban(void)
+{
+    expect_found("iban", "DE89 3704 0044 0532 0130 00");
+    expect_found("iban", "GB82WEST12345698765432");
+    expect_found("iban", "FR14 2004 1010 0505 0001 3M02 606");
+    expect_found("iban", "NL91ABNA0417164300");
+    expect_none("iban", "DE89 3704 0044 0532 0130 01");  // checksum
+    expect_none("iban", "DE89 3704 0044 0532 0130");     // length for DE
+    expect_none("iban", "XX89370400440532013000");       // no such country
+    CHECK(gf_pii_iban_valid("de89370400440532013000", 22));  // case does not matter
+}
+
+static void test_ssn(void)
+{
+    expect_found("ssn", "123-45-6789");
+    expect_found("ssn", "123 45 6789");
+    expect_none("ssn", "000-12-3456");
+    expect_none("ssn", "666-12-3456");
+    expect_none("ssn", "912-12-3456");
+    expect_none("ssn", "123-00-6789");
+    expect_none("ssn", "123-45-0000");
+    expect_none("ssn", "078-05-1120");
+    expect_none("ssn", "123-45 6789");
+    expect_none("ssn", "123-45-67890");
+}
+
+static void test_ip(void)
+{
+    expect_found("ipv4", "192.168.1.1");
+    expect_found("ipv4", "8.8.8.8");
+    expect_none("ipv4", "256.1.1.1");
+    expect_none("ipv4", "1.2.3");
+    expect_none("ipv4", "v1.2.3.4");
+    expect_none("ipv4", "192.168.01.1");
+    expect_none("ipv4", "1.2.3.4.5");
+    expect_found("ipv6", "2001:db8::1");
+    expect_found("ipv6", "fe80::1ff:fe23:4567:890a");
+    expect_found("ipv6", "::1");
+    expect_found("ipv6", "2001:0db8:85a3:0000:0000:8a2e:0370:7334");
+    expect_found("ipv6", "::ffff:192.0.2.128");
+    expect_none("ipv6", "12:30:45");
+    expect_none("ipv6", "std::vector");
+    expect_none("ipv6", "00:1a:2b:3c:4d:5e");
+}
+
+static void test_secrets(void)
+{
+    expect_found("private_key", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n"
+                                "-----END RSA PRIVATE KEY-----");
+    expect_found("private_key", "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\n"
+                                "-----END PGP PRIVATE KEY BLOCK-----");
+    const char *s = "key: -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk";
+    CHECK(scan(all, s) >= 1 && has_hit(s, "private_key", s + 5));  // cut off: to the end
+    expect_none("private_key", "-----BEGIN PUBLIC KEY-----\nMIIBIjAN\n-----END PUBLIC KEY-----");
+    expect_found("aws_key", "AKIAIOSFODNN7EXAMPLE");
+    s = "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n";
+    CHECK(scan(all, s) >= 1 && has_hit(s, "aws_key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"));
+    expect_none("aws_key", "AKIA1234");
+    expect_found("github_token", "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789");
+    expect_found("github_token", "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz");
+    expect_none("github_token", "ghp_short");
+    expect_none("github_token", "ghp_abcdefghijklmnopqrstuvwxyzabcdefghij");  // no digit
+    expect_found("slack_token", "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx");
+    expect_found("slack_token",
+                 "https://hooks.slack.com/services/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");
+    expect_none("slack_token", "xoxb-nope");
+    expect_found("gf_key", "gf_4fT9kLmQ2xZ7pR8sV1wY3bN6cD0eH5jG");
+    expect_none("gf_key", "gf_policy_load");
+    expect_found("api_key", "sk-proj-abc123DEF456ghi789JKL012mno345");
+    expect_found("api_key", "sk_live_4eC39HqLyjWDarjtT1zdp7dc");
+    expect_found("api_key", "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW");
+    expect_none("api_key", "sk-this-is-not-a-real-key-at-all");
+    expect_found("jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N_XgL0");
+}
+
+// Numbers hidden with full-width digits or invisible characters, found via the canonical form.
+static void test_canonical(void)
+{
+    const char *s = "card \xef\xbc\x94\xef\xbc\x91\xef\xbc\x91\xef\xbc\x91 1111 1111 1111 ok";
+    CHECK(scan(all, s) == 1);
+    CHECK(hits.n == 1 && hits.v[0].canonical && strcmp(hits.v[0].type, "credit_card") == 0 &&
+          hits.v[0].start == 5 && hits.v[0].end == strlen(s) - 3);
+    s = "ssn 123\xe2\x80\x8b-45-6789.";
+    CHECK(scan(all, s) == 1 && has_hit(s, "ssn", "123\xe2\x80\x8b-45-6789"));
+    s = "4111 1111 1111 1111";  // same text: reported once
+    CHECK(scan(all, s) == 1 && !hits.v[0].canonical);
+}
+
+static void test_mask(void)
+{
+    uint32_t m = 0;
+    CHECK(gf_pii_type_parse("credit_card", &m) == 0 && m == 1u << GF_PII_CREDIT_CARD);
+    CHECK(gf_pii_type_parse("ip", &m) == 0);
+    CHECK(m & (1u << GF_PII_IPV6));
+    CHECK(gf_pii_type_parse("passport", &m) == GF_EINVAL);
+    uint32_t sec = 0;
+    CHECK(gf_pii_type_parse("secrets", &sec) == 0 && sec == GF_PII_SECRETS);
+    CHECK_STREQ(gf_pii_type_name(GF_PII_IBAN), "iban");
+    CHECK(gf_pii_type_name(GF_PII_COUNT) == NULL);
+    struct gf_detector *d;
+    REQUIRE(gf_pii_new(1u << GF_PII_CREDIT_CARD, &d, NULL) == 0);
+    CHECK(scan(d, "mail me at a@example.com, card 4111111111111111") == 1);
+    CHECK(strcmp(hits.v[0].type, "credit_card") == 0);
+    gf_detector_free(d);
+    // Prose without candidates yields nothing.
+    CHECK(scan(all, "The quick brown fox jumps over the lazy dog. It was 3 pm.") == 0);
+}
+
+static void test_oom(void)
+{
+    if (!gf_alloc_fail_supported())
+        return;
+    for (long k = 1;; k++) {
+        struct gf_detector *d = NULL;
+        gf_alloc_fail_after(k, false);
+        int rc = gf_pii_new(0, &d, NULL);
+        long failed = gf_alloc_failures();
+        gf_alloc_fail_after(0, false);
+        if (failed == 0) {
+            CHECK(rc == 0 && scan(d, "x@example.com") == 1);
+            gf_detector_free(d);
+            break;
+        }
+        CHECK(rc == GF_ENOMEM ? d == NULL : rc == 0 && d != NULL);  // JIT may just be skipped
+        if (d)
+            CHECK(scan(d, "x@example.com") == 1);
+        gf_detector_free(d);
+    }
+}
+
+int main(void)
+{
+    scan_setup();
+    if (gf_pii_new(0, &all, NULL) != 0)
+        SKIP("cannot build the pii detector");
+    RUN(test_email);
+    RUN(test_phone);
+    RUN(test_card);
+    RUN(test_iban);
+    RUN(test_ssn);
+    RUN(test_ip);
+    RUN(test_secrets);
+    RUN(test_canonical);
+    RUN(test_mask);
+    RUN(test_oom);
+    gf_detector_free(all);
+    scan_teardown();
+    return test_report();
+}

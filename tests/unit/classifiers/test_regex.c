@@ -1,0 +1,182 @@
+/* Unit tests of classifiers/regex.c: patterns and keyword lists hit what they should on the
+ * original text and on its canonical form (evasion variants), miss look-alikes that are not
+ * matches, report precise compile errors, fail closed on runaway patterns, and survive OOM. */
+#include "scan_util.h"
+
+static void test_regex_basic(void)
+{
+    struct gf_detector *d;
+    const char *pats[] = {"(?i)acme\\s+launch\\s+codes", "https?://"};
+    REQUIRE(gf_regex_new("secret", pats, 2, 0, &d, NULL, NULL) == 0);
+    const char *s = "the ACME launch  codes are here: http://x";
+    CHECK(scan(d, s) == 2);
+    CHECK(has_hit(s, "secret", "ACME launch  codes"));
+    CHECK(has_hit(s, "secret", "http://"));
+    CHECK(hits.v[0].index == 0 && hits.v[1].index == 1 && !hits.v[0].canonical);
+    CHECK(scan(d, "acme rocket launch codes") == 0);  // false positive guard
+    CHECK(scan(d, "") == 0);
+    // Evasion variants are caught on the canonical form and mapped back to the original.
+    const char *ev[] = {
+        "the \xef\xbc\xa1\xef\xbc\xa3\xef\xbc\xad\xef\xbc\xa5 launch codes",  // full-width
+        "the a\xe2\x80\x8b" "cme launch codes",                              // zero-width
+        "the \xd0\xb0" "cme l\xd0\xb0unch c\xd0\xbe" "des",                   // Cyrillic
+        "the 4cm3 l4unch c0d3s",                                             // leetspeak
+        "the a c m e  l a u n c h  c o d e s",                               // spacing
+        "the \xf0\x9d\x90\x9a\xf0\x9d\x90\x9c\xf0\x9d\x90\xa6\xf0\x9d\x90\x9e launch codes",
+    };
+    for (size_t i = 0; i < GF_ARRAY_LEN(ev); i++) {
+        CHECK_MSG(scan(d, ev[i]) == 1, "variant %zu", i);
+        CHECK_MSG(hits.n == 1 && hits.v[0].canonical && hits.v[0].start == 4 &&
+                      hits.v[0].end == strlen(ev[i]),
+                  "variant %zu span", i);
+    }
+    gf_detector_free(d);
+
+    // Case-sensitive pattern: exact case on the original, any case on the canonical form.
+    const char *cs[] = {"Secret"};
+    REQUIRE(gf_regex_new("x", cs, 1, GF_RX_ORIGINAL_ONLY, &d, NULL, NULL) == 0);
+    CHECK(scan(d, "a Secret") == 1);
+    CHECK(scan(d, "a secret") == 0);
+    CHECK(scan(d, "a S\xd0\xb5" "cret") == 0);  // original only
+    gf_detector_free(d);
+    REQUIRE(gf_regex_new("x", cs, 1, 0, &d, NULL, NULL) == 0);
+    CHECK(scan(d, "a S\xd0\xb5" "cret") == 1 && hits.v[0].canonical);
+    gf_detector_free(d);
+    gf_detector_free(NULL);
+}
+
+static void test_regex_empty_and_invalid_utf8(void)
+{
+    struct gf_detector *d;
+    const char *pats[] = {"x*", "\\bword\\b", "caf\\w"};
+    REQUIRE(gf_regex_new("t", pats, 3, 0, &d, NULL, NULL) == 0);
+    const char *s = "a word\xff\xfe x caf\xc3\xa9";
+    CHECK(scan(d, s) == 3);  // "x" once, "word", "café" (\w is Unicode)
+    CHECK(has_hit(s, "t", "word"));
+    CHECK(has_hit(s, "t", "caf\xc3\xa9"));
+    gf_detector_free(d);
+}
+
+static void test_regex_errors(void)
+{
+    struct gf_detector *d = (void *)1;
+    struct gf_err err = {0};
+    size_t bad = 99;
+    const char *pats[] = {"ok", "abc(de"};
+    CHECK(gf_regex_new("t", pats, 2, 0, &d, &bad, &err) == GF_EINVAL);
+    CHECK(d == NULL && bad == 1);
+    CHECK_STREQ(err.msg, "PCRE2 error at offset 6: missing closing parenthesis");
+    gf_err_clear(&err);
+    const char *pats2[] = {"a{2,1}"};
+    CHECK(gf_regex_new("t", pats2, 1, 0, &d, &bad, &err) == GF_EINVAL && bad == 0);
+    CHECK(strstr(err.msg, "offset 5") != NULL);
+    gf_err_clear(&err);
+    CHECK(gf_regex_new("t", pats, 0, 0, &d, &bad, &err) == GF_EINVAL);
+    const char *kw[] = {"fine", "  "};
+    gf_err_clear(&err);
+    CHECK(gf_keywords_new("t", kw, 2, 0, &d, &bad, &err) == GF_EINVAL && bad == 1);
+    CHECK_STREQ(err.msg, "empty keyword");
+}
+
+// A pattern with catastrophic backtracking fails closed instead of hanging.
+static void test_regex_limit(void)
+{
+    struct gf_detector *d;
+    const char *pats[] = {"^(a+)+$"};
+    REQUIRE(gf_regex_new("t", pats, 1, GF_RX_ORIGINAL_ONLY, &d, NULL, NULL) == 0);
+    char s[64];
+    memset(s, 'a', 40);
+    s[40] = 'b';
+    s[41] = '\0';
+    struct gf_err err = {0};
+    struct gf_scan in = {s, strlen(s), NULL, scratch};
+    gf_hits_reset(&hits);
+    CHECK(gf_detector_scan(d, &in, &hits, &err) == GF_ETOOBIG);
+    CHECK(strstr(err.msg, "cannot be decided") != NULL);
+    gf_detector_free(d);
+}
+
+static void test_keywords(void)
+{
+    struct gf_detector *d;
+    const char *kw[] = {"free money", "c++", "Café", "$$$"};
+    REQUIRE(gf_keywords_new("kw", kw, 4, GF_RX_CASELESS, &d, NULL, NULL) == 0);
+    const char *s = "Get FREE\n money with C++ at the CAF\xc3\x89, $$$!";
+    CHECK(scan(d, s) == 4);
+    CHECK(has_hit(s, "kw", "FREE\n money"));
+    CHECK(has_hit(s, "kw", "C++"));
+    CHECK(has_hit(s, "kw", "CAF\xc3\x89"));
+    CHECK(has_hit(s, "kw", "$$$"));
+    for (size_t i = 0; i < hits.n; i++)
+        CHECK(hits.v[i].index >= 0 && hits.v[i].index < 4);
+    CHECK(scan(d, "freemoneyz and cafeteria") == 0);  // word boundaries
+    CHECK(scan(d, "carefree moneys") == 0);
+    // Evasions of a keyword, found through the canonical form.
+    const char *v = "fr33 m0n3y";
+    CHECK(scan(d, v) == 1 && hits.v[0].canonical && hits.v[0].index == 0);
+    CHECK(scan(d, "f r e e  m o n e y") == 1);
+    CHECK(scan(d, "\xef\xbd\x86\xef\xbd\x92\xef\xbd\x85\xef\xbd\x85 money") == 1);
+    CHECK(scan(d, "cafe") == 1 && hits.v[0].index == 2);
+    gf_detector_free(d);
+
+    const char *cs[] = {"Apple"};
+    REQUIRE(gf_keywords_new("kw", cs, 1, GF_RX_ORIGINAL_ONLY, &d, NULL, NULL) == 0);
+    CHECK(scan(d, "an Apple") == 1);
+    CHECK(scan(d, "an apple") == 0);
+    gf_detector_free(d);
+}
+
+static void test_oom(void)
+{
+    if (!gf_alloc_fail_supported())
+        return;
+    const char *pats[] = {"ab+c", "(?i)x\\s+y"};
+    const char *kw[] = {"alpha", "beta gamma"};
+    for (int which = 0; which < 2; which++) {
+        for (long k = 1;; k++) {
+            struct gf_detector *d = NULL;
+            gf_alloc_fail_after(k, false);
+            int rc = which ? gf_keywords_new("t", kw, 2, 0, &d, NULL, NULL)
+                           : gf_regex_new("t", pats, 2, 0, &d, NULL, NULL);
+            long failed = gf_alloc_failures();
+            gf_alloc_fail_after(0, false);
+            if (failed == 0) {
+                CHECK(rc == 0);
+                CHECK(scan(d, which ? "x beta  gamma" : "xabbc") == 1);
+                gf_detector_free(d);
+                break;
+            }
+            // A failed JIT compile only costs speed: the detector works without it.
+            CHECK_MSG(rc == GF_ENOMEM ? d == NULL : rc == 0 && d != NULL, "step %ld rc %d", k, rc);
+            if (d)
+                CHECK(scan(d, which ? "x beta  gamma" : "xabbc") == 1);
+            gf_detector_free(d);
+        }
+    }
+    // Scanning under OOM: errors, never crashes; scratch creation too.
+    for (long k = 1;; k++) {
+        gf_alloc_fail_after(k, false);
+        struct gf_scan_scratch *s = gf_scan_scratch_new();
+        long failed = gf_alloc_failures();
+        gf_alloc_fail_after(0, false);
+        gf_scan_scratch_free(s);
+        if (failed == 0) {
+            CHECK(s != NULL);
+            break;
+        }
+        CHECK(s == NULL);
+    }
+}
+
+int main(void)
+{
+    scan_setup();
+    RUN(test_regex_basic);
+    RUN(test_regex_empty_and_invalid_utf8);
+    RUN(test_regex_errors);
+    RUN(test_regex_limit);
+    RUN(test_keywords);
+    RUN(test_oom);
+    scan_teardown();
+    return test_report();
+}
