@@ -375,19 +375,19 @@ const char *gf_auth_message(enum gf_auth a)
     return "Incorrect API key provided.";
 }
 
-bool gf_keys_note_block(struct gf_keys *k, const char *id, struct gf_rl_now now)
+bool gf_keys_note_block(struct gf_keys *k, const char *id, int64_t max_blocks, int64_t window_ms,
+                        struct gf_rl_now now)
 {
-    if (k->cfg.abuse_window_ms <= 0)
+    if (max_blocks <= 0 || window_ms <= 0)
         return false;
-    if (!k->lim->ops->note_block(k->lim, id, k->cfg.abuse_max_blocks, k->cfg.abuse_window_ms,
-                                 now))
+    if (!k->lim->ops->note_block(k->lim, id, max_blocks, window_ms, now))
         return false;
     struct gf_key key;
     if (k->store->ops->get(k->store, id, &key) != 0 || key.suspended)
         return false;
     char reason[GF_KEY_REASON_MAX + 1];
     snprintf(reason, sizeof(reason), "more than %lld policy blocks within %lld s",
-             (long long)k->cfg.abuse_max_blocks, (long long)(k->cfg.abuse_window_ms / 1000));
+             (long long)max_blocks, (long long)(window_ms / 1000));
     struct gf_err err = {0};
     if (gf_keys_suspend(k, id, reason, NULL, &err) != 0) {
         gf_log(GF_LOG_ERROR, "keys", "event=suspend_failed key=%s reason=\"%s\"", id, err.msg);

@@ -236,8 +236,6 @@ struct gf_keys_config {
     struct gf_key_limits default_limits; // for keys created without a limit
     const char *default_group;           // NULL = "default"
     int64_t rotate_grace_ms;             // default grace of a rotated secret
-    int64_t abuse_max_blocks;            // suspend after more than this many blocks ...
-    int64_t abuse_window_ms;             // ... within this window; 0 = never suspend
     size_t snapshot_every;               // see gf_keystore_file_opts
     bool no_fsync;                       // tests/benchmarks only
     gf_keys_event_fn on_event;           // may be NULL
@@ -342,8 +340,40 @@ void gf_admin_free(struct gf_admin *a);
 /* Parses "HOST:PORT" or "[V6]:PORT" into host (NUL-terminated) and port; 0 or GF_EINVAL. */
 int gf_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
-/* Counts a policy block against key id; when the key passes the abuse threshold it is
- * suspended (durably, reported through on_event) and this returns true. */
-bool gf_keys_note_block(struct gf_keys *k, const char *id, struct gf_rl_now now);
+/* Counts a policy block against key id; when the key has been blocked more than max_blocks
+ * times within window_ms it is suspended (durably, reported through on_event) and this returns
+ * true. max_blocks <= 0 or window_ms <= 0 disables suspension. */
+bool gf_keys_note_block(struct gf_keys *k, const char *id, int64_t max_blocks, int64_t window_ms,
+                        struct gf_rl_now now);
+
+/* ---- keys in the request pipeline (keys_gate.c) ----------------------------------------- */
+
+struct gf_gateway;
+struct gf_engine;
+struct gf_keys_gate;
+
+struct gf_keys_gate_config {
+    bool open_mode;            // requests without Authorization are served, unlimited
+    int64_t abuse_max_blocks;  // defaults when the policy gives no abuse setting
+    int64_t abuse_window_ms;
+    int recheck_ms;            // how often keys of requests in flight are rechecked; 0 = 250
+};
+
+/* The current abuse setting (e.g. from the policy): may overwrite *max_blocks, *window_ms. */
+typedef void (*gf_keys_abuse_fn)(void *ud, int64_t *max_blocks, int64_t *window_ms);
+
+/* Adds the keys hooks (authenticate, admit, output, release) to gw and starts the recheck timer
+ * on base. keys, gw and engine (may be NULL: tokens are then estimated) are borrowed; free the
+ * gate after the gateway (the gateway's shutdown still runs the release hook). */
+int gf_keys_gate_new(struct event_base *base, struct gf_gateway *gw, struct gf_keys *keys,
+                     struct gf_engine *engine, const struct gf_keys_gate_config *cfg,
+                     struct gf_keys_gate **out, struct gf_err *err);
+void gf_keys_gate_free(struct gf_keys_gate *g);
+void gf_keys_gate_set_abuse(struct gf_keys_gate *g, gf_keys_abuse_fn fn, void *ud);
+/* Ends every request in flight on key_id with an error (401 or an error event); returns how
+ * many. */
+size_t gf_keys_gate_cut(struct gf_keys_gate *g, const char *key_id, enum gf_auth why);
+/* gf_admin_cut_fn adapter: ud is the gate. */
+void gf_keys_gate_admin_cut(void *ud, const char *key_id, enum gf_auth why);
 
 #endif

@@ -28,8 +28,6 @@ static struct gf_keys *open_keys(const char *dir, struct events *ev)
     struct gf_keys_config cfg = {0};
     cfg.default_limits.rpm = 60;
     cfg.rotate_grace_ms = 3600000;
-    cfg.abuse_max_blocks = 2;
-    cfg.abuse_window_ms = 60000;
     cfg.no_fsync = true;
     cfg.on_event = on_event;
     cfg.event_ud = ev;
@@ -189,16 +187,16 @@ static void test_suspension(void)
     bearer(h, sizeof(h), secret);
     struct gf_rl_now now = gf_rl_now();
     // Threshold 2 blocks in 60 s: the third suspends.
-    CHECK(!gf_keys_note_block(k, key.id, now));
-    CHECK(!gf_keys_note_block(k, key.id, now));
-    CHECK(gf_keys_note_block(k, key.id, now));
+    CHECK(!gf_keys_note_block(k, key.id, 2, 60000, now));
+    CHECK(!gf_keys_note_block(k, key.id, 2, 60000, now));
+    CHECK(gf_keys_note_block(k, key.id, 2, 60000, now));
     CHECK(strcmp(ev.last, "key_suspended") == 0 && strstr(ev.detail, "policy blocks") != NULL);
     CHECK(gf_keys_authenticate(k, h, now.wall_ms, &got, NULL) == GF_AUTH_SUSPENDED);
     CHECK(gf_auth_http_status(GF_AUTH_SUSPENDED) == 401);
     CHECK(strcmp(gf_key_status(&got, now.wall_ms), "suspended") == 0);
     // Further blocks do not suspend twice.
     int before = ev.n;
-    CHECK(!gf_keys_note_block(k, key.id, now));
+    CHECK(!gf_keys_note_block(k, key.id, 2, 60000, now));
     CHECK(ev.n == before);
     // It stays suspended across a restart, until an admin re-enables it.
     gf_keys_close(k);
@@ -208,9 +206,11 @@ static void test_suspension(void)
     CHECK(gf_keys_unsuspend(k, key.id, &got, &err) == 0);
     CHECK(strcmp(ev.last, "key_unsuspended") == 0);
     CHECK(gf_keys_authenticate(k, h, now.wall_ms, &got, NULL) == GF_AUTH_OK);
+    // Zero disables suspension.
+    CHECK(!gf_keys_note_block(k, key.id, 0, 60000, now));
     // The history was cleared: two more blocks are tolerated again.
-    CHECK(!gf_keys_note_block(k, key.id, now));
-    CHECK(!gf_keys_note_block(k, key.id, now));
+    CHECK(!gf_keys_note_block(k, key.id, 2, 60000, now));
+    CHECK(!gf_keys_note_block(k, key.id, 2, 60000, now));
     gf_keys_close(k);
     tu_rmtree(dir);
 }
