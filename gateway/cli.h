@@ -18,6 +18,8 @@ extern const struct gf_cmd gf_commands[];
 /* True when argv holds -h or --help; subcommands print their usage and exit 0 then. */
 int gf_cli_wants_help(int argc, char **argv);
 
+/* `gardefou serve`: the gateway (cmd_serve.c). */
+int gf_cmd_serve(int argc, char **argv);
 /* gardefou keys: API keys through the admin API (cmd_keys.c). */
 int gf_cmd_keys(int argc, char **argv);
 

@@ -11,6 +11,7 @@ static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
 const struct gf_cmd gf_commands[] = {
+    {"serve", gf_cmd_serve, "run the OpenAI-compatible gateway"},
     {"help", cmd_help, "show this help, or a subcommand's (gardefou help serve)"},
     {"version", cmd_version, "print the version"},
     {"keys", gf_cmd_keys, "create, list, revoke, rotate API keys (admin API)"},

@@ -1,0 +1,146 @@
+/* api_response.c — the OpenAI wire format of replies: chat.completion and text_completion
+ * objects, chat.completion.chunk / text_completion SSE events, the include_usage chunk and the
+ * model list. Text is escaped with gf_buf_append_json_str, so any engine output yields valid
+ * JSON; extra_json (non-text delta fields from an upstream) is spliced in as given. */
+#include "gateway/gateway_int.h"
+
+#include <string.h>
+
+static int put_str(struct gf_buf *b, const char *s)
+{
+    if (s == NULL)
+        return gf_buf_puts(b, "null");
+    return gf_buf_append_json_str(b, s, strlen(s));
+}
+
+/* Appends the members of a JSON object text ("{...}") without its braces, preceded by a comma
+ * when comma is set; nothing when extra is NULL or an empty object. */
+static int put_extra(struct gf_buf *b, const char *extra, bool comma)
+{
+    if (extra == NULL)
+        return 0;
+    const char *open = strchr(extra, '{');
+    const char *close = strrchr(extra, '}');
+    if (open == NULL || close == NULL || close <= open)
+        return 0;
+    const char *p = open + 1;
+    while (p < close && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r'))
+        p++;
+    if (p == close)
+        return 0;
+    int rc = comma ? gf_buf_putc(b, ',') : 0;
+    return rc ? rc : gf_buf_append(b, p, (size_t)(close - p));
+}
+
+static int put_head(struct gf_buf *b, const struct gf_reply_info *ri, const char *object)
+{
+    int rc = gf_buf_printf(b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":",
+                           ri->id, object, (long long)ri->created);
+    return rc ? rc : put_str(b, ri->model ? ri->model : "unknown");
+}
+
+static int put_usage(struct gf_buf *b, const struct gf_gen_usage *u)
+{
+    return gf_buf_printf(b,
+                         "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
+                         "\"total_tokens\":%d}",
+                         u->prompt_tokens, u->completion_tokens,
+                         u->prompt_tokens + u->completion_tokens);
+}
+
+int gf_api_reply_json(struct gf_buf *out, const struct gf_reply_info *ri,
+                      const struct gf_reply_choice *choices, int n_choices,
+                      const struct gf_gen_usage *usage)
+{
+    bool chat = ri->kind == GF_GEN_CHAT;
+    int rc = put_head(out, ri, chat ? "chat.completion" : "text_completion");
+    rc = rc ? rc : gf_buf_puts(out, ",\"choices\":[");
+    for (int i = 0; i < n_choices && rc == 0; i++) {
+        const struct gf_reply_choice *c = &choices[i];
+        const char *text = c->text.data ? c->text.data : "";
+        rc = gf_buf_printf(out, "%s{\"index\":%d,", i ? "," : "", i);
+        if (chat) {
+            rc = rc ? rc : gf_buf_puts(out, "\"message\":{\"role\":\"assistant\",\"content\":");
+            // An assistant turn made only of tool calls has null content, as OpenAI sends it.
+            if (c->text.len == 0 && c->extra_json != NULL)
+                rc = rc ? rc : gf_buf_puts(out, "null");
+            else
+                rc = rc ? rc : gf_buf_append_json_str(out, text, c->text.len);
+            rc = rc ? rc : put_extra(out, c->extra_json, true);
+            rc = rc ? rc : gf_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":");
+        } else {
+            rc = rc ? rc : gf_buf_puts(out, "\"text\":");
+            rc = rc ? rc : gf_buf_append_json_str(out, text, c->text.len);
+            rc = rc ? rc : gf_buf_puts(out, ",\"logprobs\":null,\"finish_reason\":");
+        }
+        rc = rc ? rc : put_str(out, c->finish_reason ? c->finish_reason : "stop");
+        rc = rc ? rc : gf_buf_putc(out, '}');
+    }
+    rc = rc ? rc : gf_buf_puts(out, "],");
+    rc = rc ? rc : put_usage(out, usage);
+    if (chat)
+        rc = rc ? rc : gf_buf_puts(out, ",\"system_fingerprint\":null");
+    return rc ? rc : gf_buf_puts(out, "}");
+}
+
+int gf_api_chunk_sse(struct gf_buf *out, const struct gf_reply_info *ri, int index,
+                     const char *role, const char *text, size_t len, const char *extra_json,
+                     const char *finish_reason, bool with_usage_null)
+{
+    bool chat = ri->kind == GF_GEN_CHAT;
+    int rc = gf_buf_puts(out, "data: ");
+    rc = rc ? rc : put_head(out, ri, chat ? "chat.completion.chunk" : "text_completion");
+    rc = rc ? rc : gf_buf_printf(out, ",\"choices\":[{\"index\":%d,", index);
+    if (chat) {
+        rc = rc ? rc : gf_buf_puts(out, "\"delta\":{");
+        bool first = true;
+        if (role != NULL) {
+            rc = rc ? rc : gf_buf_puts(out, "\"role\":");
+            rc = rc ? rc : put_str(out, role);
+            first = false;
+        }
+        if (text != NULL) {
+            rc = rc ? rc : gf_buf_puts(out, first ? "\"content\":" : ",\"content\":");
+            rc = rc ? rc : gf_buf_append_json_str(out, text, len);
+            first = false;
+        }
+        rc = rc ? rc : put_extra(out, extra_json, !first);
+        rc = rc ? rc : gf_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":");
+    } else {
+        rc = rc ? rc : gf_buf_puts(out, "\"text\":");
+        rc = rc ? rc : gf_buf_append_json_str(out, text ? text : "", text ? len : 0);
+        rc = rc ? rc : gf_buf_puts(out, ",\"logprobs\":null,\"finish_reason\":");
+    }
+    rc = rc ? rc : put_str(out, finish_reason);
+    rc = rc ? rc : gf_buf_puts(out, "}]");
+    if (with_usage_null)
+        rc = rc ? rc : gf_buf_puts(out, ",\"usage\":null");
+    if (chat)
+        rc = rc ? rc : gf_buf_puts(out, ",\"system_fingerprint\":null");
+    return rc ? rc : gf_buf_puts(out, "}\n\n");
+}
+
+int gf_api_usage_sse(struct gf_buf *out, const struct gf_reply_info *ri,
+                     const struct gf_gen_usage *usage)
+{
+    bool chat = ri->kind == GF_GEN_CHAT;
+    int rc = gf_buf_puts(out, "data: ");
+    rc = rc ? rc : put_head(out, ri, chat ? "chat.completion.chunk" : "text_completion");
+    rc = rc ? rc : gf_buf_puts(out, ",\"choices\":[],");
+    rc = rc ? rc : put_usage(out, usage);
+    return rc ? rc : gf_buf_puts(out, "}\n\n");
+}
+
+int gf_api_models_json(struct gf_buf *out, const char *const *ids, size_t n, int64_t created)
+{
+    int rc = gf_buf_puts(out, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = gf_buf_puts(out, i ? ",{\"id\":" : "{\"id\":");
+        rc = rc ? rc : put_str(out, ids[i]);
+        rc = rc ? rc
+                : gf_buf_printf(out, ",\"object\":\"model\",\"created\":%lld,"
+                                     "\"owned_by\":\"gardefou\"}",
+                                (long long)created);
+    }
+    return rc ? rc : gf_buf_puts(out, "]}");
+}

@@ -1,0 +1,218 @@
+/* gateway.h — the gateway component: configuration, the OpenAI-compatible HTTP server and the
+ * request pipeline that other components (keys, rate limits, policy, audit) plug into.
+ *
+ * Everything here runs on one libevent loop. A request moves through the stages of
+ * gateway/pipeline.c: (1) parse + limits, (2) authenticate, (3) admit, (4) input filters,
+ * (5) engine, (6) output filters per delta, (7) reply + charge, (8) audit; every request ends in
+ * exactly one place (request_end in pipeline.c), which records metrics and runs the end hooks. */
+#ifndef GF_GATEWAY_H
+#define GF_GATEWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "engine/engine.h"
+
+struct event_base;
+struct cJSON;
+
+/* ---- configuration (gateway/config.c) -------------------------------------------------- */
+
+/* The whole configuration of `gardefou serve`. Filled by gf_config_init (defaults), then a JSON
+ * file (gf_config_load_file), then command-line overrides (gf_config_set). Strings and lists are
+ * owned by the struct; gf_config_cleanup frees them. To add a setting: add a field here and one
+ * row to the table in config.c, and document it in docs/config.md. */
+struct gf_config {
+    /* server */
+    char *listen;               // "HOST:PORT"
+    char *data_dir;
+    char *log_level;            // debug|info|warn|error|off
+    int64_t shutdown_grace_ms;  // on SIGTERM, time given to in-flight requests
+    /* limits */
+    int64_t max_header_bytes;   // request line + headers
+    int64_t max_body_bytes;
+    int64_t header_timeout_ms;  // absolute: from connection start (or end of previous reply)
+    int64_t body_timeout_ms;    // absolute: from the end of the headers
+    int64_t idle_timeout_ms;    // keep-alive connection without a request
+    int64_t write_timeout_ms;   // a reply that the client does not read
+    int64_t max_connections;
+    int64_t max_choices;        // upper bound of "n"
+    int64_t max_messages;
+    int64_t max_stop;           // entries of "stop"
+    /* streaming */
+    int64_t ping_interval_ms;   // SSE comment pings while a stream waits; 0 = off
+    /* upstream engine */
+    char **upstream_urls;
+    size_t n_upstream_urls;
+    char *upstream_api_key;
+    char **upstream_models;
+    size_t n_upstream_models;
+    int64_t upstream_connect_timeout_ms;
+    int64_t upstream_request_timeout_ms;
+    int64_t upstream_health_interval_ms;
+    int64_t upstream_max_response_bytes;
+    /* embedded engine */
+    char *model_path;
+    char *model_id;
+    int64_t model_ctx;
+    int64_t model_threads;
+    int64_t model_max_seqs;
+    char *model_chat_template;
+};
+
+enum gf_config_type { GF_CFG_STRING, GF_CFG_INT, GF_CFG_BOOL, GF_CFG_STRING_LIST };
+
+/* One row of the configuration table: the dotted key path in the JSON file, the type, the
+ * range (ints) and the default written as a string, parsed like a command-line value. For a
+ * STRING_LIST, offset is the char ** field and count_offset the size_t count beside it. */
+struct gf_config_row {
+    const char *path;
+    enum gf_config_type type;
+    int64_t min, max;
+    const char *def;            // NULL: no default (empty string/list)
+    size_t offset;
+    size_t count_offset;
+    const char *doc;            // one line for --help and docs/config.md
+};
+
+/* The table (config.c), terminated by a row with path NULL. */
+extern const struct gf_config_row gf_config_rows[];
+
+/* Sets every field to its default. Returns GF_ENOMEM (and leaves cfg cleaned up) on failure. */
+int gf_config_init(struct gf_config *cfg);
+void gf_config_cleanup(struct gf_config *cfg);
+/* Loads a JSON config file over cfg. Errors read "FILE: key.path: reason" in err; returns
+ * GF_EIO (unreadable), GF_EFORMAT (not JSON) or GF_EINVAL (unknown key, type, range). */
+int gf_config_load_file(struct gf_config *cfg, const char *file, struct gf_err *err);
+/* Same over a JSON text; name is used in messages. */
+int gf_config_load_text(struct gf_config *cfg, const char *name, const char *text, size_t len,
+                        struct gf_err *err);
+/* Sets one key from a string as given on the command line ("8080", "true", "a,b"). A
+ * STRING_LIST value is appended to when append is true, replaced otherwise. */
+int gf_config_set(struct gf_config *cfg, const char *path, const char *value, bool append,
+                  struct gf_err *err);
+const struct gf_config_row *gf_config_find(const char *path);
+
+/* ---- errors (gateway/errors.c) --------------------------------------------------------- */
+
+/* Maps a GF_E* code to the HTTP status and the OpenAI error "type" and "code" strings. */
+struct gf_http_error {
+    int status;
+    const char *type;   // "invalid_request_error", "server_error", ...
+    const char *code;   // machine-readable code or NULL
+};
+struct gf_http_error gf_http_error_of(int code);
+/* Appends {"error":{"message":..,"type":..,"param":..,"code":..}} to out. param may be NULL. */
+int gf_http_error_json(struct gf_buf *out, const struct gf_http_error *he, const char *message,
+                       const char *param);
+
+/* ---- the server (gateway/server.c) ----------------------------------------------------- */
+
+struct gf_gateway;
+struct gf_request;
+
+/* Creates the server on base with cfg (borrowed; must outlive the gateway) and engine (borrowed;
+ * may be NULL until gf_gateway_set_engine, the gateway answers 503 on /readyz and API routes
+ * meanwhile). Does not bind yet. */
+int gf_gateway_new(struct event_base *base, const struct gf_config *cfg, struct gf_gateway **out,
+                   struct gf_err *err);
+void gf_gateway_set_engine(struct gf_gateway *gw, struct gf_engine *engine);
+/* Binds cfg->listen (port 0 picks a free port; gf_gateway_port tells which). */
+int gf_gateway_listen(struct gf_gateway *gw, struct gf_err *err);
+int gf_gateway_port(const struct gf_gateway *gw);
+/* Closes the listening socket (graceful stop); open connections are served on. */
+void gf_gateway_stop_listening(struct gf_gateway *gw);
+/* Stops accepting, cancels in-flight generations (their clients get an error) and frees
+ * everything. NULL is a no-op. The engine is not closed. */
+void gf_gateway_free(struct gf_gateway *gw);
+/* Number of requests in flight (between parse and end). */
+size_t gf_gateway_inflight(const struct gf_gateway *gw);
+
+/* Ends every in-flight request whose key id equals key_id (a revoked key): streams get an error
+ * event and [DONE], waiting requests an error reply, generations are cancelled. Returns how many
+ * requests were ended. Safe to call from a hook. */
+size_t gf_gateway_cancel_key(struct gf_gateway *gw, const char *key_id, int code,
+                             const char *message);
+
+/* ---- pipeline hooks (gateway/pipeline.c) ----------------------------------------------- */
+
+/* Components plug into the request pipeline through a struct of optional callbacks, added at
+ * start with gf_gateway_add_hooks (before any request). Hooks run in the order added. Each
+ * synchronous hook returns 0 to go on, or a GF_E* code with err set to end the request with
+ * the mapped HTTP status (gf_http_error_of), e.g. GF_EPERM → 401, GF_ELIMIT → 429,
+ * GF_EPOLICY → 400 content_policy_violation. ud is the hooks' own pointer. */
+struct gf_hooks {
+    const char *name;
+    void *ud;
+    /* (2) Authenticate: read headers with gf_request_header, then gf_request_set_key. */
+    int (*authenticate)(void *ud, struct gf_request *r, struct gf_err *err);
+    /* (3) Admission: rate limits, concurrency, token reservation. */
+    int (*admit)(void *ud, struct gf_request *r, struct gf_err *err);
+    /* (4) Input filters: may rewrite the messages/prompt through gf_request_gen (the strings
+     * must then live in the request arena: gf_request_strdup). */
+    int (*input)(void *ud, struct gf_request *r, struct gf_err *err);
+    /* (6) Output filter for one choice: text[0..len) is new text (after earlier hooks); append
+     * what may be sent now to out (hold back or rewrite as needed). final is set on the last
+     * call of a choice: flush what was held back. Return GF_EPOLICY to cut the choice: the
+     * client then sees finish_reason "content_filter". */
+    int (*output)(void *ud, struct gf_request *r, int index, const char *text, size_t len,
+                  bool final, struct gf_buf *out, struct gf_err *err);
+    /* (7) End of any request that passed admission (success, error, disconnect, revocation):
+     * release reservations, charge usage (gf_request_usage). Never fails. */
+    void (*release)(void *ud, struct gf_request *r);
+    /* (8) Audit: record the request (gf_request_* accessors) and call done(r, rc) once the
+     * record is durable; the reply is sent only then. done may be called from inside audit.
+     * A failing rc turns a not-yet-started reply into a 500. */
+    void (*audit)(void *ud, struct gf_request *r, void (*done)(struct gf_request *r, int rc));
+};
+
+/* Adds hooks (copied). Returns GF_ENOMEM or GF_ETOOBIG (too many hook sets). */
+int gf_gateway_add_hooks(struct gf_gateway *gw, const struct gf_hooks *hooks);
+
+/* ---- request accessors for hooks (gateway/pipeline.c) ------------------------------------ */
+
+enum gf_route {
+    GF_ROUTE_NONE = 0,
+    GF_ROUTE_CHAT,
+    GF_ROUTE_COMPLETIONS,
+    GF_ROUTE_MODELS,
+    GF_ROUTE_HEALTHZ,
+    GF_ROUTE_READYZ,
+    GF_ROUTE_METRICS,
+    GF_ROUTE_OTHER,
+    GF_ROUTE_COUNT
+};
+
+const char *gf_request_id(const struct gf_request *r);
+enum gf_route gf_request_route(const struct gf_request *r);
+/* A request header (case-insensitive name), borrowed for the request's life; NULL if absent
+ * or the client is gone. */
+const char *gf_request_header(struct gf_request *r, const char *name);
+/* The generation request as parsed (stage 1 on). Hooks may modify it in stage (4). */
+struct gf_gen_request *gf_request_gen(struct gf_request *r);
+/* The parsed JSON body (borrowed), or NULL for routes without one. */
+struct cJSON *gf_request_body(struct gf_request *r);
+/* Records the authenticated key id (copied, at most 63 bytes) used by gf_gateway_cancel_key. */
+int gf_request_set_key(struct gf_request *r, const char *key_id);
+const char *gf_request_key(const struct gf_request *r);
+/* Per-hook state: slot is the hooks' position (0-based, in add order). */
+void gf_request_set_state(struct gf_request *r, size_t slot, void *state);
+void *gf_request_state(const struct gf_request *r, size_t slot);
+/* Arena-lifetime string copy, freed when the request ends. NULL on allocation failure. */
+char *gf_request_strdup(struct gf_request *r, const char *s, size_t len);
+/* Usage so far (final at release/audit). */
+struct gf_gen_usage gf_request_usage(const struct gf_request *r);
+/* The text produced for choice index so far (after output filters), or NULL. */
+const char *gf_request_output(const struct gf_request *r, int index, size_t *len);
+int gf_request_n_choices(const struct gf_request *r);
+/* How the request ended (valid in release/audit): HTTP status, GF_E* code (0 = success), the
+ * finish reason of choice 0 (or NULL) and the error message (or ""). */
+int gf_request_status(const struct gf_request *r);
+int gf_request_error(const struct gf_request *r, const char **message);
+const char *gf_request_finish_reason(const struct gf_request *r);
+bool gf_request_streamed(const struct gf_request *r);
+uint64_t gf_request_start_ns(const struct gf_request *r);
+
+#endif

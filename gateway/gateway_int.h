@@ -1,0 +1,154 @@
+/* gateway_int.h — private structures shared by the files of the gateway: the server, its
+ * client connections, the request lifecycle object, the parsed API request and the metrics.
+ * Only the gateway sources and the gateway's tests include this. */
+#ifndef GF_GATEWAY_INT_H
+#define GF_GATEWAY_INT_H
+
+#include "gateway/gateway.h"
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#define GF_MAX_HOOKS  8
+#define GF_REQID_MAX  64
+#define GF_KEYID_MAX  63
+
+/* ---- parsed API request (api_request.c) ------------------------------------------------ */
+
+/* A validated /v1/chat/completions or /v1/completions body. gen points into body and into the
+ * arrays owned here; both stay valid until gf_api_req_cleanup. */
+struct gf_api_req {
+    struct gf_gen_request gen;
+    bool include_usage;          // stream_options.include_usage
+    int completion_logprobs;     // /v1/completions "logprobs" (an integer there)
+    struct gf_chat_msg *messages; // owned array
+    const char **stop;           // owned array of strings borrowed from body
+    char **joined;               // owned texts joined from content parts
+    size_t n_joined;
+    char param[64];              // on error: the field at fault ("messages[2].role")
+};
+
+/* Validates body (borrowed; must outlive a) as a request of kind. On failure returns GF_EINVAL
+ * (or GF_ENOMEM) with err set to "field: reason" and a->param naming the field. */
+int gf_api_parse(struct gf_api_req *a, enum gf_gen_kind kind, const struct cJSON *body,
+                 const struct gf_config *cfg, struct gf_err *err);
+void gf_api_req_cleanup(struct gf_api_req *a);
+
+/* ---- responses (api_response.c) -------------------------------------------------------- */
+
+struct gf_reply_choice {
+    struct gf_buf text;          // output after filters
+    struct gf_buf filtered;      // scratch for the output filter chain
+    const char *finish_reason;   // static string or NULL while running
+    char *extra_json;            // last non-text delta fields (owned), for non-streamed replies
+    bool done;
+    bool cut;                    // an output filter ended this choice
+    bool role_sent;              // streams: the role went out in this choice's first chunk
+};
+
+struct gf_reply_info {
+    const char *id;              // "chatcmpl-..." / "cmpl-..."
+    const char *model;
+    int64_t created;
+    enum gf_gen_kind kind;
+};
+
+int gf_api_reply_json(struct gf_buf *out, const struct gf_reply_info *ri,
+                      const struct gf_reply_choice *choices, int n_choices,
+                      const struct gf_gen_usage *usage);
+/* One SSE event "data: {chunk}\n\n" for choice index. role and text/extra/finish may be NULL.
+ * with_usage_null adds "usage":null (stream_options.include_usage). */
+int gf_api_chunk_sse(struct gf_buf *out, const struct gf_reply_info *ri, int index,
+                     const char *role, const char *text, size_t len, const char *extra_json,
+                     const char *finish_reason, bool with_usage_null);
+/* The usage chunk of include_usage: "choices":[] and the totals. */
+int gf_api_usage_sse(struct gf_buf *out, const struct gf_reply_info *ri,
+                     const struct gf_gen_usage *usage);
+int gf_api_models_json(struct gf_buf *out, const char *const *ids, size_t n, int64_t created);
+
+/* ---- metrics (metrics.c) --------------------------------------------------------------- */
+
+#define GF_METRIC_STATUSES 20
+#define GF_METRIC_BUCKETS  16
+
+struct gf_metrics {
+    uint64_t requests[GF_ROUTE_COUNT][GF_METRIC_STATUSES];
+    uint64_t latency_bucket[GF_ROUTE_COUNT][GF_METRIC_BUCKETS]; // cumulative at render time
+    double latency_sum[GF_ROUTE_COUNT];
+    uint64_t latency_count[GF_ROUTE_COUNT];
+    uint64_t upstream_errors;
+    uint64_t bytes_in, bytes_out;
+    uint64_t conns_accepted, conns_refused, conns_timed_out;
+    int64_t open_streams;
+    int64_t open_conns;
+    int64_t inflight;
+};
+
+void gf_metrics_request(struct gf_metrics *m, enum gf_route route, int status, uint64_t ns);
+int gf_metrics_render(const struct gf_metrics *m, struct gf_buf *out);
+const char *gf_route_name(enum gf_route route);
+
+/* ---- connections (conn.c) -------------------------------------------------------------- */
+
+enum gf_conn_state {
+    GF_CONN_IDLE,      // keep-alive, waiting for the first byte of a request
+    GF_CONN_HEADERS,   // reading the request line and headers (header deadline)
+    GF_CONN_BODY,      // reading the body (body deadline)
+    GF_CONN_HANDLING,  // a request was dispatched; no read deadline
+};
+
+struct gf_conn {
+    struct gf_gateway *gw;
+    struct bufferevent *bev;         // owned by evhttp
+    struct evhttp_connection *evcon; // owned by evhttp; NULL until registered
+    struct event *timer;             // registration, then deadlines and kills
+    struct event *watch;             // while handling: notices the client closing
+    int fd;
+    enum gf_conn_state state;
+    int kill_status;                 // != 0: answer this status and close at the next timer run
+    size_t hdr_bytes;                // of the current request
+    int64_t content_length;          // -1 when absent
+    char line[64];                   // start of the current header line
+    size_t line_len;
+    bool line_seen;                  // a non-empty line was seen in this request
+    struct gf_request *req;          // the request being handled, or NULL
+};
+
+/* Looks up the connection of an evhttp request (NULL if not tracked). */
+struct gf_conn *gf_conn_of(struct gf_gateway *gw, struct evhttp_request *req);
+/* A request on c is finished (reply written): wait for the next one. */
+void gf_conn_request_done(struct gf_conn *c);
+struct bufferevent *gf_conn_bevcb(struct event_base *base, void *arg);
+
+/* ---- the server ------------------------------------------------------------------------ */
+
+struct gf_gateway {
+    struct event_base *base;
+    const struct gf_config *cfg;
+    struct gf_engine *engine;        // borrowed
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    int port;
+    struct gf_hooks hooks[GF_MAX_HOOKS];
+    size_t n_hooks;
+    struct gf_request *inflight;     // doubly linked list of live requests
+    struct gf_conn **conns;          // indexed by fd
+    size_t conns_cap;
+    struct gf_metrics metrics;
+    uint64_t id_prefix;              // random per process: request ids are prefix + counter
+    uint64_t id_seq;
+    int64_t started_s;
+};
+
+/* Entry from the HTTP layer: a complete request arrived (pipeline.c). */
+void gf_pipeline_dispatch(struct gf_gateway *gw, struct evhttp_request *req);
+/* The client connection of r closed. */
+void gf_pipeline_client_gone(struct gf_request *r);
+/* Ends every in-flight request (503) and frees those still waiting for an audit. */
+void gf_pipeline_shutdown(struct gf_gateway *gw);
+/* Writes a generated request id into out (at least GF_REQID_MAX + 1 bytes). */
+void gf_gateway_new_id(struct gf_gateway *gw, char *out);
+/* True when s is an acceptable client-supplied request id. */
+bool gf_request_id_valid(const char *s);
+
+#endif

@@ -1,0 +1,155 @@
+/* test_api_response.c — the wire format: replies, chunks and model lists parse as JSON with the
+ * OpenAI fields, any text (quotes, control bytes, invalid UTF-8) stays valid JSON, non-text
+ * delta fields are spliced in; the error mapping; the metrics text. */
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "gateway/gateway_int.h"
+#include "test.h"
+
+static const struct gf_reply_info chat = {"chatcmpl-1", "m", 1700000000, GF_GEN_CHAT};
+static const struct gf_reply_info cmpl = {"cmpl-1", NULL, 1700000000, GF_GEN_COMPLETION};
+
+static void test_reply(void)
+{
+    struct gf_reply_choice ch[2];
+    memset(ch, 0, sizeof(ch));
+    gf_buf_init(&ch[0].text, 1 << 20);
+    gf_buf_init(&ch[1].text, 1 << 20);
+    gf_buf_puts(&ch[0].text, "a \"quote\"\n\x01 and \xff");
+    ch[0].finish_reason = "length";
+    ch[1].extra_json = (char *)"{\"tool_calls\":[{\"id\":\"t\"}]}";
+    struct gf_gen_usage u = {5, 6};
+    struct gf_buf out;
+    gf_buf_init(&out, 1 << 20);
+    REQUIRE(gf_api_reply_json(&out, &chat, ch, 2, &u) == 0);
+    cJSON *root = cJSON_Parse(out.data);
+    REQUIRE(root != NULL);
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "choices"), 0);
+    cJSON *c1 = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "choices"), 1);
+    CHECK(strncmp(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(c0, "message"),
+                                                           "content")),
+                  "a \"quote\"\n\x01 and ", 15) == 0);
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(c0, "finish_reason")), "length");
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(c1, "message"), "content")));
+    CHECK(cJSON_IsArray(cJSON_GetObjectItem(cJSON_GetObjectItem(c1, "message"), "tool_calls")));
+    CHECK(cJSON_GetNumberValue(
+              cJSON_GetObjectItem(cJSON_GetObjectItem(root, "usage"), "total_tokens")) == 11);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(root, "created")) == 1700000000);
+    cJSON_Delete(root);
+    gf_buf_reset(&out);
+    REQUIRE(gf_api_reply_json(&out, &cmpl, ch, 1, &u) == 0);
+    root = cJSON_Parse(out.data);
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(root, "object")), "text_completion");
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(root, "model")), "unknown");
+    cJSON_Delete(root);
+    gf_buf_cleanup(&out);
+    gf_buf_cleanup(&ch[0].text);
+    gf_buf_cleanup(&ch[1].text);
+}
+
+static cJSON *sse_json(struct gf_buf *b)
+{
+    CHECK(strncmp(b->data, "data: ", 6) == 0);
+    CHECK(b->len > 8 && strcmp(b->data + b->len - 2, "\n\n") == 0);
+    return cJSON_Parse(b->data + 6);
+}
+
+static void test_chunks(void)
+{
+    struct gf_buf b;
+    gf_buf_init(&b, 1 << 16);
+    REQUIRE(gf_api_chunk_sse(&b, &chat, 0, "assistant", "hi", 2, NULL, NULL, false) == 0);
+    cJSON *c = sse_json(&b);
+    cJSON *d = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(c, "choices"), 0),
+                                   "delta");
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(d, "role")), "assistant");
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(d, "content")), "hi");
+    CHECK(cJSON_GetObjectItem(c, "usage") == NULL);
+    cJSON_Delete(c);
+    gf_buf_reset(&b);
+    REQUIRE(gf_api_chunk_sse(&b, &chat, 1, NULL, NULL, 0, "{ \"tool_calls\":[1] }", "tool_calls",
+                             true) == 0);
+    c = sse_json(&b);
+    REQUIRE(c != NULL);
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(c, "choices"), 0);
+    CHECK(cJSON_IsArray(cJSON_GetObjectItem(cJSON_GetObjectItem(c0, "delta"), "tool_calls")));
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(c0, "finish_reason")), "tool_calls");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(c0, "index")) == 1);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(c, "usage")));
+    cJSON_Delete(c);
+    gf_buf_reset(&b);
+    struct gf_gen_usage u = {1, 2};
+    REQUIRE(gf_api_usage_sse(&b, &cmpl, &u) == 0);
+    c = sse_json(&b);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(c, "choices")) == 0);
+    cJSON_Delete(c);
+    gf_buf_reset(&b);
+    const char *ids[] = {"a", "b\"c"};
+    REQUIRE(gf_api_models_json(&b, ids, 2, 5) == 0);
+    c = cJSON_Parse(b.data);
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(
+                    cJSON_GetArrayItem(cJSON_GetObjectItem(c, "data"), 1), "id")),
+                "b\"c");
+    cJSON_Delete(c);
+    gf_buf_cleanup(&b);
+}
+
+static void test_errors(void)
+{
+    CHECK(gf_http_error_of(GF_EINVAL).status == 400);
+    CHECK(gf_http_error_of(GF_EPERM).status == 401);
+    CHECK(gf_http_error_of(GF_ENOTFOUND).status == 404);
+    CHECK(gf_http_error_of(GF_ETOOBIG).status == 413);
+    CHECK(gf_http_error_of(GF_ELIMIT).status == 429);
+    CHECK(gf_http_error_of(GF_EUPSTREAM).status == 502);
+    CHECK(gf_http_error_of(GF_EAGAIN).status == 503);
+    CHECK(gf_http_error_of(GF_ETIMEDOUT).status == 504);
+    CHECK(gf_http_error_of(GF_ENOMEM).status == 500);
+    CHECK_STREQ(gf_http_error_of(GF_EPOLICY).code, "content_policy_violation");
+    struct gf_buf b;
+    gf_buf_init(&b, 4096);
+    struct gf_http_error he = gf_http_error_of(GF_EINVAL);
+    REQUIRE(gf_http_error_json(&b, &he, "max_tokens: \"bad\"", "max_tokens") == 0);
+    cJSON *c = cJSON_Parse(b.data);
+    cJSON *e = cJSON_GetObjectItem(c, "error");
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(e, "message")), "max_tokens: \"bad\"");
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(e, "param")), "max_tokens");
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(e, "type")), "invalid_request_error");
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(e, "code")));
+    cJSON_Delete(c);
+    gf_buf_cleanup(&b);
+}
+
+static void test_metrics(void)
+{
+    struct gf_metrics m;
+    memset(&m, 0, sizeof(m));
+    gf_metrics_request(&m, GF_ROUTE_CHAT, 200, 300000);      // 0.3 ms
+    gf_metrics_request(&m, GF_ROUTE_CHAT, 200, 2000000000);  // 2 s
+    gf_metrics_request(&m, GF_ROUTE_CHAT, 418, 1000);
+    struct gf_buf b;
+    gf_buf_init(&b, 1 << 20);
+    REQUIRE(gf_metrics_render(&m, &b) == 0);
+    CHECK(strstr(b.data, "gardefou_requests_total{route=\"chat_completions\",status=\"200\"} 2\n"));
+    CHECK(strstr(b.data, "gardefou_requests_total{route=\"chat_completions\",status=\"other\"} 1\n"));
+    CHECK(strstr(b.data,
+                 "gardefou_request_duration_seconds_bucket{route=\"chat_completions\",le=\"0.0005\"} 2\n"));
+    CHECK(strstr(b.data,
+                 "gardefou_request_duration_seconds_bucket{route=\"chat_completions\",le=\"1\"} 2\n"));
+    CHECK(strstr(b.data,
+                 "gardefou_request_duration_seconds_bucket{route=\"chat_completions\",le=\"+Inf\"} 3\n"));
+    CHECK(strstr(b.data, "gardefou_request_duration_seconds_count{route=\"chat_completions\"} 3\n"));
+    gf_buf_cleanup(&b);
+}
+
+int main(void)
+{
+    gf_json_init();
+    RUN(test_reply);
+    RUN(test_chunks);
+    RUN(test_errors);
+    RUN(test_metrics);
+    return test_report();
+}
