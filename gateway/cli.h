@@ -15,6 +15,9 @@ struct gf_cmd {
 /* The table of subcommands, in the order `gardefou help` lists them (main.c). */
 extern const struct gf_cmd gf_commands[];
 
+/* `gardefou audit verify|query` (cmd_audit.c). */
+int gf_cmd_audit(int argc, char **argv);
+
 /* True when argv holds -h or --help; subcommands print their usage and exit 0 then. */
 int gf_cli_wants_help(int argc, char **argv);
 
