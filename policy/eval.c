@@ -96,7 +96,8 @@ int gf_policy_eval_group(const struct gf_policy *p, struct gf_policy_ctx *c, con
     int rc = ensure_slots(c, p->n_clfs);
     if (rc != 0)
         return gf_err_set(err, rc, "out of memory evaluating the policy");
-    memset(c->scored, 0, p->n_clfs * sizeof(*c->scored));
+    if (p->n_clfs)
+        memset(c->scored, 0, p->n_clfs * sizeof(*c->scored));
     struct gf_norm norm = {0};
     bool normalized = false;
     struct gf_scan in = {text, len, NULL, c->scratch};
