@@ -463,20 +463,14 @@ static int parse(struct gf_gguf *g, const char *src, struct gf_err *err)
     g->n_kv = (size_t)n_kv;
     g->n_tensors = (size_t)n_tensors;
     g->alignment = GF_GGUF_DEFAULT_ALIGNMENT;
-    if (n_kv > 0) {
-        g->kv = gf_calloc((size_t)n_kv, sizeof(*g->kv));
-        name_off = gf_calloc((size_t)(n_kv + n_tensors), sizeof(*name_off));
-        if (g->kv == NULL || name_off == NULL)
-            goto oom;
-    }
-    if (n_tensors > 0) {
-        g->tensors = gf_calloc((size_t)n_tensors, sizeof(*g->tensors));
-        rel_off = gf_calloc((size_t)n_tensors, sizeof(*rel_off));
-        if (name_off == NULL)
-            name_off = gf_calloc((size_t)n_tensors, sizeof(*name_off));
-        if (g->tensors == NULL || rel_off == NULL || name_off == NULL)
-            goto oom;
-    }
+    // One slot more than needed, so that a file with no keys and no tensors still gets
+    // arrays (pointer arithmetic on NULL is undefined).
+    name_off = gf_calloc((size_t)(n_kv + n_tensors + 1), sizeof(*name_off));
+    g->kv = gf_calloc((size_t)n_kv + 1, sizeof(*g->kv));
+    g->tensors = gf_calloc((size_t)n_tensors + 1, sizeof(*g->tensors));
+    rel_off = gf_calloc((size_t)n_tensors + 1, sizeof(*rel_off));
+    if (name_off == NULL || g->kv == NULL || g->tensors == NULL || rel_off == NULL)
+        goto oom;
     if ((rc = parse_kvs(&r, g, &names, name_off)) != 0)
         goto fail;
     rc = GF_EFORMAT;

@@ -650,6 +650,18 @@ static void test_truncation(void)
     }
     CHECK(refused == (int)end);
     gf_free(mem);
+
+    // The smallest valid file: a header with no keys and no tensors.
+    struct raw r;
+    r_head(&r, 3, 0, 0);
+    struct gf_err err = {0};
+    g = NULL;
+    CHECK_MSG(gf_gguf_open_mem(r.b, r.n, &g, &err) == 0, "%s", err.msg);
+    if (g != NULL)
+        CHECK(gf_gguf_n_kv(g) == 0 && gf_gguf_n_tensors(g) == 0 &&
+              gf_gguf_find_key(g, "x") == -1 && gf_gguf_find_tensor(g, "x") == NULL);
+    gf_gguf_close(g);
+    save_corpus("valid-empty.gguf", r.b, r.n);
 }
 
 static void test_oom(void)
