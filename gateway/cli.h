@@ -21,6 +21,8 @@ int gf_cmd_audit(int argc, char **argv);
 /* True when argv holds -h or --help; subcommands print their usage and exit 0 then. */
 int gf_cli_wants_help(int argc, char **argv);
 
+/* `gardefou model info|synth`: inspect or write GGUF model files (cmd_model.c). */
+int gf_cmd_model(int argc, char **argv);
 /* `gardefou serve`: the gateway (cmd_serve.c). */
 int gf_cmd_serve(int argc, char **argv);
 /* gardefou keys: API keys through the admin API (cmd_keys.c). */

@@ -15,6 +15,7 @@ const struct gf_cmd gf_commands[] = {
     {"help", cmd_help, "show this help, or a subcommand's (gardefou help serve)"},
     {"version", cmd_version, "print the version"},
     {"keys", gf_cmd_keys, "create, list, revoke, rotate API keys (admin API)"},
+    {"model", gf_cmd_model, "inspect GGUF model files (gardefou model info FILE)"},
     {"audit", gf_cmd_audit, "verify or search the audit log (gardefou audit verify|query)"},
     {NULL, NULL, NULL},
 };
