@@ -152,12 +152,27 @@ struct gf_upstream_config {
     const char *api_key;       // sent as Authorization: Bearer to every upstream; may be NULL
     const char *const *models; // model ids to advertise; NULL/0 = ask the upstreams' /v1/models
     size_t n_models;
-    int connect_timeout_ms;
-    int request_timeout_ms;    // whole request; streams: time without any byte from upstream
-    int health_interval_ms;    // 0 = no periodic health checks
-    size_t max_response_bytes; // cap on a non-streamed upstream body
+    int connect_timeout_ms;    // 0 = 5000
+    int request_timeout_ms;    // whole request; streams: time without any byte from upstream;
+                               // 0 = 600000. Past it the generation ends with ERROR 504.
+    int health_interval_ms;    // GET /v1/models every so often; 0 = only once at open
+    size_t max_response_bytes; // cap on a non-streamed upstream body and on one stream event;
+                               // 0 = 16 MiB
+    const char *model;         // sent upstream as "model" instead of the client's; NULL = keep
+    /* Benchmarks only: turns off the TCP_QUICKACK workaround, to measure the ~40 ms stall that
+     * Nagle on the upstream plus our delayed ACK cost on a kept-alive connection. */
+    bool no_quickack;
 };
 
+/* Opens the upstream engine on base (which must outlive it); cfg and its strings are copied.
+ * Returns 0 with *out set, or GF_EINVAL (bad URL, negative timeout; err names the key) or
+ * GF_ENOMEM. Requests go round-robin over the healthy URLs and fail over to the next URL on a
+ * connect error while nothing has reached the client yet. ready() is true once an upstream
+ * answered GET /v1/models with 200 (or, without periodic checks, until one fails to connect).
+ * models(): the configured ids, else the ids the upstreams' /v1/models listed (the array and
+ * strings stay valid until close). Errors: 502 (cannot connect, bad or cut reply, upstream 5xx or
+ * 401/403), 504 (timeout), and an upstream's 4xx (400, 404, 429, ...) with its message.
+ * gf_engine_close must not be called from inside an event callback. */
 int gf_engine_upstream_open(struct event_base *base, const struct gf_upstream_config *cfg,
                             struct gf_engine **out, struct gf_err *err);
 

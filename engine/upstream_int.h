@@ -1,0 +1,91 @@
+/* upstream_int.h — private pieces of the upstream engine, exposed for its unit tests and fuzz
+ * targets: the incremental SSE parser (upstream_sse.c), the builder of the upstream request
+ * body and the parser of upstream replies into gf_gen events (upstream_json.c). */
+#ifndef GF_UPSTREAM_INT_H
+#define GF_UPSTREAM_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/common.h"
+#include "engine/engine.h"
+
+/* ---- Server-Sent Events ------------------------------------------------------------------ */
+
+/* Called once per complete event with its type ("message" unless an event: field said
+ * otherwise) and its data (the data: lines joined by '\n', NUL-terminated; borrowed for the
+ * call). A nonzero return stops gf_sse_feed, which returns it. Events without data are skipped. */
+typedef int (*gf_sse_event_fn)(void *ud, const char *type, const char *data, size_t len);
+
+/* An SSE parser that accepts bytes split anywhere: lines end in LF, CRLF or CR (a CRLF split
+ * across two feeds counts once), ':' lines are comments, "data:" lines accumulate, a blank line
+ * dispatches. An event (or line) larger than max_event bytes makes gf_sse_feed return
+ * GF_ETOOBIG; after any error the parser refuses further input with the same code. */
+struct gf_sse {
+    struct gf_buf line;   // the line being assembled
+    struct gf_buf data;   // data of the event being assembled
+    char type[32];        // the event: field, "" = message
+    bool after_cr;        // the last byte was CR: an LF now ends nothing
+    int error;
+};
+
+void gf_sse_init(struct gf_sse *s, size_t max_event);
+void gf_sse_cleanup(struct gf_sse *s);
+/* Feeds n bytes; calls cb for each event completed by them. Returns 0, the first nonzero value
+ * cb returned, GF_ETOOBIG (event over the cap) or GF_ENOMEM. */
+int gf_sse_feed(struct gf_sse *s, const char *p, size_t n, gf_sse_event_fn cb, void *ud);
+
+/* ---- upstream request body ---------------------------------------------------------------- */
+
+/* Builds the JSON body to send upstream: a copy of req->body with every field kept as is, except
+ * "model" (set to model_override when non-NULL, else to req->model when the body has none),
+ * "stream" (req->stream) and, when streaming, stream_options.include_usage = true. Without a body
+ * it is built from req's messages/prompt and params. The caller frees *out with gf_free. */
+int gf_up_build_body(const struct gf_gen_request *req, const char *model_override, char **out,
+                     size_t *len, struct gf_err *err);
+
+/* ---- upstream replies ----------------------------------------------------------------------- */
+
+#define GF_UP_MAX_CHOICES 64
+
+/* What the reply parser remembers across the chunks of one generation. */
+struct gf_up_reply {
+    enum gf_gen_kind kind;
+    gf_gen_event_fn cb;  // receives the DELTA events
+    void *ud;
+    bool *stop;          // when set and *stop turns true inside cb, parsing stops at once
+    struct gf_gen_usage usage;
+    bool has_usage;
+    char model[128];
+    int n_choices;       // highest choice index seen + 1
+    bool started[GF_UP_MAX_CHOICES];  // the choice's first delta went out (role sent)
+    bool finished[GF_UP_MAX_CHOICES];
+    char finish[GF_UP_MAX_CHOICES][16];
+    char pending[GF_UP_MAX_CHOICES][4];  // bytes of a UTF-8 character cut between chunks
+    unsigned char n_pending[GF_UP_MAX_CHOICES];
+    int deltas;          // text deltas delivered (a token estimate when no usage came)
+    size_t text_bytes;
+    bool saw_done;       // "data: [DONE]" arrived
+};
+
+void gf_up_reply_init(struct gf_up_reply *r, enum gf_gen_kind kind, gf_gen_event_fn cb, void *ud);
+
+/* Parses one streamed chunk (the data of one SSE event) and delivers its deltas. "[DONE]" sets
+ * saw_done. Returns 0, or GF_EUPSTREAM with err set (invalid JSON, an error object from the
+ * upstream, a choice index out of range); err->msg is safe to show to a client. */
+int gf_up_reply_chunk(struct gf_up_reply *r, const char *data, size_t len, struct gf_err *err);
+
+/* Parses a whole non-streamed reply (chat.completion or text_completion) and delivers one DELTA
+ * per choice (text, role, extra fields, finish). Returns 0 or GF_EUPSTREAM with err set. */
+int gf_up_reply_full(struct gf_up_reply *r, const char *body, size_t len, struct gf_err *err);
+
+/* Extracts the message of an OpenAI-style error body ({"error":{"message":...}} or
+ * {"error":"..."} or {"message":...}) into out; falls back to "upstream answered HTTP <status>". */
+void gf_up_error_message(const char *body, size_t len, int status, char *out, size_t outlen);
+
+/* Appends the model ids of a /v1/models reply ({"data":[{"id":...}]}, or Ollama's
+ * {"models":[{"name":...}]}) to ids[*n..max) (gf_strdup'd, caller frees), skipping ids already
+ * present. Returns 0, GF_EFORMAT for a body that is not such a list, or GF_ENOMEM. */
+int gf_up_parse_models(const char *body, size_t len, char **ids, size_t *n, size_t max);
+
+#endif

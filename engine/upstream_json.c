@@ -1,0 +1,413 @@
+/* upstream_json.c — the JSON side of the upstream engine: the body sent upstream (the client's
+ * body with every field it does not interpret kept as is) and the parsing of upstream replies,
+ * streamed chunks or whole, into gf_gen events. Text goes out in whole UTF-8 characters: bytes
+ * of a character split between two chunks wait in a per-choice pending buffer. */
+#include "engine/upstream_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+/* ---- request body ------------------------------------------------------------------------ */
+
+static bool set_item(cJSON *obj, const char *key, cJSON *item)
+{
+    if (item == NULL)
+        return false;
+    if (cJSON_GetObjectItemCaseSensitive(obj, key) != NULL)
+        return cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item);
+    return cJSON_AddItemToObject(obj, key, item);
+}
+
+/* Builds a body from the request's fields, for callers that have no client body. */
+static cJSON *body_from_fields(const struct gf_gen_request *req)
+{
+    const struct gf_gen_params *p = &req->params;
+    cJSON *j = cJSON_CreateObject();
+    if (j == NULL)
+        return NULL;
+    bool ok = true;
+    if (req->kind == GF_GEN_CHAT) {
+        cJSON *msgs = cJSON_AddArrayToObject(j, "messages");
+        ok = msgs != NULL;
+        for (size_t i = 0; ok && i < req->n_messages; i++) {
+            cJSON *m = cJSON_CreateObject();
+            ok = m != NULL && cJSON_AddItemToArray(msgs, m);
+            if (!ok) {
+                cJSON_Delete(m);
+                break;
+            }
+            const char *role = req->messages[i].role ? req->messages[i].role : "user";
+            ok = cJSON_AddStringToObject(m, "role", role) != NULL;
+            if (ok && req->messages[i].content)
+                ok = cJSON_AddStringToObject(m, "content", req->messages[i].content) != NULL;
+        }
+    } else {
+        ok = cJSON_AddStringToObject(j, "prompt", req->prompt ? req->prompt : "") != NULL;
+    }
+    if (ok && p->max_tokens >= 1)
+        ok = cJSON_AddNumberToObject(j, "max_tokens", p->max_tokens) != NULL;
+    if (ok)
+        ok = cJSON_AddNumberToObject(j, "temperature", p->temperature) != NULL &&
+             cJSON_AddNumberToObject(j, "top_p", p->top_p) != NULL;
+    if (ok && p->n != 1)
+        ok = cJSON_AddNumberToObject(j, "n", p->n) != NULL;
+    if (ok && p->frequency_penalty != 0)
+        ok = cJSON_AddNumberToObject(j, "frequency_penalty", p->frequency_penalty) != NULL;
+    if (ok && p->presence_penalty != 0)
+        ok = cJSON_AddNumberToObject(j, "presence_penalty", p->presence_penalty) != NULL;
+    if (ok && p->has_seed)
+        ok = cJSON_AddNumberToObject(j, "seed", (double)p->seed) != NULL;
+    if (ok && p->n_stop > 0) {
+        cJSON *stop = cJSON_AddArrayToObject(j, "stop");
+        ok = stop != NULL;
+        for (size_t i = 0; ok && i < p->n_stop; i++) {
+            cJSON *s = cJSON_CreateString(p->stop[i]);
+            ok = s != NULL && cJSON_AddItemToArray(stop, s);
+            if (!ok)
+                cJSON_Delete(s);
+        }
+    }
+    if (!ok) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
+int gf_up_build_body(const struct gf_gen_request *req, const char *model_override, char **out,
+                     size_t *len, struct gf_err *err)
+{
+    *out = NULL;
+    *len = 0;
+    if (req->body != NULL && !cJSON_IsObject(req->body))
+        return gf_err_set(err, GF_EINVAL, "request body is not a JSON object");
+    cJSON *j = req->body ? cJSON_Duplicate(req->body, true) : body_from_fields(req);
+    if (j == NULL)
+        return gf_err_set(err, GF_ENOMEM, "out of memory building the upstream request");
+    bool ok = true;
+    const char *model = model_override;
+    if (model == NULL && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "model")))
+        model = req->model;
+    if (model != NULL)
+        ok = set_item(j, "model", cJSON_CreateString(model));
+    if (ok)
+        ok = set_item(j, "stream", cJSON_CreateBool(req->stream));
+    if (ok && req->stream) {
+        cJSON *so = cJSON_GetObjectItemCaseSensitive(j, "stream_options");
+        if (!cJSON_IsObject(so)) {
+            so = cJSON_CreateObject();
+            ok = set_item(j, "stream_options", so);
+        }
+        if (ok)
+            ok = set_item(so, "include_usage", cJSON_CreateTrue());
+    } else if (ok) {
+        // OpenAI-compatible servers refuse stream_options on a non-streamed request.
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "stream_options");
+    }
+    char *s = ok ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (s == NULL)
+        return gf_err_set(err, GF_ENOMEM, "out of memory building the upstream request");
+    *out = s;
+    *len = strlen(s);
+    return 0;
+}
+
+/* ---- replies ----------------------------------------------------------------------------- */
+
+void gf_up_reply_init(struct gf_up_reply *r, enum gf_gen_kind kind, gf_gen_event_fn cb, void *ud)
+{
+    memset(r, 0, sizeof(*r));
+    r->kind = kind;
+    r->cb = cb;
+    r->ud = ud;
+}
+
+static bool stopped(const struct gf_up_reply *r)
+{
+    return r->stop != NULL && *r->stop;
+}
+
+/* Delivers one DELTA for choice idx. text is joined to the bytes pending from the previous
+ * chunk; a character still cut at the end waits, unless the choice finishes, when the cut
+ * bytes become U+FFFD. Returns 0 or GF_ENOMEM. */
+static int emit_delta(struct gf_up_reply *r, int idx, const char *role, const char *text,
+                      size_t len, const char *extra, const char *finish, int n_tokens)
+{
+    struct gf_buf joined;
+    gf_buf_init(&joined, len + 8);
+    if (r->n_pending[idx] > 0) {
+        if (gf_buf_append(&joined, r->pending[idx], r->n_pending[idx]) != 0 ||
+            gf_buf_append(&joined, text, len) != 0) {
+            gf_buf_cleanup(&joined);
+            return GF_ENOMEM;
+        }
+        r->n_pending[idx] = 0;
+        text = joined.data;
+        len = joined.len;
+    }
+    size_t whole = gf_utf8_complete_prefix(text, len);
+    if (whole < len) {
+        if (finish != NULL) {
+            // The stream ends inside a character: show the loss, never send half of it.
+            if (text != joined.data) {
+                if (gf_buf_append(&joined, text, whole) != 0) {
+                    gf_buf_cleanup(&joined);
+                    return GF_ENOMEM;
+                }
+            } else {
+                joined.len = whole;
+            }
+            if (gf_buf_puts(&joined, "\xEF\xBF\xBD") != 0) {
+                gf_buf_cleanup(&joined);
+                return GF_ENOMEM;
+            }
+            text = joined.data;
+            len = joined.len;
+        } else {
+            memcpy(r->pending[idx], text + whole, len - whole);
+            r->n_pending[idx] = (unsigned char)(len - whole);
+            len = whole;
+        }
+    }
+    if (idx + 1 > r->n_choices)
+        r->n_choices = idx + 1;
+    if (len == 0 && extra == NULL && finish == NULL && (role == NULL || r->started[idx])) {
+        gf_buf_cleanup(&joined);
+        return 0;  // nothing to say (an empty delta, or bytes waiting for the rest)
+    }
+    struct gf_gen_event ev = {
+        .type = GF_GEN_EV_DELTA,
+        .index = idx,
+        .text = len ? text : "",
+        .len = len,
+        .n_tokens = len ? n_tokens : 0,
+        .role = r->started[idx] ? NULL : (role ? role : (r->kind == GF_GEN_CHAT ? "assistant" : NULL)),
+        .extra_json = extra,
+        .finish_reason = finish,
+        .choice_done = finish != NULL,
+    };
+    r->started[idx] = true;
+    if (len) {
+        r->deltas++;
+        r->text_bytes += len;
+    }
+    if (finish) {
+        r->finished[idx] = true;
+        snprintf(r->finish[idx], sizeof(r->finish[idx]), "%s", finish);
+    }
+    if (r->cb)
+        r->cb(r->ud, &ev);
+    gf_buf_cleanup(&joined);
+    return 0;
+}
+
+static void take_usage_and_model(struct gf_up_reply *r, const cJSON *j)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "model");
+    if (cJSON_IsString(m) && r->model[0] == '\0')
+        snprintf(r->model, sizeof(r->model), "%s", m->valuestring);
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
+    if (cJSON_IsObject(u)) {
+        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
+        const cJSON *ct = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
+        if (cJSON_IsNumber(pt) && pt->valuedouble >= 0 && pt->valuedouble < 1e9 &&
+            cJSON_IsNumber(ct) && ct->valuedouble >= 0 && ct->valuedouble < 1e9) {
+            r->usage.prompt_tokens = (int)pt->valuedouble;
+            r->usage.completion_tokens = (int)ct->valuedouble;
+            r->has_usage = true;
+        }
+    }
+}
+
+/* An upstream's error object inside a 200 reply or a stream. */
+static int check_error(const cJSON *j, struct gf_err *err)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    if (e == NULL)
+        return 0;
+    const cJSON *msg = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "message") : e;
+    const char *s = cJSON_IsString(msg) ? msg->valuestring : "unknown error";
+    return gf_err_set(err, GF_EUPSTREAM, "upstream error: %.200s", s);
+}
+
+/* The fields of obj other than those named in skip, as a JSON object text (caller frees), or
+ * NULL when there are none. Sets *oom on allocation failure. */
+static char *extra_fields(const cJSON *obj, const char *const *skip, size_t n_skip, bool *oom)
+{
+    cJSON *x = NULL;
+    for (const cJSON *it = obj ? obj->child : NULL; it; it = it->next) {
+        bool skipped = it->string == NULL || cJSON_IsNull(it);
+        for (size_t k = 0; !skipped && k < n_skip; k++)
+            skipped = strcmp(it->string, skip[k]) == 0;
+        if (skipped)
+            continue;
+        if (x == NULL && (x = cJSON_CreateObject()) == NULL)
+            goto oom;
+        cJSON *dup = cJSON_Duplicate(it, true);
+        if (dup == NULL || !cJSON_AddItemToObject(x, it->string, dup)) {
+            cJSON_Delete(dup);
+            goto oom;
+        }
+    }
+    if (x == NULL)
+        return NULL;
+    char *s = cJSON_PrintUnformatted(x);
+    cJSON_Delete(x);
+    if (s == NULL)
+        *oom = true;
+    return s;
+oom:
+    cJSON_Delete(x);
+    *oom = true;
+    return NULL;
+}
+
+/* Delivers one choice object of a chunk (delta) or a whole reply (message). */
+static int do_choice(struct gf_up_reply *r, const cJSON *ch, int pos, bool streamed,
+                     struct gf_err *err)
+{
+    static const char *const skip[] = {"role", "content"};
+    if (!cJSON_IsObject(ch))
+        return gf_err_set(err, GF_EUPSTREAM, "upstream reply: choices[%d] is not an object", pos);
+    const cJSON *ji = cJSON_GetObjectItemCaseSensitive(ch, "index");
+    double di = cJSON_IsNumber(ji) ? ji->valuedouble : pos;
+    if (!(di >= 0 && di < GF_UP_MAX_CHOICES))
+        return gf_err_set(err, GF_EUPSTREAM, "upstream reply: choice index out of range");
+    int idx = (int)di;
+    const cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
+    const char *finish = cJSON_IsString(fr) && fr->valuestring[0] ? fr->valuestring : NULL;
+    if (!streamed && finish == NULL)
+        finish = "stop";
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(ch, streamed ? "delta" : "message");
+    const char *role = NULL, *text = NULL;
+    char *extra = NULL;
+    bool oom = false;
+    if (cJSON_IsObject(msg)) {
+        const cJSON *jr = cJSON_GetObjectItemCaseSensitive(msg, "role");
+        const cJSON *jc = cJSON_GetObjectItemCaseSensitive(msg, "content");
+        role = cJSON_IsString(jr) ? jr->valuestring : NULL;
+        text = cJSON_IsString(jc) ? jc->valuestring : NULL;
+        extra = extra_fields(msg, skip, GF_ARRAY_LEN(skip), &oom);
+    } else {
+        const cJSON *jt = cJSON_GetObjectItemCaseSensitive(ch, "text");
+        text = cJSON_IsString(jt) ? jt->valuestring : NULL;
+    }
+    if (oom)
+        return gf_err_set(err, GF_ENOMEM, "out of memory parsing the upstream reply");
+    if (r->finished[idx] && finish == NULL && text == NULL && extra == NULL) {
+        gf_free(extra);
+        return 0;
+    }
+    int n_tokens = streamed ? 1 : 0;
+    int rc = emit_delta(r, idx, role, text ? text : "", text ? strlen(text) : 0, extra, finish,
+                        n_tokens);
+    gf_free(extra);
+    if (rc != 0)
+        return gf_err_set(err, rc, "out of memory parsing the upstream reply");
+    return 0;
+}
+
+static int do_reply(struct gf_up_reply *r, const char *data, size_t len, bool streamed,
+                    struct gf_err *err)
+{
+    cJSON *j = cJSON_ParseWithLength(data, len);
+    if (j == NULL || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return gf_err_set(err, GF_EUPSTREAM, "upstream sent an invalid JSON %s",
+                          streamed ? "stream chunk" : "reply");
+    }
+    int rc = check_error(j, err);
+    if (rc != 0)
+        goto out;
+    take_usage_and_model(r, j);
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
+    if (choices != NULL && !cJSON_IsArray(choices)) {
+        rc = gf_err_set(err, GF_EUPSTREAM, "upstream reply: choices is not an array");
+        goto out;
+    }
+    if (!streamed && cJSON_GetArraySize(choices) == 0) {
+        rc = gf_err_set(err, GF_EUPSTREAM, "upstream reply has no choices");
+        goto out;
+    }
+    int pos = 0;
+    for (const cJSON *ch = choices ? choices->child : NULL; ch && !stopped(r); ch = ch->next) {
+        rc = do_choice(r, ch, pos++, streamed, err);
+        if (rc != 0)
+            goto out;
+    }
+out:
+    cJSON_Delete(j);
+    return rc;
+}
+
+int gf_up_reply_chunk(struct gf_up_reply *r, const char *data, size_t len, struct gf_err *err)
+{
+    while (len > 0 && (data[len - 1] == ' ' || data[len - 1] == '\n' || data[len - 1] == '\r'))
+        len--;
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        r->saw_done = true;
+        return 0;
+    }
+    if (r->saw_done)
+        return 0;  // nothing counts after the end
+    return do_reply(r, data, len, true, err);
+}
+
+int gf_up_reply_full(struct gf_up_reply *r, const char *body, size_t len, struct gf_err *err)
+{
+    return do_reply(r, body, len, false, err);
+}
+
+void gf_up_error_message(const char *body, size_t len, int status, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "upstream answered HTTP %d", status);
+    cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *m = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "message")
+                     : e                ? e
+                                        : cJSON_GetObjectItemCaseSensitive(j, "message");
+    if (cJSON_IsString(m) && m->valuestring[0] != '\0') {
+        // One line: control characters would break logs and the client's error JSON.
+        size_t k = 0;
+        for (const char *p = m->valuestring; *p && k + 1 < outlen; p++)
+            out[k++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+        out[k] = '\0';
+    }
+    cJSON_Delete(j);
+}
+
+int gf_up_parse_models(const char *body, size_t len, char **ids, size_t *n, size_t max)
+{
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(j, "data");
+    const char *key = "id";
+    if (!cJSON_IsArray(list)) {
+        list = cJSON_GetObjectItemCaseSensitive(j, "models");  // Ollama's /api/tags
+        key = "name";
+    }
+    if (!cJSON_IsArray(list)) {
+        cJSON_Delete(j);
+        return GF_EFORMAT;
+    }
+    int rc = 0;
+    for (const cJSON *m = list->child; m && *n < max; m = m->next) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, key);
+        if (!cJSON_IsString(id) || id->valuestring[0] == '\0')
+            continue;
+        bool seen = false;
+        for (size_t i = 0; i < *n && !seen; i++)
+            seen = strcmp(ids[i], id->valuestring) == 0;
+        if (seen)
+            continue;
+        if ((ids[*n] = gf_strdup(id->valuestring)) == NULL) {
+            rc = GF_ENOMEM;
+            break;
+        }
+        (*n)++;
+    }
+    cJSON_Delete(j);
+    return rc;
+}
