@@ -223,6 +223,7 @@ int gf_cmd_serve(int argc, char **argv)
     }
     struct serve_state s = {.cfg = &cfg};
     struct gf_engine *engine = NULL;
+    struct gf_audit_gate *audit = NULL;
     struct gf_err err = {0};
     int status = parse_args(&cfg, argc, argv);
     if (status != 0)
@@ -254,6 +255,12 @@ int gf_cmd_serve(int argc, char **argv)
     gf_gateway_set_engine(s.gw, engine);
     /* Components plug into the pipeline here (gf_gateway_add_hooks), in the order their hooks
      * must run: keys (authenticate), rate limits (admit), policy (input/output), audit. */
+    // The audit log first: its fail-closed check refuses requests before any other stage.
+    if (gf_audit_gate_start(s.base, s.gw, &cfg, &audit, &err) != 0) {
+        fprintf(stderr, "gardefou serve: %s\n", err.msg);
+        status = 2;
+        goto done;
+    }
 
     if (gf_gateway_listen(s.gw, &err) != 0) {
         fprintf(stderr, "gardefou serve: %s\n", err.msg);
@@ -284,6 +291,7 @@ int gf_cmd_serve(int argc, char **argv)
     status = 0;
 done:
     gf_gateway_free(s.gw);
+    gf_audit_gate_stop(audit); // after the gateway: its last records are flushed here
     gf_engine_close(engine);
     if (s.sigint)
         event_free(s.sigint);

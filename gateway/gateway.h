@@ -60,6 +60,17 @@ struct gf_config {
     int64_t model_threads;
     int64_t model_max_seqs;
     char *model_chat_template;
+    /* audit log (docs/audit.md) */
+    char *audit_dir;                // NULL = DATA_DIR/audit
+    char *audit_hmac_key_file;      // NULL = DATA_DIR/audit.key
+    char *audit_retention;          // hashes|redacted|full
+    char *audit_durability;         // fsync|write|none
+    bool audit_fail_closed;
+    int64_t audit_checkpoint_every;
+    int64_t audit_checkpoint_interval_ms;
+    int64_t audit_segment_max_bytes;
+    int64_t audit_commit_interval_ms;
+    int64_t audit_commit_max_records;
 };
 
 enum gf_config_type { GF_CFG_STRING, GF_CFG_INT, GF_CFG_BOOL, GF_CFG_STRING_LIST };
@@ -214,5 +225,43 @@ int gf_request_error(const struct gf_request *r, const char **message);
 const char *gf_request_finish_reason(const struct gf_request *r);
 bool gf_request_streamed(const struct gf_request *r);
 uint64_t gf_request_start_ns(const struct gf_request *r);
+
+/* ---- what the audit record holds (gateway/pipeline.c, gateway/audit_gate.c) -------------- */
+
+struct gf_audit_verdict;
+struct gf_audit;
+struct gf_verdict;
+
+/* The client's address, as the connection saw it ("" if unknown). */
+const char *gf_request_client(const struct gf_request *r);
+/* Policy hooks report each rule that fired, so the audit record lists it: phase "input" or
+ * "output", the rule id, its category, its action (allow/flag/redact/block) and score (< 0 for
+ * none). Strings are copied. Returns 0, GF_ENOMEM or GF_ETOOBIG (more than 256). */
+int gf_request_note_verdict(struct gf_request *r, const char *phase, const char *rule,
+                            const char *category, const char *action, double score);
+/* The same for a whole policy verdict (every fired rule, and the policy version). */
+int gf_audit_note_policy(struct gf_request *r, const char *phase, const struct gf_verdict *v);
+int gf_request_set_policy_version(struct gf_request *r, const char *version);
+const char *gf_request_policy_version(const struct gf_request *r);
+/* The verdicts noted so far (borrowed until the request ends); returns how many. */
+size_t gf_request_verdicts(const struct gf_request *r, const struct gf_audit_verdict **out);
+
+/* The audit log in `gardefou serve` (gateway/audit_gate.c): opens the log from cfg's audit.*
+ * keys and plugs two hooks into gw: a fail-closed check (503 + Retry-After while the log cannot
+ * be written, unless audit.fail_closed is false) and the record of every API request, whose
+ * reply waits for it. Add it before the other components' hooks so the check runs first. */
+struct gf_audit_gate;
+int gf_audit_gate_start(struct event_base *base, struct gf_gateway *gw,
+                        const struct gf_config *cfg, struct gf_audit_gate **out,
+                        struct gf_err *err);
+/* Flushes and closes the log; call after gf_gateway_free (pending callbacks are dropped). NULL
+ * is a no-op. */
+void gf_audit_gate_stop(struct gf_audit_gate *g);
+/* The log (borrowed), for admin actions: gf_audit_log_admin(gf_audit_gate_log(g), ...). */
+struct gf_audit *gf_audit_gate_log(struct gf_audit_gate *g);
+/* An admin event in the shape of gf_keys_serve_set_events' callback (ud = the gate): records
+ * {"action","subject":key_id,"detail":{"group","detail"}}. */
+void gf_audit_gate_admin_event(void *ud, const char *action, const char *key_id,
+                               const char *group, const char *detail);
 
 #endif

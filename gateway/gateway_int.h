@@ -5,6 +5,7 @@
 #define GF_GATEWAY_INT_H
 
 #include "gateway/gateway.h"
+#include "audit/audit.h"
 
 #include <event2/event.h>
 #include <event2/http.h>

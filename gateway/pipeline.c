@@ -73,6 +73,11 @@ struct gf_request {
     struct event *ping;
     uint64_t last_write;
     size_t audits_left;
+    /* for the audit record (gf_request_note_verdict): strings in the arena */
+    struct gf_audit_verdict *verdicts;
+    size_t n_verdicts, cap_verdicts;
+    const char *policy_version;
+    char client[64];                  // peer address, taken at dispatch
 };
 
 static void request_end(struct gf_request *r, int code, int status, const char *msg,
@@ -283,6 +288,7 @@ static void finish(struct gf_request *r)
     gf_free(r->choices);
     gf_buf_cleanup(&r->scratch[0]);
     gf_buf_cleanup(&r->scratch[1]);
+    gf_free(r->verdicts);
     gf_buf_cleanup(&r->out);
     gf_api_req_cleanup(&r->api_req);
     cJSON_Delete(r->body);
@@ -754,6 +760,13 @@ void gf_pipeline_dispatch(struct gf_gateway *gw, struct evhttp_request *http)
     if (c != NULL)
         c->req = r;
 
+    struct evhttp_connection *hc = evhttp_request_get_connection(http);
+    if (hc != NULL) {
+        char *addr = NULL; // libevent 2.1 takes char ** (borrowed, owned by the connection)
+        ev_uint16_t port = 0;
+        evhttp_connection_get_peer(hc, &addr, &port);
+        snprintf(r->client, sizeof(r->client), "%s", addr ? addr : "");
+    }
     const char *given = evhttp_find_header(evhttp_request_get_input_headers(http), "x-request-id");
     if (given != NULL && gf_request_id_valid(given))
         snprintf(r->id, sizeof(r->id), "%s", given);
@@ -929,4 +942,58 @@ bool gf_request_streamed(const struct gf_request *r)
 uint64_t gf_request_start_ns(const struct gf_request *r)
 {
     return r->t_start;
+}
+
+/* ---- what the audit record needs -------------------------------------------------------- */
+
+const char *gf_request_client(const struct gf_request *r)
+{
+    return r->client;
+}
+
+static const char *arena_str(struct gf_request *r, const char *s)
+{
+    return s ? gf_request_strdup(r, s, strlen(s)) : NULL;
+}
+
+int gf_request_note_verdict(struct gf_request *r, const char *phase, const char *rule,
+                            const char *category, const char *action, double score)
+{
+    if (r->n_verdicts == r->cap_verdicts) {
+        size_t nc = r->cap_verdicts ? r->cap_verdicts * 2 : 4;
+        if (nc > 256)
+            return GF_ETOOBIG; // a record lists at most 256 verdicts
+        struct gf_audit_verdict *nv = gf_realloc(r->verdicts, nc * sizeof(*nv));
+        if (nv == NULL)
+            return GF_ENOMEM;
+        r->verdicts = nv;
+        r->cap_verdicts = nc;
+    }
+    struct gf_audit_verdict v = {arena_str(r, phase), arena_str(r, rule), arena_str(r, category),
+                                 arena_str(r, action), score};
+    if ((phase && !v.phase) || (rule && !v.rule_id) || (category && !v.category) ||
+        (action && !v.action))
+        return GF_ENOMEM;
+    r->verdicts[r->n_verdicts++] = v;
+    return 0;
+}
+
+int gf_request_set_policy_version(struct gf_request *r, const char *version)
+{
+    const char *v = arena_str(r, version);
+    if (version && v == NULL)
+        return GF_ENOMEM;
+    r->policy_version = v;
+    return 0;
+}
+
+const char *gf_request_policy_version(const struct gf_request *r)
+{
+    return r->policy_version;
+}
+
+size_t gf_request_verdicts(const struct gf_request *r, const struct gf_audit_verdict **out)
+{
+    *out = r->verdicts;
+    return r->n_verdicts;
 }
