@@ -28,4 +28,8 @@ int gf_cmd_serve(int argc, char **argv);
 /* gardefou keys: API keys through the admin API (cmd_keys.c). */
 int gf_cmd_keys(int argc, char **argv);
 
+/* Content policy tools (cmd_policy.c, cmd_classify.c, docs/policy.md). */
+int gf_cmd_policy(int argc, char **argv);
+int gf_cmd_classify(int argc, char **argv);
+
 #endif

@@ -226,6 +226,20 @@ const char *gf_request_finish_reason(const struct gf_request *r);
 bool gf_request_streamed(const struct gf_request *r);
 uint64_t gf_request_start_ns(const struct gf_request *r);
 
+/* ---- content policy (gateway/moderation_load.c, gateway/filters.c) ---------------------- */
+
+struct gf_clf_registry;
+struct gf_policy;
+
+/* Loads the classifier registry: the trained model at model, or when model is NULL the
+ * default model (gf_clf_default_model_path) if that file exists; "" loads none. The registry
+ * may be empty. Caller unrefs *out. */
+int gf_moderation_load_classifiers(const char *model, struct gf_clf_registry **out,
+                                   struct gf_err *err);
+/* Loads the policy file, or the built-in default policy when file is NULL or "". */
+int gf_moderation_load_policy(const char *file, struct gf_clf_registry *reg,
+                              struct gf_policy **out, struct gf_err *err);
+
 /* ---- what the audit record holds (gateway/pipeline.c, gateway/audit_gate.c) -------------- */
 
 struct gf_audit_verdict;

@@ -12,6 +12,8 @@ static int cmd_help(int argc, char **argv);
 
 const struct gf_cmd gf_commands[] = {
     {"serve", gf_cmd_serve, "run the OpenAI-compatible gateway"},
+    {"policy", gf_cmd_policy, "check or test a content policy file (gardefou policy check F)"},
+    {"classify", gf_cmd_classify, "print the policy verdict of a text as JSON"},
     {"help", cmd_help, "show this help, or a subcommand's (gardefou help serve)"},
     {"version", cmd_version, "print the version"},
     {"keys", gf_cmd_keys, "create, list, revoke, rotate API keys (admin API)"},
