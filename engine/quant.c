@@ -132,7 +132,9 @@ static inline float bits_f32(uint32_t u)
     return f;
 }
 
-float gf_fp16_to_fp32(uint16_t h)
+/* File-local copies are inlined into the loops below; the exported names could be interposed
+ * in a shared build and so would stay calls. */
+static inline float fp16_to_fp32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1f;
@@ -149,7 +151,12 @@ float gf_fp16_to_fp32(uint16_t h)
     return bits_f32(sign | ((exp + 112) << 23) | (man << 13));
 }
 
-uint16_t gf_fp32_to_fp16(float f)
+float gf_fp16_to_fp32(uint16_t h)
+{
+    return fp16_to_fp32(h);
+}
+
+static inline uint16_t fp32_to_fp16(float f)
 {
     uint32_t x = f32_bits(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
@@ -169,6 +176,11 @@ uint16_t gf_fp32_to_fp16(float f)
     return (uint16_t)(sign | (ax >> 13));
 }
 
+uint16_t gf_fp32_to_fp16(float f)
+{
+    return fp32_to_fp16(f);
+}
+
 float gf_bf16_to_fp32(uint16_t h)
 {
     return bits_f32((uint32_t)h << 16);
@@ -186,12 +198,12 @@ static inline float half_at(const uint8_t *p)
 {
     uint16_t h;
     memcpy(&h, p, 2);
-    return gf_fp16_to_fp32(h);
+    return fp16_to_fp32(h);
 }
 
 static inline void put_half(uint8_t *p, float f)
 {
-    uint16_t h = gf_fp32_to_fp16(f);
+    uint16_t h = fp32_to_fp16(f);
     memcpy(p, &h, 2);
 }
 
@@ -378,7 +390,7 @@ int gf_dequantize(int type, const void *src, float *dst, uint64_t n)
         for (uint64_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, s + 2 * i, 2);
-            dst[i] = gf_bf16_to_fp32(h);
+            dst[i] = bits_f32((uint32_t)h << 16);
         }
         return 0;
     default:

@@ -26,6 +26,7 @@ struct gf_tokenizer {
     int32_t byte_tok[256]; // id of <0xNN>, or -1
     int32_t bos, eos, unk;
     bool add_bos, add_eos, add_space_prefix;
+    bool word_split;     // no mergeable piece has a "▁" after another character
     int32_t *special;    // ids matched in input text, longest text first
     size_t n_special;
 };
@@ -260,6 +261,17 @@ int gf_tokenizer_from_gguf(const struct gf_gguf *g, struct gf_tokenizer **out,
         if (t->type[i] == GF_TOKEN_CONTROL || t->type[i] == GF_TOKEN_USER_DEFINED ||
             t->type[i] == GF_TOKEN_UNKNOWN)
             t->n_special += len > 0;  // an empty special text would match everywhere
+    }
+    t->word_split = true;
+    for (int32_t i = 0; i < n && t->word_split; i++) {
+        if (t->type[i] != GF_TOKEN_NORMAL && t->type[i] != GF_TOKEN_USER_DEFINED)
+            continue;
+        const char *s = t->text + t->text_off[i];
+        size_t len = t->text_len[i], k = 0;
+        while (len - k >= SPACE_MARK_LEN && memcmp(s + k, SPACE_MARK, SPACE_MARK_LEN) == 0)
+            k += SPACE_MARK_LEN;
+        if (k < len && memmem(s + k, len - k, SPACE_MARK, SPACE_MARK_LEN) != NULL)
+            t->word_split = false;
     }
     for (int b = 0; b < 256; b++) {
         char hex[7];
@@ -536,21 +548,20 @@ static int try_bigram(const struct gf_tokenizer *t, const char *s, const struct 
     return heap_push(h, (struct bigram){t->score[id], left, right, size});
 }
 
-/* Encodes one escaped run s[0..n) (spaces already "▁") by merging pieces, then appends ids. */
-static int spm_run(const struct gf_tokenizer *t, const char *s, size_t n, struct sym *sy,
-                   struct heap *h, struct ids *out)
+static bool is_mark(const char *s, const struct sym *y)
 {
-    static const uint8_t utf8_len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-    int count = 0;
-    for (size_t off = 0; off < n; count++) {
-        size_t len = utf8_len[(uint8_t)s[off] >> 4];
-        if (len > n - off)
-            len = n - off;
-        sy[count] = (struct sym){count - 1, off + len == n ? -1 : count + 1, off, len};
-        off += len;
-    }
+    return y->n == SPACE_MARK_LEN && memcmp(s + y->start, SPACE_MARK, SPACE_MARK_LEN) == 0;
+}
+
+/* Merges the symbols [first, last] (linked as a list) highest score first, then appends their
+ * ids. */
+static int spm_chunk(const struct gf_tokenizer *t, const char *s, struct sym *sy, int first,
+                     int last, struct heap *h, struct ids *out)
+{
+    sy[first].prev = -1;
+    sy[last].next = -1;
     h->n = 0;
-    for (int i = 1; i < count; i++)
+    for (int i = first + 1; i <= last; i++)
         if (try_bigram(t, s, sy, i - 1, i, h) != 0)
             return GF_ENOMEM;
     while (h->n > 0) {
@@ -567,7 +578,7 @@ static int spm_run(const struct gf_tokenizer *t, const char *s, size_t n, struct
             try_bigram(t, s, sy, b.left, l->next, h) != 0)
             return GF_ENOMEM;
     }
-    for (int i = count > 0 ? 0 : -1; i >= 0; i = sy[i].next) {
+    for (int i = first; i >= 0; i = sy[i].next) {
         int32_t id = gf_tokenizer_find(t, s + sy[i].start, sy[i].n);
         if (id >= 0 && (t->type[id] == GF_TOKEN_NORMAL || t->type[id] == GF_TOKEN_USER_DEFINED)) {
             if (ids_push(out, id) != 0)
@@ -582,6 +593,37 @@ static int spm_run(const struct gf_tokenizer *t, const char *s, size_t n, struct
             if (bt >= 0 && ids_push(out, bt) != 0)
                 return GF_ENOMEM;
         }
+    }
+    return 0;
+}
+
+/* Encodes one escaped run s[0..n) (spaces already "▁"): splits it into UTF-8 characters as
+ * llama.cpp does (a lead byte claims its length even over invalid continuations), then merges.
+ * When no piece of the vocabulary has a "▁" after another character (t->word_split), no merge
+ * can cross the start of a word, so each word is merged on its own: same result, but the heap
+ * stays small and in cache, which keeps long inputs fast. */
+static int spm_run(const struct gf_tokenizer *t, const char *s, size_t n, bool whole,
+                   struct sym *sy, struct heap *h, struct ids *out)
+{
+    static const uint8_t utf8_len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    int count = 0;
+    for (size_t off = 0; off < n; count++) {
+        size_t len = utf8_len[(uint8_t)s[off] >> 4];
+        if (len > n - off)
+            len = n - off;
+        sy[count] = (struct sym){count - 1, off + len == n ? -1 : count + 1, off, len};
+        off += len;
+    }
+    int first = 0;
+    for (int i = 1; i <= count; i++) {
+        bool cut = i == count ||
+                   (!whole && t->word_split && is_mark(s, &sy[i]) && !is_mark(s, &sy[i - 1]));
+        if (!cut)
+            continue;
+        int rc = spm_chunk(t, s, sy, first, i - 1, h, out);
+        if (rc != 0)
+            return rc;
+        first = i;
     }
     return 0;
 }
@@ -637,7 +679,7 @@ int gf_tokenizer_encode(const struct gf_tokenizer *t, const char *text, size_t l
                 esc[n++] = c;
             }
         }
-        if (spm_run(t, esc, n, sy, &h, &out) != 0)
+        if (spm_run(t, esc, n, (flags & GF_TOK_WHOLE_RUNS) != 0, sy, &h, &out) != 0)
             goto done;
         prev_special = false;
     }

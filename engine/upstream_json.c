@@ -1,7 +1,8 @@
 /* upstream_json.c — the JSON side of the upstream engine: the body sent upstream (the client's
  * body with every field it does not interpret kept as is) and the parsing of upstream replies,
- * streamed chunks or whole, into gf_gen events. Text goes out in whole UTF-8 characters: bytes
- * of a character split between two chunks wait in a per-choice pending buffer. */
+ * streamed chunks or whole, into gf_gen events. Text goes out as valid UTF-8 in whole characters:
+ * bytes of a character split between two chunks wait in a per-choice pending buffer, and bytes
+ * that can never form a character become U+FFFD. */
 #include "engine/upstream_int.h"
 
 #include <stdio.h>
@@ -130,6 +131,29 @@ static bool stopped(const struct gf_up_reply *r)
     return r->stop != NULL && *r->stop;
 }
 
+/* Appends s[0..n) to out with every byte that does not start a valid UTF-8 sequence replaced by
+ * U+FFFD, so that filters and clients only ever see valid text. */
+static int append_utf8_clean(struct gf_buf *out, const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t want = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                                   : (c & 0xF8) == 0xF0 ? 4 : 0;
+        int rc;
+        if (want > 0 && i + want <= n && gf_utf8_valid(s + i, want)) {
+            rc = gf_buf_append(out, s + i, want);
+            i += want;
+        } else {
+            rc = gf_buf_puts(out, "\xEF\xBF\xBD");
+            i++;
+        }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* Delivers one DELTA for choice idx. text is joined to the bytes pending from the previous
  * chunk; a character still cut at the end waits, unless the choice finishes, when the cut
  * bytes become U+FFFD. Returns 0 or GF_ENOMEM. */
@@ -172,10 +196,22 @@ static int emit_delta(struct gf_up_reply *r, int idx, const char *role, const ch
             len = whole;
         }
     }
+    struct gf_buf clean;
+    gf_buf_init(&clean, len * 3 + 8);
+    if (len > 0 && !gf_utf8_valid(text, len)) {
+        if (append_utf8_clean(&clean, text, len) != 0) {
+            gf_buf_cleanup(&joined);
+            gf_buf_cleanup(&clean);
+            return GF_ENOMEM;
+        }
+        text = clean.data;
+        len = clean.len;
+    }
     if (idx + 1 > r->n_choices)
         r->n_choices = idx + 1;
     if (len == 0 && extra == NULL && finish == NULL && (role == NULL || r->started[idx])) {
         gf_buf_cleanup(&joined);
+        gf_buf_cleanup(&clean);
         return 0;  // nothing to say (an empty delta, or bytes waiting for the rest)
     }
     struct gf_gen_event ev = {
@@ -201,6 +237,7 @@ static int emit_delta(struct gf_up_reply *r, int idx, const char *role, const ch
     if (r->cb)
         r->cb(r->ud, &ev);
     gf_buf_cleanup(&joined);
+    gf_buf_cleanup(&clean);
     return 0;
 }
 

@@ -1,7 +1,7 @@
 /* fuzz_tokenizer.c — arbitrary bytes (any UTF-8 validity) through the tokenizer, the streaming
  * decoder and the chat templates, over a small vocabulary built in memory (byte fallback,
  * merges, control and user-defined tokens). Checks, and aborts when one fails: every id is in
- * the vocabulary; valid UTF-8 without '<' decodes back to itself; decoded text is always valid
+ * the vocabulary; merging word by word equals merging whole runs; valid UTF-8 without '<' decodes back to itself; decoded text is always valid
  * UTF-8; a message's content can never add a control token to a rendered chat. The first input
  * byte picks the encode flags and where the text splits into two messages. */
 #include <stdint.h>
@@ -109,6 +109,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= gf_tokenizer_n_vocab(tok))
             abort();
+    // Merging word by word gives exactly what merging whole runs gives.
+    int32_t *ref;
+    size_t nref;
+    if (gf_tokenizer_encode(tok, text, len, flags | GF_TOK_WHOLE_RUNS, &ref, &nref) != 0)
+        abort();
+    if (nref != n || (n > 0 && memcmp(ref, ids, n * sizeof(*ids)) != 0))
+        abort();
+    gf_free(ref);
     // Streaming decode: each step's output is valid UTF-8; so is the whole.
     struct gf_buf out;
     gf_buf_init(&out, 1 << 24);

@@ -123,6 +123,11 @@ static void test_conformance(void)
         size_t len = (size_t)(end - ip);
         CHECK(gf_tokenizer_encode(m.t, ip, len, 0, &ids, &n) == 0);
         cases++;
+        int32_t *ref = NULL;
+        size_t nref = 0;
+        CHECK(gf_tokenizer_encode(m.t, ip, len, GF_TOK_WHOLE_RUNS, &ref, &nref) == 0);
+        CHECK_MSG(ref != NULL && ids_equal(ref, nref, want, nw), "case %d, whole runs", cases);
+        gf_free(ref);
         if (ids != NULL && ids_equal(ids, n, want, nw)) {
             passed++;
         } else {

@@ -1,0 +1,314 @@
+/* Unit tests of engine/upstream_json.c: the upstream body keeps every field it does not
+ * interpret, replies and chunks become the right DELTA events (text cut inside a UTF-8
+ * character waits for the rest), error bodies and model lists are read, and allocation failures
+ * are reported without leaks (OOM loops). */
+#include "engine/upstream_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "test.h"
+
+struct rec {
+    struct gf_buf text[2];
+    int deltas;
+    char role[16], finish[2][16], extra[512];
+};
+
+static void on_event(void *ud, const struct gf_gen_event *ev)
+{
+    struct rec *r = ud;
+    r->deltas++;
+    if (ev->index < 2)
+        gf_buf_append(&r->text[ev->index], ev->text, ev->len);
+    if (ev->role)
+        snprintf(r->role, sizeof(r->role), "%s", ev->role);
+    if (ev->choice_done && ev->index < 2)
+        snprintf(r->finish[ev->index], sizeof(r->finish[0]), "%s", ev->finish_reason);
+    if (ev->extra_json)
+        snprintf(r->extra, sizeof(r->extra), "%s", ev->extra_json);
+}
+
+static void rec_init(struct rec *r)
+{
+    memset(r, 0, sizeof(*r));
+    gf_buf_init(&r->text[0], 4096);
+    gf_buf_init(&r->text[1], 4096);
+}
+
+static void rec_cleanup(struct rec *r)
+{
+    gf_buf_cleanup(&r->text[0]);
+    gf_buf_cleanup(&r->text[1]);
+}
+
+static const char client_body[] =
+    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]}],"
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"tool_choice\":\"auto\","
+    "\"response_format\":{\"type\":\"json_object\"},\"logit_bias\":{\"1\":2},\"stream\":false,"
+    "\"stream_options\":{\"include_usage\":false,\"other\":1},\"custom\":[1,{\"x\":null}]}";
+
+static cJSON *build(const struct gf_gen_request *req, const char *override)
+{
+    char *out = NULL;
+    size_t len = 0;
+    struct gf_err err = {0};
+    int rc = gf_up_build_body(req, override, &out, &len, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    if (rc != 0)
+        return NULL;
+    CHECK(strlen(out) == len);
+    cJSON *j = cJSON_Parse(out);
+    gf_free(out);
+    return j;
+}
+
+static void test_body_pass_through(void)
+{
+    cJSON *body = cJSON_Parse(client_body);
+    struct gf_gen_request req = {.kind = GF_GEN_CHAT, .model = "m", .body = body, .stream = true};
+    cJSON *j = build(&req, NULL);
+    REQUIRE(j != NULL);
+    static const char *same[] = {"model", "messages", "tools", "tool_choice", "response_format",
+                                 "logit_bias", "custom"};
+    for (size_t i = 0; i < GF_ARRAY_LEN(same); i++)
+        CHECK_MSG(cJSON_Compare(cJSON_GetObjectItem(j, same[i]), cJSON_GetObjectItem(body, same[i]),
+                                true),
+                  "%s changed", same[i]);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(j, "stream")));
+    cJSON *so = cJSON_GetObjectItem(j, "stream_options");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(so, "include_usage")));
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(so, "other")) == 1);
+    cJSON_Delete(j);
+    // Not streamed: stream false, stream_options dropped; the override replaces the model.
+    req.stream = false;
+    j = build(&req, "served");
+    REQUIRE(j != NULL);
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItem(j, "stream")));
+    CHECK(cJSON_GetObjectItem(j, "stream_options") == NULL);
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(j, "model")), "served");
+    cJSON_Delete(j);
+    // A body that is not an object is refused.
+    cJSON *arr = cJSON_Parse("[1]");
+    req.body = arr;
+    char *out = NULL;
+    size_t len;
+    struct gf_err err = {0};
+    CHECK(gf_up_build_body(&req, NULL, &out, &len, &err) == GF_EINVAL && out == NULL);
+    cJSON_Delete(arr);
+    cJSON_Delete(body);
+}
+
+static void test_body_from_fields(void)
+{
+    struct gf_chat_msg msgs[] = {{"system", "be brief"}, {"user", "hi"}, {"assistant", NULL}};
+    const char *stop[] = {"\n\n", "END"};
+    struct gf_gen_request req = {.kind = GF_GEN_CHAT, .model = "m", .messages = msgs,
+                                 .n_messages = 3};
+    gf_gen_params_default(&req.params);
+    req.params.max_tokens = 16;
+    req.params.temperature = 0;
+    req.params.stop = stop;
+    req.params.n_stop = 2;
+    req.params.has_seed = true;
+    req.params.seed = 42;
+    cJSON *j = build(&req, NULL);
+    REQUIRE(j != NULL);
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(j, "model")), "m");
+    cJSON *m = cJSON_GetObjectItem(j, "messages");
+    CHECK(cJSON_GetArraySize(m) == 3);
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(m, 1), "content")),
+                "hi");
+    CHECK(cJSON_GetObjectItem(cJSON_GetArrayItem(m, 2), "content") == NULL);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "max_tokens")) == 16);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "temperature")) == 0);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "seed")) == 42);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "stop")) == 2);
+    cJSON_Delete(j);
+    struct gf_gen_request c = {.kind = GF_GEN_COMPLETION, .prompt = "Once"};
+    gf_gen_params_default(&c.params);
+    j = build(&c, NULL);
+    REQUIRE(j != NULL);
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(j, "prompt")), "Once");
+    CHECK(cJSON_GetObjectItem(j, "model") == NULL);
+    CHECK(cJSON_GetObjectItem(j, "max_tokens") == NULL);  // -1: until the context is full
+    cJSON_Delete(j);
+}
+
+static int chunk(struct gf_up_reply *r, const char *s)
+{
+    struct gf_err err = {0};
+    return gf_up_reply_chunk(r, s, strlen(s), &err);
+}
+
+static void test_chunks_utf8(void)
+{
+    struct rec rc;
+    rec_init(&rc);
+    struct gf_up_reply r;
+    gf_up_reply_init(&r, GF_GEN_CHAT, on_event, &rc);
+    // "café" with the é (C3 A9) split between two chunks, as raw bytes inside JSON strings.
+    CHECK(chunk(&r, "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
+                    "\"caf\xC3\"}}]}") == 0);
+    CHECK(rc.deltas == 1);
+    CHECK_STREQ(rc.text[0].data, "caf");
+    CHECK(chunk(&r, "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\xA9!\"}}]}") == 0);
+    CHECK_STREQ(rc.text[0].data, "caf\xC3\xA9!");
+    // A character still cut when the choice finishes becomes U+FFFD.
+    CHECK(chunk(&r, "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\xE6\xBC\"}}]}") == 0);
+    CHECK(chunk(&r, "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}") ==
+          0);
+    CHECK_STREQ(rc.text[0].data, "caf\xC3\xA9!\xEF\xBF\xBD");
+    CHECK_STREQ(rc.finish[0], "length");
+    CHECK_STREQ(rc.role, "assistant");
+    CHECK(chunk(&r, "{\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":3}}") ==
+          0);
+    CHECK(r.has_usage && r.usage.prompt_tokens == 4 && r.usage.completion_tokens == 3);
+    CHECK(chunk(&r, "[DONE]") == 0 && r.saw_done);
+    int before = rc.deltas;
+    CHECK(chunk(&r, "{\"choices\":[{\"delta\":{\"content\":\"late\"}}]}") == 0);
+    CHECK(rc.deltas == before);  // nothing after [DONE]
+    rec_cleanup(&rc);
+    // Bytes that can never be a character become U+FFFD; the text stays valid UTF-8.
+    rec_init(&rc);
+    gf_up_reply_init(&r, GF_GEN_COMPLETION, on_event, &rc);
+    CHECK(chunk(&r, "{\"choices\":[{\"text\":\"a\xFF\xC3(b\xED\xA0\x80\"}]}") == 0);
+    CHECK_STREQ(rc.text[0].data, "a\xEF\xBF\xBD\xEF\xBF\xBD(b\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+    CHECK(rc.role[0] == '\0');
+    rec_cleanup(&rc);
+}
+
+static void test_chunk_errors(void)
+{
+    struct rec rc;
+    rec_init(&rc);
+    struct gf_up_reply r;
+    gf_up_reply_init(&r, GF_GEN_CHAT, on_event, &rc);
+    struct gf_err err = {0};
+    CHECK(gf_up_reply_chunk(&r, "{\"choices\":[", 12, &err) == GF_EUPSTREAM);
+    CHECK(strstr(err.msg, "invalid JSON") != NULL);
+    gf_err_clear(&err);
+    const char *e = "{\"error\":{\"message\":\"context full\"}}";
+    CHECK(gf_up_reply_chunk(&r, e, strlen(e), &err) == GF_EUPSTREAM);
+    CHECK_STREQ(err.msg, "upstream error: context full");
+    gf_err_clear(&err);
+    const char *bad = "{\"choices\":[{\"index\":64,\"delta\":{\"content\":\"x\"}}]}";
+    CHECK(gf_up_reply_chunk(&r, bad, strlen(bad), &err) == GF_EUPSTREAM);
+    CHECK(rc.deltas == 0);
+    rec_cleanup(&rc);
+}
+
+static const char full_reply[] =
+    "{\"model\":\"up-model\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+    "\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\",\"function\":"
+    "{\"name\":\"f\",\"arguments\":\"{}\"}}]},\"finish_reason\":\"tool_calls\"},"
+    "{\"index\":1,\"message\":{\"role\":\"assistant\",\"content\":\"two\"}}],"
+    "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2}}";
+
+static void test_full_reply(void)
+{
+    struct rec rc;
+    rec_init(&rc);
+    struct gf_up_reply r;
+    gf_up_reply_init(&r, GF_GEN_CHAT, on_event, &rc);
+    struct gf_err err = {0};
+    CHECK(gf_up_reply_full(&r, full_reply, strlen(full_reply), &err) == 0);
+    CHECK(rc.deltas == 2);
+    CHECK(strstr(rc.extra, "\"tool_calls\":[{\"id\":\"c1\"") != NULL);
+    CHECK_STREQ(rc.finish[0], "tool_calls");
+    CHECK_STREQ(rc.finish[1], "stop");  // no finish_reason in a whole reply means stop
+    CHECK_STREQ(rc.text[1].data, "two");
+    CHECK_STREQ(r.model, "up-model");
+    CHECK(r.has_usage && r.usage.prompt_tokens == 9);
+    rec_cleanup(&rc);
+    gf_up_reply_init(&r, GF_GEN_CHAT, on_event, &rc);
+    const char *none = "{\"choices\":[]}";
+    CHECK(gf_up_reply_full(&r, none, strlen(none), &err) == GF_EUPSTREAM);
+}
+
+static void test_error_message_and_models(void)
+{
+    char msg[64];
+    const char *b = "{\"error\":{\"message\":\"Loading\\nmodel\",\"code\":503}}";
+    gf_up_error_message(b, strlen(b), 503, msg, sizeof(msg));
+    CHECK_STREQ(msg, "Loading model");
+    gf_up_error_message("{\"error\":\"plain\"}", 17, 400, msg, sizeof(msg));
+    CHECK_STREQ(msg, "plain");
+    gf_up_error_message("<html>", 6, 502, msg, sizeof(msg));
+    CHECK_STREQ(msg, "upstream answered HTTP 502");
+    char *ids[4];
+    size_t n = 0;
+    const char *list = "{\"data\":[{\"id\":\"a\"},{\"id\":\"b\"},{\"id\":\"a\"},{\"x\":1}]}";
+    CHECK(gf_up_parse_models(list, strlen(list), ids, &n, 4) == 0);
+    CHECK(n == 2);
+    const char *ollama = "{\"models\":[{\"name\":\"b\"},{\"name\":\"c\"},{\"name\":\"d\"},"
+                         "{\"name\":\"e\"}]}";
+    CHECK(gf_up_parse_models(ollama, strlen(ollama), ids, &n, 4) == 0);
+    CHECK(n == 4);  // b was known; c, d added; e over the cap
+    if (n == 4)
+        CHECK_STREQ(ids[3], "d");
+    CHECK(gf_up_parse_models("{}", 2, ids, &n, 4) == GF_EFORMAT);
+    for (size_t i = 0; i < n; i++)
+        gf_free(ids[i]);
+}
+
+/* Fails allocation 1, 2, ... until the call succeeds; each failure must say GF_ENOMEM (or, for
+ * the reply parser whose cJSON cannot tell OOM from bad JSON, GF_EUPSTREAM) and leak nothing. */
+static void test_oom(void)
+{
+    if (!gf_alloc_fail_supported())
+        return;
+    cJSON *body = cJSON_Parse(client_body);
+    struct gf_gen_request req = {.kind = GF_GEN_CHAT, .body = body, .stream = true};
+    bool done = false;
+    for (long n = 1; n < 500 && !done; n++) {
+        char *out = NULL;
+        size_t len;
+        struct gf_err err = {0};
+        gf_alloc_fail_after(n, false);
+        int rc = gf_up_build_body(&req, "x", &out, &len, &err);
+        gf_alloc_fail_after(0, false);
+        if (rc == 0)
+            done = true;
+        else
+            CHECK(rc == GF_ENOMEM && out == NULL);
+        gf_free(out);
+    }
+    CHECK(done);
+    cJSON_Delete(body);
+    done = false;
+    for (long n = 1; n < 500 && !done; n++) {
+        struct rec rc;
+        rec_init(&rc);
+        struct gf_up_reply r;
+        gf_up_reply_init(&r, GF_GEN_CHAT, on_event, &rc);
+        struct gf_err err = {0};
+        gf_alloc_fail_after(n, false);
+        int res = gf_up_reply_full(&r, full_reply, strlen(full_reply), &err);
+        long failed = gf_alloc_failures();
+        gf_alloc_fail_after(0, false);
+        if (failed == 0) {
+            CHECK(res == 0);
+            done = true;
+        } else {
+            CHECK(res == 0 || res == GF_ENOMEM || res == GF_EUPSTREAM);
+        }
+        rec_cleanup(&rc);
+    }
+    CHECK(done);
+}
+
+int main(void)
+{
+    gf_json_init();
+    RUN(test_body_pass_through);
+    RUN(test_body_from_fields);
+    RUN(test_chunks_utf8);
+    RUN(test_chunk_errors);
+    RUN(test_full_reply);
+    RUN(test_error_message_and_models);
+    RUN(test_oom);
+    return test_report();
+}
