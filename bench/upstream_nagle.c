@@ -36,7 +36,8 @@ static int cmp_d(const void *a, const void *b)
 
 /* Median latency in ms of n sequential requests with the given model option string; *stalls
  * counts the requests over 10 ms. */
-static double run(const char *url, bool no_quickack, const char *model, int n, int *stalls)
+static double run(const char *url, bool no_quickack, const char *model, bool stream, int n,
+                  int *stalls)
 {
     const char *urls[] = {url};
     struct gf_upstream_config cfg = {.urls = urls, .n_urls = 1, .no_quickack = no_quickack};
@@ -49,7 +50,8 @@ static double run(const char *url, bool no_quickack, const char *model, int n, i
     char json[128];
     snprintf(json, sizeof(json), "{\"model\":\"%s\",\"messages\":[]}", model);
     cJSON *body = cJSON_Parse(json);
-    struct gf_gen_request req = {.kind = GF_GEN_CHAT, .model = model, .body = body};
+    struct gf_gen_request req = {.kind = GF_GEN_CHAT, .model = model, .body = body,
+                                 .stream = stream};
     gf_gen_params_default(&req.params);
     double *t = calloc((size_t)n + 1, sizeof(*t));
     for (int i = -1; i < n; i++) {  // one warm-up request opens the connection
@@ -86,16 +88,26 @@ int main(int argc, char **argv)
     if (mock_child_start(&m, NULL) != 0)
         return 1;
     base = event_base_new();
-    int s_off, s_on, s_ref;
-    double off = run(m.url, true, "nagle", n, &s_off);
-    double on = run(m.url, false, "nagle", n, &s_on);
-    double ref = run(m.url, false, "normal", n, &s_ref);
+    int s_off, s_on, s_ref, ss_off, ss_on, ss_ref;
+    double off = run(m.url, true, "nagle", false, n, &s_off);
+    double on = run(m.url, false, "nagle", false, n, &s_on);
+    double ref = run(m.url, false, "normal", false, n, &s_ref);
+    // Streams: 20 chunks 2 ms apart, each chunk its own write (a fast model on llama.cpp).
+    int ns = n < 10 ? n : 10;
+    double st_off = run(m.url, true, "nagle,tokens=20,delay=2", true, ns, &ss_off);
+    double st_on = run(m.url, false, "nagle,tokens=20,delay=2", true, ns, &ss_on);
+    double st_ref = run(m.url, false, "tokens=20,delay=2", true, ns, &ss_ref);
     printf("upstream_nagle: %d sequential requests on one kept-alive connection\n", n);
     printf("                                  median     requests over 10 ms\n");
     printf("  nagle upstream, workaround off: %8.3f ms  %d\n", off, s_off);
     printf("  nagle upstream, TCP_QUICKACK:   %8.3f ms  %d\n", on, s_on);
     printf("  TCP_NODELAY upstream:           %8.3f ms  %d\n", ref, s_ref);
-    printf("  ratio off/on: %.1fx   errors: %d\n", on > 0 ? off / on : 0.0, errors);
+    printf("  ratio off/on: %.1fx\n", on > 0 ? off / on : 0.0);
+    printf("streamed, 20 chunks 2 ms apart, %d requests: median whole-stream time\n", ns);
+    printf("  nagle upstream, workaround off: %8.3f ms\n", st_off);
+    printf("  nagle upstream, TCP_QUICKACK:   %8.3f ms\n", st_on);
+    printf("  TCP_NODELAY upstream:           %8.3f ms\n", st_ref);
+    printf("errors: %d\n", errors);
     event_base_free(base);
     mock_child_stop(&m);
     return errors ? 1 : 0;

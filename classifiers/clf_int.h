@@ -168,4 +168,93 @@ int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_h
 int gf_clf_example_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
                             size_t max_bytes, uint32_t **feats, uint32_t *n_feats);
 
+/* ---- evaluation (clf_metrics.c) ------------------------------------------------------- */
+
+struct gf_clf_metrics {
+    size_t n, pos;            // labelled entries, positives among them
+    size_t tp, fp, fn, tn;    // at the threshold (flagged = score >= threshold)
+    double precision, recall, f1, fpr;
+    double auprc;             // average precision over the ranking by score
+};
+
+/* Measures scores[i] against labels[i] (1, 0, or < 0 = unknown, skipped). GF_ENOMEM or 0. */
+int gf_clf_metrics_compute(const float *scores, const int8_t *labels, size_t n, float threshold,
+                           struct gf_clf_metrics *out);
+
+/* ---- evasion variants (clf_evasion.c) ------------------------------------------------- */
+
+enum gf_clf_evasion {
+    GF_CLF_EVADE_HOMOGLYPH,   // Latin letters replaced by Cyrillic look-alikes
+    GF_CLF_EVADE_ZERO_WIDTH,  // U+200B after every second letter of a word
+    GF_CLF_EVADE_LEET,        // every other a e o i s t of a word as 4 3 0 1 5 7
+    GF_CLF_EVADE_SPACING,     // the longest word spelled out with spaces ("b o m b")
+    GF_CLF_EVADE_COUNT
+};
+
+const char *gf_clf_evasion_name(enum gf_clf_evasion kind);
+/* Writes the variant of s[0..n) into out (reset first). GF_ETOOBIG past out's cap, GF_EINVAL
+ * for an unknown kind, GF_ENOMEM. */
+int gf_clf_evade(enum gf_clf_evasion kind, const char *s, size_t n, struct gf_buf *out);
+
+/* ---- recipe and labelled rows (clf_recipe.c) ------------------------------------------ */
+
+struct cJSON;
+
+/* One dataset of the recipe. Strings are borrowed from the recipe's JSON. */
+struct gf_clf_source {
+    const char *name, *file, *license;
+    bool in_recipe_dir;      // "root": "recipe": file is relative to the recipe, not data_dir
+    bool ship;               // the shipped model may be trained on it (license allows it)
+    bool benign;             // "benign_prompts": its negatives count for the benign FP rates
+    double keep;             // fraction of rows kept (deterministic by text)
+    const struct cJSON *spec;  // the source object: "text" fields and "rules"
+};
+
+struct gf_clf_recipe {
+    struct cJSON *json;      // the parsed recipe, owned
+    char *dir;               // directory of the recipe file, owned
+    const char *data_dir;    // relative to dir unless absolute
+    uint64_t seed;
+    uint32_t n_cat;
+    const char *cats[GF_CLF_MAX_CATEGORIES];
+    struct gf_clf_hash_params hash;
+    struct gf_clf_train_params train;
+    size_t max_bytes;        // training truncates texts to this many bytes (0 = whole)
+    double val_frac, test_frac;
+    struct gf_clf_source *sources;
+    size_t n_sources;
+};
+
+/* Parses and checks a recipe (GF_EIO, GF_EINVAL with err naming the file and key, GF_ENOMEM).
+ * Free with gf_clf_recipe_free. */
+int gf_clf_recipe_load(const char *path, struct gf_clf_recipe **out, struct gf_err *err);
+void gf_clf_recipe_free(struct gf_clf_recipe *r);
+
+enum { GF_CLF_SPLIT_TRAIN = 0, GF_CLF_SPLIT_VAL = 1, GF_CLF_SPLIT_TEST = 2 };
+
+struct gf_clf_row {
+    char *text;  // owned
+    size_t len;
+    int8_t labels[GF_CLF_MAX_CATEGORIES];  // 1, 0, -1 unknown
+    uint16_t source;                       // index into the recipe's sources
+    uint8_t split;                         // GF_CLF_SPLIT_*
+    bool benign;                           // from a benign-prompt source
+};
+
+struct gf_clf_rows {
+    struct gf_clf_row *v;
+    size_t n, cap;
+    uint64_t *seen;  // dedup set
+    size_t n_seen, cap_seen;
+};
+
+/* Reads every source (only those with ship unless all_sources) from data_dir (NULL: the
+ * recipe's) and fills rows, deduplicated and split. Free with gf_clf_rows_free. */
+int gf_clf_recipe_rows(const struct gf_clf_recipe *r, const char *data_dir, bool all_sources,
+                       struct gf_clf_rows *rows, struct gf_err *err);
+void gf_clf_rows_free(struct gf_clf_rows *rows);
+
+/* Reads a whole file of at most max bytes into *out (NUL-terminated; caller frees). */
+int gf_clf_read_file(const char *path, size_t max, char **out, size_t *len, struct gf_err *err);
+
 #endif

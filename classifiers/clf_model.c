@@ -137,21 +137,54 @@ void gf_clf_scratch_free(struct gf_clf_scratch *s)
     gf_free(s);
 }
 
+// Features arrive one by one; their rows are random reads in a table of megabytes, so each is
+// prefetched on arrival and added PREFETCH features later, when it is likely in cache. The
+// adds still happen in feature order, so the sum is the same as without the delay.
+#define PREFETCH 16
+
 struct bag {
     const int8_t *q;
     const float *scale;
     float *acc;
     uint32_t dim;
+    uint32_t ring[PREFETCH];
+    uint32_t n;  // features seen so far
 };
+
+static void add_bucket(const struct bag *b, uint32_t bucket)
+{
+    const int8_t *row = b->q + (size_t)bucket * b->dim;
+    const float sc = b->scale[bucket];
+    float *acc = b->acc;
+    uint32_t d = 0;
+    // Blocks of 16 have a fixed trip count, which the compiler turns into vector code at -O2.
+    for (; d + 16 <= b->dim; d += 16)
+        for (uint32_t j = 0; j < 16; j++)
+            acc[d + j] += sc * (float)row[d + j];
+    for (; d < b->dim; d++)
+        acc[d] += sc * (float)row[d];
+}
 
 static void add_row(void *ud, uint32_t bucket)
 {
     struct bag *b = ud;
     const int8_t *row = b->q + (size_t)bucket * b->dim;
-    const float sc = b->scale[bucket];
-    float *acc = b->acc;
-    for (uint32_t d = 0; d < b->dim; d++)
-        acc[d] += sc * (float)row[d];
+    __builtin_prefetch(row);
+    __builtin_prefetch(row + b->dim - 1);
+    __builtin_prefetch(b->scale + bucket);
+    uint32_t slot = b->n % PREFETCH;
+    if (b->n >= PREFETCH)
+        add_bucket(b, b->ring[slot]);
+    b->ring[slot] = bucket;
+    b->n++;
+}
+
+/* Adds the rows still waiting in the ring, oldest first. */
+static void bag_flush(struct bag *b)
+{
+    uint32_t first = b->n > PREFETCH ? b->n - PREFETCH : 0;
+    for (uint32_t i = first; i < b->n; i++)
+        add_bucket(b, b->ring[i % PREFETCH]);
 }
 
 static inline float sigmoid(float x)
@@ -194,9 +227,10 @@ int gf_clf_model_score_raw(const struct gf_clf_model *m, const char *text, size_
 {
     if (s->dim < m->dim || s->hidden < m->hidden)
         return GF_EINVAL;
-    struct bag b = {m->emb_q, m->emb_scale, s->acc, m->dim};
+    struct bag b = {.q = m->emb_q, .scale = m->emb_scale, .acc = s->acc, .dim = m->dim};
     memset(s->acc, 0, m->dim * sizeof(float));
     size_t nf = gf_clf_text_features(&m->hash, text, len, s->norm, GF_CLF_NORM_BUF, add_row, &b);
+    bag_flush(&b);
     gf_clf_model_forward(m, s->acc, nf, s->hid, raw);
     return 0;
 }
@@ -206,9 +240,10 @@ int gf_clf_model_score_canonical(const struct gf_clf_model *m, const char *canon
 {
     if (s->dim < m->dim || s->hidden < m->hidden)
         return GF_EINVAL;
-    struct bag b = {m->emb_q, m->emb_scale, s->acc, m->dim};
+    struct bag b = {.q = m->emb_q, .scale = m->emb_scale, .acc = s->acc, .dim = m->dim};
     memset(s->acc, 0, m->dim * sizeof(float));
     size_t nf = gf_clf_features(&m->hash, canon, len, add_row, &b);
+    bag_flush(&b);
     gf_clf_model_forward(m, s->acc, nf, s->hid, scores);
     for (uint32_t c = 0; c < m->n_cat; c++)
         scores[c] = gf_clf_calib_apply(&m->calib[c], scores[c]);

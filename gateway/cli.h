@@ -32,4 +32,8 @@ int gf_cmd_keys(int argc, char **argv);
 int gf_cmd_policy(int argc, char **argv);
 int gf_cmd_classify(int argc, char **argv);
 
+/* Trained classifiers (cmd_train.c, cmd_eval.c; docs/classifiers.md). */
+int gf_cmd_train(int argc, char **argv);
+int gf_cmd_eval(int argc, char **argv);
+
 #endif

@@ -19,6 +19,8 @@ const struct gf_cmd gf_commands[] = {
     {"keys", gf_cmd_keys, "create, list, revoke, rotate API keys (admin API)"},
     {"model", gf_cmd_model, "inspect GGUF model files (gardefou model info FILE)"},
     {"audit", gf_cmd_audit, "verify or search the audit log (gardefou audit verify|query)"},
+    {"train", gf_cmd_train, "train the moderation classifier from a recipe"},
+    {"eval", gf_cmd_eval, "measure a classifier model on labelled JSONL"},
     {NULL, NULL, NULL},
 };
 
