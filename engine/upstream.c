@@ -473,7 +473,7 @@ static void final_done(struct gf_gen *g)
     }
     struct gf_gen_event ev = {
         .type = GF_GEN_EV_DONE,
-        .finish_reason = r->finish[0][0] ? r->finish[0] : "stop",
+        .finish_reason = r->finish[0][0] ? gf_up_finish_static(r->finish[0]) : "stop",
         .usage = usage,
         .model = r->model[0] ? r->model : NULL,
     };

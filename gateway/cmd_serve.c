@@ -14,10 +14,9 @@
 
 #include "gateway/gateway.h"
 
-/* The engines live in engine/; until a backend is linked in, its symbol resolves to NULL and
- * serve says so instead of failing to link. */
-int gf_engine_upstream_open(struct event_base *base, const struct gf_upstream_config *cfg,
-                            struct gf_engine **out, struct gf_err *err) __attribute__((weak));
+/* The embedded engine lives in engine/; until it is linked in, its symbol resolves to NULL and
+ * serve says so instead of failing to link. (A weak reference does not pull a member out of a
+ * static library, so a backend that exists must be referenced normally, as the upstream one is.) */
 int gf_engine_llama_open(struct event_base *base, const struct gf_llama_config *cfg,
                          struct gf_engine **out, struct gf_err *err) __attribute__((weak));
 
@@ -168,10 +167,6 @@ static int open_engine(struct event_base *base, const struct gf_config *cfg,
 {
     struct gf_err err = {0};
     if (cfg->n_upstream_urls > 0) {
-        if (gf_engine_upstream_open == NULL) {
-            fprintf(stderr, "gardefou serve: this build has no upstream engine\n");
-            return 2;
-        }
         struct gf_upstream_config uc = {
             .urls = (const char *const *)cfg->upstream_urls,
             .n_urls = cfg->n_upstream_urls,
