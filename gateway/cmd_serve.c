@@ -132,6 +132,7 @@ struct serve_state {
     struct gf_gateway *gw;
     const struct gf_config *cfg;
     struct event *sigint, *sigterm, *drain;
+    struct gf_keys_serve *keys;  // keys, limits, admin API (docs/keys.md)
     uint64_t stop_deadline;
     bool stopping;
 };
@@ -256,6 +257,13 @@ int gf_cmd_serve(int argc, char **argv)
         status = 2;
         goto done;
     }
+    // Keys and limits next: who is calling, and may they, before any content is looked at.
+    if (gf_keys_serve_start(s.base, s.gw, engine, &cfg, &s.keys, &err) != 0) {
+        fprintf(stderr, "gardefou serve: %s\n", err.msg);
+        status = 2;
+        goto done;
+    }
+    gf_keys_serve_set_events(s.keys, gf_audit_gate_admin_event, audit);
 
     if (gf_gateway_listen(s.gw, &err) != 0) {
         fprintf(stderr, "gardefou serve: %s\n", err.msg);
@@ -277,6 +285,12 @@ int gf_cmd_serve(int argc, char **argv)
         const char *colon = strrchr(host, ':');
         printf("gardefou: listening on http://%.*s:%d\n", (int)(colon - host), host,
                gf_gateway_port(s.gw));
+        if (gf_keys_serve_admin_port(s.keys) > 0) {
+            const char *ah = cfg.keys_admin_listen;
+            const char *ac = strrchr(ah, ':');
+            printf("gardefou: admin API on http://%.*s:%d\n", (int)(ac - ah), ah,
+                   gf_keys_serve_admin_port(s.keys));
+        }
         fflush(stdout);
     }
     gf_log(GF_LOG_INFO, "serve", "event=started port=%d engine=%s", gf_gateway_port(s.gw),
@@ -286,6 +300,7 @@ int gf_cmd_serve(int argc, char **argv)
     status = 0;
 done:
     gf_gateway_free(s.gw);
+    gf_keys_serve_stop(s.keys);  // after the gateway: its shutdown runs the keys' release hook
     gf_audit_gate_stop(audit); // after the gateway: its last records are flushed here
     gf_engine_close(engine);
     if (s.sigint)
