@@ -285,12 +285,10 @@ int gf_cmd_serve(int argc, char **argv)
         const char *colon = strrchr(host, ':');
         printf("gardefou: listening on http://%.*s:%d\n", (int)(colon - host), host,
                gf_gateway_port(s.gw));
-        if (gf_keys_serve_admin_port(s.keys) > 0) {
-            const char *ah = cfg.keys_admin_listen;
-            const char *ac = strrchr(ah, ':');
-            printf("gardefou: admin API on http://%.*s:%d\n", (int)(ac - ah), ah,
-                   gf_keys_serve_admin_port(s.keys));
-        }
+        char admin_url[320];
+        gf_keys_serve_admin_url(s.keys, admin_url, sizeof(admin_url));
+        if (admin_url[0])
+            printf("gardefou: admin API on %s\n", admin_url);
         fflush(stdout);
     }
     gf_log(GF_LOG_INFO, "serve", "event=started port=%d engine=%s", gf_gateway_port(s.gw),

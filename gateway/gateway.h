@@ -257,6 +257,8 @@ int gf_keys_serve_start(struct event_base *base, struct gf_gateway *gw, struct g
 void gf_keys_serve_stop(struct gf_keys_serve *ks);
 /* The admin API's port, or 0 when keys.admin_listen is "off". */
 int gf_keys_serve_admin_port(const struct gf_keys_serve *ks);
+/* Writes "http://HOST:PORT" of the admin API into out, or "" when it is off. */
+void gf_keys_serve_admin_url(const struct gf_keys_serve *ks, char *out, size_t outlen);
 /* POST /admin/v1/policy/reload: reloads and appends a JSON object about the result to out. */
 void gf_keys_serve_set_policy_reload(struct gf_keys_serve *ks,
                                      int (*fn)(void *ud, struct gf_buf *out, struct gf_err *err),

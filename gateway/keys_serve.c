@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 
 struct gf_keys_serve {
+    char admin_host[260];  // the admin listener's host as bound ("" when off)
     struct gf_keys *keys;
     struct gf_keys_gate *gate;
     struct gf_admin *admin;
@@ -84,6 +85,9 @@ int gf_keys_serve_start(struct event_base *base, struct gf_gateway *gw, struct g
         if (rc)
             goto fail;
         gf_admin_set_cut(ks->admin, gf_keys_gate_admin_cut, ks->gate);
+        int port;
+        if (gf_parse_hostport(listen, ks->admin_host, sizeof(ks->admin_host), &port) != 0)
+            ks->admin_host[0] = '\0';
     } else {
         gf_log(GF_LOG_INFO, "keys", "event=admin_api_off note=\"keys.admin_listen is off\"");
     }
@@ -126,6 +130,16 @@ int gf_keys_admin_address(const char *listen, const char *admin_listen, char *ou
 int gf_keys_serve_admin_port(const struct gf_keys_serve *ks)
 {
     return ks->admin ? gf_admin_port(ks->admin) : 0;
+}
+
+void gf_keys_serve_admin_url(const struct gf_keys_serve *ks, char *out, size_t outlen)
+{
+    if (ks == NULL || ks->admin == NULL) {
+        snprintf(out, outlen, "%s", "");
+        return;
+    }
+    snprintf(out, outlen, strchr(ks->admin_host, ':') ? "http://[%s]:%d" : "http://%s:%d",
+             ks->admin_host, gf_admin_port(ks->admin));
 }
 
 void gf_keys_serve_set_policy_reload(struct gf_keys_serve *ks,

@@ -42,10 +42,10 @@ static int start_server(const char *const *extra)
     snprintf(logpath, sizeof(logpath), "%s/server.log", dir);
     char datadir[300];
     snprintf(datadir, sizeof(datadir), "%s/data", dir);
+    // keys.admin_listen stays unset: the admin API takes listen's port + 1, here any free port.
     const char *argv[40] = {gardefou, "serve", "--listen", "127.0.0.1:0", "--data-dir", datadir,
-                            "--upstream", mock.url, "--set", "keys.admin_listen=127.0.0.1:0",
-                            "--log-level", "debug"};
-    int n = 12;
+                            "--upstream", mock.url, "--log-level", "debug"};
+    int n = 10;
     for (size_t i = 0; extra && extra[i] && n < 38; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -434,6 +434,38 @@ static void test_revoke_open_stream(void)
     free(s);
 }
 
+/* An expiry set for 1 s from now ends a stream opened before it, through the recheck timer. */
+static void test_expiry_ends_stream(void)
+{
+    char h[128], secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
+    REQUIRE(create_key(secret, id, NULL) == 0);
+    bearer(h, sizeof(h), secret);
+    struct streamer *s = calloc(1, sizeof(*s));
+    s->authz = h;
+    s->model = "tokens=600,delay=50";
+    pthread_t th;
+    pthread_create(&th, NULL, stream_thread, s);
+    for (int i = 0; i < 1000 && !atomic_load(&s->r.got_data); i++)
+        usleep(10000);
+    REQUIRE(atomic_load(&s->r.got_data));
+    const char *expire[] = {"expire", id, "--in", "1s", NULL};
+    char out[4096];
+    uint64_t t_call = gf_now_ns();
+    CHECK(run_cli(out, sizeof(out), expire) == 0);
+    pthread_join(th, NULL);
+    double ms = (double)(s->r.t_end - t_call) / 1e6;
+    fprintf(stderr, "stream ended %.1f ms after an expiry 1000 ms away was set\n", ms);
+    CHECK_MSG(strstr(s->r.body, "expired") != NULL, "%.300s",
+              s->r.body + (s->r.len > 300 ? s->r.len - 300 : 0));
+    CHECK(strstr(s->r.body, "w599") == NULL);
+    CHECK(ms >= 900);  // not before the expiry
+    struct resp *r = calloc(1, sizeof(*r));
+    chat(h, "mock-model", false, r);
+    CHECK(r->status == 401 && strstr(r->body, "expired") != NULL);
+    free(r);
+    free(s);
+}
+
 static void test_token_limit_stops_stream(void)
 {
     char h[128], secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
@@ -483,8 +515,14 @@ static void test_no_secret_in_outputs(void)
     CHECK(n_secrets >= 6);
     CHECK_MSG(leaked == 0, "%d secrets found in %s", leaked, dir);
     CHECK(!tu_tree_contains(dir, ADMIN));
-    // The log does name the key ids.
+    // The log does name the key ids, and the audit log holds the admin actions.
     CHECK(tu_tree_contains(dir, "key_"));
+    char audit[300];
+    snprintf(audit, sizeof(audit), "%s/data/audit", dir);
+    CHECK(tu_tree_contains(audit, "\"action\":\"key_created\""));
+    CHECK(tu_tree_contains(audit, "\"action\":\"key_revoked\""));
+    CHECK(tu_tree_contains(audit, "\"action\":\"key_suspended\""));
+    CHECK(tu_tree_contains(audit, "\"action\":\"key_unsuspended\""));
 }
 
 int main(int argc, char **argv)
@@ -513,6 +551,7 @@ int main(int argc, char **argv)
     RUN(test_headers_and_429);
     RUN(test_exact_under_concurrency);
     RUN(test_revoke_open_stream);
+    RUN(test_expiry_ends_stream);
     RUN(test_token_limit_stops_stream);
     RUN(test_suspend);
     CHECK(stop_server() == 0);
