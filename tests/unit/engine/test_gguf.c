@@ -619,6 +619,42 @@ static int small_valid(void **mem, size_t *len)
     return rc;
 }
 
+/* A small vocabulary with a chat template, so the fuzz corpus reaches the tokenizer loader. */
+static void test_vocab_seed(void)
+{
+    struct gf_gguf_writer *w = gf_gguf_writer_new();
+    REQUIRE(w != NULL);
+    const char *toks[] = {"<unk>", "<s>", "</s>", "<0x41>", "<0xE2>", "<0x96>", "<0x81>",
+                          "\xe2\x96\x81", "H", "e", "l", "o", "He", "ll", "\xe2\x96\x81He",
+                          "<|im_start|>", "<tool>"};
+    float scores[17];
+    int32_t types[17];
+    for (int i = 0; i < 17; i++) {
+        scores[i] = -(float)i;
+        types[i] = i == 0 ? 2 : i < 3 || i == 15 ? 3 : i < 7 ? 6 : i == 16 ? 4 : 1;
+    }
+    static const char tmpl[] = "{{ '<|im_start|>' + message['role'] }}";
+    int rc = gf_gguf_writer_add_str(w, "tokenizer.ggml.model", "llama", 5);
+    rc |= gf_gguf_writer_add_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 17);
+    rc |= gf_gguf_writer_add_arr(w, "tokenizer.ggml.scores", GF_GGUF_TYPE_FLOAT32, scores, 17);
+    rc |= gf_gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GF_GGUF_TYPE_INT32, types, 17);
+    rc |= gf_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    rc |= gf_gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", true);
+    rc |= gf_gguf_writer_add_str(w, "tokenizer.chat_template", tmpl, sizeof(tmpl) - 1);
+    void *mem = NULL;
+    size_t len;
+    if (rc == 0)
+        rc = gf_gguf_writer_write_mem(w, &mem, &len);
+    CHECK(rc == 0);
+    struct gf_gguf *g = NULL;
+    CHECK(rc == 0 && gf_gguf_open_mem(mem, len, &g, NULL) == 0);
+    gf_gguf_close(g);
+    if (rc == 0)
+        save_corpus("valid-vocab.gguf", mem, len);
+    gf_free(mem);
+    gf_gguf_writer_free(w);
+}
+
 static void test_truncation(void)
 {
     void *mem;
@@ -688,6 +724,44 @@ static void test_oom(void)
         steps++;
     }
     CHECK(steps >= 3);
+    // The mapped-file path, and the atomic file writer (no temporary file may be left behind).
+    char path[] = "/tmp/gf-test-gguf-oom-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    CHECK(write(fd, mem, len) == (ssize_t)len);
+    close(fd);
+    for (long n = 1; n < 1000; n++) {
+        struct gf_gguf *g = NULL;
+        gf_alloc_fail_after(n, false);
+        int rc = gf_gguf_open(path, &g, NULL);
+        long failed = gf_alloc_failures();
+        gf_alloc_fail_after(0, false);
+        gf_gguf_close(g);
+        if (failed == 0) {
+            CHECK(rc == 0);
+            break;
+        }
+        CHECK(rc == GF_ENOMEM && g == NULL);
+    }
+    struct gf_gguf_writer *w = gf_gguf_writer_new();
+    REQUIRE(w != NULL);
+    CHECK(gf_gguf_writer_add_str(w, "general.architecture", "llama", 5) == 0);
+    for (long n = 1; n < 1000; n++) {
+        gf_alloc_fail_after(n, false);
+        int rc = gf_gguf_writer_write(w, path, NULL);
+        long failed = gf_alloc_failures();
+        gf_alloc_fail_after(0, false);
+        if (failed == 0) {
+            CHECK(rc == 0);
+            break;
+        }
+        CHECK(rc == GF_ENOMEM);
+    }
+    gf_gguf_writer_free(w);
+    unlink(path);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "ls %s.tmp.* >/dev/null 2>&1", path);
+    CHECK(system(cmd) != 0);  // no temporary file left
     // The writer, too: every failing step returns GF_ENOMEM and leaks nothing.
     for (long n = 1; n < 1000; n++) {
         gf_alloc_fail_after(n, false);
@@ -1129,6 +1203,7 @@ int main(int argc, char **argv)
     RUN(test_round_trip);
     RUN(test_writer_refusals);
     RUN(test_hostile);
+    RUN(test_vocab_seed);
     RUN(test_truncation);
     RUN(test_oom);
     RUN(test_stories);
