@@ -179,8 +179,10 @@ static void answer_and_close(struct gf_conn *c, int status)
     if (gf_http_error_json(&body, &he, msg, NULL) == 0 &&
         gf_buf_printf(&out,
                       "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\nConnection: close\r\nx-request-id: %s\r\n\r\n%s",
-                      status, reason_of(status), body.len, id, body.data) == 0 &&
+                      "Content-Length: %zu\r\nConnection: close\r\nx-request-id: %s\r\n"
+                      "%s\r\n%s",
+                      status, reason_of(status), body.len, id,
+                      status == 503 ? "Retry-After: 1\r\n" : "", body.data) == 0 &&
         c->fd >= 0) {
         // The socket has no pending output here (reading state), so this small write fits.
         ssize_t w = send(c->fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
