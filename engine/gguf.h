@@ -90,7 +90,8 @@ enum gf_tensor_type {
  *   Q5_0 32/22 {f16 d; u8 qh[4]; u8 qs[16]}  x = (5-bit - 16) * d
  *   Q5_1 32/24 {f16 d, m; u8 qh[4]; qs[16]}  x = 5-bit * d + m
  *   Q8_0 32/34 {f16 d; i8 qs[32]}            x = q * d
- *   Q4_K/Q5_K/Q6_K 256 per super-block (144/176/210 bytes), as ggml defines them.
+ *   Q2_K/Q3_K/Q4_K/Q5_K/Q6_K/Q8_K 256 per super-block (84/110/144/176/210/292 bytes), as
+ *   ggml defines them (decoded only: gf_quantize does not write K types).
  * In Q4_0/Q4_1 element j of a block is the low nibble of qs[j] and element j+16 the high one. */
 #define GF_QK 32   // elements per block of the *_0 and *_1 types
 #define GF_QK_K 256 // elements per super-block of the K types
@@ -107,7 +108,7 @@ uint64_t gf_tensor_block_bytes(int type);
 /* Bytes of a row of n elements of type, or 0 when type is unknown, n is not a multiple of the
  * block size, or the size would overflow. */
 uint64_t gf_tensor_row_bytes(int type, uint64_t n);
-/* True when gf_dequantize (and gf_quantize) handle type. */
+/* True when gf_dequantize handles type (gf_quantize handles the non-K ones among them). */
 bool gf_tensor_type_can_dequantize(int type);
 
 /* Converts n elements (a multiple of the type's block size) from src to floats in dst.

@@ -1,5 +1,6 @@
 /* quant.c — the tensor types of GGUF: their names and block sizes, and conversions between
- * floats and the block formats (F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; K-quant decoding).
+ * floats and the block formats (F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; decoding of the K
+ * types Q2_K..Q6_K and Q8_K).
  * Invariant: every conversion here gives bit for bit what ggml's reference (scalar) code
  * gives, so files written by gardefou and by llama.cpp mean the same numbers. */
 #include "engine/gguf.h"
@@ -107,9 +108,12 @@ bool gf_tensor_type_can_dequantize(int type)
     case GF_TYPE_Q5_0:
     case GF_TYPE_Q5_1:
     case GF_TYPE_Q8_0:
+    case GF_TYPE_Q2_K:
+    case GF_TYPE_Q3_K:
     case GF_TYPE_Q4_K:
     case GF_TYPE_Q5_K:
     case GF_TYPE_Q6_K:
+    case GF_TYPE_Q8_K:
         return true;
     default:
         return false;
@@ -347,6 +351,73 @@ static void deq_q6_k(const uint8_t *b, float *y)
     }
 }
 
+/* block_q2_K: u8 scales[16] (4-bit scale | 4-bit min), u8 qs[64], f16 d, f16 dmin. */
+static void deq_q2_k(const uint8_t *b, float *y)
+{
+    const uint8_t *scales = b, *q = b + 16;
+    float d = half_at(b + 80), min = half_at(b + 82);
+    int is = 0;
+    for (int n = 0; n < GF_QK_K; n += 128) {
+        int shift = 0;
+        for (int j = 0; j < 4; j++) {
+            uint8_t sc = scales[is++];
+            float dl = d * (float)(sc & 0x0f), ml = min * (float)(sc >> 4);
+            for (int l = 0; l < 16; l++)
+                *y++ = dl * (float)((q[l] >> shift) & 3) - ml;
+            sc = scales[is++];
+            dl = d * (float)(sc & 0x0f);
+            ml = min * (float)(sc >> 4);
+            for (int l = 0; l < 16; l++)
+                *y++ = dl * (float)((q[l + 16] >> shift) & 3) - ml;
+            shift += 2;
+        }
+        q += 32;
+    }
+}
+
+/* block_q3_K: u8 hmask[32], u8 qs[64], u8 scales[12] (16 packed 6-bit scales), f16 d. */
+static void deq_q3_k(const uint8_t *b, float *y)
+{
+    const uint8_t *hm = b, *q = b + 32;
+    float d_all = half_at(b + 108);
+    uint32_t aux[4];
+    memcpy(aux, b + 96, 12);
+    uint32_t tmp = aux[2];
+    const uint32_t kmask1 = 0x03030303u, kmask2 = 0x0f0f0f0fu;
+    aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
+    aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
+    aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
+    aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
+    int8_t scales[16];
+    memcpy(scales, aux, 16);
+    int is = 0;
+    uint8_t m = 1;
+    for (int n = 0; n < GF_QK_K; n += 128) {
+        int shift = 0;
+        for (int j = 0; j < 4; j++) {
+            float dl = d_all * (float)(scales[is++] - 32);
+            for (int l = 0; l < 16; l++)
+                *y++ = dl * (float)(((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
+            dl = d_all * (float)(scales[is++] - 32);
+            for (int l = 0; l < 16; l++)
+                *y++ = dl * (float)(((q[l + 16] >> shift) & 3) - ((hm[l + 16] & m) ? 0 : 4));
+            shift += 2;
+            m = (uint8_t)(m << 1);
+        }
+        q += 32;
+    }
+}
+
+/* block_q8_K: f32 d, i8 qs[256], i16 bsums[16] (sums for dot products; not needed here). */
+static void deq_q8_k(const uint8_t *b, float *y)
+{
+    float d;
+    memcpy(&d, b, 4);
+    const int8_t *qs = (const int8_t *)(b + 4);
+    for (int j = 0; j < GF_QK_K; j++)
+        y[j] = d * (float)qs[j];
+}
+
 typedef void (*deq_fn)(const uint8_t *block, float *y);
 
 static deq_fn block_dequantizer(int type)
@@ -362,6 +433,12 @@ static deq_fn block_dequantizer(int type)
         return deq_q5_1;
     case GF_TYPE_Q8_0:
         return deq_q8_0;
+    case GF_TYPE_Q2_K:
+        return deq_q2_k;
+    case GF_TYPE_Q3_K:
+        return deq_q3_k;
+    case GF_TYPE_Q8_K:
+        return deq_q8_k;
     case GF_TYPE_Q4_K:
         return deq_q4_k;
     case GF_TYPE_Q5_K:

@@ -1,365 +1,23 @@
 /* upstream.c — the upstream engine: forwards generations to OpenAI-compatible servers (llama.cpp
- * server, vLLM, Ollama) with libcurl's multi-socket API driven by the caller's libevent loop.
- *
- * curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to wake it
- * (CURLMOPT_TIMERFUNCTION); libevent events call curl_multi_socket_action. No thread, no
- * blocking call. Streamed replies are parsed as the bytes arrive and each chunk becomes a DELTA
- * event at once. Invariant: libcurl is never re-entered from one of its callbacks — a cancel or a
- * submit made by an event callback running inside curl's write callback is deferred until
- * curl_multi_socket_action returns, and no event is delivered for a cancelled generation. */
+ * server, vLLM, Ollama) with libcurl's multi-socket API driven by the caller's libevent loop
+ * (upstream_loop.c); no thread, no blocking call. This file owns generations: the request sent,
+ * the reply parsed as bytes arrive (each streamed chunk becomes a DELTA at once), the final
+ * event, failover, timeouts and cancel. Invariant: no event is delivered for a cancelled
+ * generation, and exactly one final event (DONE or ERROR) for every other one. */
 #include "engine/engine.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
-#include <curl/curl.h>
-#include <event2/event.h>
+#include "engine/upstream_engine_int.h"
 
-#include "engine/upstream_int.h"
 
 #define DEFAULT_CONNECT_MS  5000
 #define DEFAULT_REQUEST_MS  600000
 #define DEFAULT_MAX_REPLY   (16u * 1024 * 1024)
 #define MAX_ERROR_BODY      (64 * 1024)
-#define MAX_LEARNED_MODELS  256
-
-enum xfer_kind { XFER_GEN, XFER_HEALTH };
-
-/* What CURLOPT_PRIVATE points at: the first member of a gen and of a health check. */
-struct xfer {
-    enum xfer_kind kind;
-};
-
-struct target;
-
-struct health {
-    struct xfer x;
-    struct target *t;
-    CURL *easy;
-    struct curl_slist *headers;
-    struct gf_buf body;
-    bool running;
-};
-
-struct target {
-    char *chat_url, *compl_url, *models_url;  // base + "/v1/..."
-    size_t index;
-    bool healthy;
-    struct health hc;
-};
-
-struct up {
-    struct gf_engine engine;
-    struct event_base *base;
-    CURLM *multi;
-    struct event *curl_timer;    // curl's own timeouts
-    struct event *health_timer;
-    struct target *targets;
-    size_t n_targets, rr;
-    char *auth_header;           // "Authorization: Bearer KEY" or NULL
-    char *model_override;
-    char **models;               // configured, or learned from /v1/models: a fixed array,
-                                 // appended to only, so ids handed out stay valid
-    size_t n_models;
-    bool models_configured;
-    int connect_ms, request_ms, health_ms;
-    size_t max_reply;
-    bool no_quickack;
-    int in_curl;                 // > 0 while inside curl_multi_socket_action
-    size_t n_deferred;           // gens waiting to be added or destroyed after it returns
-    struct gf_gen *gens;         // every live generation
-};
-
-struct gf_gen {
-    struct xfer x;
-    struct up *u;
-    struct gf_gen *prev, *next;
-    CURL *easy;
-    struct curl_slist *headers;
-    char *body;
-    size_t body_len;
-    gf_gen_event_fn cb;
-    void *ud;
-    enum gf_gen_kind kind;
-    bool stream;
-    struct event *timer;         // total (non-streamed) or idle (streamed) deadline
-    size_t target;               // index of the target in use
-    size_t attempts;
-    int prompt_est;
-    curl_socket_t sock;          // the socket curl last reported for this transfer, or BAD
-    bool in_multi, add_pending, zombie;
-    bool cancelled;              // no event may be delivered any more
-    bool busy;                   // gen_finish is delivering events: cancel must not free
-    bool got_bytes, sent_any, is_sse, headers_seen;
-    long status;
-    int fail_code, fail_status;  // an error found inside curl's write callback
-    char fail_msg[256];
-    struct gf_sse sse;
-    struct gf_buf raw;           // a non-streamed body, or an error body
-    struct gf_up_reply reply;
-};
 
 static int curl_users;
-
-static void gen_destroy(struct gf_gen *g);
-static void after_curl(struct up *u);
-
-/* ---- libcurl <-> libevent -------------------------------------------------------------- */
-
-struct sock {
-    struct event *ev;
-    struct up *u;
-};
-
-static void check_multi_info(struct up *u);
-
-/* Works around an upstream that writes headers and body separately without TCP_NODELAY
- * (llama.cpp server): Nagle holds its body until we ACK the headers, and on a kept-alive
- * connection the kernel delays that ACK up to 40 ms. TCP_QUICKACK set while an ACK is pending and
- * the data already read sends it at once; it is not sticky, so it is set after every curl call,
- * on the socket that had the event and on those of transfers still waiting for their first byte
- * (curl often reads the headers inside the call that sent the request). Measured in
- * bench/upstream_nagle.sh. */
-static void quickack(int fd)
-{
-    int on = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
-}
-
-static void quickack_waiting(struct up *u, curl_socket_t except)
-{
-    for (struct gf_gen *g = u->gens; g != NULL; g = g->next)
-        if (g->in_multi && !g->got_bytes && g->sock != CURL_SOCKET_BAD && g->sock != except)
-            quickack(g->sock);
-}
-
-static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct up *u = arg;
-    int action = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
-    int running = 0;
-    u->in_curl++;
-    curl_multi_socket_action(u->multi, fd, action, &running);
-    u->in_curl--;
-    if (!u->no_quickack) {
-        if (what & EV_READ)
-            quickack(fd);
-        quickack_waiting(u, what & EV_READ ? fd : CURL_SOCKET_BAD);
-    }
-    after_curl(u);
-}
-
-static void curl_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct up *u = arg;
-    int running = 0;
-    u->in_curl++;
-    curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    u->in_curl--;
-    if (!u->no_quickack)
-        quickack_waiting(u, CURL_SOCKET_BAD);
-    after_curl(u);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    struct up *u = userp;
-    struct sock *sk = socketp;
-    char *priv = NULL;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
-    struct xfer *x = (struct xfer *)(void *)priv;
-    if (x != NULL && x->kind == XFER_GEN)
-        ((struct gf_gen *)x)->sock = what == CURL_POLL_REMOVE ? CURL_SOCKET_BAD : s;
-    if (what == CURL_POLL_REMOVE) {
-        if (sk != NULL) {
-            event_free(sk->ev);
-            gf_free(sk);
-            curl_multi_assign(u->multi, s, NULL);
-        }
-        return 0;
-    }
-    if (sk == NULL) {
-        sk = gf_calloc(1, sizeof(*sk));
-        if (sk == NULL)
-            return -1;
-        sk->u = u;
-        curl_multi_assign(u->multi, s, sk);
-    } else if (sk->ev != NULL) {
-        event_free(sk->ev);
-        sk->ev = NULL;
-    }
-    short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
-                 (what & CURL_POLL_OUT ? EV_WRITE : 0);
-    sk->ev = event_new(u->base, s, kind, sock_event_cb, u);
-    if (sk->ev == NULL || event_add(sk->ev, NULL) != 0)
-        return -1;
-    return 0;
-}
-
-static int timer_fn(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    struct up *u = userp;
-    if (timeout_ms < 0) {
-        evtimer_del(u->curl_timer);
-        return 0;
-    }
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    return evtimer_add(u->curl_timer, &tv) == 0 ? 0 : -1;
-}
-
-static int sockopt_cb(void *clientp, curl_socket_t fd, curlsocktype purpose)
-{
-    struct up *u = clientp;
-    if (purpose == CURLSOCKTYPE_IPCXN && !u->no_quickack)
-        quickack(fd);
-    return CURL_SOCKOPT_OK;
-}
-
-/* Adds g's transfer to the multi handle now, or after the current curl call returns. */
-static int gen_start(struct gf_gen *g)
-{
-    struct up *u = g->u;
-    if (u->in_curl > 0) {
-        g->add_pending = true;
-        u->n_deferred++;
-        return 0;
-    }
-    if (curl_multi_add_handle(u->multi, g->easy) != CURLM_OK)
-        return GF_ENOMEM;
-    g->in_multi = true;
-    return 0;
-}
-
-static void gen_stop(struct gf_gen *g)
-{
-    if (g->in_multi) {
-        curl_multi_remove_handle(g->u->multi, g->easy);
-        g->in_multi = false;
-    }
-}
-
-/* Runs after every curl_multi_socket_action: destroys the generations cancelled from inside
- * it, starts the ones submitted from inside it, then handles finished transfers. */
-static void after_curl(struct up *u)
-{
-    if (u->in_curl > 0)
-        return;
-    while (u->n_deferred > 0) {
-        struct gf_gen *g = u->gens;
-        while (g != NULL && !g->zombie && !g->add_pending)
-            g = g->next;
-        if (g == NULL) {
-            u->n_deferred = 0;
-            break;
-        }
-        u->n_deferred--;
-        if (g->zombie) {
-            gen_destroy(g);
-        } else {
-            g->add_pending = false;
-            if (curl_multi_add_handle(u->multi, g->easy) == CURLM_OK)
-                g->in_multi = true;
-        }
-    }
-    check_multi_info(u);
-}
-
-/* ---- targets and health ------------------------------------------------------------------ */
-
-static bool any_healthy(const struct up *u)
-{
-    for (size_t i = 0; i < u->n_targets; i++)
-        if (u->targets[i].healthy)
-            return true;
-    return false;
-}
-
-/* The next target in round-robin order, preferring healthy ones, skipping avoid (SIZE_MAX for
- * none) unless it is the only one. */
-static size_t pick_target(struct up *u, size_t avoid)
-{
-    bool healthy_only = any_healthy(u);
-    for (size_t k = 0; k < u->n_targets; k++) {
-        size_t i = (u->rr + k) % u->n_targets;
-        if (i == avoid && u->n_targets > 1)
-            continue;
-        if (healthy_only && !u->targets[i].healthy)
-            continue;
-        u->rr = i + 1;
-        return i;
-    }
-    size_t i = u->rr++ % u->n_targets;
-    if (i == avoid && u->n_targets > 1)
-        i = u->rr++ % u->n_targets;
-    return i;
-}
-
-static void set_health(struct up *u, struct target *t, bool ok, const char *why)
-{
-    if (t->healthy != ok)
-        gf_log(ok ? GF_LOG_INFO : GF_LOG_WARN, "upstream", "event=%s upstream=%zu reason=\"%s\"",
-               ok ? "healthy" : "unhealthy", t->index, why);
-    t->healthy = ok;
-    (void)u;
-}
-
-static size_t health_write_cb(char *p, size_t size, size_t n, void *ud)
-{
-    struct health *h = ud;
-    if (gf_buf_append(&h->body, p, size * n) != 0)
-        return 0;  // a models list past the cap: fail the check
-    return size * n;
-}
-
-static void health_start(struct up *u, struct target *t)
-{
-    struct health *h = &t->hc;
-    if (h->running)
-        return;
-    gf_buf_reset(&h->body);
-    curl_easy_setopt(h->easy, CURLOPT_URL, t->models_url);
-    if (curl_multi_add_handle(u->multi, h->easy) == CURLM_OK)
-        h->running = true;
-}
-
-static void health_done(struct up *u, struct health *h, CURLcode rc)
-{
-    long status = 0;
-    curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_multi_remove_handle(u->multi, h->easy);
-    h->running = false;
-    char why[96];
-    if (rc != CURLE_OK)
-        snprintf(why, sizeof(why), "%s", curl_easy_strerror(rc));
-    else
-        snprintf(why, sizeof(why), "GET /v1/models answered %ld", status);
-    bool ok = rc == CURLE_OK && status == 200;
-    set_health(u, h->t, ok, why);
-    if (ok && !u->models_configured && h->body.len > 0)
-        gf_up_parse_models(h->body.data, h->body.len, u->models, &u->n_models,
-                           MAX_LEARNED_MODELS);
-}
-
-static void health_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct up *u = arg;
-    for (size_t i = 0; i < u->n_targets; i++)
-        health_start(u, &u->targets[i]);
-    if (u->health_ms > 0) {
-        struct timeval tv = {u->health_ms / 1000, (u->health_ms % 1000) * 1000};
-        evtimer_add(u->health_timer, &tv);
-    }
-}
-
-/* ---- generations ------------------------------------------------------------------------- */
 
 static void arm_timer(struct gf_gen *g)
 {
@@ -473,7 +131,7 @@ static void final_done(struct gf_gen *g)
     }
     struct gf_gen_event ev = {
         .type = GF_GEN_EV_DONE,
-        .finish_reason = r->finish[0][0] ? r->finish[0] : "stop",
+        .finish_reason = r->finish[0][0] ? gf_up_finish_static(r->finish[0]) : "stop",
         .usage = usage,
         .model = r->model[0] ? r->model : NULL,
     };
@@ -515,20 +173,19 @@ static bool is_connect_error(CURLcode rc)
            rc == CURLE_OPERATION_TIMEDOUT;
 }
 
-/* A finished transfer: fail over, or deliver the remaining events and the final one. */
-static void gen_finish(struct gf_gen *g, CURLcode rc)
+void gf_up_gen_finish(struct gf_gen *g, CURLcode rc)
 {
-    struct up *u = g->u;
-    gen_stop(g);
-    struct target *t = &u->targets[g->target];
+    struct gf_up *u = g->u;
+    gf_up_gen_stop(g);
+    struct gf_up_target *t = &u->targets[g->target];
     if (is_connect_error(rc) && !g->got_bytes && !g->sent_any) {
-        set_health(u, t, false, curl_easy_strerror(rc));
+        gf_up_set_health(t, false, curl_easy_strerror(rc));
         if (++g->attempts < u->n_targets) {
-            g->target = pick_target(u, g->target);
+            g->target = gf_up_pick_target(u, g->target);
             curl_easy_setopt(g->easy, CURLOPT_URL, g->kind == GF_GEN_CHAT
                                                        ? u->targets[g->target].chat_url
                                                        : u->targets[g->target].compl_url);
-            if (gen_start(g) == 0)
+            if (gf_up_gen_start(g) == 0)
                 return;
         }
         g->busy = true;
@@ -550,7 +207,7 @@ static void gen_finish(struct gf_gen *g, CURLcode rc)
         final_error(g, GF_EUPSTREAM, 502, msg);
         goto out;
     }
-    set_health(u, t, true, "a request succeeded");
+    gf_up_set_health(t, true, "a request succeeded");
     if (g->status != 200) {
         final_http_error(g);
         goto out;
@@ -576,27 +233,7 @@ static void gen_finish(struct gf_gen *g, CURLcode rc)
     else
         final_done(g);
 out:
-    gen_destroy(g);
-}
-
-static void check_multi_info(struct up *u)
-{
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        char *priv = NULL;
-        CURLcode rc = msg->data.result;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-        struct xfer *x = (struct xfer *)(void *)priv;
-        if (x == NULL)
-            continue;
-        if (x->kind == XFER_HEALTH)
-            health_done(u, (struct health *)x, rc);
-        else
-            gen_finish((struct gf_gen *)x, rc);
-    }
+    gf_up_gen_destroy(g);
 }
 
 static void gen_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -604,18 +241,18 @@ static void gen_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct gf_gen *g = arg;
-    gen_stop(g);
+    gf_up_gen_stop(g);
     g->busy = true;
     final_error(g, GF_ETIMEDOUT, 504,
                 g->stream && g->got_bytes ? "upstream stream stalled past the request timeout"
                                           : "upstream timed out");
-    gen_destroy(g);
+    gf_up_gen_destroy(g);
 }
 
-static void gen_destroy(struct gf_gen *g)
+void gf_up_gen_destroy(struct gf_gen *g)
 {
-    struct up *u = g->u;
-    gen_stop(g);
+    struct gf_up *u = g->u;
+    gf_up_gen_stop(g);
     if (g->prev)
         g->prev->next = g->next;
     else if (u->gens == g)
@@ -658,33 +295,17 @@ static struct curl_slist *add_header(struct curl_slist *l, const char *h, bool *
     return n;
 }
 
-static void common_easy_opts(struct up *u, CURL *easy)
-{
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)u->connect_ms);
-    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
-    curl_easy_setopt(easy, CURLOPT_SOCKOPTDATA, u);
-    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    // Only the configured URLs, never a proxy from the environment or a redirect elsewhere.
-    curl_easy_setopt(easy, CURLOPT_PROXY, "");
-    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_USERAGENT, "gardefou/" GF_VERSION);
-}
-
 static int up_submit(struct gf_engine *e, const struct gf_gen_request *req, gf_gen_event_fn cb,
                      void *ud, struct gf_gen **out, struct gf_err *err)
 {
-    struct up *u = e->impl;
+    struct gf_up *u = e->impl;
     *out = NULL;
     if (req->kind == GF_GEN_COMPLETION && req->prompt == NULL && req->body == NULL)
         return gf_err_set(err, GF_EINVAL, "prompt: missing");
     struct gf_gen *g = gf_calloc(1, sizeof(*g));
     if (g == NULL)
         return gf_err_set(err, GF_ENOMEM, "out of memory");
-    g->x.kind = XFER_GEN;
+    g->x.kind = GF_UP_XFER_GEN;
     g->u = u;
     g->sock = CURL_SOCKET_BAD;
     g->cb = cb;
@@ -718,8 +339,8 @@ static int up_submit(struct gf_engine *e, const struct gf_gen_request *req, gf_g
         rc = gf_err_set(err, GF_ENOMEM, "out of memory");
         goto fail;
     }
-    common_easy_opts(u, g->easy);
-    g->target = pick_target(u, SIZE_MAX);
+    gf_up_common_easy_opts(u, g->easy);
+    g->target = gf_up_pick_target(u, SIZE_MAX);
     curl_easy_setopt(g->easy, CURLOPT_URL, req->kind == GF_GEN_CHAT
                                                ? u->targets[g->target].chat_url
                                                : u->targets[g->target].compl_url);
@@ -734,22 +355,22 @@ static int up_submit(struct gf_engine *e, const struct gf_gen_request *req, gf_g
     if (u->gens)
         u->gens->prev = g;
     u->gens = g;
-    if (gen_start(g) != 0) {
+    if (gf_up_gen_start(g) != 0) {
         rc = gf_err_set(err, GF_ENOMEM, "cannot start the upstream transfer");
-        gen_destroy(g);
+        gf_up_gen_destroy(g);
         return rc;
     }
     arm_timer(g);
     *out = g;
     return 0;
 fail:
-    gen_destroy(g);
+    gf_up_gen_destroy(g);
     return rc;
 }
 
 static void up_cancel(struct gf_engine *e, struct gf_gen *g)
 {
-    struct up *u = e->impl;
+    struct gf_up *u = e->impl;
     g->cancelled = true;
     if (g->busy || g->zombie)
         return;  // gen_finish or after_curl frees it
@@ -763,17 +384,17 @@ static void up_cancel(struct gf_engine *e, struct gf_gen *g)
         evtimer_del(g->timer);
         return;
     }
-    gen_destroy(g);
+    gf_up_gen_destroy(g);
 }
 
 static bool up_ready(struct gf_engine *e)
 {
-    return any_healthy(e->impl);
+    return gf_up_any_healthy(e->impl);
 }
 
 static size_t up_models(struct gf_engine *e, const char *const **ids)
 {
-    struct up *u = e->impl;
+    struct gf_up *u = e->impl;
     *ids = (const char *const *)u->models;
     return u->n_models;
 }
@@ -791,21 +412,11 @@ static int up_count_tokens(struct gf_engine *e, const char *text, size_t len, in
 
 static void up_close(struct gf_engine *e)
 {
-    struct up *u = e->impl;
+    struct gf_up *u = e->impl;
     while (u->gens)
-        gen_destroy(u->gens);
-    for (size_t i = 0; u->targets && i < u->n_targets; i++) {
-        struct target *t = &u->targets[i];
-        if (t->hc.running)
-            curl_multi_remove_handle(u->multi, t->hc.easy);
-        if (t->hc.easy)
-            curl_easy_cleanup(t->hc.easy);
-        curl_slist_free_all(t->hc.headers);
-        gf_buf_cleanup(&t->hc.body);
-        gf_free(t->chat_url);
-        gf_free(t->compl_url);
-        gf_free(t->models_url);
-    }
+        gf_up_gen_destroy(u->gens);
+    for (size_t i = 0; u->targets && i < u->n_targets; i++)
+        gf_up_target_cleanup(u, &u->targets[i]);
     if (u->multi)
         curl_multi_cleanup(u->multi);  // closes cached connections through socket_cb
     if (u->curl_timer)
@@ -833,24 +444,6 @@ static const struct gf_engine_ops upstream_ops = {
     .close = up_close,
 };
 
-/* base + suffix, with the base's trailing slashes and a trailing "/v1" dropped first, so
- * "http://h:8080", "http://h:8080/" and "http://h:8080/v1" all work. */
-static char *join_url(const char *base, const char *suffix)
-{
-    size_t n = strlen(base);
-    while (n > 0 && base[n - 1] == '/')
-        n--;
-    if (n >= 3 && memcmp(base + n - 3, "/v1", 3) == 0)
-        n -= 3;
-    struct gf_buf b;
-    gf_buf_init(&b, n + strlen(suffix) + 1);
-    if (gf_buf_append(&b, base, n) != 0 || gf_buf_puts(&b, suffix) != 0) {
-        gf_buf_cleanup(&b);
-        return NULL;
-    }
-    return gf_buf_steal(&b);
-}
-
 static bool url_ok(const char *s)
 {
     return (strncmp(s, "http://", 7) == 0 && s[7] != '\0') ||
@@ -877,7 +470,7 @@ int gf_engine_upstream_open(struct event_base *base, const struct gf_upstream_co
         curl_users--;
         return gf_err_set(err, GF_EIO, "upstream: libcurl failed to initialize");
     }
-    struct up *u = gf_calloc(1, sizeof(*u));
+    struct gf_up *u = gf_calloc(1, sizeof(*u));
     if (u == NULL) {
         if (--curl_users == 0)
             curl_global_cleanup();
@@ -906,52 +499,21 @@ int gf_engine_upstream_open(struct event_base *base, const struct gf_upstream_co
         ok = (u->model_override = gf_strdup(cfg->model)) != NULL;
     u->models_configured = cfg->n_models > 0;
     if (ok) {
-        u->models = gf_calloc(u->models_configured ? cfg->n_models : MAX_LEARNED_MODELS,
+        u->models = gf_calloc(u->models_configured ? cfg->n_models : GF_UP_MAX_MODELS,
                               sizeof(*u->models));
         ok = u->models != NULL;
         for (size_t i = 0; ok && i < cfg->n_models; i++, u->n_models++)
             ok = (u->models[i] = gf_strdup(cfg->models[i])) != NULL;
     }
     u->multi = ok ? curl_multi_init() : NULL;
-    u->curl_timer = evtimer_new(base, curl_timer_cb, u);
-    u->health_timer = evtimer_new(base, health_timer_cb, u);
-    ok = ok && u->multi && u->curl_timer && u->health_timer;
-    for (size_t i = 0; ok && i < u->n_targets; i++) {
-        struct target *t = &u->targets[i];
-        t->index = i;
-        // Without periodic checks nothing would revive a target marked down: start healthy.
-        t->healthy = u->health_ms == 0;
-        t->chat_url = join_url(cfg->urls[i], "/v1/chat/completions");
-        t->compl_url = join_url(cfg->urls[i], "/v1/completions");
-        t->models_url = join_url(cfg->urls[i], "/v1/models");
-        gf_buf_init(&t->hc.body, 1024 * 1024);
-        t->hc.x.kind = XFER_HEALTH;
-        t->hc.t = t;
-        t->hc.easy = curl_easy_init();
-        ok = t->chat_url && t->compl_url && t->models_url && t->hc.easy;
-        if (ok && u->auth_header) {
-            t->hc.headers = curl_slist_append(NULL, u->auth_header);
-            ok = t->hc.headers != NULL;
-        }
-        if (!ok)
-            break;
-        common_easy_opts(u, t->hc.easy);
-        int hto = u->health_ms > 0 && u->health_ms < 10000 ? u->health_ms : 10000;
-        curl_easy_setopt(t->hc.easy, CURLOPT_TIMEOUT_MS, (long)(hto < 1000 ? 1000 : hto));
-        curl_easy_setopt(t->hc.easy, CURLOPT_PRIVATE, (char *)&t->hc.x);
-        curl_easy_setopt(t->hc.easy, CURLOPT_WRITEFUNCTION, health_write_cb);
-        curl_easy_setopt(t->hc.easy, CURLOPT_WRITEDATA, &t->hc);
-        if (t->hc.headers)
-            curl_easy_setopt(t->hc.easy, CURLOPT_HTTPHEADER, t->hc.headers);
-    }
+    u->health_timer = evtimer_new(base, gf_up_health_timer_cb, u);
+    ok = ok && u->multi && u->health_timer && gf_up_loop_setup(u) == 0;
+    for (size_t i = 0; ok && i < u->n_targets; i++)
+        ok = gf_up_target_init(u, i, cfg->urls[i]);
     if (!ok) {
         up_close(&u->engine);
         return gf_err_set(err, GF_ENOMEM, "out of memory");
     }
-    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
-    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
-    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
     // A first check at once (on the loop), even without periodic ones: it learns the models.
     struct timeval now = {0, 0};
     evtimer_add(u->health_timer, &now);

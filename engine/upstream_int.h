@@ -79,6 +79,9 @@ int gf_up_reply_chunk(struct gf_up_reply *r, const char *data, size_t len, struc
  * per choice (text, role, extra fields, finish). Returns 0 or GF_EUPSTREAM with err set. */
 int gf_up_reply_full(struct gf_up_reply *r, const char *body, size_t len, struct gf_err *err);
 
+/* The static copy of a well-known finish reason ("stop", "length", "tool_calls", ...), else s. */
+const char *gf_up_finish_static(const char *s);
+
 /* Extracts the message of an OpenAI-style error body ({"error":{"message":...}} or
  * {"error":"..."} or {"message":...}) into out; falls back to "upstream answered HTTP <status>". */
 void gf_up_error_message(const char *body, size_t len, int status, char *out, size_t outlen);

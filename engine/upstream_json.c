@@ -154,6 +154,18 @@ static int append_utf8_clean(struct gf_buf *out, const char *s, size_t n)
     return 0;
 }
 
+/* The static copy of a well-known finish reason (else s itself): events only lend their strings
+ * for the callback, but a static one stays valid if a caller keeps it anyway. */
+const char *gf_up_finish_static(const char *s)
+{
+    static const char *const known[] = {"stop", "length", "tool_calls", "content_filter",
+                                        "function_call"};
+    for (size_t i = 0; s && i < GF_ARRAY_LEN(known); i++)
+        if (strcmp(s, known[i]) == 0)
+            return known[i];
+    return s;
+}
+
 /* Delivers one DELTA for choice idx. text is joined to the bytes pending from the previous
  * chunk; a character still cut at the end waits, unless the choice finishes, when the cut
  * bytes become U+FFFD. Returns 0 or GF_ENOMEM. */
@@ -222,7 +234,7 @@ static int emit_delta(struct gf_up_reply *r, int idx, const char *role, const ch
         .n_tokens = len ? n_tokens : 0,
         .role = r->started[idx] ? NULL : (role ? role : (r->kind == GF_GEN_CHAT ? "assistant" : NULL)),
         .extra_json = extra,
-        .finish_reason = finish,
+        .finish_reason = gf_up_finish_static(finish),
         .choice_done = finish != NULL,
     };
     r->started[idx] = true;

@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "common/common.h"
+#include "gateway/gateway.h"
 #include "gateway/keys_int.h"
 
 #define DEFAULT_ADMIN "127.0.0.1:8081"
@@ -35,9 +36,11 @@ static void usage(FILE *f)
             "  suspend ID [--reason TEXT]            suspend until unsuspended\n"
             "  unsuspend ID                          re-enable a suspended key\n\n"
             "options:\n"
-            "  --server URL      admin API (default: keys.admin_listen of --config, else\n"
-            "                    http://" DEFAULT_ADMIN ")\n"
-            "  --config FILE     read keys.admin_listen from a gardefou config file\n"
+            "  --server URL      admin API (default: the admin address of --config, else\n"
+            "                    http://" DEFAULT_ADMIN ", next to serve's default 8080)\n"
+            "  --config FILE     the gardefou config the server runs with: its admin\n"
+            "                    address (keys.admin_listen, else server.listen port + 1)\n"
+            "                    and server.data_dir\n"
             "  --data-dir DIR    read the admin key from DIR/admin.key (when\n"
             "                    GARDEFOU_ADMIN_KEY is not set)\n"
             "  --json            print the server's JSON answer\n"
@@ -306,33 +309,29 @@ static int spec_body(const struct opts *o, struct gf_buf *b, bool update)
 
 /* ---- main ------------------------------------------------------------------------------ */
 
-/* The admin address from a config file's "keys": {"admin_listen": ...}. */
-static int server_from_config(const char *file, char *out, size_t outlen)
+/* The admin address (and data directory) of a gardefou config file, as serve derives them. */
+static int from_config(const char *file, char *server, size_t slen, char *data_dir, size_t dlen)
 {
-    FILE *f = fopen(file, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "gardefou keys: %s: cannot open\n", file);
+    struct gf_config cfg;
+    if (gf_config_init(&cfg) != 0) {
+        fprintf(stderr, "gardefou keys: out of memory\n");
         return 2;
     }
-    struct gf_buf b;
-    gf_buf_init(&b, 1 << 20);
-    char chunk[4096];
-    size_t n;
+    struct gf_err err = {0};
+    char addr[300];
     int rc = 0;
-    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        rc = gf_buf_append(&b, chunk, n);
-    fclose(f);
-    cJSON *o = rc == 0 && b.data ? cJSON_Parse(b.data) : NULL;
-    gf_buf_cleanup(&b);
-    const cJSON *keys = cJSON_GetObjectItemCaseSensitive(o, "keys");
-    const cJSON *al = cJSON_GetObjectItemCaseSensitive(keys, "admin_listen");
-    if (o == NULL) {
-        fprintf(stderr, "gardefou keys: %s: not a JSON config\n", file);
+    if (gf_config_load_file(&cfg, file, &err) != 0) {
+        fprintf(stderr, "gardefou keys: %s\n", err.msg);
         rc = 2;
-    } else if (cJSON_IsString(al)) {
-        snprintf(out, outlen, "http://%s", al->valuestring);
+    } else if (gf_keys_admin_address(cfg.listen, cfg.keys_admin_listen, addr, sizeof(addr)) != 0 ||
+               addr[0] == '\0') {
+        fprintf(stderr, "gardefou keys: %s: no admin API address (keys.admin_listen)\n", file);
+        rc = 2;
+    } else {
+        snprintf(server, slen, "http://%s", addr);
+        snprintf(data_dir, dlen, "%s", cfg.data_dir ? cfg.data_dir : "");
     }
-    cJSON_Delete(o);
+    gf_config_cleanup(&cfg);
     return rc;
 }
 
@@ -466,8 +465,12 @@ int gf_cmd_keys(int argc, char **argv)
     }
     char server[1024];
     snprintf(server, sizeof(server), "http://%s", DEFAULT_ADMIN);
-    if (o.config && server_from_config(o.config, server, sizeof(server)) != 0)
+    char cfg_data_dir[1024] = "";
+    if (o.config && from_config(o.config, server, sizeof(server), cfg_data_dir,
+                                sizeof(cfg_data_dir)) != 0)
         return 2;
+    if (o.data_dir == NULL && cfg_data_dir[0])
+        o.data_dir = cfg_data_dir;
     if (o.server)
         snprintf(server, sizeof(server), "%s", o.server);
     char *admin_key = NULL;

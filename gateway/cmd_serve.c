@@ -14,10 +14,9 @@
 
 #include "gateway/gateway.h"
 
-/* The engines live in engine/; until a backend is linked in, its symbol resolves to NULL and
- * serve says so instead of failing to link. */
-int gf_engine_upstream_open(struct event_base *base, const struct gf_upstream_config *cfg,
-                            struct gf_engine **out, struct gf_err *err) __attribute__((weak));
+/* The embedded engine lives in engine/; until it is linked in, its symbol resolves to NULL and
+ * serve says so instead of failing to link. (A weak reference does not pull a member out of a
+ * static library, so a backend that exists must be referenced normally, as the upstream one is.) */
 int gf_engine_llama_open(struct event_base *base, const struct gf_llama_config *cfg,
                          struct gf_engine **out, struct gf_err *err) __attribute__((weak));
 
@@ -133,6 +132,7 @@ struct serve_state {
     struct gf_gateway *gw;
     const struct gf_config *cfg;
     struct event *sigint, *sigterm, *drain;
+    struct gf_keys_serve *keys;  // keys, limits, admin API (docs/keys.md)
     uint64_t stop_deadline;
     bool stopping;
 };
@@ -168,10 +168,6 @@ static int open_engine(struct event_base *base, const struct gf_config *cfg,
 {
     struct gf_err err = {0};
     if (cfg->n_upstream_urls > 0) {
-        if (gf_engine_upstream_open == NULL) {
-            fprintf(stderr, "gardefou serve: this build has no upstream engine\n");
-            return 2;
-        }
         struct gf_upstream_config uc = {
             .urls = (const char *const *)cfg->upstream_urls,
             .n_urls = cfg->n_upstream_urls,
@@ -261,6 +257,13 @@ int gf_cmd_serve(int argc, char **argv)
         status = 2;
         goto done;
     }
+    // Keys and limits next: who is calling, and may they, before any content is looked at.
+    if (gf_keys_serve_start(s.base, s.gw, engine, &cfg, &s.keys, &err) != 0) {
+        fprintf(stderr, "gardefou serve: %s\n", err.msg);
+        status = 2;
+        goto done;
+    }
+    gf_keys_serve_set_events(s.keys, gf_audit_gate_admin_event, audit);
 
     if (gf_gateway_listen(s.gw, &err) != 0) {
         fprintf(stderr, "gardefou serve: %s\n", err.msg);
@@ -282,6 +285,10 @@ int gf_cmd_serve(int argc, char **argv)
         const char *colon = strrchr(host, ':');
         printf("gardefou: listening on http://%.*s:%d\n", (int)(colon - host), host,
                gf_gateway_port(s.gw));
+        char admin_url[320];
+        gf_keys_serve_admin_url(s.keys, admin_url, sizeof(admin_url));
+        if (admin_url[0])
+            printf("gardefou: admin API on %s\n", admin_url);
         fflush(stdout);
     }
     gf_log(GF_LOG_INFO, "serve", "event=started port=%d engine=%s", gf_gateway_port(s.gw),
@@ -291,6 +298,7 @@ int gf_cmd_serve(int argc, char **argv)
     status = 0;
 done:
     gf_gateway_free(s.gw);
+    gf_keys_serve_stop(s.keys);  // after the gateway: its shutdown runs the keys' release hook
     gf_audit_gate_stop(audit); // after the gateway: its last records are flushed here
     gf_engine_close(engine);
     if (s.sigint)

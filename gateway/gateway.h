@@ -60,6 +60,20 @@ struct gf_config {
     int64_t model_threads;
     int64_t model_max_seqs;
     char *model_chat_template;
+    /* keys and per-key limits (docs/keys.md) */
+    bool keys_open_mode;        // serve requests without a key (unlimited)
+    char *keys_admin_listen;    // admin API "HOST:PORT"; NULL = listen's port + 1; "off"
+    char *keys_default_group;
+    int64_t keys_rotate_grace_ms;
+    int64_t keys_abuse_max_blocks;
+    int64_t keys_abuse_window_ms;
+    int64_t keys_recheck_ms;
+    int64_t keys_snapshot_every;
+    bool keys_allow_core_dumps;
+    int64_t limits_default_rpm; // limits of keys created without them; 0 = unlimited
+    int64_t limits_default_tpm;
+    int64_t limits_default_max_concurrent;
+    int64_t limits_default_daily_tokens;
     /* audit log (docs/audit.md) */
     char *audit_dir;                // NULL = DATA_DIR/audit
     char *audit_hmac_key_file;      // NULL = DATA_DIR/audit.key
@@ -208,6 +222,9 @@ struct cJSON *gf_request_body(struct gf_request *r);
 /* Records the authenticated key id (copied, at most 63 bytes) used by gf_gateway_cancel_key. */
 int gf_request_set_key(struct gf_request *r, const char *key_id);
 const char *gf_request_key(const struct gf_request *r);
+/* Adds a header to the reply (e.g. x-ratelimit-*), for hooks up to the start of the reply;
+ * GF_EINVAL once the reply has started or the client is gone (keys_gate.c). */
+int gf_request_add_header(struct gf_request *r, const char *name, const char *value);
 /* Per-hook state: slot is the hooks' position (0-based, in add order). */
 void gf_request_set_state(struct gf_request *r, size_t slot, void *state);
 void *gf_request_state(const struct gf_request *r, size_t slot);
@@ -225,6 +242,39 @@ int gf_request_error(const struct gf_request *r, const char **message);
 const char *gf_request_finish_reason(const struct gf_request *r);
 bool gf_request_streamed(const struct gf_request *r);
 uint64_t gf_request_start_ns(const struct gf_request *r);
+
+/* ---- keys, limits and the admin API in `gardefou serve` (gateway/keys_serve.c) ------------ */
+
+struct gf_keys_serve;
+
+/* Opens the key store (DATA_DIR/keys), joins the pipeline (authenticate, admit, output,
+ * release hooks: add it before the policy and audit hooks), loads or creates the admin key and
+ * starts the admin API on keys.admin_listen. Logs whether keys are enforced or open. Stop it
+ * with gf_keys_serve_stop after gf_gateway_free. engine may be NULL (tokens are estimated). */
+int gf_keys_serve_start(struct event_base *base, struct gf_gateway *gw, struct gf_engine *engine,
+                        const struct gf_config *cfg, struct gf_keys_serve **out,
+                        struct gf_err *err);
+void gf_keys_serve_stop(struct gf_keys_serve *ks);
+/* The admin API's port, or 0 when keys.admin_listen is "off". */
+int gf_keys_serve_admin_port(const struct gf_keys_serve *ks);
+/* Writes "http://HOST:PORT" of the admin API into out, or "" when it is off. */
+void gf_keys_serve_admin_url(const struct gf_keys_serve *ks, char *out, size_t outlen);
+/* POST /admin/v1/policy/reload: reloads and appends a JSON object about the result to out. */
+void gf_keys_serve_set_policy_reload(struct gf_keys_serve *ks,
+                                     int (*fn)(void *ud, struct gf_buf *out, struct gf_err *err),
+                                     void *ud);
+/* The abuse setting of the current policy, asked at each policy block: may overwrite
+ * *max_blocks and *window_ms (the keys.abuse_* config otherwise). */
+void gf_keys_serve_set_abuse(struct gf_keys_serve *ks,
+                             void (*fn)(void *ud, int64_t *max_blocks, int64_t *window_ms),
+                             void *ud);
+/* Admin events for the audit log: action ("key_created", "key_revoked", "key_rotated",
+ * "key_updated", "key_expiry_set", "key_suspended", "key_unsuspended"), key id, group, and a
+ * detail text or NULL (e.g. why a key was suspended). Never a secret. */
+void gf_keys_serve_set_events(struct gf_keys_serve *ks,
+                              void (*fn)(void *ud, const char *action, const char *key_id,
+                                         const char *group, const char *detail),
+                              void *ud);
 
 /* ---- content policy (gateway/moderation_load.c, gateway/filters.c) ---------------------- */
 

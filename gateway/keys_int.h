@@ -337,6 +337,9 @@ void gf_admin_set_policy_reload(struct gf_admin *a, gf_admin_reload_fn fn, void 
 void gf_admin_set_cut(struct gf_admin *a, gf_admin_cut_fn fn, void *ud);
 /* Closes the listener and frees a; NULL is a no-op. */
 void gf_admin_free(struct gf_admin *a);
+/* The admin API's address from server.listen and keys.admin_listen (may be NULL): the latter when
+ * set, "" when it is "off", else listen's host with port + 1 (0 stays 0). 0 or GF_EINVAL. */
+int gf_keys_admin_address(const char *listen, const char *admin_listen, char *out, size_t outlen);
 /* Parses "HOST:PORT" or "[V6]:PORT" into host (NUL-terminated) and port; 0 or GF_EINVAL. */
 int gf_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 

@@ -423,6 +423,18 @@ static bool all_done(struct gf_request *r)
     return true;
 }
 
+/* The finish reason as a static string: the engine's is borrowed for its callback only, and the
+ * choice keeps it until the request ends (release and audit hooks read it). */
+static const char *intern_finish(const char *f)
+{
+    static const char *const known[] = {"stop", "length", "tool_calls", "content_filter",
+                                        "function_call"};
+    for (size_t i = 0; f && i < GF_ARRAY_LEN(known); i++)
+        if (strcmp(f, known[i]) == 0)
+            return known[i];
+    return "stop";
+}
+
 /* Passes new text (possibly empty, with final set at the end of the choice) through the output
  * filters and on to the client. Returns 0, or an error code that ends the request. */
 static int choice_text(struct gf_request *r, int idx, const char *text, size_t len, bool final,
@@ -456,7 +468,7 @@ static int choice_text(struct gf_request *r, int idx, const char *text, size_t l
     }
     if (final && !ch->cut) {
         ch->done = true;
-        ch->finish_reason = finish_reason ? finish_reason : "stop";
+        ch->finish_reason = intern_finish(finish_reason);
     }
     if (r->api_req.gen.stream) {
         const char *role = ch->role_sent ? NULL : "assistant";
@@ -884,6 +896,14 @@ int gf_request_set_key(struct gf_request *r, const char *key_id)
 const char *gf_request_key(const struct gf_request *r)
 {
     return r->key;
+}
+
+int gf_request_add_header(struct gf_request *r, const char *name, const char *value)
+{
+    if (r->http == NULL || r->stream_started)
+        return GF_EINVAL;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->http);
+    return evhttp_add_header(h, name, value) == 0 ? 0 : GF_EINVAL;
 }
 
 void gf_request_set_state(struct gf_request *r, size_t slot, void *state)

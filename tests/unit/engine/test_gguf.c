@@ -843,6 +843,59 @@ static void test_dequant_known(void)
     for (int j = 0; j < 256; j++)
         ok &= y[j] == (j < 128 ? 20.0f : 33.0f);
     CHECK(ok);
+    // Q5_K: Q4_K's scales, nibbles 7, the 5th bit set (qh bit 0) for the first 32 elements
+    // only: 3*23-1 = 68, then 3*7-1 = 20 for sub-blocks 1..3, 5*7-2 = 33 for 4..7.
+    uint8_t q5k[176] = {0};
+    memcpy(q5k, q4k, 16);
+    memset(q5k + 16, 0x01, 32);
+    memset(q5k + 48, 0x77, 128);
+    CHECK(gf_dequantize(GF_TYPE_Q5_K, q5k, y, 256) == 0);
+    ok = 1;
+    for (int j = 0; j < 256; j++)
+        ok &= y[j] == (j < 32 ? 68.0f : j < 128 ? 20.0f : 33.0f);
+    CHECK(ok);
+    // Q2_K: every scale byte 0x12 (scale 2, min 1), d = 1, dmin = 0.5; qs 0xE4 puts 2-bit value
+    // j in the j-th 32-element slice of each 128: y = 2j - 0.5.
+    uint8_t q2k[84];
+    memset(q2k, 0x12, 16);
+    memset(q2k + 16, 0xe4, 64);
+    put16(q2k + 80, 0x3c00);
+    put16(q2k + 82, 0x3800);
+    CHECK(gf_dequantize(GF_TYPE_Q2_K, q2k, y, 256) == 0);
+    ok = 1;
+    for (int j = 0; j < 256; j++)
+        ok &= y[j] == 2.0f * (float)((j % 128) / 32) - 0.5f;
+    CHECK(ok);
+    // Q3_K: all sixteen 6-bit scales 34 (low nibbles 2, high bits 2) -> 34 - 32 = 2; d = 1;
+    // qs 0xE4 as above; hmask all set: y = 2j; hmask clear: y = 2(j - 4).
+    uint8_t q3k[110];
+    memset(q3k, 0xff, 32);
+    memset(q3k + 32, 0xe4, 64);
+    memset(q3k + 96, 0x22, 8);
+    memset(q3k + 104, 0xaa, 4);
+    put16(q3k + 108, 0x3c00);
+    CHECK(gf_dequantize(GF_TYPE_Q3_K, q3k, y, 256) == 0);
+    ok = 1;
+    for (int j = 0; j < 256; j++)
+        ok &= y[j] == 2.0f * (float)((j % 128) / 32);
+    CHECK(ok);
+    memset(q3k, 0x00, 32);
+    CHECK(gf_dequantize(GF_TYPE_Q3_K, q3k, y, 256) == 0);
+    ok = 1;
+    for (int j = 0; j < 256; j++)
+        ok &= y[j] == 2.0f * (float)((j % 128) / 32 - 4);
+    CHECK(ok);
+    // Q8_K: f32 d = 0.25, qs[j] = j - 128.
+    uint8_t q8k[292] = {0};
+    float quarter = 0.25f;
+    memcpy(q8k, &quarter, 4);
+    for (int j = 0; j < 256; j++)
+        q8k[4 + j] = (uint8_t)(int8_t)(j - 128);
+    CHECK(gf_dequantize(GF_TYPE_Q8_K, q8k, y, 256) == 0);
+    ok = 1;
+    for (int j = 0; j < 256; j++)
+        ok &= y[j] == (float)(j - 128) * 0.25f;
+    CHECK(ok);
     // Refusals.
     CHECK(gf_dequantize(GF_TYPE_Q8_0, q8, y, 31) == GF_EINVAL);
     CHECK(gf_dequantize(4, q8, y, 32) == GF_EINVAL);

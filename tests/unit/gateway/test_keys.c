@@ -215,6 +215,29 @@ static void test_suspension(void)
     tu_rmtree(dir);
 }
 
+static void test_admin_address(void)
+{
+    char out[300];
+    CHECK(gf_keys_admin_address("127.0.0.1:8080", NULL, out, sizeof(out)) == 0);
+    CHECK_STREQ(out, "127.0.0.1:8081");
+    CHECK(gf_keys_admin_address("127.0.0.1:0", "", out, sizeof(out)) == 0);
+    CHECK_STREQ(out, "127.0.0.1:0");
+    CHECK(gf_keys_admin_address("[::1]:9000", NULL, out, sizeof(out)) == 0);
+    CHECK_STREQ(out, "[::1]:9001");
+    CHECK(gf_keys_admin_address("127.0.0.1:8080", "10.0.0.1:7000", out, sizeof(out)) == 0);
+    CHECK_STREQ(out, "10.0.0.1:7000");
+    CHECK(gf_keys_admin_address("127.0.0.1:8080", "off", out, sizeof(out)) == 0);
+    CHECK_STREQ(out, "");
+    CHECK(gf_keys_admin_address("127.0.0.1:8080", "nonsense", out, sizeof(out)) == GF_EINVAL);
+    CHECK(gf_keys_admin_address("127.0.0.1:65535", NULL, out, sizeof(out)) == GF_EINVAL);
+    char host[64];
+    int port;
+    CHECK(gf_parse_hostport("localhost:80", host, sizeof(host), &port) == 0 && port == 80);
+    CHECK(gf_parse_hostport(":80", host, sizeof(host), &port) == GF_EINVAL);
+    CHECK(gf_parse_hostport("h:99999", host, sizeof(host), &port) == GF_EINVAL);
+    CHECK(gf_parse_hostport("[::1", host, sizeof(host), &port) == GF_EINVAL);
+}
+
 int main(void)
 {
     gf_json_init();
@@ -222,5 +245,6 @@ int main(void)
     RUN(test_lifecycle);
     RUN(test_create_errors);
     RUN(test_suspension);
+    RUN(test_admin_address);
     return test_report();
 }

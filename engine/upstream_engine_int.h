@@ -1,0 +1,123 @@
+/* upstream_engine_int.h — the state shared by the files of the upstream engine: the engine
+ * (struct gf_up), its targets and their health checks, and one generation (struct gf_gen).
+ * upstream.c owns generations and the engine ops, upstream_loop.c the libcurl/libevent glue,
+ * upstream_health.c the targets. Everything here runs on the engine's event loop thread. */
+#ifndef GF_UPSTREAM_ENGINE_INT_H
+#define GF_UPSTREAM_ENGINE_INT_H
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "engine/engine.h"
+#include "engine/upstream_int.h"
+
+#define GF_UP_MAX_MODELS  256
+
+enum gf_up_xfer_kind { GF_UP_XFER_GEN, GF_UP_XFER_HEALTH };
+
+/* What CURLOPT_PRIVATE points at: the first member of a gen and of a health check. */
+struct gf_up_xfer {
+    enum gf_up_xfer_kind kind;
+};
+
+struct gf_up_target;
+
+struct gf_up_health {
+    struct gf_up_xfer x;
+    struct gf_up_target *t;
+    CURL *easy;
+    struct curl_slist *headers;
+    struct gf_buf body;
+    bool running;
+};
+
+struct gf_up_target {
+    char *chat_url, *compl_url, *models_url;  // base + "/v1/..."
+    size_t index;
+    bool healthy;
+    struct gf_up_health hc;
+};
+
+struct gf_up {
+    struct gf_engine engine;
+    struct event_base *base;
+    CURLM *multi;
+    struct event *curl_timer;    // curl's own timeouts
+    struct event *health_timer;
+    struct gf_up_target *targets;
+    size_t n_targets, rr;
+    char *auth_header;           // "Authorization: Bearer KEY" or NULL
+    char *model_override;
+    char **models;               // configured, or learned from /v1/models: a fixed array,
+                                 // appended to only, so ids handed out stay valid
+    size_t n_models;
+    bool models_configured;
+    int connect_ms, request_ms, health_ms;
+    size_t max_reply;
+    bool no_quickack;
+    int in_curl;                 // > 0 while inside curl_multi_socket_action
+    size_t n_deferred;           // gens waiting to be added or destroyed after it returns
+    struct gf_gen *gens;         // every live generation
+};
+
+struct gf_gen {
+    struct gf_up_xfer x;
+    struct gf_up *u;
+    struct gf_gen *prev, *next;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *body;
+    size_t body_len;
+    gf_gen_event_fn cb;
+    void *ud;
+    enum gf_gen_kind kind;
+    bool stream;
+    struct event *timer;         // total (non-streamed) or idle (streamed) deadline
+    size_t target;               // index of the target in use
+    size_t attempts;
+    int prompt_est;
+    curl_socket_t sock;          // the socket curl last reported for this transfer, or BAD
+    bool in_multi, add_pending, zombie;
+    bool cancelled;              // no event may be delivered any more
+    bool busy;                   // gen_finish is delivering events: cancel must not free
+    bool got_bytes, sent_any, is_sse, headers_seen;
+    long status;
+    int fail_code, fail_status;  // an error found inside curl's write callback
+    char fail_msg[256];
+    struct gf_sse sse;
+    struct gf_buf raw;           // a non-streamed body, or an error body
+    struct gf_up_reply reply;
+};
+
+/* ---- upstream_loop.c: libcurl driven by libevent ------------------------------------------- */
+
+/* Sets the multi handle's socket and timer callbacks and creates curl's timer event. */
+int gf_up_loop_setup(struct gf_up *u);
+/* Adds g's transfer to the multi handle now, or after the current curl call returns. */
+int gf_up_gen_start(struct gf_gen *g);
+/* Removes g's transfer from the multi handle if it is there. */
+void gf_up_gen_stop(struct gf_gen *g);
+/* The easy options every transfer (generation or health check) shares. */
+void gf_up_common_easy_opts(struct gf_up *u, CURL *easy);
+
+/* ---- upstream_health.c: targets ------------------------------------------------------------ */
+
+bool gf_up_any_healthy(const struct gf_up *u);
+/* The next target in round-robin order, preferring healthy ones, skipping avoid (SIZE_MAX for
+ * none) unless it is the only one. */
+size_t gf_up_pick_target(struct gf_up *u, size_t avoid);
+void gf_up_set_health(struct gf_up_target *t, bool ok, const char *why);
+/* Sets up target i's URLs and health-check handle; returns false on allocation failure. */
+bool gf_up_target_init(struct gf_up *u, size_t i, const char *base_url);
+void gf_up_target_cleanup(struct gf_up *u, struct gf_up_target *t);
+/* The health timer: probes every target, then re-arms itself when checks are periodic. */
+void gf_up_health_timer_cb(evutil_socket_t fd, short what, void *arg);
+void gf_up_health_done(struct gf_up *u, struct gf_up_health *h, CURLcode rc);
+
+/* ---- upstream.c: generations --------------------------------------------------------------- */
+
+/* A finished transfer: fail over, or deliver the remaining events and the final one. */
+void gf_up_gen_finish(struct gf_gen *g, CURLcode rc);
+void gf_up_gen_destroy(struct gf_gen *g);
+
+#endif

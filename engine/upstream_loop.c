@@ -1,0 +1,221 @@
+/* upstream_loop.c — libcurl's multi-socket API driven by libevent: curl says which sockets to
+ * watch (CURLMOPT_SOCKETFUNCTION) and when to wake it (CURLMOPT_TIMERFUNCTION); libevent events
+ * call curl_multi_socket_action. Invariant: curl is never re-entered from its own callbacks —
+ * what an event callback asks for while curl is on the stack (cancel, submit) waits until
+ * curl_multi_socket_action returns (after_curl). */
+#include "engine/upstream_engine_int.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+static void after_curl(struct gf_up *u);
+
+struct sock {
+    struct event *ev;
+    struct gf_up *u;
+};
+
+
+/* Works around an upstream that writes headers and body separately without TCP_NODELAY
+ * (llama.cpp server): Nagle holds its body until we ACK the headers, and on a kept-alive
+ * connection the kernel delays that ACK up to 40 ms. TCP_QUICKACK set while an ACK is pending and
+ * the data already read sends it at once; it is not sticky, so it is set after every curl call,
+ * on the socket that had the event and on those of transfers still waiting for their first byte
+ * (curl often reads the headers inside the call that sent the request). Measured in
+ * bench/upstream_nagle.sh. */
+static void quickack(int fd)
+{
+    int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
+}
+
+static void quickack_waiting(struct gf_up *u, curl_socket_t except)
+{
+    for (struct gf_gen *g = u->gens; g != NULL; g = g->next)
+        if (g->in_multi && !g->got_bytes && g->sock != CURL_SOCKET_BAD && g->sock != except)
+            quickack(g->sock);
+}
+
+static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gf_up *u = arg;
+    int action = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    int running = 0;
+    u->in_curl++;
+    curl_multi_socket_action(u->multi, fd, action, &running);
+    u->in_curl--;
+    if (!u->no_quickack) {
+        if (what & EV_READ)
+            quickack(fd);
+        quickack_waiting(u, what & EV_READ ? fd : CURL_SOCKET_BAD);
+    }
+    after_curl(u);
+}
+
+static void curl_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gf_up *u = arg;
+    int running = 0;
+    u->in_curl++;
+    curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    u->in_curl--;
+    if (!u->no_quickack)
+        quickack_waiting(u, CURL_SOCKET_BAD);
+    after_curl(u);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct gf_up *u = userp;
+    struct sock *sk = socketp;
+    char *priv = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+    struct gf_up_xfer *x = (struct gf_up_xfer *)(void *)priv;
+    if (x != NULL && x->kind == GF_UP_XFER_GEN)
+        ((struct gf_gen *)x)->sock = what == CURL_POLL_REMOVE ? CURL_SOCKET_BAD : s;
+    if (what == CURL_POLL_REMOVE) {
+        if (sk != NULL) {
+            event_free(sk->ev);
+            gf_free(sk);
+            curl_multi_assign(u->multi, s, NULL);
+        }
+        return 0;
+    }
+    if (sk == NULL) {
+        sk = gf_calloc(1, sizeof(*sk));
+        if (sk == NULL)
+            return -1;
+        sk->u = u;
+        curl_multi_assign(u->multi, s, sk);
+    } else if (sk->ev != NULL) {
+        event_free(sk->ev);
+        sk->ev = NULL;
+    }
+    short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
+                 (what & CURL_POLL_OUT ? EV_WRITE : 0);
+    sk->ev = event_new(u->base, s, kind, sock_event_cb, u);
+    if (sk->ev == NULL || event_add(sk->ev, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+static int timer_fn(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct gf_up *u = userp;
+    if (timeout_ms < 0) {
+        evtimer_del(u->curl_timer);
+        return 0;
+    }
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    return evtimer_add(u->curl_timer, &tv) == 0 ? 0 : -1;
+}
+
+static int sockopt_cb(void *clientp, curl_socket_t fd, curlsocktype purpose)
+{
+    struct gf_up *u = clientp;
+    if (purpose == CURLSOCKTYPE_IPCXN && !u->no_quickack)
+        quickack(fd);
+    return CURL_SOCKOPT_OK;
+}
+
+int gf_up_gen_start(struct gf_gen *g)
+{
+    struct gf_up *u = g->u;
+    if (u->in_curl > 0) {
+        g->add_pending = true;
+        u->n_deferred++;
+        return 0;
+    }
+    if (curl_multi_add_handle(u->multi, g->easy) != CURLM_OK)
+        return GF_ENOMEM;
+    g->in_multi = true;
+    return 0;
+}
+
+void gf_up_gen_stop(struct gf_gen *g)
+{
+    if (g->in_multi) {
+        curl_multi_remove_handle(g->u->multi, g->easy);
+        g->in_multi = false;
+    }
+}
+
+static void check_multi_info(struct gf_up *u)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        char *priv = NULL;
+        CURLcode rc = msg->data.result;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        struct gf_up_xfer *x = (struct gf_up_xfer *)(void *)priv;
+        if (x == NULL)
+            continue;
+        if (x->kind == GF_UP_XFER_HEALTH)
+            gf_up_health_done(u, (struct gf_up_health *)x, rc);
+        else
+            gf_up_gen_finish((struct gf_gen *)x, rc);
+    }
+}
+
+/* Runs after every curl_multi_socket_action: destroys the generations cancelled from inside
+ * it, starts the ones submitted from inside it, then handles finished transfers. */
+static void after_curl(struct gf_up *u)
+{
+    if (u->in_curl > 0)
+        return;
+    while (u->n_deferred > 0) {
+        struct gf_gen *g = u->gens;
+        while (g != NULL && !g->zombie && !g->add_pending)
+            g = g->next;
+        if (g == NULL) {
+            u->n_deferred = 0;
+            break;
+        }
+        u->n_deferred--;
+        if (g->zombie) {
+            gf_up_gen_destroy(g);
+        } else {
+            g->add_pending = false;
+            if (curl_multi_add_handle(u->multi, g->easy) == CURLM_OK)
+                g->in_multi = true;
+        }
+    }
+    check_multi_info(u);
+}
+
+void gf_up_common_easy_opts(struct gf_up *u, CURL *easy)
+{
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)u->connect_ms);
+    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
+    curl_easy_setopt(easy, CURLOPT_SOCKOPTDATA, u);
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    // Only the configured URLs, never a proxy from the environment or a redirect elsewhere.
+    curl_easy_setopt(easy, CURLOPT_PROXY, "");
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "gardefou/" GF_VERSION);
+}
+
+int gf_up_loop_setup(struct gf_up *u)
+{
+    u->curl_timer = evtimer_new(u->base, curl_timer_cb, u);
+    if (u->curl_timer == NULL)
+        return GF_ENOMEM;
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+    return 0;
+}
