@@ -1,8 +1,18 @@
 /* sha256.c — SHA-256 (FIPS 180-4) and HMAC-SHA256 (RFC 2104). Used for key digests, the audit
- * hash chain, its checkpoints and policy versions; small enough not to need a crypto library. */
+ * hash chain, its checkpoints and policy versions; small enough not to need a crypto library.
+ * On x86-64 CPUs with the SHA extensions the block function is picked at run time (about 8x the
+ * portable one), which is what lets `audit verify` hash a log at disk speed. */
 #include "common/common.h"
 
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define HAVE_SHA_NI_PATH 1
+#endif
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -57,6 +67,80 @@ static void compress(uint32_t h[8], const uint8_t *blk)
     h[7] += k;
 }
 
+#ifdef HAVE_SHA_NI_PATH
+/* The block function with the SHA extensions. The state is kept as the two halves the
+ * instructions want, ABEF and CDGH; each sha256rnds2 does two rounds, and msg1/msg2 extend the
+ * message schedule four words at a time. */
+__attribute__((target("sha,sse4.1,ssse3"))) static void blocks_ni(uint32_t h[8],
+                                                                   const uint8_t *p, size_t n)
+{
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i t = _mm_loadu_si128((const __m128i *)&h[0]);   // D C B A (lane 3..0)
+    __m128i s1 = _mm_loadu_si128((const __m128i *)&h[4]);  // H G F E
+    t = _mm_shuffle_epi32(t, 0xB1);                        // C D A B
+    s1 = _mm_shuffle_epi32(s1, 0x1B);                      // E F G H
+    __m128i s0 = _mm_alignr_epi8(t, s1, 8);                // A B E F
+    s1 = _mm_blend_epi16(s1, t, 0xF0);                     // C D G H
+    for (; n > 0; n--, p += 64) {
+        __m128i abef = s0, cdgh = s1, w[4];
+        for (int i = 0; i < 16; i++) {
+            __m128i m;
+            if (i < 4) {
+                w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), bswap);
+            } else {
+                // W[t-16] + s0(W[t-15]) + W[t-7], then + s1(W[t-2]) with the dependencies.
+                m = _mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]);
+                m = _mm_add_epi32(m, _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));
+                w[i & 3] = _mm_sha256msg2_epu32(m, w[(i + 3) & 3]);
+            }
+            m = _mm_add_epi32(w[i & 3], _mm_loadu_si128((const __m128i *)&K[4 * i]));
+            s1 = _mm_sha256rnds2_epu32(s1, s0, m);
+            m = _mm_shuffle_epi32(m, 0x0E);
+            s0 = _mm_sha256rnds2_epu32(s0, s1, m);
+        }
+        s0 = _mm_add_epi32(s0, abef);
+        s1 = _mm_add_epi32(s1, cdgh);
+    }
+    t = _mm_shuffle_epi32(s0, 0x1B);                       // F E B A
+    s1 = _mm_shuffle_epi32(s1, 0xB1);                      // D C H G
+    s0 = _mm_blend_epi16(t, s1, 0xF0);                     // D C B A
+    s1 = _mm_alignr_epi8(s1, t, 8);                        // H G F E
+    _mm_storeu_si128((__m128i *)&h[0], s0);
+    _mm_storeu_si128((__m128i *)&h[4], s1);
+}
+
+static bool cpu_has_sha_ni(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3))
+        return false;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return false;
+    return (b & (1u << 29)) != 0; // CPUID.(EAX=7,ECX=0):EBX.SHA[bit 29]
+}
+#endif
+
+/* Runs the block function over n 64-byte blocks: the SHA-extension one when the CPU has it
+ * (decided once; GF_SHA256_PORTABLE=1 in the environment forces the portable one). */
+static void blocks(uint32_t h[8], const uint8_t *p, size_t n)
+{
+#ifdef HAVE_SHA_NI_PATH
+    static atomic_int impl; // 0 = not decided, 1 = portable, 2 = SHA extensions
+    int i = atomic_load_explicit(&impl, memory_order_relaxed);
+    if (i == 0) {
+        const char *force = getenv("GF_SHA256_PORTABLE");
+        i = cpu_has_sha_ni() && !(force && *force == '1') ? 2 : 1;
+        atomic_store_explicit(&impl, i, memory_order_relaxed);
+    }
+    if (i == 2) {
+        blocks_ni(h, p, n);
+        return;
+    }
+#endif
+    for (; n > 0; n--, p += 64)
+        compress(h, p);
+}
+
 void gf_sha256_init(struct gf_sha256 *s)
 {
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
@@ -78,13 +162,13 @@ void gf_sha256_update(struct gf_sha256 *s, const void *p, size_t n)
         n -= take;
         if (s->used < 64)
             return;
-        compress(s->h, s->block);
+        blocks(s->h, s->block, 1);
         s->used = 0;
     }
-    while (n >= 64) {
-        compress(s->h, in);
-        in += 64;
-        n -= 64;
+    if (n >= 64) {
+        blocks(s->h, in, n / 64);
+        in += n & ~(size_t)63;
+        n &= 63;
     }
     memcpy(s->block, in, n);
     s->used = n;
@@ -93,15 +177,17 @@ void gf_sha256_update(struct gf_sha256 *s, const void *p, size_t n)
 void gf_sha256_final(struct gf_sha256 *s, uint8_t out[GF_SHA256_LEN])
 {
     uint64_t bits = s->nbytes * 8;
-    uint8_t pad = 0x80;
-    gf_sha256_update(s, &pad, 1);
-    uint8_t zero = 0;
-    while (s->used != 56)
-        gf_sha256_update(s, &zero, 1);
-    uint8_t len[8];
+    s->block[s->used++] = 0x80; // used < 64 always holds between calls
+    if (s->used > 56) {
+        memset(s->block + s->used, 0, 64 - s->used);
+        blocks(s->h, s->block, 1);
+        s->used = 0;
+    }
+    memset(s->block + s->used, 0, 56 - s->used);
     for (int i = 0; i < 8; i++)
-        len[i] = (uint8_t)(bits >> (56 - 8 * i));
-    gf_sha256_update(s, len, 8);
+        s->block[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
+    blocks(s->h, s->block, 1);
+    s->used = 0;
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(s->h[i] >> 24);
         out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);

@@ -377,16 +377,19 @@ int gf_gguf_writer_write_mem(struct gf_gguf_writer *w, void **out, size_t *len)
     return *out == NULL ? GF_ENOMEM : 0;
 }
 
-/* fsyncs the directory holding path, so the rename itself is durable. */
-static int sync_dir(const char *path)
+/* The directory holding path ("." for a bare name); caller frees. */
+static char *dir_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    char *dir = slash == NULL ? gf_strdup(".")
-                              : gf_strndup(path, slash == path ? 1 : (size_t)(slash - path));
-    if (dir == NULL)
-        return GF_ENOMEM;
+    if (slash == NULL)
+        return gf_strdup(".");
+    return gf_strndup(path, slash == path ? 1 : (size_t)(slash - path));
+}
+
+/* fsyncs directory dir, so a rename inside it is durable. */
+static int sync_dir(const char *dir)
+{
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    gf_free(dir);
     if (fd < 0)
         return GF_EIO;
     int rc = fsync(fd) == 0 ? 0 : GF_EIO;
@@ -396,15 +399,19 @@ static int sync_dir(const char *path)
 
 int gf_gguf_writer_write(struct gf_gguf_writer *w, const char *path, struct gf_err *err)
 {
+    // Everything allocated up front, so running out of memory never leaves a file behind.
     struct gf_buf tmp;
     gf_buf_init(&tmp, 8192);
-    if (gf_buf_printf(&tmp, "%s.tmp.XXXXXX", path) != 0) {
+    char *dir = dir_of(path);
+    if (dir == NULL || gf_buf_printf(&tmp, "%s.tmp.XXXXXX", path) != 0) {
+        gf_free(dir);
         gf_buf_cleanup(&tmp);
         return gf_err_set(err, GF_ENOMEM, "%s: out of memory or path too long", path);
     }
     int fd = mkstemp(tmp.data);
     if (fd < 0) {
         int e = errno;
+        gf_free(dir);
         gf_buf_cleanup(&tmp);
         return gf_err_set(err, GF_EIO, "%s: cannot create a temporary file: %s", path,
                           strerror(e));
@@ -414,6 +421,7 @@ int gf_gguf_writer_write(struct gf_gguf_writer *w, const char *path, struct gf_e
     if (f == NULL) {
         close(fd);
         unlink(tmp.data);
+        gf_free(dir);
         gf_buf_cleanup(&tmp);
         return gf_err_set(err, GF_ENOMEM, "%s: out of memory", path);
     }
@@ -438,13 +446,16 @@ int gf_gguf_writer_write(struct gf_gguf_writer *w, const char *path, struct gf_e
     }
     if (rc != 0) {
         unlink(tmp.data);
+        gf_free(dir);
         gf_buf_cleanup(&tmp);
         if (rc == GF_ENOMEM)
             return gf_err_set(err, rc, "%s: out of memory", path);
         return gf_err_set(err, rc, "%s: cannot %s: %s", path, what, strerror(e));
     }
     gf_buf_cleanup(&tmp);
-    if (sync_dir(path) != 0)
+    rc = sync_dir(dir);
+    gf_free(dir);
+    if (rc != 0)
         return gf_err_set(err, GF_EIO, "%s: cannot fsync its directory", path);
     return 0;
 }

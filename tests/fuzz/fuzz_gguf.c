@@ -1,11 +1,13 @@
 /* fuzz_gguf.c — feeds arbitrary bytes to the GGUF reader and, when it accepts them, walks
  * everything the accessors can reach (every key, string, array element, tensor byte), so a
- * bounds check the reader forgot shows up as a sanitizer report. The corpus is written by
+ * bounds check the reader forgot shows up as a sanitizer report. Accepted files also go through
+ * the vocabulary loader and template choice, which read hostile metadata too. The corpus is written by
  * tests/unit/engine/test_gguf --write-corpus (valid files and the hostile shapes). */
 #include <stdint.h>
 #include <string.h>
 
 #include "engine/gguf.h"
+#include "engine/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,6 +45,25 @@ static void walk(const struct gf_gguf *g)
         if (t->ne[0] <= 1024)
             gf_dequantize(t->type, t->data, row, t->ne[0]);
     }
+    // The tokenizer's view of the same metadata.
+    struct gf_tokenizer *tok = NULL;
+    if (gf_tokenizer_from_gguf(g, &tok, NULL) == 0) {
+        static const char text[] = "Hello <s> w\xc3\xb6rld \xf0\x9f\xa6\x99 \xff";
+        int32_t *ids;
+        size_t n;
+        if (gf_tokenizer_encode(tok, text, sizeof(text) - 1, GF_TOK_ADD_SPECIAL |
+                                GF_TOK_PARSE_SPECIAL, &ids, &n) == 0) {
+            struct gf_buf b;
+            gf_buf_init(&b, 1 << 20);
+            gf_tokenizer_decode(tok, ids, n, GF_DETOK_SPECIAL, &b);
+            acc += (double)b.len;
+            gf_buf_cleanup(&b);
+            gf_free(ids);
+        }
+        gf_tokenizer_free(tok);
+    }
+    int tmpl;
+    acc += gf_template_choose(g, NULL, &tmpl, NULL);
     sink = acc;
 }
 

@@ -240,11 +240,46 @@ static void test_admin_detail_invalid_utf8(void)
     rm_rf(base);
 }
 
+static void test_sha256_long(void)
+{
+    // The chain hash runs on the SHA-extension path when the CPU has it (GF_SHA256_PORTABLE=1
+    // forces the portable one): FIPS 180-2's million 'a' and unaligned multi-block inputs.
+    static char a[1000000];
+    memset(a, 'a', sizeof(a));
+    uint8_t d[32], e[32];
+    char hex[65];
+    gf_sha256(a, sizeof(a), d);
+    gf_hex(d, 32, hex);
+    CHECK_STREQ(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    struct gf_sha256 s;
+    gf_sha256_init(&s);
+    gf_sha256_update(&s, a + 1, 333);
+    gf_sha256_update(&s, a + 1, sizeof(a) - 334);
+    gf_sha256_update(&s, a, 1);
+    gf_sha256_final(&s, e);
+    CHECK(memcmp(d, e, 32) == 0);
+    for (size_t n = 50; n < 70; n++) { // padding across the block boundary
+        gf_sha256(a, n, d);
+        gf_sha256_init(&s);
+        for (size_t i = 0; i < n; i++)
+            gf_sha256_update(&s, a, 1);
+        gf_sha256_final(&s, e);
+        CHECK(memcmp(d, e, 32) == 0);
+    }
+    gf_sha256(a, 55, d);
+    gf_hex(d, 32, hex);
+    CHECK_STREQ(hex, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318");
+    gf_sha256(a, 56, d);
+    gf_hex(d, 32, hex);
+    CHECK_STREQ(hex, "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a");
+}
+
 int main(void)
 {
     gf_json_init();
     unsetenv("GARDEFOU_AUDIT_KEY");
     gf_log_set_level(GF_LOG_OFF);
+    RUN(test_sha256_long);
     RUN(test_json_valid);
     RUN(test_head);
     RUN(test_chain);

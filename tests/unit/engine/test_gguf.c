@@ -1,6 +1,6 @@
 /* Unit tests of the GGUF reader, writer and block formats (engine/gguf*.c, engine/quant.c):
  * writer -> reader round trips for every metadata and tensor type, the shared model files,
- * dequantization known answers, a table of hostile files that must all be refused with
+ * a table of hostile files that must all be refused with
  * GF_EFORMAT, truncation at every offset, and OOM loops.
  * With `--write-corpus DIR` it writes its valid and hostile files as the fuzz seed corpus. */
 #include "engine/gguf.h"
@@ -619,6 +619,42 @@ static int small_valid(void **mem, size_t *len)
     return rc;
 }
 
+/* A small vocabulary with a chat template, so the fuzz corpus reaches the tokenizer loader. */
+static void test_vocab_seed(void)
+{
+    struct gf_gguf_writer *w = gf_gguf_writer_new();
+    REQUIRE(w != NULL);
+    const char *toks[] = {"<unk>", "<s>", "</s>", "<0x41>", "<0xE2>", "<0x96>", "<0x81>",
+                          "\xe2\x96\x81", "H", "e", "l", "o", "He", "ll", "\xe2\x96\x81He",
+                          "<|im_start|>", "<tool>"};
+    float scores[17];
+    int32_t types[17];
+    for (int i = 0; i < 17; i++) {
+        scores[i] = -(float)i;
+        types[i] = i == 0 ? 2 : i < 3 || i == 15 ? 3 : i < 7 ? 6 : i == 16 ? 4 : 1;
+    }
+    static const char tmpl[] = "{{ '<|im_start|>' + message['role'] }}";
+    int rc = gf_gguf_writer_add_str(w, "tokenizer.ggml.model", "llama", 5);
+    rc |= gf_gguf_writer_add_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 17);
+    rc |= gf_gguf_writer_add_arr(w, "tokenizer.ggml.scores", GF_GGUF_TYPE_FLOAT32, scores, 17);
+    rc |= gf_gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GF_GGUF_TYPE_INT32, types, 17);
+    rc |= gf_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    rc |= gf_gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", true);
+    rc |= gf_gguf_writer_add_str(w, "tokenizer.chat_template", tmpl, sizeof(tmpl) - 1);
+    void *mem = NULL;
+    size_t len;
+    if (rc == 0)
+        rc = gf_gguf_writer_write_mem(w, &mem, &len);
+    CHECK(rc == 0);
+    struct gf_gguf *g = NULL;
+    CHECK(rc == 0 && gf_gguf_open_mem(mem, len, &g, NULL) == 0);
+    gf_gguf_close(g);
+    if (rc == 0)
+        save_corpus("valid-vocab.gguf", mem, len);
+    gf_free(mem);
+    gf_gguf_writer_free(w);
+}
+
 static void test_truncation(void)
 {
     void *mem;
@@ -649,7 +685,18 @@ static void test_truncation(void)
         free(copy);
     }
     CHECK(refused == (int)end);
-    gf_free(mem);
+
+    // Version 2 has the same layout: the same bytes with version 2 open alike.
+    uint8_t *v2 = malloc(len);
+    REQUIRE(v2 != NULL);
+    memcpy(v2, mem, len);
+    v2[4] = 2;
+    g = NULL;
+    CHECK(gf_gguf_open_mem(v2, len, &g, NULL) == 0);
+    if (g != NULL)
+        CHECK(gf_gguf_version(g) == 2 && gf_gguf_n_tensors(g) == 2 && gf_gguf_n_kv(g) == 4);
+    gf_gguf_close(g);
+    free(v2);
 
     // The smallest valid file: a header with no keys and no tensors.
     struct raw r;
@@ -662,6 +709,7 @@ static void test_truncation(void)
               gf_gguf_find_key(g, "x") == -1 && gf_gguf_find_tensor(g, "x") == NULL);
     gf_gguf_close(g);
     save_corpus("valid-empty.gguf", r.b, r.n);
+    gf_free(mem);
 }
 
 static void test_oom(void)
@@ -688,6 +736,44 @@ static void test_oom(void)
         steps++;
     }
     CHECK(steps >= 3);
+    // The mapped-file path, and the atomic file writer (no temporary file may be left behind).
+    char path[] = "/tmp/gf-test-gguf-oom-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    CHECK(write(fd, mem, len) == (ssize_t)len);
+    close(fd);
+    for (long n = 1; n < 1000; n++) {
+        struct gf_gguf *g = NULL;
+        gf_alloc_fail_after(n, false);
+        int rc = gf_gguf_open(path, &g, NULL);
+        long failed = gf_alloc_failures();
+        gf_alloc_fail_after(0, false);
+        gf_gguf_close(g);
+        if (failed == 0) {
+            CHECK(rc == 0);
+            break;
+        }
+        CHECK(rc == GF_ENOMEM && g == NULL);
+    }
+    struct gf_gguf_writer *w = gf_gguf_writer_new();
+    REQUIRE(w != NULL);
+    CHECK(gf_gguf_writer_add_str(w, "general.architecture", "llama", 5) == 0);
+    for (long n = 1; n < 1000; n++) {
+        gf_alloc_fail_after(n, false);
+        int rc = gf_gguf_writer_write(w, path, NULL);
+        long failed = gf_alloc_failures();
+        gf_alloc_fail_after(0, false);
+        if (failed == 0) {
+            CHECK(rc == 0);
+            break;
+        }
+        CHECK(rc == GF_ENOMEM);
+    }
+    gf_gguf_writer_free(w);
+    unlink(path);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "ls %s.tmp.* >/dev/null 2>&1", path);
+    CHECK(system(cmd) != 0);  // no temporary file left
     // The writer, too: every failing step returns GF_ENOMEM and leaks nothing.
     for (long n = 1; n < 1000; n++) {
         gf_alloc_fail_after(n, false);
@@ -705,261 +791,6 @@ static void test_oom(void)
         gf_free(m2);
     }
     gf_free(mem);
-}
-
-/* ---- block formats ---------------------------------------------------------------------- */
-
-static void test_fp16(void)
-{
-    CHECK(gf_fp16_to_fp32(0x3c00) == 1.0f);
-    CHECK(gf_fp16_to_fp32(0xc000) == -2.0f);
-    CHECK(gf_fp16_to_fp32(0x7bff) == 65504.0f);
-    CHECK(gf_fp16_to_fp32(0x0001) == 0x1p-24f);
-    CHECK(gf_fp16_to_fp32(0x0400) == 0x1p-14f);
-    CHECK(gf_fp16_to_fp32(0x03ff) == 1023 * 0x1p-24f);
-    CHECK(isinf(gf_fp16_to_fp32(0x7c00)) && gf_fp16_to_fp32(0xfc00) < 0);
-    CHECK(isnan(gf_fp16_to_fp32(0x7e00)));
-    CHECK(gf_fp32_to_fp16(1.0f) == 0x3c00);
-    CHECK(gf_fp32_to_fp16(-2.0f) == 0xc000);
-    CHECK(gf_fp32_to_fp16(65504.0f) == 0x7bff);
-    CHECK(gf_fp32_to_fp16(65519.0f) == 0x7bff);
-    CHECK(gf_fp32_to_fp16(65520.0f) == 0x7c00);
-    CHECK(gf_fp32_to_fp16(1e10f) == 0x7c00);
-    CHECK(gf_fp32_to_fp16(1.0f + 0x1p-11f) == 0x3c00);        // tie -> even
-    CHECK(gf_fp32_to_fp16(1.0f + 3 * 0x1p-11f) == 0x3c02);    // tie -> even (up)
-    CHECK(gf_fp32_to_fp16(1.0f + 0x1p-11f + 0x1p-20f) == 0x3c01);
-    CHECK(gf_fp32_to_fp16(0x1p-24f) == 0x0001);
-    CHECK(gf_fp32_to_fp16(0x1p-25f) == 0x0000);               // tie -> even (zero)
-    CHECK(gf_fp32_to_fp16(3 * 0x1p-25f) == 0x0002);           // tie -> even
-    CHECK(gf_fp32_to_fp16(-0.0f) == 0x8000);
-    CHECK(gf_fp32_to_fp16(0x1p-14f) == 0x0400);
-    CHECK(gf_fp32_to_fp16(0x1p-14f - 0x1p-25f) == 0x0400);    // rounds up into the normals
-    CHECK((gf_fp32_to_fp16(NAN) & 0x7c00) == 0x7c00 && (gf_fp32_to_fp16(NAN) & 0x3ff) != 0);
-    // Every half survives half -> float -> half.
-    int bad = 0;
-    for (uint32_t h = 0; h < 0x10000; h++) {
-        float f = gf_fp16_to_fp32((uint16_t)h);
-        if (!isnan(f) && gf_fp32_to_fp16(f) != h)
-            bad++;
-    }
-    CHECK(bad == 0);
-    CHECK(gf_bf16_to_fp32(0x3f80) == 1.0f);
-    CHECK(gf_fp32_to_bf16(1.0f) == 0x3f80);
-    CHECK(gf_fp32_to_bf16(1.0f + 0x1p-8f) == 0x3f80);  // tie -> even
-    CHECK(gf_fp32_to_bf16(1.0f + 3 * 0x1p-8f) == 0x3f82);
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    memcpy(p, &v, 2);
-}
-
-static void test_dequant_known(void)
-{
-    float y[256];
-    // Q8_0: d = 0.5 (0x3800), qs[j] = j - 16 -> (j - 16) / 2.
-    uint8_t q8[34];
-    put16(q8, 0x3800);
-    for (int j = 0; j < 32; j++)
-        q8[2 + j] = (uint8_t)(int8_t)(j - 16);
-    CHECK(gf_dequantize(GF_TYPE_Q8_0, q8, y, 32) == 0);
-    int ok = 1;
-    for (int j = 0; j < 32; j++)
-        ok &= y[j] == (float)(j - 16) * 0.5f;
-    CHECK(ok);
-    // Q4_0: d = 2 (0x4000); qs[j] low = j, high = 15 - j -> y[j] = (j-8)*2, y[j+16] = (7-j)*2.
-    uint8_t q4[18];
-    put16(q4, 0x4000);
-    for (int j = 0; j < 16; j++)
-        q4[2 + j] = (uint8_t)(j | ((15 - j) << 4));
-    CHECK(gf_dequantize(GF_TYPE_Q4_0, q4, y, 32) == 0);
-    ok = 1;
-    for (int j = 0; j < 16; j++)
-        ok &= y[j] == (float)(j - 8) * 2 && y[j + 16] == (float)(7 - j) * 2;
-    CHECK(ok);
-    // Q4_1: d = 0.25 (0x3400), m = -1 (0xbc00): y = q / 4 - 1.
-    uint8_t q41[20];
-    put16(q41, 0x3400);
-    put16(q41 + 2, 0xbc00);
-    for (int j = 0; j < 16; j++)
-        q41[4 + j] = (uint8_t)(j | ((15 - j) << 4));
-    CHECK(gf_dequantize(GF_TYPE_Q4_1, q41, y, 32) == 0);
-    ok = 1;
-    for (int j = 0; j < 16; j++)
-        ok &= y[j] == j * 0.25f - 1 && y[j + 16] == (15 - j) * 0.25f - 1;
-    CHECK(ok);
-    // Q5_0: d = 1; 5-bit q[j] = j (j < 16: high bit 0; j+16: 16 + j -> high bit 1).
-    // qh bit j is element j's 5th bit, bit j+16 element j+16's.
-    uint8_t q5[22];
-    put16(q5, 0x3c00);
-    uint32_t qh = 0xffff0000u;
-    memcpy(q5 + 2, &qh, 4);
-    for (int j = 0; j < 16; j++)
-        q5[6 + j] = (uint8_t)(j | (j << 4));
-    CHECK(gf_dequantize(GF_TYPE_Q5_0, q5, y, 32) == 0);
-    ok = 1;
-    for (int j = 0; j < 32; j++)
-        ok &= y[j] == (float)(j - 16);
-    CHECK(ok);
-    // Q5_1: d = 0.5, m = 10: y = q/2 + 10.
-    uint8_t q51[24];
-    put16(q51, 0x3800);
-    put16(q51 + 2, 0x4900);
-    memcpy(q51 + 4, &qh, 4);
-    for (int j = 0; j < 16; j++)
-        q51[8 + j] = (uint8_t)(j | (j << 4));
-    CHECK(gf_dequantize(GF_TYPE_Q5_1, q51, y, 32) == 0);
-    ok = 1;
-    for (int j = 0; j < 32; j++)
-        ok &= y[j] == j * 0.5f + 10;
-    CHECK(ok);
-    // Q6_K: d = 1, scales all 2, ql/qh so that q = 32 + 1 everywhere (low 4 bits 1, high 2).
-    uint8_t q6[210] = {0};
-    for (int i = 0; i < 128; i++)
-        q6[i] = 0x11;
-    for (int i = 0; i < 64; i++)
-        q6[128 + i] = 0xaa;  // each 2-bit field = 2 -> 32
-    for (int i = 0; i < 16; i++)
-        q6[192 + i] = 2;
-    put16(q6 + 208, 0x3c00);
-    CHECK(gf_dequantize(GF_TYPE_Q6_K, q6, y, 256) == 0);
-    ok = 1;
-    for (int j = 0; j < 256; j++)
-        ok &= y[j] == 2.0f;
-    CHECK(ok);
-    // Q4_K: d = 1, dmin = 1, sub-block scale 3 and min 1 for the first four (j < 4 path),
-    // scale 5, min 2 for the last four; nibbles 7 -> 3*7-1 = 20 and 5*7-2 = 33.
-    uint8_t q4k[144] = {0};
-    put16(q4k, 0x3c00);
-    put16(q4k + 2, 0x3c00);
-    for (int j = 0; j < 4; j++) {
-        q4k[4 + j] = 3;
-        q4k[8 + j] = 1;
-        q4k[12 + j] = (uint8_t)(5 | (2 << 4));
-    }
-    memset(q4k + 16, 0x77, 128);
-    CHECK(gf_dequantize(GF_TYPE_Q4_K, q4k, y, 256) == 0);
-    ok = 1;
-    for (int j = 0; j < 256; j++)
-        ok &= y[j] == (j < 128 ? 20.0f : 33.0f);
-    CHECK(ok);
-    // Q5_K: Q4_K's scales, nibbles 7, the 5th bit set (qh bit 0) for the first 32 elements
-    // only: 3*23-1 = 68, then 3*7-1 = 20 for sub-blocks 1..3, 5*7-2 = 33 for 4..7.
-    uint8_t q5k[176] = {0};
-    memcpy(q5k, q4k, 16);
-    memset(q5k + 16, 0x01, 32);
-    memset(q5k + 48, 0x77, 128);
-    CHECK(gf_dequantize(GF_TYPE_Q5_K, q5k, y, 256) == 0);
-    ok = 1;
-    for (int j = 0; j < 256; j++)
-        ok &= y[j] == (j < 32 ? 68.0f : j < 128 ? 20.0f : 33.0f);
-    CHECK(ok);
-    // Q2_K: every scale byte 0x12 (scale 2, min 1), d = 1, dmin = 0.5; qs 0xE4 puts 2-bit value
-    // j in the j-th 32-element slice of each 128: y = 2j - 0.5.
-    uint8_t q2k[84];
-    memset(q2k, 0x12, 16);
-    memset(q2k + 16, 0xe4, 64);
-    put16(q2k + 80, 0x3c00);
-    put16(q2k + 82, 0x3800);
-    CHECK(gf_dequantize(GF_TYPE_Q2_K, q2k, y, 256) == 0);
-    ok = 1;
-    for (int j = 0; j < 256; j++)
-        ok &= y[j] == 2.0f * (float)((j % 128) / 32) - 0.5f;
-    CHECK(ok);
-    // Q3_K: all sixteen 6-bit scales 34 (low nibbles 2, high bits 2) -> 34 - 32 = 2; d = 1;
-    // qs 0xE4 as above; hmask all set: y = 2j; hmask clear: y = 2(j - 4).
-    uint8_t q3k[110];
-    memset(q3k, 0xff, 32);
-    memset(q3k + 32, 0xe4, 64);
-    memset(q3k + 96, 0x22, 8);
-    memset(q3k + 104, 0xaa, 4);
-    put16(q3k + 108, 0x3c00);
-    CHECK(gf_dequantize(GF_TYPE_Q3_K, q3k, y, 256) == 0);
-    ok = 1;
-    for (int j = 0; j < 256; j++)
-        ok &= y[j] == 2.0f * (float)((j % 128) / 32);
-    CHECK(ok);
-    memset(q3k, 0x00, 32);
-    CHECK(gf_dequantize(GF_TYPE_Q3_K, q3k, y, 256) == 0);
-    ok = 1;
-    for (int j = 0; j < 256; j++)
-        ok &= y[j] == 2.0f * (float)((j % 128) / 32 - 4);
-    CHECK(ok);
-    // Q8_K: f32 d = 0.25, qs[j] = j - 128.
-    uint8_t q8k[292] = {0};
-    float quarter = 0.25f;
-    memcpy(q8k, &quarter, 4);
-    for (int j = 0; j < 256; j++)
-        q8k[4 + j] = (uint8_t)(int8_t)(j - 128);
-    CHECK(gf_dequantize(GF_TYPE_Q8_K, q8k, y, 256) == 0);
-    ok = 1;
-    for (int j = 0; j < 256; j++)
-        ok &= y[j] == (float)(j - 128) * 0.25f;
-    CHECK(ok);
-    // Refusals.
-    CHECK(gf_dequantize(GF_TYPE_Q8_0, q8, y, 31) == GF_EINVAL);
-    CHECK(gf_dequantize(4, q8, y, 32) == GF_EINVAL);
-    CHECK(gf_dequantize(GF_TYPE_IQ2_XXS, q8, y, 256) == GF_EUNSUPPORTED);
-    CHECK(gf_quantize(GF_TYPE_Q6_K, y, q8, 256) == GF_EUNSUPPORTED);
-}
-
-static void test_quant_known(void)
-{
-    // Values on the grid of each type come back exactly.
-    float x[32], y[32];
-    uint8_t b[64];
-    for (int j = 0; j < 32; j++)
-        x[j] = (float)((j % 16) - 8);  // max |x| is -8 -> Q4_0 d = 1
-    CHECK(gf_quantize(GF_TYPE_Q4_0, x, b, 32) == 0);
-    CHECK(b[0] == 0x00 && b[1] == 0x3c);  // d = 1.0
-    CHECK(gf_dequantize(GF_TYPE_Q4_0, b, y, 32) == 0);
-    CHECK(memcmp(x, y, sizeof(x)) == 0);
-    for (int j = 0; j < 32; j++)
-        x[j] = (float)(j - 16) * 0.5f;  // Q5_0: max -8 -> d = 0.5
-    CHECK(gf_quantize(GF_TYPE_Q5_0, x, b, 32) == 0);
-    CHECK(gf_dequantize(GF_TYPE_Q5_0, b, y, 32) == 0);
-    CHECK(memcmp(x, y, sizeof(x)) == 0);
-    for (int j = 0; j < 32; j++)
-        x[j] = (float)(j - 16) * 2;  // Q8_0: d = 32/127, ints are within a d/2
-    CHECK(gf_quantize(GF_TYPE_Q8_0, x, b, 32) == 0);
-    CHECK(gf_fp16_to_fp32((uint16_t)(b[0] | b[1] << 8)) == gf_fp16_to_fp32(gf_fp32_to_fp16(32.0f / 127)));
-    CHECK((int8_t)b[2] == -127 && (int8_t)b[2 + 16] == 0);
-    for (int j = 0; j < 32; j++)
-        x[j] = 1.0f + (float)(j % 16) * 0.5f;  // Q4_1: min 1, d = 7.5/15 = 0.5
-    CHECK(gf_quantize(GF_TYPE_Q4_1, x, b, 32) == 0);
-    CHECK(gf_dequantize(GF_TYPE_Q4_1, b, y, 32) == 0);
-    CHECK(memcmp(x, y, sizeof(x)) == 0);
-    for (int j = 0; j < 32; j++)
-        x[j] = -3.0f + (float)j * 0.25f;  // Q5_1: min -3, d = 7.75/31 = 0.25
-    CHECK(gf_quantize(GF_TYPE_Q5_1, x, b, 32) == 0);
-    CHECK(gf_dequantize(GF_TYPE_Q5_1, b, y, 32) == 0);
-    CHECK(memcmp(x, y, sizeof(x)) == 0);
-    // All zeros and NaN do not crash and give zeros/finite scales.
-    memset(x, 0, sizeof(x));
-    CHECK(gf_quantize(GF_TYPE_Q4_0, x, b, 32) == 0);
-    CHECK(gf_dequantize(GF_TYPE_Q4_0, b, y, 32) == 0 && y[0] == 0 && y[31] == 0);
-    x[3] = NAN;
-    CHECK(gf_quantize(GF_TYPE_Q8_0, x, b, 32) == 0);
-    CHECK(gf_quantize(GF_TYPE_Q5_1, x, b, 32) == 0);
-}
-
-static void test_type_table(void)
-{
-    CHECK_STREQ(gf_tensor_type_name(GF_TYPE_Q8_0), "Q8_0");
-    CHECK_STREQ(gf_tensor_type_name(4), "?");
-    CHECK_STREQ(gf_tensor_type_name(-1), "?");
-    CHECK_STREQ(gf_tensor_type_name(GF_TYPE_COUNT), "?");
-    int t;
-    CHECK(gf_tensor_type_parse("q4_0", &t) == 0 && t == GF_TYPE_Q4_0);
-    CHECK(gf_tensor_type_parse("f17", &t) == GF_EINVAL);
-    CHECK(gf_tensor_row_bytes(GF_TYPE_Q8_0, 4096) == 128 * 34);
-    CHECK(gf_tensor_row_bytes(GF_TYPE_Q4_0, 4096) == 128 * 18);
-    CHECK(gf_tensor_row_bytes(GF_TYPE_F16, 7) == 14);
-    CHECK(gf_tensor_row_bytes(GF_TYPE_Q4_K, 4096) == 16 * 144);
-    CHECK(gf_tensor_row_bytes(GF_TYPE_Q8_0, 33) == 0);
-    CHECK(gf_tensor_row_bytes(GF_TYPE_F64, UINT64_MAX / 4) == 0);  // overflow
-    CHECK_STREQ(gf_gguf_type_name(GF_GGUF_TYPE_STRING), "string");
-    CHECK_STREQ(gf_gguf_type_name(13), "?");
 }
 
 /* ---- the shared model files ------------------------------------------------------------- */
@@ -1122,13 +953,10 @@ int main(int argc, char **argv)
         else
             shared_dir = argv[i];
     }
-    RUN(test_type_table);
-    RUN(test_fp16);
-    RUN(test_dequant_known);
-    RUN(test_quant_known);
     RUN(test_round_trip);
     RUN(test_writer_refusals);
     RUN(test_hostile);
+    RUN(test_vocab_seed);
     RUN(test_truncation);
     RUN(test_oom);
     RUN(test_stories);
