@@ -33,6 +33,8 @@ static void usage(FILE *f)
             "  --ctx N             context length of the embedded engine (0 = the model's)\n"
             "  --threads N         compute threads of the embedded engine (0 = all cores)\n"
             "  --data-dir DIR      state directory (default ./gardefou-data)\n"
+            "  --policy FILE       content policy (default: the built-in policy, docs/policy.md);\n"
+            "                      reloaded on SIGHUP and POST /admin/v1/policy/reload\n"
             "  --log-level LEVEL   debug, info, warn, error or off\n"
             "  --set KEY=VALUE     set any config key, e.g. --set limits.max_body_bytes=65536\n"
             "  -h, --help          show this help\n\n"
@@ -49,7 +51,7 @@ static const struct {
     {"--listen", "server.listen", false},   {"--upstream", "upstream.urls", true},
     {"--data-dir", "server.data_dir", false}, {"--log-level", "server.log_level", false},
     {"--model", "model.path", false},       {"--ctx", "model.ctx", false},
-    {"--threads", "model.threads", false},
+    {"--threads", "model.threads", false},  {"--policy", "policy.file", false},
 };
 
 static int parse_args(struct gf_config *cfg, int argc, char **argv)
@@ -220,6 +222,7 @@ int gf_cmd_serve(int argc, char **argv)
     struct serve_state s = {.cfg = &cfg};
     struct gf_engine *engine = NULL;
     struct gf_audit_gate *audit = NULL;
+    struct gf_filters *filters = NULL;
     struct gf_err err = {0};
     int status = parse_args(&cfg, argc, argv);
     if (status != 0)
@@ -264,6 +267,16 @@ int gf_cmd_serve(int argc, char **argv)
         goto done;
     }
     gf_keys_serve_set_events(s.keys, gf_audit_gate_admin_event, audit);
+    // The content policy (docs/policy.md): input and output filters, /v1/moderations, reload on
+    // SIGHUP and POST /admin/v1/policy/reload; its abuse setting drives key suspension.
+    if (gf_filters_start(s.base, s.gw, cfg.policy_file, cfg.policy_classifiers, &filters,
+                         &err) != 0) {
+        fprintf(stderr, "gardefou serve: %s\n", err.msg);
+        status = 2;
+        goto done;
+    }
+    gf_keys_serve_set_policy_reload(s.keys, gf_filters_admin_reload, filters);
+    gf_keys_serve_set_abuse(s.keys, gf_filters_abuse, filters);
 
     if (gf_gateway_listen(s.gw, &err) != 0) {
         fprintf(stderr, "gardefou serve: %s\n", err.msg);
@@ -300,6 +313,7 @@ done:
     gf_gateway_free(s.gw);
     gf_keys_serve_stop(s.keys);  // after the gateway: its shutdown runs the keys' release hook
     gf_audit_gate_stop(audit); // after the gateway: its last records are flushed here
+    gf_filters_stop(filters);
     gf_engine_close(engine);
     if (s.sigint)
         event_free(s.sigint);

@@ -109,6 +109,11 @@ const struct gf_config_row gf_config_rows[] = {
     {"limits.default_daily_tokens", GF_CFG_INT, 0, 1000000000000LL, "0",
      OFF(limits_default_daily_tokens), 0,
      "tokens per UTC day of keys created without --daily-tokens; 0 = unlimited"},
+    /* content policy (docs/policy.md) */
+    {"policy.file", GF_CFG_STRING, 0, 0, NULL, OFF(policy_file), 0,
+     "policy file; empty = the built-in default policy"},
+    {"policy.classifiers", GF_CFG_STRING, 0, 0, NULL, OFF(policy_classifiers), 0,
+     "trained classifier model; empty = models/moderation.gguf when present, none = no model"},
     /* audit log */
     {"audit.dir", GF_CFG_STRING, 0, 0, NULL, OFF(audit_dir), 0,
      "audit log directory; empty = DATA_DIR/audit"},

@@ -74,6 +74,9 @@ struct gf_config {
     int64_t limits_default_tpm;
     int64_t limits_default_max_concurrent;
     int64_t limits_default_daily_tokens;
+    /* content policy (docs/policy.md) */
+    char *policy_file;              // NULL = the built-in default policy
+    char *policy_classifiers;       // NULL = the default model if present; "none" = no model
     /* audit log (docs/audit.md) */
     char *audit_dir;                // NULL = DATA_DIR/audit
     char *audit_hmac_key_file;      // NULL = DATA_DIR/audit.key
@@ -191,6 +194,10 @@ struct gf_hooks {
      * record is durable; the reply is sent only then. done may be called from inside audit.
      * A failing rc turns a not-yet-started reply into a 500. */
     void (*audit)(void *ud, struct gf_request *r, void (*done)(struct gf_request *r, int rc));
+    /* POST /v1/moderations (after authenticate and admit): the first hook that has it writes
+     * the whole JSON reply body to out. body is the parsed request (borrowed). */
+    int (*moderate)(void *ud, struct gf_request *r, const struct cJSON *body, struct gf_buf *out,
+                    struct gf_err *err);
 };
 
 /* Adds hooks (copied). Returns GF_ENOMEM or GF_ETOOBIG (too many hook sets). */
@@ -207,6 +214,7 @@ enum gf_route {
     GF_ROUTE_READYZ,
     GF_ROUTE_METRICS,
     GF_ROUTE_OTHER,
+    GF_ROUTE_MODERATIONS,
     GF_ROUTE_COUNT
 };
 
@@ -242,6 +250,12 @@ int gf_request_error(const struct gf_request *r, const char **message);
 const char *gf_request_finish_reason(const struct gf_request *r);
 bool gf_request_streamed(const struct gf_request *r);
 uint64_t gf_request_start_ns(const struct gf_request *r);
+/* The policy group of the request's key (copied, at most 63 bytes; set by the authenticate
+ * hook). gf_request_group returns NULL when none was set: the policy's default group applies. */
+int gf_request_set_group(struct gf_request *r, const char *group);
+const char *gf_request_group(const struct gf_request *r);
+/* Number of hook sets added so far: the slot the next gf_gateway_add_hooks will occupy. */
+size_t gf_gateway_hooks_count(const struct gf_gateway *gw);
 
 /* ---- keys, limits and the admin API in `gardefou serve` (gateway/keys_serve.c) ------------ */
 
@@ -289,6 +303,32 @@ int gf_moderation_load_classifiers(const char *model, struct gf_clf_registry **o
 /* Loads the policy file, or the built-in default policy when file is NULL or "". */
 int gf_moderation_load_policy(const char *file, struct gf_clf_registry *reg,
                               struct gf_policy **out, struct gf_err *err);
+
+/* The content policy in `serve` (gateway/filters.c): loads the classifiers (model, as in
+ * gf_moderation_load_classifiers) and the policy (policy_file, or the built-in default), plugs
+ * the input/output/moderation hooks into gw (add it after keys and limits, before audit), and
+ * reloads the policy on SIGHUP. On error nothing is left behind. */
+struct gf_filters;
+int gf_filters_start(struct event_base *base, struct gf_gateway *gw, const char *policy_file,
+                     const char *model, struct gf_filters **out, struct gf_err *err);
+/* Frees f; call after gf_gateway_free. NULL is a no-op. */
+void gf_filters_stop(struct gf_filters *f);
+/* Loads the policy file again: validated first; on error the current policy stays, the error is
+ * logged and returned. On success appends {"reloaded":true,"policy_version":..,"source":..,
+ * "warnings":..} to out (when out is not NULL). Requests in flight keep their policy. */
+int gf_filters_reload(struct gf_filters *f, struct gf_buf *out, struct gf_err *err);
+/* The same with the admin API's callback shape (ud = f): gf_admin_set_policy_reload(admin,
+ * gf_filters_admin_reload, f) serves POST /admin/v1/policy/reload. */
+int gf_filters_admin_reload(void *ud, struct gf_buf *out, struct gf_err *err);
+/* The current policy (borrowed; take a reference to keep it), e.g. for gf_policy_abuse. */
+struct gf_policy *gf_filters_policy(const struct gf_filters *f);
+/* The current policy's abuse setting in the shape of gf_keys_serve_set_abuse's callback (ud =
+ * f): overwrites *max_blocks and *window_ms when the policy has an "abuse" entry. */
+void gf_filters_abuse(void *ud, int64_t *max_blocks, int64_t *window_ms);
+/* Called on every block by the policy (phase "input" or "output"), e.g. to count blocks per
+ * key for abuse suspension. */
+typedef void (*gf_filters_block_fn)(void *ud, struct gf_request *r, const char *phase);
+void gf_filters_set_block_cb(struct gf_filters *f, gf_filters_block_fn fn, void *ud);
 
 /* ---- what the audit record holds (gateway/pipeline.c, gateway/audit_gate.c) -------------- */
 

@@ -166,7 +166,10 @@ static int hook_authenticate(void *ud, struct gf_request *r, struct gf_err *err)
                    gf_request_id(r), key.id, gf_auth_code(a));
         return gf_err_set(err, GF_EPERM, "%s", gf_auth_message(a));
     }
-    return gf_request_set_key(r, key.id);
+    int rc = gf_request_set_key(r, key.id);
+    if (rc == 0 && key.group[0])  // the key's policy group decides which rules apply
+        rc = gf_request_set_group(r, key.group);
+    return rc;
 }
 
 static int hook_admit(void *ud, struct gf_request *r, struct gf_err *err)

@@ -13,6 +13,7 @@ static const char *const route_names[GF_ROUTE_COUNT] = {
     [GF_ROUTE_COMPLETIONS] = "completions", [GF_ROUTE_MODELS] = "models",
     [GF_ROUTE_HEALTHZ] = "healthz",    [GF_ROUTE_READYZ] = "readyz",
     [GF_ROUTE_METRICS] = "metrics",    [GF_ROUTE_OTHER] = "other",
+    [GF_ROUTE_MODERATIONS] = "moderations",
 };
 
 const char *gf_route_name(enum gf_route route)

@@ -15,9 +15,9 @@ int gf_moderation_load_classifiers(const char *model, struct gf_clf_registry **o
     *out = gf_clf_registry_new();
     if (*out == NULL)
         return gf_err_set(err, GF_ENOMEM, "out of memory");
-    bool explicit = model != NULL && model[0] != '\0';
-    if (model != NULL && model[0] == '\0')  // "" asks for no trained model at all
-        return 0;
+    if (model != NULL && (model[0] == '\0' || strcmp(model, "none") == 0))
+        return 0;  // no trained model at all
+    bool explicit = model != NULL;
     const char *path = explicit ? model : gf_clf_default_model_path();
     if (!explicit && access(path, R_OK) != 0) {
         gf_log(GF_LOG_DEBUG, "policy", "event=no_classifier_model path=%s", path);

@@ -39,6 +39,7 @@ struct gf_request {
     struct gf_conn *conn;             // NULL once the connection is gone (or untracked)
     char id[GF_REQID_MAX + 1];
     char key[GF_KEYID_MAX + 1];
+    char group[GF_KEYID_MAX + 1];     // the key's policy group ("" = default)
     enum gf_route route;
     uint64_t t_start;
     void *state[GF_MAX_HOOKS];
@@ -389,6 +390,10 @@ static int stage_output(struct gf_request *r, int idx, const char *text, size_t 
         struct gf_buf *b = &r->scratch[which];
         gf_buf_reset(b);
         int rc = gw->hooks[i].output(gw->hooks[i].ud, r, idx, in, in_len, final, b, err);
+        if (rc == GF_EPOLICY) {  // the hook may have written a refusal to send instead
+            *out = b->data ? b->data : "";
+            *out_len = b->len;
+        }
         if (rc != 0)
             return rc;
         in = b->data ? b->data : "";
@@ -449,7 +454,6 @@ static int choice_text(struct gf_request *r, int idx, const char *text, size_t l
         ch->cut = true;
         ch->done = true;
         ch->finish_reason = "content_filter";
-        out_len = 0;
         extra = NULL;
     } else if (rc != 0) {
         set_error(r, rc, 0, err.msg[0] ? err.msg : "an output filter failed", NULL);
@@ -542,7 +546,8 @@ static bool is_json_type(const char *ct)
     return next == '\0' || next == ';' || next == ' ';
 }
 
-static int stage_parse(struct gf_request *r, struct gf_err *err, const char **param)
+/* Reads the request body as a JSON object into r->body (content type, size, UTF-8, syntax). */
+static int read_json_body(struct gf_request *r, struct gf_err *err)
 {
     const struct gf_config *cfg = r->gw->cfg;
     struct evkeyvalq *in = evhttp_request_get_input_headers(r->http);
@@ -571,8 +576,17 @@ static int stage_parse(struct gf_request *r, struct gf_err *err, const char **pa
                               (size_t)(at - text));
         return gf_err_set(err, GF_EINVAL, "the request body is not valid JSON");
     }
+    return 0;
+}
+
+static int stage_parse(struct gf_request *r, struct gf_err *err, const char **param)
+{
+    const struct gf_config *cfg = r->gw->cfg;
+    int rc = read_json_body(r, err);
+    if (rc != 0)
+        return rc;
     enum gf_gen_kind kind = r->route == GF_ROUTE_CHAT ? GF_GEN_CHAT : GF_GEN_COMPLETION;
-    int rc = gf_api_parse(&r->api_req, kind, r->body, cfg, err);
+    rc = gf_api_parse(&r->api_req, kind, r->body, cfg, err);
     if (rc) {
         *param = r->api_req.param[0] ? r->api_req.param : NULL;
         return rc;
@@ -677,6 +691,33 @@ static void run_generation(struct gf_request *r)
 
 /* ---- other routes ---------------------------------------------------------------------- */
 
+/* POST /v1/moderations: parse, authenticate, admit, then the first hook with a moderate
+ * callback writes the reply (the policy's detectors and classifiers, gateway/filters.c). */
+static void route_moderations(struct gf_request *r)
+{
+    struct gf_gateway *gw = r->gw;
+    struct gf_err err = {0};
+    int rc = read_json_body(r, &err);
+    if (rc == 0)
+        rc = stage_auth(r, &err);
+    if (rc == 0)
+        rc = stage_admit(r, &err);
+    bool served = false;
+    for (size_t i = 0; rc == 0 && !served && i < gw->n_hooks; i++) {
+        if (gw->hooks[i].moderate == NULL)
+            continue;
+        served = true;
+        rc = gw->hooks[i].moderate(gw->hooks[i].ud, r, r->body, &r->out, &err);
+    }
+    if (rc == 0 && !served)
+        rc = gf_err_set(&err, GF_ENOTFOUND, "moderation is not available on this server");
+    if (rc != 0) {
+        request_end(r, rc, r->status == 415 ? 415 : 0, err.msg[0] ? err.msg : NULL, NULL);
+        return;
+    }
+    reply_now(r, 200, "application/json");
+}
+
 static void route_models(struct gf_request *r)
 {
     struct gf_gateway *gw = r->gw;
@@ -739,6 +780,7 @@ static const struct {
     {"/healthz", GF_ROUTE_HEALTHZ, false},
     {"/readyz", GF_ROUTE_READYZ, false},
     {"/metrics", GF_ROUTE_METRICS, false},
+    {"/v1/moderations", GF_ROUTE_MODERATIONS, true},
 };
 
 static void on_complete(struct evhttp_request *req, void *arg)
@@ -807,6 +849,8 @@ void gf_pipeline_dispatch(struct gf_gateway *gw, struct evhttp_request *http)
         run_generation(r);
     else if (r->route == GF_ROUTE_MODELS)
         route_models(r);
+    else if (r->route == GF_ROUTE_MODERATIONS)
+        route_moderations(r);
     else
         route_simple(r);
 }
@@ -1016,4 +1060,23 @@ size_t gf_request_verdicts(const struct gf_request *r, const struct gf_audit_ver
 {
     *out = r->verdicts;
     return r->n_verdicts;
+}
+
+int gf_request_set_group(struct gf_request *r, const char *group)
+{
+    size_t n = strlen(group);
+    if (n >= sizeof(r->group))
+        return GF_EINVAL;
+    memcpy(r->group, group, n + 1);
+    return 0;
+}
+
+const char *gf_request_group(const struct gf_request *r)
+{
+    return r->group[0] ? r->group : NULL;
+}
+
+size_t gf_gateway_hooks_count(const struct gf_gateway *gw)
+{
+    return gw->n_hooks;
 }
