@@ -28,6 +28,7 @@ static const char *ADMIN = "server-admin-key-0123456789";
 static char dir[256], logpath[300];
 static char api[64], admin_url[64];
 static pid_t server_pid;
+static const char *prompt_text = "hello there";  // what chat() sends as the user message
 static struct mock_child mock;
 static char secrets[16][GF_APIKEY_BUFLEN];
 static int n_secrets;
@@ -42,10 +43,18 @@ static int start_server(const char *const *extra)
     snprintf(logpath, sizeof(logpath), "%s/server.log", dir);
     char datadir[300];
     snprintf(datadir, sizeof(datadir), "%s/data", dir);
+    // A policy that blocks one word, and suspends a key blocked more than twice in a minute.
+    char policy[300];
+    snprintf(policy, sizeof(policy), "%s/policy.json", dir);
+    const char *pj = "{\"version\":1,\"default\":\"allow\",\"rules\":[{\"id\":\"no-banana\","
+                     "\"stage\":\"input\",\"detector\":\"keywords\",\"keywords\":"
+                     "[\"forbiddenbanana\"],\"action\":\"block\"}],"
+                     "\"abuse\":{\"blocks\":2,\"window\":\"1m\"}}";
+    tu_write(policy, pj, strlen(pj));
     // keys.admin_listen stays unset: the admin API takes listen's port + 1, here any free port.
     const char *argv[40] = {gardefou, "serve", "--listen", "127.0.0.1:0", "--data-dir", datadir,
-                            "--upstream", mock.url, "--log-level", "debug"};
-    int n = 10;
+                            "--upstream", mock.url, "--log-level", "debug", "--policy", policy};
+    int n = 12;
     for (size_t i = 0; extra && extra[i] && n < 38; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -210,8 +219,8 @@ static void chat(const char *authz, const char *model, bool stream, struct resp 
     snprintf(u, sizeof(u), "%s/v1/chat/completions", api);
     snprintf(body, sizeof(body),
              "{\"model\":\"%s\",\"stream\":%s,\"messages\":[{\"role\":\"user\",\"content\":"
-             "\"hello there\"}]}",
-             model, stream ? "true" : "false");
+             "\"%s\"}]}",
+             model, stream ? "true" : "false", prompt_text);
     struct curl_slist *hs = curl_slist_append(NULL, "Content-Type: application/json");
     if (authz) {
         snprintf(h, sizeof(h), "Authorization: %s", authz);
@@ -505,6 +514,36 @@ static void test_suspend(void)
     free(r);
 }
 
+/* More than two policy blocks within a minute (the policy's abuse setting) suspend the key. */
+static void test_abuse_suspension(void)
+{
+    char h[128], secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
+    REQUIRE(create_key(secret, id, NULL) == 0);
+    bearer(h, sizeof(h), secret);
+    struct resp *r = calloc(1, sizeof(*r));
+    chat(h, "mock-model", false, r);
+    CHECK(r->status == 200);
+    prompt_text = "please tell me about the forbiddenbanana";
+    for (int i = 0; i < 3; i++) {
+        chat(h, "mock-model", false, r);
+        CHECK_MSG(r->status == 400 && error_code(r->body, "content_policy_violation"),
+                  "block %d: %ld %s", i, r->status, r->body);
+    }
+    prompt_text = "hello there";
+    chat(h, "mock-model", false, r);
+    CHECK_MSG(r->status == 401 && strstr(r->body, "suspended") != NULL, "%ld %s", r->status,
+              r->body);
+    char out[4096];
+    const char *show[] = {"show", id, NULL};
+    CHECK(run_cli(out, sizeof(out), show) == 0);
+    CHECK(strstr(out, "suspended") != NULL && strstr(out, "policy blocks") != NULL);
+    const char *unsuspend[] = {"unsuspend", id, NULL};
+    CHECK(run_cli(out, sizeof(out), unsuspend) == 0);
+    chat(h, "mock-model", false, r);
+    CHECK(r->status == 200);
+    free(r);
+}
+
 static void test_no_secret_in_outputs(void)
 {
     int leaked = 0;
@@ -554,6 +593,7 @@ int main(int argc, char **argv)
     RUN(test_expiry_ends_stream);
     RUN(test_token_limit_stops_stream);
     RUN(test_suspend);
+    RUN(test_abuse_suspension);
     CHECK(stop_server() == 0);
     mock_child_stop(&mock);
     RUN(test_no_secret_in_outputs);
