@@ -28,7 +28,7 @@ static const char *ADMIN = "server-admin-key-0123456789";
 static char dir[256], logpath[300];
 static char api[64], admin_url[64];
 static pid_t server_pid;
-static const char *prompt_text = "hello there";  // what chat() sends as the user message
+static const char *prompt_text = "hello there"; // what chat() sends as the user message
 static struct mock_child mock;
 static char secrets[16][GF_APIKEY_BUFLEN];
 static int n_secrets;
@@ -52,8 +52,9 @@ static int start_server(const char *const *extra)
                      "\"abuse\":{\"blocks\":2,\"window\":\"1m\"}}";
     tu_write(policy, pj, strlen(pj));
     // keys.admin_listen stays unset: the admin API takes listen's port + 1, here any free port.
-    const char *argv[40] = {gardefou, "serve", "--listen", "127.0.0.1:0", "--data-dir", datadir,
-                            "--upstream", mock.url, "--log-level", "debug", "--policy", policy};
+    const char *argv[40] = {gardefou,      "serve", "--listen",   "127.0.0.1:0",
+                            "--data-dir",  datadir, "--upstream", mock.url,
+                            "--log-level", "debug", "--policy",   policy};
     int n = 12;
     for (size_t i = 0; extra && extra[i] && n < 38; i++)
         argv[n++] = extra[i];
@@ -178,7 +179,7 @@ struct resp {
     size_t len;
     char headers[8192];
     size_t hlen;
-    uint64_t t_first, t_end;  // monotonic ns of the first body byte and of the end
+    uint64_t t_first, t_end; // monotonic ns of the first body byte and of the end
     atomic_int got_data;
 };
 
@@ -255,8 +256,8 @@ static bool has_header(const struct resp *r, const char *name)
 static bool error_code(const char *body, const char *code)
 {
     cJSON *j = cJSON_Parse(body);
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(j, "error"), "code");
+    const cJSON *c =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"), "code");
     bool ok = cJSON_IsString(c) && strcmp(c->valuestring, code) == 0;
     cJSON_Delete(j);
     return ok;
@@ -356,7 +357,7 @@ static void *race(void *p)
 static void test_exact_under_concurrency(void)
 {
     char h[128], secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
-    const char *lim[] = {"--rpm", "5", NULL};  // then one every 12 s: none during the test
+    const char *lim[] = {"--rpm", "5", NULL}; // then one every 12 s: none during the test
     REQUIRE(create_key(secret, id, lim) == 0);
     bearer(h, sizeof(h), secret);
     enum { N = 16 };
@@ -376,8 +377,8 @@ static void test_exact_under_concurrency(void)
         else
             other++;
     }
-    CHECK_MSG(ok == 5 && limited == N - 5 && other == 0, "200: %d, 429: %d, other: %d", ok,
-              limited, other);
+    CHECK_MSG(ok == 5 && limited == N - 5 && other == 0, "200: %d, 429: %d, other: %d", ok, limited,
+              other);
     free(x);
     // max_concurrent: slow answers (3 s before the upstream's headers) hold their slots.
     const char *lim2[] = {"--max-concurrent", "2", NULL};
@@ -419,7 +420,7 @@ static void test_revoke_open_stream(void)
     bearer(h, sizeof(h), secret);
     struct streamer *s = calloc(1, sizeof(*s));
     s->authz = h;
-    s->model = "tokens=600,delay=50";  // 30 s unless cut
+    s->model = "tokens=600,delay=50"; // 30 s unless cut
     pthread_t th;
     pthread_create(&th, NULL, stream_thread, s);
     for (int i = 0; i < 1000 && !atomic_load(&s->r.got_data); i++)
@@ -435,9 +436,9 @@ static void test_revoke_open_stream(void)
     fprintf(stderr, "stream ended %.1f ms after `keys revoke` started (%s it returned)\n", ms,
             s->r.t_end <= t_returned ? "before" : "after");
     CHECK(s->r.status == 200);
-    CHECK_MSG(strstr(s->r.body, "\"error\"") != NULL && strstr(s->r.body, "revoked") != NULL,
-              "%s", s->r.body + (s->r.len > 400 ? s->r.len - 400 : 0));
-    CHECK(strstr(s->r.body, "w599") == NULL);  // it did not run to the end
+    CHECK_MSG(strstr(s->r.body, "\"error\"") != NULL && strstr(s->r.body, "revoked") != NULL, "%s",
+              s->r.body + (s->r.len > 400 ? s->r.len - 400 : 0));
+    CHECK(strstr(s->r.body, "w599") == NULL); // it did not run to the end
     // The stream ended because of the revocation, not by itself: far before its 30 s.
     CHECK(ms < 5000);
     free(s);
@@ -467,7 +468,7 @@ static void test_expiry_ends_stream(void)
     CHECK_MSG(strstr(s->r.body, "expired") != NULL, "%.300s",
               s->r.body + (s->r.len > 300 ? s->r.len - 300 : 0));
     CHECK(strstr(s->r.body, "w599") == NULL);
-    CHECK(ms >= 900);  // not before the expiry
+    CHECK(ms >= 900); // not before the expiry
     struct resp *r = calloc(1, sizeof(*r));
     chat(h, "mock-model", false, r);
     CHECK(r->status == 401 && strstr(r->body, "expired") != NULL);
@@ -549,7 +550,7 @@ static void test_no_secret_in_outputs(void)
     int leaked = 0;
     for (int i = 0; i < n_secrets; i++) {
         leaked += tu_tree_contains(dir, secrets[i]);
-        leaked += tu_tree_contains(dir, secrets[i] + 3);  // without the gf_ prefix
+        leaked += tu_tree_contains(dir, secrets[i] + 3); // without the gf_ prefix
     }
     CHECK(n_secrets >= 6);
     CHECK_MSG(leaked == 0, "%d secrets found in %s", leaked, dir);
