@@ -54,6 +54,23 @@ static void kill_soon(struct gf_conn *c, struct evbuffer *input, int status)
     event_active(c->timer, EV_TIMEOUT, 1);
 }
 
+/* Checks the shape of a request line, "METHOD SP target SP HTTP/1.x": evhttp would refuse a
+ * malformed one with its own HTML page, without our x-request-id. */
+static bool request_line_ok(const struct gf_conn *c, size_t n, size_t kept)
+{
+    size_t m = 0;
+    while (m < kept && c->line[m] >= 'A' && c->line[m] <= 'Z')
+        m++;
+    if (m == 0 || m > 16 || m >= kept || c->line[m] != ' ' || n < m + 11)
+        return false;
+    char end[10];
+    size_t t = sizeof(c->tail);
+    for (size_t i = 0; i < t; i++)  // the ring holds the last t bytes, '\r' included if any
+        end[i] = c->tail[(c->line_len + i) % t];
+    const char *v = end[t - 1] == '\r' ? end : end + 1;  // the 9 bytes before the line end
+    return memcmp(v, " HTTP/1.1", 9) == 0 || memcmp(v, " HTTP/1.0", 9) == 0;
+}
+
 /* A complete header line of the current request (without its line end). */
 static void header_line(struct gf_conn *c, struct evbuffer *input)
 {
@@ -73,7 +90,16 @@ static void header_line(struct gf_conn *c, struct evbuffer *input)
         arm(c, cfg->body_timeout_ms);
         return;
     }
-    c->line_seen = true;
+    if (!c->line_seen) {
+        c->line_seen = true;
+        if (!request_line_ok(c, n, kept))
+            kill_soon(c, input, 400);
+        return;
+    }
+    if (n == kept && memchr(c->line, ':', kept) == NULL) {
+        kill_soon(c, input, 400);  // a header line without a colon
+        return;
+    }
     static const char cl[] = "content-length:";
     if (kept >= sizeof(cl) - 1 && strncasecmp(c->line, cl, sizeof(cl) - 1) == 0) {
         char num[sizeof(c->line) + 1];
@@ -105,6 +131,7 @@ static void scan(struct gf_conn *c, struct evbuffer *input, const char *p, size_
         } else {
             if (c->line_len < sizeof(c->line))
                 c->line[c->line_len] = p[i];
+            c->tail[c->line_len % sizeof(c->tail)] = p[i];
             c->line_len++;
         }
     }
@@ -151,6 +178,8 @@ static void input_cb(struct evbuffer *input, const struct evbuffer_cb_info *info
 static const char *reason_of(int status)
 {
     switch (status) {
+    case 400:
+        return "Bad Request";
     case 408:
         return "Request Timeout";
     case 413:
@@ -172,6 +201,9 @@ static void answer_and_close(struct gf_conn *c, int status)
     const char *msg = "request refused";
     int code = GF_EINVAL;
     switch (status) {
+    case 400:
+        msg = "malformed request line or header";
+        break;
     case 408:
         msg = "the request was not received in time";
         code = GF_ETIMEDOUT;

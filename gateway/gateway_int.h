@@ -110,6 +110,7 @@ struct gf_conn {
     size_t hdr_bytes;                // of the current request
     int64_t content_length;          // -1 when absent
     char line[64];                   // start of the current header line
+    char tail[10];                   // its last bytes (ring), for the request line's version
     size_t line_len;
     bool line_seen;                  // a non-empty line was seen in this request
     struct gf_request *req;          // the request being handled, or NULL
