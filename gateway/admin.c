@@ -233,10 +233,8 @@ static int get_duration(const cJSON *v, const char *name, int64_t *ms, struct gf
                       name);
 }
 
-/* Fills spec from a create/update body. expires: expires_in (duration from now), expires_at
- * (unix seconds), or null for never. */
-static int spec_from(const cJSON *o, struct gf_key_spec *spec, const char **param,
-                     struct gf_err *err)
+int gf_admin_spec_parse(const struct cJSON *o, struct gf_key_spec *spec, const char **param,
+                        struct gf_err *err)
 {
     static const char *const allowed[] = {"name",       "group",          "rpm",
                                           "tpm",        "max_concurrent", "daily_tokens",
@@ -324,7 +322,7 @@ static void route_create(struct gf_admin *a, struct evhttp_request *req, const c
     gf_key_spec_init(&spec);
     struct gf_err err = {0};
     const char *param = NULL;
-    if (spec_from(body, &spec, &param, &err) != 0) {
+    if (gf_admin_spec_parse(body, &spec, &param, &err) != 0) {
         send_gf_error(req, GF_EINVAL, &err, param);
         return;
     }
@@ -359,7 +357,7 @@ static void route_key(struct gf_admin *a, struct evhttp_request *req, enum evhtt
     } else if (action == NULL && (m == EVHTTP_REQ_PATCH || m == EVHTTP_REQ_POST)) {
         struct gf_key_spec spec;
         gf_key_spec_init(&spec);
-        rc = spec_from(body, &spec, &param, &err);
+        rc = gf_admin_spec_parse(body, &spec, &param, &err);
         rc = rc ? rc : gf_keys_update(a->keys, id, &spec, &k, &err);
         if (rc == 0)
             cut(a, &k); // an expiry set in the past ends its requests too

@@ -340,6 +340,13 @@ void gf_admin_free(struct gf_admin *a);
 /* The admin API's address from server.listen and keys.admin_listen (may be NULL): the latter when
  * set, "" when it is "off", else listen's host with port + 1 (0 stays 0). 0 or GF_EINVAL. */
 int gf_keys_admin_address(const char *listen, const char *admin_listen, char *out, size_t outlen);
+struct cJSON;
+/* Fills spec from a create/update body object: name, group, rpm, tpm, max_concurrent,
+ * daily_tokens (null = unlimited), expires_in (duration from now; null = never) or expires_at
+ * (unix seconds). Strings in spec are borrowed from o. On GF_EINVAL err says why and *param may
+ * name the field. Unknown fields are refused. */
+int gf_admin_spec_parse(const struct cJSON *o, struct gf_key_spec *spec, const char **param,
+                        struct gf_err *err);
 /* Parses "HOST:PORT" or "[V6]:PORT" into host (NUL-terminated) and port; 0 or GF_EINVAL. */
 int gf_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 

@@ -515,6 +515,33 @@ static void test_suspend(void)
     free(r);
 }
 
+/* Rotation with a 1 s grace: both secrets work, then only the new one. */
+static void test_rotate_grace(void)
+{
+    char h_old[128], h_new[128], secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
+    REQUIRE(create_key(secret, id, NULL) == 0);
+    bearer(h_old, sizeof(h_old), secret);
+    const char *rotate[] = {"rotate", id, "--grace", "1s", NULL};
+    char out[4096];
+    REQUIRE(run_cli(out, sizeof(out), rotate) == 0);
+    out[strcspn(out, "\n")] = '\0';
+    REQUIRE(gf_apikey_check(out, strlen(out)) == 0);
+    if (n_secrets < 16)
+        snprintf(secrets[n_secrets++], GF_APIKEY_BUFLEN, "%s", out);
+    bearer(h_new, sizeof(h_new), out);
+    struct resp *r = calloc(1, sizeof(*r));
+    chat(h_new, "mock-model", false, r);
+    CHECK(r->status == 200);
+    chat(h_old, "mock-model", false, r);
+    CHECK(r->status == 200);
+    usleep(1200000);
+    chat(h_old, "mock-model", false, r);
+    CHECK(r->status == 401 && strstr(r->body, "expired") != NULL);
+    chat(h_new, "mock-model", false, r);
+    CHECK(r->status == 200);
+    free(r);
+}
+
 /* More than two policy blocks within a minute (the policy's abuse setting) suspend the key. */
 static void test_abuse_suspension(void)
 {
@@ -595,6 +622,7 @@ int main(int argc, char **argv)
     RUN(test_token_limit_stops_stream);
     RUN(test_suspend);
     RUN(test_abuse_suspension);
+    RUN(test_rotate_grace);
     CHECK(stop_server() == 0);
     mock_child_stop(&mock);
     RUN(test_no_secret_in_outputs);
