@@ -339,11 +339,14 @@ static int up_submit(struct gf_engine *e, const struct gf_gen_request *req, gf_g
         rc = gf_err_set(err, GF_ENOMEM, "out of memory");
         goto fail;
     }
-    gf_up_common_easy_opts(u, g->easy);
     g->target = gf_up_pick_target(u, SIZE_MAX);
-    curl_easy_setopt(g->easy, CURLOPT_URL, req->kind == GF_GEN_CHAT
-                                               ? u->targets[g->target].chat_url
-                                               : u->targets[g->target].compl_url);
+    if (gf_up_common_easy_opts(u, g->easy) != 0 ||
+        curl_easy_setopt(g->easy, CURLOPT_URL,
+                         req->kind == GF_GEN_CHAT ? u->targets[g->target].chat_url
+                                                  : u->targets[g->target].compl_url) != CURLE_OK) {
+        rc = gf_err_set(err, GF_ENOMEM, "out of memory");
+        goto fail;
+    }
     curl_easy_setopt(g->easy, CURLOPT_PRIVATE, (char *)&g->x);
     curl_easy_setopt(g->easy, CURLOPT_POST, 1L);
     curl_easy_setopt(g->easy, CURLOPT_POSTFIELDS, g->body);

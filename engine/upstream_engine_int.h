@@ -97,8 +97,9 @@ int gf_up_loop_setup(struct gf_up *u);
 int gf_up_gen_start(struct gf_gen *g);
 /* Removes g's transfer from the multi handle if it is there. */
 void gf_up_gen_stop(struct gf_gen *g);
-/* The easy options every transfer (generation or health check) shares. */
-void gf_up_common_easy_opts(struct gf_up *u, CURL *easy);
+/* Sets the easy options every transfer (generation or health check) shares; GF_ENOMEM when
+ * curl could not copy one. */
+int gf_up_common_easy_opts(struct gf_up *u, CURL *easy);
 
 /* ---- upstream_health.c: targets ------------------------------------------------------------ */
 

@@ -54,8 +54,8 @@ static void health_start(struct gf_up *u, struct gf_up_target *t)
     if (h->running)
         return;
     gf_buf_reset(&h->body);
-    curl_easy_setopt(h->easy, CURLOPT_URL, t->models_url);
-    if (curl_multi_add_handle(u->multi, h->easy) == CURLM_OK)
+    if (curl_easy_setopt(h->easy, CURLOPT_URL, t->models_url) == CURLE_OK &&
+        curl_multi_add_handle(u->multi, h->easy) == CURLM_OK)
         h->running = true;
 }
 
@@ -125,7 +125,8 @@ bool gf_up_target_init(struct gf_up *u, size_t i, const char *base_url)
         return false;
     if (u->auth_header && (t->hc.headers = curl_slist_append(NULL, u->auth_header)) == NULL)
         return false;
-    gf_up_common_easy_opts(u, t->hc.easy);
+    if (gf_up_common_easy_opts(u, t->hc.easy) != 0)
+        return false;
     // A probe may take as long as the period, within [1 s, 10 s].
     int hto = u->health_ms > 0 && u->health_ms < 10000 ? u->health_ms : 10000;
     curl_easy_setopt(t->hc.easy, CURLOPT_TIMEOUT_MS, (long)(hto < 1000 ? 1000 : hto));

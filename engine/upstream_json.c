@@ -12,13 +12,18 @@
 
 /* ---- request body ------------------------------------------------------------------------ */
 
+/* Sets obj[key] = item, replacing an existing member. Takes item in every case: it is freed
+ * when it cannot be attached (cJSON could not copy the key). */
 static bool set_item(cJSON *obj, const char *key, cJSON *item)
 {
     if (item == NULL)
         return false;
-    if (cJSON_GetObjectItemCaseSensitive(obj, key) != NULL)
-        return cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item);
-    return cJSON_AddItemToObject(obj, key, item);
+    bool ok = cJSON_GetObjectItemCaseSensitive(obj, key) != NULL
+                  ? cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item)
+                  : cJSON_AddItemToObject(obj, key, item);
+    if (!ok)
+        cJSON_Delete(item);
+    return ok;
 }
 
 /* Builds a body from the request's fields, for callers that have no client body. */

@@ -192,20 +192,30 @@ static void after_curl(struct gf_up *u)
     check_multi_info(u);
 }
 
-void gf_up_common_easy_opts(struct gf_up *u, CURL *easy)
+int gf_up_common_easy_opts(struct gf_up *u, CURL *easy)
 {
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)u->connect_ms);
-    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
-    curl_easy_setopt(easy, CURLOPT_SOCKOPTDATA, u);
-    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    // Options that copy a string can fail for lack of memory; the first failure is reported.
+    CURLcode rc = CURLE_OK, r;
+#define SET(opt, val)                                                                          \
+    do {                                                                                       \
+        r = curl_easy_setopt(easy, opt, val);                                                  \
+        if (rc == CURLE_OK)                                                                    \
+            rc = r;                                                                            \
+    } while (0)
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, (long)u->connect_ms);
+    SET(CURLOPT_TCP_NODELAY, 1L);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
+    SET(CURLOPT_SOCKOPTDATA, u);
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     // Only the configured URLs, never a proxy from the environment or a redirect elsewhere.
-    curl_easy_setopt(easy, CURLOPT_PROXY, "");
-    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_USERAGENT, "gardefou/" GF_VERSION);
+    SET(CURLOPT_PROXY, "");
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_USERAGENT, "gardefou/" GF_VERSION);
+#undef SET
+    return rc == CURLE_OK ? 0 : GF_ENOMEM;
 }
 
 int gf_up_loop_setup(struct gf_up *u)

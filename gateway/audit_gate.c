@@ -158,7 +158,8 @@ static void audit_hook(void *ud, struct gf_request *r, void (*done)(struct gf_re
     const cJSON *body = gf_request_body(r);
     if (body != NULL) {
         rc = prompt_from_body(&prompt, body);
-        rc = rc ? rc : prompt_from_gen(&redacted, gen);
+        if (gen != NULL)  // NULL when the body failed validation
+            rc = rc ? rc : prompt_from_gen(&redacted, gen);
     }
     for (int i = 0; rc == 0 && i < gf_request_n_choices(r); i++) {
         size_t len = 0;

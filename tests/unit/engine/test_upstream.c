@@ -572,6 +572,66 @@ static void test_nagle(void)
     CHECK_MSG(med < 30.0, "median %.2f ms: the delayed-ACK stall is back", med);
 }
 
+/* Fails allocation 1, 2, ... in gf_engine_upstream_open and in submit (libcurl's allocations
+ * included: they go through gf_malloc) until the call succeeds. A failed call returns GF_ENOMEM
+ * and delivers no event; ASan checks that nothing leaks. */
+static void test_oom(void)
+{
+    if (!gf_alloc_fail_supported())
+        return;
+    const char *urls[] = {mock.url, dead_url};
+    const char *models[] = {"a", "b"};
+    struct gf_upstream_config cfg = {.urls = urls, .n_urls = 2, .api_key = "k", .models = models,
+                                     .n_models = 2, .model = "m"};
+    // A failure that the code absorbs (rc 0) is fine as long as the result still works; the loop
+    // ends at the first N that no allocation reaches.
+    bool clean = false;
+    long n;
+    for (n = 1; n < 5000 && !clean; n++) {
+        struct gf_engine *e = NULL;
+        struct gf_err err = {0};
+        gf_alloc_fail_after(n, false);
+        int rc = gf_engine_upstream_open(base, &cfg, &e, &err);
+        clean = gf_alloc_failures() == 0;
+        gf_alloc_fail_after(0, false);
+        if (rc == 0) {
+            spin(20);
+            gf_engine_close(e);
+        } else {
+            CHECK_MSG(rc == GF_ENOMEM && e == NULL, "open, allocation %ld: %d %s", n, rc, err.msg);
+        }
+    }
+    CHECK(clean);
+    printf("open: allocation failures 1..%ld survived\n", n - 2);
+    struct gf_gen_request req;
+    cJSON *body;
+    make_req(&req, &body, "{\"model\":\"tokens=2\",\"stream\":true,\"tools\":[1]}");
+    clean = false;
+    for (n = 1; n < 5000 && !clean; n++) {
+        struct run r;
+        run_init(&r, engine);
+        struct gf_err err = {0};
+        gf_alloc_fail_after(n, false);
+        int rc = gf_engine_submit(engine, &req, on_event, &r, &r.g, &err);
+        clean = gf_alloc_failures() == 0;
+        gf_alloc_fail_after(0, false);
+        if (rc == 0) {
+            wait_final(&r, 5000);
+            CHECK_MSG(r.finals == 1, "submit, allocation %ld: no final event", n);
+            if (clean)
+                CHECK(r.done);
+        } else {
+            CHECK_MSG(rc == GF_ENOMEM, "submit, allocation %ld: %d %s", n, rc, err.msg);
+            spin(5);
+            CHECK(r.deltas == 0 && r.finals == 0);
+        }
+        run_cleanup(&r);
+    }
+    CHECK(clean);
+    printf("submit: allocation failures 1..%ld survived\n", n - 2);
+    cJSON_Delete(body);
+}
+
 int main(void)
 {
     gf_json_init();
@@ -607,6 +667,7 @@ int main(void)
     RUN(test_cancel);
     RUN(test_submit_from_callback);
     RUN(test_nagle);
+    RUN(test_oom);
     gf_engine_close(engine);
     event_base_free(base);
     CHECK(mock_child_stop(&mock) == 0);
