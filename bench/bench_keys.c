@@ -49,7 +49,7 @@ int main(int argc, char **argv)
             return 1;
     }
     struct gf_keys_config cfg = {0};
-    cfg.no_fsync = true;  // setup speed only: the measured path does not write
+    cfg.no_fsync = true; // setup speed only: the measured path does not write
     cfg.snapshot_every = 100000;
     struct gf_keys *k = NULL;
     struct gf_err err = {0};
@@ -57,7 +57,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_keys: %s\n", err.msg);
         return 1;
     }
-    char (*hdr)[64] = malloc(NKEYS * sizeof(*hdr));
+    char(*hdr)[64] = malloc(NKEYS * sizeof(*hdr));
     struct gf_key_spec spec;
     gf_key_spec_init(&spec);
     spec.name = "bench";

@@ -3,6 +3,9 @@
 # (a) directly, (b) through gardefou, (c) through nginx as a plain reverse proxy with a keepalive
 # upstream pool, with the same payloads; prints requests/s, p50/p99 latency of each and the
 # ratios b/a and b/c, for non-streamed and streamed chat completions.
+# Gardefou runs twice: with its defaults ("gardefou": API key check, audit record fsynced before
+# each reply) and with audit.durability=none ("gf-nosync": the record is queued, the reply does
+# not wait for the disk). No policy is loaded in either.
 # Target: gardefou >= 0.7x nginx's throughput, added p50 (b - a) < 0.2 ms.
 # Knobs: BUILD (release build dir, default build-bench), DURATION (s, default 5),
 # CONNS (default 16). Installs wrk and nginx-light when missing (Debian).
@@ -47,11 +50,23 @@ pids+=($!)
 wait_line "$tmp/mock.out" '^port='
 A=$(sed -n 's/^port=//p' "$tmp/mock.out")
 
-"$BUILD/gateway/gardefou" serve --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$A" \
-  --data-dir "$tmp/data" --log-level error >"$tmp/gw.out" 2>"$tmp/gw.err" &
-pids+=($!)
-wait_line "$tmp/gw.out" 'listening on'
-B=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/gw.out")
+# start_gw NAME ARGS...: a gardefou in front of the mock and an API key for it (GWPORT, KEY)
+start_gw() {
+  local name=$1 admin
+  shift
+  "$BUILD/gateway/gardefou" serve --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$A" \
+    --data-dir "$tmp/$name" --log-level error "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  pids+=($!)
+  wait_line "$tmp/$name.out" 'admin API on'
+  GWPORT=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/$name.out")
+  admin=$(sed -n 's/.*admin API on \(http[^ ]*\).*/\1/p' "$tmp/$name.out")
+  KEY=$("$BUILD/gateway/gardefou" keys create --server "$admin" --data-dir "$tmp/$name" \
+    --name bench)
+}
+start_gw gw
+B=$GWPORT KEY_B=$KEY
+start_gw gwnosync --set audit.durability=none
+D=$GWPORT KEY_D=$KEY
 
 C=$(free_port)
 mkdir -p "$tmp/nginx"
@@ -84,10 +99,13 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 
-write_lua() {  # file body
+PLAIN='{"model":"mock-model","messages":[{"role":"user","content":"Hello there"}],"max_tokens":16}'
+STREAM='{"model":"mock-model","messages":[{"role":"user","content":"Hello there"}],"max_tokens":16,"stream":true}'
+write_lua() {  # file body key
   cat >"$1" <<EOF
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $3"
 wrk.body = '$2'
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %.1f %.3f %.3f %d %d\n", summary.requests / (summary.duration / 1e6),
@@ -97,8 +115,11 @@ done = function(summary, latency, requests)
 end
 EOF
 }
-write_lua "$tmp/plain.lua" '{"model":"mock-model","messages":[{"role":"user","content":"Hello there"}],"max_tokens":16}'
-write_lua "$tmp/stream.lua" '{"model":"mock-model","messages":[{"role":"user","content":"Hello there"}],"max_tokens":16,"stream":true}'
+for k in B D; do
+  key=KEY_$k
+  write_lua "$tmp/plain_$k.lua" "$PLAIN" "${!key}"
+  write_lua "$tmp/stream_$k.lua" "$STREAM" "${!key}"
+done
 
 run() {  # port lua -> "rps p50 p99 errors requests"
   wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$2" "http://127.0.0.1:$1/v1/chat/completions" |
@@ -106,33 +127,34 @@ run() {  # port lua -> "rps p50 p99 errors requests"
 }
 
 # sanity: each path answers the same payload with 200
-for p in "$A" "$B" "$C"; do
+for p in "$A" "$B" "$C" "$D"; do
+  key=$KEY_B
+  [ "$p" = "$D" ] && key=$KEY_D
   code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/v1/chat/completions" \
-    -H 'Content-Type: application/json' \
-    -d '{"model":"mock-model","messages":[{"role":"user","content":"Hello there"}]}')
+    -H 'Content-Type: application/json' -H "Authorization: Bearer $key" -d "$PLAIN")
   [ "$code" = 200 ] || { echo "port $p answered $code" >&2; exit 1; }
 done
 
-echo "wrk -t1 -c$CONNS -d${DURATION}s on 127.0.0.1; mock upstream :$A, gardefou :$B, nginx :$C"
-printf '%-10s %-9s %10s %9s %9s %7s\n' reply path req/s p50_ms p99_ms errors
+echo "wrk -t1 -c$CONNS -d${DURATION}s on 127.0.0.1 ($(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
+printf '%-8s %-10s %10s %9s %9s %7s\n' reply path req/s p50_ms p99_ms errors
 for kind in plain stream; do
   declare -A R
-  for path in a b c; do
-    case $path in a) port=$A ;; b) port=$B ;; c) port=$C ;; esac
-    read -r rps p50 p99 errs n < <(run "$port" "$tmp/$kind.lua")
+  for path in a b d c; do
+    case $path in a) port=$A name=direct ;; b) port=$B name=gardefou ;;
+                  c) port=$C name=nginx ;; d) port=$D name=gf-nosync ;; esac
+    lua=$tmp/${kind}_B.lua
+    [ $path = d ] && lua=$tmp/${kind}_D.lua
+    read -r rps p50 p99 errs _ < <(run "$port" "$lua")
     R[$path]="$rps $p50 $p99"
-    name=$(case $path in a) echo direct ;; b) echo gardefou ;; c) echo nginx ;; esac)
-    printf '%-10s %-9s %10s %9s %9s %7s\n' "$kind" "$name" "$rps" "$p50" "$p99" "$errs"
+    printf '%-8s %-10s %10s %9s %9s %7s\n' "$kind" "$name" "$rps" "$p50" "$p99" "$errs"
   done
-  read -r ra pa _ <<<"${R[a]}"
-  read -r rb pb _ <<<"${R[b]}"
-  read -r rc pc _ <<<"${R[c]}"
-  python3 - "$kind" "$ra" "$rb" "$rc" "$pa" "$pb" "$pc" <<'EOF'
+  python3 - "$kind" ${R[a]} ${R[b]} ${R[c]} ${R[d]} <<'PY'
 import sys
 kind = sys.argv[1]
-ra, rb, rc, pa, pb, pc = map(float, sys.argv[2:])
-print("%-10s throughput b/a %.2f  b/c %.2f (target >= 0.70)   p50 added by gardefou %.3f ms "
-      "(target < 0.2), by nginx %.3f ms" % (kind, rb / ra, rb / rc, pb - pa, pc - pa))
-EOF
+a, b, c, d = (list(map(float, sys.argv[i:i + 3])) for i in (2, 5, 8, 11))
+for name, g in (("gardefou", b), ("gf-nosync", d)):
+    print("%-8s %-10s b/a %.2f  b/c %.2f (target >= 0.70)  p50 added %.3f ms (target < 0.2; "
+          "nginx adds %.3f ms)" % (kind, name, g[0] / a[0], g[0] / c[0], g[1] - a[1], c[1] - a[1]))
+PY
   unset R
 done

@@ -190,4 +190,23 @@ struct gf_llama_config {
 int gf_engine_llama_open(struct event_base *base, const struct gf_llama_config *cfg,
                          struct gf_engine **out, struct gf_err *err);
 
+/* ---- synthetic models (engine/llama_synth.c) ------------------------------------------- */
+
+/* Writes a random-weight Llama GGUF (sigma 0.02, seeded: the same seed gives the same file) of a
+ * named shape ("tiny", "stories110m", "tinyllama") and tensor type ("f32", "f16", "q8_0",
+ * "q4_0") to out_path, atomically. vocab_path: a GGUF whose tokenizer.* keys are copied (the
+ * Llama 2 vocabulary), or NULL for a small generated vocabulary. Returns 0 or a GF_E* code with
+ * err set. */
+int gf_llama_synth(const char *shape, const char *type, uint64_t seed, const char *vocab_path,
+                   const char *out_path, struct gf_err *err);
+/* "tiny, stories110m, tinyllama": the shape names, for usage messages. */
+const char *gf_llama_synth_shapes(void);
+
+/* The model `gardefou serve` uses when given neither --model nor an upstream. */
+#define GF_LLAMA_DEFAULT_MODEL "gardefou-synthetic-tiny.gguf"
+/* Stores in *path (caller frees with gf_free) models_dir/GF_LLAMA_DEFAULT_MODEL, creating the
+ * directory and the tiny synthetic model (with a warning in the log that its text is
+ * meaningless) when it does not exist yet. Returns 0 or a GF_E* code with err set. */
+int gf_llama_default_model(const char *models_dir, char **path, struct gf_err *err);
+
 #endif

@@ -467,6 +467,12 @@ struct sym {
     size_t n;        // bytes; 0 once merged into its left neighbour
 };
 
+/* The symbols of the chunk being merged; grows to the longest chunk. */
+struct syms {
+    struct sym *v;
+    size_t cap;
+};
+
 struct bigram {
     float score;
     int left, right;
@@ -548,11 +554,6 @@ static int try_bigram(const struct gf_tokenizer *t, const char *s, const struct 
     return heap_push(h, (struct bigram){t->score[id], left, right, size});
 }
 
-static bool is_mark(const char *s, const struct sym *y)
-{
-    return y->n == SPACE_MARK_LEN && memcmp(s + y->start, SPACE_MARK, SPACE_MARK_LEN) == 0;
-}
-
 /* Merges the symbols [first, last] (linked as a list) highest score first, then appends their
  * ids. */
 static int spm_chunk(const struct gf_tokenizer *t, const char *s, struct sym *sy, int first,
@@ -600,32 +601,42 @@ static int spm_chunk(const struct gf_tokenizer *t, const char *s, struct sym *sy
 /* Encodes one escaped run s[0..n) (spaces already "▁"): splits it into UTF-8 characters as
  * llama.cpp does (a lead byte claims its length even over invalid continuations), then merges.
  * When no piece of the vocabulary has a "▁" after another character (t->word_split), no merge
- * can cross the start of a word, so each word is merged on its own: same result, but the heap
- * stays small and in cache, which keeps long inputs fast. */
+ * can cross the start of a word, so each word is merged on its own: same ids, but the heap and
+ * the symbols stay as small as the longest word, which keeps long inputs fast and their memory
+ * bounded. */
 static int spm_run(const struct gf_tokenizer *t, const char *s, size_t n, bool whole,
-                   struct sym *sy, struct heap *h, struct ids *out)
+                   struct syms *sy, struct heap *h, struct ids *out)
 {
     static const uint8_t utf8_len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    bool split = !whole && t->word_split, prev_mark = false;
     int count = 0;
-    for (size_t off = 0; off < n; count++) {
+    for (size_t off = 0; off < n;) {
         size_t len = utf8_len[(uint8_t)s[off] >> 4];
         if (len > n - off)
             len = n - off;
-        sy[count] = (struct sym){count - 1, off + len == n ? -1 : count + 1, off, len};
+        bool mark = len == SPACE_MARK_LEN && memcmp(s + off, SPACE_MARK, SPACE_MARK_LEN) == 0;
+        if (split && mark && !prev_mark && count > 0) {
+            int rc = spm_chunk(t, s, sy->v, 0, count - 1, h, out);
+            if (rc != 0)
+                return rc;
+            count = 0;
+        }
+        if ((size_t)count == sy->cap) {
+            size_t cap = sy->cap ? 2 * sy->cap : 64;
+            if (cap > INT32_MAX)
+                return GF_ENOMEM;
+            struct sym *v = gf_realloc(sy->v, cap * sizeof(*v));
+            if (v == NULL)
+                return GF_ENOMEM;
+            sy->v = v;
+            sy->cap = cap;
+        }
+        sy->v[count] = (struct sym){count - 1, count + 1, off, len};
+        count++;
+        prev_mark = mark;
         off += len;
     }
-    int first = 0;
-    for (int i = 1; i <= count; i++) {
-        bool cut = i == count ||
-                   (!whole && t->word_split && is_mark(s, &sy[i]) && !is_mark(s, &sy[i - 1]));
-        if (!cut)
-            continue;
-        int rc = spm_chunk(t, s, sy, first, i - 1, h, out);
-        if (rc != 0)
-            return rc;
-        first = i;
-    }
-    return 0;
+    return count > 0 ? spm_chunk(t, s, sy->v, 0, count - 1, h, out) : 0;
 }
 
 int gf_tokenizer_encode(const struct gf_tokenizer *t, const char *text, size_t len,
@@ -636,18 +647,14 @@ int gf_tokenizer_encode(const struct gf_tokenizer *t, const char *text, size_t l
     struct ids out = {0};
     struct frags fs = {0};
     struct heap h = {0};
-    char *esc = NULL;
-    struct sym *sy = NULL;
+    char *esc = NULL;  // the escaped run, grown to the longest
+    size_t esc_cap = 0;
+    struct syms sy = {0};
     int rc = GF_ENOMEM;
     bool add = (flags & GF_TOK_ADD_SPECIAL) != 0;
 
-    if (len > (SIZE_MAX - 8) / 4)
-        return GF_ENOMEM;
-    // Every run, escaped, fits in 3 bytes per input byte plus the prefix space.
-    esc = gf_malloc(3 * len + SPACE_MARK_LEN + 1);
-    sy = gf_mallocarray(3 * len + SPACE_MARK_LEN + 1, sizeof(*sy));
-    if (esc == NULL || sy == NULL)
-        goto done;
+    if (len > GF_TOKENIZER_MAX_INPUT)
+        return GF_ETOOBIG;
     if (len > 0) {
         if (frags_push(&fs, (struct frag){-1, 0, len}) != 0)
             goto done;
@@ -665,6 +672,16 @@ int gf_tokenizer_encode(const struct gf_tokenizer *t, const char *text, size_t l
             prev_special = true;
             continue;
         }
+        size_t need = SPACE_MARK_LEN;  // escaped size: each space takes 3 bytes
+        for (size_t k = 0; k < f->len; k++)
+            need += text[f->off + k] == ' ' ? SPACE_MARK_LEN : 1;
+        if (need > esc_cap) {
+            char *e = gf_realloc(esc, need);
+            if (e == NULL)
+                goto done;
+            esc = e;
+            esc_cap = need;
+        }
         size_t n = 0;
         if (t->add_space_prefix && prev_special) {
             memcpy(esc, SPACE_MARK, SPACE_MARK_LEN);
@@ -679,7 +696,7 @@ int gf_tokenizer_encode(const struct gf_tokenizer *t, const char *text, size_t l
                 esc[n++] = c;
             }
         }
-        if (spm_run(t, esc, n, (flags & GF_TOK_WHOLE_RUNS) != 0, sy, &h, &out) != 0)
+        if (spm_run(t, esc, n, (flags & GF_TOK_WHOLE_RUNS) != 0, &sy, &h, &out) != 0)
             goto done;
         prev_special = false;
     }
@@ -696,6 +713,6 @@ done:
     gf_free(fs.v);
     gf_free(h.v);
     gf_free(esc);
-    gf_free(sy);
+    gf_free(sy.v);
     return rc;
 }

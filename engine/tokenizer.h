@@ -34,6 +34,7 @@ enum gf_token_type {
 
 #define GF_TOKENIZER_MAX_VOCAB (1 << 22)  // tokens per vocabulary
 #define GF_TOKENIZER_MAX_PIECE 4096       // bytes per token text
+#define GF_TOKENIZER_MAX_INPUT (256u << 20) // bytes of text per gf_tokenizer_encode call
 
 struct gf_tokenizer;
 
@@ -70,7 +71,8 @@ int32_t gf_tokenizer_find(const struct gf_tokenizer *t, const char *s, size_t le
 /* Encodes text[0..len) (any bytes; invalid UTF-8 falls back to byte tokens) into *ids (caller
  * frees with gf_free; never NULL on success, even for 0 tokens) and *n_ids. USER_DEFINED tokens
  * are always matched in the text, CONTROL/UNKNOWN ones only with GF_TOK_PARSE_SPECIAL.
- * Returns 0 or GF_ENOMEM. Time is O(n log n) in the input length; with vocabularies whose pieces
+ * Returns 0, GF_ETOOBIG past GF_TOKENIZER_MAX_INPUT bytes, or GF_ENOMEM. Memory is the output
+ * plus about 3x the input (the escaped text). Time is O(n log n) in the input length; with vocabularies whose pieces
  * never hold a "▁" after another character (Llama's), words are merged one at a time, which
  * gives the same ids and keeps the work in cache. */
 int gf_tokenizer_encode(const struct gf_tokenizer *t, const char *text, size_t len,

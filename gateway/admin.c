@@ -26,7 +26,7 @@ struct gf_admin {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     struct gf_keys *keys;
-    uint8_t digest[GF_SHA256_LEN];  // of the admin key
+    uint8_t digest[GF_SHA256_LEN]; // of the admin key
     int port;
     size_t max_body;
     gf_admin_reload_fn reload;
@@ -65,7 +65,9 @@ static void send_error(struct evhttp_request *req, int status, const char *code,
     int rc = gf_buf_puts(&b, "{\"error\":{\"message\":");
     rc = rc ? rc : gf_buf_append_json_str(&b, message, strlen(message));
     rc = rc ? rc : gf_buf_printf(&b, ",\"type\":\"%s\",\"param\":", type);
-    rc = rc ? rc : param ? gf_buf_append_json_str(&b, param, strlen(param)) : gf_buf_puts(&b, "null");
+    rc = rc      ? rc
+         : param ? gf_buf_append_json_str(&b, param, strlen(param))
+                 : gf_buf_puts(&b, "null");
     rc = rc ? rc : gf_buf_printf(&b, ",\"code\":\"%s\"}}", code);
     if (rc)
         evhttp_send_error(req, 500, NULL);
@@ -108,18 +110,18 @@ static int put_time(struct gf_buf *b, const char *name, int64_t ms)
 static int key_json(struct gf_buf *b, const struct gf_key *k, const char *secret)
 {
     int64_t now = gf_wall_ms();
-    int rc = gf_buf_printf(b, "{\"object\":\"api_key\",\"id\":\"%s\",\"prefix\":\"%s\",\"name\":",
-                           k->id, k->prefix);
+    int rc = gf_buf_printf(
+        b, "{\"object\":\"api_key\",\"id\":\"%s\",\"prefix\":\"%s\",\"name\":", k->id, k->prefix);
     rc = rc ? rc : gf_buf_append_json_str(b, k->name, strlen(k->name));
-    rc = rc ? rc : gf_buf_printf(b, ",\"group\":\"%s\",\"status\":\"%s\"", k->group,
-                                 gf_key_status(k, now));
+    rc = rc ? rc
+            : gf_buf_printf(b, ",\"group\":\"%s\",\"status\":\"%s\"", k->group,
+                            gf_key_status(k, now));
     rc = rc ? rc
             : gf_buf_printf(b,
                             ",\"limits\":{\"rpm\":%lld,\"tpm\":%lld,\"max_concurrent\":%lld,"
                             "\"daily_tokens\":%lld}",
                             (long long)k->limits.rpm, (long long)k->limits.tpm,
-                            (long long)k->limits.max_concurrent,
-                            (long long)k->limits.daily_tokens);
+                            (long long)k->limits.max_concurrent, (long long)k->limits.daily_tokens);
     rc = rc ? rc : put_time(b, "created_at", k->created);
     rc = rc ? rc : put_time(b, "expires_at", k->expires);
     rc = rc ? rc : put_time(b, "revoked_at", k->revoked);
@@ -136,8 +138,7 @@ static int key_json(struct gf_buf *b, const struct gf_key *k, const char *secret
     return rc ? rc : gf_buf_putc(b, '}');
 }
 
-static void send_key(struct evhttp_request *req, int status, const struct gf_key *k,
-                     char *secret)
+static void send_key(struct evhttp_request *req, int status, const struct gf_key *k, char *secret)
 {
     struct gf_buf b;
     gf_buf_init(&b, 16384);
@@ -146,7 +147,7 @@ static void send_key(struct evhttp_request *req, int status, const struct gf_key
     else
         send_json(req, status, &b);
     if (b.data)
-        memset(b.data, 0, b.len);  // the secret goes to the socket, nowhere else
+        memset(b.data, 0, b.len); // the secret goes to the socket, nowhere else
     gf_buf_cleanup(&b);
     if (secret)
         memset(secret, 0, GF_APIKEY_BUFLEN);
@@ -203,13 +204,15 @@ static int get_count(const cJSON *o, const char *name, int64_t *out, struct gf_e
     if (v == NULL)
         return 0;
     if (cJSON_IsNull(v)) {
-        *out = 0;  // null = unlimited
+        *out = 0; // null = unlimited
         return 0;
     }
     double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
     if (!cJSON_IsNumber(v) || !(d >= 0 && d <= 1e12) || floor(d) != d)
-        return gf_err_set(err, GF_EINVAL, "%s: expected a whole number in [0, 10^12] (0 = "
-                          "unlimited)", name);
+        return gf_err_set(err, GF_EINVAL,
+                          "%s: expected a whole number in [0, 10^12] (0 = "
+                          "unlimited)",
+                          name);
     *out = (int64_t)d;
     return 0;
 }
@@ -224,17 +227,18 @@ static int get_duration(const cJSON *v, const char *name, int64_t *ms, struct gf
         *ms = (int64_t)(v->valuedouble * 1000);
         return 0;
     }
-    return gf_err_set(err, GF_EINVAL, "%s: expected a duration such as \"30s\", \"12h\", \"7d\" "
-                      "(at most 3650d) or seconds", name);
+    return gf_err_set(err, GF_EINVAL,
+                      "%s: expected a duration such as \"30s\", \"12h\", \"7d\" "
+                      "(at most 3650d) or seconds",
+                      name);
 }
 
-/* Fills spec from a create/update body. expires: expires_in (duration from now), expires_at
- * (unix seconds), or null for never. */
-static int spec_from(const cJSON *o, struct gf_key_spec *spec, const char **param,
-                     struct gf_err *err)
+int gf_admin_spec_parse(const struct cJSON *o, struct gf_key_spec *spec, const char **param,
+                        struct gf_err *err)
 {
-    static const char *const allowed[] = {"name", "group", "rpm", "tpm", "max_concurrent",
-                                          "daily_tokens", "expires_in", "expires_at", NULL};
+    static const char *const allowed[] = {"name",       "group",          "rpm",
+                                          "tpm",        "max_concurrent", "daily_tokens",
+                                          "expires_in", "expires_at",     NULL};
     if (only_fields(o, allowed, param) != 0)
         return gf_err_set(err, GF_EINVAL, "%s: unknown field", *param);
     const cJSON *v;
@@ -318,7 +322,7 @@ static void route_create(struct gf_admin *a, struct evhttp_request *req, const c
     gf_key_spec_init(&spec);
     struct gf_err err = {0};
     const char *param = NULL;
-    if (spec_from(body, &spec, &param, &err) != 0) {
+    if (gf_admin_spec_parse(body, &spec, &param, &err) != 0) {
         send_gf_error(req, GF_EINVAL, &err, param);
         return;
     }
@@ -353,23 +357,23 @@ static void route_key(struct gf_admin *a, struct evhttp_request *req, enum evhtt
     } else if (action == NULL && (m == EVHTTP_REQ_PATCH || m == EVHTTP_REQ_POST)) {
         struct gf_key_spec spec;
         gf_key_spec_init(&spec);
-        rc = spec_from(body, &spec, &param, &err);
+        rc = gf_admin_spec_parse(body, &spec, &param, &err);
         rc = rc ? rc : gf_keys_update(a->keys, id, &spec, &k, &err);
         if (rc == 0)
-            cut(a, &k);  // an expiry set in the past ends its requests too
+            cut(a, &k); // an expiry set in the past ends its requests too
     } else if ((action == NULL && m == EVHTTP_REQ_DELETE) ||
                (action && strcmp(action, "revoke") == 0 && m == EVHTTP_REQ_POST)) {
-        rc = only_fields(body, none, &param) ? gf_err_set(&err, GF_EINVAL, "%s: unknown field",
-                                                          param)
-                                             : gf_keys_revoke(a->keys, id, &k, &err);
+        rc = only_fields(body, none, &param)
+                 ? gf_err_set(&err, GF_EINVAL, "%s: unknown field", param)
+                 : gf_keys_revoke(a->keys, id, &k, &err);
         if (rc == 0)
             cut(a, &k);
     } else if (action && strcmp(action, "rotate") == 0 && m == EVHTTP_REQ_POST) {
         static const char *const allowed[] = {"grace", NULL};
         int64_t grace = -1;
         const cJSON *g = cJSON_GetObjectItemCaseSensitive(body, "grace");
-        rc = only_fields(body, allowed, &param) ? gf_err_set(&err, GF_EINVAL,
-                                                             "%s: unknown field", param)
+        rc = only_fields(body, allowed, &param)
+                 ? gf_err_set(&err, GF_EINVAL, "%s: unknown field", param)
              : g ? get_duration(g, "grace", &grace, &err)
                  : 0;
         rc = rc ? rc : gf_keys_rotate(a->keys, id, grace, secret, &k, &err);
@@ -382,8 +386,8 @@ static void route_key(struct gf_admin *a, struct evhttp_request *req, enum evhtt
         int64_t when = 0, ms = 0;
         const cJSON *in = cJSON_GetObjectItemCaseSensitive(body, "in");
         const cJSON *at = cJSON_GetObjectItemCaseSensitive(body, "at");
-        rc = only_fields(body, allowed, &param) ? gf_err_set(&err, GF_EINVAL,
-                                                             "%s: unknown field", param)
+        rc = only_fields(body, allowed, &param)
+                 ? gf_err_set(&err, GF_EINVAL, "%s: unknown field", param)
              : in && at ? gf_err_set(&err, GF_EINVAL, "in, at: give one of them")
                         : 0;
         if (rc == 0 && in && (rc = get_duration(in, "in", &ms, &err)) == 0)
@@ -400,19 +404,19 @@ static void route_key(struct gf_admin *a, struct evhttp_request *req, enum evhtt
     } else if (action && strcmp(action, "suspend") == 0 && m == EVHTTP_REQ_POST) {
         static const char *const allowed[] = {"reason", NULL};
         const cJSON *r = cJSON_GetObjectItemCaseSensitive(body, "reason");
-        rc = only_fields(body, allowed, &param) ? gf_err_set(&err, GF_EINVAL,
-                                                             "%s: unknown field", param)
+        rc = only_fields(body, allowed, &param)
+                 ? gf_err_set(&err, GF_EINVAL, "%s: unknown field", param)
              : r && !cJSON_IsString(r) ? gf_err_set(&err, GF_EINVAL, "reason: expected a string")
                                        : 0;
         rc = rc ? rc
-                : gf_keys_suspend(a->keys, id, r ? r->valuestring : "suspended by an admin",
-                                  &k, &err);
+                : gf_keys_suspend(a->keys, id, r ? r->valuestring : "suspended by an admin", &k,
+                                  &err);
         if (rc == 0)
             cut(a, &k);
     } else if (action && strcmp(action, "unsuspend") == 0 && m == EVHTTP_REQ_POST) {
-        rc = only_fields(body, none, &param) ? gf_err_set(&err, GF_EINVAL, "%s: unknown field",
-                                                          param)
-                                             : gf_keys_unsuspend(a->keys, id, &k, &err);
+        rc = only_fields(body, none, &param)
+                 ? gf_err_set(&err, GF_EINVAL, "%s: unknown field", param)
+                 : gf_keys_unsuspend(a->keys, id, &k, &err);
     } else {
         send_error(req, action ? 404 : 405, action ? "not_found" : "method_not_allowed",
                    "no such route or method", NULL);
@@ -492,16 +496,15 @@ static void handle(struct evhttp_request *req, void *arg)
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     char p[256];
-    if (path == NULL || strncmp(path, PREFIX, strlen(PREFIX)) != 0 ||
-        strlen(path) >= sizeof(p)) {
+    if (path == NULL || strncmp(path, PREFIX, strlen(PREFIX)) != 0 || strlen(path) >= sizeof(p)) {
         send_error(req, 404, "not_found", "no such route; the admin API lives under /admin/v1/",
                    NULL);
         return;
     }
     bool given;
     if (!authorized(a, req, &given)) {
-        gf_log(GF_LOG_WARN, "admin", "event=admin_auth_failed method=%s given=%s",
-               method_name(m), given ? "yes" : "no");
+        gf_log(GF_LOG_WARN, "admin", "event=admin_auth_failed method=%s given=%s", method_name(m),
+               given ? "yes" : "no");
         send_error(req, 401, given ? "invalid_admin_key" : "missing_admin_key",
                    given ? "Incorrect admin key provided."
                          : "The admin API needs Authorization: Bearer <admin key> (see "
@@ -530,8 +533,7 @@ static void handle(struct evhttp_request *req, void *arg)
         else if (m == EVHTTP_REQ_POST)
             route_create(a, req, b);
         else
-            send_error(req, 405, "method_not_allowed", "use GET or POST on /admin/v1/keys",
-                       NULL);
+            send_error(req, 405, "method_not_allowed", "use GET or POST on /admin/v1/keys", NULL);
     } else if (strncmp(p, "keys/", 5) == 0) {
         char *id = p + 5;
         char *action = strchr(id, '/');

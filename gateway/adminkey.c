@@ -22,8 +22,7 @@ static int trimmed_copy(const char *s, size_t n, char **out, struct gf_err *err,
                           where, GF_ADMIN_KEY_MIN);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
-            return gf_err_set(err, GF_EINVAL, "%s: the admin key must be printable ASCII",
-                              where);
+            return gf_err_set(err, GF_EINVAL, "%s: the admin key must be printable ASCII", where);
     *out = gf_strndup(s, n);
     return *out ? 0 : gf_err_set(err, GF_ENOMEM, "out of memory");
 }
@@ -38,7 +37,8 @@ static int create_file(const char *path, char **out, struct gf_err *err)
     key[6 + ADMIN_RANDOM_LEN + 1] = '\0';
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-        return errno == EEXIST ? GF_EAGAIN : gf_err_set(err, GF_EIO, "%s: %s", path, strerror(errno));
+        return errno == EEXIST ? GF_EAGAIN
+                               : gf_err_set(err, GF_EIO, "%s: %s", path, strerror(errno));
     size_t n = strlen(key);
     bool ok = write(fd, key, n) == (ssize_t)n && fsync(fd) == 0;
     close(fd);
@@ -71,10 +71,9 @@ int gf_admin_key_load(const char *data_dir, bool create, char **out, bool *creat
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0 && errno == ENOENT && create) {
             if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
-                return gf_err_set(err, GF_EIO, "%s: cannot create: %s", data_dir,
-                                  strerror(errno));
+                return gf_err_set(err, GF_EIO, "%s: cannot create: %s", data_dir, strerror(errno));
             int rc = create_file(path, out, err);
-            if (rc == GF_EAGAIN)  // another process made it first: read theirs
+            if (rc == GF_EAGAIN) // another process made it first: read theirs
                 continue;
             if (rc == 0 && created)
                 *created = true;

@@ -141,8 +141,8 @@ static int call(const char *base, const char *admin_key, const char *method, con
     size_t bl = strlen(base);
     while (bl > 0 && base[bl - 1] == '/')
         bl--;
-    snprintf(url, sizeof(url), "%s%.*s/admin/v1/%s",
-             strstr(base, "://") ? "" : "http://", (int)bl, base, path);
+    snprintf(url, sizeof(url), "%s%.*s/admin/v1/%s", strstr(base, "://") ? "" : "http://", (int)bl,
+             base, path);
     struct gf_buf auth;
     gf_buf_init(&auth, 4096);
     struct curl_slist *h = NULL;
@@ -260,8 +260,7 @@ static int add_count(struct gf_buf *b, const char *field, const char *flag, cons
         return 0;
     int64_t n;
     if (gf_parse_i64(v, 0, 1000000000000ll, &n) != 0) {
-        fprintf(stderr, "gardefou keys: %s: expected a whole number >= 0 (0 = unlimited)\n",
-                flag);
+        fprintf(stderr, "gardefou keys: %s: expected a whole number >= 0 (0 = unlimited)\n", flag);
         return 2;
     }
     return gf_buf_printf(b, "%s\"%s\":%lld", b->len > 1 ? "," : "", field, (long long)n) ? 2 : 0;
@@ -282,8 +281,7 @@ static int add_duration(struct gf_buf *b, const char *field, const char *flag, c
         return 0;
     int64_t ms;
     if (gf_parse_duration_ms(v, &ms) != 0) {
-        fprintf(stderr, "gardefou keys: %s: expected a duration such as 30s, 15m, 12h, 7d\n",
-                flag);
+        fprintf(stderr, "gardefou keys: %s: expected a duration such as 30s, 15m, 12h, 7d\n", flag);
         return 2;
     }
     return add_str(b, field, v);
@@ -432,7 +430,7 @@ static int run(const struct opts *o, const char *server, const char *admin_key)
         print_key(j);
     }
     if (reply.data)
-        memset(reply.data, 0, reply.len);  // may hold a secret
+        memset(reply.data, 0, reply.len); // may hold a secret
     gf_buf_cleanup(&reply);
     cJSON_Delete(j);
     return rc;
@@ -453,7 +451,7 @@ int gf_cmd_keys(int argc, char **argv)
         return 2;
     }
     const char *a = o.action;
-    static const char *const actions[] = {"create", "list", "show", "update", "revoke",
+    static const char *const actions[] = {"create", "list",   "show",    "update",    "revoke",
                                           "rotate", "expire", "suspend", "unsuspend", NULL};
     bool known = false;
     for (size_t i = 0; actions[i]; i++)
@@ -466,8 +464,8 @@ int gf_cmd_keys(int argc, char **argv)
     char server[1024];
     snprintf(server, sizeof(server), "http://%s", DEFAULT_ADMIN);
     char cfg_data_dir[1024] = "";
-    if (o.config && from_config(o.config, server, sizeof(server), cfg_data_dir,
-                                sizeof(cfg_data_dir)) != 0)
+    if (o.config &&
+        from_config(o.config, server, sizeof(server), cfg_data_dir, sizeof(cfg_data_dir)) != 0)
         return 2;
     if (o.data_dir == NULL && cfg_data_dir[0])
         o.data_dir = cfg_data_dir;

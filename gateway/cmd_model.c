@@ -1,6 +1,7 @@
 /* cmd_model.c — `gardefou model info|synth`: inspect a GGUF model file, or write a synthetic one
  * (synth: engine/llama's part). `info` prints the version, every metadata key (long strings and
- * arrays abbreviated unless --full), the tensor table and the totals. Exit status: 0 success,
+ * arrays abbreviated unless --full), the tensor table, the totals, and what the engine makes of
+ * it (tokenizer, chat template). Exit status: 0 success,
  * 2 bad usage or a file that is not a valid GGUF (the reader's message names the problem). */
 #include "gateway/cli.h"
 
@@ -10,6 +11,7 @@
 
 #include "common/common.h"
 #include "engine/gguf.h"
+#include "engine/tokenizer.h"
 
 #define SHORT_STRING 64  // bytes of a string shown without --full
 #define SHORT_ARRAY  4   // elements of an array shown without --full
@@ -129,6 +131,33 @@ static void human(uint64_t bytes, char *out, size_t n)
     snprintf(out, n, u ? "%.2f %s" : "%.0f %s", v, units[u]);
 }
 
+/* What the engine would make of the file: its tokenizer and the chat template it would use. */
+static void summary(const struct gf_gguf *g)
+{
+    struct gf_tokenizer *tok = NULL;
+    struct gf_err err = {0};
+    printf("\ntokenizer: ");
+    if (gf_tokenizer_from_gguf(g, &tok, &err) == 0) {
+        printf("SentencePiece, %d tokens, BOS %d, EOS %d, UNK %d, adds BOS: %s\n",
+               (int)gf_tokenizer_n_vocab(tok), (int)gf_tokenizer_bos(tok),
+               (int)gf_tokenizer_eos(tok), (int)gf_tokenizer_unk(tok),
+               gf_tokenizer_add_bos(tok) ? "yes" : "no");
+        gf_tokenizer_free(tok);
+    } else {
+        printf("none usable (%s)\n", err.msg);
+    }
+    int tmpl;
+    const char *j;
+    size_t len;
+    bool in_file = gf_gguf_get_str(g, "tokenizer.chat_template", &j, &len) == 0;
+    err = (struct gf_err){0};
+    if (gf_template_choose(g, NULL, &tmpl, &err) == 0)
+        printf("chat template: %s (%s)\n", gf_template_name(tmpl),
+               in_file ? "recognized in tokenizer.chat_template" : "default: the file has none");
+    else
+        printf("chat template: %s\n", err.msg);
+}
+
 static int info(int argc, char **argv)
 {
     bool full = false, tensors = true;
@@ -234,7 +263,8 @@ static int info(int argc, char **argv)
     putchar('\n');
     for (int ty = 0; ty < GF_TYPE_COUNT; ty++)
         if (per_type[ty] && !gf_tensor_type_can_dequantize(ty))
-            printf("note: the engine cannot compute with %s tensors\n", gf_tensor_type_name(ty));
+            printf("note: gardefou cannot decode %s tensors\n", gf_tensor_type_name(ty));
+    summary(g);
     gf_gguf_close(g);
     return fflush(stdout) == 0 ? 0 : 2;
 }

@@ -8,7 +8,7 @@
 
 #include <cjson/cJSON.h>
 
-#define MAX_EXACT 9007199254740992.0  // 2^53: larger doubles are not exact integers
+#define MAX_EXACT 9007199254740992.0 // 2^53: larger doubles are not exact integers
 
 int gf_keyrec_check_name(const char *name, struct gf_err *err)
 {
@@ -50,8 +50,9 @@ int gf_keyrec_write(struct gf_buf *b, const struct gf_key *k)
     rc = rc ? rc : gf_buf_printf(b, ",\"digest\":\"%s\"", hex);
     if (k->has_old) {
         gf_hex(k->old_digest, GF_SHA256_LEN, hex);
-        rc = rc ? rc : gf_buf_printf(b, ",\"old_digest\":\"%s\",\"old_until\":%lld", hex,
-                                     (long long)k->old_until);
+        rc = rc ? rc
+                : gf_buf_printf(b, ",\"old_digest\":\"%s\",\"old_until\":%lld", hex,
+                                (long long)k->old_until);
     }
     rc = rc ? rc
             : gf_buf_printf(b,
@@ -84,8 +85,7 @@ static int get_int(const cJSON *o, const char *name, bool required, int64_t *out
     return 0;
 }
 
-static int get_str(const cJSON *o, const char *name, char *out, size_t outsize,
-                   struct gf_err *err)
+static int get_str(const cJSON *o, const char *name, char *out, size_t outsize, struct gf_err *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     if (!cJSON_IsString(v))

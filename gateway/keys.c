@@ -108,8 +108,8 @@ static int apply_spec(struct gf_key *key, const struct gf_key_spec *spec, struct
     return 0;
 }
 
-int gf_keys_create(struct gf_keys *k, const struct gf_key_spec *spec,
-                   char secret[GF_APIKEY_BUFLEN], struct gf_key *out, struct gf_err *err)
+int gf_keys_create(struct gf_keys *k, const struct gf_key_spec *spec, char secret[GF_APIKEY_BUFLEN],
+                   struct gf_key *out, struct gf_err *err)
 {
     struct gf_key key;
     memset(&key, 0, sizeof(key));
@@ -333,7 +333,7 @@ const char *gf_key_status(const struct gf_key *key, int64_t now_ms)
 
 int gf_auth_http_status(enum gf_auth a)
 {
-    return a == GF_AUTH_OK ? 200 : 401;  // OpenAI answers every key problem with 401
+    return a == GF_AUTH_OK ? 200 : 401; // OpenAI answers every key problem with 401
 }
 
 const char *gf_auth_code(enum gf_auth a)

@@ -21,8 +21,8 @@ struct live {
     struct live *prev, *next;
     char id[GF_KEYID_BUFLEN];
     struct gf_rl_ticket ticket;
-    int64_t charged;    // completion tokens charged so far
-    bool cut;           // the gate ended it (budget exhausted or key cut)
+    int64_t charged; // completion tokens charged so far
+    bool cut;        // the gate ended it (budget exhausted or key cut)
 };
 
 struct gf_keys_gate {
@@ -33,7 +33,7 @@ struct gf_keys_gate {
     struct event *timer;
     struct live *head;
     size_t n_live;
-    struct live **tab;  // by request pointer; open addressing, capacity tcap (power of two)
+    struct live **tab; // by request pointer; open addressing, capacity tcap (power of two)
     size_t tcap, tused;
     gf_keys_abuse_fn abuse;
     void *abuse_ud;
@@ -106,8 +106,8 @@ static struct live *live_of(struct gf_keys_gate *g, const struct gf_request *r)
 
 static bool needs_key(enum gf_route route)
 {
-    return route != GF_ROUTE_HEALTHZ && route != GF_ROUTE_READYZ &&
-           route != GF_ROUTE_METRICS && route != GF_ROUTE_NONE;
+    return route != GF_ROUTE_HEALTHZ && route != GF_ROUTE_READYZ && route != GF_ROUTE_METRICS &&
+           route != GF_ROUTE_NONE;
 }
 
 static int64_t count_tokens(struct gf_keys_gate *g, const char *s, size_t n)
@@ -118,7 +118,7 @@ static int64_t count_tokens(struct gf_keys_gate *g, const char *s, size_t n)
     bool est = false;
     if (g->engine && gf_engine_count_tokens(g->engine, s, n, &c, &est) == 0 && c >= 0)
         return c;
-    return (int64_t)(n + 3) / 4;  // the usual rule of thumb: about four bytes a token
+    return (int64_t)(n + 3) / 4; // the usual rule of thumb: about four bytes a token
 }
 
 /* The prompt's tokens as the limiter reserves them: content plus a few per message. */
@@ -153,7 +153,7 @@ static int hook_authenticate(void *ud, struct gf_request *r, struct gf_err *err)
         return 0;
     const char *authz = gf_request_header(r, "Authorization");
     if (g->cfg.open_mode && authz == NULL)
-        return 0;  // anonymous: no key, no limits (explicit config choice)
+        return 0; // anonymous: no key, no limits (explicit config choice)
     if (!g->cfg.open_mode && g->keys->store->ops->count(g->keys->store) == 0)
         return gf_err_set(err, GF_EPERM,
                           "No API keys exist yet: create one with `gardefou keys create` "
@@ -162,12 +162,12 @@ static int hook_authenticate(void *ud, struct gf_request *r, struct gf_err *err)
     enum gf_auth a = gf_keys_authenticate(g->keys, authz, gf_wall_ms(), &key, NULL);
     if (a != GF_AUTH_OK) {
         if (a == GF_AUTH_REVOKED || a == GF_AUTH_SUSPENDED || a == GF_AUTH_EXPIRED)
-            gf_log(GF_LOG_INFO, "keys", "req=%s event=key_refused key=%s why=%s",
-                   gf_request_id(r), key.id, gf_auth_code(a));
+            gf_log(GF_LOG_INFO, "keys", "req=%s event=key_refused key=%s why=%s", gf_request_id(r),
+                   key.id, gf_auth_code(a));
         return gf_err_set(err, GF_EPERM, "%s", gf_auth_message(a));
     }
     int rc = gf_request_set_key(r, key.id);
-    if (rc == 0 && key.group[0])  // the key's policy group decides which rules apply
+    if (rc == 0 && key.group[0]) // the key's policy group decides which rules apply
         rc = gf_request_set_group(r, key.group);
     return rc;
 }
@@ -177,7 +177,7 @@ static int hook_admit(void *ud, struct gf_request *r, struct gf_err *err)
     struct gf_keys_gate *g = ud;
     const char *id = gf_request_key(r);
     if (id == NULL || id[0] == '\0')
-        return 0;  // open mode, or a route without keys
+        return 0; // open mode, or a route without keys
     struct gf_key key;
     if (g->keys->store->ops->get(g->keys->store, id, &key) != 0)
         return gf_err_set(err, GF_EPERM, "%s", gf_auth_message(GF_AUTH_UNKNOWN));
@@ -220,7 +220,7 @@ static int hook_output(void *ud, struct gf_request *r, int index, const char *te
 {
     struct gf_keys_gate *g = ud;
     (void)index;
-    (void)final;
+    (void) final;
     struct live *l = live_of(g, r);
     if (l != NULL && len > 0 && (l->ticket.limits.tpm > 0 || l->ticket.limits.daily_tokens > 0)) {
         int64_t n = count_tokens(g, text, len);
@@ -251,7 +251,8 @@ static void hook_release(void *ud, struct gf_request *r)
     g->keys->lim->ops->release(g->keys->lim, &l->ticket);
     const char *msg = NULL;
     const char *fr = gf_request_finish_reason(r);
-    bool blocked = gf_request_error(r, &msg) == GF_EPOLICY || (fr && strcmp(fr, "content_filter") == 0);
+    bool blocked =
+        gf_request_error(r, &msg) == GF_EPOLICY || (fr && strcmp(fr, "content_filter") == 0);
     char id[GF_KEYID_BUFLEN];
     snprintf(id, sizeof(id), "%s", l->id);
     tremove(g, r);
@@ -354,10 +355,13 @@ int gf_keys_gate_new(struct event_base *base, struct gf_gateway *gw, struct gf_k
     event_add(g->timer, &tv);
     size_t n = keys->store->ops->count(keys->store);
     if (cfg->open_mode)
-        gf_log(GF_LOG_WARN, "keys", "event=keys_mode mode=open keys=%zu note=\"requests without "
-               "a key are served unlimited (keys.open_mode)\"", n);
+        gf_log(GF_LOG_WARN, "keys",
+               "event=keys_mode mode=open keys=%zu note=\"requests without "
+               "a key are served unlimited (keys.open_mode)\"",
+               n);
     else if (n == 0)
-        gf_log(GF_LOG_WARN, "keys", "event=keys_mode mode=enforced keys=0 note=\"no API keys "
+        gf_log(GF_LOG_WARN, "keys",
+               "event=keys_mode mode=enforced keys=0 note=\"no API keys "
                "exist: API requests get 401 until one is made with gardefou keys create (or "
                "keys.open_mode is set)\"");
     else

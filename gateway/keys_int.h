@@ -18,13 +18,13 @@
 
 /* ---- key strings (apikey.c) ------------------------------------------------------------ */
 
-#define GF_APIKEY_RANDOM_LEN 22                                          // base62 chars
-#define GF_APIKEY_CHECK_LEN  6                                           // base62 chars of CRC-32
+#define GF_APIKEY_RANDOM_LEN 22 // base62 chars
+#define GF_APIKEY_CHECK_LEN  6  // base62 chars of CRC-32
 #define GF_APIKEY_LEN        (3 + GF_APIKEY_RANDOM_LEN + GF_APIKEY_CHECK_LEN) // 31
 #define GF_APIKEY_BUFLEN     (GF_APIKEY_LEN + 1)
-#define GF_KEYID_LEN         (4 + 16)  // "key_" + 16 base62 chars
+#define GF_KEYID_LEN         (4 + 16) // "key_" + 16 base62 chars
 #define GF_KEYID_BUFLEN      (GF_KEYID_LEN + 1)
-#define GF_KEYPREFIX_LEN     7         // "gf_" + the first 4 random chars, for display
+#define GF_KEYPREFIX_LEN     7 // "gf_" + the first 4 random chars, for display
 #define GF_KEYPREFIX_BUFLEN  (GF_KEYPREFIX_LEN + 1)
 
 /* Writes a fresh secret key and its NUL into out. Returns 0, or GF_EIO without randomness. */
@@ -52,8 +52,8 @@ uint32_t gf_crc32(uint32_t crc, const void *p, size_t n);
 
 /* ---- key records (keyrec.c) ------------------------------------------------------------ */
 
-#define GF_KEY_NAME_MAX  128  // bytes of UTF-8, no control characters
-#define GF_KEY_GROUP_MAX 64   // [A-Za-z0-9_.-]
+#define GF_KEY_NAME_MAX   128 // bytes of UTF-8, no control characters
+#define GF_KEY_GROUP_MAX  64  // [A-Za-z0-9_.-]
 #define GF_KEY_REASON_MAX 128
 
 /* Limits; 0 means unlimited for each. */
@@ -71,8 +71,8 @@ struct gf_key {
     char name[GF_KEY_NAME_MAX + 1];
     char group[GF_KEY_GROUP_MAX + 1];
     uint8_t digest[GF_SHA256_LEN];
-    bool has_old;                       // rotation: the previous secret still works until
-    uint8_t old_digest[GF_SHA256_LEN];  // old_until (a grace period)
+    bool has_old;                      // rotation: the previous secret still works until
+    uint8_t old_digest[GF_SHA256_LEN]; // old_until (a grace period)
     int64_t old_until;
     struct gf_key_limits limits;
     int64_t created;
@@ -80,7 +80,7 @@ struct gf_key {
     int64_t revoked;
     int64_t suspended;
     char suspend_reason[GF_KEY_REASON_MAX + 1];
-    uint64_t seq;                       // journal sequence of the last change (set by the store)
+    uint64_t seq; // journal sequence of the last change (set by the store)
 };
 
 /* Appends k in the store's format, one JSON object without newline, to b. */
@@ -161,16 +161,16 @@ struct gf_rl_now {
 struct gf_rl_info {
     int64_t limit_requests, remaining_requests, reset_requests_ms;
     int64_t limit_tokens, remaining_tokens, reset_tokens_ms;
-    int64_t retry_after_s;      // on refusal: seconds until a retry can succeed (>= 1)
-    enum gf_rl_reason reason;   // on refusal: which limit refused
+    int64_t retry_after_s;    // on refusal: seconds until a retry can succeed (>= 1)
+    enum gf_rl_reason reason; // on refusal: which limit refused
 };
 
 /* A request's hold on the limiter, from admit to release (caller storage). */
 struct gf_rl_ticket {
-    void *slot;                 // the limiter's per-key state (opaque)
+    void *slot; // the limiter's per-key state (opaque)
     struct gf_key_limits limits;
-    int64_t tokens;             // tokens charged so far (prompt + completion)
-    bool holds_conc;            // counted in max_concurrent
+    int64_t tokens;  // tokens charged so far (prompt + completion)
+    bool holds_conc; // counted in max_concurrent
     bool active;
 };
 
@@ -255,7 +255,7 @@ struct gf_key_spec {
     const char *name;
     const char *group;
     struct gf_key_limits limits;
-    int64_t expires;    // absolute wall ms; 0 = never (create), -1 = leave as is (update)
+    int64_t expires; // absolute wall ms; 0 = never (create), -1 = leave as is (update)
 };
 
 /* Sets every field of spec to "unset". */
@@ -269,8 +269,8 @@ void gf_keys_close(struct gf_keys *k);
 /* Admin operations. Each is durable when it returns 0, copies the key after the change into
  * *out (may be NULL), and reports a bad argument as GF_EINVAL, a missing id as GF_ENOTFOUND,
  * with err set. Secrets are written into secret (create, rotate) and nowhere else. */
-int gf_keys_create(struct gf_keys *k, const struct gf_key_spec *spec,
-                   char secret[GF_APIKEY_BUFLEN], struct gf_key *out, struct gf_err *err);
+int gf_keys_create(struct gf_keys *k, const struct gf_key_spec *spec, char secret[GF_APIKEY_BUFLEN],
+                   struct gf_key *out, struct gf_err *err);
 int gf_keys_update(struct gf_keys *k, const char *id, const struct gf_key_spec *spec,
                    struct gf_key *out, struct gf_err *err);
 int gf_keys_revoke(struct gf_keys *k, const char *id, struct gf_key *out, struct gf_err *err);
@@ -302,7 +302,7 @@ const char *gf_auth_message(enum gf_auth a);
 /* ---- the admin key (adminkey.c) -------------------------------------------------------- */
 
 #define GF_ADMIN_KEY_ENV "GARDEFOU_ADMIN_KEY"
-#define GF_ADMIN_KEY_MIN 16  // bytes; a shorter GARDEFOU_ADMIN_KEY is refused
+#define GF_ADMIN_KEY_MIN 16 // bytes; a shorter GARDEFOU_ADMIN_KEY is refused
 
 /* Gets the admin secret into *out (caller frees with gf_free): from GARDEFOU_ADMIN_KEY when set,
  * else from DATA_DIR/admin.key. With create, a missing file is made (mode 0600, "gfadm_" + 40
@@ -323,10 +323,10 @@ typedef int (*gf_admin_reload_fn)(void *ud, struct gf_buf *out, struct gf_err *e
 typedef void (*gf_admin_cut_fn)(void *ud, const char *key_id, enum gf_auth why);
 
 struct gf_admin_config {
-    const char *listen;     // "HOST:PORT" (port 0 = any free port)
-    const char *admin_key;  // borrowed for the call; only its digest is kept
-    size_t max_body;        // 0 = 64 KiB
-    int timeout_s;          // 0 = 30
+    const char *listen;    // "HOST:PORT" (port 0 = any free port)
+    const char *admin_key; // borrowed for the call; only its digest is kept
+    size_t max_body;       // 0 = 64 KiB
+    int timeout_s;         // 0 = 30
 };
 
 /* Binds the admin API on base. keys is borrowed and must outlive the admin server. */
@@ -340,6 +340,13 @@ void gf_admin_free(struct gf_admin *a);
 /* The admin API's address from server.listen and keys.admin_listen (may be NULL): the latter when
  * set, "" when it is "off", else listen's host with port + 1 (0 stays 0). 0 or GF_EINVAL. */
 int gf_keys_admin_address(const char *listen, const char *admin_listen, char *out, size_t outlen);
+struct cJSON;
+/* Fills spec from a create/update body object: name, group, rpm, tpm, max_concurrent,
+ * daily_tokens (null = unlimited), expires_in (duration from now; null = never) or expires_at
+ * (unix seconds). Strings in spec are borrowed from o. On GF_EINVAL err says why and *param may
+ * name the field. Unknown fields are refused. */
+int gf_admin_spec_parse(const struct cJSON *o, struct gf_key_spec *spec, const char **param,
+                        struct gf_err *err);
 /* Parses "HOST:PORT" or "[V6]:PORT" into host (NUL-terminated) and port; 0 or GF_EINVAL. */
 int gf_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
@@ -356,10 +363,10 @@ struct gf_engine;
 struct gf_keys_gate;
 
 struct gf_keys_gate_config {
-    bool open_mode;            // requests without Authorization are served, unlimited
-    int64_t abuse_max_blocks;  // defaults when the policy gives no abuse setting
+    bool open_mode;           // requests without Authorization are served, unlimited
+    int64_t abuse_max_blocks; // defaults when the policy gives no abuse setting
     int64_t abuse_window_ms;
-    int recheck_ms;            // how often keys of requests in flight are rechecked; 0 = 250
+    int recheck_ms; // how often keys of requests in flight are rechecked; 0 = 250
 };
 
 /* The current abuse setting (e.g. from the policy): may overwrite *max_blocks, *window_ms. */

@@ -10,7 +10,7 @@
 #include <sys/resource.h>
 
 struct gf_keys_serve {
-    char admin_host[260];  // the admin listener's host as bound ("" when off)
+    char admin_host[260]; // the admin listener's host as bound ("" when off)
     struct gf_keys *keys;
     struct gf_keys_gate *gate;
     struct gf_admin *admin;
@@ -19,8 +19,7 @@ struct gf_keys_serve {
     void *event_ud;
 };
 
-static void forward_event(void *ud, const char *action, const struct gf_key *k,
-                          const char *detail)
+static void forward_event(void *ud, const char *action, const struct gf_key *k, const char *detail)
 {
     struct gf_keys_serve *ks = ud;
     if (ks->on_event)
@@ -28,8 +27,7 @@ static void forward_event(void *ud, const char *action, const struct gf_key *k,
 }
 
 int gf_keys_serve_start(struct event_base *base, struct gf_gateway *gw, struct gf_engine *engine,
-                        const struct gf_config *cfg, struct gf_keys_serve **out,
-                        struct gf_err *err)
+                        const struct gf_config *cfg, struct gf_keys_serve **out, struct gf_err *err)
 {
     *out = NULL;
     if (!cfg->keys_allow_core_dumps) {

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define RECORD_MAX (16 * 1024)  // a key record is < 1 KiB; anything longer is damage
+#define RECORD_MAX (16 * 1024) // a key record is < 1 KiB; anything longer is damage
 #define FILE_MAX   (1u << 30)
 
 /* An open-addressing slot: 0 = empty, else 1 + index into keys. The digest table also notes
@@ -30,17 +30,17 @@ struct store {
     struct gf_keystore pub;
     pthread_mutex_t mu;
     char *dir;
-    int jfd;             // journal.log, O_APPEND
-    uint64_t jlen;       // bytes of whole records in the journal
-    size_t jrecords;     // records in the journal since the last snapshot
-    uint64_t seq;        // the last sequence number used
+    int jfd;         // journal.log, O_APPEND
+    uint64_t jlen;   // bytes of whole records in the journal
+    size_t jrecords; // records in the journal since the last snapshot
+    uint64_t seq;    // the last sequence number used
     size_t snapshot_every;
     bool no_fsync;
     struct gf_key *keys; // creation order
     size_t n, cap;
-    struct dslot *dtab;  // by digest; capacity dcap, a power of two
+    struct dslot *dtab; // by digest; capacity dcap, a power of two
     size_t dcap, dused;
-    uint32_t *itab;      // by id: 0 or 1 + index; capacity icap
+    uint32_t *itab; // by id: 0 or 1 + index; capacity icap
     size_t icap;
 };
 
@@ -49,13 +49,13 @@ struct store {
 static uint64_t digest_hash(const uint8_t *d)
 {
     uint64_t h;
-    memcpy(&h, d, sizeof(h));  // digests are uniformly random already
+    memcpy(&h, d, sizeof(h)); // digests are uniformly random already
     return h;
 }
 
 static uint64_t id_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603u;  // FNV-1a
+    uint64_t h = 1469598103934665603u; // FNV-1a
     for (; *s; s++)
         h = (h ^ (uint8_t)*s) * 1099511628211u;
     return h;
@@ -388,8 +388,7 @@ static int replay_journal(struct store *st, struct gf_err *err)
         struct gf_key k;
         struct gf_err e = {0};
         bool torn = true;
-        rc = nl ? unframe(data + off, n, &k, &torn, &e)
-                : gf_err_set(&e, GF_EFORMAT, "no newline");
+        rc = nl ? unframe(data + off, n, &k, &torn, &e) : gf_err_set(&e, GF_EFORMAT, "no newline");
         if (rc == GF_EFORMAT && torn && last) {
             // The crash came in the middle of this write: nobody was told it succeeded.
             gf_log(GF_LOG_WARN, "keys",
@@ -404,9 +403,9 @@ static int replay_journal(struct store *st, struct gf_err *err)
             break;
         }
         if (rc == 0 && k.seq <= st->seq && k.seq > snap_seq)
-            rc = gf_err_set(&e, GF_EFORMAT, "sequence %llu out of order",
-                            (unsigned long long)k.seq);
-        if (rc == 0 && k.seq > snap_seq) {  // older ones are in the snapshot already
+            rc =
+                gf_err_set(&e, GF_EFORMAT, "sequence %llu out of order", (unsigned long long)k.seq);
+        if (rc == 0 && k.seq > snap_seq) { // older ones are in the snapshot already
             rc = reserve(st, 1);
             if (rc == 0) {
                 uint32_t self = st->itab[ifind(st, k.id)];
@@ -521,7 +520,7 @@ static int op_put(struct gf_keystore *ks, const struct gf_key *k0, struct gf_err
     struct gf_buf b;
     gf_buf_init(&b, RECORD_MAX);
     pthread_mutex_lock(&st->mu);
-    int rc = reserve(st, 1);  // memory first: after the write nothing may fail
+    int rc = reserve(st, 1); // memory first: after the write nothing may fail
     if (rc) {
         gf_err_set(err, rc, "keys: %s", gf_strerror(rc));
         goto out;
@@ -552,7 +551,7 @@ static int op_put(struct gf_keystore *ks, const struct gf_key *k0, struct gf_err
     apply(st, &k);
     if (st->jrecords >= st->snapshot_every) {
         struct gf_err e = {0};
-        if (do_snapshot(st, &e) != 0)  // the journal still holds everything: not fatal
+        if (do_snapshot(st, &e) != 0) // the journal still holds everything: not fatal
             gf_log(GF_LOG_WARN, "keys", "event=snapshot_failed reason=\"%s\"", e.msg);
     }
 out:

@@ -11,23 +11,23 @@
 
 #define MINUTE_NS  60000000000ull
 #define DAY_MS     86400000ll
-#define BLOCKS_MAX 10000  // cap on the block history kept per key
+#define BLOCKS_MAX 10000 // cap on the block history kept per key
 
 struct slot {
     char id[GF_KEYID_BUFLEN];
-    uint64_t req_tat;   // GCRA: when the request bucket is full again (monotonic ns)
-    uint64_t tok_tat;   // same for tokens
-    int64_t conc;       // requests in flight
-    int64_t day;        // the UTC day day_used counts
+    uint64_t req_tat; // GCRA: when the request bucket is full again (monotonic ns)
+    uint64_t tok_tat; // same for tokens
+    int64_t conc;     // requests in flight
+    int64_t day;      // the UTC day day_used counts
     int64_t day_used;
-    uint64_t *blocks;   // ring of the last bcap block times (ns)
+    uint64_t *blocks; // ring of the last bcap block times (ns)
     size_t bcap, bhead, bn;
 };
 
 struct limiter {
     struct gf_limiter pub;
     pthread_mutex_t mu;
-    struct slot **tab;  // open addressing by id; slots never move (tickets point at them)
+    struct slot **tab; // open addressing by id; slots never move (tickets point at them)
     size_t cap, n;
 };
 
@@ -191,7 +191,7 @@ static int op_admit(struct gf_limiter *gl, const char *key_id, const struct gf_k
     uint64_t wait = 0, req_next = s->req_tat, tok_next = s->tok_tat;
     if (lim->max_concurrent > 0 && s->conc >= lim->max_concurrent) {
         why = GF_RL_CONCURRENCY;
-        wait = 1000000000ull;  // no schedule to predict: a second is an honest guess
+        wait = 1000000000ull; // no schedule to predict: a second is an honest guess
     } else if (lim->rpm > 0 && !gcra_fits(bucket_of(lim->rpm), s->req_tat, mono, 1, &req_next)) {
         why = GF_RL_REQUESTS;
         wait = req_next - bucket_of(lim->rpm).W - mono;
@@ -201,7 +201,7 @@ static int op_admit(struct gf_limiter *gl, const char *key_id, const struct gf_k
         uint64_t W = bucket_of(lim->tpm).W;
         wait = tok_next - mono > W && cost_ns(bucket_of(lim->tpm), prompt_tokens) <= W
                    ? tok_next - W - mono
-                   : MINUTE_NS;  // larger than the whole bucket: can never pass; say a minute
+                   : MINUTE_NS; // larger than the whole bucket: can never pass; say a minute
     } else if (lim->daily_tokens > 0 && s->day_used + prompt_tokens > lim->daily_tokens) {
         why = GF_RL_DAILY;
         wait = (uint64_t)(DAY_MS - now.wall_ms % DAY_MS) * 1000000ull;
@@ -229,8 +229,8 @@ static int op_admit(struct gf_limiter *gl, const char *key_id, const struct gf_k
     return 0;
 }
 
-static int op_charge(struct gf_limiter *gl, struct gf_rl_ticket *t, int64_t n,
-                     struct gf_rl_now now, struct gf_rl_info *info)
+static int op_charge(struct gf_limiter *gl, struct gf_rl_ticket *t, int64_t n, struct gf_rl_now now,
+                     struct gf_rl_info *info)
 {
     struct limiter *l = gl->impl;
     if (!t->active || n <= 0) {
@@ -249,7 +249,7 @@ static int op_charge(struct gf_limiter *gl, struct gf_rl_ticket *t, int64_t n,
         uint64_t next;
         if (!gcra_fits(bucket_of(t->limits.tpm), s->tok_tat, now.mono_ns, n, &next))
             rc = GF_ELIMIT;
-        s->tok_tat = next;  // charged anyway: the tokens were generated
+        s->tok_tat = next; // charged anyway: the tokens were generated
     }
     day_roll(s, now.wall_ms);
     s->day_used += n;
@@ -261,10 +261,10 @@ static int op_charge(struct gf_limiter *gl, struct gf_rl_ticket *t, int64_t n,
             info->reason = t->limits.daily_tokens > 0 && s->day_used > t->limits.daily_tokens
                                ? GF_RL_DAILY
                                : GF_RL_TOKENS;
-            info->retry_after_s = retry_s(
-                info->reason == GF_RL_DAILY
-                    ? (uint64_t)(DAY_MS - now.wall_ms % DAY_MS) * 1000000ull
-                    : s->tok_tat - now.mono_ns - bucket_of(t->limits.tpm).W);
+            info->retry_after_s =
+                retry_s(info->reason == GF_RL_DAILY
+                            ? (uint64_t)(DAY_MS - now.wall_ms % DAY_MS) * 1000000ull
+                            : s->tok_tat - now.mono_ns - bucket_of(t->limits.tpm).W);
         }
     }
     pthread_mutex_unlock(&l->mu);
@@ -299,7 +299,7 @@ static bool op_note_block(struct gf_limiter *gl, const char *key_id, int64_t max
     struct slot *s = get_slot(l, key_id, true);
     if (s == NULL)
         goto out;
-    if (s->bcap != want) {  // the setting changed: start the history afresh
+    if (s->bcap != want) { // the setting changed: start the history afresh
         uint64_t *nb = gf_calloc(want, sizeof(*nb));
         if (nb == NULL)
             goto out;
@@ -429,7 +429,8 @@ int gf_rl_headers(const struct gf_rl_info *info, bool refused, gf_header_fn fn, 
         rc = rc ? rc : fn(ud, "x-ratelimit-reset-tokens", v);
     }
     if (refused) {
-        snprintf(v, sizeof(v), "%lld", (long long)(info->retry_after_s > 0 ? info->retry_after_s : 1));
+        snprintf(v, sizeof(v), "%lld",
+                 (long long)(info->retry_after_s > 0 ? info->retry_after_s : 1));
         rc = rc ? rc : fn(ud, "Retry-After", v);
     }
     return rc;

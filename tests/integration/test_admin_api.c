@@ -184,8 +184,8 @@ static void remember(const char *s)
 static void test_cli_lifecycle(void)
 {
     char out[65536], id[GF_KEYID_BUFLEN];
-    const char *create[] = {"create", "--name", "team a", "--rpm", "5", "--tpm", "1000",
-                            "--group", "strict", NULL};
+    const char *create[] = {"create", "--name", "team a",  "--rpm",  "5",
+                            "--tpm",  "1000",   "--group", "strict", NULL};
     REQUIRE(run_cli(out, sizeof(out), create) == 0);
     // The secret alone, one line.
     size_t n = strlen(out);
@@ -270,8 +270,7 @@ static void test_cli_lifecycle(void)
     j = cJSON_Parse(out);
     const cJSON *second = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "data"), 1);
     char id2[GF_KEYID_BUFLEN];
-    snprintf(id2, sizeof(id2), "%s",
-             cJSON_GetObjectItemCaseSensitive(second, "id")->valuestring);
+    snprintf(id2, sizeof(id2), "%s", cJSON_GetObjectItemCaseSensitive(second, "id")->valuestring);
     cJSON_Delete(j);
     const char *expire[] = {"expire", id2, NULL};
     CHECK(run_cli(out, sizeof(out), expire) == 0);
@@ -296,8 +295,8 @@ static void test_bad_requests(void)
     CHECK(http("POST", "/admin/v1/keys", ADMIN, "[1]", &r) == 400);
     CHECK(http("POST", "/admin/v1/keys", ADMIN, "{\"name\":\"x\",\"rpm\":1.5}", &r) == 400);
     CHECK(http("POST", "/admin/v1/keys", ADMIN, "{\"name\":\"x\",\"rpm\":-1}", &r) == 400);
-    CHECK(http("POST", "/admin/v1/keys", ADMIN, "{\"name\":\"x\",\"expires_in\":\"soon\"}",
-               &r) == 400);
+    CHECK(http("POST", "/admin/v1/keys", ADMIN, "{\"name\":\"x\",\"expires_in\":\"soon\"}", &r) ==
+          400);
     CHECK(http("POST", "/admin/v1/keys", ADMIN, "{\"name\":\"\"}", &r) == 400);
     CHECK(http("GET", "/admin/v1/keys/not-an-id", ADMIN, NULL, &r) == 404);
     CHECK(error_shaped(r.body, "not_found"));
@@ -351,7 +350,7 @@ static void test_admin_key_file(void)
     chmod(path, 0600);
     char out[65536];
     const char *list[] = {"list", "--data-dir", d, NULL};
-    CHECK(run_cli(out, sizeof(out), list) == 1);  // a different admin key: refused
+    CHECK(run_cli(out, sizeof(out), list) == 1); // a different admin key: refused
     gf_free(k1);
     if (saved) {
         setenv(GF_ADMIN_KEY_ENV, saved, 1);

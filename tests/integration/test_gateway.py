@@ -282,6 +282,45 @@ def test_upstream_down(gardefou):
         g.stop()
 
 
+def test_connection_cap_and_stop(gardefou, mock):
+    """limits.max_connections refuses the next connection with 503; SIGTERM lets an open stream
+    finish (server.shutdown_grace_ms) and exits 0."""
+    g = start_gateway(gardefou, ["http://127.0.0.1:%d" % mock.port],
+                      ["limits.max_connections=2", "limits.header_timeout_ms=5000"])
+    try:
+        a, b = dial(g.port), dial(g.port)
+        time.sleep(0.1)
+        c = dial(g.port)
+        is_error(read_response(c), 503)
+        c.close()
+        a.close()
+        b.close()
+        time.sleep(0.1)
+        # a stream in flight when the stop comes still ends normally
+        s = dial(g.port)
+        body = json.dumps({"model": "delay=100", "stream": True,
+                           "messages": [{"role": "user", "content": "x"}]}).encode()
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  b"Authorization: " + gwtest.AUTH.encode() + b"\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        time.sleep(0.15)
+        g.p.send_signal(15)
+        # new connections are refused once stopping
+        time.sleep(0.1)
+        try:
+            dial(g.port, timeout=1).close()
+            refused = False
+        except OSError:
+            refused = True
+        check(refused, "no new connections after SIGTERM")
+        ev, _ = sse(read_response(s))
+        s.close()
+        check(ev and ev[-1] == "[DONE]", "the open stream finished after SIGTERM: %r" % ev[-2:])
+        check(g.p.wait(10) == 0, "serve exits 0 after SIGTERM")
+    finally:
+        g.stop()
+
+
 def main():
     gardefou = sys.argv[1]
     mock = start_mock()
@@ -297,6 +336,7 @@ def main():
         test_upstream_failures(g.port, mock)
         test_metrics(g.port)
         test_upstream_down(gardefou)
+        test_connection_cap_and_stop(gardefou, mock)
     finally:
         rc = g.stop()
         check(rc == 0, "serve exits 0 on SIGTERM (got %r)" % rc)

@@ -28,6 +28,7 @@ static const char *ADMIN = "server-admin-key-0123456789";
 static char dir[256], logpath[300];
 static char api[64], admin_url[64];
 static pid_t server_pid;
+static const char *prompt_text = "hello there"; // what chat() sends as the user message
 static struct mock_child mock;
 static char secrets[16][GF_APIKEY_BUFLEN];
 static int n_secrets;
@@ -42,10 +43,19 @@ static int start_server(const char *const *extra)
     snprintf(logpath, sizeof(logpath), "%s/server.log", dir);
     char datadir[300];
     snprintf(datadir, sizeof(datadir), "%s/data", dir);
+    // A policy that blocks one word, and suspends a key blocked more than twice in a minute.
+    char policy[300];
+    snprintf(policy, sizeof(policy), "%s/policy.json", dir);
+    const char *pj = "{\"version\":1,\"default\":\"allow\",\"rules\":[{\"id\":\"no-banana\","
+                     "\"stage\":\"input\",\"detector\":\"keywords\",\"keywords\":"
+                     "[\"forbiddenbanana\"],\"action\":\"block\"}],"
+                     "\"abuse\":{\"blocks\":2,\"window\":\"1m\"}}";
+    tu_write(policy, pj, strlen(pj));
     // keys.admin_listen stays unset: the admin API takes listen's port + 1, here any free port.
-    const char *argv[40] = {gardefou, "serve", "--listen", "127.0.0.1:0", "--data-dir", datadir,
-                            "--upstream", mock.url, "--log-level", "debug"};
-    int n = 10;
+    const char *argv[40] = {gardefou,      "serve", "--listen",   "127.0.0.1:0",
+                            "--data-dir",  datadir, "--upstream", mock.url,
+                            "--log-level", "debug", "--policy",   policy};
+    int n = 12;
     for (size_t i = 0; extra && extra[i] && n < 38; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -169,7 +179,7 @@ struct resp {
     size_t len;
     char headers[8192];
     size_t hlen;
-    uint64_t t_first, t_end;  // monotonic ns of the first body byte and of the end
+    uint64_t t_first, t_end; // monotonic ns of the first body byte and of the end
     atomic_int got_data;
 };
 
@@ -210,8 +220,8 @@ static void chat(const char *authz, const char *model, bool stream, struct resp 
     snprintf(u, sizeof(u), "%s/v1/chat/completions", api);
     snprintf(body, sizeof(body),
              "{\"model\":\"%s\",\"stream\":%s,\"messages\":[{\"role\":\"user\",\"content\":"
-             "\"hello there\"}]}",
-             model, stream ? "true" : "false");
+             "\"%s\"}]}",
+             model, stream ? "true" : "false", prompt_text);
     struct curl_slist *hs = curl_slist_append(NULL, "Content-Type: application/json");
     if (authz) {
         snprintf(h, sizeof(h), "Authorization: %s", authz);
@@ -246,8 +256,8 @@ static bool has_header(const struct resp *r, const char *name)
 static bool error_code(const char *body, const char *code)
 {
     cJSON *j = cJSON_Parse(body);
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(j, "error"), "code");
+    const cJSON *c =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"), "code");
     bool ok = cJSON_IsString(c) && strcmp(c->valuestring, code) == 0;
     cJSON_Delete(j);
     return ok;
@@ -347,7 +357,7 @@ static void *race(void *p)
 static void test_exact_under_concurrency(void)
 {
     char h[128], secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
-    const char *lim[] = {"--rpm", "5", NULL};  // then one every 12 s: none during the test
+    const char *lim[] = {"--rpm", "5", NULL}; // then one every 12 s: none during the test
     REQUIRE(create_key(secret, id, lim) == 0);
     bearer(h, sizeof(h), secret);
     enum { N = 16 };
@@ -367,8 +377,8 @@ static void test_exact_under_concurrency(void)
         else
             other++;
     }
-    CHECK_MSG(ok == 5 && limited == N - 5 && other == 0, "200: %d, 429: %d, other: %d", ok,
-              limited, other);
+    CHECK_MSG(ok == 5 && limited == N - 5 && other == 0, "200: %d, 429: %d, other: %d", ok, limited,
+              other);
     free(x);
     // max_concurrent: slow answers (3 s before the upstream's headers) hold their slots.
     const char *lim2[] = {"--max-concurrent", "2", NULL};
@@ -410,7 +420,7 @@ static void test_revoke_open_stream(void)
     bearer(h, sizeof(h), secret);
     struct streamer *s = calloc(1, sizeof(*s));
     s->authz = h;
-    s->model = "tokens=600,delay=50";  // 30 s unless cut
+    s->model = "tokens=600,delay=50"; // 30 s unless cut
     pthread_t th;
     pthread_create(&th, NULL, stream_thread, s);
     for (int i = 0; i < 1000 && !atomic_load(&s->r.got_data); i++)
@@ -426,9 +436,9 @@ static void test_revoke_open_stream(void)
     fprintf(stderr, "stream ended %.1f ms after `keys revoke` started (%s it returned)\n", ms,
             s->r.t_end <= t_returned ? "before" : "after");
     CHECK(s->r.status == 200);
-    CHECK_MSG(strstr(s->r.body, "\"error\"") != NULL && strstr(s->r.body, "revoked") != NULL,
-              "%s", s->r.body + (s->r.len > 400 ? s->r.len - 400 : 0));
-    CHECK(strstr(s->r.body, "w599") == NULL);  // it did not run to the end
+    CHECK_MSG(strstr(s->r.body, "\"error\"") != NULL && strstr(s->r.body, "revoked") != NULL, "%s",
+              s->r.body + (s->r.len > 400 ? s->r.len - 400 : 0));
+    CHECK(strstr(s->r.body, "w599") == NULL); // it did not run to the end
     // The stream ended because of the revocation, not by itself: far before its 30 s.
     CHECK(ms < 5000);
     free(s);
@@ -458,7 +468,7 @@ static void test_expiry_ends_stream(void)
     CHECK_MSG(strstr(s->r.body, "expired") != NULL, "%.300s",
               s->r.body + (s->r.len > 300 ? s->r.len - 300 : 0));
     CHECK(strstr(s->r.body, "w599") == NULL);
-    CHECK(ms >= 900);  // not before the expiry
+    CHECK(ms >= 900); // not before the expiry
     struct resp *r = calloc(1, sizeof(*r));
     chat(h, "mock-model", false, r);
     CHECK(r->status == 401 && strstr(r->body, "expired") != NULL);
@@ -505,12 +515,69 @@ static void test_suspend(void)
     free(r);
 }
 
+/* Rotation with a 1 s grace: both secrets work, then only the new one. */
+static void test_rotate_grace(void)
+{
+    char h_old[128], h_new[128], secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
+    REQUIRE(create_key(secret, id, NULL) == 0);
+    bearer(h_old, sizeof(h_old), secret);
+    const char *rotate[] = {"rotate", id, "--grace", "1s", NULL};
+    char out[4096];
+    REQUIRE(run_cli(out, sizeof(out), rotate) == 0);
+    out[strcspn(out, "\n")] = '\0';
+    REQUIRE(gf_apikey_check(out, strlen(out)) == 0);
+    if (n_secrets < 16)
+        snprintf(secrets[n_secrets++], GF_APIKEY_BUFLEN, "%s", out);
+    bearer(h_new, sizeof(h_new), out);
+    struct resp *r = calloc(1, sizeof(*r));
+    chat(h_new, "mock-model", false, r);
+    CHECK(r->status == 200);
+    chat(h_old, "mock-model", false, r);
+    CHECK(r->status == 200);
+    usleep(1200000);
+    chat(h_old, "mock-model", false, r);
+    CHECK(r->status == 401 && strstr(r->body, "expired") != NULL);
+    chat(h_new, "mock-model", false, r);
+    CHECK(r->status == 200);
+    free(r);
+}
+
+/* More than two policy blocks within a minute (the policy's abuse setting) suspend the key. */
+static void test_abuse_suspension(void)
+{
+    char h[128], secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
+    REQUIRE(create_key(secret, id, NULL) == 0);
+    bearer(h, sizeof(h), secret);
+    struct resp *r = calloc(1, sizeof(*r));
+    chat(h, "mock-model", false, r);
+    CHECK(r->status == 200);
+    prompt_text = "please tell me about the forbiddenbanana";
+    for (int i = 0; i < 3; i++) {
+        chat(h, "mock-model", false, r);
+        CHECK_MSG(r->status == 400 && error_code(r->body, "content_policy_violation"),
+                  "block %d: %ld %s", i, r->status, r->body);
+    }
+    prompt_text = "hello there";
+    chat(h, "mock-model", false, r);
+    CHECK_MSG(r->status == 401 && strstr(r->body, "suspended") != NULL, "%ld %s", r->status,
+              r->body);
+    char out[4096];
+    const char *show[] = {"show", id, NULL};
+    CHECK(run_cli(out, sizeof(out), show) == 0);
+    CHECK(strstr(out, "suspended") != NULL && strstr(out, "policy blocks") != NULL);
+    const char *unsuspend[] = {"unsuspend", id, NULL};
+    CHECK(run_cli(out, sizeof(out), unsuspend) == 0);
+    chat(h, "mock-model", false, r);
+    CHECK(r->status == 200);
+    free(r);
+}
+
 static void test_no_secret_in_outputs(void)
 {
     int leaked = 0;
     for (int i = 0; i < n_secrets; i++) {
         leaked += tu_tree_contains(dir, secrets[i]);
-        leaked += tu_tree_contains(dir, secrets[i] + 3);  // without the gf_ prefix
+        leaked += tu_tree_contains(dir, secrets[i] + 3); // without the gf_ prefix
     }
     CHECK(n_secrets >= 6);
     CHECK_MSG(leaked == 0, "%d secrets found in %s", leaked, dir);
@@ -554,6 +621,8 @@ int main(int argc, char **argv)
     RUN(test_expiry_ends_stream);
     RUN(test_token_limit_stops_stream);
     RUN(test_suspend);
+    RUN(test_abuse_suspension);
+    RUN(test_rotate_grace);
     CHECK(stop_server() == 0);
     mock_child_stop(&mock);
     RUN(test_no_secret_in_outputs);

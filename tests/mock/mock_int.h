@@ -15,7 +15,7 @@
 #define MAX_HEADERS 64
 
 struct opts {
-    bool echo, hang, badjson, tools, length, nousage, nagle;
+    bool echo, hang, badjson, tools, length, nousage, nagle, nostream;
     long tokens;  // 0 = the default sentence
     long delay_ms, hdelay_ms;
     long cut;     // -1 = no cut

@@ -54,6 +54,8 @@ static void parse_opts(const char *s, struct opts *o)
             o->length = true;
         else if (strcmp(t, "nousage") == 0)
             o->nousage = true;
+        else if (strcmp(t, "nostream") == 0)
+            o->nostream = true;
         else if (strcmp(t, "nagle") == 0)
             o->nagle = true;
         else if (strcmp(t, "tokens") == 0)
@@ -230,7 +232,7 @@ static void generate(struct conn *c, const struct opts *o, const struct request 
     }
     const cJSON *jm = cJSON_GetObjectItemCaseSensitive(req, "model");
     const char *model = cJSON_IsString(jm) ? jm->valuestring : "mock-model";
-    bool stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "stream"));
+    bool stream = !o->nostream && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "stream"));
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(req, "stream_options");
     bool want_usage =
         !o->nousage &&

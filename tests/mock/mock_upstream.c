@@ -31,6 +31,7 @@
  *               "tool_calls"
  *   length      finish_reason "length" instead of "stop"
  *   nousage     never send usage, even when stream_options.include_usage is set
+ *   nostream    answer with one JSON reply even when the request asks to stream
  *   nagle       llama.cpp server's behaviour: TCP_NODELAY off on this connection and the
  *               headers and the body written with separate write() calls
  * Streams use chunked transfer encoding, OpenAI chunk objects, a usage chunk when the request

@@ -50,7 +50,7 @@ static void test_run(void)
         CHECK(gf_tpool_size(p) == nt);
         struct job j = {.n = 1000};
         int bad = 0;
-        for (int r = 0; r < 500; r++) {
+        for (int r = 0; r < 200; r++) {
             gf_tpool_run(p, work, &j);
             long s = 0;
             for (int t = 0; t < nt; t++)
@@ -59,7 +59,7 @@ static void test_run(void)
         }
         CHECK(bad == 0);
         for (int t = 0; t < nt; t++)
-            CHECK(atomic_load(&j.calls[t]) == 500);
+            CHECK(atomic_load(&j.calls[t]) == 200);
         gf_tpool_free(p);
     }
     gf_tpool_free(NULL);

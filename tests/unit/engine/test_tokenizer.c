@@ -216,6 +216,11 @@ static void test_special(void)
         no_byte &= gf_tokenizer_type(m.t, ids[i]) != GF_TOKEN_BYTE;
     CHECK(no_byte);
     gf_free(ids);
+    // Past the input cap: refused before reading.
+    ids = (int32_t *)1;
+    CHECK(gf_tokenizer_encode(m.t, "x", (size_t)GF_TOKENIZER_MAX_INPUT + 1, 0, &ids, &n) ==
+          GF_ETOOBIG);
+    CHECK(ids == NULL);
     // Empty input: [] or [BOS].
     CHECK(gf_tokenizer_encode(m.t, "", 0, 0, &ids, &n) == 0 && ids != NULL && n == 0);
     gf_free(ids);

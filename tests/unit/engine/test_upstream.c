@@ -210,6 +210,12 @@ static void test_stream(void)
     do_chat(engine, "{\"model\":\"tokens=7,nousage\",\"stream\":true,\"messages\":[]}", &r, 5000);
     CHECK(r.done && r.usage.completion_tokens == 7);
     run_cleanup(&r);
+    // An upstream that answers a stream request with one JSON reply still works.
+    do_chat(engine, "{\"model\":\"nostream\",\"stream\":true,\"messages\":[]}", &r, 5000);
+    CHECK(r.done && r.deltas == 1);
+    CHECK_STREQ(text0(&r), "Hello from the mock upstream.");
+    CHECK_STREQ(r.finish, "stop");
+    run_cleanup(&r);
     // Several choices, streamed.
     do_chat(engine, "{\"model\":\"tokens=3\",\"stream\":true,\"n\":2,\"messages\":[]}", &r, 5000);
     CHECK(r.done);

@@ -86,6 +86,7 @@ static void test_info(void)
           strstr(out, "32 x 2") != NULL);
     CHECK(strstr(out, "total: 2 tensors, 128 elements, 324 bytes") != NULL);
     CHECK(strstr(out, "F32: 1, Q8_0: 1") != NULL);
+    CHECK(strstr(out, "tokenizer: none usable (tokenizer.ggml.model: missing") != NULL);
     free(out);
     free(err);
     char *full[] = {"model", "info", "--full", "--no-tensors", path};
@@ -161,6 +162,9 @@ static void test_stories(void)
     CHECK(strstr(out, "llama.context_length") != NULL);
     CHECK(strstr(out, "[string x 512] \"<unk>\", \"<s>\", \"</s>\", \"<0x00>\", ...") != NULL);
     CHECK(strstr(out, "total: 48 tensors") != NULL && strstr(out, "F32: 48") != NULL);
+    CHECK(strstr(out, "tokenizer: SentencePiece, 512 tokens, BOS 1, EOS 2, UNK 0, adds BOS: yes") !=
+          NULL);
+    CHECK(strstr(out, "chat template: llama2 (default: the file has none)") != NULL);
     free(out);
     free(err);
 }

@@ -126,7 +126,7 @@ static void test_lifecycle(void)
     CHECK(gf_keys_recheck(k, key.id, GF_KEY_MATCH_CURRENT, now) == GF_AUTH_REVOKED);
     char refused[GF_APIKEY_BUFLEN];
     CHECK(gf_keys_rotate(k, key.id, 0, refused, &got, &err) == GF_EINVAL);
-    CHECK(refused[0] == '\0');  // a refused rotation leaves no secret behind
+    CHECK(refused[0] == '\0'); // a refused rotation leaves no secret behind
     gf_keys_close(k);
     k = open_keys(dir, &ev);
     REQUIRE(k != NULL);
@@ -157,7 +157,7 @@ static void test_create_errors(void)
     gf_err_clear(&err);
     CHECK(gf_keys_create(k, &spec, secret, NULL, &err) == GF_EINVAL);
     spec.name = "ok";
-    spec.expires = 1000;  // in 1970
+    spec.expires = 1000; // in 1970
     gf_err_clear(&err);
     CHECK(gf_keys_create(k, &spec, secret, NULL, &err) == GF_EINVAL);
     CHECK(strstr(err.msg, "future") != NULL);

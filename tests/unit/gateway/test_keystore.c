@@ -32,8 +32,8 @@ static bool same(const struct gf_key *a, const struct gf_key *b)
            strcmp(a->group, b->group) == 0 && strcmp(a->prefix, b->prefix) == 0 &&
            memcmp(a->digest, b->digest, GF_SHA256_LEN) == 0 && a->has_old == b->has_old &&
            a->limits.rpm == b->limits.rpm && a->limits.tpm == b->limits.tpm &&
-           a->revoked == b->revoked && a->expires == b->expires &&
-           a->suspended == b->suspended && strcmp(a->suspend_reason, b->suspend_reason) == 0;
+           a->revoked == b->revoked && a->expires == b->expires && a->suspended == b->suspended &&
+           strcmp(a->suspend_reason, b->suspend_reason) == 0;
 }
 
 static void test_put_lookup_reopen(void)
@@ -233,7 +233,7 @@ static void test_snapshot_replay(void)
         make_key(&k[i], i);
         REQUIRE(ks->ops->put(ks, &k[i], &err) == 0);
     }
-    for (int i = 0; i < 4; i++) {  // 12 records: snapshots after 5 and 10
+    for (int i = 0; i < 4; i++) { // 12 records: snapshots after 5 and 10
         k[i].revoked = 1000 + i;
         REQUIRE(ks->ops->put(ks, &k[i], &err) == 0);
     }
@@ -306,8 +306,8 @@ static void test_keyrec_parse(void)
     for (size_t i = 0; i < GF_ARRAY_LEN(bad); i++) {
         gf_err_clear(&err);
         int rc = gf_keyrec_parse(bad[i].json, strlen(bad[i].json), &back, &err);
-        CHECK_MSG(rc == GF_EFORMAT && strstr(err.msg, bad[i].msg) != NULL, "%s -> %s",
-                  bad[i].json, err.msg);
+        CHECK_MSG(rc == GF_EFORMAT && strstr(err.msg, bad[i].msg) != NULL, "%s -> %s", bad[i].json,
+                  err.msg);
     }
 }
 
@@ -339,7 +339,7 @@ static void test_oom_open_and_put(void)
     }
     CHECK_MSG(wrong == 0, "%d of %d failed opens did not say ENOMEM", wrong, steps);
     REQUIRE(ks != NULL);
-    CHECK(ks->ops->count(ks) == 6);  // no failed open mistook a record for a torn one
+    CHECK(ks->ops->count(ks) == 6); // no failed open mistook a record for a torn one
     struct gf_key extra;
     make_key(&extra, 9);
     wrong = 0;

@@ -10,7 +10,7 @@
 #include "test.h"
 
 #define S_NS 1000000000ull
-static const int64_t T0_WALL = 1767225600000ll + 3600000;  // 2026-01-01T01:00Z
+static const int64_t T0_WALL = 1767225600000ll + 3600000; // 2026-01-01T01:00Z
 
 static struct gf_rl_now at(uint64_t ns)
 {
@@ -76,8 +76,8 @@ static void *racer(void *p)
         struct gf_rl_ticket t;
         struct gf_rl_info info;
         // The clock advances slowly: 1 ms per attempt of this thread.
-        if (r->l->ops->admit(r->l, "key_race", &r->lim, 3, at((uint64_t)i * 1000000), &t,
-                             &info) == 0) {
+        if (r->l->ops->admit(r->l, "key_race", &r->lim, 3, at((uint64_t)i * 1000000), &t, &info) ==
+            0) {
             atomic_fetch_add(&r->admitted, 1);
             int now = atomic_fetch_add(&r->inflight, 1) + 1;
             int m = atomic_load(&r->max_inflight);
@@ -134,7 +134,7 @@ static void test_tokens(void)
     // The prompt of the next request does not fit: refused, nothing changed.
     CHECK(l->ops->admit(l, "key_t", &lim, 500, at(0), &t2, &info) == GF_ELIMIT);
     CHECK(info.reason == GF_RL_TOKENS && info.remaining_tokens == 400);
-    CHECK(info.retry_after_s == 6);  // 100 tokens at 1000/min refill in 6 s
+    CHECK(info.retry_after_s == 6); // 100 tokens at 1000/min refill in 6 s
     // Completion tokens as they stream: within budget, then exhausted.
     CHECK(l->ops->charge(l, &t1, 300, at(0), &info) == 0);
     CHECK(info.remaining_tokens == 100);
@@ -166,7 +166,7 @@ static void test_concurrency_cap(void)
     CHECK(l->ops->admit(l, "key_c", &lim, 0, at(0), &c, &info) == GF_ELIMIT);
     CHECK(info.reason == GF_RL_CONCURRENCY && info.retry_after_s >= 1);
     l->ops->release(l, &a);
-    l->ops->release(l, &a);  // idempotent
+    l->ops->release(l, &a); // idempotent
     CHECK(l->ops->admit(l, "key_c", &lim, 0, at(0), &c, &info) == 0);
     CHECK(l->ops->admit(l, "key_c", &lim, 0, at(0), &a, &info) == GF_ELIMIT);
     l->ops->release(l, &b);
@@ -188,7 +188,7 @@ static void test_daily_quota(void)
     l->ops->release(l, &t);
     CHECK(l->ops->admit(l, "key_d", &lim, 1, at(0), &t, &info) == GF_ELIMIT);
     CHECK(info.reason == GF_RL_DAILY);
-    CHECK(info.retry_after_s == 23 * 3600);  // until midnight UTC
+    CHECK(info.retry_after_s == 23 * 3600); // until midnight UTC
     // The next UTC day starts afresh.
     CHECK(l->ops->admit(l, "key_d", &lim, 999, at(23 * 3600 * S_NS), &t, &info) == 0);
     l->ops->release(l, &t);
@@ -209,8 +209,8 @@ static void test_blocks(void)
         CHECK(!l->ops->note_block(l, "key_y", 3, 60000, at((uint64_t)i * 21 * S_NS)));
     l->ops->clear_blocks(l, "key_x");
     CHECK(!l->ops->note_block(l, "key_x", 3, 60000, at(4 * S_NS)));
-    CHECK(!l->ops->note_block(l, "key_z", 0, 0, at(0)));  // disabled
-    CHECK(l->ops->note_block(l, "key_w", 0, 1000, at(0)));  // more than zero
+    CHECK(!l->ops->note_block(l, "key_z", 0, 0, at(0)));   // disabled
+    CHECK(l->ops->note_block(l, "key_w", 0, 1000, at(0))); // more than zero
     gf_limiter_close(l);
 }
 
@@ -237,9 +237,12 @@ static void test_headers(void)
     CHECK_STREQ(v, "1m30.025s");
     gf_rl_format_reset(3723000, v, sizeof(v));
     CHECK_STREQ(v, "1h2m3s");
-    struct gf_rl_info info = {.limit_requests = 10, .remaining_requests = 3,
-                              .reset_requests_ms = 42000, .limit_tokens = 1000,
-                              .remaining_tokens = 5, .reset_tokens_ms = 59700,
+    struct gf_rl_info info = {.limit_requests = 10,
+                              .remaining_requests = 3,
+                              .reset_requests_ms = 42000,
+                              .limit_tokens = 1000,
+                              .remaining_tokens = 5,
+                              .reset_tokens_ms = 59700,
                               .retry_after_s = 6};
     struct gf_buf b;
     gf_buf_init(&b, 4096);
@@ -275,7 +278,7 @@ static void test_oom(void)
         wrong += rc != GF_ENOMEM;
     }
     CHECK(wrong == 0);
-    CHECK(info.remaining_requests == 4);  // the failed attempts consumed nothing
+    CHECK(info.remaining_requests == 4); // the failed attempts consumed nothing
     l->ops->release(l, &t);
     gf_limiter_close(l);
 }
