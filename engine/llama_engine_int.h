@@ -15,8 +15,8 @@
 #include "engine/engine.h"
 #include "engine/llama_int.h"
 #include "engine/sampler_int.h"
+#include "engine/tokenizer.h"
 
-struct gf_tokenizer;
 struct event;
 
 enum msg_kind { MSG_DELTA, MSG_DONE, MSG_ERROR, MSG_RETIRE };
@@ -59,7 +59,7 @@ struct gf_gen {
     int n_gen;             // tokens generated
     int last;              // the last sampled token
     int since_delta;       // tokens not yet covered by a delta
-    bool first_piece;      // the next piece is the first of the output
+    struct gf_detok detok; // token ids to whole UTF-8 characters
     struct gf_sampler sampler;
     struct gf_buf raw;     // bytes decoded but not yet sent (cut UTF-8, possible stop prefix)
 };

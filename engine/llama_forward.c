@@ -18,12 +18,15 @@
 #define TILE_ROWS        64  // weight rows dequantized at a time for sgemm
 #define ROW_ALIGN        16  // rows per chunk when splitting among threads
 #define MAX_MM           3   // weights sharing one input in one parallel job
+#define MIN_PARALLEL     (1 << 18) // multiply-adds below which a job runs on one thread: waking
+                                   // the pool costs more than it saves (tiny models)
 
 struct gf_llm_ctx {
     const struct gf_llm *m;
     const struct gf_kernels *k;
     struct gf_tpool *pool;
     int n_threads, max_tokens, max_ctx, gemm_min;
+    double min_parallel;     // multiply-adds below which a job runs on one thread
     int max_cols;
     float *x;                // [T][dim] residual stream
     float *xb;               // [T][max(dim, q_dim)] normalized input, attention output
@@ -36,6 +39,15 @@ struct gf_llm_ctx {
     struct gf_block_q8 *xq;  // [T][max_cols / 32] quantized activations
     float *tile;             // [n_threads][TILE_ROWS][max_cols] dequantized weights
 };
+
+/* Runs fn on the pool, or inline on this thread when the job is too small to share. */
+static void run(struct gf_llm_ctx *c, gf_tpool_fn fn, void *ctx, double work)
+{
+    if (work < c->min_parallel || c->n_threads == 1)
+        fn(ctx, 0, 1);
+    else
+        gf_tpool_run(c->pool, fn, ctx);
+}
 
 /* ---- matrix products -------------------------------------------------------------------- */
 
@@ -131,9 +143,11 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
 {
     struct mm_job j = {.c = c, .n_w = n_w, .x = x, .T = T, .gemm = T >= c->gemm_min};
     bool quant = false;
+    double work = 0;
     for (int i = 0; i < n_w; i++) {
         j.w[i] = w[i];
         j.y[i] = y[i];
+        work += (double)w[i]->rows * w[i]->cols * T;
         quant |= w[i]->type == GF_WT_Q8_0 || w[i]->type == GF_WT_Q4_0;
     }
     if (quant && !j.gemm) {
@@ -142,7 +156,7 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
             c->k->quantize_q8(x + (size_t)t * cols, c->xq + (size_t)t * nb, cols);
         j.xq = c->xq;
     }
-    gf_tpool_run(c->pool, mm_worker, &j);
+    run(c, mm_worker, &j, work);
 }
 
 static void matmul1(struct gf_llm_ctx *c, const struct gf_llm_weight *w, float *y, const float *x,
@@ -257,7 +271,10 @@ int gf_llm_forward(struct gf_llm_ctx *c, const struct gf_llm_batch *b)
         }
         // softmax(q k^T / sqrt(hd)) v for every (token, head), into xb
         struct att_job aj = {.c = c, .b = b, .layer = l};
-        gf_tpool_run(c->pool, att_worker, &aj);
+        double att_work = 0;
+        for (int t = 0; t < T; t++)
+            att_work += 2.0 * (b->pos[t] + 1) * q_dim;
+        run(c, att_worker, &aj, att_work);
         // x += xb Wo
         matmul1(c, &L->wo, c->tmp, c->xb, T);
         for (size_t i = 0; i < (size_t)T * dim; i++)
@@ -303,6 +320,7 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->max_tokens = max_tokens;
     c->max_ctx = max_ctx;
     c->gemm_min = DEFAULT_GEMM_MIN;
+    c->min_parallel = MIN_PARALLEL;
     int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
     int wide = q_dim > hp->dim ? q_dim : hp->dim;
     c->max_cols = hp->hidden > wide ? hp->hidden : wide;
@@ -337,6 +355,11 @@ fail:
 void gf_llm_ctx_set_gemm_min(struct gf_llm_ctx *c, int gemm_min)
 {
     c->gemm_min = gemm_min > 0 ? gemm_min : DEFAULT_GEMM_MIN;
+}
+
+void gf_llm_ctx_set_min_parallel(struct gf_llm_ctx *c, double work)
+{
+    c->min_parallel = work >= 0 ? work : MIN_PARALLEL;
 }
 
 void gf_llm_ctx_free(struct gf_llm_ctx *c)

@@ -108,6 +108,9 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
                    const struct gf_kernels *k, struct gf_llm_ctx **out);
 void gf_llm_ctx_free(struct gf_llm_ctx *c);
 void gf_llm_ctx_set_gemm_min(struct gf_llm_ctx *c, int gemm_min);
+/* Jobs of fewer multiply-adds than work run on the calling thread only (negative = default;
+ * 0 = always share, which tests use to cover the threaded path on tiny models). */
+void gf_llm_ctx_set_min_parallel(struct gf_llm_ctx *c, double work);
 
 /* Runs the batch. Returns 0, or GF_EINVAL when the batch breaks the rules above (n out of
  * [1, max_tokens], a token or position out of range). */

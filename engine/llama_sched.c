@@ -7,7 +7,9 @@
  * positions [0, n_done_prompt + max(n_gen - 1, 0)) of its sequence. */
 #include "engine/llama_engine_int.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/tokenizer.h"
 
@@ -90,7 +92,7 @@ static bool flush_text(struct llama_engine *e, struct gf_gen *g, bool final)
             stopped = true;
         }
     }
-    size_t send = stopped ? cut : gf_utf8_complete_prefix(r->data, r->len);
+    size_t send = cut;  // the decoder releases whole characters only
     if (!stopped && !final && g->n_stop > 0) {
         // hold back the longest tail that is the start of some stop string
         size_t maxh = g->max_stop - 1 < send ? g->max_stop - 1 : send;
@@ -105,8 +107,6 @@ static bool flush_text(struct llama_engine *e, struct gf_gen *g, bool final)
             }
         }
     }
-    if (stopped)
-        send = gf_utf8_complete_prefix(r->data, send);
     if (send > 0)
         post_delta(e, g, r->data, send, NULL);
     gf_buf_consume(r, send);
@@ -115,8 +115,10 @@ static bool flush_text(struct llama_engine *e, struct gf_gen *g, bool final)
 
 static void finish(struct llama_engine *e, struct gf_gen *g, const char *reason)
 {
-    if (strcmp(reason, "stop") != 0 || g->raw.len > 0)
+    if (strcmp(reason, "stop") != 0 || g->raw.len > 0) {
+        gf_detok_finish(&g->detok, &g->raw);  // a cut character at the very end becomes U+FFFD
         flush_text(e, g, true);
+    }
     post_delta(e, g, NULL, 0, reason);
     struct msg *m = msg_new(g, MSG_DONE);
     if (m != NULL) {
@@ -140,6 +142,8 @@ static int admit(struct llama_engine *e, struct gf_gen *g, int s)
     if (rc != 0)
         return rc;
     gf_buf_init(&g->raw, 1 << 20);
+    // after a lone BOS, SentencePiece drops the first piece's leading space (as llama2.c)
+    gf_detok_init(&g->detok, e->tok, g->n_prompt == 1 ? GF_DETOK_STRIP_SPACE : 0);
     sl->gen = g;
     g->slot = s;
     return 0;
@@ -264,7 +268,8 @@ static void step(struct llama_engine *e)
             continue;
         }
         int tok = gf_sampler_sample(&g->sampler, logits, NULL, NULL, 0);
-        if (gf_tok_is_eog(e->tok, tok)) {
+        // end of generation: EOS, or any control token (a template's end of turn)
+        if (tok == gf_tokenizer_eos(e->tok) || gf_tokenizer_type(e->tok, tok) == GF_TOKEN_CONTROL) {
             finish(e, g, "stop");
             continue;
         }
@@ -272,14 +277,7 @@ static void step(struct llama_engine *e)
         g->since_delta++;
         g->last = tok;
         gf_sampler_accept(&g->sampler, tok);
-        size_t plen;
-        const char *piece = gf_tok_piece(e->tok, tok, &plen);
-        if (g->first_piece && plen > 0 && piece[0] == ' ' && g->n_prompt == 1) {
-            piece++;  // after BOS alone, SentencePiece drops the leading space
-            plen--;
-        }
-        g->first_piece = false;
-        if (gf_buf_append(&g->raw, piece, plen) != 0) {
+        if (gf_detok_push(&g->detok, tok, &g->raw) != 0) {
             post_error(e, g, GF_ENOMEM, "the engine is out of memory");
             release(e, g);
             continue;

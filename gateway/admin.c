@@ -184,15 +184,23 @@ static int read_body(struct gf_admin *a, struct evhttp_request *req, cJSON **out
     return 0;
 }
 
-static int only_fields(const cJSON *o, const char *const *allowed, const char **bad)
+/* Refuses a field not in allowed; the message names it in printable ASCII (at most 40
+ * characters), since a client chose it. */
+static int only_fields(const cJSON *o, const char *const *allowed, const char **bad,
+                       struct gf_err *err)
 {
     for (const cJSON *it = o->child; it; it = it->next) {
         bool ok = false;
         for (size_t i = 0; allowed[i]; i++)
             ok = ok || strcmp(it->string, allowed[i]) == 0;
         if (!ok) {
+            char shown[41];
+            size_t n = 0;
+            for (const char *c = it->string; *c && n < sizeof(shown) - 1; c++)
+                shown[n++] = *c >= 0x20 && *c < 0x7f ? *c : '?';
+            shown[n] = '\0';
             *bad = it->string;
-            return GF_EINVAL;
+            return gf_err_set(err, GF_EINVAL, "%s: unknown field", shown);
         }
     }
     return 0;
@@ -239,8 +247,8 @@ int gf_admin_spec_parse(const struct cJSON *o, struct gf_key_spec *spec, const c
     static const char *const allowed[] = {"name",       "group",          "rpm",
                                           "tpm",        "max_concurrent", "daily_tokens",
                                           "expires_in", "expires_at",     NULL};
-    if (only_fields(o, allowed, param) != 0)
-        return gf_err_set(err, GF_EINVAL, "%s: unknown field", *param);
+    if (only_fields(o, allowed, param, err) != 0)
+        return GF_EINVAL;
     const cJSON *v;
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "name")) != NULL) {
         *param = "name";
@@ -363,19 +371,17 @@ static void route_key(struct gf_admin *a, struct evhttp_request *req, enum evhtt
             cut(a, &k); // an expiry set in the past ends its requests too
     } else if ((action == NULL && m == EVHTTP_REQ_DELETE) ||
                (action && strcmp(action, "revoke") == 0 && m == EVHTTP_REQ_POST)) {
-        rc = only_fields(body, none, &param)
-                 ? gf_err_set(&err, GF_EINVAL, "%s: unknown field", param)
-                 : gf_keys_revoke(a->keys, id, &k, &err);
+        rc = only_fields(body, none, &param, &err) ? GF_EINVAL
+                                                   : gf_keys_revoke(a->keys, id, &k, &err);
         if (rc == 0)
             cut(a, &k);
     } else if (action && strcmp(action, "rotate") == 0 && m == EVHTTP_REQ_POST) {
         static const char *const allowed[] = {"grace", NULL};
         int64_t grace = -1;
         const cJSON *g = cJSON_GetObjectItemCaseSensitive(body, "grace");
-        rc = only_fields(body, allowed, &param)
-                 ? gf_err_set(&err, GF_EINVAL, "%s: unknown field", param)
-             : g ? get_duration(g, "grace", &grace, &err)
-                 : 0;
+        rc = only_fields(body, allowed, &param, &err) ? GF_EINVAL
+             : g                                      ? get_duration(g, "grace", &grace, &err)
+                                                      : 0;
         rc = rc ? rc : gf_keys_rotate(a->keys, id, grace, secret, &k, &err);
         if (rc == 0) {
             send_key(req, 200, &k, secret);
@@ -386,8 +392,7 @@ static void route_key(struct gf_admin *a, struct evhttp_request *req, enum evhtt
         int64_t when = 0, ms = 0;
         const cJSON *in = cJSON_GetObjectItemCaseSensitive(body, "in");
         const cJSON *at = cJSON_GetObjectItemCaseSensitive(body, "at");
-        rc = only_fields(body, allowed, &param)
-                 ? gf_err_set(&err, GF_EINVAL, "%s: unknown field", param)
+        rc = only_fields(body, allowed, &param, &err) ? GF_EINVAL
              : in && at ? gf_err_set(&err, GF_EINVAL, "in, at: give one of them")
                         : 0;
         if (rc == 0 && in && (rc = get_duration(in, "in", &ms, &err)) == 0)
@@ -404,8 +409,7 @@ static void route_key(struct gf_admin *a, struct evhttp_request *req, enum evhtt
     } else if (action && strcmp(action, "suspend") == 0 && m == EVHTTP_REQ_POST) {
         static const char *const allowed[] = {"reason", NULL};
         const cJSON *r = cJSON_GetObjectItemCaseSensitive(body, "reason");
-        rc = only_fields(body, allowed, &param)
-                 ? gf_err_set(&err, GF_EINVAL, "%s: unknown field", param)
+        rc = only_fields(body, allowed, &param, &err) ? GF_EINVAL
              : r && !cJSON_IsString(r) ? gf_err_set(&err, GF_EINVAL, "reason: expected a string")
                                        : 0;
         rc = rc ? rc
@@ -414,9 +418,8 @@ static void route_key(struct gf_admin *a, struct evhttp_request *req, enum evhtt
         if (rc == 0)
             cut(a, &k);
     } else if (action && strcmp(action, "unsuspend") == 0 && m == EVHTTP_REQ_POST) {
-        rc = only_fields(body, none, &param)
-                 ? gf_err_set(&err, GF_EINVAL, "%s: unknown field", param)
-                 : gf_keys_unsuspend(a->keys, id, &k, &err);
+        rc = only_fields(body, none, &param, &err) ? GF_EINVAL
+                                                   : gf_keys_unsuspend(a->keys, id, &k, &err);
     } else {
         send_error(req, action ? 404 : 405, action ? "not_found" : "method_not_allowed",
                    "no such route or method", NULL);

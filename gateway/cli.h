@@ -23,6 +23,8 @@ int gf_cli_wants_help(int argc, char **argv);
 
 /* `gardefou model info|synth`: inspect or write GGUF model files (cmd_model.c). */
 int gf_cmd_model(int argc, char **argv);
+int gf_cmd_model_synth(int argc, char **argv);  // gardefou model synth (cmd_model_synth.c)
+int gf_cmd_generate(int argc, char **argv);
 /* `gardefou serve`: the gateway (cmd_serve.c). */
 int gf_cmd_serve(int argc, char **argv);
 /* gardefou keys: API keys through the admin API (cmd_keys.c). */

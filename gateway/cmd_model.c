@@ -31,6 +31,7 @@ static int info(int argc, char **argv);
 /* The subcommands of `gardefou model`, one row each (synth: engine/llama's model_synth). */
 static const struct gf_cmd model_cmds[] = {
     {"info", info, "print the metadata and tensors of a GGUF file"},
+    {"synth", gf_cmd_model_synth, "write a random-weight Llama GGUF of a named shape"},
     {NULL, NULL, NULL},
 };
 

@@ -14,12 +14,6 @@
 
 #include "gateway/gateway.h"
 
-/* The embedded engine lives in engine/; until it is linked in, its symbol resolves to NULL and
- * serve says so instead of failing to link. (A weak reference does not pull a member out of a
- * static library, so a backend that exists must be referenced normally, as the upstream one is.) */
-int gf_engine_llama_open(struct event_base *base, const struct gf_llama_config *cfg,
-                         struct gf_engine **out, struct gf_err *err) __attribute__((weak));
-
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -187,21 +181,30 @@ static int open_engine(struct event_base *base, const struct gf_config *cfg,
         }
         return 0;
     }
-    if (gf_engine_llama_open == NULL) {
-        fprintf(stderr, "gardefou serve: no engine: this build has no embedded engine yet; "
-                        "give an OpenAI-compatible server with --upstream URL (or a model "
-                        "with --model FILE once the embedded engine is built in)\n");
-        return 2;
+    // no upstream and no model: the small synthetic model in DATA_DIR/models (docs/engine.md)
+    char *default_path = NULL;
+    const char *model_path = cfg->model_path;
+    if (model_path == NULL || model_path[0] == '\0') {
+        char dir[4096];
+        if ((size_t)snprintf(dir, sizeof(dir), "%s/models", cfg->data_dir) >= sizeof(dir) ||
+            gf_llama_default_model(dir, &default_path, &err) != 0) {
+            fprintf(stderr, "gardefou serve: default model: %s\n",
+                    err.msg[0] ? err.msg : "data directory path too long");
+            return 2;
+        }
+        model_path = default_path;
     }
     struct gf_llama_config lc = {
-        .model_path = cfg->model_path,
+        .model_path = model_path,
         .model_id = cfg->model_id,
         .n_ctx = (int)cfg->model_ctx,
         .n_threads = (int)cfg->model_threads,
         .max_seqs = (int)cfg->model_max_seqs,
         .chat_template = cfg->model_chat_template,
     };
-    if (gf_engine_llama_open(base, &lc, engine, &err) != 0) {
+    int rc = gf_engine_llama_open(base, &lc, engine, &err);
+    gf_free(default_path);
+    if (rc != 0) {
         fprintf(stderr, "gardefou serve: embedded engine: %s\n", err.msg);
         return 2;
     }

@@ -17,6 +17,7 @@ const struct gf_cmd gf_commands[] = {
     {"help", cmd_help, "show this help, or a subcommand's (gardefou help serve)"},
     {"version", cmd_version, "print the version"},
     {"keys", gf_cmd_keys, "create, list, revoke, rotate API keys (admin API)"},
+    {"generate", gf_cmd_generate, "generate text with a local GGUF model, printed as it comes"},
     {"model", gf_cmd_model, "inspect GGUF model files (gardefou model info FILE)"},
     {"audit", gf_cmd_audit, "verify or search the audit log (gardefou audit verify|query)"},
     {"train", gf_cmd_train, "train the moderation classifier from a recipe"},

@@ -380,14 +380,14 @@ static void test_exact_under_concurrency(void)
     CHECK_MSG(ok == 5 && limited == N - 5 && other == 0, "200: %d, 429: %d, other: %d", ok, limited,
               other);
     free(x);
-    // max_concurrent: slow answers (3 s before the upstream's headers) hold their slots.
+    // max_concurrent: slow answers (5 s before the upstream's headers) hold their slots.
     const char *lim2[] = {"--max-concurrent", "2", NULL};
     REQUIRE(create_key(secret, id, lim2) == 0);
     bearer(h, sizeof(h), secret);
     x = calloc(N, sizeof(*x));
     for (int i = 0; i < 6; i++) {
         x[i].authz = h;
-        x[i].model = "hdelay=3000";
+        x[i].model = "hdelay=5000";
         pthread_create(&th[i], NULL, race, &x[i]);
     }
     ok = limited = 0;
@@ -515,13 +515,13 @@ static void test_suspend(void)
     free(r);
 }
 
-/* Rotation with a 1 s grace: both secrets work, then only the new one. */
+/* Rotation with a 2 s grace: both secrets work, then only the new one. */
 static void test_rotate_grace(void)
 {
     char h_old[128], h_new[128], secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
     REQUIRE(create_key(secret, id, NULL) == 0);
     bearer(h_old, sizeof(h_old), secret);
-    const char *rotate[] = {"rotate", id, "--grace", "1s", NULL};
+    const char *rotate[] = {"rotate", id, "--grace", "2s", NULL};
     char out[4096];
     REQUIRE(run_cli(out, sizeof(out), rotate) == 0);
     out[strcspn(out, "\n")] = '\0';
@@ -530,11 +530,11 @@ static void test_rotate_grace(void)
         snprintf(secrets[n_secrets++], GF_APIKEY_BUFLEN, "%s", out);
     bearer(h_new, sizeof(h_new), out);
     struct resp *r = calloc(1, sizeof(*r));
-    chat(h_new, "mock-model", false, r);
-    CHECK(r->status == 200);
     chat(h_old, "mock-model", false, r);
     CHECK(r->status == 200);
-    usleep(1200000);
+    chat(h_new, "mock-model", false, r);
+    CHECK(r->status == 200);
+    usleep(2300000);
     chat(h_old, "mock-model", false, r);
     CHECK(r->status == 401 && strstr(r->body, "expired") != NULL);
     chat(h_new, "mock-model", false, r);

@@ -403,6 +403,7 @@ static void engine_logits(const struct gf_llm *m, const int *toks, int n, int ge
     if (gf_llm_ctx_new(m, n, n, 2, NULL, &c) != 0 || gf_llm_kv_init(&kv, m, n, GF_KV_F32) != 0)
         abort();
     gf_llm_ctx_set_gemm_min(c, gemm_min);
+    gf_llm_ctx_set_min_parallel(c, 0);  // split even these tiny products among the threads
     int pos[64];
     struct gf_llm_kv *kvs[64];
     bool w[64];

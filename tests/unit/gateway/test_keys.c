@@ -215,6 +215,67 @@ static void test_suspension(void)
     tu_rmtree(dir);
 }
 
+/* Every allocation of open, create and revoke fails in turn: each failure is GF_ENOMEM, leaks
+ * nothing (ASan), and leaves the store consistent. */
+static void test_oom(void)
+{
+    if (!gf_alloc_fail_supported())
+        return;
+    char dir[256];
+    tu_mkdtemp(dir, sizeof(dir));
+    struct events ev = {0};
+    struct gf_keys_config cfg = {0};
+    cfg.no_fsync = true;
+    cfg.on_event = on_event;
+    cfg.event_ud = &ev;
+    struct gf_keys *k = NULL;
+    struct gf_err err = {0};
+    int wrong = 0;
+    for (long n = 1; n < 1000; n++) {
+        gf_alloc_fail_after(n, true);
+        int rc = gf_keys_open(dir, &cfg, &k, &err);
+        gf_alloc_fail_after(0, false);
+        if (rc == 0)
+            break;
+        wrong += rc != GF_ENOMEM;
+    }
+    CHECK(wrong == 0);
+    REQUIRE(k != NULL);
+    struct gf_key_spec spec;
+    gf_key_spec_init(&spec);
+    spec.name = "oom";
+    char secret[GF_APIKEY_BUFLEN];
+    struct gf_key key;
+    int created = 0;
+    for (long n = 1; n < 1000; n++) {
+        gf_alloc_fail_after(n, true);
+        int rc = gf_keys_create(k, &spec, secret, &key, &err);
+        gf_alloc_fail_after(0, false);
+        if (rc == 0) {
+            created = 1;
+            break;
+        }
+        wrong += rc != GF_ENOMEM;
+        CHECK(secret[0] == '\0'); // a failed create hands out no secret
+    }
+    CHECK(created && wrong == 0);
+    CHECK(k->store->ops->count(k->store) == 1);
+    for (long n = 1; n < 1000; n++) {
+        gf_alloc_fail_after(n, true);
+        int rc = gf_keys_revoke(k, key.id, NULL, &err);
+        gf_alloc_fail_after(0, false);
+        if (rc == 0)
+            break;
+        wrong += rc != GF_ENOMEM;
+    }
+    CHECK(wrong == 0);
+    char h[128];
+    bearer(h, sizeof(h), secret);
+    CHECK(gf_keys_authenticate(k, h, gf_wall_ms(), &key, NULL) == GF_AUTH_REVOKED);
+    gf_keys_close(k);
+    tu_rmtree(dir);
+}
+
 static void test_admin_address(void)
 {
     char out[300];
@@ -246,5 +307,6 @@ int main(void)
     RUN(test_create_errors);
     RUN(test_suspension);
     RUN(test_admin_address);
+    RUN(test_oom);
     return test_report();
 }
