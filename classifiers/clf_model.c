@@ -6,6 +6,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "engine/gguf.h"
 
@@ -157,10 +160,26 @@ static void add_bucket(const struct bag *b, uint32_t bucket)
     const float sc = b->scale[bucket];
     float *acc = b->acc;
     uint32_t d = 0;
-    // Blocks of 16 have a fixed trip count, which the compiler turns into vector code at -O2.
-    for (; d + 16 <= b->dim; d += 16)
-        for (uint32_t j = 0; j < 16; j++)
-            acc[d + j] += sc * (float)row[d + j];
+#ifdef __SSE2__
+    // 16 int8 weights at a time, widened to 4 x 4 floats. SSE2 is part of x86-64, so no CPU
+    // check is needed; each lane computes acc + w * scale exactly like the scalar loop below
+    // (no fused multiply-add), so both give the same bits.
+    const __m128 vs = _mm_set1_ps(sc);
+    const __m128i zero = _mm_setzero_si128();
+    for (; d + 16 <= b->dim; d += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(row + d));
+        __m128i sign8 = _mm_cmplt_epi8(v, zero);
+        __m128i lo16 = _mm_unpacklo_epi8(v, sign8), hi16 = _mm_unpackhi_epi8(v, sign8);
+        __m128i slo = _mm_cmplt_epi16(lo16, zero), shi = _mm_cmplt_epi16(hi16, zero);
+        __m128i w[4] = {_mm_unpacklo_epi16(lo16, slo), _mm_unpackhi_epi16(lo16, slo),
+                        _mm_unpacklo_epi16(hi16, shi), _mm_unpackhi_epi16(hi16, shi)};
+        for (int k = 0; k < 4; k++) {
+            __m128 a = _mm_loadu_ps(acc + d + 4 * k);
+            a = _mm_add_ps(a, _mm_mul_ps(_mm_cvtepi32_ps(w[k]), vs));
+            _mm_storeu_ps(acc + d + 4 * k, a);
+        }
+    }
+#endif
     for (; d < b->dim; d++)
         acc[d] += sc * (float)row[d];
 }

@@ -497,6 +497,25 @@ static void test_token_limit_stops_stream(void)
     free(s);
 }
 
+static void test_daily_quota(void)
+{
+    char h[128], secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
+    const char *lim[] = {"--daily-tokens", "60", NULL};
+    REQUIRE(create_key(secret, id, lim) == 0);
+    bearer(h, sizeof(h), secret);
+    struct streamer *s = calloc(1, sizeof(*s));
+    s->authz = h;
+    s->model = "tokens=400";
+    stream_thread(s);
+    CHECK(s->r.status == 200 && strstr(s->r.body, "rate_limit_exceeded") != NULL);
+    CHECK(strstr(s->r.body, "w399") == NULL);
+    struct resp *r = calloc(1, sizeof(*r));
+    chat(h, "mock-model", false, r);
+    CHECK(r->status == 429 && strstr(r->body, "daily") != NULL && has_header(r, "retry-after:"));
+    free(r);
+    free(s);
+}
+
 static void test_suspend(void)
 {
     char h[128], secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
@@ -620,6 +639,7 @@ int main(int argc, char **argv)
     RUN(test_revoke_open_stream);
     RUN(test_expiry_ends_stream);
     RUN(test_token_limit_stops_stream);
+    RUN(test_daily_quota);
     RUN(test_suspend);
     RUN(test_abuse_suspension);
     RUN(test_rotate_grace);
