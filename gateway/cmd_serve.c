@@ -278,7 +278,9 @@ int gf_cmd_serve(int argc, char **argv)
         status = 2;
         goto done;
     }
-    gf_keys_serve_set_policy_reload(s.keys, gf_filters_admin_reload, filters);
+    // Reloads through the admin API pass by the audit log, which records each one.
+    gf_audit_gate_set_reload(audit, gf_filters_admin_reload, filters);
+    gf_keys_serve_set_policy_reload(s.keys, gf_audit_gate_reload, audit);
     gf_keys_serve_set_abuse(s.keys, gf_filters_abuse, filters);
 
     if (gf_gateway_listen(s.gw, &err) != 0) {

@@ -367,5 +367,11 @@ struct gf_audit *gf_audit_gate_log(struct gf_audit_gate *g);
  * {"action","subject":key_id,"detail":{"group","detail"}}. */
 void gf_audit_gate_admin_event(void *ud, const char *action, const char *key_id,
                                const char *group, const char *detail);
+/* Policy reloads through the admin API, recorded: give the gate the real reload with
+ * gf_audit_gate_set_reload, and hand gf_audit_gate_reload (ud = the gate) to the admin API in its
+ * place; each call writes "policy_reloaded" {policy_version} or "policy_reload_failed" {error}. */
+typedef int (*gf_audit_reload_fn)(void *ud, struct gf_buf *out, struct gf_err *err);
+void gf_audit_gate_set_reload(struct gf_audit_gate *g, gf_audit_reload_fn fn, void *ud);
+int gf_audit_gate_reload(void *ud, struct gf_buf *out, struct gf_err *err);
 
 #endif
