@@ -38,6 +38,8 @@ struct gf_config {
     int64_t idle_timeout_ms;    // keep-alive connection without a request
     int64_t write_timeout_ms;   // a reply that the client does not read
     int64_t max_connections;
+    int64_t max_inflight;       // generation requests at once; 0 = no limit (admission.c)
+    int64_t max_rss_bytes;      // refuse generations above this resident memory; 0 = off
     int64_t max_choices;        // upper bound of "n"
     int64_t max_messages;
     int64_t max_stop;           // entries of "stop"
