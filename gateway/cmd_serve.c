@@ -138,7 +138,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct serve_state *s = arg;
-    if (gf_gateway_inflight(s->gw) == 0 || gf_now_ns() >= s->stop_deadline)
+    if (gf_gateway_idle(s->gw) || gf_now_ns() >= s->stop_deadline)
         event_base_loopbreak(s->base);
 }
 

@@ -372,3 +372,14 @@ void gf_conn_request_done(struct gf_conn *c)
         scan_from(c, input, 0, len);
     }
 }
+
+bool gf_gateway_idle(const struct gf_gateway *gw)
+{
+    if (gf_gateway_inflight(gw) > 0)
+        return false;
+    // A connection stays HANDLING until evhttp reports its reply written (on_complete).
+    for (size_t i = 0; i < gw->conns_cap; i++)
+        if (gw->conns[i] != NULL && gw->conns[i]->state == GF_CONN_HANDLING)
+            return false;
+    return true;
+}

@@ -159,6 +159,9 @@ void gf_gateway_stop_listening(struct gf_gateway *gw);
 void gf_gateway_free(struct gf_gateway *gw);
 /* Number of requests in flight (between parse and end). */
 size_t gf_gateway_inflight(const struct gf_gateway *gw);
+/* True when no request is in flight and every reply has been written to its socket: a
+ * graceful stop may free the gateway without cutting a reply short. */
+bool gf_gateway_idle(const struct gf_gateway *gw);
 
 /* Ends every in-flight request whose key id equals key_id (a revoked key): streams get an error
  * event and [DONE], waiting requests an error reply, generations are cancelled. Returns how many
