@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/common.h"
 #include "engine/kernels_int.h"
@@ -16,6 +17,15 @@
 #define P 128
 #define G 64
 #define AGG_STEPS 32
+
+/* Process CPU time in seconds: on a machine shared with other work it counts only the time this
+ * process really ran, so with 1 thread it estimates the speed of an idle machine. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -91,6 +101,10 @@ int main(int argc, char **argv)
     struct gf_llm_ctx *c = NULL;
     if (gf_llm_ctx_new(m, P, ctx, (int)threads, NULL, &c) != 0)
         return 1;
+    const char *gm = getenv("GF_GEMM_MIN");  // experiments: batches from this size use sgemm
+    int64_t gemm_min = 0;
+    if (gm != NULL && gf_parse_i64(gm, 1, 100000, &gemm_min) == 0)
+        gf_llm_ctx_set_gemm_min(c, (int)gemm_min);
     enum { S_MAX = 8 };
     struct gf_llm_kv kv[S_MAX];
     for (int s = 0; s < S_MAX; s++)
@@ -112,13 +126,16 @@ int main(int argc, char **argv)
     // warm-up: maps the weights in
     struct gf_llm_batch b = {P, tok, pos, kvs, want, logits};
     gf_llm_forward(c, &b);
-    double pp[16], tg[16];
+    double pp[16], tg[16], ppc[16], tgc[16];
     for (int r = 0; r < reps && r < 16; r++) {
         uint64_t t0 = gf_now_ns();
+        double c0 = cpu_s();
         gf_llm_forward(c, &b);
         pp[r] = P / ((double)(gf_now_ns() - t0) / 1e9);
+        ppc[r] = P / (cpu_s() - c0);
         // generation: G single-token steps from an empty context
         t0 = gf_now_ns();
+        c0 = cpu_s();
         for (int i = 0; i < G; i++) {
             int p = i, t = tok[i];
             bool w = true;
@@ -126,15 +143,18 @@ int main(int argc, char **argv)
             gf_llm_forward(c, &b1);
         }
         tg[r] = G / ((double)(gf_now_ns() - t0) / 1e9);
+        tgc[r] = G / (cpu_s() - c0);
     }
     printf("pp%d=%.2f\ntg%d=%.2f\n", P, median(pp, (int)reps), G, median(tg, (int)reps));
+    printf("pp%d_cpu=%.2f\ntg%d_cpu=%.2f\n", P, median(ppc, (int)reps), G, median(tgc, (int)reps));
     // aggregate: S sequences, one token each per step, all in one batch
     const int seqs[] = {1, 4, 8};
     for (size_t si = 0; si < 3; si++) {
         int S = seqs[si];
-        double agg[16];
+        double agg[16], aggc[16];
         for (int r = 0; r < reps && r < 16; r++) {
             uint64_t t0 = gf_now_ns();
+            double c0 = cpu_s();
             for (int step = 0; step < AGG_STEPS; step++) {
                 int t[S_MAX], p[S_MAX];
                 struct gf_llm_kv *k[S_MAX];
@@ -149,8 +169,9 @@ int main(int argc, char **argv)
                 gf_llm_forward(c, &bs);
             }
             agg[r] = (double)S * AGG_STEPS / ((double)(gf_now_ns() - t0) / 1e9);
+            aggc[r] = (double)S * AGG_STEPS / (cpu_s() - c0);
         }
-        printf("agg%d=%.2f\n", S, median(agg, (int)reps));
+        printf("agg%d=%.2f\nagg%d_cpu=%.2f\n", S, median(agg, (int)reps), S, median(aggc, (int)reps));
     }
     struct gf_tpool *pool = NULL;
     if (gf_tpool_new((int)threads, &pool) == 0) {

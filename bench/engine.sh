@@ -31,6 +31,7 @@ declare -A SHAPE=([s110-f32]="stories110m f32" [s110-q8]="stories110m q8_0"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (on a shared machine figures are noisy)"
 printf "%-9s %2s %9s %7s %8s %7s %8s %8s %8s %6s %7s %6s\n" model thr pp128 "x llama" tg64 \
   "x llama" agg1 agg4 agg8 "8/1" "GB/s" "%limit"
+CPU_ROWS=()
 for m in $MODELS; do
   f="$DIR/$m.gguf"
   if [ ! -f "$f" ]; then
@@ -43,6 +44,12 @@ for m in $MODELS; do
     out=$("$BUILD/bench/bench_engine" "$f" "$t" "$REPS")
     get() { echo "$out" | sed -n "s/^$1=//p"; }
     pp=$(get pp128); tg=$(get tg64); a1=$(get agg1); a4=$(get agg4); a8=$(get agg8)
+    if [ "$t" = 1 ]; then
+      CPU_ROWS+=("$(printf "%-9s %9.1f %7.2f %8.1f %7.2f %8.1f %8.1f %6.2f" "$m" "$(get pp128_cpu)" \
+        "$(awk -v a="$(get pp128_cpu)" -v b="$bpp1" 'BEGIN{print a/b}')" "$(get tg64_cpu)" \
+        "$(awk -v a="$(get tg64_cpu)" -v b="$btg1" 'BEGIN{print a/b}')" "$(get agg1_cpu)" \
+        "$(get agg8_cpu)" "$(awk -v a="$(get agg8_cpu)" -v b="$(get agg1_cpu)" 'BEGIN{print a/b}')")")
+    fi
     bw=$(get bandwidth_gbs); wb=$(get weight_bytes)
     if [ "$t" = 1 ]; then bpp=$bpp1; btg=$btg1; else bpp=$bpp2; btg=$btg2; fi
     awk -v m="$m" -v t="$t" -v pp="$pp" -v tg="$tg" -v a1="$a1" -v a4="$a4" -v a8="$a8" \
@@ -52,6 +59,10 @@ for m in $MODELS; do
         m, t, pp, pp / bpp, tg, tg / btg, a1, a4, a8, a8 / a1, bw, 100 * tg / limit }'
   done
 done
+echo
+echo "1 thread, per CPU-second of this process (time stolen by other processes left out):"
+printf "%-9s %9s %7s %8s %7s %8s %8s %6s\n" model pp128 "x llama" tg64 "x llama" agg1 agg8 "8/1"
+for r in "${CPU_ROWS[@]}"; do echo "$r"; done
 echo "x llama = ratio to llama.cpp's median (default CPU build, same shape); 8/1 = aggregate"
 echo "tokens/s of 8 sequences over 1; %limit = generation / (bandwidth / weight bytes per token)."
 [ -z "${GF_BENCH_DIR:-}" ] && rm -rf "$DIR"

@@ -213,6 +213,10 @@ def main():
         if not check(g.admin_url is not None and g.key, "admin API and a key"):
             return report()
         session(g, mock, canaries)
+        # no core file could carry a secret in transit (keys.allow_core_dumps is off)
+        with open("/proc/%d/limits" % g.p.pid) as f:
+            core = [ln.split()[4] for ln in f if ln.startswith("Max core file size")]
+        check(core == ["0"], "RLIMIT_CORE is 0 while serving: %r" % core)
     finally:
         rc = g.stop()
         mock.stop()
