@@ -115,6 +115,7 @@ def start_gateway(gardefou, upstreams, settings=(), data_dir=None, allow_fail=Fa
     g.key = None
     if admin is not None:
         url = admin.split(" on ", 1)[1].strip()
+        g.admin_url = url
         out = subprocess.run([gardefou, "keys", "create", "--server", url, "--data-dir", data_dir,
                               "--name", "integration"], capture_output=True, text=True, timeout=30)
         if out.returncode != 0:
