@@ -8,7 +8,7 @@ TESTBUILD  ?= build-test
 ARGS       ?=
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_DEPS   := build-essential meson ninja-build pkg-config libevent-dev libcurl4-openssl-dev \
-              libcjson-dev libpcre2-dev libopenblas-dev nodejs
+              libcjson-dev libpcre2-dev libopenblas-dev nodejs slowhttptest
 # nodejs brings npm (Debian splits it out; NodeSource ships both in one package).
 # Suite budget for the long suite when run from `make test` (fuzzing, crash loops); seconds.
 LONG_BUDGET ?= 5

@@ -52,6 +52,26 @@ static float dot_q4(const struct gf_block_q4 *a, const struct gf_block_q8 *b, in
     return s;
 }
 
+static void dot4_f32(const float *a, const float *const b[4], int n, float out[4])
+{
+    for (int i = 0; i < 4; i++)
+        out[i] = dot_f32(a, b[i], n);
+}
+
+static void dot4_q8(const struct gf_block_q8 *a, const struct gf_block_q8 *const b[4], int nb,
+                    float out[4])
+{
+    for (int i = 0; i < 4; i++)
+        out[i] = dot_q8(a, b[i], nb);
+}
+
+static void dot4_q4(const struct gf_block_q4 *a, const struct gf_block_q8 *const b[4], int nb,
+                    float out[4])
+{
+    for (int i = 0; i < 4; i++)
+        out[i] = dot_q4(a, b[i], nb);
+}
+
 static void quantize_q8(const float *x, struct gf_block_q8 *y, int n)
 {
     for (int k = 0; k < n / GF_QK; k++) {
@@ -149,6 +169,9 @@ const struct gf_kernels gf_kernels_scalar = {
     .dot_f16 = dot_f16,
     .dot_q8 = dot_q8,
     .dot_q4 = dot_q4,
+    .dot4_f32 = dot4_f32,
+    .dot4_q8 = dot4_q8,
+    .dot4_q4 = dot4_q4,
     .quantize_q8 = quantize_q8,
     .axpy_f32 = axpy_f32,
     .axpy_f16 = axpy_f16,

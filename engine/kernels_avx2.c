@@ -129,6 +129,67 @@ static float dot_q4(const struct gf_block_q4 *a, const struct gf_block_q8 *b, in
     return hsum256(_mm256_add_ps(acc0, acc1));
 }
 
+static void dot4_f32(const float *a, const float *const b[4], int n, float out[4])
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 w = _mm256_loadu_ps(a + i);
+        s0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(b0 + i), s0);
+        s1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(b1 + i), s1);
+        s2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(b2 + i), s2);
+        s3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(b3 + i), s3);
+    }
+    out[0] = hsum256(s0);
+    out[1] = hsum256(s1);
+    out[2] = hsum256(s2);
+    out[3] = hsum256(s3);
+    for (; i < n; i++) {
+        out[0] += a[i] * b0[i];
+        out[1] += a[i] * b1[i];
+        out[2] += a[i] * b2[i];
+        out[3] += a[i] * b3[i];
+    }
+}
+
+/* The four-token products of one unpacked weight block x (signed int8) with its scale dw. */
+static inline void block4(__m256i x, float dw, const struct gf_block_q8 *const b[4], int k,
+                          __m256 acc[4])
+{
+    __m256i ax = _mm256_sign_epi8(x, x);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int i = 0; i < 4; i++) {
+        __m256i y = _mm256_loadu_si256((const __m256i *)b[i][k].qs);
+        __m256i dot16 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, x));
+        __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, ones));
+        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f_fast(b[i][k].d)), p, acc[i]);
+    }
+}
+
+static void dot4_q8(const struct gf_block_q8 *a, const struct gf_block_q8 *const b[4], int nb,
+                    float out[4])
+{
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    for (int k = 0; k < nb; k++)
+        block4(_mm256_loadu_si256((const __m256i *)a[k].qs), h2f_fast(a[k].d), b, k, acc);
+    for (int i = 0; i < 4; i++)
+        out[i] = hsum256(acc[i]);
+}
+
+static void dot4_q4(const struct gf_block_q4 *a, const struct gf_block_q8 *const b[4], int nb,
+                    float out[4])
+{
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    for (int k = 0; k < nb; k++)
+        block4(unpack_q4(a[k].qs), h2f_fast(a[k].d), b, k, acc);
+    for (int i = 0; i < 4; i++)
+        out[i] = hsum256(acc[i]);
+}
+
 static void quantize_q8(const float *x, struct gf_block_q8 *y, int n)
 {
     const __m256 signbit = _mm256_set1_ps(-0.0f);
@@ -216,6 +277,9 @@ void gf_kernels_fill_avx2(struct gf_kernels *k)
     k->dot_f16 = dot_f16;
     k->dot_q8 = dot_q8;
     k->dot_q4 = dot_q4;
+    k->dot4_f32 = dot4_f32;
+    k->dot4_q8 = dot4_q8;
+    k->dot4_q4 = dot4_q4;
     k->quantize_q8 = quantize_q8;
     k->axpy_f32 = axpy_f32;
     k->axpy_f16 = axpy_f16;

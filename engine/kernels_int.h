@@ -102,6 +102,8 @@ static inline uint16_t gf_f2h(float f)
  *   dot_f16(a, b, n)          sum half(a[i])*b[i]
  *   dot_q8(a, b, nb)          sum over nb Q8_0 blocks of d_a*d_b*sum(qa*qb)
  *   dot_q4(a, b, nb)          the same with a Q4_0 row and Q8_0 activations
+ *   dot4_*(a, b[4], n, out)   out[i] = dot(a, b[i]) for four activation rows at once: the weight
+ *                             row is loaded (and unpacked) once for four tokens
  *   quantize_q8(x, y, n)      y = Q8_0 of x: d = max|x|/127, q = nearest-even(x/d)
  *   axpy_f32(y, a, x, n)      y += a*x
  *   axpy_f16(y, a, x, n)      y += a*half(x)
@@ -119,6 +121,11 @@ struct gf_kernels {
     float (*dot_f16)(const uint16_t *a, const float *b, int n);
     float (*dot_q8)(const struct gf_block_q8 *a, const struct gf_block_q8 *b, int nb);
     float (*dot_q4)(const struct gf_block_q4 *a, const struct gf_block_q8 *b, int nb);
+    void (*dot4_f32)(const float *a, const float *const b[4], int n, float out[4]);
+    void (*dot4_q8)(const struct gf_block_q8 *a, const struct gf_block_q8 *const b[4], int nb,
+                    float out[4]);
+    void (*dot4_q4)(const struct gf_block_q4 *a, const struct gf_block_q8 *const b[4], int nb,
+                    float out[4]);
     void (*quantize_q8)(const float *x, struct gf_block_q8 *y, int n);
     void (*axpy_f32)(float *y, float a, const float *x, int n);
     void (*axpy_f16)(float *y, float a, const uint16_t *x, int n);

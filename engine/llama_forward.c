@@ -15,7 +15,10 @@
 #include "engine/threadpool_int.h"
 
 #define DEFAULT_GEMM_MIN 16  // batches at least this large use sgemm
-#define TILE_ROWS        64  // weight rows dequantized at a time for sgemm
+#define TILE_BYTES       (2 << 20) // dequantized weight tile per sgemm call: large enough that
+                                   // OpenBLAS's packing of the activations is amortized
+#define TILE_MIN         64
+#define TILE_MAX         1024
 #define ROW_ALIGN        16  // rows per chunk when splitting among threads
 #define MAX_MM           3   // weights sharing one input in one parallel job
 #define MIN_PARALLEL     (1 << 18) // multiply-adds below which a job runs on one thread: waking
@@ -28,6 +31,7 @@ struct gf_llm_ctx {
     int n_threads, max_tokens, max_ctx, gemm_min;
     double min_parallel;     // multiply-adds below which a job runs on one thread
     int max_cols;
+    int tile_rows;           // rows per dequantized tile (multiple of TILE_MIN)
     float *x;                // [T][dim] residual stream
     float *xb;               // [T][max(dim, q_dim)] normalized input, attention output
     float *tmp;              // [T][dim] output of wo and down
@@ -37,7 +41,7 @@ struct gf_llm_ctx {
     float *cs;               // [T][n_rot] rope cos/sin per token
     float *att;              // [n_threads][max_ctx] attention scores
     struct gf_block_q8 *xq;  // [T][max_cols / 32] quantized activations
-    float *tile;             // [n_threads][TILE_ROWS][max_cols] dequantized weights
+    float *tile;             // [n_threads][tile_rows][max_cols] dequantized weights
 };
 
 /* Runs fn on the pool, or inline on this thread when the job is too small to share. */
@@ -67,28 +71,54 @@ static void mm_rows_dot(const struct mm_job *j, const struct gf_llm_weight *w, f
 {
     const struct gf_kernels *k = j->c->k;
     int cols = w->cols, T = j->T, nb = cols / GF_QK;
+    size_t ldy = (size_t)w->rows;
     const char *base = w->data;
     for (int r = r0; r < r1; r++) {
         const void *row = base + (size_t)r * w->row_bytes;
-        switch (w->type) {
-        case GF_WT_F32:
-            for (int t = 0; t < T; t++)
-                y[(size_t)t * w->rows + r] = k->dot_f32(row, j->x + (size_t)t * cols, cols);
-            break;
-        case GF_WT_F16:
-            for (int t = 0; t < T; t++)
-                y[(size_t)t * w->rows + r] = k->dot_f16(row, j->x + (size_t)t * cols, cols);
-            break;
-        case GF_WT_Q8_0:
-            for (int t = 0; t < T; t++)
-                y[(size_t)t * w->rows + r] = k->dot_q8(row, j->xq + (size_t)t * nb, nb);
-            break;
-        case GF_WT_Q4_0:
-            for (int t = 0; t < T; t++)
-                y[(size_t)t * w->rows + r] = k->dot_q4(row, j->xq + (size_t)t * nb, nb);
-            break;
-        default:
-            break;
+        int t = 0;
+        // four tokens at a time: the row is loaded (and unpacked) once for all four
+        if (w->type == GF_WT_F32) {
+            for (; t + 4 <= T; t += 4) {
+                const float *x4[4] = {j->x + (size_t)t * cols, j->x + (size_t)(t + 1) * cols,
+                                      j->x + (size_t)(t + 2) * cols, j->x + (size_t)(t + 3) * cols};
+                float o[4];
+                k->dot4_f32(row, x4, cols, o);
+                for (int i = 0; i < 4; i++)
+                    y[(size_t)(t + i) * ldy + r] = o[i];
+            }
+        } else if (w->type == GF_WT_Q8_0 || w->type == GF_WT_Q4_0) {
+            for (; t + 4 <= T; t += 4) {
+                const struct gf_block_q8 *x4[4] = {j->xq + (size_t)t * nb, j->xq + (size_t)(t + 1) * nb,
+                                                   j->xq + (size_t)(t + 2) * nb,
+                                                   j->xq + (size_t)(t + 3) * nb};
+                float o[4];
+                if (w->type == GF_WT_Q8_0)
+                    k->dot4_q8(row, x4, nb, o);
+                else
+                    k->dot4_q4(row, x4, nb, o);
+                for (int i = 0; i < 4; i++)
+                    y[(size_t)(t + i) * ldy + r] = o[i];
+            }
+        }
+        for (; t < T; t++) {
+            float v = 0.0f;
+            switch (w->type) {
+            case GF_WT_F32:
+                v = k->dot_f32(row, j->x + (size_t)t * cols, cols);
+                break;
+            case GF_WT_F16:
+                v = k->dot_f16(row, j->x + (size_t)t * cols, cols);
+                break;
+            case GF_WT_Q8_0:
+                v = k->dot_q8(row, j->xq + (size_t)t * nb, nb);
+                break;
+            case GF_WT_Q4_0:
+                v = k->dot_q4(row, j->xq + (size_t)t * nb, nb);
+                break;
+            default:
+                break;
+            }
+            y[(size_t)t * ldy + r] = v;
         }
     }
 }
@@ -103,9 +133,10 @@ static void mm_rows_gemm(const struct mm_job *j, const struct gf_llm_weight *w, 
                     w->rows);
         return;
     }
-    float *tile = j->c->tile + (size_t)ith * TILE_ROWS * j->c->max_cols;
-    for (int t0 = r0; t0 < r1; t0 += TILE_ROWS) {
-        int nr = r1 - t0 < TILE_ROWS ? r1 - t0 : TILE_ROWS;
+    int tr = j->c->tile_rows;
+    float *tile = j->c->tile + (size_t)ith * tr * j->c->max_cols;
+    for (int t0 = r0; t0 < r1; t0 += tr) {
+        int nr = r1 - t0 < tr ? r1 - t0 : tr;
         for (int r = 0; r < nr; r++)
             gf_wt_row_to_f32(w->type, (const char *)w->data + (size_t)(t0 + r) * w->row_bytes,
                              tile + (size_t)r * cols, cols);
@@ -122,7 +153,7 @@ static void mm_worker(void *arg, int ith, int nth)
     for (int i = 0; i < j->n_w; i++)
         total += j->w[i]->rows;
     int lo, hi;
-    gf_tpool_split(total, ith, nth, j->gemm ? TILE_ROWS : ROW_ALIGN, &lo, &hi);
+    gf_tpool_split(total, ith, nth, j->gemm ? TILE_MIN : ROW_ALIGN, &lo, &hi);
     int base = 0;
     for (int i = 0; i < j->n_w && lo < hi; i++) {
         int rows = j->w[i]->rows;
@@ -324,6 +355,8 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
     int wide = q_dim > hp->dim ? q_dim : hp->dim;
     c->max_cols = hp->hidden > wide ? hp->hidden : wide;
+    int tr = TILE_BYTES / (4 * c->max_cols) / TILE_MIN * TILE_MIN;
+    c->tile_rows = tr < TILE_MIN ? TILE_MIN : tr > TILE_MAX ? TILE_MAX : tr;
     size_t T = (size_t)max_tokens;
     c->x = gf_mallocarray(T * hp->dim, sizeof(float));
     c->xb = gf_mallocarray(T * wide, sizeof(float));
@@ -336,7 +369,7 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->cs = gf_mallocarray(T * hp->n_rot, sizeof(float));
     c->att = gf_mallocarray((size_t)n_threads * max_ctx, sizeof(float));
     c->xq = gf_mallocarray(T * (c->max_cols / GF_QK + 1), sizeof(struct gf_block_q8));
-    c->tile = gf_mallocarray((size_t)n_threads * TILE_ROWS * c->max_cols, sizeof(float));
+    c->tile = gf_mallocarray((size_t)n_threads * c->tile_rows * c->max_cols, sizeof(float));
     int rc = GF_ENOMEM;
     if (!c->x || !c->xb || !c->tmp || !c->q || !c->kk || !c->vv || !c->hb || !c->hb2 || !c->cs ||
         !c->att || !c->xq || !c->tile)

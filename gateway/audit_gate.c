@@ -23,6 +23,8 @@ struct gf_audit_gate {
     bool fail_closed;
     struct pending *pending;   // requests waiting for their record
     uint64_t unaudited;        // fail-open: answers given without a record
+    gf_audit_reload_fn reload; // the policy reload the admin API calls through us
+    void *reload_ud;
 };
 
 /* ---- notes from the policy ---------------------------------------------------------------- */
@@ -352,4 +354,37 @@ void gf_audit_gate_admin_event(void *ud, const char *action, const char *key_id,
     if (rc != 0)
         gf_log(GF_LOG_ERROR, "audit", "event=admin_record_lost action=%s err=%s", action,
                gf_strerror(rc));
+}
+
+void gf_audit_gate_set_reload(struct gf_audit_gate *g, gf_audit_reload_fn fn, void *ud)
+{
+    g->reload = fn;
+    g->reload_ud = ud;
+}
+
+int gf_audit_gate_reload(void *ud, struct gf_buf *out, struct gf_err *err)
+{
+    struct gf_audit_gate *g = ud;
+    if (g->reload == NULL)
+        return gf_err_set(err, GF_EUNSUPPORTED, "no policy to reload");
+    size_t start = out ? out->len : 0;
+    int rc = g->reload(g->reload_ud, out, err);
+    cJSON *d = cJSON_CreateObject();
+    if (d != NULL && rc == 0 && out != NULL && out->len > start) {
+        cJSON *res = cJSON_ParseWithLength(out->data + start, out->len - start);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(res, "policy_version");
+        if (cJSON_IsString(v))
+            cJSON_AddStringToObject(d, "policy_version", v->valuestring);
+        cJSON_Delete(res);
+    }
+    if (d != NULL && rc != 0)
+        cJSON_AddStringToObject(d, "error", err && err->msg[0] ? err->msg : gf_strerror(rc));
+    int arc = d ? gf_audit_log_admin(g->log, rc == 0 ? "policy_reloaded" : "policy_reload_failed",
+                                     NULL, d, NULL, NULL)
+                : GF_ENOMEM;
+    if (arc != 0)
+        gf_log(GF_LOG_ERROR, "audit", "event=admin_record_lost action=policy_reloaded err=%s",
+               gf_strerror(arc));
+    cJSON_Delete(d);
+    return rc;
 }

@@ -138,7 +138,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct serve_state *s = arg;
-    if (gf_gateway_inflight(s->gw) == 0 || gf_now_ns() >= s->stop_deadline)
+    if (gf_gateway_idle(s->gw) || gf_now_ns() >= s->stop_deadline)
         event_base_loopbreak(s->base);
 }
 
@@ -281,7 +281,9 @@ int gf_cmd_serve(int argc, char **argv)
         status = 2;
         goto done;
     }
-    gf_keys_serve_set_policy_reload(s.keys, gf_filters_admin_reload, filters);
+    // Reloads through the admin API pass by the audit log, which records each one.
+    gf_audit_gate_set_reload(audit, gf_filters_admin_reload, filters);
+    gf_keys_serve_set_policy_reload(s.keys, gf_audit_gate_reload, audit);
     gf_keys_serve_set_abuse(s.keys, gf_filters_abuse, filters);
 
     if (gf_gateway_listen(s.gw, &err) != 0) {

@@ -38,10 +38,8 @@ static void arm(struct gf_conn *c, int64_t ms)
 
 static void scanner_reset(struct gf_conn *c)
 {
-    c->hdr_bytes = 0;
-    c->content_length = -1;
-    c->line_len = 0;
-    c->line_seen = false;
+    const struct gf_config *cfg = c->gw->cfg;
+    gf_reqscan_init(&c->scan, (size_t)cfg->max_header_bytes, cfg->max_body_bytes);
 }
 
 /* Asks the timer to answer status and close, right after the current callback. The input is
@@ -54,69 +52,60 @@ static void kill_soon(struct gf_conn *c, struct evbuffer *input, int status)
     event_active(c->timer, EV_TIMEOUT, 1);
 }
 
-/* A complete header line of the current request (without its line end). */
-static void header_line(struct gf_conn *c, struct evbuffer *input)
+/* Runs the framing check over len bytes of input from start. A refused request is answered
+ * by the timer; the end of the head starts the body deadline. */
+static void scan_from(struct gf_conn *c, struct evbuffer *input, size_t start, size_t len)
 {
-    const struct gf_config *cfg = c->gw->cfg;
-    size_t n = c->line_len;
-    size_t kept = n < sizeof(c->line) ? n : sizeof(c->line);
-    if (n == kept && n > 0 && c->line[n - 1] == '\r')
-        n--, kept--;
-    if (n == 0) {
-        if (!c->line_seen)
-            return;  // blank lines before the request line are tolerated
-        c->state = GF_CONN_BODY;
-        if (c->content_length > cfg->max_body_bytes) {
-            kill_soon(c, input, 413);
-            return;
-        }
-        arm(c, cfg->body_timeout_ms);
+    struct evbuffer_ptr pos;
+    if (evbuffer_ptr_set(input, &pos, start, EVBUFFER_PTR_SET) != 0)
         return;
-    }
-    c->line_seen = true;
-    static const char cl[] = "content-length:";
-    if (kept >= sizeof(cl) - 1 && strncasecmp(c->line, cl, sizeof(cl) - 1) == 0) {
-        char num[sizeof(c->line) + 1];
-        size_t k = 0;
-        for (size_t i = sizeof(cl) - 1; i < kept; i++)
-            if (c->line[i] != ' ' && c->line[i] != '\t')
-                num[k++] = c->line[i];
-        num[k] = '\0';
-        int64_t v;
-        // evhttp rejects a malformed length itself; only a well-formed one is checked here
-        if (n == kept && gf_parse_i64(num, 0, INT64_MAX, &v) == 0)
-            c->content_length = v;
-        else if (n != kept)
-            c->content_length = INT64_MAX;  // absurdly long digits: too big
-    }
-}
-
-static void scan(struct gf_conn *c, struct evbuffer *input, const char *p, size_t n)
-{
-    const struct gf_config *cfg = c->gw->cfg;
-    for (size_t i = 0; i < n && c->state == GF_CONN_HEADERS && c->kill_status == 0; i++) {
-        if (++c->hdr_bytes > (size_t)cfg->max_header_bytes) {
-            kill_soon(c, input, 431);
+    while (len > 0 && c->kill_status == 0) {
+        struct evbuffer_iovec v[8];
+        int nv = evbuffer_peek(input, (ev_ssize_t)len, &pos, v, 8);
+        if (nv <= 0)
             return;
+        size_t done = 0;
+        for (int i = 0; i < nv && i < 8 && done < len; i++) {
+            size_t take = v[i].iov_len < len - done ? v[i].iov_len : len - done;
+            size_t off = 0;
+            while (off < take) {
+                size_t used = 0;
+                int rc = gf_reqscan_feed(&c->scan, (const char *)v[i].iov_base + off,
+                                         take - off, &used);
+                off += used;
+                if (rc == GF_RS_ERROR) {
+                    c->kill_reason = c->scan.reason;
+                    kill_soon(c, input, c->scan.status);
+                    return;
+                }
+                if (rc == GF_RS_HEAD_DONE && c->state == GF_CONN_HEADERS) {
+                    c->state = GF_CONN_BODY;
+                    arm(c, c->gw->cfg->body_timeout_ms);
+                }
+                if (rc == GF_RS_DONE || (rc == GF_RS_HEAD_DONE && !c->scan.chunked))
+                    return;  // the rest is body, or the next request (checked when it starts)
+                if (used == 0)
+                    return;
+            }
+            done += take;
         }
-        if (p[i] == '\n') {
-            header_line(c, input);
-            c->line_len = 0;
-        } else {
-            if (c->line_len < sizeof(c->line))
-                c->line[c->line_len] = p[i];
-            c->line_len++;
-        }
+        len -= done;
+        if (len > 0 && evbuffer_ptr_set(input, &pos, done, EVBUFFER_PTR_ADD) != 0)
+            return;
     }
 }
 
 static void input_cb(struct evbuffer *input, const struct evbuffer_cb_info *info, void *arg)
 {
     struct gf_conn *c = arg;
-    if (info->n_added == 0 || c->kill_status != 0 || c->evcon == NULL)
+    if (info->n_added == 0 || c->evcon == NULL)
         return;
-    if (c->state == GF_CONN_HANDLING || c->state == GF_CONN_BODY)
-        return;  // bytes of a body, or of a pipelined request read after the reply
+    if (c->kill_status != 0) {
+        evbuffer_drain(input, evbuffer_get_length(input));  // refused: parse nothing more
+        return;
+    }
+    if (c->state == GF_CONN_HANDLING || (c->state == GF_CONN_BODY && !c->scan.chunked))
+        return;  // bytes of a body, or of a pipelined request (checked when it starts)
     if (c->state == GF_CONN_IDLE) {
         c->state = GF_CONN_HEADERS;
         scanner_reset(c);
@@ -125,32 +114,14 @@ static void input_cb(struct evbuffer *input, const struct evbuffer_cb_info *info
     size_t len = evbuffer_get_length(input);
     if (info->n_added > len)
         return;
-    struct evbuffer_ptr pos;
-    if (evbuffer_ptr_set(input, &pos, len - info->n_added, EVBUFFER_PTR_SET) != 0)
-        return;
-    size_t left = info->n_added;
-    while (left > 0 && c->state == GF_CONN_HEADERS && c->kill_status == 0) {
-        struct evbuffer_iovec v[8];
-        int nv = evbuffer_peek(input, (ev_ssize_t)left, &pos, v, 8);
-        if (nv <= 0)
-            return;
-        size_t done = 0;
-        for (int i = 0; i < nv && i < 8 && done < left; i++) {
-            size_t take = v[i].iov_len < left - done ? v[i].iov_len : left - done;
-            scan(c, input, v[i].iov_base, take);
-            done += take;
-            if (c->state != GF_CONN_HEADERS || c->kill_status != 0)
-                return;
-        }
-        left -= done;
-        if (left > 0 && evbuffer_ptr_set(input, &pos, done, EVBUFFER_PTR_ADD) != 0)
-            return;
-    }
+    scan_from(c, input, len - info->n_added, info->n_added);
 }
 
 static const char *reason_of(int status)
 {
     switch (status) {
+    case 400:
+        return "Bad Request";
     case 408:
         return "Request Timeout";
     case 413:
@@ -172,6 +143,9 @@ static void answer_and_close(struct gf_conn *c, int status)
     const char *msg = "request refused";
     int code = GF_EINVAL;
     switch (status) {
+    case 400:
+        msg = c->kill_reason ? c->kill_reason : "malformed request";
+        break;
     case 408:
         msg = "the request was not received in time";
         code = GF_ETIMEDOUT;
@@ -205,8 +179,10 @@ static void answer_and_close(struct gf_conn *c, int status)
     if (gf_http_error_json(&body, &he, msg, NULL) == 0 &&
         gf_buf_printf(&out,
                       "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\nConnection: close\r\nx-request-id: %s\r\n\r\n%s",
-                      status, reason_of(status), body.len, id, body.data) == 0 &&
+                      "Content-Length: %zu\r\nConnection: close\r\nx-request-id: %s\r\n"
+                      "%s\r\n%s",
+                      status, reason_of(status), body.len, id,
+                      status == 503 ? "Retry-After: 1\r\n" : "", body.data) == 0 &&
         c->fd >= 0) {
         // The socket has no pending output here (reading state), so this small write fits.
         ssize_t w = send(c->fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -386,4 +362,24 @@ void gf_conn_request_done(struct gf_conn *c)
     c->state = GF_CONN_IDLE;
     scanner_reset(c);
     arm(c, c->gw->cfg->idle_timeout_ms);
+    // Bytes of a pipelined request that arrived while this one was handled were not checked
+    // yet, and evhttp parses them next: check them now.
+    struct evbuffer *input = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(input);
+    if (len > 0) {
+        c->state = GF_CONN_HEADERS;
+        arm(c, c->gw->cfg->header_timeout_ms);
+        scan_from(c, input, 0, len);
+    }
+}
+
+bool gf_gateway_idle(const struct gf_gateway *gw)
+{
+    if (gf_gateway_inflight(gw) > 0)
+        return false;
+    // A connection stays HANDLING until evhttp reports its reply written (on_complete).
+    for (size_t i = 0; i < gw->conns_cap; i++)
+        if (gw->conns[i] != NULL && gw->conns[i]->state == GF_CONN_HANDLING)
+            return false;
+    return true;
 }

@@ -38,6 +38,8 @@ struct gf_config {
     int64_t idle_timeout_ms;    // keep-alive connection without a request
     int64_t write_timeout_ms;   // a reply that the client does not read
     int64_t max_connections;
+    int64_t max_inflight;       // generation requests at once; 0 = no limit (admission.c)
+    int64_t max_rss_bytes;      // refuse generations above this resident memory; 0 = off
     int64_t max_choices;        // upper bound of "n"
     int64_t max_messages;
     int64_t max_stop;           // entries of "stop"
@@ -157,6 +159,9 @@ void gf_gateway_stop_listening(struct gf_gateway *gw);
 void gf_gateway_free(struct gf_gateway *gw);
 /* Number of requests in flight (between parse and end). */
 size_t gf_gateway_inflight(const struct gf_gateway *gw);
+/* True when no request is in flight and every reply has been written to its socket: a
+ * graceful stop may free the gateway without cutting a reply short. */
+bool gf_gateway_idle(const struct gf_gateway *gw);
 
 /* Ends every in-flight request whose key id equals key_id (a revoked key): streams get an error
  * event and [DONE], waiting requests an error reply, generations are cancelled. Returns how many
@@ -367,5 +372,11 @@ struct gf_audit *gf_audit_gate_log(struct gf_audit_gate *g);
  * {"action","subject":key_id,"detail":{"group","detail"}}. */
 void gf_audit_gate_admin_event(void *ud, const char *action, const char *key_id,
                                const char *group, const char *detail);
+/* Policy reloads through the admin API, recorded: give the gate the real reload with
+ * gf_audit_gate_set_reload, and hand gf_audit_gate_reload (ud = the gate) to the admin API in its
+ * place; each call writes "policy_reloaded" {policy_version} or "policy_reload_failed" {error}. */
+typedef int (*gf_audit_reload_fn)(void *ud, struct gf_buf *out, struct gf_err *err);
+void gf_audit_gate_set_reload(struct gf_audit_gate *g, gf_audit_reload_fn fn, void *ud);
+int gf_audit_gate_reload(void *ud, struct gf_buf *out, struct gf_err *err);
 
 #endif

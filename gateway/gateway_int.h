@@ -6,6 +6,7 @@
 
 #include "gateway/gateway.h"
 #include "audit/audit.h"
+#include "gateway/reqscan_int.h"
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -83,6 +84,7 @@ struct gf_metrics {
     int64_t open_streams;
     int64_t open_conns;
     int64_t inflight;
+    uint64_t admission_refused;      // 503s of the global admission limit
 };
 
 void gf_metrics_request(struct gf_metrics *m, enum gf_route route, int status, uint64_t ns);
@@ -107,11 +109,8 @@ struct gf_conn {
     int fd;
     enum gf_conn_state state;
     int kill_status;                 // != 0: answer this status and close at the next timer run
-    size_t hdr_bytes;                // of the current request
-    int64_t content_length;          // -1 when absent
-    char line[64];                   // start of the current header line
-    size_t line_len;
-    bool line_seen;                  // a non-empty line was seen in this request
+    const char *kill_reason;         // static text for a 400, or NULL
+    struct gf_reqscan scan;          // strict framing check of the current request (reqscan.c)
     struct gf_request *req;          // the request being handled, or NULL
 };
 
@@ -139,7 +138,20 @@ struct gf_gateway {
     uint64_t id_prefix;              // random per process: request ids are prefix + counter
     uint64_t id_seq;
     int64_t started_s;
+    int64_t gen_inflight;            // generation requests admitted (admission.c)
+    int64_t rss_last;                // last sampled resident memory, bytes
+    uint64_t rss_at_ns;              // when it was sampled
 };
+
+/* ---- admission (admission.c) ----------------------------------------------------------- */
+
+/* Admits one generation request (0), or refuses it with GF_EAGAIN (503 + Retry-After) when
+ * limits.max_inflight are in flight or the resident memory is over limits.max_rss_bytes. Each
+ * 0 return must be paired with one gf_admission_leave. */
+int gf_admission_enter(struct gf_gateway *gw, struct gf_err *err);
+void gf_admission_leave(struct gf_gateway *gw);
+/* Resident memory of this process in bytes, or -1 when /proc cannot be read. */
+int64_t gf_rss_bytes(void);
 
 /* Entry from the HTTP layer: a complete request arrived (pipeline.c). */
 void gf_pipeline_dispatch(struct gf_gateway *gw, struct evhttp_request *req);

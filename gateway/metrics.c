@@ -107,6 +107,10 @@ int gf_metrics_render(const struct gf_metrics *m, struct gf_buf *out)
                   "gardefou_connections_total{outcome=\"accepted\"} %llu\n"
                   "gardefou_connections_total{outcome=\"refused\"} %llu\n"
                   "gardefou_connections_total{outcome=\"timed_out\"} %llu\n"
+                  "# HELP gardefou_admission_refused_total Generations refused by "
+                  "limits.max_inflight or limits.max_rss_bytes.\n"
+                  "# TYPE gardefou_admission_refused_total counter\n"
+                  "gardefou_admission_refused_total %llu\n"
                   "# HELP gardefou_received_bytes_total Request body bytes received.\n"
                   "# TYPE gardefou_received_bytes_total counter\n"
                   "gardefou_received_bytes_total %llu\n"
@@ -116,7 +120,8 @@ int gf_metrics_render(const struct gf_metrics *m, struct gf_buf *out)
                   (unsigned long long)m->upstream_errors, (long long)m->open_streams,
                   (long long)m->inflight, (long long)m->open_conns,
                   (unsigned long long)m->conns_accepted, (unsigned long long)m->conns_refused,
-                  (unsigned long long)m->conns_timed_out, (unsigned long long)m->bytes_in,
+                  (unsigned long long)m->conns_timed_out,
+                  (unsigned long long)m->admission_refused, (unsigned long long)m->bytes_in,
                   (unsigned long long)m->bytes_out);
     return rc;
 }

@@ -46,6 +46,7 @@ struct gf_request {
     void *state[GF_MAX_HOOKS];
     struct arena_blk *arena;
     size_t admitted;                  // hooks whose admit succeeded (release runs for these)
+    bool counted;                     // passed gf_admission_enter (leave when freed)
     bool api;                         // an API route: audited
     bool ending;                      // request_end has run
     /* outcome */
@@ -279,6 +280,8 @@ static void finish(struct gf_request *r)
     if (r->next)
         r->next->prev = r->prev;
     gw->metrics.inflight--;
+    if (r->counted)
+        gf_admission_leave(gw);
     if (r->ping)
         event_free(r->ping);
     if (r->chunk)
@@ -678,7 +681,13 @@ static void run_generation(struct gf_request *r)
 {
     struct gf_err err = {0};
     const char *param = NULL;
-    int rc = stage_parse(r, &err, &param);
+    int rc = gf_admission_enter(r->gw, &err);
+    if (rc != 0) {
+        request_end(r, rc, 503, err.msg, NULL);
+        return;
+    }
+    r->counted = true;
+    rc = stage_parse(r, &err, &param);
     if (rc == 0)
         rc = stage_auth(r, &err);
     if (rc == 0)

@@ -90,10 +90,10 @@ def start_mock(extra=()):
     return m
 
 
-def start_gateway(gardefou, upstreams, settings=(), data_dir=None, allow_fail=False):
-    """Starts gardefou serve; returns the Proc with .port, or skips when the build lacks the
-    upstream engine."""
-    argv = [gardefou, "serve", "--listen", "127.0.0.1:0", "--log-level", "warn"]
+def start_gateway(gardefou, upstreams, settings=(), data_dir=None, allow_fail=False, extra=()):
+    """Starts gardefou serve; returns the Proc with .port (and .admin_url when the admin API is
+    on), or skips when the build lacks the upstream engine. extra: more serve arguments."""
+    argv = [gardefou, "serve", "--listen", "127.0.0.1:0", "--log-level", "warn"] + list(extra)
     for u in upstreams:
         argv += ["--upstream", u]
     data_dir = data_dir or tempfile.mkdtemp(prefix="gf-it-")
@@ -113,6 +113,7 @@ def start_gateway(gardefou, upstreams, settings=(), data_dir=None, allow_fail=Fa
     # an API key for the tests, made through the admin API as an operator would
     admin = g.read_line("gardefou: admin API on ", timeout=2.0)
     g.key = None
+    g.admin_url = None
     if admin is not None:
         url = admin.split(" on ", 1)[1].strip()
         g.admin_url = url

@@ -37,24 +37,32 @@ def skip(why):
     sys.exit(77)
 
 
+_pending = {}  # proc -> bytes read past the last line returned
+
+
 def read_prefixed(proc, prefix, timeout=30.0):
-    """Reads proc's stdout until a line starting with prefix; returns it or None."""
+    """Reads proc's stdout until a line starting with prefix; returns it or None. Lines read
+    past it are kept for the next call."""
     end = time.time() + timeout
-    buf = b""
+    buf = _pending.pop(proc.pid, b"")
     fd = proc.stdout.fileno()
-    while time.time() < end:
+    while True:
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if line.startswith(prefix.encode()):
+                _pending[proc.pid] = buf
+                return line.decode()
+        if time.time() >= end:
+            break
         r, _, _ = select.select([fd], [], [], 0.1)
         if r:
             chunk = os.read(fd, 4096)
             if not chunk:
-                return None
+                break
             buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                if line.startswith(prefix.encode()):
-                    return line.decode()
         elif proc.poll() is not None:
-            return None
+            break
+    _pending[proc.pid] = buf
     return None
 
 
@@ -77,6 +85,8 @@ class Server:
                 skip("this build of gardefou serve has no upstream engine: " + msg.strip())
             raise RuntimeError("gardefou serve did not start: " + msg)
         self.port = int(line.rsplit(":", 1)[1])
+        admin = read_prefixed(self.proc, "gardefou: admin API on http://", timeout=2.0)
+        self.admin_port = int(admin.rsplit(":", 1)[1]) if admin else None
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -129,6 +139,88 @@ class Load:
         self.stop_flag = True
         for t in self.threads:
             t.join()
+
+
+def call(port, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    c.request(method, path, json.dumps(body) if body is not None else None, headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+
+
+def admin_and_keys(srv, data):
+    """Admin actions through the admin API and requests with a key: returns (key id, secret)."""
+    with open(os.path.join(data, "admin.key")) as f:
+        admin = {"Authorization": "Bearer " + f.read().strip(), "Content-Type": "application/json"}
+    st, body = call(srv.admin_port, "POST", "/admin/v1/keys", {"name": "audit-test"}, admin)
+    if not check(st == 201, "key created through the admin API (%d %s)" % (st, body[:200])):
+        return None, None
+    key = json.loads(body)
+    hdr = {"Authorization": "Bearer " + key["secret"], "Content-Type": "application/json",
+           "x-request-id": "with-key-0"}
+    req = {"model": "mock-model", "messages": [{"role": "user", "content": "hello"}]}
+    st, _ = call(srv.port, "POST", "/v1/chat/completions", req, hdr)
+    check(st == 200, "a request with the key is answered (%d)" % st)
+    st, _ = call(srv.admin_port, "POST", "/admin/v1/keys/%s/revoke" % key["id"], None, admin)
+    check(st == 200, "key revoked (%d)" % st)
+    hdr["x-request-id"] = "with-key-1"
+    st, _ = call(srv.port, "POST", "/v1/chat/completions", req, hdr)
+    check(st == 401, "the revoked key is refused (%d)" % st)
+    st, body = call(srv.admin_port, "POST", "/admin/v1/policy/reload", None, admin)
+    check(st in (200, 501), "policy reload answered (%d %s)" % (st, body[:200]))
+    return key["id"], key["secret"]
+
+
+def cli_checks(exe, data, key_id, secret):
+    audit_dir = os.path.join(data, "audit")
+    q = subprocess.run([exe, "audit", "query", "--data-dir", data, "--type", "admin", "--json"],
+                       capture_output=True, text=True)
+    admin = [json.loads(l) for l in q.stdout.splitlines() if l.strip()]
+    acts = [(a.get("action"), a.get("subject")) for a in admin]
+    if key_id:
+        check(("key_created", key_id) in acts, "key_created recorded: %s" % acts[-6:])
+        check(("key_revoked", key_id) in acts, "key_revoked recorded: %s" % acts[-6:])
+        check(any(a[0] in ("policy_reloaded", "policy_reload_failed") for a in acts),
+              "the policy reload is recorded: %s" % acts[-6:])
+        q = subprocess.run([exe, "audit", "query", "--data-dir", data, "--key", key_id, "--type",
+                            "request", "--json"], capture_output=True, text=True)
+        recs = [json.loads(l) for l in q.stdout.splitlines() if l.strip()]
+        ids = [r.get("request_id") for r in recs]
+        check(ids == ["with-key-0"], "query --key finds the key's request: %s" % ids)
+        q = subprocess.run([exe, "audit", "query", "--data-dir", data, "--type", "request",
+                            "--json"], capture_output=True, text=True)
+        refused = [json.loads(l) for l in q.stdout.splitlines() if "with-key-1" in l]
+        check([r.get("status") for r in refused] == [401],
+              "the request refused after the revocation is recorded with its 401")
+        for name in os.listdir(audit_dir):
+            with open(os.path.join(audit_dir, name), "rb") as f:
+                check(secret.encode() not in f.read(), "no key secret in %s" % name)
+    q = subprocess.run([exe, "audit", "query", "--data-dir", data, "--csv", "--limit", "3"],
+                       capture_output=True, text=True)
+    lines = q.stdout.splitlines()
+    check(q.returncode == 0 and lines and lines[0].startswith("seq,ts,type,request_id")
+          and len(lines) == 4, "query --csv: header and --limit rows")
+    v = subprocess.run([exe, "audit", "verify", "--bogus"], capture_output=True, text=True)
+    check(v.returncode == 2, "verify with a bad flag exits 2")
+    # A tampered copy: one character of one record changed.
+    bad = tempfile.mkdtemp(prefix="gf-audit-bad-")
+    try:
+        shutil.copytree(audit_dir, os.path.join(bad, "audit"))
+        seg = sorted(n for n in os.listdir(os.path.join(bad, "audit")) if n.endswith(".jsonl"))[0]
+        path = os.path.join(bad, "audit", seg)
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")
+        lines[1] = lines[1].replace(b'"ts":"', b'"ts" :"', 1)  # still JSON, other bytes
+        with open(path, "wb") as f:
+            f.write(b"\n".join(lines))
+        v = subprocess.run([exe, "audit", "verify", os.path.join(bad, "audit"), "--key-file",
+                            os.path.join(data, "audit.key")], capture_output=True, text=True)
+        check(v.returncode == 1 and "BROKEN" in v.stdout and "line 3" in v.stdout,
+              "verify of a tampered copy exits 1 naming the break: %s" % v.stdout.strip())
+    finally:
+        shutil.rmtree(bad, ignore_errors=True)
 
 
 def request_ids(audit_dir):
@@ -192,6 +284,9 @@ def main():
         time.sleep(0.3)
         load.finish()
         ok += load.ok
+        key_id = secret = None
+        if srv.admin_port:
+            key_id, secret = admin_and_keys(srv, data)
         check(srv.stop() == 0, "graceful stop exits 0")
         v = subprocess.run([exe, "audit", "verify", "--data-dir", data], capture_output=True,
                            text=True)
@@ -205,6 +300,7 @@ def main():
                             "--json"], capture_output=True, text=True)
         starts = q.stdout.count('"action":"audit_started"')
         check(starts == done + 1, "one audit_started per start (%d, %d starts)" % (starts, done + 1))
+        cli_checks(exe, data, key_id, secret)
         print("%d kill -9 cycles, %d requests answered 2xx, %d not answered or refused"
               % (done, len(ok), len(other)), file=sys.stderr)
     finally:

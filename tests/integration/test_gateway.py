@@ -137,8 +137,10 @@ def test_client_errors(port):
     is_error(read_response(s), 408)
     s.close()
     # garbage request line
-    r = request(port, None, None, raw=b"\x16\x03\x01 hello\r\n\r\n")
-    check(r.status in (0, 400), "garbage gets 400 or a close (%d)" % r.status)
+    is_error(request(port, None, None, raw=b"\x16\x03\x01 hello\r\n\r\n"), 400)
+    is_error(request(port, None, None, raw=b"GET /healthz HTTP/2.0\r\n\r\n"), 400)
+    is_error(request(port, None, None, raw=b"GET /healthz HTTP/1.1\r\nNoColonHere\r\n\r\n"), 400)
+    is_error(request(port, None, None, raw=b"GET /healthz HTTP/1.0\n\n"), 400)  # bare LF
 
 
 def dribble(port, data, gap):

@@ -96,6 +96,22 @@ static void compare_table(const struct gf_kernels *k)
                 bad_norm++;
     }
     CHECK_MSG(bad_dot == 0, "%s dot_f32: %d lengths differ", k->name, bad_dot);
+    // four tokens at once equal four single dot products of the scalar table
+    int bad4 = 0;
+    for (size_t li = 0; li < GF_ARRAY_LEN(lens); li++) {
+        int n = lens[li];
+        fill(a, n, 1.0f);
+        fill(b, n, 1.0f);
+        fill(y1, n, 1.0f);
+        fill(y2, n, 1.0f);
+        fill(o1, n, 1.0f);
+        const float *xs[4] = {b, y1, y2, o1};
+        float out[4];
+        k->dot4_f32(a, xs, n, out);
+        for (int i = 0; i < 4; i++)
+            bad4 += !close_rel(out[i], s->dot_f32(a, xs[i], n), 1e-5f);
+    }
+    CHECK_MSG(bad4 == 0, "%s dot4_f32: %d products differ", k->name, bad4);
     CHECK_MSG(bad_f16 == 0, "%s dot_f16: %d lengths differ", k->name, bad_f16);
     CHECK_MSG(bad_axpy == 0, "%s axpy: %d values differ", k->name, bad_axpy);
     CHECK_MSG(bad_h == 0, "%s f32_to_f16: %d lengths differ", k->name, bad_h);
@@ -126,6 +142,26 @@ static void compare_table(const struct gf_kernels *k)
             bad_q4++;
     }
     CHECK_MSG(bad_q == 0, "%s quantize_q8: %d lengths differ", k->name, bad_q);
+    {
+        enum { NB = 4096 / GF_QK };
+        static struct gf_block_q8 xs4[4][NB];
+        int badq = 0;
+        for (int i = 0; i < 4; i++) {
+            fill(a, 4096, 1.5f);
+            s->quantize_q8(a, xs4[i], 4096);
+        }
+        const struct gf_block_q8 *xp[4] = {xs4[0], xs4[1], xs4[2], xs4[3]};
+        for (int nb = 1; nb <= NB; nb *= 2) {
+            float o8[4], o4[4];
+            k->dot4_q8(qa, xp, nb, o8);
+            k->dot4_q4(q4, xp, nb, o4);
+            for (int i = 0; i < 4; i++) {
+                badq += !close_rel(o8[i], s->dot_q8(qa, xp[i], nb), 1e-5f);
+                badq += !close_rel(o4[i], s->dot_q4(q4, xp[i], nb), 1e-5f);
+            }
+        }
+        CHECK_MSG(badq == 0, "%s dot4_q8/q4: %d products differ", k->name, badq);
+    }
     CHECK_MSG(bad_q8 == 0, "%s dot_q8: %d lengths differ", k->name, bad_q8);
     CHECK_MSG(bad_q4 == 0, "%s dot_q4: %d lengths differ", k->name, bad_q4);
 

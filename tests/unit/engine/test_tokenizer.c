@@ -178,6 +178,23 @@ static void test_reference_prompts(void)
         gf_buf_init(&b, 4096);
         CHECK(gf_tokenizer_decode(m.t, gen, GF_ARRAY_LEN(gen), 0, &b) == 0);
         CHECK_STREQ(b.data, ", there was a little girl named Lily.");
+        // The whole reference run (prompt without BOS, then 64 generated ids) decodes to
+        // llama.cpp's stdout, byte for byte.
+        static const int32_t run[] = {
+            403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401,
+            396, 267, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432,
+            358, 394, 261, 370, 432, 352, 266, 268, 388, 426, 338, 391, 266, 267, 337, 335, 312,
+            432, 398, 312, 286, 267, 414, 270, 333, 415, 426, 13,  438, 310, 439, 419, 357, 336};
+        gf_buf_reset(&b);
+        struct gf_detok d;
+        gf_detok_init(&d, m.t, 0);
+        CHECK(gf_detok_push(&d, 1, &b) == 0 && b.len == 0);  // BOS: no text
+        for (size_t i = 0; i < GF_ARRAY_LEN(run); i++)
+            CHECK(gf_detok_push(&d, run[i], &b) == 0);
+        CHECK(gf_detok_finish(&d, &b) == 0);
+        CHECK_STREQ(b.data, " Once upon a time, there was a little girl named Lily. She loved to "
+                            "play outside in the park. One day, she saw a big, red ball. She "
+                            "wanted to play with it, but it was too high.\nLily's mom said");
         gf_buf_reset(&b);
         static const int32_t nl[] = {403, 13, 438};
         CHECK(gf_tokenizer_decode(m.t, nl, 3, 0, &b) == 0);

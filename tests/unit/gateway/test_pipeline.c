@@ -457,6 +457,17 @@ static void test_bad_requests(void)
           "Content-Type: application/json\r\nContent-Length: 999999999\r\n\r\n";
     request(raw, strlen(raw), &r);
     check_error(&r, 413, NULL);
+    // malformed request line or header line: our own 400, with an id
+    raw = "\x16\x03\x01\x02 junk\r\n\r\n";
+    request(raw, strlen(raw), &r);
+    check_error(&r, 400, NULL);
+    raw = "GET /healthz HTTP/1.1\r\nHost x\r\n\r\n";
+    request(raw, strlen(raw), &r);
+    check_error(&r, 400, NULL);
+    raw = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    request(raw, strlen(raw), &r);
+    CHECK(r.status == 200);
+    free(r.body);
     // headers over the limit
     char big[12000];
     int n = snprintf(big, sizeof(big), "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ");

@@ -1,0 +1,187 @@
+/* bench_engine.c — speed of the embedded engine's forward pass on one model: prompt processing
+ * (one batch of P tokens), generation (G single-token steps), aggregate generation of S
+ * sequences decoded together, and the memory read bandwidth of this machine, so that
+ * generation can be given as a share of the bandwidth limit (weight bytes per token over
+ * bandwidth). Prints key=value lines; bench/engine.sh turns them into a table with ratios.
+ * usage: bench_engine MODEL THREADS [REPS] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/common.h"
+#include "engine/kernels_int.h"
+#include "engine/llama_int.h"
+#include "engine/threadpool_int.h"
+
+#define P 128
+#define G 64
+#define AGG_STEPS 32
+
+/* Process CPU time in seconds: on a machine shared with other work it counts only the time this
+ * process really ran, so with 1 thread it estimates the speed of an idle machine. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_d);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+struct bw_job {
+    const float *a, *b;
+    size_t n;
+    float sum[64];
+};
+
+static void bw_worker(void *arg, int ith, int nth)
+{
+    struct bw_job *j = arg;
+    size_t per = j->n / (size_t)nth, lo = per * (size_t)ith;
+    const struct gf_kernels *k = gf_kernels_get();
+    float s = 0;
+    for (size_t off = 0; off < per; off += 1u << 20)  // dot_f32 takes an int length
+        s += k->dot_f32(j->a + lo + off, j->b + lo + off, (int)(per - off < (1u << 20) ? per - off : (1u << 20)));
+    j->sum[ith] = s;
+}
+
+/* Read bandwidth in GB/s: a dot product streaming two 256 MiB buffers, best of 5. */
+static double bandwidth(struct gf_tpool *pool)
+{
+    size_t n = (size_t)64 << 20;  // floats per buffer
+    float *a = gf_mallocarray(n, 4), *b = gf_mallocarray(n, 4);
+    if (a == NULL || b == NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        a[i] = b[i] = 1.0f;
+    struct bw_job j = {.a = a, .b = b, .n = n};
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        uint64_t t0 = gf_now_ns();
+        gf_tpool_run(pool, bw_worker, &j);
+        double s = (double)(gf_now_ns() - t0) / 1e9, gbs = 2.0 * n * 4 / s / 1e9;
+        if (gbs > best)
+            best = gbs;
+    }
+    gf_free(a);
+    gf_free(b);
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: bench_engine MODEL THREADS [REPS]\n");
+        return 2;
+    }
+    int64_t threads = 1, reps = 3;
+    if (gf_parse_i64(argv[2], 1, 64, &threads) != 0 ||
+        (argc > 3 && gf_parse_i64(argv[3], 1, 16, &reps) != 0)) {
+        fprintf(stderr, "bench_engine: THREADS in [1, 64], REPS in [1, 16]\n");
+        return 2;
+    }
+    struct gf_err err = {0};
+    struct gf_llm *m = NULL;
+    if (gf_llm_open(argv[1], &m, &err) != 0) {
+        fprintf(stderr, "bench_engine: %s\n", err.msg);
+        return 2;
+    }
+    int ctx = P + G + 8;
+    struct gf_llm_ctx *c = NULL;
+    if (gf_llm_ctx_new(m, P, ctx, (int)threads, NULL, &c) != 0)
+        return 1;
+    const char *gm = getenv("GF_GEMM_MIN");  // experiments: batches from this size use sgemm
+    int64_t gemm_min = 0;
+    if (gm != NULL && gf_parse_i64(gm, 1, 100000, &gemm_min) == 0)
+        gf_llm_ctx_set_gemm_min(c, (int)gemm_min);
+    enum { S_MAX = 8 };
+    struct gf_llm_kv kv[S_MAX];
+    for (int s = 0; s < S_MAX; s++)
+        if (gf_llm_kv_init(&kv[s], m, ctx, GF_KV_F32) != 0)
+            return 1;
+    int nv = m->hp.n_vocab;
+    float *logits = gf_mallocarray((size_t)S_MAX * nv, sizeof(float));
+    int tok[P], pos[P];
+    struct gf_llm_kv *kvs[P];
+    bool want[P];
+    for (int i = 0; i < P; i++) {
+        tok[i] = 1 + (i * 7919) % (nv - 1);
+        pos[i] = i;
+        kvs[i] = &kv[0];
+        want[i] = i == P - 1;
+    }
+    printf("model=%s threads=%lld kernels=%s\nweight_bytes=%llu\n", argv[1], (long long)threads,
+           gf_kernels_get()->name, (unsigned long long)m->weight_bytes);
+    // warm-up: maps the weights in
+    struct gf_llm_batch b = {P, tok, pos, kvs, want, logits};
+    gf_llm_forward(c, &b);
+    double pp[16], tg[16], ppc[16], tgc[16];
+    for (int r = 0; r < reps && r < 16; r++) {
+        uint64_t t0 = gf_now_ns();
+        double c0 = cpu_s();
+        gf_llm_forward(c, &b);
+        pp[r] = P / ((double)(gf_now_ns() - t0) / 1e9);
+        ppc[r] = P / (cpu_s() - c0);
+        // generation: G single-token steps from an empty context
+        t0 = gf_now_ns();
+        c0 = cpu_s();
+        for (int i = 0; i < G; i++) {
+            int p = i, t = tok[i];
+            bool w = true;
+            struct gf_llm_batch b1 = {1, &t, &p, kvs, &w, logits};
+            gf_llm_forward(c, &b1);
+        }
+        tg[r] = G / ((double)(gf_now_ns() - t0) / 1e9);
+        tgc[r] = G / (cpu_s() - c0);
+    }
+    printf("pp%d=%.2f\ntg%d=%.2f\n", P, median(pp, (int)reps), G, median(tg, (int)reps));
+    printf("pp%d_cpu=%.2f\ntg%d_cpu=%.2f\n", P, median(ppc, (int)reps), G, median(tgc, (int)reps));
+    // aggregate: S sequences, one token each per step, all in one batch
+    const int seqs[] = {1, 4, 8};
+    for (size_t si = 0; si < 3; si++) {
+        int S = seqs[si];
+        double agg[16], aggc[16];
+        for (int r = 0; r < reps && r < 16; r++) {
+            uint64_t t0 = gf_now_ns();
+            double c0 = cpu_s();
+            for (int step = 0; step < AGG_STEPS; step++) {
+                int t[S_MAX], p[S_MAX];
+                struct gf_llm_kv *k[S_MAX];
+                bool w[S_MAX];
+                for (int s = 0; s < S; s++) {
+                    t[s] = tok[(step + s) % P];
+                    p[s] = step;
+                    k[s] = &kv[s];
+                    w[s] = true;
+                }
+                struct gf_llm_batch bs = {S, t, p, k, w, logits};
+                gf_llm_forward(c, &bs);
+            }
+            agg[r] = (double)S * AGG_STEPS / ((double)(gf_now_ns() - t0) / 1e9);
+            aggc[r] = (double)S * AGG_STEPS / (cpu_s() - c0);
+        }
+        printf("agg%d=%.2f\nagg%d_cpu=%.2f\n", S, median(agg, (int)reps), S, median(aggc, (int)reps));
+    }
+    struct gf_tpool *pool = NULL;
+    if (gf_tpool_new((int)threads, &pool) == 0) {
+        printf("bandwidth_gbs=%.2f\n", bandwidth(pool));
+        gf_tpool_free(pool);
+    }
+    for (int s = 0; s < S_MAX; s++)
+        gf_llm_kv_cleanup(&kv[s]);
+    gf_free(logits);
+    gf_llm_ctx_free(c);
+    gf_llm_free(m);
+    return 0;
+}
