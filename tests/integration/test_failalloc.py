@@ -94,7 +94,8 @@ def main():
     data_dir = tempfile.mkdtemp(prefix="gf-failalloc-")
     policy = os.path.join(data_dir, "policy.json")
     with open(policy, "w") as f:
-        json.dump({"version": 1, "rules": [
+        # abuse: the blocked loop must not suspend the key (20 blocks in 10 min by default)
+        json.dump({"version": 1, "abuse": {"blocks": 100000, "window": "1m"}, "rules": [
             {"id": "no-forbidden", "stage": "input", "detector": "keywords",
              "keywords": ["forbiddenword"], "action": "block"}]}, f)
     mock = gwtest.start_mock()
