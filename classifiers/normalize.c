@@ -88,9 +88,13 @@ static bool is_single(const struct form *f, size_t r)
     return token_len(f, r) == cl;
 }
 
-// Copies bytes [r, r+n) to w, keeping their spans.
+// Copies bytes [r, r+n) to w, keeping their spans (nothing to move while nothing was removed).
 static void copy(struct form *f, size_t *w, size_t r, size_t n)
 {
+    if (*w == r) {
+        *w += n;
+        return;
+    }
     for (size_t k = 0; k < n; k++) {
         uint32_t s = f->start ? f->start[r + k] : 0, e = f->start ? f->end[r + k] : 0;
         emit(f, w, f->t[r + k], s, e);
@@ -107,6 +111,10 @@ static size_t copy_gap(struct form *f, size_t *w, size_t r)
     size_t q = r;
     while (q < f->n && f->t[q] == ' ')
         q++;
+    if (q == r + 1) {  // a single space stays as it is
+        copy(f, w, r, 1);
+        return q;
+    }
     uint32_t s = f->start ? f->start[r] : 0, e = f->start ? f->end[q - 1] : 0;
     emit(f, w, ' ', s, e);
     return q;

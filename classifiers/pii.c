@@ -144,7 +144,7 @@ static bool worth(const struct pii_def *d, const struct census *c, const char *s
         return c->colons >= 2;
     case N_LITERAL:
         for (int i = 0; i < 8 && d->literals[i]; i++)
-            if (memmem(s, n, d->literals[i], strlen(d->literals[i])) != NULL)
+            if (gf_rx_has_literal(s, n, d->literals[i], strlen(d->literals[i])))
                 return true;
         return false;
     default:

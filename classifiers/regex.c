@@ -134,29 +134,6 @@ int gf_regex_new(const char *type, const char *const *patterns, size_t n, unsign
     return 0;
 }
 
-// Appends word as a literal: whitespace runs match any whitespace, the rest is escaped.
-static int put_literal(struct gf_buf *b, const char *w, size_t n)
-{
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        unsigned char c = (unsigned char)w[i];
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-            while (i + 1 < n && (w[i + 1] == ' ' || w[i + 1] == '\t' || w[i + 1] == '\n' ||
-                                 w[i + 1] == '\r'))
-                i++;
-            rc = gf_buf_puts(b, "\\s+");
-        } else if (c < 0x80 && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                                 (c >= '0' && c <= '9') || c == '_')) {
-            rc = gf_buf_putc(b, '\\');
-            if (rc == 0)
-                rc = gf_buf_putc(b, (char)c);
-        } else {
-            rc = gf_buf_putc(b, (char)c);
-        }
-    }
-    return rc;
-}
-
 static bool blank(const char *w)
 {
     for (; *w; w++)
@@ -165,37 +142,49 @@ static bool blank(const char *w)
     return true;
 }
 
-// Builds (?<!\w)(?:(*MARK:0)kw0|(*MARK:1)kw1|...)(?!\w); normalized keywords when canon.
+// Builds (?<!\w)(?:TRIE)(?!\w) over the keywords (their canonical forms when canon), with
+// (*MARK:i) telling which keyword matched.
 static int keyword_pattern(const char *const *words, size_t n, bool canon, struct gf_buf *b,
                            size_t *bad, struct gf_err *err)
 {
-    int rc = gf_buf_puts(b, "(?<!\\w)(?:");
+    char **forms = gf_calloc(n + 1, sizeof(*forms));
+    if (forms == NULL)
+        return gf_err_set(err, GF_ENOMEM, "out of memory building a keyword list");
+    int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (bad)
             *bad = i;
-        if (blank(words[i]))
-            return gf_err_set(err, GF_EINVAL, "empty keyword");
-        rc = gf_buf_printf(b, "%s(*MARK:%zu)", i ? "|" : "", i);
-        if (rc != 0)
+        if (blank(words[i])) {
+            rc = gf_err_set(err, GF_EINVAL, "empty keyword");
             break;
+        }
         if (canon) {
             struct gf_norm nm;
             rc = gf_normalize(words[i], strlen(words[i]), &nm, err);
-            if (rc != 0)
-                return rc;
-            rc = put_literal(b, nm.text, nm.len);
+            if (rc == 0 && (forms[i] = gf_strndup(nm.text, nm.len)) == NULL)
+                rc = gf_err_set(err, GF_ENOMEM, "out of memory building a keyword list");
             gf_norm_cleanup(&nm);
-        } else {
-            rc = put_literal(b, words[i], strlen(words[i]));
+            if (rc == 0 && blank(forms[i]))  // only invisible characters: nothing to match
+                rc = gf_err_set(err, GF_EINVAL, "empty keyword");
+        } else if ((forms[i] = gf_strdup(words[i])) == NULL) {
+            rc = gf_err_set(err, GF_ENOMEM, "out of memory building a keyword list");
         }
     }
-    if (rc == 0)
-        rc = gf_buf_puts(b, ")(?!\\w)");
-    if (rc == GF_ETOOBIG)
-        return gf_err_set(err, rc, "keyword list too long");
-    if (rc != 0)
-        return gf_err_set(err, rc, "out of memory building a keyword list");
-    return 0;
+    if (rc == 0) {
+        rc = gf_buf_puts(b, "(?<!\\w)(?:");
+        if (rc == 0)
+            rc = gf_rx_literal_trie(b, (const char *const *)forms, n);
+        if (rc == 0)
+            rc = gf_buf_puts(b, ")(?!\\w)");
+        if (rc == GF_ETOOBIG)
+            gf_err_set(err, rc, "keyword list too long");
+        else if (rc != 0)
+            gf_err_set(err, rc, "out of memory building a keyword list");
+    }
+    for (size_t i = 0; i < n; i++)
+        gf_free(forms[i]);
+    gf_free(forms);
+    return rc;
 }
 
 int gf_keywords_new(const char *type, const char *const *words, size_t n, unsigned flags,

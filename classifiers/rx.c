@@ -143,3 +143,152 @@ int gf_rx_add_hit(struct gf_hits *hits, size_t base, size_t s, size_t e, const c
         return gf_err_set(err, rc, "out of memory recording a hit");
     return 0;
 }
+
+bool gf_rx_has_literal(const char *s, size_t n, const char *lit, size_t m)
+{
+    if (m == 0)
+        return true;
+    const char *p = s, *end = s + n;
+    while ((size_t)(end - p) >= m && (p = memchr(p, lit[0], (size_t)(end - p) - m + 1)) != NULL) {
+        if (memcmp(p, lit, m) == 0)
+            return true;
+        p++;
+    }
+    return false;
+}
+
+size_t gf_rx_count_literal(const char *s, size_t n, const char *lit, size_t m)
+{
+    size_t k = 0;
+    const char *p = s, *end = s + n;
+    while (m > 0 && (size_t)(end - p) >= m &&
+           (p = memchr(p, lit[0], (size_t)(end - p) - m + 1)) != NULL) {
+        if (memcmp(p, lit, m) == 0) {
+            k++;
+            p += m;
+        } else {
+            p++;
+        }
+    }
+    return k;
+}
+
+/* ---- literal tries -------------------------------------------------------------------------- */
+
+// One unit of a literal: a byte, or a whitespace run (unit value 256).
+#define WS_UNIT 256
+
+struct tnode {
+    int unit;
+    int word;       // index of a word ending here, or -1
+    int child;      // first child (index into the node array), or -1
+    int sibling;    // next sibling, or -1
+};
+
+struct trie {
+    struct tnode *v;
+    size_t n, cap;
+};
+
+static int trie_node(struct trie *t, int unit)
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        struct tnode *v = gf_realloc(t->v, cap * sizeof(*v));
+        if (v == NULL)
+            return -1;
+        t->v = v;
+        t->cap = cap;
+    }
+    t->v[t->n] = (struct tnode){unit, -1, -1, -1};
+    return (int)t->n++;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int trie_add(struct trie *t, const char *w, int index)
+{
+    int at = 0;
+    for (size_t i = 0; w[i];) {
+        int unit;
+        if (is_space(w[i])) {
+            while (is_space(w[i]))
+                i++;
+            unit = WS_UNIT;
+        } else {
+            unit = (unsigned char)w[i++];
+        }
+        int c = t->v[at].child, prev = -1;
+        while (c >= 0 && t->v[c].unit != unit) {
+            prev = c;
+            c = t->v[c].sibling;
+        }
+        if (c < 0) {
+            if ((c = trie_node(t, unit)) < 0)
+                return GF_ENOMEM;
+            if (prev < 0)
+                t->v[at].child = c;
+            else
+                t->v[prev].sibling = c;
+        }
+        at = c;
+    }
+    if (t->v[at].word < 0)
+        t->v[at].word = index;
+    return 0;
+}
+
+static int put_unit(struct gf_buf *b, int unit)
+{
+    if (unit == WS_UNIT)
+        return gf_buf_puts(b, "\\s+");
+    unsigned char c = (unsigned char)unit;
+    bool plain = c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                 (c >= '0' && c <= '9') || c == '_';
+    int rc = plain ? 0 : gf_buf_putc(b, '\\');
+    return rc ? rc : gf_buf_putc(b, (char)c);
+}
+
+// Emits the alternatives below node at (recursion depth is bounded by the longest word).
+static int trie_emit(const struct trie *t, int at, struct gf_buf *b)
+{
+    const struct tnode *nd = &t->v[at];
+    int kids = 0;
+    for (int c = nd->child; c >= 0; c = t->v[c].sibling)
+        kids++;
+    int rc = 0;
+    if (kids == 0)
+        return nd->word >= 0 ? gf_buf_printf(b, "(*MARK:%d)", nd->word) : 0;
+    bool group = kids > 1 || nd->word >= 0;
+    if (group)
+        rc = gf_buf_puts(b, "(?:");
+    int k = 0;
+    for (int c = nd->child; c >= 0 && rc == 0; c = t->v[c].sibling, k++) {
+        if (k)
+            rc = gf_buf_putc(b, '|');
+        if (rc == 0)
+            rc = put_unit(b, t->v[c].unit);
+        if (rc == 0)
+            rc = trie_emit(t, c, b);
+    }
+    if (rc == 0 && nd->word >= 0)  // a shorter word ends here: tried after the longer ones
+        rc = gf_buf_printf(b, "|(*MARK:%d)", nd->word);
+    if (rc == 0 && group)
+        rc = gf_buf_putc(b, ')');
+    return rc;
+}
+
+int gf_rx_literal_trie(struct gf_buf *b, const char *const *words, size_t n)
+{
+    struct trie t = {0};
+    int rc = trie_node(&t, 0) < 0 ? GF_ENOMEM : 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = trie_add(&t, words[i], (int)i);
+    if (rc == 0)
+        rc = trie_emit(&t, 0, b);
+    gf_free(t.v);
+    return rc;
+}

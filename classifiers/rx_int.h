@@ -47,4 +47,15 @@ bool gf_rx_canon_differs(const struct gf_scan *in);
 int gf_rx_add_hit(struct gf_hits *hits, size_t base, size_t s, size_t e, const char *type,
                   int index, bool canonical, struct gf_err *err);
 
+/* True when s[0..n) contains lit (a short literal): memchr on its first byte, then a compare;
+ * faster than memmem for the short, rare literals of prefilters. */
+bool gf_rx_has_literal(const char *s, size_t n, const char *lit, size_t m);
+/* Number of non-overlapping occurrences of lit in s[0..n). */
+size_t gf_rx_count_literal(const char *s, size_t n, const char *lit, size_t m);
+
+/* Appends to b a regex matching any of the n literals words[i] (escaped; runs of whitespace
+ * match \s+), as a trie of alternatives so that PCRE2 tries one branch per position instead of
+ * all n, with (*MARK:i) at the end of each word. GF_ETOOBIG, GF_ENOMEM. */
+int gf_rx_literal_trie(struct gf_buf *b, const char *const *words, size_t n);
+
 #endif

@@ -41,13 +41,7 @@ static bool alnum(unsigned char c)
 
 static size_t count_str(const char *s, size_t n, const char *needle)
 {
-    size_t k = 0, m = strlen(needle);
-    const char *p = s, *end = s + n;
-    while ((p = memmem(p, (size_t)(end - p), needle, m)) != NULL) {
-        k++;
-        p += m;
-    }
-    return k;
+    return gf_rx_count_literal(s, n, needle, strlen(needle));
 }
 
 // Bare domains such as "example.com" or "bit.ly/x" that are not preceded by a scheme.
@@ -192,17 +186,8 @@ int gf_spam_new(struct gf_detector **out, struct gf_err *err)
     struct gf_buf b;
     gf_buf_init(&b, 1 << 16);
     int rc = gf_buf_puts(&b, "(?<!\\w)(?:");
-    for (size_t i = 0; i < GF_ARRAY_LEN(cta) && rc == 0; i++) {
-        rc = gf_buf_puts(&b, i ? "|" : "");
-        for (const char *p = cta[i]; *p && rc == 0; p++) {
-            if (*p == ' ')
-                rc = gf_buf_puts(&b, "\\s+");
-            else if (*p == '$' || *p == '%' || *p == '\'' || *p == '-')
-                rc = gf_buf_printf(&b, "\\%c", *p);
-            else
-                rc = gf_buf_putc(&b, *p);
-        }
-    }
+    if (rc == 0)
+        rc = gf_rx_literal_trie(&b, cta, GF_ARRAY_LEN(cta));
     if (rc == 0)
         rc = gf_buf_puts(&b, ")(?!\\w)");
     sp->gctx = gf_rx_gctx();

@@ -18,7 +18,7 @@ const struct gf_cmd gf_commands[] = {
     {"version", cmd_version, "print the version"},
     {"keys", gf_cmd_keys, "create, list, revoke, rotate API keys (admin API)"},
     {"generate", gf_cmd_generate, "generate text with a local GGUF model, printed as it comes"},
-    {"model", gf_cmd_model, "inspect GGUF model files (gardefou model info FILE)"},
+    {"model", gf_cmd_model, "inspect or synthesize GGUF model files (model info|synth)"},
     {"audit", gf_cmd_audit, "verify or search the audit log (gardefou audit verify|query)"},
     {"train", gf_cmd_train, "train the moderation classifier from a recipe"},
     {"eval", gf_cmd_eval, "measure a classifier model on labelled JSONL"},

@@ -650,7 +650,11 @@ static int stage_input(struct gf_request *r, struct gf_err *err)
 static int stage_engine(struct gf_request *r, struct gf_err *err)
 {
     struct gf_gateway *gw = r->gw;
-    if (gw->engine == NULL || !gf_engine_ready(gw->engine))
+    // Readiness is for /readyz (load balancers). A generation still goes to an engine that is
+    // not ready: it knows why and answers with the right code (an upstream engine whose servers
+    // are all down tries them and answers 502; one that recovered since its last health check
+    // just serves). Only a gateway without an engine answers 503 here.
+    if (gw->engine == NULL)
         return gf_err_set(err, GF_EAGAIN, "the model is not ready; retry later");
     const struct gf_gen_request *g = &r->api_req.gen;
     // n_choices is set only once choices exists: the ending and the audit record read both

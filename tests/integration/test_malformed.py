@@ -226,6 +226,13 @@ def main():
     try:
         for name, raw, close_ok in CASES:
             run_case(g.port, name, raw, close_ok)
+        # well-formed pipelined requests are all served, a chunked POST among them
+        good = (b"GET /healthz HTTP/1.1\r\n" + H + b"\r\n" +
+                post(b"Transfer-Encoding: chunked\r\n", CHUNKED).bytes() +
+                b"GET /healthz HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
+        data, closed, _ = exchange(g.port, good)
+        check(closed and statuses(data) == [200, 200, 200],
+              "three pipelined requests served: %r %r" % (statuses(data), data[-300:]))
         # the server is still fine, and well-formed requests still work (also chunked bodies)
         r = request(g.port, "GET", "/healthz")
         check(r.status == 200, "healthz after the table: %d" % r.status)
