@@ -240,6 +240,9 @@ int gf_cmd_serve(int argc, char **argv)
         goto done;
     }
     signal(SIGPIPE, SIG_IGN);
+    // A file size limit (ulimit -f) reached by the audit log or the key store must be a write
+    // error (EFBIG: 503 until writable, docs/audit.md), not a kill by SIGXFSZ.
+    signal(SIGXFSZ, SIG_IGN);
     s.base = event_base_new();
     if (s.base == NULL) {
         fprintf(stderr, "gardefou serve: cannot create the event loop\n");
