@@ -6,6 +6,8 @@
 #     `gardefou serve`, with the example policy and with an empty policy; median of 5 runs each
 #     and the ratio (the cost of output filtering on a stream).
 # Targets: >= 50 MB/s per core for the example policy; streaming moderation < 5% of tokens/s.
+# Last run (docs/policy.md#speed, loaded 2-core machine): with the trained model 8.4 MB/s (1 KB,
+# input), 1.9 us/token in the library, 26% of tokens/s end to end; without it 23 MB/s.
 # Usage: bench/filters.sh [BUILD_DIR]  (default build-bench: a release build with the tests,
 # for the mock upstream). Figures on a shared, loaded machine are noisy; they are printed, not
 # asserted.
@@ -18,7 +20,9 @@ fi
 ninja -C "$build" bench/bench_filters gateway/gardefou tests/mock/mock_upstream >/dev/null
 
 echo "== whole-text evaluation and streaming cost (library, per core)"
-"$build/bench/bench_filters" "$here/examples/policy.json" "" 2
+model=$here/models/moderation.gguf
+[ -f "$model" ] || model=none
+"$build/bench/bench_filters" "$here/examples/policy.json" "$model" 2
 
 echo "== end to end: stream of 4000 tokens through gardefou serve"
 tmp=$(mktemp -d)

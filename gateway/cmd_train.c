@@ -27,6 +27,8 @@ static void usage(FILE *f)
             "                    not allow redistributing the model: for research only)\n"
             "  --test-out FILE   write the held-out test split of every source as JSONL\n"
             "                    (text, labels, source, benign) for `gardefou eval`\n"
+            "  --val-out FILE    write the validation split the same way (choose thresholds\n"
+            "                    and settings on it, never on the test split)\n"
             "  --epochs N        override the recipe's epochs (quick experiments)\n"
             "  -q, --quiet       no progress line\n");
 }
@@ -112,8 +114,8 @@ static void print_summary(const struct gf_clf_recipe *r, const struct gf_clf_row
     }
 }
 
-static int write_test(const char *path, const struct gf_clf_recipe *r,
-                      const struct gf_clf_rows *rows, struct gf_err *err)
+static int write_split(const char *path, const struct gf_clf_recipe *r,
+                       const struct gf_clf_rows *rows, int split, struct gf_err *err)
 {
     FILE *f = fopen(path, "wb");
     if (f == NULL)
@@ -123,7 +125,7 @@ static int write_test(const char *path, const struct gf_clf_recipe *r,
     int rc = 0;
     for (size_t i = 0; i < rows->n && rc == 0; i++) {
         const struct gf_clf_row *row = &rows->v[i];
-        if (row->split != GF_CLF_SPLIT_TEST)
+        if (row->split != split)
             continue;
         gf_buf_reset(&b);
         rc = gf_buf_puts(&b, "{\"text\":");
@@ -158,6 +160,7 @@ int gf_cmd_train(int argc, char **argv)
         return 0;
     }
     const char *recipe_path = NULL, *out = NULL, *data_dir = NULL, *test_out = NULL;
+    const char *val_out = NULL;
     bool all = false;
     int64_t epochs = 0;
     struct progress prog = {0};
@@ -172,6 +175,8 @@ int gf_cmd_train(int argc, char **argv)
             data_dir = argv[++i];
         else if (strcmp(a, "--test-out") == 0 && has_val)
             test_out = argv[++i];
+        else if (strcmp(a, "--val-out") == 0 && has_val)
+            val_out = argv[++i];
         else if (strcmp(a, "--epochs") == 0 && has_val) {
             if (gf_parse_i64(argv[++i], 1, 1000, &epochs) != 0) {
                 fprintf(stderr, "gardefou train: --epochs: expected 1..1000\n");
@@ -207,7 +212,7 @@ int gf_cmd_train(int argc, char **argv)
     if (epochs > 0)
         r->train.epochs = (uint32_t)epochs;
     uint64_t t0 = gf_now_ns();
-    if (gf_clf_recipe_rows(r, data_dir, all || test_out != NULL, &rows, &err) != 0) {
+    if (gf_clf_recipe_rows(r, data_dir, all || test_out != NULL || val_out != NULL, &rows, &err) != 0) {
         fprintf(stderr, "gardefou train: %s\n", err.msg);
         goto done;
     }
@@ -237,11 +242,18 @@ int gf_cmd_train(int argc, char **argv)
     fprintf(stderr, "train: wrote %s in %.1f s%s\n", out, (double)(gf_now_ns() - t0) / 1e9,
             all ? " (NOT redistributable: trained on --all-sources)" : "");
     if (test_out != NULL) {
-        if (write_test(test_out, r, &rows, &err) != 0) {
+        if (write_split(test_out, r, &rows, GF_CLF_SPLIT_TEST, &err) != 0) {
             fprintf(stderr, "gardefou train: %s\n", err.msg);
             goto done;
         }
         fprintf(stderr, "train: wrote the test split to %s\n", test_out);
+    }
+    if (val_out != NULL) {
+        if (write_split(val_out, r, &rows, GF_CLF_SPLIT_VAL, &err) != 0) {
+            fprintf(stderr, "gardefou train: %s\n", err.msg);
+            goto done;
+        }
+        fprintf(stderr, "train: wrote the validation split to %s\n", val_out);
     }
     status = 0;
 done:

@@ -3,8 +3,8 @@
  * reads only the window a new match could occupy: a match of at most holdback bytes that ends in
  * the new bytes starts after scanned - holdback. Invariant: released <= (length scanned) - holdback except where a
  * complete redaction is released whole, so such a match is caught before its last byte leaves.
- * Whole-text rules (classifiers, spam) run on the whole text every holdback bytes and at the
- * end; what they block can only stop the rest of the stream. */
+ * Whole-text rules (classifiers, spam) run on the last 4 windows every holdback bytes and on the
+ * whole text at the end; what they block can only stop the rest of the stream. */
 #include "policy/policy_int.h"
 
 #include <string.h>
@@ -177,8 +177,13 @@ int gf_stream_feed(struct gf_stream *s, const char *chunk, size_t n, struct gf_b
         return rc;
     s->scanned = complete;
     if (!s->blocked && complete - s->whole_at >= s->holdback) {
+        // Classifiers see the recent text (4 windows) as it grows, and everything at the end:
+        // scoring the whole text every window would cost quadratic time on long completions.
+        size_t wfrom = complete > 4 * s->holdback ? complete - 4 * s->holdback : 0;
+        while (wfrom > 0 && ((unsigned char)s->text.data[wfrom] & 0xC0) == 0x80)
+            wfrom--;
         s->whole_at = complete;
-        if ((rc = eval_range(s, 0, complete, false, true, err)) != 0)
+        if ((rc = eval_range(s, wfrom, complete, false, true, err)) != 0)
             return rc;
     }
     if (s->blocked)

@@ -43,7 +43,7 @@ class Proc:
         self.buf = b""
         self.line = self.read_line(ready_prefix)
 
-    def read_line(self, prefix, timeout=20.0):
+    def read_line(self, prefix, timeout=60.0):
         """Reads stdout lines until one starts with prefix; returns it or None."""
         end = time.time() + timeout
         fd = self.p.stdout.fileno()
@@ -71,7 +71,7 @@ class Proc:
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
             try:
-                self.p.wait(10)
+                self.p.wait(60)  # ASan's exit (leak check) is slow on a loaded machine
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
@@ -128,7 +128,8 @@ def start_gateway(gardefou, upstreams, settings=(), data_dir=None, allow_fail=Fa
     return g
 
 
-def dial(port, timeout=10.0):
+def dial(port, timeout=60.0):
+    # generous: a read timeout ends read_response early, so it must not fire under ASan + load
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s

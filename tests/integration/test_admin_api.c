@@ -121,6 +121,12 @@ static long http(const char *method, const char *path, const char *auth, const c
         snprintf(h, sizeof(h), "Authorization: Bearer %s", auth);
         hs = curl_slist_append(hs, h);
     }
+    // A large body waits for the server's go-ahead (or its 413) however slow it is: sent
+    // unasked into a refusal, the close would reset the connection and lose the 413.
+    if (body && strlen(body) > 1024) {
+        hs = curl_slist_append(hs, "Expect: 100-continue");
+        curl_easy_setopt(c, CURLOPT_EXPECT_100_TIMEOUT_MS, 120000L);
+    }
     r->len = 0;
     r->body[0] = '\0';
     curl_easy_setopt(c, CURLOPT_URL, u);

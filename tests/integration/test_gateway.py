@@ -12,7 +12,21 @@ import gwtest
 from gwtest import (check, chat, dial, is_error, read_response, report, request, sse,
                     start_gateway, start_mock)
 
-DEADLINE_MS = 600
+DEADLINE_MS = 2000  # header/body deadline: well above a loaded loop's stall, below a dribble
+# Conditions are awaited up to this (s); a deadline only guards against a hang, never a timing.
+WAIT_S = 60
+# upstream.request_timeout_ms: the "hang" model's 504 waits this long; every normal reply must
+# come well within it even under ASan on a loaded machine
+UPSTREAM_TIMEOUT_MS = 8000
+
+
+def wait_for(cond):
+    end = time.time() + WAIT_S
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
 
 
 def test_basics(port):
@@ -21,12 +35,13 @@ def test_basics(port):
     rid = r.headers.get("x-request-id", "")
     check(len(rid) == 32 and all(c in "0123456789abcdef" for c in rid), "generated id %r" % rid)
     # ready once the upstream's first health check passed
-    for _ in range(100):
-        r = request(port, "GET", "/readyz", headers={"X-Request-Id": "trace-7:a.b_c"})
-        if r.status == 200:
-            break
-        time.sleep(0.05)
-    check(r.status == 200, "readyz")
+    last = []
+
+    def ready():
+        last[:] = [request(port, "GET", "/readyz", headers={"X-Request-Id": "trace-7:a.b_c"})]
+        return last[0].status == 200
+    check(wait_for(ready), "readyz")
+    r = last[0]
     check(r.headers.get("x-request-id") == "trace-7:a.b_c", "client id echoed")
     r = request(port, "GET", "/healthz", headers={"X-Request-Id": "x" * 65})
     check(len(r.headers.get("x-request-id", "")) == 32, "too long an id is replaced")
@@ -98,7 +113,7 @@ def test_stream(port):
           ev[0].get("object") == "text_completion", "completion stream")
 
     # a slow upstream: pings keep the client informed
-    r = chat(port, model="hdelay=450", stream=True)
+    r = chat(port, model="hdelay=1500", stream=True)
     ev, pings = sse(r)
     check(pings >= 1, "pings while waiting (%d)" % pings)
     check(ev and ev[-1] == "[DONE]", "slow stream completes")
@@ -145,7 +160,7 @@ def test_client_errors(port):
 
 def dribble(port, data, gap):
     """Sends data one byte every gap seconds; returns (response, bytes sent before the answer)."""
-    s = dial(port, timeout=10)
+    s = dial(port)
     sent = 0
     for b in data:
         try:
@@ -162,7 +177,7 @@ def dribble(port, data, gap):
         except OSError:
             peek = b""
         s.setblocking(True)
-        s.settimeout(10)
+        s.settimeout(WAIT_S)
         if peek is not None:
             break  # the server answered (or closed) while we were still sending
     r = read_response(s)
@@ -210,7 +225,7 @@ def dribble_on(s, data, gap):
         except OSError:
             peek = b""
         s.setblocking(True)
-        s.settimeout(10)
+        s.settimeout(WAIT_S)
         if peek is not None:
             break
     r = read_response(s)
@@ -238,20 +253,16 @@ def test_upstream_failures(port, mock):
                        "messages": [{"role": "user", "content": "x"}]}).encode()
     s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
               b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-    seen = False
-    for _ in range(100):
-        if "gardefou_inflight_requests 2\n" in request(port, "GET", "/metrics").text():
-            seen = True
-            break
-        time.sleep(0.01)
+    seen = wait_for(lambda: "gardefou_inflight_requests 2\n" in
+                    request(port, "GET", "/metrics").text())
     check(seen, "the hanging request is in flight")
     s.close()
+    # within the hang's request_timeout_ms, so only the client leaving can end it this early
+    end = time.time() + UPSTREAM_TIMEOUT_MS / 1000.0 / 2
     gone = False
-    for _ in range(100):
-        if "gardefou_inflight_requests 1\n" in request(port, "GET", "/metrics").text():
-            gone = True
-            break
-        time.sleep(0.01)
+    while not gone and time.time() < end:
+        gone = "gardefou_inflight_requests 1\n" in request(port, "GET", "/metrics").text()
+        time.sleep(0.02)
     check(gone, "the request ended when its client left")
 
 
@@ -270,10 +281,10 @@ def test_metrics(port):
 
 def test_upstream_down(gardefou):
     # nothing listens on the upstream port
+    # bound, never listening, kept open: connects are refused and no one else can take the port
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     dead = s.getsockname()[1]
-    s.close()
     g = start_gateway(gardefou, ["http://127.0.0.1:%d" % dead],
                       ["upstream.health_interval_ms=0", "upstream.models=mock-model"])
     try:
@@ -282,6 +293,7 @@ def test_upstream_down(gardefou):
         is_error(request(g.port, "GET", "/readyz"), 503)
     finally:
         g.stop()
+        s.close()
 
 
 def test_connection_cap_and_stop(gardefou, mock):
@@ -297,28 +309,32 @@ def test_connection_cap_and_stop(gardefou, mock):
         c.close()
         a.close()
         b.close()
-        time.sleep(0.1)
+        # the server has seen a and b go once a request is served as the only connection
+        # (then at most it and the next one are open, within the cap of 2)
+        check(wait_for(lambda: "gardefou_open_connections 1\n" in
+                       request(g.port, "GET", "/metrics").text()), "a and b closed")
         # a stream in flight when the stop comes still ends normally
         s = dial(g.port)
-        body = json.dumps({"model": "delay=100", "stream": True,
+        body = json.dumps({"model": "delay=300", "stream": True,
                            "messages": [{"role": "user", "content": "x"}]}).encode()
         s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                   b"Authorization: " + gwtest.AUTH.encode() + b"\r\n"
                   b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        time.sleep(0.15)
+        s.recv(1, socket.MSG_PEEK)  # the stream has started
         g.p.send_signal(15)
+
         # new connections are refused once stopping
-        time.sleep(0.1)
-        try:
-            dial(g.port, timeout=1).close()
-            refused = False
-        except OSError:
-            refused = True
-        check(refused, "no new connections after SIGTERM")
+        def refused():
+            try:
+                dial(g.port, timeout=5).close()
+                return False
+            except OSError:
+                return True
+        check(wait_for(refused), "no new connections after SIGTERM")
         ev, _ = sse(read_response(s))
         s.close()
         check(ev and ev[-1] == "[DONE]", "the open stream finished after SIGTERM: %r" % ev[-2:])
-        check(g.p.wait(10) == 0, "serve exits 0 after SIGTERM")
+        check(g.p.wait(WAIT_S) == 0, "serve exits 0 after SIGTERM")
     finally:
         g.stop()
 
@@ -329,7 +345,8 @@ def main():
     settings = ["limits.header_timeout_ms=%d" % DEADLINE_MS,
                 "limits.body_timeout_ms=%d" % DEADLINE_MS,
                 "limits.max_body_bytes=32768", "limits.max_header_bytes=8192",
-                "stream.ping_interval_ms=100", "upstream.request_timeout_ms=800"]
+                "stream.ping_interval_ms=100",
+                "upstream.request_timeout_ms=%d" % UPSTREAM_TIMEOUT_MS]
     g = start_gateway(gardefou, ["http://127.0.0.1:%d" % mock.port], settings)
     try:
         for t in (test_basics, test_chat, test_stream, test_client_errors, test_slow_clients):

@@ -5,6 +5,7 @@
  * of a stream (the blocked phrase never reaches the client, a content_filter chunk, [DONE]), the
  * x-gardefou-* headers, /v1/moderations, reload on SIGHUP (invalid files keep the old policy)
  * and reload under load without a failed request. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -34,7 +36,7 @@ static const char *policy_v2 =
     "{\"version\":1,\"rules\":[{\"id\":\"no-pineapple\",\"stage\":\"input\","
     "\"detector\":\"keywords\",\"keywords\":[\"pineapple\"],\"action\":\"block\"}]}";
 
-static char dir[256], policy_path[300], base_url[64];
+static char dir[256], policy_path[300], log_path[300], base_url[64];
 static pid_t server = -1;
 static struct mock_child mock;
 
@@ -131,11 +133,17 @@ static int start_server(void)
         dup2(pfd[1], 1);
         close(pfd[0]);
         close(pfd[1]);
+        // stderr to a file: the test waits on the server's "event=reload..." lines (info).
+        int lfd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (lfd >= 0) {
+            dup2(lfd, 2);
+            close(lfd);
+        }
         const char *bin = getenv("GF_TEST_GARDEFOU");
         char data[300];
         snprintf(data, sizeof(data), "%s/data", dir);
         execl(bin, bin, "serve", "--listen", "127.0.0.1:0", "--upstream", mock.url, "--policy",
-              policy_path, "--data-dir", data, "--log-level", "warn", "--set",
+              policy_path, "--data-dir", data, "--log-level", "info", "--set",
               "policy.classifiers=none", "--set", "audit.durability=none", "--set",
               "keys.open_mode=true", "--set", "keys.admin_listen=off", (char *)NULL);
         _exit(127);
@@ -249,10 +257,36 @@ static void test_moderations(void)
     gf_buf_cleanup(&r.body);
 }
 
+/* Reloads the server has finished so far (ok or failed): its "event=reload..." log lines. */
+static int reloads_seen(void)
+{
+    FILE *f = fopen(log_path, "r");
+    int n = 0;
+    char line[1024];
+    while (f && fgets(line, sizeof(line), f))
+        n += strstr(line, "event=reload") != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* SIGHUP, then waits until the loop has handled it. A fixed sleep is not enough under ASan on
+ * a loaded machine; the deadline is only a hang guard. */
 static void reload(void)
 {
+    int before = reloads_seen();
     kill(server, SIGHUP);
-    usleep(200 * 1000);  // the loop handles the signal between requests
+    double deadline = now_s() + 60;
+    while (reloads_seen() <= before && now_s() < deadline)
+        usleep(10 * 1000);
+    CHECK_MSG(reloads_seen() > before, "no reload logged within 60 s");
 }
 
 static void test_reload(void)
@@ -301,11 +335,18 @@ static void test_reload_under_load(void)
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
         pthread_create(&t[i], NULL, load_thread, NULL);
+    // Conditions, not sleeps: load is running before the first reload, each reload is handled
+    // before the next, and enough requests overlapped them however slow the machine is.
+    double deadline = now_s() + 60;
+    while (atomic_load(&load_done) < 2 && now_s() < deadline)
+        usleep(10 * 1000);
     for (int i = 0; i < 12; i++) {
         write_policy(i % 3 == 2 ? "{\"version\":1,\"rules\":[" : (i & 1 ? policy_v1 : policy_v2));
-        kill(server, SIGHUP);
-        usleep(60 * 1000);
+        reload();
     }
+    deadline = now_s() + 60;
+    while (atomic_load(&load_done) <= 10 && now_s() < deadline)
+        usleep(10 * 1000);
     atomic_store(&load_stop, true);
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], NULL);
@@ -324,6 +365,7 @@ int main(int argc, char **argv)
     if (mkdtemp(dir) == NULL)
         SKIP("no temporary directory");
     snprintf(policy_path, sizeof(policy_path), "%s/policy.json", dir);
+    snprintf(log_path, sizeof(log_path), "%s/serve.log", dir);
     write_policy(policy_v1);
     curl_global_init(CURL_GLOBAL_ALL);
     if (mock_child_start(&mock, NULL) != 0)
@@ -342,7 +384,12 @@ int main(int argc, char **argv)
     waitpid(server, &st, 0);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     mock_child_stop(&mock);
-    char cmd[300];
+    char cmd[400];
+    if (test_failed) {
+        snprintf(cmd, sizeof(cmd), "tail -n 40 '%s' >&2", log_path);
+        if (system(cmd) != 0)
+            fprintf(stderr, "no server log\n");
+    }
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
