@@ -1,7 +1,7 @@
 # gardefou: the two commands of the README, over meson.
 #   make run   installs the Debian dependencies, builds, and starts the gateway on 127.0.0.1:8080
 #   make test  installs them, builds with AddressSanitizer+UndefinedBehaviorSanitizer, runs every suite
-# Other targets: build, deps, test-long (full budgets), bench, clean.
+# Other targets: build, deps, test-long (full budgets), fuzz, coverage, bench, clean.
 
 BUILD      ?= build
 TESTBUILD  ?= build-test
@@ -12,8 +12,13 @@ DEB_DEPS   := build-essential meson ninja-build pkg-config libevent-dev libcurl4
 # nodejs brings npm (Debian splits it out; NodeSource ships both in one package).
 # Suite budget for the long suite when run from `make test` (fuzzing, crash loops); seconds.
 LONG_BUDGET ?= 5
+# libFuzzer build (clang): `make test` fuzzes every target FUZZ_BUDGET seconds when clang is
+# installed; `make fuzz FUZZ_BUDGET=600` is the nightly run (docs/testing.md).
+FUZZBUILD   ?= build-fuzz
+FUZZ_BUDGET ?= 15
+COVBUILD    ?= build-cov
 
-.PHONY: all deps build run test test-long bench clean
+.PHONY: all deps build run test test-long fuzz coverage bench clean
 
 all: build
 
@@ -47,6 +52,30 @@ test: deps $(TESTBUILD)/build.ninja
 	  --suite unit --suite integration --suite fuzz-replay
 	GF_LONG_BUDGET=$(LONG_BUDGET) meson test -C $(TESTBUILD) --print-errorlogs --no-rebuild \
 	  --suite long
+	@if command -v clang >/dev/null 2>&1; then $(MAKE) --no-print-directory fuzz; \
+	else echo "clang not found: libFuzzer runs skipped (corpora were replayed above)"; fi
+
+# Builds only the fuzz targets with clang + libFuzzer + ASan/UBSan and fuzzes each FUZZ_BUDGET s.
+$(FUZZBUILD)/build.ninja:
+	CC=clang meson setup $(FUZZBUILD) --buildtype=debugoptimized -Dfuzzing=libfuzzer \
+	  -Db_sanitize=address,undefined -Db_lundef=false
+
+fuzz: $(FUZZBUILD)/build.ninja
+	ninja -C $(FUZZBUILD) $(patsubst tests/fuzz/%.c,tests/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  GF_LONG_BUDGET=$(FUZZ_BUDGET) meson test -C $(FUZZBUILD) --print-errorlogs --no-rebuild \
+	  --suite fuzz
+
+# Line and branch coverage per component (gcovr); figures are quoted in docs/testing.md.
+$(COVBUILD)/build.ninja:
+	meson setup $(COVBUILD) --buildtype=debug -Db_coverage=true
+
+coverage: deps $(COVBUILD)/build.ninja
+	@command -v gcovr >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq gcovr; }
+	ninja -C $(COVBUILD)
+	-meson test -C $(COVBUILD) --no-rebuild --suite unit --suite integration --suite fuzz-replay
+	sh tests/coverage.sh $(COVBUILD)
 
 test-long: deps $(TESTBUILD)/build.ninja
 	ninja -C $(TESTBUILD)
@@ -56,4 +85,4 @@ bench: build
 	@for b in bench/*.sh; do echo "== $$b"; bash $$b || exit 1; done
 
 clean:
-	rm -rf $(BUILD) $(TESTBUILD)
+	rm -rf $(BUILD) $(TESTBUILD) $(FUZZBUILD) $(COVBUILD)

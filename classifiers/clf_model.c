@@ -237,7 +237,9 @@ void gf_clf_model_forward(const struct gf_clf_model *m, float *acc, size_t n_fea
         float z = m->b2[c];
         for (uint32_t i = 0; i < in; i++)
             z += w[i] * x[i];
-        raw[c] = sigmoid(z);
+        // finite weights can still overflow to inf - inf = NaN; a model that cannot score the
+        // text counts as certain (fail closed), never as a NaN that compares false everywhere
+        raw[c] = isnan(z) ? 1.0f : sigmoid(z);
     }
 }
 

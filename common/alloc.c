@@ -123,9 +123,19 @@ char *gf_strdup(const char *s)
     return gf_strndup(s, strlen(s));
 }
 
+static _Thread_local unsigned long json_failures;
+
 static void *json_malloc(size_t size)
 {
-    return gf_malloc(size);
+    void *p = gf_malloc(size);
+    if (p == NULL)
+        json_failures++;
+    return p;
+}
+
+unsigned long gf_json_alloc_failures(void)
+{
+    return json_failures;
 }
 
 void gf_json_init(void)

@@ -79,6 +79,10 @@ bool gf_alloc_fail_supported(void);
 
 /* Routes cJSON's allocations through gf_malloc/gf_free. Call once at start, before threads. */
 void gf_json_init(void);
+/* How many of cJSON's allocations failed in the calling thread so far. cJSON returns NULL for a
+ * syntax error and for an allocation failure alike: compare this before and after a parse to
+ * tell the two apart (out of memory is the server's fault, a 500, not the client's 400). */
+unsigned long gf_json_alloc_failures(void);
 
 /* ---- logging --------------------------------------------------------------------------- */
 

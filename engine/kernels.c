@@ -3,6 +3,7 @@
  * can only be lowered by GF_KERNELS (scalar|avx2|avx512), never raised past what the CPU has. */
 #include "engine/kernels_int.h"
 
+#include <cpuid.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -186,11 +187,17 @@ static int have_avx2, have_avx512;
 static const struct gf_kernels *best;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+/* CPUID leaf 1, ECX bit 29. Asked directly: clang's __builtin_cpu_supports has no "f16c". */
+static int cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+
 static void choose(void)
 {
     __builtin_cpu_init();
-    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                __builtin_cpu_supports("f16c");
+    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     have_avx512 = have_avx2 && __builtin_cpu_supports("avx512f") &&
                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
     if (have_avx2) {

@@ -209,11 +209,13 @@ static void quantize_q8(const float *x, struct gf_block_q8 *y, int n)
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[k].d = gf_f2h(d);
         __m256 mul = _mm256_set1_ps(id);
-        const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        // a macro, not a variable: clang requires the rounding mode to be a constant expression
+#define rnd (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
         __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, mul), rnd));
         __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, mul), rnd));
         __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, mul), rnd));
         __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, mul), rnd));
+#undef rnd
         // packs interleave 128-bit lanes; the permute puts the bytes back in order
         __m256i p01 = _mm256_packs_epi32(i0, i1);
         __m256i p23 = _mm256_packs_epi32(i2, i3);

@@ -240,6 +240,9 @@ int gf_cmd_serve(int argc, char **argv)
         goto done;
     }
     signal(SIGPIPE, SIG_IGN);
+    // A file size limit (ulimit -f) reached by the audit log or the key store must be a write
+    // error (EFBIG: 503 until writable, docs/audit.md), not a kill by SIGXFSZ.
+    signal(SIGXFSZ, SIG_IGN);
     s.base = event_base_new();
     if (s.base == NULL) {
         fprintf(stderr, "gardefou serve: cannot create the event loop\n");
@@ -278,8 +281,9 @@ int gf_cmd_serve(int argc, char **argv)
         status = 2;
         goto done;
     }
-    // Reloads through the admin API pass by the audit log, which records each one.
+    // Reloads through the admin API or SIGHUP pass by the audit log, which records each one.
     gf_audit_gate_set_reload(audit, gf_filters_admin_reload, filters);
+    gf_filters_set_sighup(filters, gf_audit_gate_reload, audit);
     gf_keys_serve_set_policy_reload(s.keys, gf_audit_gate_reload, audit);
     gf_keys_serve_set_abuse(s.keys, gf_filters_abuse, filters);
 

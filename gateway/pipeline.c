@@ -18,6 +18,7 @@
  * so a generation that fails at once still gets a proper error status (502, 504, ...). */
 #include "gateway/gateway_int.h"
 
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -570,7 +571,10 @@ static int read_json_body(struct gf_request *r, struct gf_err *err)
         return gf_err_set(err, GF_ENOMEM, "out of memory");
     if (!gf_utf8_valid(text, len))
         return gf_err_set(err, GF_EINVAL, "the request body is not valid UTF-8");
+    unsigned long oom_before = gf_json_alloc_failures();
     r->body = cJSON_ParseWithLength(text, len);
+    if (r->body == NULL && gf_json_alloc_failures() != oom_before)
+        return gf_err_set(err, GF_ENOMEM, "out of memory while parsing the request body");
     if (r->body == NULL) {
         const char *at = cJSON_GetErrorPtr();
         if (at != NULL && at >= text && at <= text + len)
@@ -653,11 +657,12 @@ static int stage_engine(struct gf_request *r, struct gf_err *err)
     if (gw->engine == NULL)
         return gf_err_set(err, GF_EAGAIN, "the model is not ready; retry later");
     const struct gf_gen_request *g = &r->api_req.gen;
-    r->n_choices = g->params.n;
-    r->choices = gf_calloc((size_t)r->n_choices, sizeof(*r->choices));
+    // n_choices is set only once choices exists: the ending and the audit record read both
+    r->choices = gf_calloc((size_t)g->params.n, sizeof(*r->choices));
     r->chunk = evbuffer_new();
     if (r->choices == NULL || r->chunk == NULL)
         return gf_err_set(err, GF_ENOMEM, "out of memory");
+    r->n_choices = g->params.n;
     for (int i = 0; i < r->n_choices; i++)
         gf_buf_init(&r->choices[i].text, (size_t)gw->cfg->upstream_max_response_bytes);
     snprintf(r->reply_id, sizeof(r->reply_id), "%s%s",
@@ -796,9 +801,52 @@ static const struct {
     {"/v1/moderations", GF_ROUTE_MODERATIONS, true},
 };
 
+/* Test hook for the request OOM loop (docs/testing.md, tests/integration/test_failalloc.py).
+ * Only when `gardefou serve` runs with GF_FAILALLOC_SERVE=1 in a build with failalloc hooks:
+ * a request header x-gf-failalloc: N makes the Nth allocation from the dispatch on fail, and
+ * every reply carries x-gf-failalloc-prev: how many allocations failed while the previous armed
+ * request ran (0: it ran to its end without reaching N). The countdown is disarmed when a reply
+ * has been sent, so nothing between requests is failed. */
+static int failalloc_mode = -1; // -1: not yet read from the environment
+static long failalloc_prev = -1;
+
+static bool failalloc_on(void)
+{
+    if (failalloc_mode < 0) {
+        const char *e = getenv("GF_FAILALLOC_SERVE");
+        failalloc_mode = e != NULL && strcmp(e, "1") == 0 && gf_alloc_fail_supported();
+    }
+    return failalloc_mode == 1;
+}
+
+static void failalloc_arm(struct evhttp_request *http)
+{
+    char prev[24];
+    snprintf(prev, sizeof(prev), "%ld", failalloc_prev);
+    evhttp_add_header(evhttp_request_get_output_headers(http), "x-gf-failalloc-prev", prev);
+    const char *n = evhttp_find_header(evhttp_request_get_input_headers(http), "x-gf-failalloc");
+    if (n == NULL)
+        return;
+    char *end = NULL;
+    long v = strtol(n, &end, 10);
+    if (end != n && *end == '\0' && v > 0) {
+        failalloc_prev = -1;
+        gf_alloc_fail_after(v, false);
+    }
+}
+
+static void failalloc_done(void)
+{
+    if (failalloc_on() && failalloc_prev < 0) {
+        failalloc_prev = gf_alloc_failures();
+        gf_alloc_fail_after(0, false);
+    }
+}
+
 static void on_complete(struct evhttp_request *req, void *arg)
 {
     (void)req;
+    failalloc_done();
     gf_conn_request_done(arg);
 }
 
@@ -807,9 +855,21 @@ void gf_pipeline_dispatch(struct gf_gateway *gw, struct evhttp_request *http)
     struct gf_conn *c = gf_conn_of(gw, http);
     if (c != NULL)
         evhttp_request_set_on_complete_cb(http, on_complete, c);
+    if (failalloc_on())
+        failalloc_arm(http);
     struct gf_request *r = gf_calloc(1, sizeof(*r));
     if (r == NULL) {
-        evhttp_send_error(http, 500, "Out of memory");
+        // no request to end: answer the OpenAI error shape directly (libevent's own allocator)
+        struct evbuffer *eb = evbuffer_new();
+        if (eb != NULL) {
+            evbuffer_add_printf(eb, "{\"error\":{\"message\":\"out of memory\",\"type\":"
+                                    "\"server_error\",\"param\":null,\"code\":\"internal_error\"}}\n");
+            evhttp_add_header(evhttp_request_get_output_headers(http), "Content-Type",
+                              "application/json");
+        }
+        evhttp_send_reply(http, 500, "Internal Server Error", eb);
+        if (eb != NULL)
+            evbuffer_free(eb);
         return;
     }
     r->gw = gw;

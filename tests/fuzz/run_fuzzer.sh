@@ -15,4 +15,5 @@ if [ -f "$dict" ]; then
 else
   set --
 fi
-exec "$exe" -max_total_time="$budget" -print_final_stats=1 "$@" "$work"
+# An input that runs more than 30 s is reported as a hang (a finding), not waited for.
+exec "$exe" -max_total_time="$budget" -timeout=30 -print_final_stats=1 "$@" "$work"
