@@ -251,8 +251,11 @@ def test_upstream_failures(port, mock):
     s = dial(port)
     body = json.dumps({"model": "hang", "stream": True,
                        "messages": [{"role": "user", "content": "x"}]}).encode()
+    # with the key: without it the request ends at once with 401, and its brief life raced the
+    # /metrics poll below (so the check passed or failed by luck, and proved nothing)
     s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-              b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+              b"\r\nAuthorization: " + gwtest.AUTH.encode() + b"\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body) + body)
     seen = wait_for(lambda: "gardefou_inflight_requests 2\n" in
                     request(port, "GET", "/metrics").text())
     check(seen, "the hanging request is in flight")
