@@ -68,7 +68,7 @@ fuzz: $(FUZZBUILD)/build.ninja
 
 # Line and branch coverage per component (gcovr); figures are quoted in docs/testing.md.
 $(COVBUILD)/build.ninja:
-	meson setup $(COVBUILD) --buildtype=debug -Db_coverage=true
+	meson setup $(COVBUILD) --buildtype=debugoptimized -Db_coverage=true
 
 coverage: deps $(COVBUILD)/build.ninja
 	@command -v gcovr >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
