@@ -281,8 +281,9 @@ int gf_cmd_serve(int argc, char **argv)
         status = 2;
         goto done;
     }
-    // Reloads through the admin API pass by the audit log, which records each one.
+    // Reloads through the admin API or SIGHUP pass by the audit log, which records each one.
     gf_audit_gate_set_reload(audit, gf_filters_admin_reload, filters);
+    gf_filters_set_sighup(filters, gf_audit_gate_reload, audit);
     gf_keys_serve_set_policy_reload(s.keys, gf_audit_gate_reload, audit);
     gf_keys_serve_set_abuse(s.keys, gf_filters_abuse, filters);
 

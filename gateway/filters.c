@@ -28,6 +28,8 @@ struct gf_filters {
     struct gf_policy_ctx *ctx;    // evaluation scratch (loop thread only)
     size_t slot;                  // our position among the pipeline hooks (request state)
     struct event *sighup;
+    gf_filters_reload_fn sighup_reload;  // NULL: reload directly (nothing records it)
+    void *sighup_ud;
     gf_filters_block_fn on_block;
     void *on_block_ud;
     uint64_t reloads, reload_failures;
@@ -90,8 +92,23 @@ static void on_sighup(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
+    struct gf_filters *f = arg;
     struct gf_err err = {0};
-    gf_filters_reload(arg, NULL, &err);
+    if (f->sighup_reload == NULL) {
+        gf_filters_reload(f, NULL, &err);
+        return;
+    }
+    // The recording path wants the reload's answer (it names the new policy version).
+    struct gf_buf out;
+    gf_buf_init(&out, 4096);
+    f->sighup_reload(f->sighup_ud, &out, &err);
+    gf_buf_cleanup(&out);
+}
+
+void gf_filters_set_sighup(struct gf_filters *f, gf_filters_reload_fn fn, void *ud)
+{
+    f->sighup_reload = fn;
+    f->sighup_ud = ud;
 }
 
 struct gf_policy *gf_filters_policy(const struct gf_filters *f)

@@ -325,6 +325,10 @@ int gf_filters_reload(struct gf_filters *f, struct gf_buf *out, struct gf_err *e
 /* The same with the admin API's callback shape (ud = f): gf_admin_set_policy_reload(admin,
  * gf_filters_admin_reload, f) serves POST /admin/v1/policy/reload. */
 int gf_filters_admin_reload(void *ud, struct gf_buf *out, struct gf_err *err);
+/* Makes SIGHUP reload through fn(ud, out, err) instead of gf_filters_reload, so that a signal
+ * reload is recorded like the admin call (serve passes gf_audit_gate_reload and the gate). */
+typedef int (*gf_filters_reload_fn)(void *ud, struct gf_buf *out, struct gf_err *err);
+void gf_filters_set_sighup(struct gf_filters *f, gf_filters_reload_fn fn, void *ud);
 /* The current policy (borrowed; take a reference to keep it), e.g. for gf_policy_abuse. */
 struct gf_policy *gf_filters_policy(const struct gf_filters *f);
 /* The current policy's abuse setting in the shape of gf_keys_serve_set_abuse's callback (ud =

@@ -7,6 +7,7 @@
  * and reload under load without a failed request. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -289,6 +290,37 @@ static void reload(void)
     CHECK_MSG(reloads_seen() > before, "no reload logged within 60 s");
 }
 
+/* Every SIGHUP reload, valid or not, is an admin record of the audit log (read after the server
+ * stopped, so the writer has flushed). */
+static void check_reloads_audited(void)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/data/audit", dir);
+    DIR *d = opendir(path);
+    CHECK(d != NULL);
+    if (d == NULL)
+        return;
+    int ok = 0, failed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "audit-", 6) != 0 || strstr(e->d_name, ".jsonl") == NULL)
+            continue;
+        char file[700];
+        snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
+        FILE *f = fopen(file, "r");
+        char line[8192];
+        while (f && fgets(line, sizeof(line), f)) {
+            ok += strstr(line, "\"policy_reloaded\"") != NULL;
+            failed += strstr(line, "\"policy_reload_failed\"") != NULL;
+        }
+        if (f)
+            fclose(f);
+    }
+    closedir(d);
+    CHECK_MSG(ok >= 2, "%d policy_reloaded records", ok);
+    CHECK_MSG(failed >= 1, "%d policy_reload_failed records", failed);
+}
+
 static void test_reload(void)
 {
     struct resp r;
@@ -382,6 +414,7 @@ int main(int argc, char **argv)
     kill(server, SIGTERM);
     int st = 0;
     waitpid(server, &st, 0);
+    check_reloads_audited();
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     mock_child_stop(&mock);
     char cmd[400];
