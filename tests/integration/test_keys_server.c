@@ -439,8 +439,9 @@ static void test_revoke_open_stream(void)
     CHECK_MSG(strstr(s->r.body, "\"error\"") != NULL && strstr(s->r.body, "revoked") != NULL, "%s",
               s->r.body + (s->r.len > 400 ? s->r.len - 400 : 0));
     CHECK(strstr(s->r.body, "w599") == NULL); // it did not run to the end
-    // The stream ended because of the revocation, not by itself: far before its 30 s.
-    CHECK(ms < 5000);
+    // The stream ended because of the revocation (the error above), not by itself: before its
+    // 30 s. The bound leaves room for the CLI's start under ASan on a loaded machine.
+    CHECK(ms < 25000);
     free(s);
 }
 
@@ -534,15 +535,16 @@ static void test_suspend(void)
     free(r);
 }
 
-/* Rotation with a 2 s grace: both secrets work, then only the new one. */
+/* Rotation with a 4 s grace: both secrets work, then only the new one. */
 static void test_rotate_grace(void)
 {
     char h_old[128], h_new[128], secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
     REQUIRE(create_key(secret, id, NULL) == 0);
     bearer(h_old, sizeof(h_old), secret);
-    const char *rotate[] = {"rotate", id, "--grace", "2s", NULL};
+    const char *rotate[] = {"rotate", id, "--grace", "4s", NULL};
     char out[4096];
     REQUIRE(run_cli(out, sizeof(out), rotate) == 0);
+    uint64_t t_returned = gf_now_ns();  // the grace ends at most 4 s after this
     out[strcspn(out, "\n")] = '\0';
     REQUIRE(gf_apikey_check(out, strlen(out)) == 0);
     if (n_secrets < 16)
@@ -553,7 +555,10 @@ static void test_rotate_grace(void)
     CHECK(r->status == 200);
     chat(h_new, "mock-model", false, r);
     CHECK(r->status == 200);
-    usleep(2300000);
+    // wait for the end of the grace from the rotation, not a fixed time after the chats
+    uint64_t t_end = t_returned + 4300000000ull;
+    while (gf_now_ns() < t_end)
+        usleep(20000);
     chat(h_old, "mock-model", false, r);
     CHECK(r->status == 401 && strstr(r->body, "expired") != NULL);
     chat(h_new, "mock-model", false, r);
