@@ -12,10 +12,12 @@ DEB_DEPS   := build-essential meson ninja-build pkg-config libevent-dev libcurl4
 # nodejs brings npm (Debian splits it out; NodeSource ships both in one package).
 # Suite budget for the long suite when run from `make test` (fuzzing, crash loops); seconds.
 LONG_BUDGET ?= 5
-# libFuzzer build (clang): `make test` fuzzes every target FUZZ_BUDGET seconds when clang is
+# libFuzzer build (clang): `make test` fuzzes every target TEST_FUZZ_BUDGET seconds when clang is
 # installed; `make fuzz FUZZ_BUDGET=600` is the nightly run (docs/testing.md).
 FUZZBUILD   ?= build-fuzz
 FUZZ_BUDGET ?= 15
+# The fuzzing pass inside `make test` (CI) is a smoke run: short, so CI time stays bounded.
+TEST_FUZZ_BUDGET ?= 5
 COVBUILD    ?= build-cov
 
 .PHONY: all deps build run test test-long fuzz coverage bench clean
@@ -52,7 +54,7 @@ test: deps $(TESTBUILD)/build.ninja
 	  --suite unit --suite integration --suite fuzz-replay
 	GF_LONG_BUDGET=$(LONG_BUDGET) meson test -C $(TESTBUILD) --print-errorlogs --no-rebuild \
 	  --suite long
-	@if command -v clang >/dev/null 2>&1; then $(MAKE) --no-print-directory fuzz; \
+	@if command -v clang >/dev/null 2>&1; then $(MAKE) --no-print-directory fuzz FUZZ_BUDGET=$(TEST_FUZZ_BUDGET); \
 	else echo "clang not found: libFuzzer runs skipped (corpora were replayed above)"; fi
 
 # Builds only the fuzz targets with clang + libFuzzer + ASan/UBSan and fuzzes each FUZZ_BUDGET s.
@@ -68,7 +70,7 @@ fuzz: $(FUZZBUILD)/build.ninja
 
 # Line and branch coverage per component (gcovr); figures are quoted in docs/testing.md.
 $(COVBUILD)/build.ninja:
-	meson setup $(COVBUILD) --buildtype=debug -Db_coverage=true
+	meson setup $(COVBUILD) --buildtype=debugoptimized -Db_coverage=true
 
 coverage: deps $(COVBUILD)/build.ninja
 	@command -v gcovr >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
