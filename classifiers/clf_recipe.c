@@ -409,7 +409,8 @@ static const char *field_str(const cJSON *v, char *tmp, size_t n)
     if (cJSON_IsBool(v))
         return cJSON_IsTrue(v) ? "true" : "false";
     if (cJSON_IsNumber(v)) {
-        if (v->valuedouble == (double)(long long)v->valuedouble)
+        double d = v->valuedouble;  // range first: an out-of-range cast is undefined
+        if (d >= -9.2e18 && d <= 9.2e18 && d == (double)(long long)d)
             snprintf(tmp, n, "%lld", (long long)v->valuedouble);
         else
             snprintf(tmp, n, "%g", v->valuedouble);

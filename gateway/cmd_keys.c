@@ -196,7 +196,7 @@ static const char *str_of(const cJSON *o, const char *name)
 static void print_time(const char *label, const cJSON *o, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!cJSON_IsNumber(v))
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 1e13))
         return;
     char ts[40];
     gf_format_time((int64_t)v->valuedouble * 1000, ts, sizeof(ts));

@@ -360,7 +360,8 @@ static int load_value(struct gf_config *cfg, const struct gf_config_row *r, cons
         if (!cJSON_IsNumber(v))
             break;
         double d = v->valuedouble;
-        if (d != (double)(int64_t)d || d < -9.2e18 || d > 9.2e18)
+        // Range first: converting an out-of-range double to an integer is undefined.
+        if (!(d >= -9.2e18 && d <= 9.2e18) || d != (double)(int64_t)d)
             return gf_err_set(err, GF_EINVAL, "%s: expected an integer, got %g", r->path, d);
         snprintf(num, sizeof(num), "%lld", (long long)(int64_t)d);
         return gf_config_set(cfg, r->path, num, false, err);
