@@ -6,6 +6,7 @@
 #include <cpuid.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,84 @@ static void dot4_q4(const struct gf_block_q4 *a, const struct gf_block_q8 *const
 {
     for (int i = 0; i < 4; i++)
         out[i] = dot_q4(a, b[i], nb);
+}
+
+void gf_matvec_generic(const struct gf_kernels *k, int type, const void *w, size_t row_bytes,
+                       int nr, int cols, const struct gf_mv_x *x, int T, float *y, size_t ldy)
+{
+    int nb = cols / GF_QK;
+    for (int r = 0; r < nr; r++) {
+        const void *row = (const char *)w + (size_t)r * row_bytes;
+        int t = 0;
+        // four tokens at a time: the row is loaded (and unpacked) once for all four
+        for (; t + 4 <= T; t += 4) {
+            float o[4];
+            if (type == GF_WT_F32) {
+                const float *x4[4] = {x[t].f, x[t + 1].f, x[t + 2].f, x[t + 3].f};
+                k->dot4_f32(row, x4, cols, o);
+            } else if (type == GF_WT_Q8_0 || type == GF_WT_Q4_0) {
+                const struct gf_block_q8 *x4[4] = {x[t].q, x[t + 1].q, x[t + 2].q, x[t + 3].q};
+                if (type == GF_WT_Q8_0)
+                    k->dot4_q8(row, x4, nb, o);
+                else
+                    k->dot4_q4(row, x4, nb, o);
+            } else {
+                break;
+            }
+            for (int i = 0; i < 4; i++)
+                y[(size_t)(t + i) * ldy + r] = o[i];
+        }
+        for (; t < T; t++) {
+            float v = 0.0f;
+            switch (type) {
+            case GF_WT_F32:
+                v = k->dot_f32(row, x[t].f, cols);
+                break;
+            case GF_WT_F16:
+                v = k->dot_f16(row, x[t].f, cols);
+                break;
+            case GF_WT_Q8_0:
+                v = k->dot_q8(row, x[t].q, nb);
+                break;
+            case GF_WT_Q4_0:
+                v = k->dot_q4(row, x[t].q, nb);
+                break;
+            default:
+                break;
+            }
+            y[(size_t)t * ldy + r] = v;
+        }
+    }
+}
+
+void gf_mv_prep(const struct gf_block_q8 *q, int nb, void *mem, struct gf_mv_x *x)
+{
+    size_t np = (size_t)(nb + 1) / 2;
+    int8_t *u = mem;
+    float *ud = (float *)(u + np * 64);
+    int32_t *c8 = (int32_t *)(ud + np * 8), *c4 = c8 + np * 16;
+    for (size_t p = 0; p < np; p++) {
+        for (int h = 0; h < 2; h++) {  // h: first or second block of the pair
+            size_t b = 2 * p + (size_t)h;
+            bool in = b < (size_t)nb;
+            for (int i = 0; i < GF_QK / 2; i++) {
+                u[64 * p + 16 * (size_t)h + (size_t)i] = in ? q[b].qs[i] : 0;
+                u[64 * p + 32 + 16 * (size_t)h + (size_t)i] = in ? q[b].qs[i + GF_QK / 2] : 0;
+            }
+            for (int i = 0; i < 4; i++)
+                ud[8 * p + 4 * (size_t)h + (size_t)i] = in ? gf_h2f(q[b].d) : 0.0f;
+        }
+        for (int l = 0; l < 16; l++) {  // the int32 lane l covers u bytes 4l..4l+3
+            const int8_t *g = u + 64 * p + 4 * l;
+            int32_t s = g[0] + g[1] + g[2] + g[3];
+            c8[16 * p + (size_t)l] = -128 * s;
+            c4[16 * p + (size_t)l] = -8 * s;
+        }
+    }
+    x->u = u;
+    x->ud = ud;
+    x->c8 = c8;
+    x->c4 = c4;
 }
 
 static void quantize_q8(const float *x, struct gf_block_q8 *y, int n)
@@ -172,6 +251,7 @@ const struct gf_kernels gf_kernels_scalar = {
     .dot4_f32 = dot4_f32,
     .dot4_q8 = dot4_q8,
     .dot4_q4 = dot4_q4,
+    .matvec = gf_matvec_generic,
     .quantize_q8 = quantize_q8,
     .axpy_f32 = axpy_f32,
     .axpy_f16 = axpy_f16,
@@ -207,6 +287,8 @@ static void choose(void)
     if (have_avx512) {
         avx512_table = avx2_table;
         gf_kernels_fill_avx512(&avx512_table);
+        if (__builtin_cpu_supports("avx512vnni"))
+            gf_kernels_fill_avx512_vnni(&avx512_table);
     }
     best = have_avx512 ? &avx512_table : have_avx2 ? &avx2_table : &gf_kernels_scalar;
     const char *force = getenv("GF_KERNELS");
