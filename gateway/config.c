@@ -139,6 +139,8 @@ const struct gf_config_row gf_config_rows[] = {
      "group commit: at most one fsync per interval"},
     {"audit.commit_max_records", GF_CFG_INT, 1, 1000000, "1024", OFF(audit_commit_max_records),
      0, "group commit: sync at once when this many records wait"},
+    {"audit.retry_interval_ms", GF_CFG_INT, 1, 3600000, "500", OFF(audit_retry_interval_ms), 0,
+     "after a failed write, how often the writer retries (Retry-After follows it)"},
     {NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 /* clang-format on */

@@ -90,6 +90,7 @@ struct gf_config {
     int64_t audit_segment_max_bytes;
     int64_t audit_commit_interval_ms;
     int64_t audit_commit_max_records;
+    int64_t audit_retry_interval_ms;
 };
 
 enum gf_config_type { GF_CFG_STRING, GF_CFG_INT, GF_CFG_BOOL, GF_CFG_STRING_LIST };
