@@ -71,6 +71,7 @@ struct gf_config {
     int64_t keys_abuse_window_ms;
     int64_t keys_recheck_ms;
     int64_t keys_snapshot_every;
+    int64_t keys_usage_snapshot_ms;
     bool keys_allow_core_dumps;
     int64_t limits_default_rpm; // limits of keys created without them; 0 = unlimited
     int64_t limits_default_tpm;
