@@ -222,7 +222,7 @@ static int hook_admit(void *ud, struct gf_request *r, struct gf_err *err)
         return gf_err_set(err, rc, "rate limiter: %s", gf_strerror(rc));
     }
     l->r = r;
-    snprintf(l->id, sizeof(l->id), "%s", id);
+    gf_strlcpy(l->id, id, sizeof(l->id));
     l->next = g->head;
     if (g->head)
         g->head->prev = l;
@@ -272,7 +272,7 @@ static void hook_release(void *ud, struct gf_request *r)
     bool blocked =
         gf_request_error(r, &msg) == GF_EPOLICY || (fr && strcmp(fr, "content_filter") == 0);
     char id[GF_KEYID_BUFLEN];
-    snprintf(id, sizeof(id), "%s", l->id);
+    gf_strlcpy(id, l->id, sizeof(id));
     tremove(g, r);
     if (l->prev)
         l->prev->next = l->next;
@@ -311,7 +311,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             continue;
         enum gf_auth a = gf_keys_recheck(g->keys, l->id, GF_KEY_MATCH_CURRENT, now);
         if (a != GF_AUTH_OK) {
-            snprintf(ids[n], sizeof(ids[n]), "%s", l->id);
+            gf_strlcpy(ids[n], l->id, sizeof(ids[n]));
             why[n++] = a;
         }
     }

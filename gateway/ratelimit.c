@@ -126,7 +126,7 @@ static struct slot *get_slot(struct limiter *l, const char *id, bool create)
     struct slot *s = gf_calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    snprintf(s->id, sizeof(s->id), "%s", id);
+    gf_strlcpy(s->id, id, sizeof(s->id));
     l->tab[find(l, id)] = s;
     l->n++;
     return s;
