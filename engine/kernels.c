@@ -74,9 +74,9 @@ static void dot4_q4(const struct gf_block_q4 *a, const struct gf_block_q8 *const
 }
 
 void gf_matvec_generic(const struct gf_kernels *k, int type, const void *w, size_t row_bytes,
-                       int nr, int cols, const struct gf_mv_x *x, int T, float *y, size_t ldy)
+                       int nr, int cols, const struct gf_mv_x *x, float *y, size_t ldy)
 {
-    int nb = cols / GF_QK;
+    int nb = cols / GF_QK, T = x->T;
     for (int r = 0; r < nr; r++) {
         const void *row = (const char *)w + (size_t)r * row_bytes;
         int t = 0;
@@ -84,10 +84,14 @@ void gf_matvec_generic(const struct gf_kernels *k, int type, const void *w, size
         for (; t + 4 <= T; t += 4) {
             float o[4];
             if (type == GF_WT_F32) {
-                const float *x4[4] = {x[t].f, x[t + 1].f, x[t + 2].f, x[t + 3].f};
+                const float *x4[4];
+                for (int i = 0; i < 4; i++)
+                    x4[i] = x->f + (size_t)(t + i) * x->ldf;
                 k->dot4_f32(row, x4, cols, o);
             } else if (type == GF_WT_Q8_0 || type == GF_WT_Q4_0) {
-                const struct gf_block_q8 *x4[4] = {x[t].q, x[t + 1].q, x[t + 2].q, x[t + 3].q};
+                const struct gf_block_q8 *x4[4];
+                for (int i = 0; i < 4; i++)
+                    x4[i] = x->q + (size_t)(t + i) * x->ldq;
                 if (type == GF_WT_Q8_0)
                     k->dot4_q8(row, x4, nb, o);
                 else
@@ -99,19 +103,21 @@ void gf_matvec_generic(const struct gf_kernels *k, int type, const void *w, size
                 y[(size_t)(t + i) * ldy + r] = o[i];
         }
         for (; t < T; t++) {
+            const float *xf = x->f + (size_t)t * x->ldf;
+            const struct gf_block_q8 *xq = x->q + (size_t)t * x->ldq;
             float v = 0.0f;
             switch (type) {
             case GF_WT_F32:
-                v = k->dot_f32(row, x[t].f, cols);
+                v = k->dot_f32(row, xf, cols);
                 break;
             case GF_WT_F16:
-                v = k->dot_f16(row, x[t].f, cols);
+                v = k->dot_f16(row, xf, cols);
                 break;
             case GF_WT_Q8_0:
-                v = k->dot_q8(row, x[t].q, nb);
+                v = k->dot_q8(row, xq, nb);
                 break;
             case GF_WT_Q4_0:
-                v = k->dot_q4(row, x[t].q, nb);
+                v = k->dot_q4(row, xq, nb);
                 break;
             default:
                 break;
@@ -121,34 +127,28 @@ void gf_matvec_generic(const struct gf_kernels *k, int type, const void *w, size
     }
 }
 
-void gf_mv_prep(const struct gf_block_q8 *q, int nb, void *mem, struct gf_mv_x *x)
+void gf_mv_prep(const struct gf_block_q8 *q, size_t ldq, int T, int nb, void *mem)
 {
-    size_t np = (size_t)(nb + 1) / 2;
-    int8_t *u = mem;
-    float *ud = (float *)(u + np * 64);
-    int32_t *c8 = (int32_t *)(ud + np * 8), *c4 = c8 + np * 16;
-    for (size_t p = 0; p < np; p++) {
-        for (int h = 0; h < 2; h++) {  // h: first or second block of the pair
-            size_t b = 2 * p + (size_t)h;
-            bool in = b < (size_t)nb;
-            for (int i = 0; i < GF_QK / 2; i++) {
-                u[64 * p + 16 * (size_t)h + (size_t)i] = in ? q[b].qs[i] : 0;
-                u[64 * p + 32 + 16 * (size_t)h + (size_t)i] = in ? q[b].qs[i + GF_QK / 2] : 0;
+    unsigned char *rec = mem;
+    for (int b = 0; b < nb; b++) {
+        for (int t = 0; t < T; t++, rec += GF_MV_REC) {
+            const struct gf_block_q8 *blk = q + (size_t)t * ldq + b;
+            int32_t c8[4], c4[4];
+            for (int j = 0; j < 4; j++) {
+                const int8_t *v = blk->qs;
+                int32_t s = v[4 * j] + v[4 * j + 1] + v[4 * j + 2] + v[4 * j + 3] +
+                            v[16 + 4 * j] + v[17 + 4 * j] + v[18 + 4 * j] + v[19 + 4 * j];
+                c8[j] = -128 * s;
+                c4[j] = -8 * s;
             }
-            for (int i = 0; i < 4; i++)
-                ud[8 * p + 4 * (size_t)h + (size_t)i] = in ? gf_h2f(q[b].d) : 0.0f;
-        }
-        for (int l = 0; l < 16; l++) {  // the int32 lane l covers u bytes 4l..4l+3
-            const int8_t *g = u + 64 * p + 4 * l;
-            int32_t s = g[0] + g[1] + g[2] + g[3];
-            c8[16 * p + (size_t)l] = -128 * s;
-            c4[16 * p + (size_t)l] = -8 * s;
+            float d = gf_h2f(blk->d);
+            memcpy(rec, blk->qs, GF_QK);
+            memcpy(rec + GF_MV_REC_C8, c8, sizeof(c8));
+            memcpy(rec + GF_MV_REC_C4, c4, sizeof(c4));
+            memcpy(rec + GF_MV_REC_D, &d, sizeof(d));
+            memset(rec + GF_MV_REC_D + 4, 0, GF_MV_REC - GF_MV_REC_D - 4);
         }
     }
-    x->u = u;
-    x->ud = ud;
-    x->c8 = c8;
-    x->c4 = c4;
 }
 
 static void quantize_q8(const float *x, struct gf_block_q8 *y, int n)

@@ -96,37 +96,34 @@ static inline uint16_t gf_f2h(float f)
     return (uint16_t)(sign | r);
 }
 
-/* One activation vector of a matrix-vector product, in the forms the kernels read: f for F32
- * and F16 weights; q (its Q8_0 quantization) for quantized weights; u, ud, c8 and c4, the same
- * Q8_0 values rearranged by gf_mv_prep, for tables whose uses_u flag is set (NULL otherwise). */
+/* The T activation vectors of a matrix-vector product (token t at f + t * ldf), in the forms
+ * the kernels read: f for F32 and F16 weights; q, their Q8_0 quantization (token t at
+ * q + t * ldq), for quantized weights; and rec, records derived from q by gf_mv_prep, for
+ * tables whose uses_prep flag is set (NULL otherwise). */
 struct gf_mv_x {
-    const float *f;               // [cols]
-    const struct gf_block_q8 *q;  // [cols / 32]
-    const int8_t *u;              // [pairs][64]
-    const float *ud;              // [pairs][8]
-    const int32_t *c8, *c4;       // [pairs][16]
+    int T;
+    const float *f;
+    size_t ldf;
+    const struct gf_block_q8 *q;
+    size_t ldq;
+    const unsigned char *rec;
 };
 
-/* The u layout: blocks taken in pairs (A, B) = (2p, 2p+1), a missing last partner counting as
- * zero. Each pair is 64 signed bytes: values 0..15 of A, 0..15 of B, 16..31 of A, 16..31 of B
- * (the order in which a pair of Q4_0 blocks unpacks), so the int32 lanes of an 8-bit dot
- * product over a pair belong to A, B, A, B in groups of four. Per pair, ud = [dA x4, dB x4]
- * (the scales), and c8, c4 give for each of the 16 lanes -128 (-8) times the sum of its four
- * values: the integer dot products take the weights as the unsigned operand (Q8_0 weight + 128,
- * Q4_0 nibble without its -8), and a lane starting from c8 (c4) holds exactly the signed partial
- * sum of its four products — as in the AVX2 kernels, the partial sums of a block are exact
- * integers, each scaled by d_w * d_x in float. */
-static inline size_t gf_mv_pairs(int cols)
-{
-    return (size_t)((cols / GF_QK + 1) / 2);
-}
-/* Bytes gf_mv_prep writes at mem for cols values (a multiple of 64, so 64-byte aligned). */
-static inline size_t gf_mv_bytes(int cols)
-{
-    return gf_mv_pairs(cols) * (64 + 32 + 2 * 64);
-}
-/* Fills x->u, ud, c8, c4 from nb Q8_0 blocks, in mem (gf_mv_bytes(nb * 32) bytes). */
-void gf_mv_prep(const struct gf_block_q8 *q, int nb, void *mem, struct gf_mv_x *x);
+/* One record per (block k, token t), at rec + (k * T + t) * GF_MV_REC, so that a kernel walks
+ * all tokens of a block from one pointer: the block's 32 values (int8), then c8[4] and c4[4]
+ * (int32), then its scale (float). The VNNI kernels take the weights as the unsigned operand
+ * of an 8-bit integer dot product (Q8_0 weight + 128, Q4_0 nibble without its -8) and the
+ * activations as the signed one; int32 lane j accumulates values 4j..4j+3 and 16+4j..16+4j+3,
+ * so starting it from c8[j] = -128 (c4[j] = -8) times the sum of those eight activations
+ * leaves exactly the signed partial sum: as in the AVX2 kernels, a block's partial sums are
+ * exact integers, each scaled by d_w * d_x in float. */
+#define GF_MV_REC 80
+#define GF_MV_REC_C8 32
+#define GF_MV_REC_C4 48
+#define GF_MV_REC_D 64
+/* Writes the records of T tokens of nb blocks each (token t's blocks at q + t * ldq) to mem,
+ * nb * T * GF_MV_REC bytes (16-byte aligned). */
+void gf_mv_prep(const struct gf_block_q8 *q, size_t ldq, int T, int nb, void *mem);
 
 /* The kernel table. Contracts (n is a length in values; for the quantized types a multiple of
  * GF_QK; pointers need no particular alignment):
@@ -136,8 +133,8 @@ void gf_mv_prep(const struct gf_block_q8 *q, int nb, void *mem, struct gf_mv_x *
  *   dot_q4(a, b, nb)          the same with a Q4_0 row and Q8_0 activations
  *   dot4_*(a, b[4], n, out)   out[i] = dot(a, b[i]) for four activation rows at once: the weight
  *                             row is loaded (and unpacked) once for four tokens
- *   matvec(k, type, w, row_bytes, nr, cols, x, T, y, ldy)
- *                             y[t*ldy + r] = dot(row r of w, x[t]) for r < nr, t < T (any T >= 1):
+ *   matvec(k, type, w, row_bytes, nr, cols, x, y, ldy)
+ *                             y[t*ldy + r] = dot(row r of w, token t of x) for r < nr, t < x->T:
  *                             rows of weight type `type`, row_bytes apart; each weight row is
  *                             read once for up to 8 tokens. k is the table itself (the generic
  *                             version calls its dot kernels).
@@ -164,8 +161,8 @@ struct gf_kernels {
     void (*dot4_q4)(const struct gf_block_q4 *a, const struct gf_block_q8 *const b[4], int nb,
                     float out[4]);
     void (*matvec)(const struct gf_kernels *k, int type, const void *w, size_t row_bytes, int nr,
-                   int cols, const struct gf_mv_x *x, int T, float *y, size_t ldy);
-    int uses_u;  // matvec reads gf_mv_x.u, ud, c8, c4 for quantized weights: callers fill them
+                   int cols, const struct gf_mv_x *x, float *y, size_t ldy);
+    int uses_prep;  // matvec reads gf_mv_x.rec for quantized weights (gf_mv_prep)
     void (*quantize_q8)(const float *x, struct gf_block_q8 *y, int n);
     void (*axpy_f32)(float *y, float a, const float *x, int n);
     void (*axpy_f16)(float *y, float a, const uint16_t *x, int n);
@@ -192,7 +189,7 @@ void gf_kernels_fill_avx512_vnni(struct gf_kernels *k);  // AVX-512 VNNI: 8-bit 
 
 /* The matvec of the scalar and AVX2 tables: the table's dot4_* and dot_* kernels row by row. */
 void gf_matvec_generic(const struct gf_kernels *k, int type, const void *w, size_t row_bytes,
-                       int nr, int cols, const struct gf_mv_x *x, int T, float *y, size_t ldy);
+                       int nr, int cols, const struct gf_mv_x *x, float *y, size_t ldy);
 extern const struct gf_kernels gf_kernels_scalar;
 
 /* Fills cs[0..n_rot) with cos, sin of pos * theta^(-2i/n_rot) for i in [0, n_rot/2). */

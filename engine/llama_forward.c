@@ -41,8 +41,7 @@ struct gf_llm_ctx {
     float *cs;               // [T][n_rot] rope cos/sin per token
     float *att;              // [n_threads][max_ctx] attention scores
     struct gf_block_q8 *xq;  // [T][max_cols / 32 + 1] quantized activations
-    char *xu;                // [T][gf_mv_bytes(max_cols)] the same, rearranged (gf_mv_prep)
-    struct gf_mv_x *mv;      // [T] activation descriptors of the current product
+    unsigned char *xrec;     // [max_cols / 32][T] records of xq for the kernels (gf_mv_prep)
     float *tile;             // [n_threads][tile_rows][max_cols] dequantized weights
 };
 
@@ -63,7 +62,7 @@ struct mm_job {
     const struct gf_llm_weight *w[MAX_MM];
     float *y[MAX_MM];       // [T][w->rows]
     const float *x;         // [T][cols]
-    const struct gf_mv_x *mv; // [T] the activations as the matvec kernels take them
+    struct gf_mv_x mv;      // the activations as the matvec kernels take them
     int T;
     bool gemm;
 };
@@ -73,7 +72,7 @@ static void mm_rows_dot(const struct mm_job *j, const struct gf_llm_weight *w, f
 {
     const struct gf_kernels *k = j->c->k;
     k->matvec(k, w->type, (const char *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes,
-              r1 - r0, w->cols, j->mv, j->T, y + r0, (size_t)w->rows);
+              r1 - r0, w->cols, &j->mv, y + r0, (size_t)w->rows);
 }
 
 static void mm_rows_gemm(const struct mm_job *j, const struct gf_llm_weight *w, float *y, int r0,
@@ -137,19 +136,16 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
     if (!j.gemm) {
         // activations quantized once per product (not per row), in every form the kernels read
         int cols = w[0]->cols, nb = cols / GF_QK;
-        size_t ub = gf_mv_bytes(c->max_cols);
-        for (int t = 0; t < T; t++) {
-            struct gf_mv_x *v = &c->mv[t];
-            *v = (struct gf_mv_x){.f = x + (size_t)t * cols};
-            if (!quant)
-                continue;
-            struct gf_block_q8 *q = c->xq + (size_t)t * (c->max_cols / GF_QK + 1);
-            c->k->quantize_q8(v->f, q, cols);
-            v->q = q;
-            if (c->k->uses_u)
-                gf_mv_prep(q, nb, c->xu + (size_t)t * ub, v);
+        size_t ldq = (size_t)c->max_cols / GF_QK + 1;
+        j.mv = (struct gf_mv_x){.T = T, .f = x, .ldf = (size_t)cols, .q = c->xq, .ldq = ldq};
+        if (quant) {
+            for (int t = 0; t < T; t++)
+                c->k->quantize_q8(x + (size_t)t * cols, c->xq + (size_t)t * ldq, cols);
+            if (c->k->uses_prep) {
+                gf_mv_prep(c->xq, ldq, T, nb, c->xrec);
+                j.mv.rec = c->xrec;
+            }
         }
-        j.mv = c->mv;
     }
     run(c, mm_worker, &j, work);
 }
@@ -334,11 +330,10 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->att = gf_mallocarray((size_t)n_threads * max_ctx, sizeof(float));
     c->xq = gf_mallocarray(T * (c->max_cols / GF_QK + 1), sizeof(struct gf_block_q8));
     c->tile = gf_mallocarray((size_t)n_threads * c->tile_rows * c->max_cols, sizeof(float));
-    c->xu = gf_mallocarray(T, gf_mv_bytes(c->max_cols));
-    c->mv = gf_mallocarray(T, sizeof(struct gf_mv_x));
+    c->xrec = gf_mallocarray(T * (size_t)(c->max_cols / GF_QK), GF_MV_REC);
     int rc = GF_ENOMEM;
     if (!c->x || !c->xb || !c->tmp || !c->q || !c->kk || !c->vv || !c->hb || !c->hb2 || !c->cs ||
-        !c->att || !c->xq || !c->tile || !c->xu || !c->mv)
+        !c->att || !c->xq || !c->tile || !c->xrec)
         goto fail;
     if ((rc = gf_tpool_new(n_threads, &c->pool)) != 0)
         goto fail;
@@ -378,7 +373,6 @@ void gf_llm_ctx_free(struct gf_llm_ctx *c)
     gf_free(c->att);
     gf_free(c->xq);
     gf_free(c->tile);
-    gf_free(c->xu);
-    gf_free(c->mv);
+    gf_free(c->xrec);
     gf_free(c);
 }

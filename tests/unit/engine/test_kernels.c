@@ -201,13 +201,11 @@ static void compare_matvec(const struct gf_kernels *k)
     static uint16_t w16[ROWS][COLS_MAX];
     static struct gf_block_q8 w8[ROWS][NB_MAX], xq[TOK][NB_MAX];
     static struct gf_block_q4 w4[ROWS][NB_MAX];
-    static char prep[TOK][(NB_MAX + 1) / 2 * 224];
-    struct gf_mv_x mv[TOK];
+    static unsigned char rec[NB_MAX * TOK * GF_MV_REC];
     const int cols_list[] = {32, 64, 96, 2048 + 32};
     int bad = 0;
     for (size_t ci = 0; ci < GF_ARRAY_LEN(cols_list); ci++) {
         int cols = cols_list[ci], nb = cols / GF_QK;
-        CHECK(gf_mv_bytes(cols) <= sizeof(prep[0]));
         for (int r = 0; r < ROWS; r++) {
             fill(w32[r], cols, 1.0f);
             for (int i = 0; i < cols; i++)
@@ -224,17 +222,19 @@ static void compare_matvec(const struct gf_kernels *k)
         for (int t = 0; t < TOK; t++) {
             fill(x[t], cols, 2.0f);
             s->quantize_q8(x[t], xq[t], cols);
-            mv[t] = (struct gf_mv_x){.f = x[t], .q = xq[t]};
-            if (k->uses_u)
-                gf_mv_prep(xq[t], nb, prep[t], &mv[t]);
         }
         const int types[] = {GF_WT_F32, GF_WT_F16, GF_WT_Q8_0, GF_WT_Q4_0};
         const void *ws[] = {w32, w16, w8, w4};
         size_t strides[] = {sizeof(w32[0]), sizeof(w16[0]), sizeof(w8[0]), sizeof(w4[0])};
         for (size_t ti = 0; ti < GF_ARRAY_LEN(types); ti++) {
             for (int T = 1; T <= TOK; T++) {
-                k->matvec(k, types[ti], ws[ti], strides[ti], ROWS, cols, mv, T, &y[0][0],
-                          ROWS + 3);
+                struct gf_mv_x mv = {.T = T, .f = x[0], .ldf = COLS_MAX, .q = xq[0],
+                                     .ldq = NB_MAX};
+                if (k->uses_prep) {
+                    gf_mv_prep(xq[0], NB_MAX, T, nb, rec);
+                    mv.rec = rec;
+                }
+                k->matvec(k, types[ti], ws[ti], strides[ti], ROWS, cols, &mv, &y[0][0], ROWS + 3);
                 for (int t = 0; t < T; t++) {
                     for (int r = 0; r < ROWS; r++) {
                         float want = 0;
