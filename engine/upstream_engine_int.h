@@ -90,6 +90,9 @@ struct gf_gen {
     struct gf_up_reply reply;
 };
 
+/* Idle upstream connections kept open for reuse (over all targets). */
+#define GF_UP_IDLE_CONNECTIONS 64
+
 /* ---- upstream_loop.c: libcurl driven by libevent ------------------------------------------- */
 
 /* Sets the multi handle's socket and timer callbacks and creates curl's timer event. */
