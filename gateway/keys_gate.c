@@ -110,6 +110,13 @@ static bool needs_key(enum gf_route route)
            route != GF_ROUTE_NONE;
 }
 
+/* Routes that go through stage (3), where the limiter decides and sets the x-ratelimit-*
+ * headers (gateway/pipeline.c); the others get them at authentication. */
+static bool admitted(enum gf_route route)
+{
+    return route == GF_ROUTE_CHAT || route == GF_ROUTE_COMPLETIONS || route == GF_ROUTE_MODERATIONS;
+}
+
 static int64_t count_tokens(struct gf_keys_gate *g, const char *s, size_t n)
 {
     if (s == NULL || n == 0)
@@ -161,14 +168,25 @@ static int hook_authenticate(void *ud, struct gf_request *r, struct gf_err *err)
     struct gf_key key;
     enum gf_auth a = gf_keys_authenticate(g->keys, authz, gf_wall_ms(), &key, NULL);
     if (a != GF_AUTH_OK) {
-        if (a == GF_AUTH_REVOKED || a == GF_AUTH_SUSPENDED || a == GF_AUTH_EXPIRED)
+        if (a == GF_AUTH_REVOKED || a == GF_AUTH_SUSPENDED || a == GF_AUTH_EXPIRED) {
             gf_log(GF_LOG_INFO, "keys", "req=%s event=key_refused key=%s why=%s", gf_request_id(r),
                    key.id, gf_auth_code(a));
+            // The key is known (its secret matched): its id goes into the refusal's audit
+            // record, so an administrator sees who kept using a cut key. Never the secret.
+            gf_request_set_key(r, key.id);
+        }
         return gf_err_set(err, GF_EPERM, "%s", gf_auth_message(a));
     }
     int rc = gf_request_set_key(r, key.id);
     if (rc == 0 && key.group[0]) // the key's policy group decides which rules apply
         rc = gf_request_set_group(r, key.group);
+    if (rc == 0 && !admitted(gf_request_route(r)) && g->keys->lim->ops->peek) {
+        // A route the limiter does not count still tells the client where its key stands, so
+        // every authenticated answer carries the same x-ratelimit-* headers.
+        struct gf_rl_info info;
+        g->keys->lim->ops->peek(g->keys->lim, key.id, &key.limits, gf_rl_now(), &info);
+        gf_rl_headers(&info, false, add_header, r);
+    }
     return rc;
 }
 

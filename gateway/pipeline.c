@@ -258,8 +258,8 @@ static void finish(struct gf_request *r)
                                                       r->route == GF_ROUTE_COMPLETIONS
                                                   ? "POST"
                                                   : "GET, HEAD");
-            if (r->status == 503)
-                evhttp_add_header(h, "Retry-After", "1");
+            if (r->status == 503 && evhttp_find_header(h, "Retry-After") == NULL)
+                evhttp_add_header(h, "Retry-After", "1"); // unless a hook said when
             if (eb != NULL && r->out.len > 0)
                 evbuffer_add(eb, r->out.data, r->out.len);
             gw->metrics.bytes_out += r->out.len;
@@ -316,7 +316,12 @@ static void audit_next(struct gf_request *r, size_t from);
 
 static void audit_done(struct gf_request *r, int rc)
 {
-    if (rc != 0 && r->err_code == 0 && !r->stream_started)
+    // GF_EIO: the log cannot be written (disk full, I/O error). Like every request refused
+    // during the outage, this one gets 503 + Retry-After: the client may retry, nothing of it
+    // was served. Anything else (out of memory) is the server's own error.
+    if (rc == GF_EIO && r->err_code == 0 && !r->stream_started)
+        set_error(r, GF_EAGAIN, 503, "the audit log cannot be written; retry later", NULL);
+    else if (rc != 0 && r->err_code == 0 && !r->stream_started)
         set_error(r, GF_EIO, 500, "the audit record could not be written", NULL);
     else if (rc != 0 && r->err_code == 0)
         set_error(r, GF_EIO, 200, "the audit record could not be written", NULL);
