@@ -65,6 +65,7 @@ struct mm_job {
     struct gf_mv_x mv;      // the activations as the matvec kernels take them
     int T;
     bool gemm;
+    int chunk_rows;         // decode products: rows per chunk (a multiple of ROW_ALIGN)
 };
 
 static void mm_rows_dot(const struct mm_job *j, const struct gf_llm_weight *w, float *y, int r0,
@@ -120,6 +121,21 @@ static void mm_worker(void *arg, int ith, int nth)
     }
 }
 
+/* Decode products: chunk i is rows [i * chunk_rows, (i + 1) * chunk_rows) of all the job's
+ * weights taken end to end, on whichever thread takes it (gf_tpool_run_chunks). */
+static void mm_chunk(void *arg, int i)
+{
+    const struct mm_job *j = arg;
+    int lo = i * j->chunk_rows, hi = lo + j->chunk_rows, base = 0;
+    for (int wi = 0; wi < j->n_w && lo < hi; wi++) {
+        int rows = j->w[wi]->rows;
+        int a = lo > base ? lo - base : 0, b = hi - base < rows ? hi - base : rows;
+        if (a < b)
+            mm_rows_dot(j, j->w[wi], j->y[wi], a, b);
+        base += rows;
+    }
+}
+
 /* y_i = x W_i^T for the n_w weights (which share cols), over T input rows. */
 static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *const *w,
                    float *const *y, const float *x, int T)
@@ -147,7 +163,23 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
             }
         }
     }
-    run(c, mm_worker, &j, work);
+    if (j.gemm) {
+        run(c, mm_worker, &j, work);
+        return;
+    }
+    // about 8 chunks per thread, so a thread that is descheduled or slow costs little
+    int total = 0;
+    for (int i = 0; i < n_w; i++)
+        total += w[i]->rows;
+    int per = (total + 8 * c->n_threads - 1) / (8 * c->n_threads);
+    j.chunk_rows = (per + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
+    int n_chunks = (total + j.chunk_rows - 1) / j.chunk_rows;
+    if (work < c->min_parallel || c->n_threads == 1) {
+        for (int i = 0; i < n_chunks; i++)
+            mm_chunk(&j, i);
+    } else {
+        gf_tpool_run_chunks(c->pool, mm_chunk, &j, n_chunks);
+    }
 }
 
 static void matmul1(struct gf_llm_ctx *c, const struct gf_llm_weight *w, float *y, const float *x,
