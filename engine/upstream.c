@@ -183,6 +183,7 @@ void gf_up_gen_finish(struct gf_gen *g, CURLcode rc)
         gf_up_set_health(t, false, curl_easy_strerror(rc));
         if (++g->attempts < u->n_targets) {
             g->target = gf_up_pick_target(u, g->target);
+            g->head_acked = false;
             curl_easy_setopt(g->easy, CURLOPT_URL, g->kind == GF_GEN_CHAT
                                                        ? u->targets[g->target].chat_url
                                                        : u->targets[g->target].compl_url);
