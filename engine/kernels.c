@@ -77,8 +77,13 @@ void gf_matvec_generic(const struct gf_kernels *k, int type, const void *w, size
                        int nr, int cols, const struct gf_mv_x *x, float *y, size_t ldy)
 {
     int nb = cols / GF_QK, T = x->T;
+    // rows stream from memory: prefetch about 4 KiB ahead, a whole row at a time
+    int ahead = (int)((4096 + row_bytes - 1) / row_bytes);
     for (int r = 0; r < nr; r++) {
         const void *row = (const char *)w + (size_t)r * row_bytes;
+        if (r + ahead < nr)
+            for (size_t o = 0; o < row_bytes; o += 64)
+                __builtin_prefetch((const char *)row + (size_t)ahead * row_bytes + o);
         int t = 0;
         // four tokens at a time: the row is loaded (and unpacked) once for all four
         for (; t + 4 <= T; t += 4) {
