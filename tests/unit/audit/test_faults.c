@@ -346,8 +346,9 @@ static void test_empty_last_after_damaged(void)
     seg_path(dir, ns - 2, prev);
     // Move the last segment's records away: it is empty, the previous ends early.
     spit(last, "", 0);
-    char **v;
+    char **v = NULL;
     int n = read_lines(prev, &v);
+    REQUIRE(n > 0 && v != NULL);
     v[n - 1][1] = 'X'; // damage its last record
     write_lines(prev, v, n);
     free_lines(v, n);
