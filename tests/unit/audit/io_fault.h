@@ -39,12 +39,13 @@ enum io_call {
     IO_OPENDIR,
     IO_EVENTFD,
     IO_FSTAT,
+    IO_UNLINK,
     IO_N
 };
 
 static const char *const io_call_names[IO_N] = {"open",      "read",     "write",  "fsync",
                                                 "fdatasync", "ftruncate", "truncate", "rename",
-                                                "opendir",   "eventfd",  "fstat"};
+                                                "opendir",   "eventfd",  "fstat",  "unlink"};
 
 static atomic_int io_countdown[IO_N]; // 0: off; else the call that makes it reach 0 fails
 static atomic_int io_repeat[IO_N];    // further calls that fail right after it
@@ -194,5 +195,12 @@ int fstat(int fd, struct stat *st)
     return IO_NEXT("fstat64", int (*)(int, struct stat *))(fd, st);
 }
 
+
+int unlink(const char *path)
+{
+    if (io_hit(IO_UNLINK, path))
+        return -1;
+    return IO_NEXT("unlink", int (*)(const char *))(path);
+}
 
 #endif

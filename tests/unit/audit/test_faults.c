@@ -144,8 +144,33 @@ static void fault_loop(enum io_call kind, int err)
     CHECK_MSG(bad == 0, "%s: %d of %d steps left a broken log", io_call_names[kind], bad, steps);
 }
 
+/* The same on an empty directory: the log is created under the fault. */
+static void fault_loop_new(enum io_call kind)
+{
+    int steps = 0, bad = 0;
+    for (int n = 1; n < 2000; n++) {
+        fresh();
+        io_reset();
+        io_fail(kind, n, EIO);
+        int rc = life();
+        bool fired = atomic_load(&io_fired) > 0;
+        io_reset();
+        steps++;
+        if (rc == -1000 || !healthy()) {
+            fprintf(stderr, "  new log, %s #%d: open rc %d\n", io_call_names[kind], n, rc);
+            bad++;
+        }
+        if (!fired)
+            break;
+    }
+    CHECK_MSG(bad == 0, "new log, %s: %d of %d steps left a broken log", io_call_names[kind],
+              bad, steps);
+}
+
 static void test_syscall_faults(void)
 {
+    for (int k = 0; k < IO_N; k++)
+        fault_loop_new((enum io_call)k);
     for (int k = 0; k < IO_N; k++)
         fault_loop((enum io_call)k, k == IO_WRITE ? ENOSPC : EIO);
     // EINTR is retried where the code loops on it (writes and reads of the log).
@@ -430,6 +455,183 @@ static void test_all_segments_removed(void)
     REQUIRE(audit_manifest_write(dir, key, &man, &err) == 0);
     REQUIRE(gf_audit_verify(dir, key, &r, &err) == 0);
     CHECK(!r.ok && strstr(r.reason, "ends before the checkpoint") && strcmp(r.file, "MANIFEST.json") == 0);
+}
+
+/* Allocation failures anywhere in a life of the log, on the caller's thread and the writer's:
+ * the Nth allocation fails (once) for N = 1, 2, ... until a life makes no failing allocation. */
+static void test_oom_life(void)
+{
+    if (!gf_alloc_fail_supported())
+        return;
+    int steps = 0, bad = 0;
+    for (long n = 1; n < 20000; n++) {
+        make_template();
+        gf_alloc_fail_after(n, false);
+        int rc = life();
+        unsigned long failed = gf_alloc_failures();
+        gf_alloc_fail_after(0, false);
+        steps++;
+        if (rc == -1000 || !healthy()) {
+            fprintf(stderr, "  allocation %ld: open rc %d\n", n, rc);
+            bad++;
+        }
+        if (failed == 0)
+            break;
+    }
+    printf("allocation failures: %d steps\n", steps);
+    CHECK_MSG(bad == 0 && steps > 50, "%d of %d steps left a broken log", bad, steps);
+}
+
+/* The writer cannot remove the empty segment of a failed rotation: logged, and the writer goes
+ * on; verify then points at the stray file for an operator. */
+static void test_rotation_cleanup_fails(void)
+{
+    make_template();
+    io_reset();
+    io_fail(IO_RENAME, 1, EIO); // the first manifest update is a rotation's
+    io_fail(IO_UNLINK, 1, EIO);
+    CHECK(life() == 0);
+    CHECK(atomic_load(&io_fired) == 2);
+    io_reset();
+    struct gf_audit_verify_result r;
+    uint8_t key[GF_AUDIT_KEY_LEN];
+    struct gf_err err = {0};
+    REQUIRE(gf_audit_key_load(keyfile, false, key, &err) == 0);
+    REQUIRE(gf_audit_verify(dir, key, &r, &err) == 0);
+    CHECK(!r.ok && strstr(r.reason, "MANIFEST.json"));
+}
+
+static int errno0_fsync(void *ud, int fd)
+{
+    atomic_int *left = ud;
+    if (atomic_load(left) > 0) {
+        atomic_fetch_sub(left, 1);
+        errno = 0; // a failure that does not say why: counted as EIO
+        return -1;
+    }
+    return fdatasync(fd);
+}
+
+static void test_odd_failures(void)
+{
+    // An fsync that fails without errno; writes that fail three times running.
+    fresh();
+    static atomic_int left;
+    atomic_store(&left, 1);
+    struct gf_audit_io io = {NULL, errno0_fsync, (void *)&left};
+    struct gf_audit_config c;
+    small_config(&c);
+    c.io = &io;
+    struct gf_audit *a = NULL;
+    struct gf_err err = {0};
+    REQUIRE(gf_audit_open(&c, NULL, &a, &err) == 0);
+    append_n(a, 0, 3, NULL);
+    gf_audit_flush(a);
+    wait_writable(a);
+    CHECK(gf_audit_writable(a));
+    io_reset();
+    io_fail_times(IO_WRITE, 1, 3, ENOSPC);
+    append_n(a, 3, 3, NULL);
+    gf_audit_flush(a);
+    wait_writable(a);
+    CHECK(gf_audit_writable(a) && atomic_load(&io_fired) == 3);
+    io_reset();
+    // An admin record under allocation failure: a clean GF_ENOMEM at every step.
+    int wrong = 0;
+    for (long n = 1; n < 100 && gf_alloc_fail_supported(); n++) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "group", "g");
+        gf_alloc_fail_after(n, false);
+        int rc = gf_audit_log_admin(a, "key_created", "key_x", d, NULL, NULL);
+        unsigned long failed = gf_alloc_failures();
+        gf_alloc_fail_after(0, false);
+        cJSON_Delete(d);
+        if (failed == 0) {
+            CHECK(rc == 0);
+            break;
+        }
+        wrong += rc != GF_ENOMEM;
+    }
+    CHECK(wrong == 0);
+    gf_audit_close(a);
+    struct gf_audit_verify_result r;
+    CHECK(verify_ok(dir, keyfile, &r));
+    // Closed while records wait for their group commit, more of them than one commit takes.
+    fresh();
+    small_config(&c);
+    c.commit_interval_ms = 1000;
+    c.commit_max_records = 2;
+    REQUIRE(gf_audit_open(&c, NULL, &a, &err) == 0);
+    static struct done_log log;
+    memset(&log, 0, sizeof(log));
+    append_n(a, 0, 9, &log);
+    gf_audit_close(a);
+    CHECK(log.calls == 9 && log.errors == 0);
+    CHECK(verify_ok(dir, keyfile, &r));
+}
+
+/* Manifests that say less than the directory: no segment listed, one that starts past the
+ * files, a checkpoint never sealed, a sealed hash that does not match. */
+static void test_manifest_variants(void)
+{
+    fresh();
+    struct gf_audit_config c;
+    small_config(&c);
+    REQUIRE(make_log(&c, 12) == 0);
+    uint8_t key[GF_AUDIT_KEY_LEN];
+    struct gf_err err = {0};
+    REQUIRE(gf_audit_key_load(keyfile, false, key, &err) == 0);
+    struct audit_manifest man;
+    memset(&man, 0, sizeof(man));
+    REQUIRE(audit_manifest_read(dir, key, &man, &err) == 0);
+    struct gf_audit_verify_result r;
+    // The sealed checkpoint's hash edited (with a valid manifest MAC): "not the checkpoint".
+    struct audit_manifest edited = man;
+    edited.ckpt_hash[0] ^= 1;
+    REQUIRE(audit_manifest_write(dir, key, &edited, &err) == 0);
+    REQUIRE(gf_audit_verify(dir, key, &r, &err) == 0);
+    CHECK(!r.ok && strstr(r.reason, "not the checkpoint"));
+    // No checkpoint sealed at all: the chain alone, and it verifies.
+    edited.ckpt_seq = 0;
+    REQUIRE(audit_manifest_write(dir, key, &edited, &err) == 0);
+    REQUIRE(gf_audit_verify(dir, key, &r, &err) == 0);
+    CHECK(r.ok);
+    // A manifest listing no segment while segments exist: recovery lists the last one again.
+    struct audit_manifest none;
+    memset(&none, 0, sizeof(none));
+    REQUIRE(audit_manifest_write(dir, key, &none, &err) == 0);
+    char msg[512];
+    CHECK_MSG(open_rc(msg, sizeof(msg)) == 0, "%s", msg);
+    audit_manifest_cleanup(&man);
+    // A manifest whose only segment is past the files: created, and the empty segment's chain
+    // head comes from the file before it.
+    fresh();
+    REQUIRE(make_log(&c, 3) == 0);
+    REQUIRE(gf_audit_key_load(keyfile, false, key, &err) == 0);
+    REQUIRE(verify_ok(dir, keyfile, &r));
+    struct audit_manifest one;
+    memset(&one, 0, sizeof(one));
+    char name[AUDIT_SEG_NAME_MAX];
+    audit_seg_name(r.last_seq + 1, name);
+    REQUIRE(audit_manifest_add(&one, name) == 0);
+    REQUIRE(audit_manifest_write(dir, key, &one, &err) == 0);
+    audit_manifest_cleanup(&one);
+    CHECK_MSG(open_rc(msg, sizeof(msg)) == 0, "%s", msg);
+    // An empty last segment named for a seq the one before does not end at.
+    fresh();
+    REQUIRE(make_log(&c, 3) == 0);
+    REQUIRE(gf_audit_key_load(keyfile, false, key, &err) == 0);
+    REQUIRE(verify_ok(dir, keyfile, &r));
+    REQUIRE(audit_manifest_read(dir, key, &one, &err) == 0);
+    audit_seg_name(r.last_seq + 5, name);
+    REQUIRE(audit_manifest_add(&one, name) == 0);
+    REQUIRE(audit_manifest_write(dir, key, &one, &err) == 0);
+    audit_manifest_cleanup(&one);
+    char p[512];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    spit(p, "", 0);
+    CHECK_MSG(open_rc(msg, sizeof(msg)) == GF_EFORMAT && strstr(msg, "does not end where"), "%s",
+              msg);
 }
 
 /* A write fails and so does cutting the file back, once or repeatedly: the writer stays failed
@@ -723,6 +925,10 @@ int main(void)
     RUN(test_huge_record);
     RUN(test_all_segments_removed);
     RUN(test_write_and_truncate_fail);
+    RUN(test_oom_life);
+    RUN(test_rotation_cleanup_fails);
+    RUN(test_odd_failures);
+    RUN(test_manifest_variants);
     RUN(test_big_batch_and_accessors);
     RUN(test_zero_progress_and_periodic_checkpoint);
     RUN(test_none_durability_oom);
