@@ -199,6 +199,7 @@ static void reply_info(struct gf_request *r, struct gf_reply_info *ri)
     ri->model = r->model[0] ? r->model : r->api_req.gen.model;
     ri->created = r->created;
     ri->kind = r->api_req.gen.kind;
+    ri->top_json = NULL;
 }
 
 /* Sends what is left to send (the whole reply, or the end of a stream), then records metrics
@@ -294,6 +295,7 @@ static void finish(struct gf_request *r)
     for (int i = 0; i < r->n_choices; i++) {
         gf_buf_cleanup(&r->choices[i].text);
         gf_free(r->choices[i].extra_json);
+        gf_free(r->choices[i].final_json);
     }
     gf_free(r->choices);
     gf_buf_cleanup(&r->scratch[0]);
@@ -424,8 +426,11 @@ static void emit(struct gf_request *r, int idx, const char *role, const char *te
 {
     struct gf_reply_info ri;
     reply_info(r, &ri);
+    if (finish_reason != NULL)  // the choice's last chunk carries what hooks added for it
+        ri.top_json = r->choices[idx].final_json;
     struct gf_buf b;
-    gf_buf_init(&b, len + 4096 + (extra ? strlen(extra) : 0));
+    gf_buf_init(&b, len + 4096 + (extra ? strlen(extra) : 0) +
+                        (ri.top_json ? strlen(ri.top_json) : 0));
     if (gf_api_chunk_sse(&b, &ri, idx, role, text, len, extra, finish_reason,
                          r->api_req.include_usage) == 0) {
         start_stream(r);
@@ -1057,6 +1062,18 @@ const char *gf_request_output(const struct gf_request *r, int index, size_t *len
     }
     *len = r->choices[index].text.len;
     return r->choices[index].text.data ? r->choices[index].text.data : "";
+}
+
+int gf_request_set_final_json(struct gf_request *r, int index, const char *members)
+{
+    if (index < 0 || index >= r->n_choices)
+        return GF_EINVAL;
+    char *copy = NULL;
+    if (members != NULL && (copy = gf_strdup(members)) == NULL)
+        return GF_ENOMEM;
+    gf_free(r->choices[index].final_json);
+    r->choices[index].final_json = copy;
+    return 0;
 }
 
 int gf_request_n_choices(const struct gf_request *r)
