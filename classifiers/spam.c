@@ -44,6 +44,7 @@ struct features {
 // \w of the phrase pattern, B_LETTER / B_UPPER ASCII letters / capitals, B_BANG '!'.
 enum { B_ALNUM = 1, B_WORD = 2, B_LETTER = 4, B_UPPER = 8, B_BANG = 16 };
 static unsigned char byte_class[256];
+static uint64_t counts_of[256];  // what a byte adds to (letters, capitals, bangs), 21 bits each
 
 static void init_classes(void)
 {
@@ -53,6 +54,7 @@ static void init_classes(void)
                                         ((lower || upper || digit || c == '_') ? B_WORD : 0) |
                                         ((lower || upper) ? B_LETTER : 0) | (upper ? B_UPPER : 0) |
                                         (c == '!' ? B_BANG : 0));
+        counts_of[c] = (uint64_t)(lower || upper) | (uint64_t)upper << 21 | (uint64_t)(c == '!') << 42;
     }
 }
 
@@ -190,7 +192,11 @@ static unsigned count_cta(const struct spam *sp, const char *str, size_t n)
         unsigned char c = s[p];
         unsigned b = c >= 'A' && c <= 'Z' ? c + 32u : c;
         size_t best = 0;
+        unsigned c1 = p + 1 < n ? s[p + 1] : 0;  // every phrase has two bytes or more
+        c1 = c1 >= 'A' && c1 <= 'Z' ? c1 + 32 : space_byte((unsigned char)c1) ? ' ' : c1;
         for (size_t k = b < 128 ? sp->from[b] : 0; b < 128 && k < sp->from[b + 1]; k++) {
+            if ((unsigned char)cta[sp->first_of[k]][1] != c1)
+                continue;
             size_t e = phrase_end(cta[sp->first_of[k]], s, n, p);
             if (e > best)
                 best = e;
@@ -240,12 +246,16 @@ static int spam_scan(const struct gf_detector *d, const struct gf_scan *in, stru
     if (in->len == 0)
         return 0;
     struct features f = {0};
+    // Letters, capitals and '!' as three 21-bit counters in one word, per block of < 2^21.
     const unsigned char *t = (const unsigned char *)in->text;
-    for (size_t i = 0; i < in->len; i++) {
-        unsigned k = byte_class[t[i]];
-        f.letters += (k & B_LETTER) != 0;
-        f.upper += (k & B_UPPER) != 0;
-        f.bangs += (k & B_BANG) != 0;
+    for (size_t i = 0; i < in->len;) {
+        size_t end = in->len - i < (1u << 20) ? in->len : i + (1u << 20);
+        uint64_t sum = 0;
+        for (; i < end; i++)
+            sum += counts_of[t[i]];
+        f.letters += sum & 0x1FFFFF;
+        f.upper += (sum >> 21) & 0x1FFFFF;
+        f.bangs += sum >> 42;
     }
     f.links = count_str(in->text, in->len, "://") + count_str(in->text, in->len, "www.") +
               count_domains(in->text, in->len);
