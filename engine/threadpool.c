@@ -31,7 +31,8 @@ struct gf_tpool {
     atomic_uint gen;
     atomic_int pending;      // workers that have not finished the current generation
     atomic_bool stop;
-    bool chunked;            // the current job's kind
+    atomic_bool chunked;     // the current job's kind (a late worker may read it while the
+                             // caller sets up the next job, hence atomic)
     gf_tpool_fn fn;          // static job
     gf_tpool_chunk_fn cfn;   // chunked job
     void *ctx;
@@ -77,7 +78,7 @@ static void *worker_main(void *arg)
         if (atomic_load(&p->stop))
             return NULL;
         seen = g;
-        bool chunked = p->chunked;
+        bool chunked = atomic_load_explicit(&p->chunked, memory_order_relaxed);
         if (atomic_load_explicit(&p->gen, memory_order_acquire) != g) {
             seen = g - 1;  // another job started meanwhile: look again (chunked jobs only)
             continue;
@@ -117,6 +118,7 @@ int gf_tpool_new(int n_threads, struct gf_tpool **out)
     atomic_init(&p->gen, 0);
     atomic_init(&p->pending, 0);
     atomic_init(&p->stop, false);
+    atomic_init(&p->chunked, false);
     if (n_threads > 1) {
         p->threads = gf_calloc((size_t)n_threads - 1, sizeof(pthread_t));
         if (p->threads == NULL) {
@@ -171,7 +173,7 @@ void gf_tpool_run(struct gf_tpool *p, gf_tpool_fn fn, void *ctx)
         fn(ctx, 0, 1);
         return;
     }
-    p->chunked = false;
+    atomic_store_explicit(&p->chunked, false, memory_order_relaxed);
     p->fn = fn;
     p->ctx = ctx;
     atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
@@ -200,7 +202,7 @@ void gf_tpool_run_chunks(struct gf_tpool *p, gf_tpool_chunk_fn fn, void *ctx, in
             fn(ctx, i);
         return;
     }
-    p->chunked = true;
+    atomic_store_explicit(&p->chunked, true, memory_order_relaxed);
     p->cfn = fn;
     p->ctx = ctx;
     p->n_chunks = n_chunks;
