@@ -1,7 +1,8 @@
 /* test_clf_shipped.c — the model shipped in models/moderation.gguf: it loads from the source
  * tree, has the nine categories, flags clear examples of each category and passes clear benign
  * look-alikes, keeps its scores within 0.05 under evasion (homoglyphs, zero-width characters,
- * leetspeak, a spaced-out word), and batch scoring equals single scoring. */
+ * leetspeak, a spaced-out word), and batch scoring equals single scoring with every
+ * embedding-bag kernel the CPU has. */
 #include "classifiers/clf_int.h"
 
 #include <math.h>
@@ -114,6 +115,22 @@ static void test_batch_equals_single(struct gf_clf_model *m)
         REQUIRE(gf_clf_model_score(m, texts[i], lens[i], one, s) == 0);
         CHECK(memcmp(one, batch + i * GF_ARRAY_LEN(CATS), sizeof(one)) == 0);
     }
+    // Every embedding-bag kernel this CPU has gives the same bits (integer sums).
+    const char *kernels[] = {"scalar", "avx2", "avx512"};
+    gf_clf_bag_fn best = m->bag;
+    for (size_t k = 0; k < GF_ARRAY_LEN(kernels); k++) {
+        gf_clf_bag_fn fn = gf_clf_bag_kernel_get(kernels[k]);
+        if (fn == NULL)
+            continue;
+        m->bag = fn;
+        for (size_t i = 0; i < N; i++) {
+            float one[GF_ARRAY_LEN(CATS)];
+            REQUIRE(gf_clf_model_score(m, texts[i], lens[i], one, s) == 0);
+            CHECK_MSG(memcmp(one, batch + i * GF_ARRAY_LEN(CATS), sizeof(one)) == 0, "%s",
+                      kernels[k]);
+        }
+    }
+    m->bag = best;
     gf_clf_scratch_free(s);
 }
 
