@@ -46,7 +46,7 @@ static void fail_in_write(struct gf_gen *g, int code, int status, const char *ms
     if (g->fail_code == 0) {
         g->fail_code = code;
         g->fail_status = status;
-        snprintf(g->fail_msg, sizeof(g->fail_msg), "%s", msg);
+        gf_strlcpy(g->fail_msg, msg, sizeof(g->fail_msg));
     }
 }
 
@@ -183,6 +183,7 @@ void gf_up_gen_finish(struct gf_gen *g, CURLcode rc)
         gf_up_set_health(t, false, curl_easy_strerror(rc));
         if (++g->attempts < u->n_targets) {
             g->target = gf_up_pick_target(u, g->target);
+            g->head_acked = false;
             curl_easy_setopt(g->easy, CURLOPT_URL, g->kind == GF_GEN_CHAT
                                                        ? u->targets[g->target].chat_url
                                                        : u->targets[g->target].compl_url);

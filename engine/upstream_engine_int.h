@@ -81,6 +81,7 @@ struct gf_gen {
     bool cancelled;              // no event may be delivered any more
     bool busy;                   // gen_finish is delivering events: cancel must not free
     bool got_bytes, sent_any, is_sse, headers_seen;
+    bool head_acked;             // the ACK of a response head read by another call was forced
     long status;
     int fail_code, fail_status;  // an error found inside curl's write callback
     char fail_msg[256];
@@ -88,6 +89,9 @@ struct gf_gen {
     struct gf_buf raw;           // a non-streamed body, or an error body
     struct gf_up_reply reply;
 };
+
+/* Idle upstream connections kept open for reuse (over all targets). */
+#define GF_UP_IDLE_CONNECTIONS 64
 
 /* ---- upstream_loop.c: libcurl driven by libevent ------------------------------------------- */
 

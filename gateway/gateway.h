@@ -71,6 +71,7 @@ struct gf_config {
     int64_t keys_abuse_window_ms;
     int64_t keys_recheck_ms;
     int64_t keys_snapshot_every;
+    int64_t keys_usage_snapshot_ms;
     bool keys_allow_core_dumps;
     int64_t limits_default_rpm; // limits of keys created without them; 0 = unlimited
     int64_t limits_default_tpm;
@@ -90,6 +91,7 @@ struct gf_config {
     int64_t audit_segment_max_bytes;
     int64_t audit_commit_interval_ms;
     int64_t audit_commit_max_records;
+    int64_t audit_retry_interval_ms;
 };
 
 enum gf_config_type { GF_CFG_STRING, GF_CFG_INT, GF_CFG_BOOL, GF_CFG_STRING_LIST };
@@ -248,6 +250,11 @@ struct gf_gen_usage gf_request_usage(const struct gf_request *r);
 /* The text produced for choice index so far (after output filters), or NULL. */
 const char *gf_request_output(const struct gf_request *r, int index, size_t *len);
 int gf_request_n_choices(const struct gf_request *r);
+/* Streams: members (e.g. "\"gardefou\":{...}", valid JSON object members without the braces)
+ * added to the top level of choice index's last chunk, the one with its finish_reason; an
+ * output hook sets them before it reports the choice final or cut. NULL removes them.
+ * GF_EINVAL (no such choice), GF_ENOMEM. */
+int gf_request_set_final_json(struct gf_request *r, int index, const char *members);
 /* How the request ended (valid in release/audit): HTTP status, GF_E* code (0 = success), the
  * finish reason of choice 0 (or NULL) and the error message (or ""). */
 int gf_request_status(const struct gf_request *r);
