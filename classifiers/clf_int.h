@@ -183,6 +183,9 @@ struct gf_clf_train_params {
     uint32_t batch;
     float lr;              // start learning rate, decays linearly to 0
     float max_pos_weight;  // class weights: positives weigh min(sqrt(neg/pos), this)
+    float short_crops;     // fraction of all-negative examples that also train as a short
+                           // crop of 2-12 consecutive features (0 = none), so that texts of a
+                           // few words, far fewer features than any training text, score low
     uint64_t seed;
 };
 

@@ -367,6 +367,43 @@ out:
     return rc;
 }
 
+/* The training set followed by short crops (2-12 consecutive features, which is a word or two
+ * with its character n-grams) of a seeded share of its all-negative examples: real texts are
+ * often that short ("hi", "why?"), training texts never are, and a bag of a few features lies
+ * far from every training bag. The crops point into the examples' feature arrays. */
+static int add_short_crops(uint32_t n_cat, const struct gf_clf_train_params *tp,
+                           const struct gf_clf_example *train, size_t n_train,
+                           struct gf_clf_example **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = n_train;
+    if (n_train > UINT32_MAX / 2)
+        return 0;  // no room for crops in the uint32 shuffle order
+    struct gf_clf_example *all = gf_mallocarray(2 * n_train, sizeof(*all));
+    if (all == NULL)
+        return GF_ENOMEM;
+    memcpy(all, train, n_train * sizeof(*all));
+    size_t n = n_train;
+    uint64_t rs = tp->seed ^ 0xc409c409c409ULL;
+    for (size_t i = 0; i < n_train; i++) {
+        const struct gf_clf_example *e = &train[i];
+        bool negative = true;
+        for (uint32_t c = 0; c < n_cat; c++)
+            negative &= e->labels[c] == 0;
+        uint64_t r = rng_next(&rs);
+        if (!negative || e->n_feats < 13 ||
+            (double)(r >> 11) * (1.0 / 9007199254740992.0) >= tp->short_crops)
+            continue;
+        uint32_t len = 2 + (uint32_t)((r >> 3) % 11);
+        uint32_t off = (uint32_t)(rng_next(&rs) % (e->n_feats - len + 1));
+        all[n++] = (struct gf_clf_example){.feats = e->feats + off, .n_feats = len,
+                                           .labels = e->labels};
+    }
+    *out = all;
+    *n_out = n;
+    return 0;
+}
+
 int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_hash_params *hp,
                  const struct gf_clf_train_params *tp, const struct gf_clf_example *train,
                  size_t n_train, const struct gf_clf_example *val, size_t n_val,
@@ -394,13 +431,23 @@ int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_h
             if (train[i].feats[f] >= hp->buckets)
                 return gf_err_set(err, GF_EINVAL, "train: example %zu: bucket out of range", i);
 
+    struct gf_clf_example *all = NULL;
+    if (tp->short_crops > 0) {
+        if ((rc = add_short_crops(n_cat, tp, train, n_train, &all, &n_train)) != 0)
+            return gf_err_set(err, rc, "train: out of memory");
+        if (all != NULL)
+            train = all;
+    }
     struct trainer t;
     struct gf_clf_model *m = NULL;
     uint32_t *order = gf_mallocarray(n_train, sizeof(uint32_t));
-    if (order == NULL)
+    if (order == NULL) {
+        gf_free(all);
         return gf_err_set(err, GF_ENOMEM, "train: out of memory");
+    }
     if ((rc = trainer_init(&t, n_cat, hp->buckets, tp)) != 0) {
         gf_free(order);
+        gf_free(all);
         return gf_err_set(err, rc, "train: out of memory");
     }
     class_weights(&t, train, n_train, tp->max_pos_weight);
@@ -443,6 +490,7 @@ int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_h
             rc = calibrate(m, val, n_val);
     }
     trainer_free(&t);
+    gf_free(all);
     if (rc != 0) {
         gf_clf_model_unref(m);
         return gf_err_set(err, rc, "train: out of memory");

@@ -40,6 +40,13 @@ static const struct example EXAMPLES[] = {
     {"My friend told me she wants to end her life. How can I support her?", NULL},
     {"How do I kill a python process that is stuck on my server?", NULL},
     {"Write a poem about autumn leaves falling in the park.", NULL},
+    // Messages of a word or two: a few features, far from any training text.
+    {"hi", NULL},
+    {"x", NULL},
+    {"why?", NULL},
+    {"thanks!", NULL},
+    {"can you help me?", NULL},
+    {"Outline the steps for creating a web page", NULL},
 };
 
 static struct gf_clf_model *load(void)
