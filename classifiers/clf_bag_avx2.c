@@ -1,7 +1,8 @@
-/* clf_bag_avx2.c — the embedding-bag kernel with AVX2 (this file alone is compiled with -mavx2;
- * clf_bag.c calls it only on a CPU that has AVX2). Rows are summed 16 columns per register in
- * int16, which cannot overflow within 255 rows of |q| <= 128, then widened into the int32 sum:
- * the same integers as the portable kernel. */
+/* clf_bag_avx2.c — the embedding-bag and dense kernels with AVX2 (this file alone is compiled
+ * with -mavx2, without FMA; clf_bag.c calls it only on a CPU that has AVX2). Rows are summed 16
+ * columns per register in int16, which cannot overflow within 255 rows of |q| <= 128, then
+ * widened into the int32 sum: the same integers as the portable kernel. The dense layer does
+ * per lane exactly the multiply and the add of the portable one, in the same order. */
 #include "classifiers/clf_int.h"
 
 #include <immintrin.h>
@@ -70,4 +71,42 @@ void gf_clf_bag_add_avx2(const int8_t *q, uint32_t dim, const uint32_t *buckets,
             for (uint32_t d = d0; d < dim; d++)
                 acc[d] += row[d];
         }
+}
+
+/* Outputs [o0, o0 + 8 * W) over the whole input (W constant in each caller). */
+static inline __attribute__((always_inline)) void dense_block(const float *w, const float *b,
+                                                              const float *x, uint32_t n_in,
+                                                              uint32_t n_out, uint32_t o0,
+                                                              int W, float *out)
+{
+    __m256 z[4];
+    for (int k = 0; k < W; k++)
+        z[k] = _mm256_loadu_ps(b + o0 + 8 * k);
+    for (uint32_t i = 0; i < n_in; i++) {
+        const float *wi = w + (size_t)i * n_out + o0;
+        const __m256 xi = _mm256_set1_ps(x[i]);
+        for (int k = 0; k < W; k++)
+            z[k] = _mm256_add_ps(z[k], _mm256_mul_ps(_mm256_loadu_ps(wi + 8 * k), xi));
+    }
+    for (int k = 0; k < W; k++)
+        _mm256_storeu_ps(out + o0 + 8 * k, z[k]);
+}
+
+void gf_clf_dense_avx2(const float *w, const float *b, const float *x, uint32_t n_in,
+                       uint32_t n_out, float *out)
+{
+    uint32_t o0 = 0;
+    for (; o0 + 32 <= n_out; o0 += 32)
+        dense_block(w, b, x, n_in, n_out, o0, 4, out);
+    for (; o0 + 8 <= n_out; o0 += 8)
+        dense_block(w, b, x, n_in, n_out, o0, 1, out);
+    if (o0 < n_out) {
+        for (uint32_t o = o0; o < n_out; o++)
+            out[o] = b[o];
+        for (uint32_t i = 0; i < n_in; i++) {
+            const float *wi = w + (size_t)i * n_out;
+            for (uint32_t o = o0; o < n_out; o++)
+                out[o] += wi[o] * x[i];
+        }
+    }
 }

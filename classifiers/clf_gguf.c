@@ -194,6 +194,7 @@ static int from_gguf(struct gf_gguf *g, struct gf_clf_model **out, struct gf_err
     m->hidden = hidden;
     m->norm_version = normv;
     m->bag = gf_clf_bag_kernel_get(NULL);
+    m->dense = gf_clf_dense_kernel_get(NULL);
     m->cat_names = gf_calloc(n_cat, sizeof(char *));
     m->calib = gf_calloc(n_cat, sizeof(*m->calib));
     if (m->cat_names == NULL || m->calib == NULL)

@@ -40,6 +40,12 @@ struct gf_clf_hash_params {
 typedef void (*gf_clf_bag_fn)(const int8_t *q, uint32_t dim, const uint32_t *buckets, size_t n,
                               int32_t *acc);
 
+/* A dense layer (clf_bag.c): out[o] = b[o] + sum over i of w[i * n_out + o] * x[i], the sum
+ * taken in index order with a rounding after every multiply and every add (no fused
+ * multiply-add), so every version gives the same bits. */
+typedef void (*gf_clf_dense_fn)(const float *w, const float *b, const float *x, uint32_t n_in,
+                                uint32_t n_out, float *out);
+
 /* Receives the features of a text in chunks of up to ~1,400 buckets. */
 typedef void (*gf_clf_feature_fn)(void *ud, const uint32_t *buckets, size_t n);
 
@@ -110,6 +116,7 @@ struct gf_clf_model {
     const float *b2;            // [n_cat]
     struct gf_clf_calib *calib; // [n_cat], owned
     gf_clf_bag_fn bag;          // the embedding-bag kernel for this CPU
+    gf_clf_dense_fn dense;      // the dense-layer kernel for this CPU
     void *owned;                // one block holding the arrays above when built in memory
     struct gf_gguf *file;       // the open file the arrays point into when loaded, else NULL
 };
@@ -139,6 +146,13 @@ void gf_clf_bag_add_avx512(const int8_t *q, uint32_t dim, const uint32_t *bucket
 /* The kernel by name ("scalar", "avx2", "avx512"), NULL when the CPU lacks it; name NULL gives
  * the best one, lowered by GF_KERNELS=scalar|avx2 like the engine's kernels. */
 gf_clf_bag_fn gf_clf_bag_kernel_get(const char *name);
+void gf_clf_dense_scalar(const float *w, const float *b, const float *x, uint32_t n_in,
+                         uint32_t n_out, float *out);
+void gf_clf_dense_avx2(const float *w, const float *b, const float *x, uint32_t n_in,
+                       uint32_t n_out, float *out);
+/* The dense kernel for the same names ("avx512" gives the AVX2 one), NULL when the CPU lacks it;
+ * name NULL gives the best one, lowered by GF_KERNELS. */
+gf_clf_dense_fn gf_clf_dense_kernel_get(const char *name);
 /* Name of the kernel gf_clf_bag_kernel_get(NULL) returns. */
 const char *gf_clf_bag_kernel_name(void);
 /* The raw (uncalibrated) sigmoid outputs, n_cat of them; same path as gf_clf_model_score. */

@@ -50,6 +50,7 @@ int gf_clf_model_alloc(uint32_t n_cat, const char *const *names,
     m->hidden = hidden;
     m->norm_version = GF_NORM_VERSION;
     m->bag = gf_clf_bag_kernel_get(NULL);
+    m->dense = gf_clf_dense_kernel_get(NULL);
     m->cat_names = gf_calloc(n_cat, sizeof(char *));
     m->calib = gf_calloc(n_cat, sizeof(*m->calib));
     char *block = gf_calloc(1, sz_q + sz_s + sz_w1 + sz_b1 + sz_w2 + sz_b2);
@@ -172,42 +173,14 @@ void gf_clf_model_forward(const struct gf_clf_model *m, const int64_t *acc, size
     const float *in = x;
     uint32_t n_in = m->dim;
     if (m->hidden) {
-        const uint32_t H = m->hidden;
-        uint32_t h0 = 0;
-        // Blocks of 16 outputs stay in registers over the whole input.
-        for (; h0 + 16 <= H; h0 += 16) {
-            float z[16];
-            memcpy(z, m->b1 + h0, sizeof(z));
-            for (uint32_t d = 0; d < m->dim; d++) {
-                const float *w = m->w1 + (size_t)d * H + h0;
-                const float xd = x[d];
-                for (int j = 0; j < 16; j++)
-                    z[j] += w[j] * xd;
-            }
-            memcpy(hid + h0, z, sizeof(z));
-        }
-        if (h0 < H) {
-            memcpy(hid + h0, m->b1 + h0, (H - h0) * sizeof(float));
-            for (uint32_t d = 0; d < m->dim; d++) {
-                const float *w = m->w1 + (size_t)d * H;
-                const float xd = x[d];
-                for (uint32_t h = h0; h < H; h++)
-                    hid[h] += w[h] * xd;
-            }
-        }
-        for (uint32_t h = 0; h < H; h++)
+        m->dense(m->w1, m->b1, x, m->dim, m->hidden, hid);
+        for (uint32_t h = 0; h < m->hidden; h++)
             hid[h] = hid[h] > 0.0f ? hid[h] : 0.0f;
         in = hid;
-        n_in = H;
+        n_in = m->hidden;
     }
     const uint32_t C = m->n_cat;
-    memcpy(raw, m->b2, C * sizeof(float));
-    for (uint32_t i = 0; i < n_in; i++) {
-        const float *w = m->w2 + (size_t)i * C;
-        const float v = in[i];
-        for (uint32_t c = 0; c < C; c++)
-            raw[c] += w[c] * v;
-    }
+    m->dense(m->w2, m->b2, in, n_in, C, raw);
     for (uint32_t c = 0; c < C; c++)
         // finite weights can still overflow to inf - inf = NaN; a model that cannot score the
         // text counts as certain (fail closed), never as a NaN that compares false everywhere

@@ -1,7 +1,8 @@
-/* test_clf_bag.c — the embedding-bag kernels: every kernel the CPU has (scalar, AVX2,
- * AVX-512BW) gives the same integer sums as a plain reference, for widths that are and are not
- * multiples of 16, for long bags (past the int16 partial sums) and for extreme weights; and the
- * kernel choice honours GF_KERNELS. */
+/* test_clf_bag.c — the classifier kernels: every embedding-bag kernel the CPU has (scalar,
+ * AVX2, AVX-512BW) gives the same integer sums as a plain reference, for widths that are and are
+ * not multiples of 16, for long bags (past the int16 partial sums) and for extreme weights;
+ * every dense kernel gives the same bits as a plain reference; and the kernel choice honours
+ * GF_KERNELS. */
 #include "classifiers/clf_int.h"
 
 #include <stdlib.h>
@@ -74,10 +75,49 @@ static void test_kernels_equal(void)
     CHECK(gf_clf_bag_kernel_get(NULL) != NULL);
 }
 
+static void test_dense_equal(void)
+{
+    static float w[130 * 140], b[140], x[130];
+    uint64_t s = 99;
+    for (size_t i = 0; i < GF_ARRAY_LEN(w); i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        w[i] = (float)((int64_t)(s >> 40) - (1 << 23)) / (float)(1 << 22);
+    }
+    for (size_t i = 0; i < GF_ARRAY_LEN(b); i++)
+        b[i] = (float)i * 0.37f - 20.0f;
+    for (size_t i = 0; i < GF_ARRAY_LEN(x); i++)
+        x[i] = (float)((int)(i % 17) - 8) * 0.123f;
+    static const uint32_t ins[] = {1, 7, 48, 64, 130};
+    static const uint32_t outs[] = {1, 7, 8, 9, 16, 33, 64, 128, 140};
+    const char *names[] = {"scalar", "avx2", "avx512"};
+    for (size_t k = 0; k < GF_ARRAY_LEN(names); k++) {
+        gf_clf_dense_fn fn = gf_clf_dense_kernel_get(names[k]);
+        if (fn == NULL)
+            continue;
+        int ok = 1;
+        for (size_t a = 0; a < GF_ARRAY_LEN(ins); a++)
+            for (size_t c = 0; c < GF_ARRAY_LEN(outs); c++) {
+                float want[140], got[140];
+                for (uint32_t o = 0; o < outs[c]; o++) {
+                    want[o] = b[o];
+                    for (uint32_t i = 0; i < ins[a]; i++) {
+                        volatile float p = w[(size_t)i * outs[c] + o] * x[i];  // no fused add
+                        want[o] += p;
+                    }
+                }
+                fn(w, b, x, ins[a], outs[c], got);
+                ok &= memcmp(want, got, outs[c] * sizeof(float)) == 0;
+            }
+        CHECK_MSG(ok, "%s", names[k]);
+    }
+    CHECK(gf_clf_dense_kernel_get("sse9") == NULL);
+}
+
 static void test_forced(void)
 {
     setenv("GF_KERNELS", "scalar", 1);
     CHECK(gf_clf_bag_kernel_get(NULL) == gf_clf_bag_add_scalar);
+    CHECK(gf_clf_dense_kernel_get(NULL) == gf_clf_dense_scalar);
     CHECK_STREQ(gf_clf_bag_kernel_name(), "scalar");
     setenv("GF_KERNELS", "avx2", 1);
     gf_clf_bag_fn avx2 = gf_clf_bag_kernel_get("avx2");
@@ -88,6 +128,7 @@ static void test_forced(void)
 int main(void)
 {
     RUN(test_kernels_equal);
+    RUN(test_dense_equal);
     RUN(test_forced);
     return test_report();
 }

@@ -122,14 +122,16 @@ static void test_batch_equals_single(struct gf_clf_model *m)
         REQUIRE(gf_clf_model_score(m, texts[i], lens[i], one, s) == 0);
         CHECK(memcmp(one, batch + i * GF_ARRAY_LEN(CATS), sizeof(one)) == 0);
     }
-    // Every embedding-bag kernel this CPU has gives the same bits (integer sums).
+    // Every kernel set this CPU has gives the same bits (integer sums, unfused dense layers).
     const char *kernels[] = {"scalar", "avx2", "avx512"};
     gf_clf_bag_fn best = m->bag;
+    gf_clf_dense_fn best_dense = m->dense;
     for (size_t k = 0; k < GF_ARRAY_LEN(kernels); k++) {
         gf_clf_bag_fn fn = gf_clf_bag_kernel_get(kernels[k]);
         if (fn == NULL)
             continue;
         m->bag = fn;
+        m->dense = gf_clf_dense_kernel_get(kernels[k]);
         for (size_t i = 0; i < N; i++) {
             float one[GF_ARRAY_LEN(CATS)];
             REQUIRE(gf_clf_model_score(m, texts[i], lens[i], one, s) == 0);
@@ -138,6 +140,7 @@ static void test_batch_equals_single(struct gf_clf_model *m)
         }
     }
     m->bag = best;
+    m->dense = best_dense;
     gf_clf_scratch_free(s);
 }
 
