@@ -64,13 +64,8 @@ struct gf_scan_scratch *gf_scan_scratch_new(void)
     if (s->mctx == NULL || s->md == NULL)
         goto fail;
     pcre2_set_match_limit(s->mctx, GF_RX_MATCH_LIMIT);
-    uint32_t jit = 0;
-    if (pcre2_config(PCRE2_CONFIG_JIT, &jit) >= 0 && jit) {
-        s->jit = pcre2_jit_stack_create(32 * 1024, 512 * 1024, s->gctx);
-        if (s->jit == NULL)
-            goto fail;
-        pcre2_jit_stack_assign(s->mctx, NULL, s->jit);
-    }
+    // The JIT stack (a 512 KiB mapping) is made on the first match: a scratch is created per
+    // streamed request, and most never run a pattern (no output rule, or a policy without one).
     return s;
 fail:
     gf_scan_scratch_free(s);
@@ -91,6 +86,13 @@ void gf_scan_scratch_free(struct gf_scan_scratch *s)
 int gf_rx_each(const pcre2_code *code, const char *subj, size_t len,
                struct gf_scan_scratch *s, gf_rx_match_fn fn, void *ud, struct gf_err *err)
 {
+    uint32_t jit = 0;
+    if (s->jit == NULL && pcre2_config(PCRE2_CONFIG_JIT, &jit) >= 0 && jit) {
+        s->jit = pcre2_jit_stack_create(32 * 1024, 512 * 1024, s->gctx);
+        if (s->jit == NULL)
+            return gf_err_set(err, GF_ENOMEM, "out of memory for the pattern matcher");
+        pcre2_jit_stack_assign(s->mctx, NULL, s->jit);
+    }
     size_t off = 0;
     while (off <= len) {
         int rc = pcre2_match(code, (PCRE2_SPTR)subj, len, off, 0, s->md, s->mctx);
@@ -196,6 +198,98 @@ size_t gf_rx_count_literal(const char *s, size_t n, const char *lit, size_t m)
         }
     }
     return k;
+}
+
+/* ---- literal sets --------------------------------------------------------------------------- */
+
+static unsigned char lower_ascii(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+// How rare a byte is in text: letters by English frequency, everything else rarer still.
+static int rarity(unsigned char c)
+{
+    static const char by_freq[] = "etaoinshrdlcumwfgypbvkjxqz";
+    const char *p = memchr(by_freq, lower_ascii(c), 26);
+    return p ? (int)(p - by_freq) : 30;
+}
+
+int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n)
+{
+    char **v = gf_realloc(l->v, (l->n + 1) * sizeof(*v));
+    if (v == NULL)
+        return GF_ENOMEM;
+    l->v = v;
+    size_t *len = gf_realloc(l->len, (l->n + 1) * sizeof(*len));
+    if (len == NULL)
+        return GF_ENOMEM;
+    l->len = len;
+    size_t *key = gf_realloc(l->key, (l->n + 1) * sizeof(*key));
+    if (key == NULL)
+        return GF_ENOMEM;
+    l->key = key;
+    char *copy = gf_malloc(n);
+    if (copy == NULL)
+        return GF_ENOMEM;
+    size_t best = 0;
+    for (size_t i = 0; i < n; i++) {
+        copy[i] = l->caseless ? (char)lower_ascii((unsigned char)lit[i]) : lit[i];
+        if (rarity((unsigned char)copy[i]) > rarity((unsigned char)copy[best]))
+            best = i;
+    }
+    l->v[l->n] = copy;
+    l->len[l->n] = n;
+    l->key[l->n++] = best;
+    return 0;
+}
+
+// True when lit[0..m) is at t + i (ASCII letters in either case when caseless).
+static bool lit_at(const struct gf_rx_lits *l, const unsigned char *t, const char *lit, size_t m)
+{
+    const unsigned char *q = (const unsigned char *)lit;
+    if (!l->caseless)
+        return memcmp(t, q, m) == 0;
+    for (size_t j = 0; j < m; j++)
+        if (lower_ascii(t[j]) != q[j])
+            return false;
+    return true;
+}
+
+bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n)
+{
+    const unsigned char *t = (const unsigned char *)text;
+    for (size_t k = 0; k < l->n; k++) {
+        size_t m = l->len[k], at = l->key[k];
+        if (m > n)
+            continue;
+        unsigned char c = (unsigned char)l->v[k][at];
+        unsigned char variants[2] = {c, c};
+        if (l->caseless && c >= 'a' && c <= 'z')
+            variants[1] = (unsigned char)(c - 32);
+        for (int u = 0; u < (variants[1] != variants[0] ? 2 : 1); u++) {
+            // The key byte sits at [at, n - m + at] for the literal to fit.
+            const unsigned char *p = t + at, *last = t + (n - m) + at;
+            while (p <= last && (p = memchr(p, variants[u], (size_t)(last - p) + 1)) != NULL) {
+                if (lit_at(l, p - at, l->v[k], m))
+                    return true;
+                p++;
+            }
+        }
+    }
+    return false;
+}
+
+void gf_rx_lits_free(struct gf_rx_lits *l)
+{
+    if (l == NULL)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        gf_free(l->v[i]);
+    gf_free(l->v);
+    gf_free(l->len);
+    gf_free(l->key);
+    gf_free(l);
 }
 
 /* ---- literal tries -------------------------------------------------------------------------- */
