@@ -116,6 +116,7 @@ struct hasher {
     uint64_t word_base, shape_base;
     uint64_t mult[GF_CLF_MAX_CHAR_N + 1];  // per n-gram order: odd multiplier
     uint64_t mask[GF_CLF_MAX_CHAR_N + 1];  // the low k bytes
+    uint32_t shift;  // 64 - b when buckets = 2^b with b >= 1, else 0
     uint32_t out[CHUNK];
     size_t n_out;
 };
@@ -128,7 +129,7 @@ struct hasher {
 static inline __attribute__((always_inline)) void char_ngrams_k(struct hasher *st,
                                                                 const unsigned char *tok,
                                                                 size_t n, uint32_t kmin,
-                                                                uint32_t K)
+                                                                uint32_t K, bool pow2)
 {
     if (n > GF_CLF_MAX_CHAR_TOK)
         n = GF_CLF_MAX_CHAR_TOK;
@@ -149,7 +150,9 @@ static inline __attribute__((always_inline)) void char_ngrams_k(struct hasher *s
     for (size_t i = 0; i + kmin <= len; i++) {
         const uint64_t x = load_le64(framed + i);
         for (uint32_t k = 0; k < K; k++) {
-            out[c] = to_bucket((x & mask[k]) * mult[k], buckets);
+            const uint64_t h = (x & mask[k]) * mult[k];
+            // With 2^b buckets, to_bucket is the top b bits: one shift instead of a multiply.
+            out[c] = pow2 ? (uint32_t)(h >> st->shift) : to_bucket(h, buckets);
             c += i + kmin + k <= len;
         }
     }
@@ -159,20 +162,16 @@ static inline __attribute__((always_inline)) void char_ngrams_k(struct hasher *s
 static void char_ngrams(struct hasher *st, const unsigned char *tok, size_t n)
 {
     const uint32_t kmin = st->hp->char_min, K = st->hp->char_max - kmin + 1;
-    switch (K) {  // the usual ranges with constant trip counts
-    case 1:
-        char_ngrams_k(st, tok, n, kmin, 1);
-        break;
-    case 2:
-        char_ngrams_k(st, tok, n, kmin, 2);
-        break;
-    case 3:
-        char_ngrams_k(st, tok, n, kmin, 3);
-        break;
-    default:
-        char_ngrams_k(st, tok, n, kmin, K);
-        break;
-    }
+    if (st->shift > 0 && K == 3)  // the recipe's case: 3..5-grams into 2^b buckets
+        char_ngrams_k(st, tok, n, kmin, 3, true);
+    else if (K == 3)
+        char_ngrams_k(st, tok, n, kmin, 3, false);
+    else if (K == 2)
+        char_ngrams_k(st, tok, n, kmin, 2, false);
+    else if (K == 1)
+        char_ngrams_k(st, tok, n, kmin, 1, false);
+    else
+        char_ngrams_k(st, tok, n, kmin, K, false);
 }
 
 size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_t n,
@@ -184,6 +183,9 @@ size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_
     struct hasher st;
     st.hp = hp;
     st.n_out = 0;
+    st.shift = 0;
+    if (hp->buckets >= 2 && (hp->buckets & (hp->buckets - 1)) == 0)
+        st.shift = 64 - (uint32_t)__builtin_ctz(hp->buckets);
     st.word_base = mix64(seed ^ KIND_WORD) | 1;
     st.shape_base = mix64(seed ^ KIND_SHAPE);
     for (uint32_t k = 0; k <= GF_CLF_MAX_CHAR_N; k++) {
