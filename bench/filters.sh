@@ -4,14 +4,16 @@
 #     texts, input and output stage, and the per-token cost of streaming moderation.
 #  2. End to end: tokens/s of a stream of 4000 tokens from the mock upstream through
 #     `gardefou serve`, with the example policy and with an empty policy; median of 5 runs each
-#     and the ratio (the cost of output filtering on a stream). Wall-clock figures on a shared
+#     and the ratio (the cost of output filtering on a stream). A third server runs the example
+#     policy without the trained model (policy.classifiers=none) for the CPU figures below. Wall-clock figures on a shared
 #     machine are noisy, so the script also reads the CPU time the server spends per token
 #     (/proc/PID/stat, over 5 streams of 20000 tokens per policy): when the server is the
 #     bottleneck, tokens/s is inversely proportional to it, and 1 - cpu(empty)/cpu(example) is
 #     the same cost measured without the noise of the other processes.
 # Targets: >= 50 MB/s per core for the example policy; streaming moderation < 5% of tokens/s.
-# Last run (docs/policy.md#speed, loaded 2-core machine): with the trained model 8.4 MB/s (1 KB,
-# input), 1.9 us/token in the library, 26% of tokens/s end to end; without it 23 MB/s.
+# Last run (docs/policy.md#speed, loaded 2-core machine): without the trained model 83 / 122 MB/s
+# (1 KB input / output), 37 / 68 MB/s (16 KB); with it 15 / 15 MB/s, the classifier being ~85%
+# of the instructions; 0.56 us/token streaming in the library (0.15 without the model).
 # Usage: bench/filters.sh [BUILD_DIR]  (default build-bench: a release build with the tests,
 # for the mock upstream). Figures on a shared, loaded machine are noisy; they are printed, not
 # asserted.
