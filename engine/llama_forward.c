@@ -11,6 +11,7 @@
 
 #include <cblas.h>
 
+#include "engine/gemm_int.h"
 #include "engine/kernels_int.h"
 #include "engine/threadpool_int.h"
 
@@ -41,7 +42,11 @@ struct gf_llm_ctx {
     float *cs;               // [T][n_rot] rope cos/sin per token
     float *att;              // [n_threads][max_ctx] attention scores
     struct gf_block_q8 *xq;  // [T][max_cols / 32] quantized activations
-    float *tile;             // [n_threads][tile_rows][max_cols] dequantized weights
+    float *tile;             // [n_threads][tile_bytes]: dequantized or packed weights
+    size_t tile_bytes;
+    const struct gf_gemm_q8 *gq; // integer product for quantized weights, or NULL (sgemm)
+    uint8_t *xpq;            // [T][max_pairs * 64] activations packed for gq
+    float *xps;              // [T][max_pairs * 2] their block scales
 };
 
 /* Runs fn on the pool, or inline on this thread when the job is too small to share. */
@@ -64,6 +69,7 @@ struct mm_job {
     const struct gf_block_q8 *xq; // [T][cols/32] when a weight is quantized
     int T;
     bool gemm;
+    bool packed;            // quantized weights go through c->gq with c->xpq/xps
 };
 
 static void mm_rows_dot(const struct mm_job *j, const struct gf_llm_weight *w, float *y, int r0,
@@ -123,10 +129,35 @@ static void mm_rows_dot(const struct mm_job *j, const struct gf_llm_weight *w, f
     }
 }
 
+/* Integer path: packs tiles of weight rows (once per tile, for all T tokens) and runs them
+ * against the activations matmul() packed. */
+static void mm_rows_packed(const struct mm_job *j, const struct gf_llm_weight *w, float *y, int r0,
+                           int r1, int ith)
+{
+    const struct gf_gemm_q8 *g = j->c->gq;
+    int nb = w->cols / GF_QK, np = (nb + 1) / 2, tr = j->c->tile_rows;
+    char *buf = (char *)j->c->tile + (size_t)ith * j->c->tile_bytes;
+    int8_t *wq = (int8_t *)buf;
+    int32_t *wc = (int32_t *)(buf + (size_t)tr * np * GF_GEMM_PAIR);
+    float *ws = (float *)(buf + (size_t)tr * np * (GF_GEMM_PAIR + 64));
+    for (int t0 = r0; t0 < r1; t0 += tr) {
+        int nr = r1 - t0 < tr ? r1 - t0 : tr;
+        for (int r = 0; r < nr; r++)
+            g->pack_w(w->type, (const char *)w->data + (size_t)(t0 + r) * w->row_bytes, nb,
+                      wq + (size_t)r * np * GF_GEMM_PAIR, ws + (size_t)r * np * 2,
+                      wc + (size_t)r * np * 16);
+        g->tile(j->c->xpq, j->c->xps, j->T, wq, ws, wc, nr, np, y + t0, (size_t)w->rows);
+    }
+}
+
 static void mm_rows_gemm(const struct mm_job *j, const struct gf_llm_weight *w, float *y, int r0,
                          int r1, int ith)
 {
     int cols = w->cols;
+    if (j->packed) {
+        mm_rows_packed(j, w, y, r0, r1, ith);
+        return;
+    }
     if (w->type == GF_WT_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, r1 - r0, cols, 1.0f, j->x,
                     cols, (const float *)w->data + (size_t)r0 * cols, cols, 0.0f, y + r0,
@@ -181,11 +212,19 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
         work += (double)w[i]->rows * w[i]->cols * T;
         quant |= w[i]->type == GF_WT_Q8_0 || w[i]->type == GF_WT_Q4_0;
     }
-    if (quant && !j.gemm) {
+    if (quant && (!j.gemm || c->gq != NULL)) {
         int cols = w[0]->cols, nb = cols / GF_QK;
         for (int t = 0; t < T; t++)
             c->k->quantize_q8(x + (size_t)t * cols, c->xq + (size_t)t * nb, cols);
         j.xq = c->xq;
+    }
+    if (quant && j.gemm && c->gq != NULL) {
+        // every weight of the job shares cols and is quantized (q, k, v or gate, up)
+        int nb = w[0]->cols / GF_QK, np = (nb + 1) / 2;
+        for (int t = 0; t < T; t++)
+            c->gq->pack_x(c->xq + (size_t)t * nb, nb, c->xpq + (size_t)t * np * GF_GEMM_PAIR,
+                          c->xps + (size_t)t * np * 2);
+        j.packed = true;
     }
     run(c, mm_worker, &j, work);
 }
@@ -357,6 +396,14 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->max_cols = hp->hidden > wide ? hp->hidden : wide;
     int tr = TILE_BYTES / (4 * c->max_cols) / TILE_MIN * TILE_MIN;
     c->tile_rows = tr < TILE_MIN ? TILE_MIN : tr > TILE_MAX ? TILE_MAX : tr;
+    // the integer product follows the kernel table: only with AVX-512 (tests force the others)
+    c->gq = strcmp(c->k->name, "avx512") == 0 ? gf_gemm_q8_get() : NULL;
+    int max_pairs = (c->max_cols / GF_QK + 1) / 2 + 1;
+    size_t packed_row = (size_t)max_pairs * (GF_GEMM_PAIR + 64 + 8);
+    c->tile_bytes = (size_t)c->tile_rows * c->max_cols * sizeof(float);
+    if (c->tile_bytes < (size_t)c->tile_rows * packed_row)
+        c->tile_bytes = (size_t)c->tile_rows * packed_row;
+    c->tile_bytes = (c->tile_bytes + 63) / 64 * 64;
     size_t T = (size_t)max_tokens;
     c->x = gf_mallocarray(T * hp->dim, sizeof(float));
     c->xb = gf_mallocarray(T * wide, sizeof(float));
@@ -369,10 +416,12 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->cs = gf_mallocarray(T * hp->n_rot, sizeof(float));
     c->att = gf_mallocarray((size_t)n_threads * max_ctx, sizeof(float));
     c->xq = gf_mallocarray(T * (c->max_cols / GF_QK + 1), sizeof(struct gf_block_q8));
-    c->tile = gf_mallocarray((size_t)n_threads * c->tile_rows * c->max_cols, sizeof(float));
+    c->tile = gf_mallocarray((size_t)n_threads, c->tile_bytes);
+    c->xpq = gf_mallocarray(T * max_pairs, GF_GEMM_PAIR);
+    c->xps = gf_mallocarray(T * max_pairs * 2, sizeof(float));
     int rc = GF_ENOMEM;
     if (!c->x || !c->xb || !c->tmp || !c->q || !c->kk || !c->vv || !c->hb || !c->hb2 || !c->cs ||
-        !c->att || !c->xq || !c->tile)
+        !c->att || !c->xq || !c->tile || !c->xpq || !c->xps)
         goto fail;
     if ((rc = gf_tpool_new(n_threads, &c->pool)) != 0)
         goto fail;
@@ -412,5 +461,7 @@ void gf_llm_ctx_free(struct gf_llm_ctx *c)
     gf_free(c->att);
     gf_free(c->xq);
     gf_free(c->tile);
+    gf_free(c->xpq);
+    gf_free(c->xps);
     gf_free(c);
 }

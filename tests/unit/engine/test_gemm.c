@@ -1,0 +1,152 @@
+/* test_gemm.c — the integer prompt product (engine/gemm*.c): the scalar implementation against
+ * the decode dot kernels (dot_q8/dot_q4 on the same Q8_0 activations), then the SIMD one
+ * against the scalar one, byte for byte for the packed layouts and within float rounding for
+ * the products, over odd block counts (a padded last pair) and row/token counts that are not
+ * multiples of the micro-kernel's 4 x 4. */
+#include "engine/gemm_int.h"
+
+#include <math.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "tests/test.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint32_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 32);
+}
+
+static float frand(void)  // uniform in [-1, 1)
+{
+    return (float)(next() >> 8) / 8388608.0f - 1.0f;
+}
+
+enum { MAX_NB = 9, MAX_NP = (MAX_NB + 1) / 2, MAX_T = 7, MAX_R = 10 };
+
+/* Random weight rows of a type, with block scales of sane size. */
+static void make_rows(int type, int nb, int R, uint8_t *w, size_t row_bytes)
+{
+    size_t bb = type == GF_WT_Q8_0 ? sizeof(struct gf_block_q8) : sizeof(struct gf_block_q4);
+    for (size_t i = 0; i < row_bytes * (size_t)R; i++)
+        w[i] = (uint8_t)next();
+    for (int r = 0; r < R; r++)
+        for (int b = 0; b < nb; b++) {
+            uint16_t d = gf_f2h(0.002f + 0.01f * (float)(next() % 100) / 100.0f);
+            memcpy(w + (size_t)r * row_bytes + (size_t)b * bb, &d, sizeof(d));
+        }
+}
+
+struct packed {
+    uint8_t xq[MAX_T * MAX_NP * GF_GEMM_PAIR];
+    float xs[MAX_T * MAX_NP * 2];
+    int8_t wq[MAX_R * MAX_NP * GF_GEMM_PAIR];
+    float ws[MAX_R * MAX_NP * 2];
+    int32_t wc[MAX_R * MAX_NP * 16];
+    float y[MAX_T * MAX_R];
+};
+
+static void run(const struct gf_gemm_q8 *g, int type, const struct gf_block_q8 *xq, int T,
+                const uint8_t *w, size_t row_bytes, int R, int nb, struct packed *p)
+{
+    int np = (nb + 1) / 2;
+    memset(p, 0, sizeof(*p));
+    for (int t = 0; t < T; t++)
+        g->pack_x(xq + (size_t)t * nb, nb, p->xq + (size_t)t * np * GF_GEMM_PAIR,
+                  p->xs + (size_t)t * np * 2);
+    for (int r = 0; r < R; r++)
+        g->pack_w(type, w + (size_t)r * row_bytes, nb, p->wq + (size_t)r * np * GF_GEMM_PAIR,
+                  p->ws + (size_t)r * np * 2, p->wc + (size_t)r * np * 16);
+    g->tile(p->xq, p->xs, T, p->wq, p->ws, p->wc, R, np, p->y, MAX_R);
+}
+
+static void check_case(int type, int nb, int T, int R)
+{
+    const struct gf_kernels *k = &gf_kernels_scalar;
+    const struct gf_gemm_q8 *simd = gf_gemm_q8_get();
+    static float x[MAX_T * MAX_NB * GF_QK];
+    static struct gf_block_q8 xq[MAX_T * MAX_NB];
+    static uint8_t w[MAX_R * MAX_NB * sizeof(struct gf_block_q8)];
+    static struct packed ps, pv;
+    int cols = nb * GF_QK;
+    size_t row_bytes = gf_wt_row_bytes(type, cols);
+    for (int i = 0; i < T * cols; i++)
+        x[i] = frand() * 3.0f;
+    for (int t = 0; t < T; t++)
+        k->quantize_q8(x + (size_t)t * cols, xq + (size_t)t * nb, cols);
+    make_rows(type, nb, R, w, row_bytes);
+    run(&gf_gemm_q8_scalar, type, xq, T, w, row_bytes, R, nb, &ps);
+    double worst = 0;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < R; r++) {
+            const void *row = w + (size_t)r * row_bytes;
+            float ref = type == GF_WT_Q8_0 ? k->dot_q8(row, xq + (size_t)t * nb, nb)
+                                           : k->dot_q4(row, xq + (size_t)t * nb, nb);
+            worst = fmax(worst, fabs(ref - ps.y[t * MAX_R + r]) / fmax(1.0, fabs(ref)));
+        }
+    CHECK_MSG(worst < 1e-4, "scalar type %d nb %d T %d R %d: error %g", type, nb, T, R, worst);
+    if (simd == NULL)
+        return;
+    run(simd, type, xq, T, w, row_bytes, R, nb, &pv);
+    CHECK_MSG(memcmp(ps.xq, pv.xq, sizeof(ps.xq)) == 0 && memcmp(ps.xs, pv.xs, sizeof(ps.xs)) == 0,
+              "%s: packed activations differ (nb %d)", simd->name, nb);
+    CHECK_MSG(memcmp(ps.wq, pv.wq, sizeof(ps.wq)) == 0 && memcmp(ps.ws, pv.ws, sizeof(ps.ws)) == 0 &&
+                  memcmp(ps.wc, pv.wc, sizeof(ps.wc)) == 0,
+              "%s: packed weights differ (type %d nb %d)", simd->name, type, nb);
+    worst = 0;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < R; r++) {
+            float a = ps.y[t * MAX_R + r], b = pv.y[t * MAX_R + r];
+            worst = fmax(worst, fabs(a - b) / fmax(1.0, fabs(a)));
+        }
+    CHECK_MSG(worst < 1e-4, "%s type %d nb %d T %d R %d: error %g", simd->name, type, nb, T, R,
+              worst);
+}
+
+static void test_products(void)
+{
+    const int types[] = {GF_WT_Q8_0, GF_WT_Q4_0};
+    const int nbs[] = {1, 2, 3, 8, 9};
+    const int ts[] = {1, 3, 4, 7};
+    const int rs[] = {1, 4, 6, 10};
+    for (size_t a = 0; a < 2; a++)
+        for (size_t b = 0; b < GF_ARRAY_LEN(nbs); b++)
+            for (size_t c = 0; c < GF_ARRAY_LEN(ts); c++)
+                for (size_t d = 0; d < GF_ARRAY_LEN(rs); d++)
+                    check_case(types[a], nbs[b], ts[c], rs[d]);
+    if (gf_gemm_q8_get() == NULL)
+        fprintf(stderr, "note: no AVX-512 VNNI here: only the scalar product was checked\n");
+}
+
+/* The +128 offset of the activations cancels exactly even at the extremes of both ranges. */
+static void test_extremes(void)
+{
+    const struct gf_gemm_q8 *impls[2] = {&gf_gemm_q8_scalar, gf_gemm_q8_get()};
+    struct gf_block_q8 x, w;
+    x.d = w.d = gf_f2h(1.0f);
+    for (int i = 0; i < GF_QK; i++) {
+        x.qs[i] = (int8_t)(i % 2 ? -127 : 127);
+        w.qs[i] = (int8_t)(i % 2 ? -128 : 127);
+    }
+    int32_t expect = 0;
+    for (int i = 0; i < GF_QK; i++)
+        expect += x.qs[i] * w.qs[i];
+    for (int i = 0; i < 2; i++) {
+        if (impls[i] == NULL)
+            continue;
+        static struct packed p;
+        run(impls[i], GF_WT_Q8_0, &x, 1, (const uint8_t *)&w, sizeof(w), 1, 1, &p);
+        CHECK_MSG(p.y[0] == (float)expect, "%s: %g, expected %d", impls[i]->name, p.y[0], expect);
+    }
+}
+
+int main(void)
+{
+    RUN(test_products);
+    RUN(test_extremes);
+    return test_report();
+}
