@@ -9,11 +9,26 @@
 
 #include <cjson/cJSON.h>
 
+/* ,"name": -- field names are our own literals (no escaping needed); appended directly since
+ * this runs for every field of every request record. */
+static int key(struct gf_buf *b, const char *name)
+{
+    int rc = gf_buf_append(b, ",\"", 2);
+    rc = rc ? rc : gf_buf_puts(b, name);
+    return rc ? rc : gf_buf_append(b, "\":", 2);
+}
+
+static int int_field(struct gf_buf *b, const char *name, int64_t v)
+{
+    int rc = key(b, name);
+    return rc ? rc : gf_buf_put_i64(b, v);
+}
+
 static int str_field(struct gf_buf *b, const char *name, const char *v)
 {
     if (v == NULL)
         return 0;
-    int rc = gf_buf_printf(b, ",\"%s\":", name);
+    int rc = key(b, name);
     return rc ? rc : gf_buf_append_json_str(b, v, strlen(v));
 }
 
@@ -33,8 +48,11 @@ static int text_field(struct gf_buf *b, const char *name, const char *text, size
     char hex[AUDIT_HEX_LEN + 1];
     gf_sha256(text ? text : "", text ? len : 0, d);
     gf_hex(d, sizeof(d), hex);
-    int rc = gf_buf_printf(b, ",\"%s\":{\"sha256\":\"%s\",\"bytes\":%zu", name, hex,
-                           text ? len : 0);
+    int rc = key(b, name);
+    rc = rc ? rc : gf_buf_puts(b, "{\"sha256\":\"");
+    rc = rc ? rc : gf_buf_append(b, hex, AUDIT_HEX_LEN);
+    rc = rc ? rc : gf_buf_puts(b, "\",\"bytes\":");
+    rc = rc ? rc : gf_buf_put_i64(b, text ? (int64_t)len : 0);
     if (rc == 0 && text != NULL && ret == GF_AUDIT_RETAIN_FULL) {
         rc = gf_buf_puts(b, ",\"text\":");
         if (rc == 0)
@@ -56,7 +74,7 @@ static int ts_field(struct gf_buf *b)
 {
     char ts[40];
     gf_format_time(gf_wall_ms(), ts, sizeof(ts));
-    return gf_buf_printf(b, ",\"ts\":\"%s\"", ts);
+    return str_field(b, "ts", ts);
 }
 
 int audit_body_request(struct gf_buf *b, const struct gf_audit_request *r,
@@ -70,15 +88,18 @@ int audit_body_request(struct gf_buf *b, const struct gf_audit_request *r,
     rc = rc ? rc : str_field(b, "endpoint", r->endpoint);
     rc = rc ? rc : str_field(b, "model", r->model);
     rc = rc ? rc : str_field(b, "policy_version", r->policy_version);
-    rc = rc ? rc : gf_buf_printf(b, ",\"status\":%d", r->status);
+    rc = rc ? rc : int_field(b, "status", r->status);
     rc = rc ? rc : str_field(b, "error", r->error);
     rc = rc ? rc : str_field(b, "finish_reason", r->finish_reason);
-    rc = rc ? rc : gf_buf_printf(b, ",\"stream\":%s", r->stream ? "true" : "false");
+    rc = rc ? rc : key(b, "stream");
+    rc = rc ? rc : gf_buf_puts(b, r->stream ? "true" : "false");
     double lat = isfinite(r->latency_ms) && r->latency_ms >= 0 ? r->latency_ms : 0;
     rc = rc ? rc : gf_buf_printf(b, ",\"latency_ms\":%.3f", lat);
-    rc = rc ? rc : gf_buf_printf(b, ",\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d}",
-                                 r->prompt_tokens < 0 ? 0 : r->prompt_tokens,
-                                 r->completion_tokens < 0 ? 0 : r->completion_tokens);
+    rc = rc ? rc : gf_buf_puts(b, ",\"usage\":{\"prompt_tokens\":");
+    rc = rc ? rc : gf_buf_put_i64(b, r->prompt_tokens < 0 ? 0 : r->prompt_tokens);
+    int completion = r->completion_tokens < 0 ? 0 : r->completion_tokens;
+    rc = rc ? rc : int_field(b, "completion_tokens", completion);
+    rc = rc ? rc : gf_buf_putc(b, '}');
     const char *overall = r->verdict;
     if (overall == NULL) {
         int best = 0;
@@ -103,8 +124,7 @@ int audit_body_request(struct gf_buf *b, const struct gf_audit_request *r,
         rc = rc ? rc : gf_buf_putc(b, '}');
     }
     rc = rc ? rc : gf_buf_putc(b, ']');
-    rc = rc ? rc
-            : gf_buf_printf(b, ",\"retention\":\"%s\"", gf_audit_retention_name(retention));
+    rc = rc ? rc : str_field(b, "retention", gf_audit_retention_name(retention));
     rc = rc ? rc
             : text_field(b, "prompt", r->prompt, r->prompt_len, r->prompt_redacted,
                          r->prompt_redacted_len, retention);

@@ -67,17 +67,48 @@ int gf_buf_puts(struct gf_buf *b, const char *s)
 
 int gf_buf_putc(struct gf_buf *b, char c)
 {
+    if (b->len + 2 <= b->cap && b->len < b->max) { // room for c and the NUL, within the cap
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return 0;
+    }
     return gf_buf_append(b, &c, 1);
+}
+
+int gf_buf_put_i64(struct gf_buf *b, int64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        tmp[--i] = '-';
+    return gf_buf_append(b, tmp + i, sizeof(tmp) - i);
 }
 
 int gf_buf_vprintf(struct gf_buf *b, const char *fmt, va_list ap)
 {
+    // One formatting pass in the common case: format straight into the spare capacity and
+    // only reserve and format again when it did not fit (hot paths format small fields).
+    size_t room = b->cap > b->len ? b->cap - b->len : 0;
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
+    int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap2);
     va_end(ap2);
-    if (n < 0)
+    if (n < 0) {
+        if (b->data)
+            b->data[b->len] = '\0';
         return GF_EINVAL;
+    }
+    if ((size_t)n < room && (size_t)n <= b->max - b->len && b->len <= b->max) {
+        b->len += (size_t)n;
+        return 0;
+    }
+    if (b->data)
+        b->data[b->len] = '\0'; // undo a truncated attempt
     int rc = gf_buf_reserve(b, (size_t)n);
     if (rc)
         return rc;
@@ -167,6 +198,14 @@ int gf_buf_append_json_str(struct gf_buf *b, const char *s, size_t n)
     int rc = gf_buf_putc(b, '"');
     size_t i = 0;
     while (rc == 0 && i < n) {
+        size_t run = i;
+        while (run < n && p[run] >= 0x20 && p[run] < 0x7F && p[run] != '"' && p[run] != '\\')
+            run++;
+        if (run > i) { // plain ASCII needs no escaping: one copy for the whole run
+            rc = gf_buf_append(b, p + i, run - i);
+            i = run;
+            continue;
+        }
         unsigned c = p[i];
         if (c >= 0x80) {
             size_t l = utf8_seq(p + i, n - i);

@@ -115,6 +115,8 @@ int gf_buf_reserve(struct gf_buf *b, size_t extra);
 int gf_buf_append(struct gf_buf *b, const void *p, size_t n);
 int gf_buf_puts(struct gf_buf *b, const char *s);
 int gf_buf_putc(struct gf_buf *b, char c);
+/* Appends the decimal form of v (what printf's %lld writes), without a format pass. */
+int gf_buf_put_i64(struct gf_buf *b, int64_t v);
 int gf_buf_printf(struct gf_buf *b, const char *fmt, ...) GF_PRINTF(2, 3);
 int gf_buf_vprintf(struct gf_buf *b, const char *fmt, va_list ap);
 /* Appends s[0..n) as a JSON string literal, quotes included; invalid UTF-8 becomes U+FFFD. */
@@ -155,6 +157,9 @@ uint64_t gf_now_ns(void);
 int64_t gf_wall_ms(void);
 /* Formats ms since the epoch as RFC 3339 UTC with milliseconds into out (at least 32 bytes). */
 void gf_format_time(int64_t wall_ms, char *out, size_t outlen);
+/* Copies src into dst[size] (size > 0), truncating; always NUL-terminates. Returns the length
+ * written. What snprintf(dst, size, "%s", src) does, without a format pass (request paths). */
+size_t gf_strlcpy(char *dst, const char *src, size_t size);
 /* Fills p with n bytes from the kernel CSPRNG; returns GF_EIO if it cannot. */
 int gf_random_bytes(void *p, size_t n);
 /* Parses a whole decimal integer in [min, max]; returns GF_EINVAL on junk or range. */

@@ -46,7 +46,7 @@ static void fail_in_write(struct gf_gen *g, int code, int status, const char *ms
     if (g->fail_code == 0) {
         g->fail_code = code;
         g->fail_status = status;
-        snprintf(g->fail_msg, sizeof(g->fail_msg), "%s", msg);
+        gf_strlcpy(g->fail_msg, msg, sizeof(g->fail_msg));
     }
 }
 

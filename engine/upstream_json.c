@@ -249,7 +249,7 @@ static int emit_delta(struct gf_up_reply *r, int idx, const char *role, const ch
     }
     if (finish) {
         r->finished[idx] = true;
-        snprintf(r->finish[idx], sizeof(r->finish[idx]), "%s", finish);
+        gf_strlcpy(r->finish[idx], finish, sizeof(r->finish[idx]));
     }
     if (r->cb)
         r->cb(r->ud, &ev);
@@ -262,7 +262,7 @@ static void take_usage_and_model(struct gf_up_reply *r, const cJSON *j)
 {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "model");
     if (cJSON_IsString(m) && r->model[0] == '\0')
-        snprintf(r->model, sizeof(r->model), "%s", m->valuestring);
+        gf_strlcpy(r->model, m->valuestring, sizeof(r->model));
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
     if (cJSON_IsObject(u)) {
         const cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");

@@ -13,7 +13,7 @@
 static int fail(struct gf_api_req *a, struct gf_err *err, const char *param, const char *fmt,
                 const char *detail)
 {
-    snprintf(a->param, sizeof(a->param), "%s", param);
+    gf_strlcpy(a->param, param, sizeof(a->param));
     return gf_err_set(err, GF_EINVAL, fmt, param, detail);
 }
 
@@ -110,7 +110,7 @@ static int join_parts(struct gf_api_req *a, const cJSON *parts, size_t mi, const
         }
         if (strcmp(type->valuestring, "text") != 0) {
             snprintf(where, sizeof(where), "messages[%zu].content[%d].type", mi, j);
-            snprintf(a->param, sizeof(a->param), "%s", where);
+            gf_strlcpy(a->param, where, sizeof(a->param));
             rc = gf_err_set(err, GF_EUNSUPPORTED, "%s: only \"text\" parts are supported",
                             where);
             break;
@@ -351,7 +351,7 @@ int gf_api_parse(struct gf_api_req *a, enum gf_gen_kind kind, const cJSON *body,
     gf_gen_params_default(&a->gen.params);
     a->gen.body = body;
     if (!cJSON_IsObject(body)) {
-        snprintf(a->param, sizeof(a->param), "%s", "");
+        gf_strlcpy(a->param, "", sizeof(a->param));
         return gf_err_set(err, GF_EINVAL, "the request body must be a JSON object");
     }
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");

@@ -32,20 +32,29 @@ static int put_extra(struct gf_buf *b, const char *extra, bool comma)
     return rc ? rc : gf_buf_append(b, p, (size_t)(close - p));
 }
 
+/* Replies are built for every request: numbers and literals are appended directly, without a
+ * printf format pass. */
 static int put_head(struct gf_buf *b, const struct gf_reply_info *ri, const char *object)
 {
-    int rc = gf_buf_printf(b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":",
-                           ri->id, object, (long long)ri->created);
+    int rc = gf_buf_puts(b, "{\"id\":\"");
+    rc = rc ? rc : gf_buf_puts(b, ri->id);
+    rc = rc ? rc : gf_buf_puts(b, "\",\"object\":\"");
+    rc = rc ? rc : gf_buf_puts(b, object);
+    rc = rc ? rc : gf_buf_puts(b, "\",\"created\":");
+    rc = rc ? rc : gf_buf_put_i64(b, ri->created);
+    rc = rc ? rc : gf_buf_puts(b, ",\"model\":");
     return rc ? rc : put_str(b, ri->model ? ri->model : "unknown");
 }
 
 static int put_usage(struct gf_buf *b, const struct gf_gen_usage *u)
 {
-    return gf_buf_printf(b,
-                         "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
-                         "\"total_tokens\":%d}",
-                         u->prompt_tokens, u->completion_tokens,
-                         u->prompt_tokens + u->completion_tokens);
+    int rc = gf_buf_puts(b, "\"usage\":{\"prompt_tokens\":");
+    rc = rc ? rc : gf_buf_put_i64(b, u->prompt_tokens);
+    rc = rc ? rc : gf_buf_puts(b, ",\"completion_tokens\":");
+    rc = rc ? rc : gf_buf_put_i64(b, u->completion_tokens);
+    rc = rc ? rc : gf_buf_puts(b, ",\"total_tokens\":");
+    rc = rc ? rc : gf_buf_put_i64(b, (int64_t)u->prompt_tokens + u->completion_tokens);
+    return rc ? rc : gf_buf_putc(b, '}');
 }
 
 int gf_api_reply_json(struct gf_buf *out, const struct gf_reply_info *ri,
@@ -58,7 +67,9 @@ int gf_api_reply_json(struct gf_buf *out, const struct gf_reply_info *ri,
     for (int i = 0; i < n_choices && rc == 0; i++) {
         const struct gf_reply_choice *c = &choices[i];
         const char *text = c->text.data ? c->text.data : "";
-        rc = gf_buf_printf(out, "%s{\"index\":%d,", i ? "," : "", i);
+        rc = gf_buf_puts(out, i ? ",{\"index\":" : "{\"index\":");
+        rc = rc ? rc : gf_buf_put_i64(out, i);
+        rc = rc ? rc : gf_buf_putc(out, ',');
         if (chat) {
             rc = rc ? rc : gf_buf_puts(out, "\"message\":{\"role\":\"assistant\",\"content\":");
             // An assistant turn made only of tool calls has null content, as OpenAI sends it.
@@ -90,7 +101,9 @@ int gf_api_chunk_sse(struct gf_buf *out, const struct gf_reply_info *ri, int ind
     bool chat = ri->kind == GF_GEN_CHAT;
     int rc = gf_buf_puts(out, "data: ");
     rc = rc ? rc : put_head(out, ri, chat ? "chat.completion.chunk" : "text_completion");
-    rc = rc ? rc : gf_buf_printf(out, ",\"choices\":[{\"index\":%d,", index);
+    rc = rc ? rc : gf_buf_puts(out, ",\"choices\":[{\"index\":");
+    rc = rc ? rc : gf_buf_put_i64(out, index);
+    rc = rc ? rc : gf_buf_putc(out, ',');
     if (chat) {
         rc = rc ? rc : gf_buf_puts(out, "\"delta\":{");
         bool first = true;

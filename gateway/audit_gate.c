@@ -132,6 +132,14 @@ static void unlink_pending(struct pending *p)
         p->next->prev = p->prev;
 }
 
+/* The Retry-After of a 503 while the log cannot be written: when the writer tries again. */
+static void add_retry_after(struct gf_audit_gate *g, struct gf_request *r)
+{
+    char v[16];
+    snprintf(v, sizeof(v), "%d", gf_audit_retry_after_s(g->log));
+    gf_request_add_header(r, "Retry-After", v); // fails only once a stream started: no matter
+}
+
 static void on_record(void *ud, int status, uint64_t seq)
 {
     (void)seq;
@@ -142,6 +150,8 @@ static void on_record(void *ud, int status, uint64_t seq)
             p->g->unaudited++;
             status = 0; // fail open: served without its record (counted in the log's outage)
         }
+        if (status == GF_EIO)
+            add_retry_after(p->g, p->r);
         p->done(p->r, status);
     }
     gf_free(p);
@@ -232,6 +242,8 @@ static void audit_hook(void *ud, struct gf_request *r, void (*done)(struct gf_re
         if (!g->fail_closed) {
             g->unaudited++;
             rc = 0;
+        } else if (rc == GF_EIO) {
+            add_retry_after(g, r);
         }
         done(r, rc);
     }
@@ -239,11 +251,12 @@ static void audit_hook(void *ud, struct gf_request *r, void (*done)(struct gf_re
 
 static int check_hook(void *ud, struct gf_request *r, struct gf_err *err)
 {
-    (void)r;
     struct gf_audit_gate *g = ud;
-    if (g->fail_closed && !gf_audit_writable(g->log))
+    if (g->fail_closed && !gf_audit_writable(g->log)) {
+        add_retry_after(g, r);
         return gf_err_set(err, GF_EAGAIN,
                           "the audit log cannot be written; requests are refused until it can");
+    }
     return 0;
 }
 
@@ -267,6 +280,7 @@ int gf_audit_gate_start(struct event_base *base, struct gf_gateway *gw,
     ac.segment_max_bytes = cfg->audit_segment_max_bytes;
     ac.commit_interval_ms = (int)cfg->audit_commit_interval_ms;
     ac.commit_max_records = (int)cfg->audit_commit_max_records;
+    ac.retry_interval_ms = (int)cfg->audit_retry_interval_ms;
     struct gf_audit_gate *g = gf_calloc(1, sizeof(*g));
     char *dir = NULL, *key = NULL;
     int rc = GF_ENOMEM;

@@ -101,6 +101,8 @@ const struct gf_config_row gf_config_rows[] = {
      "how often keys of requests in flight are rechecked (expiry ends streams within this)"},
     {"keys.snapshot_every", GF_CFG_INT, 1, 10000000, "1000", OFF(keys_snapshot_every), 0,
      "key store changes between snapshots of DATA_DIR/keys"},
+    {"keys.usage_snapshot_ms", GF_CFG_INT, 100, MS_DAY, "10000", OFF(keys_usage_snapshot_ms), 0,
+     "daily token counts are saved to DATA_DIR/keys/usage.json this often (and at shutdown)"},
     {"keys.allow_core_dumps", GF_CFG_BOOL, 0, 0, "false", OFF(keys_allow_core_dumps), 0,
      "allow core files (they could hold secrets in transit); off sets RLIMIT_CORE 0"},
     {"limits.default_rpm", GF_CFG_INT, 0, 1000000000000LL, "0", OFF(limits_default_rpm), 0,
@@ -139,6 +141,8 @@ const struct gf_config_row gf_config_rows[] = {
      "group commit: at most one fsync per interval"},
     {"audit.commit_max_records", GF_CFG_INT, 1, 1000000, "1024", OFF(audit_commit_max_records),
      0, "group commit: sync at once when this many records wait"},
+    {"audit.retry_interval_ms", GF_CFG_INT, 1, 3600000, "500", OFF(audit_retry_interval_ms), 0,
+     "after a failed write, how often the writer retries (Retry-After follows it)"},
     {NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 /* clang-format on */

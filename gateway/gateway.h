@@ -71,6 +71,7 @@ struct gf_config {
     int64_t keys_abuse_window_ms;
     int64_t keys_recheck_ms;
     int64_t keys_snapshot_every;
+    int64_t keys_usage_snapshot_ms;
     bool keys_allow_core_dumps;
     int64_t limits_default_rpm; // limits of keys created without them; 0 = unlimited
     int64_t limits_default_tpm;
@@ -90,6 +91,7 @@ struct gf_config {
     int64_t audit_segment_max_bytes;
     int64_t audit_commit_interval_ms;
     int64_t audit_commit_max_records;
+    int64_t audit_retry_interval_ms;
 };
 
 enum gf_config_type { GF_CFG_STRING, GF_CFG_INT, GF_CFG_BOOL, GF_CFG_STRING_LIST };

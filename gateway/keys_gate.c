@@ -110,6 +110,13 @@ static bool needs_key(enum gf_route route)
            route != GF_ROUTE_NONE;
 }
 
+/* Routes that go through stage (3), where the limiter decides and sets the x-ratelimit-*
+ * headers (gateway/pipeline.c); the others get them at authentication. */
+static bool admitted(enum gf_route route)
+{
+    return route == GF_ROUTE_CHAT || route == GF_ROUTE_COMPLETIONS || route == GF_ROUTE_MODERATIONS;
+}
+
 static int64_t count_tokens(struct gf_keys_gate *g, const char *s, size_t n)
 {
     if (s == NULL || n == 0)
@@ -161,14 +168,25 @@ static int hook_authenticate(void *ud, struct gf_request *r, struct gf_err *err)
     struct gf_key key;
     enum gf_auth a = gf_keys_authenticate(g->keys, authz, gf_wall_ms(), &key, NULL);
     if (a != GF_AUTH_OK) {
-        if (a == GF_AUTH_REVOKED || a == GF_AUTH_SUSPENDED || a == GF_AUTH_EXPIRED)
+        if (a == GF_AUTH_REVOKED || a == GF_AUTH_SUSPENDED || a == GF_AUTH_EXPIRED) {
             gf_log(GF_LOG_INFO, "keys", "req=%s event=key_refused key=%s why=%s", gf_request_id(r),
                    key.id, gf_auth_code(a));
+            // The key is known (its secret matched): its id goes into the refusal's audit
+            // record, so an administrator sees who kept using a cut key. Never the secret.
+            gf_request_set_key(r, key.id);
+        }
         return gf_err_set(err, GF_EPERM, "%s", gf_auth_message(a));
     }
     int rc = gf_request_set_key(r, key.id);
     if (rc == 0 && key.group[0]) // the key's policy group decides which rules apply
         rc = gf_request_set_group(r, key.group);
+    if (rc == 0 && !admitted(gf_request_route(r)) && g->keys->lim->ops->peek) {
+        // A route the limiter does not count still tells the client where its key stands, so
+        // every authenticated answer carries the same x-ratelimit-* headers.
+        struct gf_rl_info info;
+        g->keys->lim->ops->peek(g->keys->lim, key.id, &key.limits, gf_rl_now(), &info);
+        gf_rl_headers(&info, false, add_header, r);
+    }
     return rc;
 }
 
@@ -204,7 +222,7 @@ static int hook_admit(void *ud, struct gf_request *r, struct gf_err *err)
         return gf_err_set(err, rc, "rate limiter: %s", gf_strerror(rc));
     }
     l->r = r;
-    snprintf(l->id, sizeof(l->id), "%s", id);
+    gf_strlcpy(l->id, id, sizeof(l->id));
     l->next = g->head;
     if (g->head)
         g->head->prev = l;
@@ -254,7 +272,7 @@ static void hook_release(void *ud, struct gf_request *r)
     bool blocked =
         gf_request_error(r, &msg) == GF_EPOLICY || (fr && strcmp(fr, "content_filter") == 0);
     char id[GF_KEYID_BUFLEN];
-    snprintf(id, sizeof(id), "%s", l->id);
+    gf_strlcpy(id, l->id, sizeof(id));
     tremove(g, r);
     if (l->prev)
         l->prev->next = l->next;
@@ -293,7 +311,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             continue;
         enum gf_auth a = gf_keys_recheck(g->keys, l->id, GF_KEY_MATCH_CURRENT, now);
         if (a != GF_AUTH_OK) {
-            snprintf(ids[n], sizeof(ids[n]), "%s", l->id);
+            gf_strlcpy(ids[n], l->id, sizeof(ids[n]));
             why[n++] = a;
         }
     }

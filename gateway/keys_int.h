@@ -194,6 +194,20 @@ struct gf_limiter_ops {
                        int64_t window_ms, struct gf_rl_now now);
     /* Forgets the block history of key_id (after an admin unsuspends it). */
     void (*clear_blocks)(struct gf_limiter *l, const char *key_id);
+    /* Fills *info with key_id's state under lim at now and changes nothing: the headers of a
+     * route that is not rate limited (GET /v1/models). */
+    void (*peek)(struct gf_limiter *l, const char *key_id, const struct gf_key_limits *lim,
+                 struct gf_rl_now now, struct gf_rl_info *info);
+    /* The daily token counts, so that they survive a restart (keys_usage.c). A shared limiter
+     * that keeps its own state leaves these NULL. usage_each calls fn for every key with tokens
+     * counted (its UTC day number and tokens) and stops at fn's first non-zero return;
+     * usage_restore sets a key's count for a day (a count of another day than the key's
+     * current one is ignored when older); usage_version changes whenever a count does. */
+    int (*usage_each)(struct gf_limiter *l,
+                      int (*fn)(void *ud, const char *key_id, int64_t day, int64_t used),
+                      void *ud);
+    int (*usage_restore)(struct gf_limiter *l, const char *key_id, int64_t day, int64_t used);
+    uint64_t (*usage_version)(struct gf_limiter *l);
     void (*close)(struct gf_limiter *l);
 };
 
@@ -214,6 +228,30 @@ typedef int (*gf_header_fn)(void *ud, const char *name, const char *value);
 int gf_rl_headers(const struct gf_rl_info *info, bool refused, gf_header_fn fn, void *ud);
 /* The OpenAI-style message and code of a refusal. */
 const char *gf_rl_reason_message(enum gf_rl_reason r);
+
+/* ---- daily token counts across restarts (keys_usage.c) --------------------------------- */
+
+struct gf_keys;
+/* Writes the limiter's daily counts as JSON into out: {"version":1,"saved_at":MS,"keys":[{"id",
+ * "day","used"},...]}. */
+int gf_keys_usage_dump(struct gf_keys *k, int64_t now_ms, struct gf_buf *out);
+/* Replaces path with data atomically and durably (path.tmp, fsync, rename, directory fsync). */
+int gf_keys_usage_write(const char *path, const char *data, size_t len, struct gf_err *err);
+/* Restores the counts of today (UTC day of now_ms) from path into k's limiter. A missing file is
+ * fine (0); a damaged one is GF_EFORMAT naming the entry, an unreadable one GF_EIO. */
+int gf_keys_usage_load(struct gf_keys *k, const char *path, int64_t now_ms, struct gf_err *err);
+
+struct gf_keys;
+struct event_base;
+struct gf_usage_saver;
+/* Loads path, then snapshots the counts to it every interval_ms when they changed (the write
+ * on a thread of its own) and once more at stop. interval_ms 0: only at stop. *out stays NULL
+ * when the limiter keeps its own state (no usage ops). */
+int gf_usage_saver_start(struct event_base *base, struct gf_keys *k, const char *path,
+                         int interval_ms, struct gf_usage_saver **out, struct gf_err *err);
+/* Stops the timer and thread, writes a last snapshot if anything changed; returns 0 or GF_EIO
+ * (logged). NULL is a no-op. */
+int gf_usage_saver_stop(struct gf_usage_saver *s);
 
 /* ---- the key service (keys.c): what the gateway and the admin API call ---------------- */
 

@@ -14,6 +14,7 @@ struct gf_keys_serve {
     struct gf_keys *keys;
     struct gf_keys_gate *gate;
     struct gf_admin *admin;
+    struct gf_usage_saver *usage; // daily token counts across restarts
     void (*on_event)(void *ud, const char *action, const char *key_id, const char *group,
                      const char *detail);
     void *event_ud;
@@ -50,6 +51,12 @@ int gf_keys_serve_start(struct event_base *base, struct gf_gateway *gw, struct g
     };
     char *admin_key = NULL;
     int rc = gf_keys_open(cfg->data_dir, &kc, &ks->keys, err);
+    if (rc)
+        goto fail;
+    char usage[4200];
+    snprintf(usage, sizeof(usage), "%s/keys/usage.json", cfg->data_dir);
+    rc = gf_usage_saver_start(base, ks->keys, usage, (int)cfg->keys_usage_snapshot_ms, &ks->usage,
+                              err);
     if (rc)
         goto fail;
     struct gf_keys_gate_config gc = {
@@ -102,6 +109,7 @@ void gf_keys_serve_stop(struct gf_keys_serve *ks)
         return;
     gf_admin_free(ks->admin);
     gf_keys_gate_free(ks->gate);
+    gf_usage_saver_stop(ks->usage); // after the gate: the last charges are counted
     gf_keys_close(ks->keys);
     gf_free(ks);
 }

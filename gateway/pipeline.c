@@ -103,8 +103,13 @@ bool gf_request_id_valid(const char *s)
 
 void gf_gateway_new_id(struct gf_gateway *gw, char *out)
 {
-    snprintf(out, GF_REQID_MAX + 1, "%016llx%016llx", (unsigned long long)gw->id_prefix,
-             (unsigned long long)++gw->id_seq);
+    // 32 hex digits: the prefix then the sequence (written directly: once per request)
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v[2] = {gw->id_prefix, ++gw->id_seq};
+    for (int w = 0; w < 2; w++)
+        for (int i = 0; i < 16; i++)
+            out[w * 16 + i] = hex[(v[w] >> (60 - 4 * i)) & 15];
+    out[32] = '\0';
 }
 
 char *gf_request_strdup(struct gf_request *r, const char *s, size_t len)
@@ -126,8 +131,8 @@ static void set_error(struct gf_request *r, int code, int status, const char *ms
         return;
     r->err_code = code;
     r->status = status > 0 ? status : gf_http_error_of(code).status;
-    snprintf(r->err_msg, sizeof(r->err_msg), "%s", msg ? msg : gf_strerror(code));
-    snprintf(r->err_param, sizeof(r->err_param), "%s", param ? param : "");
+    gf_strlcpy(r->err_msg, msg ? msg : gf_strerror(code), sizeof(r->err_msg));
+    gf_strlcpy(r->err_param, param ? param : "", sizeof(r->err_param));
 }
 
 static void reply_now(struct gf_request *r, int status, const char *type)
@@ -253,8 +258,8 @@ static void finish(struct gf_request *r)
                                                       r->route == GF_ROUTE_COMPLETIONS
                                                   ? "POST"
                                                   : "GET, HEAD");
-            if (r->status == 503)
-                evhttp_add_header(h, "Retry-After", "1");
+            if (r->status == 503 && evhttp_find_header(h, "Retry-After") == NULL)
+                evhttp_add_header(h, "Retry-After", "1"); // unless a hook said when
             if (eb != NULL && r->out.len > 0)
                 evbuffer_add(eb, r->out.data, r->out.len);
             gw->metrics.bytes_out += r->out.len;
@@ -311,7 +316,12 @@ static void audit_next(struct gf_request *r, size_t from);
 
 static void audit_done(struct gf_request *r, int rc)
 {
-    if (rc != 0 && r->err_code == 0 && !r->stream_started)
+    // GF_EIO: the log cannot be written (disk full, I/O error). Like every request refused
+    // during the outage, this one gets 503 + Retry-After: the client may retry, nothing of it
+    // was served. Anything else (out of memory) is the server's own error.
+    if (rc == GF_EIO && r->err_code == 0 && !r->stream_started)
+        set_error(r, GF_EAGAIN, 503, "the audit log cannot be written; retry later", NULL);
+    else if (rc != 0 && r->err_code == 0 && !r->stream_started)
         set_error(r, GF_EIO, 500, "the audit record could not be written", NULL);
     else if (rc != 0 && r->err_code == 0)
         set_error(r, GF_EIO, 200, "the audit record could not be written", NULL);
@@ -512,7 +522,7 @@ static void on_gen_event(void *ud, const struct gf_gen_event *ev)
         r->gen = NULL;
         r->usage = ev->usage;
         if (ev->model != NULL)
-            snprintf(r->model, sizeof(r->model), "%s", ev->model);
+            gf_strlcpy(r->model, ev->model, sizeof(r->model));
         for (int i = 0; i < r->n_choices; i++) {
             if (r->choices[i].done)
                 continue;
@@ -892,11 +902,11 @@ void gf_pipeline_dispatch(struct gf_gateway *gw, struct evhttp_request *http)
         char *addr = NULL; // libevent 2.1 takes char ** (borrowed, owned by the connection)
         ev_uint16_t port = 0;
         evhttp_connection_get_peer(hc, &addr, &port);
-        snprintf(r->client, sizeof(r->client), "%s", addr ? addr : "");
+        gf_strlcpy(r->client, addr ? addr : "", sizeof(r->client));
     }
     const char *given = evhttp_find_header(evhttp_request_get_input_headers(http), "x-request-id");
     if (given != NULL && gf_request_id_valid(given))
-        snprintf(r->id, sizeof(r->id), "%s", given);
+        gf_strlcpy(r->id, given, sizeof(r->id));
     else
         gf_gateway_new_id(gw, r->id);
     evhttp_add_header(evhttp_request_get_output_headers(http), "x-request-id", r->id);
@@ -1006,7 +1016,7 @@ int gf_request_set_key(struct gf_request *r, const char *key_id)
 {
     if (strlen(key_id) > GF_KEYID_MAX)
         return GF_EINVAL;
-    snprintf(r->key, sizeof(r->key), "%s", key_id);
+    gf_strlcpy(r->key, key_id, sizeof(r->key));
     return 0;
 }
 

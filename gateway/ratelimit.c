@@ -29,6 +29,7 @@ struct limiter {
     pthread_mutex_t mu;
     struct slot **tab; // open addressing by id; slots never move (tickets point at them)
     size_t cap, n;
+    uint64_t usage_version; // bumped by every change of a daily count (persisted by keys_usage.c)
 };
 
 /* ---- GCRA ------------------------------------------------------------------------------ */
@@ -125,7 +126,7 @@ static struct slot *get_slot(struct limiter *l, const char *id, bool create)
     struct slot *s = gf_calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    snprintf(s->id, sizeof(s->id), "%s", id);
+    gf_strlcpy(s->id, id, sizeof(s->id));
     l->tab[find(l, id)] = s;
     l->n++;
     return s;
@@ -218,6 +219,8 @@ static int op_admit(struct gf_limiter *gl, const char *key_id, const struct gf_k
     if (lim->tpm > 0)
         s->tok_tat = tok_next;
     s->day_used += prompt_tokens;
+    if (prompt_tokens > 0)
+        l->usage_version++;
     s->conc++;
     fill_info(s, lim, mono, info);
     pthread_mutex_unlock(&l->mu);
@@ -253,6 +256,7 @@ static int op_charge(struct gf_limiter *gl, struct gf_rl_ticket *t, int64_t n, s
     }
     day_roll(s, now.wall_ms);
     s->day_used += n;
+    l->usage_version++;
     if (t->limits.daily_tokens > 0 && s->day_used > t->limits.daily_tokens)
         rc = GF_ELIMIT;
     if (info) {
@@ -331,6 +335,61 @@ static void op_clear_blocks(struct gf_limiter *gl, const char *key_id)
     pthread_mutex_unlock(&l->mu);
 }
 
+static void op_peek(struct gf_limiter *gl, const char *key_id, const struct gf_key_limits *lim,
+                    struct gf_rl_now now, struct gf_rl_info *info)
+{
+    struct limiter *l = gl->impl;
+    static const struct slot fresh; // a key never seen: every bucket full
+    memset(info, 0, sizeof(*info));
+    pthread_mutex_lock(&l->mu);
+    const struct slot *s = get_slot(l, key_id, false);
+    fill_info(s ? s : &fresh, lim, now.mono_ns, info);
+    pthread_mutex_unlock(&l->mu);
+}
+
+static int op_usage_each(struct gf_limiter *gl,
+                         int (*fn)(void *ud, const char *key_id, int64_t day, int64_t used),
+                         void *ud)
+{
+    struct limiter *l = gl->impl;
+    int rc = 0;
+    pthread_mutex_lock(&l->mu);
+    for (size_t i = 0; rc == 0 && i < l->cap; i++)
+        if (l->tab[i] && l->tab[i]->day_used > 0)
+            rc = fn(ud, l->tab[i]->id, l->tab[i]->day, l->tab[i]->day_used);
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+static int op_usage_restore(struct gf_limiter *gl, const char *key_id, int64_t day, int64_t used)
+{
+    struct limiter *l = gl->impl;
+    if (used < 0 || day < 0)
+        return GF_EINVAL;
+    pthread_mutex_lock(&l->mu);
+    struct slot *s = get_slot(l, key_id, true);
+    int rc = s ? 0 : GF_ENOMEM;
+    if (s && day > s->day) { // a fresh slot (day 0) or an older day: the restored day wins
+        s->day = day;
+        s->day_used = used;
+    } else if (s && day == s->day && used > s->day_used) {
+        s->day_used = used; // never lower a count: tokens spent since the start still count
+    }
+    if (s)
+        l->usage_version++;
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+static uint64_t op_usage_version(struct gf_limiter *gl)
+{
+    struct limiter *l = gl->impl;
+    pthread_mutex_lock(&l->mu);
+    uint64_t v = l->usage_version;
+    pthread_mutex_unlock(&l->mu);
+    return v;
+}
+
 static void op_close(struct gf_limiter *gl)
 {
     struct limiter *l = gl->impl;
@@ -352,6 +411,10 @@ static const struct gf_limiter_ops local_ops = {
     .release = op_release,
     .note_block = op_note_block,
     .clear_blocks = op_clear_blocks,
+    .peek = op_peek,
+    .usage_each = op_usage_each,
+    .usage_restore = op_usage_restore,
+    .usage_version = op_usage_version,
     .close = op_close,
 };
 

@@ -150,6 +150,9 @@ def call(port, method, path, body=None, headers=None):
     return r.status, data
 
 
+CUT_KEYS = []  # (request id, key id, secret) of requests made with an expired/suspended key
+
+
 def admin_and_keys(srv, data):
     """Admin actions through the admin API and requests with a key: returns (key id, secret)."""
     with open(os.path.join(data, "admin.key")) as f:
@@ -168,6 +171,20 @@ def admin_and_keys(srv, data):
     hdr["x-request-id"] = "with-key-1"
     st, _ = call(srv.port, "POST", "/v1/chat/completions", req, hdr)
     check(st == 401, "the revoked key is refused (%d)" % st)
+    # An expired and a suspended key: their refusals are recorded with the key id too.
+    for n, action in enumerate(("expire", "suspend")):
+        st, body = call(srv.admin_port, "POST", "/admin/v1/keys", {"name": "cut-%s" % action},
+                        admin)
+        check(st == 201, "second key created (%d)" % st)
+        other = json.loads(body)
+        st, _ = call(srv.admin_port, "POST", "/admin/v1/keys/%s/%s" % (other["id"], action),
+                     {} if action == "suspend" else None, admin)
+        check(st == 200, "key %s (%d)" % (action, st))
+        h = {"Authorization": "Bearer " + other["secret"], "Content-Type": "application/json",
+             "x-request-id": "cut-key-%d" % n}
+        st, _ = call(srv.port, "POST", "/v1/chat/completions", req, h)
+        check(st == 401, "the %sed key is refused (%d)" % (action, st))
+        CUT_KEYS.append((h["x-request-id"], other["id"], other["secret"]))
     st, body = call(srv.admin_port, "POST", "/admin/v1/policy/reload", None, admin)
     check(st in (200, 501), "policy reload answered (%d %s)" % (st, body[:200]))
     return key["id"], key["secret"]
@@ -188,15 +205,25 @@ def cli_checks(exe, data, key_id, secret):
                             "request", "--json"], capture_output=True, text=True)
         recs = [json.loads(l) for l in q.stdout.splitlines() if l.strip()]
         ids = [r.get("request_id") for r in recs]
-        check(ids == ["with-key-0"], "query --key finds the key's request: %s" % ids)
+        check(ids == ["with-key-0", "with-key-1"],
+              "query --key finds the key's requests, the refused one too: %s" % ids)
         q = subprocess.run([exe, "audit", "query", "--data-dir", data, "--type", "request",
                             "--json"], capture_output=True, text=True)
         refused = [json.loads(l) for l in q.stdout.splitlines() if "with-key-1" in l]
-        check([r.get("status") for r in refused] == [401],
-              "the request refused after the revocation is recorded with its 401")
+        check([(r.get("status"), r.get("key_id")) for r in refused] == [(401, key_id)],
+              "the request refused after the revocation is recorded with its 401 and key id")
+        secrets = [secret]
+        for rid, kid, sec in CUT_KEYS:
+            recs = [json.loads(l) for l in q.stdout.splitlines() if rid in l]
+            check([(r.get("status"), r.get("key_id")) for r in recs] == [(401, kid)],
+                  "the refusal of a cut key is recorded with its key id: %s" % recs)
+            secrets.append(sec)
         for name in os.listdir(audit_dir):
             with open(os.path.join(audit_dir, name), "rb") as f:
-                check(secret.encode() not in f.read(), "no key secret in %s" % name)
+                blob = f.read()
+            for sec in secrets:
+                check(sec.encode() not in blob and sec[-16:].encode() not in blob,
+                      "no key secret in %s" % name)
     q = subprocess.run([exe, "audit", "query", "--data-dir", data, "--csv", "--limit", "3"],
                        capture_output=True, text=True)
     lines = q.stdout.splitlines()

@@ -243,6 +243,36 @@ static void chat(const char *authz, const char *model, bool stream, struct resp 
     curl_easy_cleanup(c);
 }
 
+/* Any request to the API: method, path, Authorization value (may be NULL), body (may be NULL). */
+static void call(const char *method, const char *path, const char *authz, const char *body,
+                 struct resp *r)
+{
+    memset(r, 0, sizeof(*r));
+    CURL *c = curl_easy_init();
+    char u[256], h[256];
+    snprintf(u, sizeof(u), "%s%s", api, path);
+    struct curl_slist *hs = curl_slist_append(NULL, "Content-Type: application/json");
+    if (authz) {
+        snprintf(h, sizeof(h), "Authorization: %s", authz);
+        hs = curl_slist_append(hs, h);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(hs);
+    curl_easy_cleanup(c);
+}
+
 static void bearer(char *out, size_t n, const char *secret)
 {
     snprintf(out, n, "Bearer %s", secret);
@@ -338,6 +368,48 @@ static void test_headers_and_429(void)
     CHECK(r->status == 429);
     CHECK(error_code(r->body, "rate_limit_exceeded"));
     CHECK(has_header(r, "retry-after:") && has_header(r, "x-ratelimit-remaining-requests: 0"));
+    free(r);
+}
+
+/* Every authenticated answer of an OpenAI route carries the x-ratelimit-* headers: the model
+ * list (which the limiter does not count), moderations, and errors after authentication. */
+static void test_headers_on_every_route(void)
+{
+    struct resp *r = calloc(1, sizeof(*r));
+    char h[128], secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
+    const char *lim[] = {"--rpm", "5", "--tpm", "100000", NULL};
+    REQUIRE(create_key(secret, id, lim) == 0);
+    bearer(h, sizeof(h), secret);
+    for (int i = 0; i < 2; i++) { // the model list shows the state and takes nothing
+        call("GET", "/v1/models", h, NULL, r);
+        CHECK_MSG(r->status == 200, "models: %ld", r->status);
+        CHECK(has_header(r, "x-ratelimit-limit-requests: 5"));
+        CHECK(has_header(r, "x-ratelimit-remaining-requests: 5"));
+        CHECK(has_header(r, "x-ratelimit-reset-requests:"));
+        CHECK(has_header(r, "x-ratelimit-limit-tokens: 100000"));
+        CHECK(has_header(r, "x-ratelimit-remaining-tokens: 100000"));
+        CHECK(has_header(r, "x-ratelimit-reset-tokens:"));
+        CHECK(strcasestr(r->headers, "x-ratelimit-limit-requests") ==
+              strcasestr(r->headers, "x-ratelimit-limit-requests: 5")); // once only
+    }
+    call("POST", "/v1/moderations", h, "{\"input\":\"hello there\"}", r);
+    CHECK_MSG(r->status == 200, "moderations: %ld %s", r->status, r->body);
+    CHECK(has_header(r, "x-ratelimit-remaining-requests: 4"));
+    CHECK(has_header(r, "x-ratelimit-limit-tokens: 100000"));
+    // Errors after authentication: an upstream 404, a refused body, a policy block.
+    chat(h, "status=404", false, r);
+    CHECK(r->status == 404 && has_header(r, "x-ratelimit-remaining-requests: 3"));
+    const char *old = prompt_text;
+    prompt_text = "forbiddenbanana";
+    chat(h, "mock-model", false, r);
+    prompt_text = old;
+    CHECK_MSG(r->status >= 400 && r->status < 500 && has_header(r, "x-ratelimit-remaining-requests: 2"),
+              "blocked: %ld", r->status);
+    call("GET", "/v1/models", h, NULL, r);
+    CHECK(r->status == 200 && has_header(r, "x-ratelimit-remaining-requests: 2"));
+    // Without a key (open mode off) there is nobody to report on: no headers on the 401.
+    call("GET", "/v1/models", NULL, NULL, r);
+    CHECK(r->status == 401 && !has_header(r, "x-ratelimit-"));
     free(r);
 }
 
@@ -498,12 +570,66 @@ static void test_token_limit_stops_stream(void)
     free(s);
 }
 
+static char daily_h[128]; // the Authorization of test_daily_quota's key (quota spent)
+
+/* Creates a key with a daily quota of 60 tokens and spends it with a stream that is stopped. */
+static void spend_daily_quota(char h[128])
+{
+    char secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
+    const char *lim[] = {"--daily-tokens", "60", NULL};
+    REQUIRE(create_key(secret, id, lim) == 0);
+    bearer(h, 128, secret);
+    struct streamer *s = calloc(1, sizeof(*s));
+    s->authz = h;
+    s->model = "tokens=400";
+    stream_thread(s);
+    CHECK(s->r.status == 200 && strstr(s->r.body, "rate_limit_exceeded") != NULL);
+    free(s);
+}
+
+/* The daily count survives a restart: written at shutdown, and every keys.usage_snapshot_ms
+ * for a crash. */
+static void test_daily_quota_survives_restart(void)
+{
+    struct resp *r = calloc(1, sizeof(*r));
+    CHECK(stop_server() == 0); // SIGTERM: an orderly stop writes the counts
+    REQUIRE(start_server(NULL) == 0);
+    chat(daily_h, "mock-model", false, r);
+    CHECK_MSG(r->status == 429 && strstr(r->body, "daily") != NULL, "after a restart: %ld %s",
+              r->status, r->body);
+    // kill -9: what was counted more than one snapshot period ago is kept.
+    CHECK(stop_server() == 0);
+    const char *fast[] = {"--set", "keys.usage_snapshot_ms=100", NULL};
+    REQUIRE(start_server(fast) == 0);
+    char h[128];
+    spend_daily_quota(h);
+    usleep(600000); // a few snapshot periods
+    kill(server_pid, SIGKILL);
+    int st;
+    waitpid(server_pid, &st, 0);
+    server_pid = 0;
+    REQUIRE(start_server(NULL) == 0);
+    chat(h, "mock-model", false, r);
+    CHECK_MSG(r->status == 429 && strstr(r->body, "daily") != NULL, "after kill -9: %ld %s",
+              r->status, r->body);
+    chat(daily_h, "mock-model", false, r);
+    CHECK(r->status == 429);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/data/keys/usage.json", dir);
+    size_t len = 0;
+    char *text = tu_read(path, &len);
+    CHECK(text != NULL && strstr(text, "\"version\":1") != NULL);
+    free(text);
+    free(r);
+}
+
 static void test_daily_quota(void)
 {
     char h[128], secret[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
     const char *lim[] = {"--daily-tokens", "60", NULL};
     REQUIRE(create_key(secret, id, lim) == 0);
     bearer(h, sizeof(h), secret);
+    snprintf(daily_h, sizeof(daily_h), "%s", h);
     struct streamer *s = calloc(1, sizeof(*s));
     s->authz = h;
     s->model = "tokens=400";
@@ -640,6 +766,7 @@ int main(int argc, char **argv)
     RUN(test_requires_keys);
     RUN(test_admin_auth);
     RUN(test_headers_and_429);
+    RUN(test_headers_on_every_route);
     RUN(test_exact_under_concurrency);
     RUN(test_revoke_open_stream);
     RUN(test_expiry_ends_stream);
@@ -648,6 +775,7 @@ int main(int argc, char **argv)
     RUN(test_suspend);
     RUN(test_abuse_suspension);
     RUN(test_rotate_grace);
+    RUN(test_daily_quota_survives_restart);
     CHECK(stop_server() == 0);
     mock_child_stop(&mock);
     RUN(test_no_secret_in_outputs);

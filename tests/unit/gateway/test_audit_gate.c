@@ -149,13 +149,17 @@ static void test_fail_closed(void)
         bool ra = false;
         int st = chat(id, "hello audit", i % 2 == 1, &ra);
         note(id, st);
+        if (i == 0) // its record is the first write that fails
+            CHECK_MSG(st == 503 && ra, "first request on the full disk: %d", st);
         if (st == 503) {
             refused++;
             n_503_retry += ra;
         }
     }
-    CHECK(refused >= 5);
-    CHECK(n_503_retry == refused);
+    // Every non-streamed request is refused with 503 + Retry-After, the first one too (its
+    // record is the one that failed); a stream whose 200 went out ends with an error event.
+    CHECK_MSG(refused >= 5 && refused == n_503_retry, "refused %d, with Retry-After %d", refused,
+              n_503_retry);
     REQUIRE(setrlimit(RLIMIT_FSIZE, &old) == 0);
     // The writer retries on its own; service resumes once its outage record is written.
     int st = 0;
