@@ -91,14 +91,27 @@ static void tile(const uint8_t *xq, const float *xs, int T, const int8_t *wq, co
     }
 }
 
-const struct gf_gemm_q8 gf_gemm_q8_scalar = {
+static void f32(const float *xt, int T, int ldt, const float *w, size_t ldw, int R, int K,
+                float *y, size_t ldy)
+{
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < R; r++) {
+            float acc = 0.0f;
+            for (int k = 0; k < K; k++)
+                acc += w[(size_t)r * ldw + (size_t)k] * xt[(size_t)k * ldt + (size_t)t];
+            y[(size_t)t * ldy + (size_t)r] = acc;
+        }
+}
+
+const struct gf_gemm gf_gemm_scalar = {
     .name = "scalar",
     .pack_x = pack_x,
     .pack_w = pack_w,
     .tile = tile,
+    .f32 = f32,
 };
 
-static const struct gf_gemm_q8 *best;
+static const struct gf_gemm *best;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void choose(void)
@@ -110,10 +123,10 @@ static void choose(void)
     const char *force = getenv("GF_KERNELS");
     if (force != NULL && (strcmp(force, "scalar") == 0 || strcmp(force, "avx2") == 0))
         vnni = false;
-    best = vnni ? &gf_gemm_q8_avx512vnni : NULL;
+    best = vnni ? &gf_gemm_avx512vnni : NULL;
 }
 
-const struct gf_gemm_q8 *gf_gemm_q8_get(void)
+const struct gf_gemm *gf_gemm_get(void)
 {
     pthread_once(&once, choose);
     return best;

@@ -147,9 +147,67 @@ static void tile(const uint8_t *xq, const float *xs, int T, const int8_t *wq, co
     }
 }
 
-const struct gf_gemm_q8 gf_gemm_q8_avx512vnni = {
+/* F32: RM weight rows x RN*16 tokens of accumulators; each step k broadcasts one weight per row
+ * and multiplies it with RN vectors of 16 tokens' activations (outer-product form), so the
+ * accumulators end up holding finished outputs and no horizontal sums are needed. */
+static ALWAYS_INLINE void micro_f32(int RM, int RN, const float *xt, int ldt, int nt,
+                                    const float *w, size_t ldw, int K, float *y, size_t ldy)
+{
+    __m512 acc[8][3];
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++)
+            acc[i][j] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        __m512 x[3];
+        for (int j = 0; j < RN; j++)
+            x[j] = _mm512_loadu_ps(xt + (size_t)k * ldt + 16 * j);
+        for (int i = 0; i < RM; i++) {
+            __m512 b = _mm512_set1_ps(w[(size_t)i * ldw + (size_t)k]);
+            for (int j = 0; j < RN; j++)
+                acc[i][j] = _mm512_fmadd_ps(x[j], b, acc[i][j]);
+        }
+    }
+    for (int i = 0; i < RM; i++)
+        for (int j = 0; j < RN; j++) {
+            float o[16];
+            _mm512_storeu_ps(o, acc[i][j]);
+            for (int l = 0; l < 16 && 16 * j + l < nt; l++)
+                y[(size_t)(16 * j + l) * ldy + (size_t)i] = o[l];
+        }
+}
+
+#define MICRO_F32(rm, rn)                                                                      \
+    case (rm) * 8 + (rn):                                                                      \
+        micro_f32(rm, rn, x, ldt, nt, wr, ldw, K, yo, ldy);                                    \
+        break;
+
+static void f32(const float *xt, int T, int ldt, const float *w, size_t ldw, int R, int K,
+                float *y, size_t ldy)
+{
+    for (int r0 = 0; r0 < R;) {
+        int rm = R - r0 >= 8 ? 8 : R - r0 >= 4 ? 4 : R - r0 >= 2 ? 2 : 1;
+        const float *wr = w + (size_t)r0 * ldw;
+        for (int t0 = 0; t0 < T; t0 += 48) {
+            int nt = T - t0 < 48 ? T - t0 : 48, rn = (nt + 15) / 16;
+            const float *x = xt + t0;
+            float *yo = y + (size_t)t0 * ldy + (size_t)r0;
+            switch (rm * 8 + rn) {
+                MICRO_F32(8, 3) MICRO_F32(8, 2) MICRO_F32(8, 1)
+                MICRO_F32(4, 3) MICRO_F32(4, 2) MICRO_F32(4, 1)
+                MICRO_F32(2, 3) MICRO_F32(2, 2) MICRO_F32(2, 1)
+                MICRO_F32(1, 3) MICRO_F32(1, 2) MICRO_F32(1, 1)
+            default:
+                break;
+            }
+        }
+        r0 += rm;
+    }
+}
+
+const struct gf_gemm gf_gemm_avx512vnni = {
     .name = "avx512vnni",
     .pack_x = pack_x,
     .pack_w = pack_w,
     .tile = tile,
+    .f32 = f32,
 };

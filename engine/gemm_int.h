@@ -26,7 +26,7 @@
 
 static const int GF_GEMM_PERM[8] = {0, 1, 4, 5, 2, 3, 6, 7};
 
-struct gf_gemm_q8 {
+struct gf_gemm {
     const char *name;  // "scalar", "avx512vnni"
     /* One token: nb Q8_0 blocks into q[np*64] (unsigned) and s[np*2]. */
     void (*pack_x)(const struct gf_block_q8 *x, int nb, uint8_t *q, float *s);
@@ -38,17 +38,22 @@ struct gf_gemm_q8 {
      * wc + r*np*16. */
     void (*tile)(const uint8_t *xq, const float *xs, int T, const int8_t *wq, const float *ws,
                  const int32_t *wc, int R, int np, float *y, size_t ldy);
+    /* F32 weights: y[t*ldy + r] = sum_k w[r*ldw + k] * xt[k*ldt + t] for t < T, r < R, where xt
+     * holds the activations transposed ([K][ldt], ldt a multiple of 16 >= T, padding columns
+     * readable). Weight rows are read in place, no packing. */
+    void (*f32)(const float *xt, int T, int ldt, const float *w, size_t ldw, int R, int K,
+                float *y, size_t ldy);
 };
 
 /* The scalar implementation: the reference the SIMD one is tested against. */
-extern const struct gf_gemm_q8 gf_gemm_q8_scalar;
+extern const struct gf_gemm gf_gemm_scalar;
 
 /* The fastest implementation this CPU runs (AVX-512 VNNI), or NULL when it has none: the
  * prompt path then falls back to dequantized tiles through sgemm, which is faster than a
  * scalar integer product. GF_KERNELS=scalar|avx2 also gives NULL. */
-const struct gf_gemm_q8 *gf_gemm_q8_get(void);
+const struct gf_gemm *gf_gemm_get(void);
 
 /* Filled by gemm_avx512.c. */
-extern const struct gf_gemm_q8 gf_gemm_q8_avx512vnni;
+extern const struct gf_gemm gf_gemm_avx512vnni;
 
 #endif

@@ -44,9 +44,11 @@ struct gf_llm_ctx {
     struct gf_block_q8 *xq;  // [T][max_cols / 32] quantized activations
     float *tile;             // [n_threads][tile_bytes]: dequantized or packed weights
     size_t tile_bytes;
-    const struct gf_gemm_q8 *gq; // integer product for quantized weights, or NULL (sgemm)
+    const struct gf_gemm *gq; // integer product for quantized weights, or NULL (sgemm)
     uint8_t *xpq;            // [T][max_pairs * 64] activations packed for gq
     float *xps;              // [T][max_pairs * 2] their block scales
+    float *xt;               // [max_cols][ldt] activations transposed for gq->f32
+    int ldt;                 // max_tokens rounded up to 16
 };
 
 /* Runs fn on the pool, or inline on this thread when the job is too small to share. */
@@ -70,6 +72,7 @@ struct mm_job {
     int T;
     bool gemm;
     bool packed;            // quantized weights go through c->gq with c->xpq/xps
+    bool f32t;              // F32 weights go through c->gq->f32 with c->xt
 };
 
 static void mm_rows_dot(const struct mm_job *j, const struct gf_llm_weight *w, float *y, int r0,
@@ -134,7 +137,7 @@ static void mm_rows_dot(const struct mm_job *j, const struct gf_llm_weight *w, f
 static void mm_rows_packed(const struct mm_job *j, const struct gf_llm_weight *w, float *y, int r0,
                            int r1, int ith)
 {
-    const struct gf_gemm_q8 *g = j->c->gq;
+    const struct gf_gemm *g = j->c->gq;
     int nb = w->cols / GF_QK, np = (nb + 1) / 2, tr = j->c->tile_rows;
     char *buf = (char *)j->c->tile + (size_t)ith * j->c->tile_bytes;
     int8_t *wq = (int8_t *)buf;
@@ -156,6 +159,11 @@ static void mm_rows_gemm(const struct mm_job *j, const struct gf_llm_weight *w, 
     int cols = w->cols;
     if (j->packed) {
         mm_rows_packed(j, w, y, r0, r1, ith);
+        return;
+    }
+    if (j->f32t && w->type == GF_WT_F32) {
+        j->c->gq->f32(j->c->xt, j->T, j->c->ldt, (const float *)w->data + (size_t)r0 * cols,
+                      (size_t)cols, r1 - r0, cols, y + r0, (size_t)w->rows);
         return;
     }
     if (w->type == GF_WT_F32) {
@@ -225,6 +233,13 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
             c->gq->pack_x(c->xq + (size_t)t * nb, nb, c->xpq + (size_t)t * np * GF_GEMM_PAIR,
                           c->xps + (size_t)t * np * 2);
         j.packed = true;
+    }
+    if (!quant && j.gemm && c->gq != NULL && w[0]->type == GF_WT_F32) {
+        int cols = w[0]->cols;
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < cols; i++)
+                c->xt[(size_t)i * c->ldt + (size_t)t] = x[(size_t)t * cols + (size_t)i];
+        j.f32t = true;
     }
     run(c, mm_worker, &j, work);
 }
@@ -397,7 +412,7 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     int tr = TILE_BYTES / (4 * c->max_cols) / TILE_MIN * TILE_MIN;
     c->tile_rows = tr < TILE_MIN ? TILE_MIN : tr > TILE_MAX ? TILE_MAX : tr;
     // the integer product follows the kernel table: only with AVX-512 (tests force the others)
-    c->gq = strcmp(c->k->name, "avx512") == 0 ? gf_gemm_q8_get() : NULL;
+    c->gq = strcmp(c->k->name, "avx512") == 0 ? gf_gemm_get() : NULL;
     int max_pairs = (c->max_cols / GF_QK + 1) / 2 + 1;
     size_t packed_row = (size_t)max_pairs * (GF_GEMM_PAIR + 64 + 8);
     c->tile_bytes = (size_t)c->tile_rows * c->max_cols * sizeof(float);
@@ -419,9 +434,12 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->tile = gf_mallocarray((size_t)n_threads, c->tile_bytes);
     c->xpq = gf_mallocarray(T * max_pairs, GF_GEMM_PAIR);
     c->xps = gf_mallocarray(T * max_pairs * 2, sizeof(float));
+    c->ldt = (max_tokens + 15) / 16 * 16;
+    // calloc: the padding columns past T are read (never used) by the f32 micro-kernel
+    c->xt = gf_calloc((size_t)c->ldt * c->max_cols, sizeof(float));
     int rc = GF_ENOMEM;
     if (!c->x || !c->xb || !c->tmp || !c->q || !c->kk || !c->vv || !c->hb || !c->hb2 || !c->cs ||
-        !c->att || !c->xq || !c->tile || !c->xpq || !c->xps)
+        !c->att || !c->xq || !c->tile || !c->xpq || !c->xps || !c->xt)
         goto fail;
     if ((rc = gf_tpool_new(n_threads, &c->pool)) != 0)
         goto fail;
@@ -463,5 +481,6 @@ void gf_llm_ctx_free(struct gf_llm_ctx *c)
     gf_free(c->tile);
     gf_free(c->xpq);
     gf_free(c->xps);
+    gf_free(c->xt);
     gf_free(c);
 }

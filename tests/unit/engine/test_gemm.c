@@ -50,7 +50,7 @@ struct packed {
     float y[MAX_T * MAX_R];
 };
 
-static void run(const struct gf_gemm_q8 *g, int type, const struct gf_block_q8 *xq, int T,
+static void run(const struct gf_gemm *g, int type, const struct gf_block_q8 *xq, int T,
                 const uint8_t *w, size_t row_bytes, int R, int nb, struct packed *p)
 {
     int np = (nb + 1) / 2;
@@ -67,7 +67,7 @@ static void run(const struct gf_gemm_q8 *g, int type, const struct gf_block_q8 *
 static void check_case(int type, int nb, int T, int R)
 {
     const struct gf_kernels *k = &gf_kernels_scalar;
-    const struct gf_gemm_q8 *simd = gf_gemm_q8_get();
+    const struct gf_gemm *simd = gf_gemm_get();
     static float x[MAX_T * MAX_NB * GF_QK];
     static struct gf_block_q8 xq[MAX_T * MAX_NB];
     static uint8_t w[MAX_R * MAX_NB * sizeof(struct gf_block_q8)];
@@ -79,7 +79,7 @@ static void check_case(int type, int nb, int T, int R)
     for (int t = 0; t < T; t++)
         k->quantize_q8(x + (size_t)t * cols, xq + (size_t)t * nb, cols);
     make_rows(type, nb, R, w, row_bytes);
-    run(&gf_gemm_q8_scalar, type, xq, T, w, row_bytes, R, nb, &ps);
+    run(&gf_gemm_scalar, type, xq, T, w, row_bytes, R, nb, &ps);
     double worst = 0;
     for (int t = 0; t < T; t++)
         for (int r = 0; r < R; r++) {
@@ -118,14 +118,14 @@ static void test_products(void)
             for (size_t c = 0; c < GF_ARRAY_LEN(ts); c++)
                 for (size_t d = 0; d < GF_ARRAY_LEN(rs); d++)
                     check_case(types[a], nbs[b], ts[c], rs[d]);
-    if (gf_gemm_q8_get() == NULL)
+    if (gf_gemm_get() == NULL)
         fprintf(stderr, "note: no AVX-512 VNNI here: only the scalar product was checked\n");
 }
 
 /* The +128 offset of the activations cancels exactly even at the extremes of both ranges. */
 static void test_extremes(void)
 {
-    const struct gf_gemm_q8 *impls[2] = {&gf_gemm_q8_scalar, gf_gemm_q8_get()};
+    const struct gf_gemm *impls[2] = {&gf_gemm_scalar, gf_gemm_get()};
     struct gf_block_q8 x, w;
     x.d = w.d = gf_f2h(1.0f);
     for (int i = 0; i < GF_QK; i++) {
@@ -144,9 +144,42 @@ static void test_extremes(void)
     }
 }
 
+/* F32 weights (outer-product kernel): the SIMD kernel against the scalar one, over token and row
+ * counts that exercise every micro-kernel shape and the padded token lanes. */
+static void test_f32(void)
+{
+    const struct gf_gemm *simd = gf_gemm_get();
+    if (simd == NULL)
+        return;
+    enum { T = 53, R = 15, K = 37, LDT = 64 };
+    static float xt[K * LDT], w[R * K], y1[T * R], y2[T * R];
+    for (int i = 0; i < K * LDT; i++)
+        xt[i] = frand();
+    for (int i = 0; i < R * K; i++)
+        w[i] = frand();
+    const int ts[] = {1, 16, 17, 48, 53}, rs[] = {1, 2, 3, 4, 8, 9, 15};
+    for (size_t a = 0; a < GF_ARRAY_LEN(ts); a++)
+        for (size_t b = 0; b < GF_ARRAY_LEN(rs); b++) {
+            memset(y2, 0, sizeof(y2));
+            gf_gemm_scalar.f32(xt, ts[a], LDT, w, K, rs[b], K, y1, R);
+            simd->f32(xt, ts[a], LDT, w, K, rs[b], K, y2, R);
+            double worst = 0;
+            for (int t = 0; t < ts[a]; t++)
+                for (int r = 0; r < rs[b]; r++)
+                    worst = fmax(worst, fabs(y1[t * R + r] - y2[t * R + r]));
+            CHECK_MSG(worst < 1e-4, "f32 T %d R %d: error %g", ts[a], rs[b], worst);
+            // nothing past T rows of the output is written
+            bool clean = true;
+            for (int i = ts[a] * R; i < T * R; i++)
+                clean &= y2[i] == 0.0f;
+            CHECK_MSG(clean, "f32 T %d R %d wrote past its tokens", ts[a], rs[b]);
+        }
+}
+
 int main(void)
 {
     RUN(test_products);
+    RUN(test_f32);
     RUN(test_extremes);
     return test_report();
 }
