@@ -51,8 +51,37 @@ static void post_delta(struct llama_engine *e, struct gf_gen *g, const char *tex
     m->len = len;
     m->n_tokens = g->since_delta;
     m->finish = finish;
+    // the log-probabilities of the tokens this delta covers travel with it
+    m->lps = g->lps;
+    m->n_lps = g->n_lps;
+    g->lps = NULL;
+    g->n_lps = g->cap_lps = 0;
     g->since_delta = 0;
     gf_llama_post(e, m);
+}
+
+/* Records the log-probabilities of the token just sampled, for the next delta. */
+static int push_logprob(struct llama_engine *e, struct gf_gen *g, const struct gf_logprob *lp,
+                        const struct gf_logprob *top, int n_top)
+{
+    if (g->n_lps == g->cap_lps) {
+        int cap = g->cap_lps ? 2 * g->cap_lps : 8;
+        struct gf_gen_logprob *a = gf_realloc(g->lps, (size_t)cap * sizeof(*a));
+        if (a == NULL)
+            return GF_ENOMEM;
+        g->lps = a;
+        g->cap_lps = cap;
+    }
+    struct gf_gen_logprob *o = &g->lps[g->n_lps++];
+    memset(o, 0, sizeof(*o));
+    o->token = gf_tokenizer_piece(e->tok, lp->token, false, &o->len);
+    o->logprob = lp->logprob;
+    o->n_top = n_top;
+    for (int i = 0; i < n_top; i++) {
+        o->top[i].token = gf_tokenizer_piece(e->tok, top[i].token, false, &o->top[i].len);
+        o->top[i].logprob = top[i].logprob;
+    }
+    return 0;
 }
 
 static void post_error(struct llama_engine *e, struct gf_gen *g, int code, const char *text)
@@ -73,6 +102,9 @@ static void release(struct llama_engine *e, struct gf_gen *g)
     g->slot = -1;
     gf_sampler_cleanup(&g->sampler);
     gf_buf_cleanup(&g->raw);
+    gf_free(g->lps);
+    g->lps = NULL;
+    g->n_lps = g->cap_lps = 0;
     post_retire(e, g);
 }
 
@@ -267,10 +299,18 @@ static void step(struct llama_engine *e)
             release(e, g);
             continue;
         }
-        int tok = gf_sampler_sample(&g->sampler, logits, NULL, NULL, 0);
+        struct gf_logprob lp, top[GF_GEN_MAX_TOP_LOGPROBS];
+        int n_top = g->n_top < e->model->hp.n_vocab ? g->n_top : e->model->hp.n_vocab;
+        int tok = gf_sampler_sample(&g->sampler, logits, g->n_top >= 0 ? &lp : NULL, top,
+                                    n_top > 0 ? n_top : 0);
         // end of generation: EOS, or any control token (a template's end of turn)
         if (tok == gf_tokenizer_eos(e->tok) || gf_tokenizer_type(e->tok, tok) == GF_TOKEN_CONTROL) {
             finish(e, g, "stop");
+            continue;
+        }
+        if (g->n_top >= 0 && push_logprob(e, g, &lp, top, n_top > 0 ? n_top : 0) != 0) {
+            post_error(e, g, GF_ENOMEM, "the engine is out of memory");
+            release(e, g);
             continue;
         }
         g->n_gen++;
