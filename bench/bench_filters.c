@@ -1,7 +1,9 @@
 /* bench_filters.c — speed of the content policy on one core: MB/s of a whole-text evaluation
  * (input and output stage) over 1 KB and 16 KB texts, and the cost of streaming moderation per
  * token (gf_stream_feed on ~4-byte tokens) as tokens/s next to a plain copy. Times are the
- * thread's CPU time, so figures are per core on a shared machine. Prints figures, no assertions. usage: bench_filters POLICY.json [MODEL.gguf|none] [SECONDS] */
+ * thread's CPU time, so figures are per core on a shared machine. Prints figures, no assertions.
+ * usage: bench_filters POLICY.json [MODEL.gguf|none] [SECONDS] [BYTES]
+ * BYTES runs only the whole-text evaluation of one text of that size (for profilers). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +124,7 @@ int main(int argc, char **argv)
     gf_json_init();
     gf_log_set_level(GF_LOG_ERROR);
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_filters POLICY.json [MODEL.gguf|none] [SECONDS]\n");
+        fprintf(stderr, "usage: bench_filters POLICY.json [MODEL.gguf|none] [SECONDS] [BYTES]\n");
         return 2;
     }
     const char *model = argc > 2 ? argv[2] : NULL;
@@ -142,14 +144,20 @@ int main(int argc, char **argv)
                                                                               GF_STAGE_OUTPUT));
     struct gf_buf t;
     gf_buf_init(&t, 1 << 20);
-    size_t sizes[] = {1024, 16384};
-    for (size_t i = 0; i < 2; i++) {
+    size_t sizes[] = {1024, 16384}, n_sizes = 2;
+    if (argc > 4) {
+        sizes[0] = strtoul(argv[4], NULL, 10);
+        n_sizes = 1;
+    }
+    for (size_t i = 0; i < n_sizes; i++) {
         make_text(&t, sizes[i]);
         double in = eval_mbs(p, c, GF_STAGE_INPUT, &t, seconds);
         double out = eval_mbs(p, c, GF_STAGE_OUTPUT, &t, seconds);
         printf("whole text %5zu B: input %7.1f MB/s, output %7.1f MB/s (one core)\n", t.len, in,
                out);
     }
+    if (argc > 4)
+        goto out;
     make_text(&t, 4096);
     size_t n1, n2;
     double plain = stream_tps(p, &t, false, seconds, &n1);
@@ -162,6 +170,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < 3; i++)
         printf("  at %6.0f tokens/s from the engine: moderation takes %.3f%% of a core\n",
                rates[i], 100.0 * rates[i] * (1.0 / filt - 1.0 / plain));
+out:
     gf_buf_cleanup(&t);
     gf_policy_ctx_free(c);
     gf_policy_unref(p);

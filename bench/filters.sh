@@ -4,7 +4,11 @@
 #     texts, input and output stage, and the per-token cost of streaming moderation.
 #  2. End to end: tokens/s of a stream of 4000 tokens from the mock upstream through
 #     `gardefou serve`, with the example policy and with an empty policy; median of 5 runs each
-#     and the ratio (the cost of output filtering on a stream).
+#     and the ratio (the cost of output filtering on a stream). Wall-clock figures on a shared
+#     machine are noisy, so the script also reads the CPU time the server spends per token
+#     (/proc/PID/stat, over 5 streams of 20000 tokens per policy): when the server is the
+#     bottleneck, tokens/s is inversely proportional to it, and 1 - cpu(empty)/cpu(example) is
+#     the same cost measured without the noise of the other processes.
 # Targets: >= 50 MB/s per core for the example policy; streaming moderation < 5% of tokens/s.
 # Last run (docs/policy.md#speed, loaded 2-core machine): with the trained model 8.4 MB/s (1 KB,
 # input), 1.9 us/token in the library, 26% of tokens/s end to end; without it 23 MB/s.
@@ -44,26 +48,35 @@ serve() {  # $1 = policy file, $2 = name; sets $port (runs in this shell so clea
     --policy "$1" --data-dir "$tmp/data-$2" --log-level error --set keys.open_mode=true \
     --set keys.admin_listen=off --set audit.durability=none > "$tmp/serve-$2.out" 2>&1 &
   pids+=($!)
+  spid=$!
   for _ in $(seq 100); do grep -q 'listening on' "$tmp/serve-$2.out" 2>/dev/null && break; sleep 0.1; done
   port=$(sed -n 's/.*listening on http:\/\/127.0.0.1://p' "$tmp/serve-$2.out")
+}
+
+stream() {  # $1 = port, $2 = tokens
+  curl -sN "http://127.0.0.1:$1/v1/chat/completions" -H 'content-type: application/json' \
+    -d "{\"model\":\"tokens=$2\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"go\"}]}" \
+    > /dev/null
 }
 
 run() {  # $1 = port; prints tokens/s of one stream
   local t0 t1
   t0=$(date +%s.%N)
-  curl -sN "http://127.0.0.1:$1/v1/chat/completions" -H 'content-type: application/json' \
-    -d '{"model":"tokens=4000","stream":true,"messages":[{"role":"user","content":"go"}]}' \
-    > /dev/null
+  stream "$1" 4000
   t1=$(date +%s.%N)
   awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f\n", 4000 / (b - a)}'
 }
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # user + system CPU of a process
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 serve "$tmp/empty.json" empty
 p_empty=$port
+s_empty=$spid
 serve "$here/examples/policy.json" example
 p_full=$port
+s_full=$spid
 run "$p_empty" > /dev/null; run "$p_full" > /dev/null  # warm up
 e=(); f=()
 for _ in 1 2 3 4 5; do
@@ -75,3 +88,13 @@ mf=$(printf '%s\n' "${f[@]}" | median)
 printf 'empty policy:   %8.0f tokens/s (median of 5)\n' "$me"
 printf 'example policy: %8.0f tokens/s (median of 5)\n' "$mf"
 awk -v e="$me" -v f="$mf" 'BEGIN {printf "streaming moderation cost: %.1f%% of tokens/s\n", (1 - f / e) * 100}'
+
+ce=0; cf=0
+for _ in 1 2 3 4 5; do
+  a=$(ticks "$s_empty"); stream "$p_empty" 20000; ce=$((ce + $(ticks "$s_empty") - a))
+  a=$(ticks "$s_full"); stream "$p_full" 20000; cf=$((cf + $(ticks "$s_full") - a))
+done
+hz=$(getconf CLK_TCK)
+awk -v e="$ce" -v f="$cf" -v hz="$hz" 'BEGIN {
+  printf "server CPU per token: empty policy %.2f us, example policy %.2f us\n", e / hz / 1e5 * 1e6, f / hz / 1e5 * 1e6
+  printf "streaming moderation cost by server CPU: %.1f%% of tokens/s\n", (1 - e / f) * 100 }'

@@ -3,12 +3,20 @@
 # (a) directly, (b) through gardefou, (c) through nginx as a plain reverse proxy with a keepalive
 # upstream pool, with the same payloads; prints requests/s, p50/p99 latency of each and the
 # ratios b/a and b/c, for non-streamed and streamed chat completions.
-# Gardefou runs twice: with its defaults ("gardefou": API key check, audit record fsynced before
-# each reply) and with audit.durability=none ("gf-nosync": the record is queued, the reply does
-# not wait for the disk). No policy is loaded in either.
-# Target: gardefou >= 0.7x nginx's throughput, added p50 (b - a) < 0.2 ms.
+# Gardefou runs in four setups, each with its API key check, metrics and an audit record per
+# request:
+#   gf-nosync   no filters (examples/policy-none.json: a policy without rules) and
+#               audit.durability=none (the record is queued, the reply does not wait for disk;
+#               nginx, with access_log off, writes nothing either). THE TARGET ROW.
+#   gf-write    no filters, audit.durability=write (reply after the record's group write)
+#   gf-fsync    no filters, audit.durability=fsync (the default: reply after the group fsync)
+#   gf-default  everything default: fsync audit and the built-in policy (PII detectors and,
+#               when models/ has one, the trained classifiers on every input), for reference
+# Target (issue #2, "with no filters"): gf-nosync >= 0.7x nginx's throughput, added p50
+# (b - a) < 0.2 ms. The other rows show what durability and the default policy cost.
 # Knobs: BUILD (release build dir, default build-bench), DURATION (s, default 5),
-# CONNS (default 16). Installs wrk and nginx-light when missing (Debian).
+# CONNS (default 16), ROWS (default "nosync write fsync default"). Installs wrk and
+# nginx-light when missing (Debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-bench}
@@ -63,10 +71,18 @@ start_gw() {
   KEY=$("$BUILD/gateway/gardefou" keys create --server "$admin" --data-dir "$tmp/$name" \
     --name bench)
 }
-start_gw gw
-B=$GWPORT KEY_B=$KEY
-start_gw gwnosync --set audit.durability=none
-D=$GWPORT KEY_D=$KEY
+ROWS=${ROWS:-nosync write fsync default}
+declare -A GW_PORT GW_KEY
+for row in $ROWS; do
+  case $row in
+    nosync) start_gw "$row" --policy examples/policy-none.json --set audit.durability=none ;;
+    write) start_gw "$row" --policy examples/policy-none.json --set audit.durability=write ;;
+    fsync) start_gw "$row" --policy examples/policy-none.json ;;
+    default) start_gw "$row" ;;
+    *) echo "unknown row $row (nosync, write, fsync, default)" >&2; exit 2 ;;
+  esac
+  GW_PORT[$row]=$GWPORT GW_KEY[$row]=$KEY
+done
 
 C=$(free_port)
 mkdir -p "$tmp/nginx"
@@ -115,10 +131,11 @@ done = function(summary, latency, requests)
 end
 EOF
 }
-for k in B D; do
-  key=KEY_$k
-  write_lua "$tmp/plain_$k.lua" "$PLAIN" "${!key}"
-  write_lua "$tmp/stream_$k.lua" "$STREAM" "${!key}"
+write_lua "$tmp/plain_none.lua" "$PLAIN" none
+write_lua "$tmp/stream_none.lua" "$STREAM" none
+for row in $ROWS; do
+  write_lua "$tmp/plain_$row.lua" "$PLAIN" "${GW_KEY[$row]}"
+  write_lua "$tmp/stream_$row.lua" "$STREAM" "${GW_KEY[$row]}"
 done
 
 run() {  # port lua -> "rps p50 p99 errors requests"
@@ -127,34 +144,47 @@ run() {  # port lua -> "rps p50 p99 errors requests"
 }
 
 # sanity: each path answers the same payload with 200
-for p in "$A" "$B" "$C" "$D"; do
-  key=$KEY_B
-  [ "$p" = "$D" ] && key=$KEY_D
-  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/v1/chat/completions" \
-    -H 'Content-Type: application/json' -H "Authorization: Bearer $key" -d "$PLAIN")
-  [ "$code" = 200 ] || { echo "port $p answered $code" >&2; exit 1; }
-done
+check() {  # port key
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/v1/chat/completions" \
+    -H 'Content-Type: application/json' -H "Authorization: Bearer $2" -d "$PLAIN")
+  [ "$code" = 200 ] || { echo "port $1 answered $code" >&2; exit 1; }
+}
+check "$A" none
+check "$C" none
+for row in $ROWS; do check "${GW_PORT[$row]}" "${GW_KEY[$row]}"; done
 
 echo "wrk -t1 -c$CONNS -d${DURATION}s on 127.0.0.1 ($(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg))"
+echo "target row: gf-nosync (no filters, audit.durability=none)"
 printf '%-8s %-10s %10s %9s %9s %7s\n' reply path req/s p50_ms p99_ms errors
 for kind in plain stream; do
   declare -A R
-  for path in a b d c; do
-    case $path in a) port=$A name=direct ;; b) port=$B name=gardefou ;;
-                  c) port=$C name=nginx ;; d) port=$D name=gf-nosync ;; esac
-    lua=$tmp/${kind}_B.lua
-    [ $path = d ] && lua=$tmp/${kind}_D.lua
+  paths="direct nginx"
+  for row in $ROWS; do paths="$paths gf-$row"; done
+  for name in $paths; do
+    case $name in
+      direct) port=$A lua=$tmp/${kind}_none.lua ;;
+      nginx) port=$C lua=$tmp/${kind}_none.lua ;;
+      gf-*) port=${GW_PORT[${name#gf-}]} lua=$tmp/${kind}_${name#gf-}.lua ;;
+    esac
     read -r rps p50 p99 errs _ < <(run "$port" "$lua")
-    R[$path]="$rps $p50 $p99"
+    R[$name]="$rps $p50 $p99"
     printf '%-8s %-10s %10s %9s %9s %7s\n' "$kind" "$name" "$rps" "$p50" "$p99" "$errs"
   done
-  python3 - "$kind" ${R[a]} ${R[b]} ${R[c]} ${R[d]} <<'PY'
+  args=()
+  for name in $paths; do args+=("$name" ${R[$name]}); done
+  python3 - "$kind" "${args[@]}" <<'PY'
 import sys
-kind = sys.argv[1]
-a, b, c, d = (list(map(float, sys.argv[i:i + 3])) for i in (2, 5, 8, 11))
-for name, g in (("gardefou", b), ("gf-nosync", d)):
+kind, rest = sys.argv[1], sys.argv[2:]
+r = {rest[i]: list(map(float, rest[i + 1:i + 4])) for i in range(0, len(rest), 4)}
+a, c = r["direct"], r["nginx"]
+for name, g in r.items():
+    if not name.startswith("gf-"):
+        continue
+    mark = " <- target row" if name == "gf-nosync" else ""
     print("%-8s %-10s b/a %.2f  b/c %.2f (target >= 0.70)  p50 added %.3f ms (target < 0.2; "
-          "nginx adds %.3f ms)" % (kind, name, g[0] / a[0], g[0] / c[0], g[1] - a[1], c[1] - a[1]))
+          "nginx adds %.3f ms)%s" % (kind, name, g[0] / a[0], g[0] / c[0], g[1] - a[1],
+                                     c[1] - a[1], mark))
 PY
   unset R
 done

@@ -27,11 +27,69 @@ static void emit(struct form *f, size_t *w, char c, uint32_t s, uint32_t e)
     (*w)++;
 }
 
+// Printable ASCII folds to itself, capitals to lowercase.
+static inline char fold_printable(unsigned char c)
+{
+    return (char)(c + ((unsigned)(c - 'A') < 26u ? 32 : 0));
+}
+
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+// True when the eight bytes of x are all printable ASCII (0x20..0x7E).
+static inline bool printable8(uint64_t x)
+{
+    uint64_t below = (x - ONES * 0x20) & ~x & HIGHS;  // a byte < 0x20
+    uint64_t above = ((x + ONES) | x) & HIGHS;        // a byte >= 0x7F
+    return (below | above) == 0;
+}
+
+// Lowercases A-Z in eight printable ASCII bytes.
+static inline uint64_t lower8(uint64_t x)
+{
+    uint64_t ge_a = x + ONES * (0x80 - 'A');   // high bit set where byte >= 'A'
+    uint64_t gt_z = x + ONES * (0x7F - 'Z');   // high bit set where byte > 'Z'
+    return x | (((ge_a & ~gt_z) & HIGHS) >> 2);
+}
+
 static size_t fold_pass(const unsigned char *s, size_t len, struct form *f)
 {
     size_t w = 0;
     for (size_t i = 0; i < len;) {
         unsigned char c = s[i];
+        // Fastest path: a run of printable ASCII, the bulk of most texts, one byte each.
+        if (c >= 0x20 && c < 0x7F) {
+            char *t = f->t;
+            if (f->start) {
+                uint32_t *st = f->start, *en = f->end;
+                uint64_t x;  // eight bytes at a time while all are printable ASCII
+                while (i + 8 <= len && (memcpy(&x, s + i, 8), printable8(x))) {
+                    x = lower8(x);
+                    memcpy(t + w, &x, 8);
+                    for (size_t k = 0; k < 8; k++) {
+                        st[w + k] = (uint32_t)(i + k);
+                        en[w + k] = (uint32_t)(i + k + 1);
+                    }
+                    w += 8;
+                    i += 8;
+                }
+                if (i >= len || (c = s[i]) < 0x20 || c >= 0x7F)
+                    continue;
+                do {
+                    t[w] = fold_printable(c);
+                    st[w] = (uint32_t)i;
+                    en[w] = (uint32_t)(i + 1);
+                    w++;
+                    i++;
+                } while (i < len && (c = s[i]) >= 0x20 && c < 0x7F);
+            } else {
+                do {
+                    t[w++] = fold_printable(c);
+                    i++;
+                } while (i < len && (c = s[i]) >= 0x20 && c < 0x7F);
+            }
+            continue;
+        }
         if (c < 0x80) {  // fast path: ASCII folds to at most one byte
             char o;
             if (c >= 'A' && c <= 'Z')
@@ -63,10 +121,32 @@ static size_t fold_pass(const unsigned char *s, size_t len, struct form *f)
     return w;
 }
 
-// Word characters: letters, digits, leetspeak signs and every non-ASCII byte.
-static bool is_word(unsigned char c)
+// Byte classes of the folded text: C_WORD for word characters (letters, digits, leetspeak
+// signs and every non-ASCII byte), C_LETTER for a-z, C_LEET for what unleet rewrites. A table
+// because these tests run on every byte, several times.
+enum { C_WORD = 1, C_LETTER = 2, C_LEET = 4 };
+static const unsigned char byte_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    5, 5, 1, 5, 5, 5, 1, 5, 1, 1, 0, 0, 0, 0, 0, 0,
+    5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+static inline bool is_word(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '@' || c == '$' || c >= 0x80;
+    return byte_class[c] & C_WORD;
 }
 
 static size_t char_len(unsigned char c)
@@ -91,18 +171,18 @@ static bool is_single(const struct form *f, size_t r)
 // Copies bytes [r, r+n) to w, keeping their spans (nothing to move while nothing was removed).
 static void copy(struct form *f, size_t *w, size_t r, size_t n)
 {
-    if (*w == r) {
-        *w += n;
-        return;
+    if (*w != r) {  // w < r: the regions may overlap
+        memmove(f->t + *w, f->t + r, n);
+        if (f->start) {
+            memmove(f->start + *w, f->start + r, n * sizeof(*f->start));
+            memmove(f->end + *w, f->end + r, n * sizeof(*f->end));
+        }
     }
-    for (size_t k = 0; k < n; k++) {
-        uint32_t s = f->start ? f->start[r + k] : 0, e = f->start ? f->end[r + k] : 0;
-        emit(f, w, f->t[r + k], s, e);
-    }
+    *w += n;
 }
 
 // Copies one gap byte, or a whole run of spaces as one space covering all of them.
-static size_t copy_gap(struct form *f, size_t *w, size_t r)
+static inline size_t copy_gap(struct form *f, size_t *w, size_t r)
 {
     if (f->t[r] != ' ') {
         copy(f, w, r, 1);
@@ -132,8 +212,8 @@ static size_t join_pass(struct form *f)
             r = copy_gap(f, &w, r);
             continue;
         }
-        if (!is_single(f, r)) {
-            size_t tl = token_len(f, r);
+        size_t tl = token_len(f, r);
+        if (tl != char_len(c)) {  // a word of several characters: kept as it is
             copy(f, &w, r, tl);
             r += tl;
             continue;
@@ -191,14 +271,18 @@ static void unleet_pass(struct form *f)
             r++;
             continue;
         }
-        size_t tl = token_len(f, r);
-        bool letter = false;
-        for (size_t k = r; k < r + tl && !letter; k++)
-            letter = f->t[k] >= 'a' && f->t[k] <= 'z';
-        if (letter)
-            for (size_t k = r; k < r + tl; k++)
+        // One look at the word: rewrite it only when it mixes letters and leet characters.
+        bool letter = false, leet = false;
+        size_t q = r;
+        unsigned seen = 0;
+        for (; q < f->n && is_word((unsigned char)f->t[q]); q++)
+            seen |= byte_class[(unsigned char)f->t[q]];
+        letter = seen & C_LETTER;
+        leet = seen & C_LEET;
+        if (letter && leet)
+            for (size_t k = r; k < q; k++)
                 f->t[k] = unleet(f->t[k]);
-        r += tl;
+        r = q;
     }
 }
 

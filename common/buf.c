@@ -35,7 +35,7 @@ int gf_buf_reserve(struct gf_buf *b, size_t extra)
     size_t need = b->len + extra + 1;  // + NUL
     if (need <= b->cap)
         return 0;
-    size_t cap = b->cap ? b->cap : 64;
+    size_t cap = b->cap ? b->cap : 256; // most request-path strings fit: one allocation
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     if (cap > b->max + 1)

@@ -183,6 +183,7 @@ void gf_up_gen_finish(struct gf_gen *g, CURLcode rc)
         gf_up_set_health(t, false, curl_easy_strerror(rc));
         if (++g->attempts < u->n_targets) {
             g->target = gf_up_pick_target(u, g->target);
+            g->head_acked = false;
             curl_easy_setopt(g->easy, CURLOPT_URL, g->kind == GF_GEN_CHAT
                                                        ? u->targets[g->target].chat_url
                                                        : u->targets[g->target].compl_url);
@@ -260,8 +261,16 @@ void gf_up_gen_destroy(struct gf_gen *g)
         u->gens = g->next;
     if (g->next)
         g->next->prev = g->prev;
-    if (g->easy)
+    if (g->easy && u->n_spare < GF_UP_SPARE_EASY) {
+        // Out of the multi handle now: drop what points into g, keep the rest for reuse.
+        curl_easy_setopt(g->easy, CURLOPT_PRIVATE, NULL);
+        curl_easy_setopt(g->easy, CURLOPT_HTTPHEADER, NULL);
+        curl_easy_setopt(g->easy, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(g->easy, CURLOPT_WRITEDATA, NULL);
+        u->spare[u->n_spare++] = g->easy;
+    } else if (g->easy) {
         curl_easy_cleanup(g->easy);
+    }
     curl_slist_free_all(g->headers);
     if (g->timer)
         event_free(g->timer);
@@ -334,14 +343,18 @@ static int up_submit(struct gf_engine *e, const struct gf_gen_request *req, gf_g
         snprintf(rid, sizeof(rid), "x-request-id: %s", req->request_id);
         g->headers = add_header(g->headers, rid, &ok);
     }
-    g->easy = ok ? curl_easy_init() : NULL;
+    bool reused = ok && u->n_spare > 0;
+    if (reused)
+        g->easy = u->spare[--u->n_spare];
+    else
+        g->easy = ok ? curl_easy_init() : NULL;
     g->timer = evtimer_new(u->base, gen_timeout_cb, g);
     if (!ok || g->easy == NULL || g->timer == NULL) {
         rc = gf_err_set(err, GF_ENOMEM, "out of memory");
         goto fail;
     }
     g->target = gf_up_pick_target(u, SIZE_MAX);
-    if (gf_up_common_easy_opts(u, g->easy) != 0 ||
+    if ((!reused && gf_up_common_easy_opts(u, g->easy) != 0) ||
         curl_easy_setopt(g->easy, CURLOPT_URL,
                          req->kind == GF_GEN_CHAT ? u->targets[g->target].chat_url
                                                   : u->targets[g->target].compl_url) != CURLE_OK) {
@@ -419,6 +432,8 @@ static void up_close(struct gf_engine *e)
     struct gf_up *u = e->impl;
     while (u->gens)
         gf_up_gen_destroy(u->gens);
+    while (u->n_spare > 0)
+        curl_easy_cleanup(u->spare[--u->n_spare]);
     for (size_t i = 0; u->targets && i < u->n_targets; i++)
         gf_up_target_cleanup(u, &u->targets[i]);
     if (u->multi)

@@ -82,6 +82,109 @@ static cJSON *body_from_fields(const struct gf_gen_request *req)
     return j;
 }
 
+/* Appends the JSON text of item's value, printed by cJSON into b's spare room (no tree copy,
+ * no allocation unless b must grow). */
+static int put_value(struct gf_buf *b, const cJSON *item)
+{
+    size_t room = 256;
+    for (;;) {
+        int rc = gf_buf_reserve(b, room);
+        if (rc != 0)
+            return rc;
+        // cJSON asks for 5 spare bytes: its size estimate is not exact
+        if (cJSON_PrintPreallocated((cJSON *)item, b->data + b->len, (int)(b->cap - b->len - 1),
+                                    false)) {
+            b->len += strlen(b->data + b->len);
+            return 0;
+        }
+        b->data[b->len] = '\0';
+        if (b->cap - b->len > (size_t)1 << 30)
+            return GF_ETOOBIG;
+        room = (b->cap - b->len) * 2;
+    }
+}
+
+static int put_key(struct gf_buf *b, bool *first, const char *key)
+{
+    int rc = *first ? 0 : gf_buf_putc(b, ',');
+    *first = false;
+    rc = rc ? rc : gf_buf_append_json_str(b, key, strlen(key));
+    return rc ? rc : gf_buf_putc(b, ':');
+}
+
+/* stream_options of a streamed request: the client's object with include_usage set (in place
+ * when present, else appended), or {"include_usage":true} when it sent none or not an object. */
+static int put_stream_options(struct gf_buf *b, const cJSON *so)
+{
+    int rc = gf_buf_putc(b, '{');
+    bool first = true, done = false;
+    const cJSON *c;
+    if (cJSON_IsObject(so)) {
+        cJSON_ArrayForEach(c, so)
+        {
+            rc = rc ? rc : put_key(b, &first, c->string);
+            if (!done && strcmp(c->string, "include_usage") == 0) {
+                rc = rc ? rc : gf_buf_puts(b, "true");
+                done = true;
+            } else {
+                rc = rc ? rc : put_value(b, c);
+            }
+        }
+    }
+    if (!done) {
+        rc = rc ? rc : put_key(b, &first, "include_usage");
+        rc = rc ? rc : gf_buf_puts(b, "true");
+    }
+    return rc ? rc : gf_buf_putc(b, '}');
+}
+
+/* The client's body with model, stream and stream_options set, printed member by member: the
+ * first member of each of those names is replaced in place, missing ones are appended, and
+ * stream_options is dropped from a non-streamed request (OpenAI-compatible servers refuse it). */
+static int print_client_body(const cJSON *body, const char *model, bool stream, struct gf_buf *b)
+{
+    bool first = true, did_model = false, did_stream = false, did_so = false;
+    int rc = gf_buf_putc(b, '{');
+    const cJSON *c;
+    cJSON_ArrayForEach(c, body)
+    {
+        if (rc != 0)
+            break;
+        const char *k = c->string ? c->string : "";
+        if (model != NULL && !did_model && strcmp(k, "model") == 0) {
+            did_model = true;
+            rc = put_key(b, &first, k);
+            rc = rc ? rc : gf_buf_append_json_str(b, model, strlen(model));
+        } else if (!did_stream && strcmp(k, "stream") == 0) {
+            did_stream = true;
+            rc = put_key(b, &first, k);
+            rc = rc ? rc : gf_buf_puts(b, stream ? "true" : "false");
+        } else if (!did_so && strcmp(k, "stream_options") == 0) {
+            did_so = true;
+            if (stream) {
+                rc = put_key(b, &first, k);
+                rc = rc ? rc : put_stream_options(b, c);
+            }
+        } else {
+            rc = put_key(b, &first, k);
+            rc = rc ? rc : put_value(b, c);
+        }
+    }
+    if (rc == 0 && model != NULL && !did_model) {
+        rc = put_key(b, &first, "model");
+        rc = rc ? rc : gf_buf_append_json_str(b, model, strlen(model));
+    }
+    if (rc == 0 && !did_stream) {
+        rc = put_key(b, &first, "stream");
+        rc = rc ? rc : gf_buf_puts(b, stream ? "true" : "false");
+    }
+    if (rc == 0 && stream && !did_so) {
+        rc = put_key(b, &first, "stream_options");
+        rc = rc ? rc : put_stream_options(b, NULL);
+    }
+    return rc ? rc : gf_buf_putc(b, '}');
+}
+
 int gf_up_build_body(const struct gf_gen_request *req, const char *model_override, char **out,
                      size_t *len, struct gf_err *err)
 {
@@ -89,28 +192,37 @@ int gf_up_build_body(const struct gf_gen_request *req, const char *model_overrid
     *len = 0;
     if (req->body != NULL && !cJSON_IsObject(req->body))
         return gf_err_set(err, GF_EINVAL, "request body is not a JSON object");
-    cJSON *j = req->body ? cJSON_Duplicate(req->body, true) : body_from_fields(req);
+    if (req->body != NULL) {
+        // Printed straight from the client's tree: copying it to change three members cost a
+        // few dozen allocations per request.
+        const char *model = model_override;
+        if (model == NULL && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(req->body, "model")))
+            model = req->model;
+        struct gf_buf b;
+        gf_buf_init(&b, (size_t)1 << 30);
+        int rc = print_client_body(req->body, model, req->stream, &b);
+        if (rc == 0 && (*out = gf_buf_steal(&b)) == NULL)
+            rc = GF_ENOMEM;
+        gf_buf_cleanup(&b);
+        if (rc != 0)
+            return gf_err_set(err, GF_ENOMEM, "out of memory building the upstream request");
+        *len = strlen(*out);
+        return 0;
+    }
+    cJSON *j = body_from_fields(req);
     if (j == NULL)
         return gf_err_set(err, GF_ENOMEM, "out of memory building the upstream request");
     bool ok = true;
-    const char *model = model_override;
-    if (model == NULL && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "model")))
-        model = req->model;
+    const char *model = model_override ? model_override : req->model;
     if (model != NULL)
         ok = set_item(j, "model", cJSON_CreateString(model));
     if (ok)
         ok = set_item(j, "stream", cJSON_CreateBool(req->stream));
     if (ok && req->stream) {
-        cJSON *so = cJSON_GetObjectItemCaseSensitive(j, "stream_options");
-        if (!cJSON_IsObject(so)) {
-            so = cJSON_CreateObject();
-            ok = set_item(j, "stream_options", so);
-        }
+        cJSON *so = cJSON_CreateObject();
+        ok = set_item(j, "stream_options", so);
         if (ok)
             ok = set_item(so, "include_usage", cJSON_CreateTrue());
-    } else if (ok) {
-        // OpenAI-compatible servers refuse stream_options on a non-streamed request.
-        cJSON_DeleteItemFromObjectCaseSensitive(j, "stream_options");
     }
     char *s = ok ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
@@ -142,6 +254,16 @@ static int append_utf8_clean(struct gf_buf *out, const char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        size_t run = i;
+        while (run < n && (unsigned char)s[run] < 0x80)
+            run++;
+        if (run > i) { // ASCII is valid as it is: one copy for the run
+            int rc = gf_buf_append(out, s + i, run - i);
+            if (rc != 0)
+                return rc;
+            i = run;
+            continue;
+        }
         unsigned char c = (unsigned char)s[i];
         size_t want = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
                                    : (c & 0xF8) == 0xF0 ? 4 : 0;

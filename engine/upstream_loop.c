@@ -22,10 +22,12 @@ struct sock {
 /* Works around an upstream that writes headers and body separately without TCP_NODELAY
  * (llama.cpp server): Nagle holds its body until we ACK the headers, and on a kept-alive
  * connection the kernel delays that ACK up to 40 ms. TCP_QUICKACK set while an ACK is pending and
- * the data already read sends it at once; it is not sticky, so it is set after every curl call,
- * on the socket that had the event and on those of transfers still waiting for their first byte
- * (curl often reads the headers inside the call that sent the request). Measured in
- * bench/upstream_nagle.sh. */
+ * the data already read sends it at once; it is not sticky, so it is set after every curl call
+ * on the socket that had a read event. curl often reads a response head inside a call made for
+ * another socket or its timer (the call that sent the request): a transfer waiting for its
+ * first body byte whose head has been read gets the ACK forced once, and only then (a
+ * setsockopt on every waiting transfer after every call was ~10 syscalls per request under
+ * load). Measured in bench/upstream_nagle.sh. */
 static void quickack(int fd)
 {
     int on = 1;
@@ -34,9 +36,16 @@ static void quickack(int fd)
 
 static void quickack_waiting(struct gf_up *u, curl_socket_t except)
 {
-    for (struct gf_gen *g = u->gens; g != NULL; g = g->next)
-        if (g->in_multi && !g->got_bytes && g->sock != CURL_SOCKET_BAD && g->sock != except)
+    for (struct gf_gen *g = u->gens; g != NULL; g = g->next) {
+        if (!g->in_multi || g->got_bytes || g->head_acked || g->sock == CURL_SOCKET_BAD)
+            continue;
+        long head = 0;
+        if (curl_easy_getinfo(g->easy, CURLINFO_HEADER_SIZE, &head) != CURLE_OK || head <= 0)
+            continue; // nothing read yet: no ACK is pending
+        g->head_acked = true;
+        if (g->sock != except)
             quickack(g->sock);
+    }
 }
 
 static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
@@ -86,22 +95,28 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         }
         return 0;
     }
+    short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
+                 (what & CURL_POLL_OUT ? EV_WRITE : 0);
     if (sk == NULL) {
         sk = gf_calloc(1, sizeof(*sk));
         if (sk == NULL)
             return -1;
         sk->u = u;
+        sk->ev = event_new(u->base, s, kind, sock_event_cb, u);
+        if (sk->ev == NULL) {
+            gf_free(sk);
+            return -1;
+        }
         curl_multi_assign(u->multi, s, sk);
-    } else if (sk->ev != NULL) {
-        event_free(sk->ev);
-        sk->ev = NULL;
+    } else if (event_get_events(sk->ev) == kind && event_pending(sk->ev, kind, NULL)) {
+        return 0; // already watching exactly this: no epoll change
+    } else {
+        // the same event object, re-armed for the new interest (no free/alloc per change)
+        event_del(sk->ev);
+        if (event_assign(sk->ev, u->base, s, kind, sock_event_cb, u) != 0)
+            return -1;
     }
-    short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
-                 (what & CURL_POLL_OUT ? EV_WRITE : 0);
-    sk->ev = event_new(u->base, s, kind, sock_event_cb, u);
-    if (sk->ev == NULL || event_add(sk->ev, NULL) != 0)
-        return -1;
-    return 0;
+    return event_add(sk->ev, NULL) == 0 ? 0 : -1;
 }
 
 static int timer_fn(CURLM *multi, long timeout_ms, void *userp)
@@ -227,5 +242,10 @@ int gf_up_loop_setup(struct gf_up *u)
     curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
     curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
     curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+    // curl sizes its idle-connection cache at four times the transfers in progress, so when
+    // a burst ends (replies waiting for their audit fsync, say) it closes connections the next
+    // burst reconnects: about one request in five paid a connect at 16 clients. A fixed pool
+    // keeps them, like nginx's `keepalive` upstream setting.
+    curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, (long)GF_UP_IDLE_CONNECTIONS);
     return 0;
 }

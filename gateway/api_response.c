@@ -143,6 +143,10 @@ int gf_api_chunk_sse_lp(struct gf_buf *out, const struct gf_reply_info *ri, int 
         rc = rc ? rc : gf_buf_puts(out, ",\"usage\":null");
     if (chat)
         rc = rc ? rc : gf_buf_puts(out, ",\"system_fingerprint\":null");
+    if (ri->top_json != NULL && ri->top_json[0] != '\0') {
+        rc = rc ? rc : gf_buf_putc(out, ',');
+        rc = rc ? rc : gf_buf_puts(out, ri->top_json);
+    }
     return rc ? rc : gf_buf_puts(out, "}\n\n");
 }
 

@@ -3,6 +3,8 @@
  * redact rewrites both the parsed request and the JSON body the upstream forwards, flag only
  * records. Output: streamed choices go through a hold-back stream per choice (policy/stream.c);
  * a non-streamed choice is judged whole, and a block replaces it with the refusal message.
+ * A stream's headers leave before its output is judged: they say x-gardefou-output: streamed,
+ * and the last chunk of each choice carries its verdict as "gardefou":{"output":...}.
  * /v1/moderations is answered from the policy's classifiers and the spam heuristics.
  *
  * Invariant: a request takes a reference on the policy current when its input is judged and
@@ -255,6 +257,8 @@ static int input_hook(void *ud, struct gf_request *r, struct gf_err *err)
         return gf_err_set(err, GF_EPOLICY,
                           "the request was blocked by the content policy (rules: %s)", rules);
     }
+    if (gf_request_streamed(r))  // judged as it streams: the verdict comes in the last chunks
+        gf_request_add_header(r, "x-gardefou-output", "streamed");
     return 0;
 }
 
@@ -272,19 +276,55 @@ static struct choice *choice_of(struct req_state *st, struct gf_request *r, int 
     return idx >= 0 && idx < st->n_choices ? &st->choices[idx] : NULL;
 }
 
+/* Streams: the choice's verdict as top-level members of its last chunk, e.g.
+ * "gardefou":{"output":"redact","policy_version":"...","rules":["contact-data"]}: the rule ids
+ * that fired, never the matched text. */
+static void stream_verdict(struct req_state *st, struct gf_request *r, int idx,
+                           const struct gf_verdict *v)
+{
+    struct gf_buf b;
+    gf_buf_init(&b, 64u << 10);
+    const char *ver = gf_policy_version(st->p);
+    int rc = gf_buf_printf(&b, "\"gardefou\":{\"output\":\"%s\",\"policy_version\":\"%s\","
+                               "\"rules\":[", gf_action_name(v ? v->action : GF_ACTION_ALLOW), ver);
+    size_t first = b.len;
+    for (size_t i = 0; v && rc == 0 && i < v->n_fired; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            seen |= v->fired[j].rule == v->fired[i].rule;
+        if (seen)
+            continue;
+        if (b.len > first)
+            rc = gf_buf_putc(&b, ',');
+        if (rc == 0)
+            rc = gf_buf_append_json_str(&b, v->fired[i].rule, strlen(v->fired[i].rule));
+    }
+    if (rc == 0)
+        rc = gf_buf_puts(&b, "]}");
+    if (rc == 0)
+        rc = gf_request_set_final_json(r, idx, b.data);
+    if (rc != 0)  // the header already said "streamed"; the audit record still has the verdict
+        gf_log(GF_LOG_WARN, "policy", "req=%s event=verdict_chunk_failed", gf_request_id(r));
+    gf_buf_cleanup(&b);
+}
+
 static void choice_finished(struct gf_filters *f, struct req_state *st, struct gf_request *r,
                             struct choice *c, const struct gf_verdict *v)
 {
     if (c->done)
         return;
     c->done = true;
+    bool streamed = gf_request_streamed(r);
+    if (streamed)
+        stream_verdict(st, r, (int)(c - st->choices), v);
     if (v && gf_verdict_merge(&st->out, v) == 0)
         st->out.policy_version = gf_policy_version(st->p);
     if (v && v->action == GF_ACTION_BLOCK)
         blocked(f, r, "output");
     if (++st->n_done == st->n_choices) {
         gf_audit_note_policy(r, "output", &st->out);
-        gf_request_add_header(r, "x-gardefou-output", gf_action_name(st->out.action));
+        if (!streamed)  // a stream's headers are gone: its chunks carry the verdict
+            gf_request_add_header(r, "x-gardefou-output", gf_action_name(st->out.action));
     }
 }
 

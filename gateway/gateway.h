@@ -250,6 +250,11 @@ struct gf_gen_usage gf_request_usage(const struct gf_request *r);
 /* The text produced for choice index so far (after output filters), or NULL. */
 const char *gf_request_output(const struct gf_request *r, int index, size_t *len);
 int gf_request_n_choices(const struct gf_request *r);
+/* Streams: members (e.g. "\"gardefou\":{...}", valid JSON object members without the braces)
+ * added to the top level of choice index's last chunk, the one with its finish_reason; an
+ * output hook sets them before it reports the choice final or cut. NULL removes them.
+ * GF_EINVAL (no such choice), GF_ENOMEM. */
+int gf_request_set_final_json(struct gf_request *r, int index, const char *members);
 /* How the request ended (valid in release/audit): HTTP status, GF_E* code (0 = success), the
  * finish reason of choice 0 (or NULL) and the error message (or ""). */
 int gf_request_status(const struct gf_request *r);

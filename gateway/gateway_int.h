@@ -68,6 +68,8 @@ struct gf_reply_choice {
     bool done;
     bool cut;                    // an output filter ended this choice
     bool role_sent;              // streams: the role went out in this choice's first chunk
+    char *final_json;            // streams: members added to the top level of this choice's
+                                 // last chunk (e.g. "gardefou":{...}); owned, or NULL
 };
 
 struct gf_reply_info {
@@ -75,6 +77,7 @@ struct gf_reply_info {
     const char *model;
     int64_t created;
     enum gf_gen_kind kind;
+    const char *top_json;        // chunks: members added at the top level, or NULL
 };
 
 int gf_api_reply_json(struct gf_buf *out, const struct gf_reply_info *ri,

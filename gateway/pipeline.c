@@ -199,6 +199,7 @@ static void reply_info(struct gf_request *r, struct gf_reply_info *ri)
     ri->model = r->model[0] ? r->model : r->api_req.gen.model;
     ri->created = r->created;
     ri->kind = r->api_req.gen.kind;
+    ri->top_json = NULL;
 }
 
 /* Sends what is left to send (the whole reply, or the end of a stream), then records metrics
@@ -295,6 +296,7 @@ static void finish(struct gf_request *r)
         gf_buf_cleanup(&r->choices[i].text);
         gf_lp_acc_cleanup(&r->choices[i].lp);
         gf_free(r->choices[i].extra_json);
+        gf_free(r->choices[i].final_json);
     }
     gf_free(r->choices);
     gf_buf_cleanup(&r->scratch[0]);
@@ -425,9 +427,12 @@ static void emit(struct gf_request *r, int idx, const char *role, const char *te
 {
     struct gf_reply_info ri;
     reply_info(r, &ri);
+    if (finish_reason != NULL)  // the choice's last chunk carries what hooks added for it
+        ri.top_json = r->choices[idx].final_json;
     struct gf_buf b;
     struct gf_lp_acc *lp = with_lp ? &r->choices[idx].lp : NULL;
     gf_buf_init(&b, len + 4096 + (extra ? strlen(extra) : 0) +
+                        (ri.top_json ? strlen(ri.top_json) : 0) +
                         (lp ? lp->content.len + lp->tokens.len + lp->values.len + lp->tops.len +
                                   lp->offsets.len
                             : 0));
@@ -1085,6 +1090,18 @@ const char *gf_request_output(const struct gf_request *r, int index, size_t *len
     }
     *len = r->choices[index].text.len;
     return r->choices[index].text.data ? r->choices[index].text.data : "";
+}
+
+int gf_request_set_final_json(struct gf_request *r, int index, const char *members)
+{
+    if (index < 0 || index >= r->n_choices)
+        return GF_EINVAL;
+    char *copy = NULL;
+    if (members != NULL && (copy = gf_strdup(members)) == NULL)
+        return GF_ENOMEM;
+    gf_free(r->choices[index].final_json);
+    r->choices[index].final_json = copy;
+    return 0;
 }
 
 int gf_request_n_choices(const struct gf_request *r)

@@ -108,7 +108,10 @@ int gf_policy_eval_group(const struct gf_policy *p, struct gf_policy_ctx *c, con
         if (r->skipped || !(r->stage & stage) || (r->whole_text ? !whole : !patterns))
             continue;
         if (!normalized) {
-            rc = gf_norm_buf_normalize(&c->norm, text, len, 0, &norm, err);
+            // Whole-text rules read only the canonical text: the byte map back to the
+            // original (8 bytes written per byte) is for pattern hits.
+            rc = gf_norm_buf_normalize(&c->norm, text, len, patterns ? 0 : GF_NORM_NO_MAP,
+                                       &norm, err);
             if (rc != 0)
                 return rc;
             in.norm = &norm;

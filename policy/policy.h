@@ -158,8 +158,9 @@ int gf_policy_moderate(const struct gf_policy *p, struct gf_policy_ctx *c, const
 /* Moderation of streamed output. Text is fed as it arrives; the stream releases what can no
  * longer be part of a match (all but the last holdback bytes, never cutting a UTF-8 sequence or
  * a redaction), so a match of up to holdback bytes split across chunks is caught before its
- * last byte is released. Rules over the whole text (classifiers, spam) run on the last four
- * windows every holdback bytes and on the whole text at finish. */
+ * last byte is released. Text is scanned and released in steps of holdback/2 bytes. Rules over
+ * the whole text (classifiers, spam) run on each new stretch of four windows (with one window
+ * of context before it) and on the whole text at finish. */
 struct gf_stream;
 
 /* Starts a stream under p and group (p is referenced until gf_stream_free); holdback 0 takes

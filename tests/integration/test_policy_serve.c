@@ -71,6 +71,54 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+// What a client reads from an SSE stream of one choice.
+struct streamed {
+    struct gf_buf text;     // the deltas' content, concatenated
+    char finish[32];        // the finish_reason of the last chunk
+    char verdict[16];       // "gardefou":{"output":...} of the chunk with the finish_reason
+    char rules[256];        // its "rules" array as JSON
+    bool done;              // data: [DONE] seen
+    int verdicts;           // chunks that carried a verdict (exactly the last one should)
+};
+
+static void parse_stream(struct resp *r, struct streamed *st)
+{
+    memset(st, 0, sizeof(*st));
+    gf_buf_init(&st->text, 1 << 20);
+    for (char *line = r->body.data; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        if (strncmp(line, "data: ", 6) == 0) {
+            if (strcmp(line + 6, "[DONE]") == 0)
+                st->done = true;
+            cJSON *j = cJSON_Parse(line + 6);
+            cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+            cJSON *c = cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "delta"), "content");
+            if (cJSON_IsString(c))
+                gf_buf_puts(&st->text, c->valuestring);
+            cJSON *fr = cJSON_GetObjectItem(ch, "finish_reason");
+            if (cJSON_IsString(fr))
+                snprintf(st->finish, sizeof(st->finish), "%s", fr->valuestring);
+            cJSON *g = cJSON_GetObjectItem(j, "gardefou");
+            if (g != NULL) {
+                st->verdicts++;
+                CHECK(cJSON_IsString(fr));  // only on the chunk that ends the choice
+                cJSON *o = cJSON_GetObjectItem(g, "output");
+                if (cJSON_IsString(o))
+                    snprintf(st->verdict, sizeof(st->verdict), "%s", o->valuestring);
+                char *rules = cJSON_PrintUnformatted(cJSON_GetObjectItem(g, "rules"));
+                snprintf(st->rules, sizeof(st->rules), "%s", rules ? rules : "");
+                cJSON_free(rules);
+                CHECK(cJSON_IsString(cJSON_GetObjectItem(g, "policy_version")));
+            }
+            cJSON_Delete(j);
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    CHECK(st->verdicts == 1);
+}
+
 static void post(const char *path, const char *body, struct resp *r)
 {
     memset(r, 0, sizeof(*r));
@@ -209,30 +257,29 @@ static void test_output(void)
                  "padding padding padding padding padding then ACME launch codes and more",
          true, &r);
     CHECK(r.status == 200);
-    struct gf_buf text;
-    gf_buf_init(&text, 1 << 20);
-    bool filtered = false, done = false;
-    for (char *line = r.body.data; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = '\0';
-        if (strncmp(line, "data: ", 6) == 0) {
-            if (strcmp(line + 6, "[DONE]") == 0)
-                done = true;
-            cJSON *j = cJSON_Parse(line + 6);
-            cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
-            cJSON *c = cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "delta"), "content");
-            if (cJSON_IsString(c))
-                gf_buf_puts(&text, c->valuestring);
-            cJSON *fr = cJSON_GetObjectItem(ch, "finish_reason");
-            filtered |= cJSON_IsString(fr) && strcmp(fr->valuestring, "content_filter") == 0;
-            cJSON_Delete(j);
-        }
-        line = nl ? nl + 1 : NULL;
-    }
-    CHECK(filtered && done);
-    CHECK(text.data == NULL || strstr(text.data, "launch codes") == NULL);
-    gf_buf_cleanup(&text);
+    struct streamed st;
+    parse_stream(&r, &st);
+    CHECK(st.done);
+    CHECK_STREQ(st.finish, "content_filter");
+    CHECK(st.text.data == NULL || strstr(st.text.data, "launch codes") == NULL);
+    // The headers left before the verdict: they say so, and the last chunk carries it.
+    CHECK_STREQ(r.output_verdict, "streamed");
+    CHECK_STREQ(st.verdict, "block");
+    CHECK(strstr(st.rules, "\"secret-phrase\"") != NULL);
+    gf_buf_cleanup(&st.text);
+    gf_buf_cleanup(&r.body);
+
+    // A stream that passes: its last chunk says allow, and names no rule.
+    chat("echo", "nothing to see here", true, &r);
+    CHECK(r.status == 200);
+    parse_stream(&r, &st);
+    CHECK(st.done);
+    CHECK_STREQ(st.finish, "stop");
+    CHECK_STREQ(r.output_verdict, "streamed");
+    CHECK_STREQ(st.verdict, "allow");
+    CHECK_STREQ(st.rules, "[]");
+    CHECK(st.text.len > 0);
+    gf_buf_cleanup(&st.text);
     gf_buf_cleanup(&r.body);
 }
 

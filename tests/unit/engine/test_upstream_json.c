@@ -101,6 +101,50 @@ static void test_body_pass_through(void)
     cJSON_Delete(body);
 }
 
+/* The body is printed member by member from the client's tree: order kept, the members the
+ * engine sets are replaced in place or appended, large members grow the buffer. */
+static void test_body_members(void)
+{
+    size_t big = 200000;
+    char *text = gf_malloc(big + 1);
+    REQUIRE(text != NULL);
+    memset(text, 'a', big);
+    text[big] = '\0';
+    cJSON *body = cJSON_CreateObject();
+    cJSON *msgs = cJSON_AddArrayToObject(body, "messages");
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddItemToArray(msgs, m);
+    cJSON_AddStringToObject(m, "role", "user");
+    cJSON_AddStringToObject(m, "content", text);
+    cJSON_AddNumberToObject(body, "stream_options", 3); // not an object: replaced when streamed
+    cJSON_AddStringToObject(body, "z\"q", "e\n");
+    struct gf_gen_request req = {.kind = GF_GEN_CHAT, .model = "fallback", .body = body,
+                                 .stream = true};
+    char *out = NULL;
+    size_t len = 0;
+    struct gf_err err = {0};
+    REQUIRE(gf_up_build_body(&req, NULL, &out, &len, &err) == 0);
+    CHECK(strlen(out) == len);
+    // members in the client's order, then the ones it lacked
+    const char *p1 = strstr(out, "\"messages\""), *p2 = strstr(out, "\"stream_options\"");
+    const char *p3 = strstr(out, "\"z\\\"q\""), *p4 = strstr(out, "\"model\"");
+    CHECK(p1 && p2 && p3 && p4 && p1 < p2 && p2 < p3 && p3 < p4);
+    cJSON *j = cJSON_Parse(out);
+    REQUIRE(j != NULL);
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(j, "model")), "fallback");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(j, "stream")));
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "stream_options"),
+                                           "include_usage")));
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(j, "z\"q")), "e\n");
+    cJSON *c = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "messages"), 0),
+                                   "content");
+    CHECK(cJSON_IsString(c) && strlen(c->valuestring) == big);
+    cJSON_Delete(j);
+    gf_free(out);
+    cJSON_Delete(body);
+    gf_free(text);
+}
+
 static void test_body_from_fields(void)
 {
     struct gf_chat_msg msgs[] = {{"system", "be brief"}, {"user", "hi"}, {"assistant", NULL}};
@@ -307,6 +351,7 @@ int main(void)
 {
     gf_json_init();
     RUN(test_body_pass_through);
+    RUN(test_body_members);
     RUN(test_body_from_fields);
     RUN(test_chunks_utf8);
     RUN(test_chunk_errors);

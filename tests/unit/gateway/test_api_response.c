@@ -8,8 +8,8 @@
 #include "gateway/gateway_int.h"
 #include "test.h"
 
-static const struct gf_reply_info chat = {"chatcmpl-1", "m", 1700000000, GF_GEN_CHAT};
-static const struct gf_reply_info cmpl = {"cmpl-1", NULL, 1700000000, GF_GEN_COMPLETION};
+static const struct gf_reply_info chat = {"chatcmpl-1", "m", 1700000000, GF_GEN_CHAT, NULL};
+static const struct gf_reply_info cmpl = {"cmpl-1", NULL, 1700000000, GF_GEN_COMPLETION, NULL};
 
 static void test_reply(void)
 {
@@ -78,6 +78,18 @@ static void test_chunks(void)
     CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(c0, "finish_reason")), "tool_calls");
     CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(c0, "index")) == 1);
     CHECK(cJSON_IsNull(cJSON_GetObjectItem(c, "usage")));
+    cJSON_Delete(c);
+    gf_buf_reset(&b);
+    // Top-level members (the stream's output verdict) land beside the chunk's own fields.
+    struct gf_reply_info top = chat;
+    top.top_json = "\"gardefou\":{\"output\":\"block\",\"rules\":[\"r1\"]}";
+    REQUIRE(gf_api_chunk_sse(&b, &top, 0, NULL, NULL, 0, NULL, "content_filter", false) == 0);
+    c = sse_json(&b);
+    REQUIRE(c != NULL);
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "gardefou"),
+                                                         "output")),
+                "block");
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(c, "object")), "chat.completion.chunk");
     cJSON_Delete(c);
     gf_buf_reset(&b);
     struct gf_gen_usage u = {1, 2};
