@@ -83,6 +83,20 @@ static void pack_w(int type, const void *row, int nb, int8_t *q, float *s, int32
     }
 }
 
+/* The sums of four vectors, [sum a0, sum a1, sum a2, sum a3], in 13 operations rather than the
+ * 32 of four separate reductions (it matters for short rows: stories110M has 12 pairs). */
+static ALWAYS_INLINE __m128 sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
+{
+    __m512 u0 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+    __m512 u1 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+    // per 128-bit lane: u0 = [a0 a1 a0 a1], u1 = [a2 a3 a2 a3] partial sums
+    __m512 w = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(u0, u1, _MM_SHUFFLE(3, 2, 3, 2)));
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(w),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(w), 1)));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
 /* RM rows x RN tokens over all np pairs; RM, RN are constants after inlining. */
 static ALWAYS_INLINE void micro(int RM, int RN, const uint8_t *xq, const float *xs,
                                 const int8_t *wq, const float *ws, const int32_t *wc, int np,
@@ -111,9 +125,17 @@ static ALWAYS_INLINE void micro(int RM, int RN, const uint8_t *xq, const float *
             }
         }
     }
-    for (int i = 0; i < RM; i++)
-        for (int j = 0; j < RN; j++)
-            y[(size_t)j * ldy + (size_t)i] = _mm512_reduce_add_ps(acc[i][j]);
+    for (int i = 0; i < RM; i++) {
+        if (RN == 4) {
+            float o[4];
+            _mm_storeu_ps(o, sum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
+            for (int j = 0; j < 4; j++)
+                y[(size_t)j * ldy + (size_t)i] = o[j];
+        } else {
+            for (int j = 0; j < RN; j++)
+                y[(size_t)j * ldy + (size_t)i] = _mm512_reduce_add_ps(acc[i][j]);
+        }
+    }
 }
 
 #define MICRO(rm, rn)                                                                          \
