@@ -1,7 +1,9 @@
 /* pii.c — the PII and secrets detector: one PCRE2 pattern per type finds candidates, a
- * validator (pii_validate.c) keeps the real ones. A cheap census of the text (digits, '@',
- * ':' and a few literal prefixes) skips the patterns that cannot match, so prose without
- * numbers costs one pass. Numbers are also looked for in the canonical form, which undoes
+ * validator (pii_validate.c) keeps the real ones. A cheap census of the text (one pass: the
+ * shapes of digit runs, '@', ':', and a few literal prefixes) skips the patterns that cannot
+ * match: each census condition is implied by every match of its pattern, so skipping never
+ * loses a hit, and prose with a few numbers (years, counts) costs one pass. Emails are only
+ * tried where an '@' is. Numbers are also looked for in the canonical form, which undoes
  * full-width digits and characters hidden inside them; a hit there maps back to the original. */
 #include "classifiers/rx_int.h"
 
@@ -9,7 +11,12 @@
 
 #include "classifiers/pii_int.h"
 
-enum need { N_NONE, N_AT, N_DIGITS, N_COLONS, N_LITERAL };
+/* What a text must hold for a pattern to match it (a necessary condition, checked by the
+ * census): N_PHONE a stretch of [0-9 ().-] whose first and last digits are >= 6 bytes apart
+ * (the core \d[\d ().-]{5,20}\d); N_GROUP min_digits digits in a row separated by at most one
+ * [ -] each (cards, SSNs); N_DOTTED 4 digits in a row separated by at most one '.' each
+ * (IPv4); N_IBAN two capitals followed by two digits. */
+enum need { N_NONE, N_AT, N_PHONE, N_GROUP, N_DOTTED, N_IBAN, N_COLONS, N_LITERAL };
 
 struct pii_def {
     const char *name;
@@ -37,20 +44,20 @@ static const struct pii_def defs[GF_PII_COUNT] = {
         gf_pii_email_valid, N_AT, 0, {NULL}, false, false},
     [GF_PII_PHONE] = {"phone",
         "(?<![\\w+.-])(?:\\+|\\(\\d)?\\d[\\d ().-]{5,20}\\d(?![\\w-]|\\.\\d)",
-        gf_pii_phone_valid, N_DIGITS, 7, {NULL}, true, false},
+        gf_pii_phone_valid, N_PHONE, 0, {NULL}, true, false},
     [GF_PII_CREDIT_CARD] = {"credit_card",
         "(?<![\\d.-])\\d(?:[ -]?\\d){12,18}(?![\\d]|-\\d)",
-        gf_pii_card_valid, N_DIGITS, 13, {NULL}, true, false},
+        gf_pii_card_valid, N_GROUP, 13, {NULL}, true, false},
     [GF_PII_IBAN] = {"iban",
         "(?<![A-Za-z0-9])[A-Z]{2}\\d{2}(?:(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?|"
         "[A-Z0-9]{11,30})(?![A-Za-z0-9])",
-        gf_pii_iban_valid, N_DIGITS, 4, {NULL}, false, false},
+        gf_pii_iban_valid, N_IBAN, 0, {NULL}, false, false},
     [GF_PII_SSN] = {"ssn",
         "(?<![\\d-])\\d{3}([- ])\\d{2}\\1\\d{4}(?![\\d-])",
-        gf_pii_ssn_valid, N_DIGITS, 9, {NULL}, true, false},
+        gf_pii_ssn_valid, N_GROUP, 9, {NULL}, true, false},
     [GF_PII_IPV4] = {"ipv4",
         "(?<![\\w.])(?:\\d{1,3}\\.){3}\\d{1,3}(?![\\w]|\\.\\d)",
-        gf_pii_ipv4_valid, N_DIGITS, 4, {NULL}, true, false},
+        gf_pii_ipv4_valid, N_DOTTED, 4, {NULL}, true, false},
     [GF_PII_IPV6] = {"ipv6",
         "(?<![\\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\\d{1,3}\\.){3}\\d{1,3}|[0-9A-Fa-f]{1,4})?"
         "(?![\\w:])",
@@ -116,20 +123,124 @@ struct pii {
     struct gf_detector det;
     uint32_t mask;
     pcre2_code *code[GF_PII_COUNT];
+    pcre2_code *email_at;  // the email pattern anchored at its start (tried before each '@')
     pcre2_general_context *gctx;
+    // The literal prefixes of the N_LITERAL types, found in one pass: a bit per byte pair
+    // that starts one of them, then a compare with the few literals of that pair.
+    uint8_t pair_bits[65536 / 8];
+    struct lit {
+        const char *s;
+        uint16_t len;
+        uint16_t pair;
+        uint8_t type;
+    } lits[GF_PII_COUNT * 8];
+    size_t n_lits;
+    uint32_t literal_types;  // types of the mask that need a literal
+    uint32_t numeric_types;  // types also matched on the canonical form
 };
 
 struct census {
-    size_t digits, ats, colons;
+    uint32_t literals;  // N_LITERAL types one of whose literals the text holds
+    size_t ats, colons;
+    size_t group;    // most digits in a row separated by at most one [ -] each
+    size_t dotted;   // most digits in a row separated by at most one '.' each
+    bool phone;      // a stretch of [0-9 ().-] whose first and last digits are >= 6 apart
+    bool iban;       // [A-Z]{2}[0-9]{2}
 };
 
-static void count(const char *s, size_t n, struct census *c)
+static bool is_digit(unsigned char c)
 {
+    return (unsigned)(c - '0') < 10;
+}
+static bool is_upper(unsigned char c)
+{
+    return (unsigned)(c - 'A') < 26;
+}
+
+// Byte classes of the census: everything else (letters above all) is K_PLAIN.
+enum { K_PLAIN, K_DIGIT, K_SPACE_DASH, K_DOT, K_PAREN, K_AT, K_COLON };
+static const unsigned char census_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 0, 0, 0, 0, 0, 0, 0, 4, 4, 0, 0, 0, 2, 3, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 0, 0, 0, 0, 0,
+    5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+// True when one of the eight bytes of x is a digit, ':' or '@': the bytes that matter to the
+// census when no digit run is open.
+static bool wakes8(uint64_t x)
+{
+    uint64_t low = x & ~HIGHS;                      // sums below cannot carry between bytes
+    uint64_t ge0 = low + ONES * (0x80 - '0');       // high bit where byte >= '0'
+    uint64_t gt_colon = low + ONES * (0x7F - ':');  // high bit where byte > ':'
+    uint64_t y = x ^ (ONES * '@');                  // a zero byte where x has '@'
+    uint64_t at = (y - ONES) & ~y & HIGHS;
+    return ((ge0 & ~gt_colon & ~x & HIGHS) | at) != 0;
+}
+
+// One pass over the text; runs of plain bytes (most of prose) cost a table look-up each, and
+// where no digit run is open, eight bytes are skipped at a time.
+static void count(const char *str, size_t n, struct census *c)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t group = 0, dotted = 0;
+    size_t run_first = SIZE_MAX;  // first digit of the current [0-9 ().-] stretch
+    bool prev_digit = false;
     for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        c->digits += (unsigned)(ch - '0') < 10;
-        c->ats += ch == '@';
-        c->colons += ch == ':';
+        unsigned k = census_class[s[i]];
+        if (k == K_PLAIN) {
+            group = dotted = 0;
+            run_first = SIZE_MAX;
+            prev_digit = false;
+            // Nothing is open: only a digit, ':' or '@' changes the census.
+            uint64_t x;
+            while (i + 9 <= n && (memcpy(&x, s + i + 1, 8), !wakes8(x)))
+                i += 8;
+            while (i + 1 < n && census_class[s[i + 1]] == K_PLAIN)
+                i++;
+            continue;
+        }
+        if (k == K_DIGIT) {
+            group++;
+            dotted++;
+            if (group > c->group)
+                c->group = group;
+            if (dotted > c->dotted)
+                c->dotted = dotted;
+            if (run_first == SIZE_MAX)
+                run_first = i;
+            else if (i - run_first >= 6)
+                c->phone = true;
+            if (prev_digit && i >= 3 && is_upper(s[i - 2]) && is_upper(s[i - 3]))
+                c->iban = true;
+            prev_digit = true;
+            continue;
+        }
+        // A separator keeps a group only right after a digit (the patterns allow one).
+        if (!(k == K_SPACE_DASH && prev_digit))
+            group = 0;
+        if (!(k == K_DOT && prev_digit))
+            dotted = 0;
+        if (k > K_PAREN)
+            run_first = SIZE_MAX;
+        prev_digit = false;
+        c->ats += k == K_AT;
+        c->colons += k == K_COLON;
     }
 }
 
@@ -138,15 +249,20 @@ static bool worth(const struct pii_def *d, const struct census *c, const char *s
     switch (d->need) {
     case N_AT:
         return c->ats > 0;
-    case N_DIGITS:
-        return c->digits >= (size_t)d->min_digits;
+    case N_PHONE:
+        return c->phone;
+    case N_GROUP:
+        return c->group >= (size_t)d->min_digits;
+    case N_DOTTED:
+        return c->dotted >= (size_t)d->min_digits;
+    case N_IBAN:
+        return c->iban;
     case N_COLONS:
         return c->colons >= 2;
     case N_LITERAL:
-        for (int i = 0; i < 8 && d->literals[i]; i++)
-            if (gf_rx_has_literal(s, n, d->literals[i], strlen(d->literals[i])))
-                return true;
-        return false;
+        (void)s;
+        (void)n;
+        return c->literals & (1u << (d - defs));
     default:
         return true;
     }
@@ -187,13 +303,77 @@ static int on_match(void *ud, size_t s, size_t e, pcre2_match_data *md)
                          w->err);
 }
 
+static uint16_t pair_of(const char *s)
+{
+    return (uint16_t)((unsigned char)s[0] | (unsigned)(unsigned char)s[1] << 8);
+}
+
+// Which N_LITERAL types have a literal in the text: one look-up per byte pair.
+static uint32_t find_literals(const struct pii *p, const char *s, size_t n)
+{
+    uint32_t found = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        uint16_t pr = pair_of(s + i);
+        if (!(p->pair_bits[pr >> 3] & (1u << (pr & 7))))
+            continue;
+        for (size_t k = 0; k < p->n_lits; k++) {
+            const struct lit *l = &p->lits[k];
+            if (l->pair == pr && !(found & (1u << l->type)) && l->len <= n - i &&
+                memcmp(s + i, l->s, l->len) == 0)
+                found |= 1u << l->type;
+        }
+        if (found == p->literal_types)
+            break;
+    }
+    return found;
+}
+
+static bool is_local(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || is_upper(c) || is_digit(c) || c == '.' || c == '_' ||
+           c == '%' || c == '+' || c == '-';
+}
+
+/* Emails: a match holds exactly one '@', and its lookbehind makes it start where the run of
+ * local-part characters before that '@' starts, at most 64 bytes before it. So the anchored
+ * pattern is tried there for each '@' instead of at every letter of the text: the same
+ * matches, found from a memchr. */
+static int scan_emails(const struct pii *p, struct walk *w)
+{
+    const char *t = w->in->text;
+    size_t len = w->in->len, done = 0;  // matches end at done; none starts before it
+    for (const char *at = memchr(t, '@', len); at != NULL;
+         at = memchr(at + 1, '@', len - (size_t)(at + 1 - t))) {
+        size_t a = (size_t)(at - t), s = a;
+        while (s > 0 && a - s <= 64 && is_local((unsigned char)t[s - 1]))
+            s--;
+        if (s == a || s < done || a - s > 64 || (s > 0 && is_local((unsigned char)t[s - 1])))
+            continue;
+        size_t e;
+        int rc = gf_rx_match_at(p->email_at, t, len, s, w->in->scratch, &e, w->err);
+        if (rc == 0 && e > s)
+            rc = on_match(w, s, e, NULL);
+        if (rc != 0)
+            return rc;
+        if (e > s) {
+            done = e;
+            if (e > a + 1)
+                at = t + e - 1;
+        }
+    }
+    return 0;
+}
+
 static int pii_scan(const struct gf_detector *d, const struct gf_scan *in, struct gf_hits *out,
                     struct gf_err *err)
 {
     const struct pii *p = d->impl;
     struct census c = {0}, cc = {0};
-    count(in->text, in->len, &c);
-    bool canon = gf_rx_canon_differs(in);
+    if (p->mask & ~p->literal_types)
+        count(in->text, in->len, &c);
+    if (p->literal_types)
+        c.literals = find_literals(p, in->text, in->len);
+    bool canon = (p->mask & p->numeric_types) && gf_rx_canon_differs(in);
     if (canon)
         count(in->norm->text, in->norm->len, &cc);
     struct walk w = {in, in->text, out, out->n, 0, false, err};
@@ -201,7 +381,15 @@ static int pii_scan(const struct gf_detector *d, const struct gf_scan *in, struc
         if (!(p->mask & (1u << t)))
             continue;
         w.type = t;
-        if (worth(&defs[t], &c, in->text, in->len)) {
+        if (t == GF_PII_EMAIL && p->email_at != NULL) {
+            w.subj = in->text;
+            w.canonical = false;
+            if (c.ats > 0) {
+                int rc = scan_emails(p, &w);
+                if (rc != 0)
+                    return rc;
+            }
+        } else if (worth(&defs[t], &c, in->text, in->len)) {
             w.subj = in->text;
             w.canonical = false;
             int rc = gf_rx_each(p->code[t], in->text, in->len, in->scratch, on_match, &w, err);
@@ -225,6 +413,7 @@ static void pii_destroy(struct gf_detector *d)
     struct pii *p = d->impl;
     for (int t = 0; t < GF_PII_COUNT; t++)
         pcre2_code_free(p->code[t]);
+    pcre2_code_free(p->email_at);
     pcre2_general_context_free(p->gctx);
     gf_free(p);
 }
@@ -248,6 +437,19 @@ int gf_pii_new(uint32_t mask, struct gf_detector **out, struct gf_err *err)
         uint32_t opts = defs[t].caseless ? PCRE2_CASELESS : 0;
         rc = gf_rx_compile(p->gctx, defs[t].pattern, strlen(defs[t].pattern), opts, &p->code[t],
                            err);
+        if (defs[t].numeric)
+            p->numeric_types |= 1u << t;
+        for (int k = 0; rc == 0 && defs[t].need == N_LITERAL && k < 8 && defs[t].literals[k];
+             k++) {
+            const char *lit = defs[t].literals[k];
+            uint16_t pr = pair_of(lit);  // every literal has at least two bytes
+            p->lits[p->n_lits++] = (struct lit){lit, (uint16_t)strlen(lit), pr, (uint8_t)t};
+            p->pair_bits[pr >> 3] |= (uint8_t)(1u << (pr & 7));
+            p->literal_types |= 1u << t;
+        }
+        if (rc == 0 && t == GF_PII_EMAIL)
+            rc = gf_rx_compile(p->gctx, defs[t].pattern, strlen(defs[t].pattern),
+                               opts | PCRE2_ANCHORED, &p->email_at, err);
         if (rc == GF_EINVAL)  // a bug in the table above, not the caller's input
             gf_err_prefix(err, defs[t].name);
     }

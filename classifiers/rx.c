@@ -121,6 +121,31 @@ int gf_rx_each(const pcre2_code *code, const char *subj, size_t len,
     return 0;
 }
 
+static int match_error(int rc, struct gf_err *err)
+{
+    if (rc == PCRE2_ERROR_NOMEMORY)
+        return gf_err_set(err, GF_ENOMEM, "out of memory matching a pattern");
+    PCRE2_UCHAR msg[160];
+    if (pcre2_get_error_message(rc, msg, sizeof(msg)) < 0)
+        memcpy(msg, "unknown error", sizeof("unknown error"));
+    return gf_err_set(err, GF_ETOOBIG, "pattern cannot be decided: %s", (const char *)msg);
+}
+
+int gf_rx_match_at(const pcre2_code *code, const char *subj, size_t len, size_t at,
+                   struct gf_scan_scratch *s, size_t *end, struct gf_err *err)
+{
+    *end = 0;
+    int rc = pcre2_match(code, (PCRE2_SPTR)subj, len, at, 0, s->md, s->mctx);
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return 0;
+    if (rc < 0)
+        return match_error(rc, err);
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
+    if (ov[0] == at && ov[1] > at)
+        *end = ov[1];
+    return 0;
+}
+
 bool gf_rx_canon_differs(const struct gf_scan *in)
 {
     return in->norm != NULL && in->norm->start != NULL &&

@@ -39,6 +39,12 @@ typedef int (*gf_rx_match_fn)(void *ud, size_t s, size_t e, pcre2_match_data *md
 int gf_rx_each(const pcre2_code *code, const char *subj, size_t len,
                struct gf_scan_scratch *s, gf_rx_match_fn fn, void *ud, struct gf_err *err);
 
+/* One match attempt of code (compiled with PCRE2_ANCHORED) at offset at of subj[0..len) (the
+ * bytes before at are seen by lookbehinds). Sets *end past a non-empty match starting at at, or
+ * to 0. Returns 0, GF_ENOMEM, or GF_ETOOBIG when the match limit was hit. */
+int gf_rx_match_at(const pcre2_code *code, const char *subj, size_t len, size_t at,
+                   struct gf_scan_scratch *s, size_t *end, struct gf_err *err);
+
 /* True when the canonical form of in differs from the original text byte for byte. */
 bool gf_rx_canon_differs(const struct gf_scan *in);
 

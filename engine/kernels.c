@@ -6,6 +6,7 @@
 #include <cpuid.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,89 @@ static void dot4_q4(const struct gf_block_q4 *a, const struct gf_block_q8 *const
 {
     for (int i = 0; i < 4; i++)
         out[i] = dot_q4(a, b[i], nb);
+}
+
+void gf_matvec_generic(const struct gf_kernels *k, int type, const void *w, size_t row_bytes,
+                       int nr, int cols, const struct gf_mv_x *x, float *y, size_t ldy)
+{
+    int nb = cols / GF_QK, T = x->T;
+    // rows stream from memory: prefetch about 4 KiB ahead, a whole row at a time
+    int ahead = (int)((4096 + row_bytes - 1) / row_bytes);
+    for (int r = 0; r < nr; r++) {
+        const void *row = (const char *)w + (size_t)r * row_bytes;
+        if (r + ahead < nr)
+            for (size_t o = 0; o < row_bytes; o += 64)
+                __builtin_prefetch((const char *)row + (size_t)ahead * row_bytes + o);
+        int t = 0;
+        // four tokens at a time: the row is loaded (and unpacked) once for all four
+        for (; t + 4 <= T; t += 4) {
+            float o[4];
+            if (type == GF_WT_F32) {
+                const float *x4[4];
+                for (int i = 0; i < 4; i++)
+                    x4[i] = x->f + (size_t)(t + i) * x->ldf;
+                k->dot4_f32(row, x4, cols, o);
+            } else if (type == GF_WT_Q8_0 || type == GF_WT_Q4_0) {
+                const struct gf_block_q8 *x4[4];
+                for (int i = 0; i < 4; i++)
+                    x4[i] = x->q + (size_t)(t + i) * x->ldq;
+                if (type == GF_WT_Q8_0)
+                    k->dot4_q8(row, x4, nb, o);
+                else
+                    k->dot4_q4(row, x4, nb, o);
+            } else {
+                break;
+            }
+            for (int i = 0; i < 4; i++)
+                y[(size_t)(t + i) * ldy + r] = o[i];
+        }
+        for (; t < T; t++) {
+            const float *xf = x->f + (size_t)t * x->ldf;
+            const struct gf_block_q8 *xq = x->q + (size_t)t * x->ldq;
+            float v = 0.0f;
+            switch (type) {
+            case GF_WT_F32:
+                v = k->dot_f32(row, xf, cols);
+                break;
+            case GF_WT_F16:
+                v = k->dot_f16(row, xf, cols);
+                break;
+            case GF_WT_Q8_0:
+                v = k->dot_q8(row, xq, nb);
+                break;
+            case GF_WT_Q4_0:
+                v = k->dot_q4(row, xq, nb);
+                break;
+            default:
+                break;
+            }
+            y[(size_t)t * ldy + r] = v;
+        }
+    }
+}
+
+void gf_mv_prep(const struct gf_block_q8 *q, size_t ldq, int T, int nb, void *mem)
+{
+    unsigned char *rec = mem;
+    for (int b = 0; b < nb; b++) {
+        for (int t = 0; t < T; t++, rec += GF_MV_REC) {
+            const struct gf_block_q8 *blk = q + (size_t)t * ldq + b;
+            int32_t c8[4], c4[4];
+            for (int j = 0; j < 4; j++) {
+                const int8_t *v = blk->qs;
+                int32_t s = v[4 * j] + v[4 * j + 1] + v[4 * j + 2] + v[4 * j + 3] +
+                            v[16 + 4 * j] + v[17 + 4 * j] + v[18 + 4 * j] + v[19 + 4 * j];
+                c8[j] = -128 * s;
+                c4[j] = -8 * s;
+            }
+            float d = gf_h2f(blk->d);
+            memcpy(rec, blk->qs, GF_QK);
+            memcpy(rec + GF_MV_REC_C8, c8, sizeof(c8));
+            memcpy(rec + GF_MV_REC_C4, c4, sizeof(c4));
+            memcpy(rec + GF_MV_REC_D, &d, sizeof(d));
+            memset(rec + GF_MV_REC_D + 4, 0, GF_MV_REC - GF_MV_REC_D - 4);
+        }
+    }
 }
 
 static void quantize_q8(const float *x, struct gf_block_q8 *y, int n)
@@ -172,6 +256,7 @@ const struct gf_kernels gf_kernels_scalar = {
     .dot4_f32 = dot4_f32,
     .dot4_q8 = dot4_q8,
     .dot4_q4 = dot4_q4,
+    .matvec = gf_matvec_generic,
     .quantize_q8 = quantize_q8,
     .axpy_f32 = axpy_f32,
     .axpy_f16 = axpy_f16,
@@ -207,6 +292,8 @@ static void choose(void)
     if (have_avx512) {
         avx512_table = avx2_table;
         gf_kernels_fill_avx512(&avx512_table);
+        if (__builtin_cpu_supports("avx512vnni"))
+            gf_kernels_fill_avx512_vnni(&avx512_table);
     }
     best = have_avx512 ? &avx512_table : have_avx2 ? &avx2_table : &gf_kernels_scalar;
     const char *force = getenv("GF_KERNELS");

@@ -1,11 +1,13 @@
-/* kernels_avx2.c — AVX2+FMA+F16C versions of the hot kernels (dot products, Q8_0
- * quantization, axpy, half conversion, RMSNorm). This file alone is compiled with -mavx2 -mfma
- * -mf16c; its functions run only after kernels.c has checked the CPU. Results equal the scalar
- * kernels up to float summation order (integer block sums are exact). */
+/* kernels_avx2.c — AVX2+FMA+F16C versions of the hot kernels (dot products, the decode
+ * matrix-vector product of Q8_0/Q4_0 rows with up to 8 tokens, Q8_0 quantization, axpy, half
+ * conversion, RMSNorm). This file alone is compiled with -mavx2 -mfma -mf16c; its functions run
+ * only after kernels.c has checked the CPU. Results equal the scalar kernels up to float
+ * summation order (integer block sums are exact). */
 #include "engine/kernels_int.h"
 
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 static inline float hsum256(__m256 v)
 {
@@ -270,6 +272,148 @@ static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
         o[i] = x[i] * scale * w[i];
 }
 
+/* ---- matrix-vector products of quantized weights --------------------------------------- */
+
+#define MV_T 8         // tokens per pass over a weight row
+#define PF_BYTES 4096  // software prefetch distance along the weight stream
+
+/* 16 bytes from each of two rows: row 0 in the low 128-bit lane, row 1 in the high one. */
+static inline __m256i load2x16(const char *p0, const char *p1, size_t off)
+{
+    __m128i a = _mm_loadu_si128((const __m128i *)(p0 + off));
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(a),
+                                   _mm_loadu_si128((const __m128i *)(p1 + off)), 1);
+}
+
+/* The block scales (halves at p0 + off, p1 + off) of two rows, each over its lane. */
+static inline __m256 scales2(const char *p0, const char *p1, size_t off)
+{
+    uint16_t h0, h1;
+    memcpy(&h0, p0 + off, 2);
+    memcpy(&h1, p1 + off, 2);
+    __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)h0 | (uint32_t)h1 << 16)));
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(f),
+                                    _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+}
+
+static inline __m256i bcast16(const void *p)
+{
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+}
+
+static inline float hsum128(__m128 v)
+{
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
+}
+
+/* Two rows of quantized weights (p0, p1) times T (1..MV_T) tokens whose records (gf_mv_prep)
+ * for block k start at rec + k * rec_stride. Each 128-bit lane holds one row; a token's
+ * 16-byte half-block is broadcast to both. The signed bytes are multiplied as |w| times y with
+ * w's sign (maddubs needs an unsigned operand): at most 2 * 128 * 127 per int16 pair, so no
+ * saturation, and the block's partial sums are exact integers. */
+static inline __attribute__((always_inline)) void
+mv_quant2(int type, const char *p0, const char *p1, int nb, const unsigned char *rec,
+          size_t rec_stride, const int T, float out[MV_T][2])
+{
+    __m256 sum[MV_T];
+    for (int t = 0; t < T; t++)
+        sum[t] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    const size_t bs = type == GF_WT_Q8_0 ? sizeof(struct gf_block_q8) : sizeof(struct gf_block_q4);
+    for (int k = 0; k < nb; k++, rec += rec_stride) {
+        size_t off = (size_t)k * bs;
+        _mm_prefetch(p0 + off + PF_BYTES, _MM_HINT_T0);
+        _mm_prefetch(p1 + off + PF_BYTES, _MM_HINT_T0);
+        __m256i wlo, whi;
+        if (type == GF_WT_Q8_0) {
+            wlo = load2x16(p0, p1, off + 2);
+            whi = load2x16(p0, p1, off + 18);
+        } else {
+            const __m256i m4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+            __m256i z = load2x16(p0, p1, off + 2);
+            wlo = _mm256_sub_epi8(_mm256_and_si256(z, m4), eight);
+            whi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(z, 4), m4), eight);
+        }
+        __m256i alo = _mm256_sign_epi8(wlo, wlo), ahi = _mm256_sign_epi8(whi, whi);
+        __m256 dw = scales2(p0, p1, off);
+        for (int t = 0; t < T; t++) {
+            const unsigned char *r = rec + (size_t)t * GF_MV_REC;
+            __m256i plo = _mm256_maddubs_epi16(alo, _mm256_sign_epi8(bcast16(r), wlo));
+            __m256i phi = _mm256_maddubs_epi16(ahi, _mm256_sign_epi8(bcast16(r + 16), whi));
+            __m256i i32;
+            if (type == GF_WT_Q4_0)  // |w| <= 8: the two halves add without overflow in int16
+                i32 = _mm256_madd_epi16(_mm256_add_epi16(plo, phi), ones);
+            else
+                i32 = _mm256_add_epi32(_mm256_madd_epi16(plo, ones), _mm256_madd_epi16(phi, ones));
+            float d;
+            memcpy(&d, r + GF_MV_REC_D, sizeof(d));
+            sum[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(dw, _mm256_set1_ps(d)),
+                                     sum[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        out[t][0] = hsum128(_mm256_castps256_ps128(sum[t]));
+        out[t][1] = hsum128(_mm256_extractf128_ps(sum[t], 1));
+    }
+}
+
+/* Rows [0, nr) times tokens [t0, t0 + T), two rows at a time (an odd last row is paired with
+ * itself and its second result dropped). */
+static inline __attribute__((always_inline)) void
+mv_quant(int type, const char *w0, size_t row_bytes, int nr, int nb, const struct gf_mv_x *x,
+         int t0, const int T, float *y, size_t ldy)
+{
+    const unsigned char *rec = x->rec + (size_t)t0 * GF_MV_REC;
+    size_t stride = (size_t)x->T * GF_MV_REC;
+    for (int r = 0; r < nr; r += 2) {
+        const char *p0 = w0 + (size_t)r * row_bytes;
+        const char *p1 = r + 1 < nr ? p0 + row_bytes : p0;
+        float out[MV_T][2];
+        mv_quant2(type, p0, p1, nb, rec, stride, T, out);
+        for (int t = 0; t < T; t++) {
+            y[(size_t)t * ldy + (size_t)r] = out[t][0];
+            if (r + 1 < nr)
+                y[(size_t)t * ldy + (size_t)r + 1] = out[t][1];
+        }
+    }
+}
+
+#define SWITCH_T(n)                                                                           \
+    switch (n) {                                                                              \
+    case 1: CALL(1); break;                                                                   \
+    case 2: CALL(2); break;                                                                   \
+    case 3: CALL(3); break;                                                                   \
+    case 4: CALL(4); break;                                                                   \
+    case 5: CALL(5); break;                                                                   \
+    case 6: CALL(6); break;                                                                   \
+    case 7: CALL(7); break;                                                                   \
+    default: CALL(8); break;                                                                  \
+    }
+
+static void matvec(const struct gf_kernels *k, int type, const void *w, size_t row_bytes, int nr,
+                   int cols, const struct gf_mv_x *x, float *y, size_t ldy)
+{
+    if (!((type == GF_WT_Q8_0 || type == GF_WT_Q4_0) && x->rec != NULL)) {
+        gf_matvec_generic(k, type, w, row_bytes, nr, cols, x, y, ldy);
+        return;
+    }
+    for (int t0 = 0; t0 < x->T; t0 += MV_T) {  // each group of tokens reads the rows once
+        int n = x->T - t0 < MV_T ? x->T - t0 : MV_T;
+        float *yt = y + (size_t)t0 * ldy;
+        if (type == GF_WT_Q8_0) {
+#define CALL(N) mv_quant(GF_WT_Q8_0, w, row_bytes, nr, cols / GF_QK, x, t0, N, yt, ldy)
+            SWITCH_T(n);
+#undef CALL
+        } else {
+#define CALL(N) mv_quant(GF_WT_Q4_0, w, row_bytes, nr, cols / GF_QK, x, t0, N, yt, ldy)
+            SWITCH_T(n);
+#undef CALL
+        }
+    }
+}
+
 void gf_kernels_fill_avx2(struct gf_kernels *k)
 {
     k->name = "avx2";
@@ -280,6 +424,8 @@ void gf_kernels_fill_avx2(struct gf_kernels *k)
     k->dot4_f32 = dot4_f32;
     k->dot4_q8 = dot4_q8;
     k->dot4_q4 = dot4_q4;
+    k->matvec = matvec;
+    k->uses_prep = 1;
     k->quantize_q8 = quantize_q8;
     k->axpy_f32 = axpy_f32;
     k->axpy_f16 = axpy_f16;

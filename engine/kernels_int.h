@@ -96,6 +96,35 @@ static inline uint16_t gf_f2h(float f)
     return (uint16_t)(sign | r);
 }
 
+/* The T activation vectors of a matrix-vector product (token t at f + t * ldf), in the forms
+ * the kernels read: f for F32 and F16 weights; q, their Q8_0 quantization (token t at
+ * q + t * ldq), for quantized weights; and rec, records derived from q by gf_mv_prep, for
+ * tables whose uses_prep flag is set (NULL otherwise). */
+struct gf_mv_x {
+    int T;
+    const float *f;
+    size_t ldf;
+    const struct gf_block_q8 *q;
+    size_t ldq;
+    const unsigned char *rec;
+};
+
+/* One record per (block k, token t), at rec + (k * T + t) * GF_MV_REC, so that a kernel walks
+ * all tokens of a block from one pointer: the block's 32 values (int8), then c8[4] and c4[4]
+ * (int32), then its scale (float). The VNNI kernels take the weights as the unsigned operand
+ * of an 8-bit integer dot product (Q8_0 weight + 128, Q4_0 nibble without its -8) and the
+ * activations as the signed one; int32 lane j accumulates values 4j..4j+3 and 16+4j..16+4j+3,
+ * so starting it from c8[j] = -128 (c4[j] = -8) times the sum of those eight activations
+ * leaves exactly the signed partial sum: as in the AVX2 kernels, a block's partial sums are
+ * exact integers, each scaled by d_w * d_x in float. */
+#define GF_MV_REC 80
+#define GF_MV_REC_C8 32
+#define GF_MV_REC_C4 48
+#define GF_MV_REC_D 64
+/* Writes the records of T tokens of nb blocks each (token t's blocks at q + t * ldq) to mem,
+ * nb * T * GF_MV_REC bytes (16-byte aligned). */
+void gf_mv_prep(const struct gf_block_q8 *q, size_t ldq, int T, int nb, void *mem);
+
 /* The kernel table. Contracts (n is a length in values; for the quantized types a multiple of
  * GF_QK; pointers need no particular alignment):
  *   dot_f32(a, b, n)          sum a[i]*b[i]
@@ -104,6 +133,11 @@ static inline uint16_t gf_f2h(float f)
  *   dot_q4(a, b, nb)          the same with a Q4_0 row and Q8_0 activations
  *   dot4_*(a, b[4], n, out)   out[i] = dot(a, b[i]) for four activation rows at once: the weight
  *                             row is loaded (and unpacked) once for four tokens
+ *   matvec(k, type, w, row_bytes, nr, cols, x, y, ldy)
+ *                             y[t*ldy + r] = dot(row r of w, token t of x) for r < nr, t < x->T:
+ *                             rows of weight type `type`, row_bytes apart; each weight row is
+ *                             read once for up to 8 tokens. k is the table itself (the generic
+ *                             version calls its dot kernels).
  *   quantize_q8(x, y, n)      y = Q8_0 of x: d = max|x|/127, q = nearest-even(x/d)
  *   axpy_f32(y, a, x, n)      y += a*x
  *   axpy_f16(y, a, x, n)      y += a*half(x)
@@ -126,6 +160,9 @@ struct gf_kernels {
                     float out[4]);
     void (*dot4_q4)(const struct gf_block_q4 *a, const struct gf_block_q8 *const b[4], int nb,
                     float out[4]);
+    void (*matvec)(const struct gf_kernels *k, int type, const void *w, size_t row_bytes, int nr,
+                   int cols, const struct gf_mv_x *x, float *y, size_t ldy);
+    int uses_prep;  // matvec reads gf_mv_x.rec for quantized weights (gf_mv_prep)
     void (*quantize_q8)(const float *x, struct gf_block_q8 *y, int n);
     void (*axpy_f32)(float *y, float a, const float *x, int n);
     void (*axpy_f16)(float *y, float a, const uint16_t *x, int n);
@@ -148,6 +185,11 @@ const struct gf_kernels *gf_kernels_by_name(const char *name);
  * the kernels they accelerate. Called once, only when the CPU supports the instruction set. */
 void gf_kernels_fill_avx2(struct gf_kernels *k);
 void gf_kernels_fill_avx512(struct gf_kernels *k);
+void gf_kernels_fill_avx512_vnni(struct gf_kernels *k);  // AVX-512 VNNI: 8-bit integer dots
+
+/* The matvec of the scalar and AVX2 tables: the table's dot4_* and dot_* kernels row by row. */
+void gf_matvec_generic(const struct gf_kernels *k, int type, const void *w, size_t row_bytes,
+                       int nr, int cols, const struct gf_mv_x *x, float *y, size_t ldy);
 extern const struct gf_kernels gf_kernels_scalar;
 
 /* Fills cs[0..n_rot) with cos, sin of pos * theta^(-2i/n_rot) for i in [0, n_rot/2). */

@@ -41,10 +41,11 @@ struct gf_llm_ctx {
     float *hb, *hb2;         // [T][hidden]
     float *cs;               // [T][n_rot] rope cos/sin per token
     float *att;              // [n_threads][max_ctx] attention scores
-    struct gf_block_q8 *xq;  // [T][max_cols / 32] quantized activations
+    struct gf_block_q8 *xq;  // [T][max_cols / 32 + 1] quantized activations
+    unsigned char *xrec;     // [max_cols / 32][T] records of xq for the kernels (gf_mv_prep)
     float *tile;             // [n_threads][tile_bytes]: dequantized or packed weights
     size_t tile_bytes;
-    const struct gf_gemm *gq; // integer product for quantized weights, or NULL (sgemm)
+    const struct gf_gemm *gq; // prompt products on AVX-512 (VNNI), or NULL (sgemm)
     uint8_t *xpq;            // [T][max_pairs * 64] activations packed for gq
     float *xps;              // [T][max_pairs * 2] their block scales
     float *xt;               // [max_cols][ldt] activations transposed for gq->f32
@@ -68,68 +69,20 @@ struct mm_job {
     const struct gf_llm_weight *w[MAX_MM];
     float *y[MAX_MM];       // [T][w->rows]
     const float *x;         // [T][cols]
-    const struct gf_block_q8 *xq; // [T][cols/32] when a weight is quantized
+    struct gf_mv_x mv;      // the activations as the matvec kernels take them
     int T;
     bool gemm;
     bool packed;            // quantized weights go through c->gq with c->xpq/xps
     bool f32t;              // F32 weights go through c->gq->f32 with c->xt
+    int chunk_rows;         // decode products: rows per chunk (a multiple of ROW_ALIGN)
 };
 
 static void mm_rows_dot(const struct mm_job *j, const struct gf_llm_weight *w, float *y, int r0,
                         int r1)
 {
     const struct gf_kernels *k = j->c->k;
-    int cols = w->cols, T = j->T, nb = cols / GF_QK;
-    size_t ldy = (size_t)w->rows;
-    const char *base = w->data;
-    for (int r = r0; r < r1; r++) {
-        const void *row = base + (size_t)r * w->row_bytes;
-        int t = 0;
-        // four tokens at a time: the row is loaded (and unpacked) once for all four
-        if (w->type == GF_WT_F32) {
-            for (; t + 4 <= T; t += 4) {
-                const float *x4[4] = {j->x + (size_t)t * cols, j->x + (size_t)(t + 1) * cols,
-                                      j->x + (size_t)(t + 2) * cols, j->x + (size_t)(t + 3) * cols};
-                float o[4];
-                k->dot4_f32(row, x4, cols, o);
-                for (int i = 0; i < 4; i++)
-                    y[(size_t)(t + i) * ldy + r] = o[i];
-            }
-        } else if (w->type == GF_WT_Q8_0 || w->type == GF_WT_Q4_0) {
-            for (; t + 4 <= T; t += 4) {
-                const struct gf_block_q8 *x4[4] = {j->xq + (size_t)t * nb, j->xq + (size_t)(t + 1) * nb,
-                                                   j->xq + (size_t)(t + 2) * nb,
-                                                   j->xq + (size_t)(t + 3) * nb};
-                float o[4];
-                if (w->type == GF_WT_Q8_0)
-                    k->dot4_q8(row, x4, nb, o);
-                else
-                    k->dot4_q4(row, x4, nb, o);
-                for (int i = 0; i < 4; i++)
-                    y[(size_t)(t + i) * ldy + r] = o[i];
-            }
-        }
-        for (; t < T; t++) {
-            float v = 0.0f;
-            switch (w->type) {
-            case GF_WT_F32:
-                v = k->dot_f32(row, j->x + (size_t)t * cols, cols);
-                break;
-            case GF_WT_F16:
-                v = k->dot_f16(row, j->x + (size_t)t * cols, cols);
-                break;
-            case GF_WT_Q8_0:
-                v = k->dot_q8(row, j->xq + (size_t)t * nb, nb);
-                break;
-            case GF_WT_Q4_0:
-                v = k->dot_q4(row, j->xq + (size_t)t * nb, nb);
-                break;
-            default:
-                break;
-            }
-            y[(size_t)t * ldy + r] = v;
-        }
-    }
+    k->matvec(k, w->type, (const char *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes,
+              r1 - r0, w->cols, &j->mv, y + r0, (size_t)w->rows);
 }
 
 /* Integer path: packs tiles of weight rows (once per tile, for all T tokens) and runs them
@@ -207,6 +160,21 @@ static void mm_worker(void *arg, int ith, int nth)
     }
 }
 
+/* Decode products: chunk i is rows [i * chunk_rows, (i + 1) * chunk_rows) of all the job's
+ * weights taken end to end, on whichever thread takes it (gf_tpool_run_chunks). */
+static void mm_chunk(void *arg, int i)
+{
+    const struct mm_job *j = arg;
+    int lo = i * j->chunk_rows, hi = lo + j->chunk_rows, base = 0;
+    for (int wi = 0; wi < j->n_w && lo < hi; wi++) {
+        int rows = j->w[wi]->rows;
+        int a = lo > base ? lo - base : 0, b = hi - base < rows ? hi - base : rows;
+        if (a < b)
+            mm_rows_dot(j, j->w[wi], j->y[wi], a, b);
+        base += rows;
+    }
+}
+
 /* y_i = x W_i^T for the n_w weights (which share cols), over T input rows. */
 static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *const *w,
                    float *const *y, const float *x, int T)
@@ -220,28 +188,53 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
         work += (double)w[i]->rows * w[i]->cols * T;
         quant |= w[i]->type == GF_WT_Q8_0 || w[i]->type == GF_WT_Q4_0;
     }
-    if (quant && (!j.gemm || c->gq != NULL)) {
+    if (!j.gemm) {
+        // activations quantized once per product (not per row), in every form the kernels read
         int cols = w[0]->cols, nb = cols / GF_QK;
-        for (int t = 0; t < T; t++)
-            c->k->quantize_q8(x + (size_t)t * cols, c->xq + (size_t)t * nb, cols);
-        j.xq = c->xq;
+        size_t ldq = (size_t)c->max_cols / GF_QK + 1;
+        j.mv = (struct gf_mv_x){.T = T, .f = x, .ldf = (size_t)cols, .q = c->xq, .ldq = ldq};
+        if (quant) {
+            for (int t = 0; t < T; t++)
+                c->k->quantize_q8(x + (size_t)t * cols, c->xq + (size_t)t * ldq, cols);
+            if (c->k->uses_prep) {
+                gf_mv_prep(c->xq, ldq, T, nb, c->xrec);
+                j.mv.rec = c->xrec;
+            }
+        }
     }
-    if (quant && j.gemm && c->gq != NULL) {
-        // every weight of the job shares cols and is quantized (q, k, v or gate, up)
-        int nb = w[0]->cols / GF_QK, np = (nb + 1) / 2;
-        for (int t = 0; t < T; t++)
-            c->gq->pack_x(c->xq + (size_t)t * nb, nb, c->xpq + (size_t)t * np * GF_GEMM_PAIR,
-                          c->xps + (size_t)t * np * 2);
-        j.packed = true;
+    if (j.gemm) {
+        if (quant && c->gq != NULL) {
+            // every weight of the job shares cols and is quantized (q, k, v or gate, up)
+            int cols = w[0]->cols, nb = cols / GF_QK, np = (nb + 1) / 2;
+            for (int t = 0; t < T; t++) {
+                c->k->quantize_q8(x + (size_t)t * cols, c->xq, cols);
+                c->gq->pack_x(c->xq, nb, c->xpq + (size_t)t * np * GF_GEMM_PAIR,
+                              c->xps + (size_t)t * np * 2);
+            }
+            j.packed = true;
+        } else if (!quant && c->gq != NULL && w[0]->type == GF_WT_F32) {
+            int cols = w[0]->cols;
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < cols; i++)
+                    c->xt[(size_t)i * c->ldt + (size_t)t] = x[(size_t)t * cols + (size_t)i];
+            j.f32t = true;
+        }
+        run(c, mm_worker, &j, work);
+        return;
     }
-    if (!quant && j.gemm && c->gq != NULL && w[0]->type == GF_WT_F32) {
-        int cols = w[0]->cols;
-        for (int t = 0; t < T; t++)
-            for (int i = 0; i < cols; i++)
-                c->xt[(size_t)i * c->ldt + (size_t)t] = x[(size_t)t * cols + (size_t)i];
-        j.f32t = true;
+    // about 8 chunks per thread, so a thread that is descheduled or slow costs little
+    int total = 0;
+    for (int i = 0; i < n_w; i++)
+        total += w[i]->rows;
+    int per = (total + 8 * c->n_threads - 1) / (8 * c->n_threads);
+    j.chunk_rows = (per + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
+    int n_chunks = (total + j.chunk_rows - 1) / j.chunk_rows;
+    if (work < c->min_parallel || c->n_threads == 1) {
+        for (int i = 0; i < n_chunks; i++)
+            mm_chunk(&j, i);
+    } else {
+        gf_tpool_run_chunks(c->pool, mm_chunk, &j, n_chunks);
     }
-    run(c, mm_worker, &j, work);
 }
 
 static void matmul1(struct gf_llm_ctx *c, const struct gf_llm_weight *w, float *y, const float *x,
@@ -432,6 +425,7 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->att = gf_mallocarray((size_t)n_threads * max_ctx, sizeof(float));
     c->xq = gf_mallocarray(T * (c->max_cols / GF_QK + 1), sizeof(struct gf_block_q8));
     c->tile = gf_mallocarray((size_t)n_threads, c->tile_bytes);
+    c->xrec = gf_mallocarray(T * (size_t)(c->max_cols / GF_QK), GF_MV_REC);
     c->xpq = gf_mallocarray(T * max_pairs, GF_GEMM_PAIR);
     c->xps = gf_mallocarray(T * max_pairs * 2, sizeof(float));
     c->ldt = (max_tokens + 15) / 16 * 16;
@@ -439,7 +433,7 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->xt = gf_calloc((size_t)c->ldt * c->max_cols, sizeof(float));
     int rc = GF_ENOMEM;
     if (!c->x || !c->xb || !c->tmp || !c->q || !c->kk || !c->vv || !c->hb || !c->hb2 || !c->cs ||
-        !c->att || !c->xq || !c->tile || !c->xpq || !c->xps || !c->xt)
+        !c->att || !c->xq || !c->tile || !c->xrec || !c->xpq || !c->xps || !c->xt)
         goto fail;
     if ((rc = gf_tpool_new(n_threads, &c->pool)) != 0)
         goto fail;
@@ -482,5 +476,6 @@ void gf_llm_ctx_free(struct gf_llm_ctx *c)
     gf_free(c->xpq);
     gf_free(c->xps);
     gf_free(c->xt);
+    gf_free(c->xrec);
     gf_free(c);
 }

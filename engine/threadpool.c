@@ -1,11 +1,19 @@
-/* threadpool.c — persistent workers released by a generation counter. Invariant: a job's
- * fields (fn, ctx) are written before the generation is bumped, and the caller returns only
- * after every worker has counted itself done for that generation, so a job never outlives its
- * context. Waits spin for a short while (a decode step takes microseconds to milliseconds),
- * then block on the condition variable. */
+/* threadpool.c — persistent workers released by a generation counter, for two kinds of job.
+ * A static job (gf_tpool_run) calls fn once per thread index: its fields (fn, ctx) are written
+ * before the generation is bumped, and the caller returns only after every worker has counted
+ * itself done for that generation, so a job never outlives its context. A chunked job
+ * (gf_tpool_run_chunks) is shared out one chunk at a time to whichever threads show up: the
+ * caller works through the chunks too, then closes the job, and waits only for the workers
+ * that joined it (a worker joins by counting itself active, then checking that the job is still
+ * open; the caller closes, then waits for the count to drop to zero — sequentially consistent
+ * on both sides, so a worker either is waited for or never touches the job). On a machine
+ * where a worker is descheduled, the caller does its share instead of waiting for it. Waits
+ * spin for a short while (a decode step takes microseconds to milliseconds), then block on the
+ * condition variable (workers) or yield the CPU (the caller waiting for a joined worker). */
 #include "engine/threadpool_int.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -23,8 +31,14 @@ struct gf_tpool {
     atomic_uint gen;
     atomic_int pending;      // workers that have not finished the current generation
     atomic_bool stop;
-    gf_tpool_fn fn;
+    bool chunked;            // the current job's kind
+    gf_tpool_fn fn;          // static job
+    gf_tpool_chunk_fn cfn;   // chunked job
     void *ctx;
+    int n_chunks;
+    atomic_int next_chunk;
+    atomic_uint open_gen;    // the chunked job's generation while it may be joined; 0 = closed
+    atomic_int active;       // workers inside the chunked job
 };
 
 struct worker_arg {
@@ -63,6 +77,22 @@ static void *worker_main(void *arg)
         if (atomic_load(&p->stop))
             return NULL;
         seen = g;
+        bool chunked = p->chunked;
+        if (atomic_load_explicit(&p->gen, memory_order_acquire) != g) {
+            seen = g - 1;  // another job started meanwhile: look again (chunked jobs only)
+            continue;
+        }
+        if (chunked) {
+            atomic_fetch_add(&p->active, 1);
+            if (atomic_load(&p->open_gen) == g) {
+                int i;
+                while ((i = atomic_fetch_add_explicit(&p->next_chunk, 1, memory_order_relaxed)) <
+                       p->n_chunks)
+                    p->cfn(p->ctx, i);
+            }
+            atomic_fetch_sub_explicit(&p->active, 1, memory_order_release);
+            continue;
+        }
         p->fn(p->ctx, ith, p->n);
         if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&p->mu);
@@ -141,6 +171,7 @@ void gf_tpool_run(struct gf_tpool *p, gf_tpool_fn fn, void *ctx)
         fn(ctx, 0, 1);
         return;
     }
+    p->chunked = false;
     p->fn = fn;
     p->ctx = ctx;
     atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
@@ -159,6 +190,38 @@ void gf_tpool_run(struct gf_tpool *p, gf_tpool_fn fn, void *ctx)
         while (atomic_load(&p->pending) != 0)
             pthread_cond_wait(&p->cv_done, &p->mu);
         pthread_mutex_unlock(&p->mu);
+    }
+}
+
+void gf_tpool_run_chunks(struct gf_tpool *p, gf_tpool_chunk_fn fn, void *ctx, int n_chunks)
+{
+    if (p->n == 1 || n_chunks <= 1) {
+        for (int i = 0; i < n_chunks; i++)
+            fn(ctx, i);
+        return;
+    }
+    p->chunked = true;
+    p->cfn = fn;
+    p->ctx = ctx;
+    p->n_chunks = n_chunks;
+    atomic_store_explicit(&p->next_chunk, 0, memory_order_relaxed);
+    unsigned g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+    if (g == 0)  // 0 means closed: skip it when the counter wraps
+        g = 1;
+    atomic_store(&p->open_gen, g);
+    pthread_mutex_lock(&p->mu);
+    atomic_store_explicit(&p->gen, g, memory_order_release);
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+    int i;
+    while ((i = atomic_fetch_add_explicit(&p->next_chunk, 1, memory_order_relaxed)) < n_chunks)
+        fn(ctx, i);
+    atomic_store(&p->open_gen, 0);
+    for (int spins = 0; atomic_load(&p->active) != 0; spins++) {
+        if (spins < SPIN_ITERS)
+            cpu_relax();
+        else
+            sched_yield();  // a joined worker was descheduled mid-chunk: let it run
     }
 }
 

@@ -8,6 +8,7 @@
 #define GF_THREADPOOL_INT_H
 
 typedef void (*gf_tpool_fn)(void *ctx, int ith, int nth);
+typedef void (*gf_tpool_chunk_fn)(void *ctx, int chunk);
 
 struct gf_tpool;
 
@@ -18,6 +19,11 @@ int gf_tpool_new(int n_threads, struct gf_tpool **out);
 void gf_tpool_free(struct gf_tpool *p);
 int gf_tpool_size(const struct gf_tpool *p);
 void gf_tpool_run(struct gf_tpool *p, gf_tpool_fn fn, void *ctx);
+/* Calls fn(ctx, i) once for every i in [0, n_chunks), each on whichever thread takes it next
+ * (the caller takes chunks too), and returns when all calls have returned. Threads that are
+ * not scheduled in time simply take none, so an oversubscribed machine slows the job down to
+ * the caller's pace instead of stalling it. Only one thread may call run at a time. */
+void gf_tpool_run_chunks(struct gf_tpool *p, gf_tpool_chunk_fn fn, void *ctx, int n_chunks);
 
 /* The half-open share [*lo, *hi) of n items that thread ith of nth handles, in chunks of
  * `align` items (the last share takes the remainder). */

@@ -191,6 +191,89 @@ static void compare_table(const struct gf_kernels *k)
     CHECK(memcmp(a, b, 4 * 64 * 4) == 0 || close_rel(a[5], b[5], 1e-6f));
 }
 
+/* matvec over a few rows and 1..10 tokens equals the scalar dot product of every (row, token),
+ * for each weight type, with an even and an odd number of blocks per row. */
+static void compare_matvec(const struct gf_kernels *k)
+{
+    const struct gf_kernels *s = &gf_kernels_scalar;
+    enum { ROWS = 5, TOK = 10, COLS_MAX = 2048 + 32, NB_MAX = COLS_MAX / GF_QK };
+    static float w32[ROWS][COLS_MAX], x[TOK][COLS_MAX], y[TOK][ROWS + 3];
+    static uint16_t w16[ROWS][COLS_MAX];
+    static struct gf_block_q8 w8[ROWS][NB_MAX], xq[TOK][NB_MAX];
+    static struct gf_block_q4 w4[ROWS][NB_MAX];
+    static unsigned char rec[NB_MAX * TOK * GF_MV_REC];
+    const int cols_list[] = {32, 64, 96, 2048 + 32};
+    int bad = 0;
+    for (size_t ci = 0; ci < GF_ARRAY_LEN(cols_list); ci++) {
+        int cols = cols_list[ci], nb = cols / GF_QK;
+        for (int r = 0; r < ROWS; r++) {
+            fill(w32[r], cols, 1.0f);
+            for (int i = 0; i < cols; i++)
+                w16[r][i] = gf_f2h(w32[r][i]);
+            s->quantize_q8(w32[r], w8[r], cols);
+            for (int b = 0; b < nb; b++) {
+                w4[r][b].d = gf_f2h(frand() * 0.1f);
+                for (int i = 0; i < GF_QK / 2; i++)
+                    w4[r][b].qs[i] = (uint8_t)(rng >> (i % 7 * 8));
+                frand();
+            }
+            w8[r][0].qs[0] = -128;  // the most negative weight byte is legal in a file
+        }
+        for (int t = 0; t < TOK; t++) {
+            fill(x[t], cols, 2.0f);
+            s->quantize_q8(x[t], xq[t], cols);
+        }
+        const int types[] = {GF_WT_F32, GF_WT_F16, GF_WT_Q8_0, GF_WT_Q4_0};
+        const void *ws[] = {w32, w16, w8, w4};
+        size_t strides[] = {sizeof(w32[0]), sizeof(w16[0]), sizeof(w8[0]), sizeof(w4[0])};
+        for (size_t ti = 0; ti < GF_ARRAY_LEN(types); ti++) {
+            for (int T = 1; T <= TOK; T++) {
+                struct gf_mv_x mv = {.T = T, .f = x[0], .ldf = COLS_MAX, .q = xq[0],
+                                     .ldq = NB_MAX};
+                if (k->uses_prep) {
+                    gf_mv_prep(xq[0], NB_MAX, T, nb, rec);
+                    mv.rec = rec;
+                }
+                k->matvec(k, types[ti], ws[ti], strides[ti], ROWS, cols, &mv, &y[0][0], ROWS + 3);
+                for (int t = 0; t < T; t++) {
+                    for (int r = 0; r < ROWS; r++) {
+                        float want = 0;
+                        switch (types[ti]) {
+                        case GF_WT_F32:
+                            want = s->dot_f32(w32[r], x[t], cols);
+                            break;
+                        case GF_WT_F16:
+                            want = s->dot_f16(w16[r], x[t], cols);
+                            break;
+                        case GF_WT_Q8_0:
+                            want = s->dot_q8(w8[r], xq[t], nb);
+                            break;
+                        default:
+                            want = s->dot_q4(w4[r], xq[t], nb);
+                            break;
+                        }
+                        // the same terms summed in another order: the difference is bounded
+                        // by the sum of |terms| (per value for floats, per block for the
+                        // quantized types, whose block sums are exact integers)
+                        float mag = 0;
+                        if (types[ti] == GF_WT_F32 || types[ti] == GF_WT_F16) {
+                            for (int i = 0; i < cols; i++)
+                                mag += fabsf(w32[r][i] * x[t][i]);
+                        } else {
+                            for (int b = 0; b < nb; b++)
+                                mag += fabsf(types[ti] == GF_WT_Q8_0
+                                                 ? s->dot_q8(&w8[r][b], &xq[t][b], 1)
+                                                 : s->dot_q4(&w4[r][b], &xq[t][b], 1));
+                        }
+                        bad += !(fabsf(y[t][r] - want) <= 2e-6f * fmaxf(mag, 1.0f));
+                    }
+                }
+            }
+        }
+    }
+    CHECK_MSG(bad == 0, "%s matvec: %d products differ", k->name, bad);
+}
+
 static void test_scalar_definitions(void)
 {
     const struct gf_kernels *s = &gf_kernels_scalar;
@@ -234,8 +317,10 @@ static void test_tables(void)
             continue;
         }
         compare_table(k);
+        compare_matvec(k);
     }
-    compare_table(&gf_kernels_scalar);  // trivially equal, but exercises every scalar path
+    compare_table(&gf_kernels_scalar);
+    compare_matvec(&gf_kernels_scalar);  // trivially equal, but exercises every scalar path
     CHECK(gf_kernels_get() != NULL);
     CHECK(gf_kernels_by_name("nope") == NULL);
     fprintf(stderr, "note: chosen kernels: %s\n", gf_kernels_get()->name);
