@@ -77,6 +77,11 @@ enum gf_gen_event_type {
 struct gf_gen_usage {
     int prompt_tokens;
     int completion_tokens;
+    /* The embedded engine's compute time for the request: the forward passes of the steps it
+     * took part in (a step shared by several sequences counts whole for each) and its own
+     * sampling. 0 when unknown (the upstream engine). The gateway reports it in the reply's
+     * Server-Timing header, so the time spent outside the model can be measured. */
+    uint64_t engine_ns;
 };
 
 /* The log-probability of one generated token (requests with logprobs): its bytes (a piece of

@@ -127,6 +127,9 @@ static void deliver(struct llama_engine *e, struct msg *m)
         if (grp != NULL) {  // the request is done when its last choice is
             grp->usage.prompt_tokens = m->usage.prompt_tokens;
             grp->usage.completion_tokens += m->usage.completion_tokens;
+            // the choices ran side by side: the request took as long as its slowest
+            if (m->usage.engine_ns > grp->usage.engine_ns)
+                grp->usage.engine_ns = m->usage.engine_ns;
             if (++grp->n_done < grp->n)
                 return;
             ev.usage = grp->usage;

@@ -83,6 +83,7 @@ struct gf_gen {
     int n_top;             // logprobs: -1 = off, else top_logprobs (0-20)
     struct gf_gen_logprob *lps; // tokens not yet covered by a delta (logprobs requests)
     int n_lps, cap_lps;
+    uint64_t engine_ns;    // compute time spent for this generation (usage.engine_ns)
 };
 
 struct slot {

@@ -90,7 +90,7 @@ static void post_error(struct llama_engine *e, struct gf_gen *g, int code, const
     if (m != NULL) {
         m->err_code = code;
         snprintf(m->err_msg, sizeof(m->err_msg), "%s", text);
-        m->usage = (struct gf_gen_usage){g->n_prompt, g->n_gen};
+        m->usage = (struct gf_gen_usage){g->n_prompt, g->n_gen, g->engine_ns};
         gf_llama_post(e, m);
     }
 }
@@ -155,7 +155,7 @@ static void finish(struct llama_engine *e, struct gf_gen *g, const char *reason)
     struct msg *m = msg_new(g, MSG_DONE);
     if (m != NULL) {
         m->finish = reason;
-        m->usage = (struct gf_gen_usage){g->n_prompt, g->n_gen};
+        m->usage = (struct gf_gen_usage){g->n_prompt, g->n_gen, g->engine_ns};
         gf_llama_post(e, m);
     }
     release(e, g);
@@ -287,7 +287,13 @@ static void step(struct llama_engine *e)
         return;
     struct gf_llm_batch b = {.n = n, .token = e->b_token, .pos = e->b_pos, .kv = e->b_kv,
                              .want = e->b_want, .logits = e->logits};
+    uint64_t t0 = gf_now_ns();
     int rc = gf_llm_forward(e->ctx, &b);
+    uint64_t t_fwd = gf_now_ns() - t0;
+    // every sequence of the batch waited for the whole pass (a slot's tokens are adjacent)
+    for (int i = 0; i < n; i++)
+        if (i == 0 || e->b_slot[i] != e->b_slot[i - 1])
+            e->slots[e->b_slot[i]].gen->engine_ns += t_fwd;
     int j = 0;
     for (int i = 0; i < n; i++) {
         if (!e->b_want[i])
@@ -299,10 +305,12 @@ static void step(struct llama_engine *e)
             release(e, g);
             continue;
         }
+        uint64_t t_s = gf_now_ns();
         struct gf_logprob lp, top[GF_GEN_MAX_TOP_LOGPROBS];
         int n_top = g->n_top < e->model->hp.n_vocab ? g->n_top : e->model->hp.n_vocab;
         int tok = gf_sampler_sample(&g->sampler, logits, g->n_top >= 0 ? &lp : NULL, top,
                                     n_top > 0 ? n_top : 0);
+        g->engine_ns += gf_now_ns() - t_s;
         // end of generation: EOS, or any control token (a template's end of turn)
         if (tok == gf_tokenizer_eos(e->tok) || gf_tokenizer_type(e->tok, tok) == GF_TOKEN_CONTROL) {
             finish(e, g, "stop");

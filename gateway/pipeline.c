@@ -254,6 +254,11 @@ static void finish(struct gf_request *r)
                 r->out_type = "application/json";
             }
             evhttp_add_header(h, "Content-Type", r->out_type ? r->out_type : "application/json");
+            if (r->usage.engine_ns > 0) {  // what the model cost, to tell it from the rest
+                char st[64];
+                snprintf(st, sizeof(st), "engine;dur=%.3f", (double)r->usage.engine_ns / 1e6);
+                evhttp_add_header(h, "Server-Timing", st);
+            }
             if (r->status == 405)
                 evhttp_add_header(h, "Allow", r->route == GF_ROUTE_CHAT ||
                                                       r->route == GF_ROUTE_COMPLETIONS

@@ -100,6 +100,10 @@ def check_logprobs_and_n(port):
     t.check(all(len(d) == 3 and abs(max(d.values()) - v) < 1e-4 and v <= 0
                 for d, v in zip(tops, vals)), "greedy: chosen = top-1, %r %r" % (tops[:2], vals[:2]))
     t.check(offs == sorted(offs) and offs[:1] == [0], "text offsets %r" % offs)
+    # the engine's compute time for the request, to tell the model from the rest
+    st = r.headers.get("server-timing", "")
+    t.check(st.startswith("engine;dur=") and float(st.split("=", 1)[1]) > 0,
+            "Server-Timing %r" % st)
     # chat, n=3 sampled with a seed: three different choices, logprobs spelling each one
     body = {"model": "stories260K", "messages": [{"role": "user", "content": "Tell a story"}],
             "max_tokens": 12, "temperature": 1.0, "seed": 7, "n": 3, "logprobs": True,
