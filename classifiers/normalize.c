@@ -262,27 +262,48 @@ static char unleet(char c)
     }
 }
 
-// Rewrites leetspeak inside every word that holds at least one ASCII letter.
+// True when one of the eight bytes of x may be a leet character ('0'-'9', ':' or '@', '$';
+// the byte test decides).
+static inline bool maybe_leet8(uint64_t x)
+{
+    uint64_t low = x & ~HIGHS;                      // sums below cannot carry between bytes
+    uint64_t ge0 = low + ONES * (0x80 - '0');       // high bit where byte >= '0'
+    uint64_t gt_at = low + ONES * (0x7F - '@');     // high bit where byte > '@'
+    uint64_t y = x ^ (ONES * '$');                  // a zero byte where x has '$'
+    uint64_t dollar = (y - ONES) & ~y & HIGHS;
+    return ((ge0 & ~gt_at & ~x & HIGHS) | dollar) != 0;
+}
+
+/* Rewrites leetspeak inside every word that holds at least one ASCII letter. Only words with a
+ * leet character can change, so the pass jumps from one such character to the next (eight
+ * bytes at a time) and looks at the word around it. */
 static void unleet_pass(struct form *f)
 {
-    size_t r = 0;
-    while (r < f->n) {
-        if (!is_word((unsigned char)f->t[r])) {
+    size_t r = 0, n = f->n;
+    const char *t = f->t;
+    while (r < n) {
+        uint64_t x;
+        while (r + 8 <= n && (memcpy(&x, t + r, 8), !maybe_leet8(x)))
+            r += 8;
+        if (r >= n)
+            break;
+        if (!(byte_class[(unsigned char)t[r]] & C_LEET)) {
             r++;
             continue;
         }
-        // One look at the word: rewrite it only when it mixes letters and leet characters.
-        bool letter = false, leet = false;
-        size_t q = r;
+        // The word around this leet character (words before it are done and end before it).
+        size_t a = r, b = r;
+        while (a > 0 && is_word((unsigned char)t[a - 1]))
+            a--;
         unsigned seen = 0;
-        for (; q < f->n && is_word((unsigned char)f->t[q]); q++)
-            seen |= byte_class[(unsigned char)f->t[q]];
-        letter = seen & C_LETTER;
-        leet = seen & C_LEET;
-        if (letter && leet)
-            for (size_t k = r; k < q; k++)
+        for (; b < n && is_word((unsigned char)t[b]); b++)
+            seen |= byte_class[(unsigned char)t[b]];
+        for (size_t k = a; k < r; k++)
+            seen |= byte_class[(unsigned char)t[k]];
+        if ((seen & C_LETTER) && (seen & C_LEET))
+            for (size_t k = a; k < b; k++)
                 f->t[k] = unleet(f->t[k]);
-        r = q;
+        r = b;
     }
 }
 

@@ -9,6 +9,8 @@
 struct pat {
     pcre2_code *orig;   // matches the original text
     pcre2_code *canon;  // matches the canonical form; NULL when orig serves (caseless already)
+    // Keyword lists: a text holding none of these cannot match (NULL: no such prefilter).
+    struct gf_rx_lits *orig_lits, *canon_lits;
 };
 
 struct rx {
@@ -54,7 +56,9 @@ static int rx_scan(const struct gf_detector *d, const struct gf_scan *in, struct
     for (size_t i = 0; i < rx->n; i++) {
         w.index = (int)i;
         w.canonical = false;
-        int rc = gf_rx_each(rx->v[i].orig, in->text, in->len, in->scratch, on_match, &w, err);
+        int rc = 0;
+        if (rx->v[i].orig_lits == NULL || gf_rx_lits_any(rx->v[i].orig_lits, in->text, in->len))
+            rc = gf_rx_each(rx->v[i].orig, in->text, in->len, in->scratch, on_match, &w, err);
         if (rc != 0)
             return rc;
         // The same code on the same bytes finds nothing new.
@@ -62,6 +66,9 @@ static int rx_scan(const struct gf_detector *d, const struct gf_scan *in, struct
             continue;
         w.canonical = true;
         const pcre2_code *c = rx->v[i].canon ? rx->v[i].canon : rx->v[i].orig;
+        const struct gf_rx_lits *cl = rx->v[i].canon ? rx->v[i].canon_lits : rx->v[i].orig_lits;
+        if (cl != NULL && !gf_rx_lits_any(cl, in->norm->text, in->norm->len))
+            continue;
         rc = gf_rx_each(c, in->norm->text, in->norm->len, in->scratch, on_match, &w, err);
         if (rc != 0)
             return rc;
@@ -75,6 +82,8 @@ static void rx_destroy(struct gf_detector *d)
     for (size_t i = 0; i < rx->n; i++) {
         pcre2_code_free(rx->v[i].orig);
         pcre2_code_free(rx->v[i].canon);
+        gf_rx_lits_free(rx->v[i].orig_lits);
+        gf_rx_lits_free(rx->v[i].canon_lits);
     }
     gf_free(rx->v);
     gf_free(rx->type);
@@ -142,10 +151,55 @@ static bool blank(const char *w)
     return true;
 }
 
+static bool ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';  // what the trie turns into \s+
+}
+
+/* The prefilter of a keyword pattern: the longest whitespace-free piece of each keyword, which
+ * every match holds verbatim. Returns NULL (no prefilter) when, caseless, a piece holds
+ * non-ASCII bytes (Unicode case folding is not byte-wise). Caseless, U+212A and U+017F also
+ * match 'k' and 's': a text holding them always runs the pattern. */
+static struct gf_rx_lits *keyword_lits(char *const *forms, size_t n, bool caseless)
+{
+    struct gf_rx_lits *l = gf_calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    l->caseless = caseless;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        const char *w = forms[i], *best = NULL;
+        size_t best_len = 0;
+        for (size_t a = 0; w[a];) {
+            while (w[a] && ws(w[a]))
+                a++;
+            size_t e = a;
+            while (w[e] && !ws(w[e]))
+                e++;
+            if (e - a > best_len) {
+                best = w + a;
+                best_len = e - a;
+            }
+            a = e;
+        }
+        for (size_t k = 0; caseless && k < best_len; k++)
+            ok &= (unsigned char)best[k] < 0x80;
+        ok = ok && best_len >= 1 && gf_rx_lits_add(l, best, best_len) == 0;
+    }
+    if (ok && caseless)
+        ok = gf_rx_lits_add(l, "\xe2\x84\xaa", 3) == 0 && gf_rx_lits_add(l, "\xc5\xbf", 2) == 0;
+    if (!ok) {
+        gf_rx_lits_free(l);
+        return NULL;
+    }
+    return l;
+}
+
 // Builds (?<!\w)(?:TRIE)(?!\w) over the keywords (their canonical forms when canon), with
-// (*MARK:i) telling which keyword matched.
-static int keyword_pattern(const char *const *words, size_t n, bool canon, struct gf_buf *b,
-                           size_t *bad, struct gf_err *err)
+// (*MARK:i) telling which keyword matched; *lits gets its prefilter (may be NULL).
+static int keyword_pattern(const char *const *words, size_t n, bool canon, bool caseless,
+                           struct gf_buf *b, struct gf_rx_lits **lits, size_t *bad,
+                           struct gf_err *err)
 {
     char **forms = gf_calloc(n + 1, sizeof(*forms));
     if (forms == NULL)
@@ -175,6 +229,8 @@ static int keyword_pattern(const char *const *words, size_t n, bool canon, struc
         if (rc == 0)
             rc = gf_rx_literal_trie(b, (const char *const *)forms, n);
         if (rc == 0)
+            *lits = keyword_lits(forms, n, caseless);
+        if (rc == 0)
             rc = gf_buf_puts(b, ")(?!\\w)");
         if (rc == GF_ETOOBIG)
             gf_err_set(err, rc, "keyword list too long");
@@ -201,12 +257,13 @@ int gf_keywords_new(const char *type, const char *const *words, size_t n, unsign
     uint32_t opts = PCRE2_UCP | ((flags & GF_RX_CASELESS) ? PCRE2_CASELESS : 0);
     struct gf_buf b;
     gf_buf_init(&b, 16u << 20);
-    int rc = keyword_pattern(words, n, false, &b, bad, err);
+    int rc = keyword_pattern(words, n, false, (flags & GF_RX_CASELESS) != 0, &b,
+                             &rx->v[0].orig_lits, bad, err);
     if (rc == 0)
         rc = gf_rx_compile(rx->gctx, b.data, b.len, opts, &rx->v[0].orig, err);
     if (rc == 0 && !(flags & GF_RX_ORIGINAL_ONLY)) {
         gf_buf_reset(&b);
-        rc = keyword_pattern(words, n, true, &b, bad, err);
+        rc = keyword_pattern(words, n, true, true, &b, &rx->v[0].canon_lits, bad, err);
         if (rc == 0)
             rc = gf_rx_compile(rx->gctx, b.data, b.len, opts | PCRE2_CASELESS, &rx->v[0].canon,
                                err);

@@ -198,6 +198,98 @@ size_t gf_rx_count_literal(const char *s, size_t n, const char *lit, size_t m)
     return k;
 }
 
+/* ---- literal sets --------------------------------------------------------------------------- */
+
+static unsigned char lower_ascii(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+// How rare a byte is in text: letters by English frequency, everything else rarer still.
+static int rarity(unsigned char c)
+{
+    static const char by_freq[] = "etaoinshrdlcumwfgypbvkjxqz";
+    const char *p = memchr(by_freq, lower_ascii(c), 26);
+    return p ? (int)(p - by_freq) : 30;
+}
+
+int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n)
+{
+    char **v = gf_realloc(l->v, (l->n + 1) * sizeof(*v));
+    if (v == NULL)
+        return GF_ENOMEM;
+    l->v = v;
+    size_t *len = gf_realloc(l->len, (l->n + 1) * sizeof(*len));
+    if (len == NULL)
+        return GF_ENOMEM;
+    l->len = len;
+    size_t *key = gf_realloc(l->key, (l->n + 1) * sizeof(*key));
+    if (key == NULL)
+        return GF_ENOMEM;
+    l->key = key;
+    char *copy = gf_malloc(n);
+    if (copy == NULL)
+        return GF_ENOMEM;
+    size_t best = 0;
+    for (size_t i = 0; i < n; i++) {
+        copy[i] = l->caseless ? (char)lower_ascii((unsigned char)lit[i]) : lit[i];
+        if (rarity((unsigned char)copy[i]) > rarity((unsigned char)copy[best]))
+            best = i;
+    }
+    l->v[l->n] = copy;
+    l->len[l->n] = n;
+    l->key[l->n++] = best;
+    return 0;
+}
+
+// True when lit[0..m) is at t + i (ASCII letters in either case when caseless).
+static bool lit_at(const struct gf_rx_lits *l, const unsigned char *t, const char *lit, size_t m)
+{
+    const unsigned char *q = (const unsigned char *)lit;
+    if (!l->caseless)
+        return memcmp(t, q, m) == 0;
+    for (size_t j = 0; j < m; j++)
+        if (lower_ascii(t[j]) != q[j])
+            return false;
+    return true;
+}
+
+bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n)
+{
+    const unsigned char *t = (const unsigned char *)text;
+    for (size_t k = 0; k < l->n; k++) {
+        size_t m = l->len[k], at = l->key[k];
+        if (m > n)
+            continue;
+        unsigned char c = (unsigned char)l->v[k][at];
+        unsigned char variants[2] = {c, c};
+        if (l->caseless && c >= 'a' && c <= 'z')
+            variants[1] = (unsigned char)(c - 32);
+        for (int u = 0; u < (variants[1] != variants[0] ? 2 : 1); u++) {
+            // The key byte sits at [at, n - m + at] for the literal to fit.
+            const unsigned char *p = t + at, *last = t + (n - m) + at;
+            while (p <= last && (p = memchr(p, variants[u], (size_t)(last - p) + 1)) != NULL) {
+                if (lit_at(l, p - at, l->v[k], m))
+                    return true;
+                p++;
+            }
+        }
+    }
+    return false;
+}
+
+void gf_rx_lits_free(struct gf_rx_lits *l)
+{
+    if (l == NULL)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        gf_free(l->v[i]);
+    gf_free(l->v);
+    gf_free(l->len);
+    gf_free(l->key);
+    gf_free(l);
+}
+
 /* ---- literal tries -------------------------------------------------------------------------- */
 
 // One unit of a literal: a byte, or a whitespace run (unit value 256).

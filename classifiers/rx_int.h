@@ -59,6 +59,24 @@ bool gf_rx_has_literal(const char *s, size_t n, const char *lit, size_t m);
 /* Number of non-overlapping occurrences of lit in s[0..n). */
 size_t gf_rx_count_literal(const char *s, size_t n, const char *lit, size_t m);
 
+/* A set of literals, the keyword detector's prefilter: every keyword match holds its longest
+ * whitespace-free piece verbatim (ASCII letters in either case when caseless). Each literal is
+ * looked for with memchr on its rarest byte (by English letter frequency), so a text without
+ * any costs a few vectorized passes. */
+struct gf_rx_lits {
+    char **v;        // the literals (owned), lowercase when caseless
+    size_t *len;
+    size_t *key;     // position of the byte memchr looks for
+    size_t n;
+    bool caseless;   // ASCII letters match in either case
+};
+
+/* Adds lit[0..n) (n >= 1). GF_ENOMEM. */
+int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n);
+/* True when text[0..n) holds one of the literals. */
+bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n);
+void gf_rx_lits_free(struct gf_rx_lits *l);
+
 /* Appends to b a regex matching any of the n literals words[i] (escaped; runs of whitespace
  * match \s+), as a trie of alternatives so that PCRE2 tries one branch per position instead of
  * all n, with (*MARK:i) at the end of each word. GF_ETOOBIG, GF_ENOMEM. */

@@ -1,10 +1,14 @@
 /* spam.c — the spam heuristics as a scored detector: link density, repeated word trigrams,
  * shouting (capitals and exclamation marks) and call-to-action phrases, combined by a fixed
  * logistic function into one score in [0, 1] for the whole text. No allocation per scan: the
- * trigram table lives on the stack and the phrase list is one pattern compiled at build. */
+ * trigram table lives on the stack (sized to the text) and the phrase list is one pattern
+ * compiled at build. On the canonical form (lowercase ASCII letters, single spaces) the
+ * phrases are matched by a direct scan from word starts that counts exactly what the pattern
+ * would: PCRE2 would try the pattern at almost every letter. */
 #include "classifiers/rx_int.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 // Call-to-action and bait phrases, written in canonical form (they match the canonical text).
@@ -27,6 +31,8 @@ struct spam {
     struct gf_detector det;
     pcre2_code *cta;
     pcre2_general_context *gctx;
+    uint8_t first_of[GF_ARRAY_LEN(cta)];  // phrase indices grouped by first byte
+    uint8_t from[129];                    // phrases starting with byte b: first_of[from[b]..from[b+1])
 };
 
 struct features {
@@ -34,9 +40,27 @@ struct features {
     unsigned cta;  // call-to-action phrases seen (counting stops at 8)
 };
 
+// Byte classes: B_ALNUM letters, digits and non-ASCII bytes (words of the trigrams), B_WORD the
+// \w of the phrase pattern, B_LETTER / B_UPPER ASCII letters / capitals, B_BANG '!'.
+enum { B_ALNUM = 1, B_WORD = 2, B_LETTER = 4, B_UPPER = 8, B_BANG = 16 };
+static unsigned char byte_class[256];
+static uint64_t counts_of[256];  // what a byte adds to (letters, capitals, bangs), 21 bits each
+
+static void init_classes(void)
+{
+    for (unsigned c = 0; c < 256; c++) {
+        bool lower = c >= 'a' && c <= 'z', upper = c >= 'A' && c <= 'Z', digit = c >= '0' && c <= '9';
+        byte_class[c] = (unsigned char)(((lower || upper || digit || c >= 0x80) ? B_ALNUM : 0) |
+                                        ((lower || upper || digit || c == '_') ? B_WORD : 0) |
+                                        ((lower || upper) ? B_LETTER : 0) | (upper ? B_UPPER : 0) |
+                                        (c == '!' ? B_BANG : 0));
+        counts_of[c] = (uint64_t)(lower || upper) | (uint64_t)upper << 21 | (uint64_t)(c == '!') << 42;
+    }
+}
+
 static bool alnum(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+    return byte_class[c] & B_ALNUM;
 }
 
 static size_t count_str(const char *s, size_t n, const char *needle)
@@ -44,19 +68,30 @@ static size_t count_str(const char *s, size_t n, const char *needle)
     return gf_rx_count_literal(s, n, needle, strlen(needle));
 }
 
-// Bare domains such as "example.com" or "bit.ly/x" that are not preceded by a scheme.
+// Bare domains such as "example.com" or "bit.ly/x" that are not preceded by a scheme: a '.'
+// after an alphanumeric, then exactly one of the top-level domains before a non-alphanumeric.
 static size_t count_domains(const char *s, size_t n)
 {
     static const char *const tlds[] = {"com", "net", "org", "info", "biz", "ru", "xyz", "top",
                                        "io", "ly", "co", "uk", "click", "online", "site"};
     size_t k = 0;
-    for (size_t i = 1; i + 2 < n; i++) {
-        if (s[i] != '.' || !alnum((unsigned char)s[i - 1]))
+    for (const char *dot = n > 3 ? memchr(s + 1, '.', n - 3) : NULL; dot != NULL;
+         dot = (size_t)(dot + 1 - s) + 2 < n ? memchr(dot + 1, '.', n - 2 - (size_t)(dot + 1 - s))
+                                             : NULL) {
+        size_t i = (size_t)(dot - s);
+        if (!alnum((unsigned char)s[i - 1]))
+            continue;
+        // The alphanumeric run after the dot must be a whole top-level domain (2-6 letters).
+        size_t m = 0;
+        char low[7];
+        while (m < 7 && i + 1 + m < n && alnum((unsigned char)s[i + 1 + m])) {
+            char c = s[i + 1 + m];
+            low[m++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        }
+        if (m < 2 || m > 6)
             continue;
         for (size_t t = 0; t < GF_ARRAY_LEN(tlds); t++) {
-            size_t m = strlen(tlds[t]);
-            if (i + 1 + m <= n && strncasecmp(s + i + 1, tlds[t], m) == 0 &&
-                (i + 1 + m == n || !alnum((unsigned char)s[i + 1 + m]))) {
+            if (strlen(tlds[t]) == m && memcmp(low, tlds[t], m) == 0) {
                 k++;
                 break;
             }
@@ -72,12 +107,17 @@ static uint64_t fnv(const char *s, size_t n, uint64_t h)
     return h;
 }
 
-// Words and repeated word trigrams of the canonical text (the first 1024 trigrams).
+// Words and repeated word trigrams of the canonical text (the first 1024 trigrams). The table
+// has at least twice as many slots as the text can have trigrams (words are separated by at
+// least one byte), so it never fills, and a short text clears a small one.
 static void trigrams(const char *s, size_t n, struct features *f)
 {
-    enum { SLOTS = 2048 };
-    uint64_t table[SLOTS];
-    memset(table, 0, sizeof(table));
+    enum { MAX_SLOTS = 2048, MAX_TRIGRAMS = MAX_SLOTS / 2 };
+    uint64_t table[MAX_SLOTS];
+    size_t slots = 16;
+    while (slots < MAX_SLOTS && slots < n + 2)
+        slots *= 2;
+    memset(table, 0, slots * sizeof(*table));
     uint64_t w[3] = {0, 0, 0};
     size_t i = 0;
     while (i < n) {
@@ -92,12 +132,12 @@ static void trigrams(const char *s, size_t n, struct features *f)
         w[0] = w[1];
         w[1] = w[2];
         w[2] = fnv(s + b, i - b, 0xcbf29ce484222325ull);
-        if (f->words < 3 || f->trigrams >= SLOTS / 2)
+        if (f->words < 3 || f->trigrams >= MAX_TRIGRAMS)
             continue;
         uint64_t h = (w[0] * 31 + w[1]) * 31 + w[2];
         h |= 1;  // 0 marks an empty slot
         f->trigrams++;
-        for (size_t k = h % SLOTS;; k = (k + 1) % SLOTS) {
+        for (size_t k = h & (slots - 1);; k = (k + 1) & (slots - 1)) {
             if (table[k] == 0) {
                 table[k] = h;
                 break;
@@ -108,6 +148,70 @@ static void trigrams(const char *s, size_t n, struct features *f)
             }
         }
     }
+}
+
+static bool word_byte(unsigned char c)  // \w of the pattern: ASCII only (no PCRE2_UCP)
+{
+    return byte_class[c] & B_WORD;
+}
+
+static bool space_byte(unsigned char c)  // \s of the pattern
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+// End of phrase ph matched at s[p..] as the pattern would (a space matches a run of
+// whitespace, letters any case, and no word byte may follow), or 0.
+static size_t phrase_end(const char *ph, const unsigned char *s, size_t n, size_t p)
+{
+    for (; *ph; ph++) {
+        if (*ph == ' ') {
+            if (p >= n || !space_byte(s[p]))
+                return 0;
+            while (p < n && space_byte(s[p]))
+                p++;
+            continue;
+        }
+        if (p >= n || (s[p] >= 'A' && s[p] <= 'Z' ? s[p] + 32 : s[p]) != (unsigned char)*ph)
+            return 0;
+        p++;
+    }
+    return p < n && word_byte(s[p]) ? 0 : p;
+}
+
+/* Counts (up to 8) the matches of (?<!\w)(?:phrases)(?!\w) in s, non-overlapping from the
+ * left: at each position the longest phrase that ends before a non-word byte, which is what the
+ * trie pattern's backtracking picks. Exact on canonical text: the only non-ASCII characters
+ * that match ASCII letters caselessly (U+017F, U+212A) are folded to ASCII there. */
+static unsigned count_cta(const struct spam *sp, const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    unsigned seen = 0;
+    for (size_t p = 0; p < n && seen < 8;) {
+        // Here s[p - 1] is not a word byte (or p == 0): a phrase may start.
+        unsigned char c = s[p];
+        unsigned b = c >= 'A' && c <= 'Z' ? c + 32u : c;
+        size_t best = 0;
+        unsigned c1 = p + 1 < n ? s[p + 1] : 0;  // every phrase has two bytes or more
+        c1 = c1 >= 'A' && c1 <= 'Z' ? c1 + 32 : space_byte((unsigned char)c1) ? ' ' : c1;
+        for (size_t k = b < 128 ? sp->from[b] : 0; b < 128 && k < sp->from[b + 1]; k++) {
+            if ((unsigned char)cta[sp->first_of[k]][1] != c1)
+                continue;
+            size_t e = phrase_end(cta[sp->first_of[k]], s, n, p);
+            if (e > best)
+                best = e;
+        }
+        if (best > 0) {
+            seen++;
+            p = best;
+        } else {
+            p++;
+        }
+        // No phrase starts right after a word byte: skip to the end of the word.
+        while (p < n && word_byte(s[p - 1]))
+            p++;
+    }
+    return seen;
 }
 
 static int on_cta(void *ud, size_t s, size_t e, pcre2_match_data *md)
@@ -142,19 +246,26 @@ static int spam_scan(const struct gf_detector *d, const struct gf_scan *in, stru
     if (in->len == 0)
         return 0;
     struct features f = {0};
-    for (size_t i = 0; i < in->len; i++) {
-        unsigned char c = (unsigned char)in->text[i];
-        f.letters += (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        f.upper += c >= 'A' && c <= 'Z';
-        f.bangs += c == '!';
+    // Letters, capitals and '!' as three 21-bit counters in one word, per block of < 2^21.
+    const unsigned char *t = (const unsigned char *)in->text;
+    for (size_t i = 0; i < in->len;) {
+        size_t end = in->len - i < (1u << 20) ? in->len : i + (1u << 20);
+        uint64_t sum = 0;
+        for (; i < end; i++)
+            sum += counts_of[t[i]];
+        f.letters += sum & 0x1FFFFF;
+        f.upper += (sum >> 21) & 0x1FFFFF;
+        f.bangs += sum >> 42;
     }
     f.links = count_str(in->text, in->len, "://") + count_str(in->text, in->len, "www.") +
               count_domains(in->text, in->len);
     const char *canon = in->norm ? in->norm->text : in->text;
     size_t clen = in->norm ? in->norm->len : in->len;
     trigrams(canon, clen, &f);
-    int rc = gf_rx_each(sp->cta, canon, clen, in->scratch, on_cta, &f.cta, err);
-    if (rc < 0)
+    int rc = 0;
+    if (in->norm != NULL)
+        f.cta = count_cta(sp, canon, clen);
+    else if ((rc = gf_rx_each(sp->cta, canon, clen, in->scratch, on_cta, &f.cta, err)) < 0)
         return rc;
     double score = score_of(f.words, f.links, f.letters, f.upper, f.bangs, f.trigrams, f.repeats,
                             f.cta);
@@ -181,8 +292,18 @@ int gf_spam_new(struct gf_detector **out, struct gf_err *err)
     struct spam *sp = gf_calloc(1, sizeof(*sp));
     if (sp == NULL)
         return gf_err_set(err, GF_ENOMEM, "out of memory building the spam detector");
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, init_classes);
     sp->det.ops = &spam_ops;
     sp->det.impl = sp;
+    size_t k = 0;  // the phrases by first byte, for count_cta
+    for (unsigned b = 0; b < 128; b++) {
+        sp->from[b] = (uint8_t)k;
+        for (size_t i = 0; i < GF_ARRAY_LEN(cta); i++)
+            if ((unsigned char)cta[i][0] == b)
+                sp->first_of[k++] = (uint8_t)i;
+    }
+    sp->from[128] = (uint8_t)k;
     struct gf_buf b;
     gf_buf_init(&b, 1 << 16);
     int rc = gf_buf_puts(&b, "(?<!\\w)(?:");

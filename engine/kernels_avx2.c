@@ -1,6 +1,6 @@
 /* kernels_avx2.c — AVX2+FMA+F16C versions of the hot kernels (dot products, the decode
  * matrix-vector product of Q8_0/Q4_0 rows with up to 8 tokens, Q8_0 quantization, axpy, half
- * conversion, RMSNorm). This file alone is compiled with -mavx2 -mfma -mf16c; its functions run
+ * conversion, RMSNorm, SwiGLU). This file alone is compiled with -mavx2 -mfma -mf16c; its functions run
  * only after kernels.c has checked the CPU. Results equal the scalar kernels up to float
  * summation order (integer block sums are exact). */
 #include "engine/kernels_int.h"
@@ -272,6 +272,43 @@ static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
         o[i] = x[i] * scale * w[i];
 }
 
+/* e^x for x in [-87, 88] (inputs outside are clamped, which is exact enough for SwiGLU's
+ * 1 / (1 + e^-v)): e^x = 2^n e^r with r = x - n ln 2 in [-ln2/2, ln2/2], e^r by the Cephes
+ * degree-6 polynomial (about 1 ulp), 2^n built in the exponent field (n in [-126, 127]). */
+static inline __m256 exp256(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static void swiglu(float *h, const float *g, const float *u, int n)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(g + i);
+        __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), v));
+        __m256 s = _mm256_div_ps(v, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(h + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) {
+        float v = g[i];
+        h[i] = v / (1.0f + expf(-v)) * u[i];
+    }
+}
+
 /* ---- matrix-vector products of quantized weights --------------------------------------- */
 
 #define MV_T 8         // tokens per pass over a weight row
@@ -431,4 +468,5 @@ void gf_kernels_fill_avx2(struct gf_kernels *k)
     k->axpy_f16 = axpy_f16;
     k->f32_to_f16 = f32_to_f16;
     k->rmsnorm = rmsnorm;
+    k->swiglu = swiglu;
 }
