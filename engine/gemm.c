@@ -29,61 +29,64 @@ static void block_values(int type, const void *row, int nb, int k, int8_t out[GF
     }
 }
 
-/* Places the bytes of blocks a and b (32 each) into one 64-byte pair. */
-static void interleave(const int8_t a[GF_QK], const int8_t b[GF_QK], int8_t out[GF_GEMM_PAIR])
-{
-    for (int l = 0; l < 16; l++) {
-        const int8_t *src = (l & 1) ? b : a;
-        memcpy(out + 4 * l, src + 4 * GF_GEMM_PERM[l >> 1], 4);
-    }
-}
-
 static void pack_x(const struct gf_block_q8 *x, int nb, uint8_t *q, float *s)
 {
-    int np = (nb + 1) / 2;
-    for (int p = 0; p < np; p++) {
-        int8_t a[GF_QK], b[GF_QK], pair[GF_GEMM_PAIR];
-        block_values(GF_WT_Q8_0, x, nb, 2 * p, a, &s[2 * p]);
-        block_values(GF_WT_Q8_0, x, nb, 2 * p + 1, b, &s[2 * p + 1]);
-        interleave(a, b, pair);
-        for (int i = 0; i < GF_GEMM_PAIR; i++)
-            q[(size_t)p * GF_GEMM_PAIR + i] = (uint8_t)(pair[i] + 128);
+    for (int k = 0; k < nb; k++) {
+        for (int i = 0; i < GF_QK; i++)
+            q[(size_t)k * GF_QK + i] = (uint8_t)(x[k].qs[i] + 128);
+        s[k] = gf_h2f(x[k].d);
     }
 }
 
-static void pack_w(int type, const void *row, int nb, int8_t *q, float *s, int32_t *c)
+static void pack_w(int type, const void *rows, size_t row_bytes, int n, int nb, uint8_t *out)
 {
-    int np = (nb + 1) / 2;
-    for (int p = 0; p < np; p++) {
-        int8_t a[GF_QK], b[GF_QK];
-        int8_t *pair = q + (size_t)p * GF_GEMM_PAIR;
-        block_values(type, row, nb, 2 * p, a, &s[2 * p]);
-        block_values(type, row, nb, 2 * p + 1, b, &s[2 * p + 1]);
-        interleave(a, b, pair);
-        for (int l = 0; l < 16; l++)
-            c[p * 16 + l] = -128 * (pair[4 * l] + pair[4 * l + 1] + pair[4 * l + 2] + pair[4 * l + 3]);
+    for (int k = 0; k < nb; k++) {
+        uint8_t *g = out + (size_t)k * GF_GEMM_GROUP;
+        int32_t c[16];
+        float sc[16];
+        for (int l = 0; l < 16; l++) {
+            int r = l / 4;
+            int8_t v[GF_QK];
+            float d;
+            // a row past n reads as zeros (block_values of a row of 0 blocks)
+            const void *row = r < n ? (const char *)rows + (size_t)r * row_bytes : rows;
+            block_values(type, row, r < n ? nb : 0, k, v, &d);
+            int32_t sum = 0;
+            for (int b = 0; b < 4; b++) {
+                g[4 * l + b] = (uint8_t)v[4 * (l % 4) + b];
+                g[64 + 4 * l + b] = (uint8_t)v[16 + 4 * (l % 4) + b];
+                sum += v[4 * (l % 4) + b] + v[16 + 4 * (l % 4) + b];
+            }
+            c[l] = -128 * sum;
+            sc[l] = d;
+        }
+        memcpy(g + 128, c, sizeof(c));
+        memcpy(g + 192, sc, sizeof(sc));
     }
 }
 
-static void tile(const uint8_t *xq, const float *xs, int T, const int8_t *wq, const float *ws,
-                 const int32_t *wc, int R, int np, float *y, size_t ldy)
+static void tile(const uint8_t *xq, const float *xs, int T, const uint8_t *wp, int R, int nb,
+                 float *y, size_t ldy)
 {
     for (int t = 0; t < T; t++) {
-        const uint8_t *xt = xq + (size_t)t * np * GF_GEMM_PAIR;
-        const float *st = xs + (size_t)t * np * 2;
+        const uint8_t *xt = xq + (size_t)t * nb * GF_QK;
         for (int r = 0; r < R; r++) {
-            const int8_t *wr = wq + (size_t)r * np * GF_GEMM_PAIR;
-            const float *sr = ws + (size_t)r * np * 2;
-            const int32_t *cr = wc + (size_t)r * np * 16;
+            const uint8_t *grp = wp + (size_t)(r / 4) * nb * GF_GEMM_GROUP;
             float acc = 0.0f;
-            for (int p = 0; p < np; p++) {
-                for (int l = 0; l < 16; l++) {
-                    int32_t v = cr[p * 16 + l];
-                    for (int i = 0; i < 4; i++) {
-                        size_t o = (size_t)p * GF_GEMM_PAIR + 4 * (size_t)l + (size_t)i;
-                        v += (int32_t)xt[o] * (int32_t)wr[o];
+            for (int k = 0; k < nb; k++) {
+                const uint8_t *g = grp + (size_t)k * GF_GEMM_GROUP;
+                int32_t c[16];
+                float sc[16];
+                memcpy(c, g + 128, sizeof(c));
+                memcpy(sc, g + 192, sizeof(sc));
+                for (int l = 4 * (r % 4); l < 4 * (r % 4) + 4; l++) {
+                    int32_t v = c[l];
+                    for (int b = 0; b < 4; b++) {
+                        v += (int32_t)xt[(size_t)k * GF_QK + 4 * (l % 4) + b] * (int8_t)g[4 * l + b];
+                        v += (int32_t)xt[(size_t)k * GF_QK + 16 + 4 * (l % 4) + b] *
+                             (int8_t)g[64 + 4 * l + b];
                     }
-                    acc += (float)v * (sr[2 * p + (l & 1)] * st[2 * p + (l & 1)]);
+                    acc += (float)v * (sc[l] * xs[(size_t)t * nb + k]);
                 }
             }
             y[(size_t)t * ldy + (size_t)r] = acc;

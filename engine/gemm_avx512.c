@@ -1,43 +1,24 @@
-/* gemm_avx512.c — the integer prompt product with AVX-512 VNNI (see gemm_int.h for the layout).
- * This file alone is compiled with the AVX-512 F/BW/VL/DQ/VNNI flags; gemm.c checks the CPU
- * before choosing it. One VPDPBUSD multiplies 64 unsigned activation bytes by 64 signed weight
- * bytes and sums them by fours into 16 exact int32 lanes, starting from the weight row's
- * correction so that the +128 of the activations cancels; the lanes of the two blocks of a pair
- * are then scaled by d_w * d_x and accumulated in float. A micro-kernel keeps 4 weight rows x 4
- * tokens of accumulators in registers, so each loaded vector serves four products. */
+/* gemm_avx512.c — the prompt products with AVX-512 (see gemm_int.h for the layouts). This file
+ * alone is compiled with the AVX-512 F/BW/VL/DQ/VNNI flags; gemm.c checks the CPU before
+ * choosing it. Integer product: VPDPBUSD multiplies a token's unsigned half-block (broadcast to
+ * the four 128-bit lanes) by the signed half-blocks of four weight rows and sums them by fours
+ * into exact int32 lanes, starting from the rows' correction so that the +128 of the
+ * activations cancels; two of them cover a block of four rows, which is then scaled by
+ * d_w * d_x and accumulated in float. A micro-kernel keeps 16 weight rows x 4 tokens of
+ * accumulators in registers. */
 #include "engine/gemm_int.h"
 
 #include <immintrin.h>
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-static ALWAYS_INLINE __m512 bcast2(const float *s)
-{
-    // [s0, s1, s0, s1, ...]: even lanes hold the pair's first block, odd lanes its second
-    return _mm512_broadcast_f32x2(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)s)));
-}
-
-static ALWAYS_INLINE void pair_bytes(__m256i a, __m256i b, __m256i *lo, __m256i *hi)
-{
-    *lo = _mm256_unpacklo_epi32(a, b);  // dwords A0 B0 A1 B1 | A4 B4 A5 B5
-    *hi = _mm256_unpackhi_epi32(a, b);  // dwords A2 B2 A3 B3 | A6 B6 A7 B7
-}
-
 static void pack_x(const struct gf_block_q8 *x, int nb, uint8_t *q, float *s)
 {
     const __m256i bias = _mm256_set1_epi8((char)0x80);
-    for (int k = 0; k < nb; k += 2) {
-        __m256i a = _mm256_loadu_si256((const __m256i *)x[k].qs), b = _mm256_setzero_si256();
+    for (int k = 0; k < nb; k++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)x[k].qs);
+        _mm256_storeu_si256((__m256i *)(q + (size_t)k * GF_QK), _mm256_xor_si256(v, bias));
         s[k] = _cvtsh_ss(x[k].d);
-        s[k + 1] = 0.0f;
-        if (k + 1 < nb) {
-            b = _mm256_loadu_si256((const __m256i *)x[k + 1].qs);
-            s[k + 1] = _cvtsh_ss(x[k + 1].d);
-        }
-        __m256i lo, hi;
-        pair_bytes(a, b, &lo, &hi);
-        _mm256_storeu_si256((__m256i *)(q + (size_t)k * 32), _mm256_xor_si256(lo, bias));
-        _mm256_storeu_si256((__m256i *)(q + (size_t)k * 32 + 32), _mm256_xor_si256(hi, bias));
     }
 }
 
@@ -49,115 +30,123 @@ static ALWAYS_INLINE __m256i q4_values(const struct gf_block_q4 *b)
     return _mm256_sub_epi8(u, _mm256_set1_epi8(8));
 }
 
-static void pack_w(int type, const void *row, int nb, int8_t *q, float *s, int32_t *c)
+static void pack_w(int type, const void *rows, size_t row_bytes, int n, int nb, uint8_t *out)
 {
     const __m512i ones = _mm512_set1_epi8(1);
-    const struct gf_block_q8 *r8 = row;
-    const struct gf_block_q4 *r4 = row;
-    for (int k = 0; k < nb; k += 2) {
-        __m256i a, b = _mm256_setzero_si256();
-        s[k + 1] = 0.0f;
-        if (type == GF_WT_Q8_0) {
-            a = _mm256_loadu_si256((const __m256i *)r8[k].qs);
-            s[k] = _cvtsh_ss(r8[k].d);
-            if (k + 1 < nb) {
-                b = _mm256_loadu_si256((const __m256i *)r8[k + 1].qs);
-                s[k + 1] = _cvtsh_ss(r8[k + 1].d);
+    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    for (int k = 0; k < nb; k++) {
+        __m512i w1 = _mm512_setzero_si512(), w2 = _mm512_setzero_si512();
+        float d[4] = {0, 0, 0, 0};
+        for (int r = 0; r < n; r++) {
+            const char *row = (const char *)rows + (size_t)r * row_bytes;
+            __m256i v;
+            if (type == GF_WT_Q8_0) {
+                const struct gf_block_q8 *b = (const struct gf_block_q8 *)row + k;
+                v = _mm256_loadu_si256((const __m256i *)b->qs);
+                d[r] = _cvtsh_ss(b->d);
+            } else {
+                const struct gf_block_q4 *b = (const struct gf_block_q4 *)row + k;
+                v = q4_values(b);
+                d[r] = _cvtsh_ss(b->d);
             }
-        } else {
-            a = q4_values(&r4[k]);
-            s[k] = _cvtsh_ss(r4[k].d);
-            if (k + 1 < nb) {
-                b = q4_values(&r4[k + 1]);
-                s[k + 1] = _cvtsh_ss(r4[k + 1].d);
+            // row r's first half-block goes to 128-bit lane r of w1, its second to w2's
+            switch (r) {
+            case 0:
+                w1 = _mm512_inserti32x4(w1, _mm256_castsi256_si128(v), 0);
+                w2 = _mm512_inserti32x4(w2, _mm256_extracti128_si256(v, 1), 0);
+                break;
+            case 1:
+                w1 = _mm512_inserti32x4(w1, _mm256_castsi256_si128(v), 1);
+                w2 = _mm512_inserti32x4(w2, _mm256_extracti128_si256(v, 1), 1);
+                break;
+            case 2:
+                w1 = _mm512_inserti32x4(w1, _mm256_castsi256_si128(v), 2);
+                w2 = _mm512_inserti32x4(w2, _mm256_extracti128_si256(v, 1), 2);
+                break;
+            default:
+                w1 = _mm512_inserti32x4(w1, _mm256_castsi256_si128(v), 3);
+                w2 = _mm512_inserti32x4(w2, _mm256_extracti128_si256(v, 1), 3);
+                break;
             }
         }
-        __m256i lo, hi;
-        pair_bytes(a, b, &lo, &hi);
-        __m512i pair = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-        _mm512_storeu_si512(q + (size_t)k * 32, pair);
+        uint8_t *g = out + (size_t)k * GF_GEMM_GROUP;
+        _mm512_storeu_si512(g, w1);
+        _mm512_storeu_si512(g + 64, w2);
         // lane sums of the signed weights (1 * w by fours), times -128
-        __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, pair);
-        _mm512_storeu_si512(c + (size_t)k * 8, _mm512_sub_epi32(_mm512_setzero_si512(),
-                                                                 _mm512_slli_epi32(sum, 7)));
+        __m512i sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, w1),
+                                          ones, w2);
+        _mm512_storeu_si512(g + 128, _mm512_sub_epi32(_mm512_setzero_si512(),
+                                                      _mm512_slli_epi32(sum, 7)));
+        __m512 sc = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(d)));
+        _mm512_storeu_ps((float *)(g + 192), sc);
     }
 }
 
-/* The sums of four vectors, [sum a0, sum a1, sum a2, sum a3], in 13 operations rather than the
- * 32 of four separate reductions (it matters for short rows: stories110M has 12 pairs). */
-static ALWAYS_INLINE __m128 sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
-{
-    __m512 u0 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
-    __m512 u1 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
-    // per 128-bit lane: u0 = [a0 a1 a0 a1], u1 = [a2 a3 a2 a3] partial sums
-    __m512 w = _mm512_add_ps(_mm512_shuffle_ps(u0, u1, _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(u0, u1, _MM_SHUFFLE(3, 2, 3, 2)));
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(w),
-                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(w), 1)));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
-/* RM rows x RN tokens over all np pairs; RM, RN are constants after inlining. */
-static ALWAYS_INLINE void micro(int RM, int RN, const uint8_t *xq, const float *xs,
-                                const int8_t *wq, const float *ws, const int32_t *wc, int np,
-                                float *y, size_t ldy)
+/* RG groups of 4 rows x RN tokens over all nb blocks; RG, RN are constants after inlining.
+ * Per block and (group, token): two VPDPBUSD (the two half-blocks of four rows, from the row
+ * group's correction), one conversion, the scale product and one FMA, for 128 products. */
+static ALWAYS_INLINE void micro(int RG, int RN, const uint8_t *xq, const float *xs,
+                                const uint8_t *wp, int nb, int nrows, float *y, size_t ldy)
 {
     __m512 acc[4][4];
-    for (int i = 0; i < RM; i++)
+    for (int i = 0; i < RG; i++)
         for (int j = 0; j < RN; j++)
             acc[i][j] = _mm512_setzero_ps();
-    size_t bst = (size_t)np * GF_GEMM_PAIR, sst = (size_t)np * 2, cst = (size_t)np * 16;
-    for (int p = 0; p < np; p++) {
-        __m512i xv[4];
-        __m512 sx[4];
+    size_t gst = (size_t)nb * GF_GEMM_GROUP, xst = (size_t)nb * GF_QK;
+    for (int k = 0; k < nb; k++) {
+        __m512i x1[4], x2[4];
+        __m512 dx[4];
         for (int j = 0; j < RN; j++) {
-            xv[j] = _mm512_loadu_si512(xq + j * bst + (size_t)p * GF_GEMM_PAIR);
-            sx[j] = bcast2(xs + j * sst + 2 * (size_t)p);
+            const uint8_t *p = xq + j * xst + (size_t)k * GF_QK;
+            x1[j] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p));
+            x2[j] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p + 16)));
+            dx[j] = _mm512_set1_ps(xs[(size_t)j * nb + (size_t)k]);
         }
-        for (int i = 0; i < RM; i++) {
-            __m512i w = _mm512_loadu_si512(wq + i * bst + (size_t)p * GF_GEMM_PAIR);
-            __m512i c = _mm512_loadu_si512(wc + i * cst + 16 * (size_t)p);
-            __m512 sw = bcast2(ws + i * sst + 2 * (size_t)p);
+        for (int i = 0; i < RG; i++) {
+            const uint8_t *g = wp + i * gst + (size_t)k * GF_GEMM_GROUP;
+            __m512i w1 = _mm512_loadu_si512(g), w2 = _mm512_loadu_si512(g + 64);
+            __m512 sw = _mm512_loadu_ps((const float *)(g + 192));
             for (int j = 0; j < RN; j++) {
-                __m512i d = _mm512_dpbusd_epi32(c, xv[j], w);
-                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sw, sx[j]),
+                __m512i t = _mm512_loadu_si512(g + 128);
+                t = _mm512_dpbusd_epi32(t, x1[j], w1);
+                t = _mm512_dpbusd_epi32(t, x2[j], w2);
+                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(sw, dx[j]),
                                             acc[i][j]);
             }
         }
     }
-    for (int i = 0; i < RM; i++) {
-        if (RN == 4) {
-            float o[4];
-            _mm_storeu_ps(o, sum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
-            for (int j = 0; j < 4; j++)
-                y[(size_t)j * ldy + (size_t)i] = o[j];
-        } else {
-            for (int j = 0; j < RN; j++)
-                y[(size_t)j * ldy + (size_t)i] = _mm512_reduce_add_ps(acc[i][j]);
+    for (int i = 0; i < RG; i++)
+        for (int j = 0; j < RN; j++) {
+            // row r of group i is the sum of lanes 4r .. 4r+3 (one 128-bit lane)
+            __m512 a = acc[i][j];
+            a = _mm512_add_ps(a, _mm512_permute_ps(a, 0x4e));
+            a = _mm512_add_ps(a, _mm512_permute_ps(a, 0xb1));
+            float o[16];
+            _mm512_storeu_ps(o, a);
+            for (int r = 0; r < 4 && 4 * i + r < nrows; r++)
+                y[(size_t)j * ldy + (size_t)(4 * i + r)] = o[4 * r];
         }
-    }
 }
 
-#define MICRO(rm, rn)                                                                          \
-    case (rm) * 8 + (rn):                                                                      \
-        micro(rm, rn, x, s, w, sw, cw, np, yo, ldy);                                           \
+#define MICRO(rg, rn)                                                                          \
+    case (rg) * 8 + (rn):                                                                      \
+        micro(rg, rn, x, s, w, nb, R - 4 * g0, yo, ldy);                                       \
         break;
 
-static void tile(const uint8_t *xq, const float *xs, int T, const int8_t *wq, const float *ws,
-                 const int32_t *wc, int R, int np, float *y, size_t ldy)
+static void tile(const uint8_t *xq, const float *xs, int T, const uint8_t *wp, int R, int nb,
+                 float *y, size_t ldy)
 {
-    // 4 weight rows stay in L1 while every token streams past them
-    for (int r0 = 0; r0 < R; r0 += 4) {
-        int rm = R - r0 < 4 ? R - r0 : 4;
-        const int8_t *w = wq + (size_t)r0 * np * GF_GEMM_PAIR;
-        const float *sw = ws + (size_t)r0 * np * 2;
-        const int32_t *cw = wc + (size_t)r0 * np * 16;
+    // 16 weight rows stay in L1 while every token streams past them
+    int G = (R + 3) / 4;
+    for (int g0 = 0; g0 < G; g0 += 4) {
+        int rg = G - g0 < 4 ? G - g0 : 4;
+        const uint8_t *w = wp + (size_t)g0 * nb * GF_GEMM_GROUP;
         for (int t0 = 0; t0 < T; t0 += 4) {
             int rn = T - t0 < 4 ? T - t0 : 4;
-            const uint8_t *x = xq + (size_t)t0 * np * GF_GEMM_PAIR;
-            const float *s = xs + (size_t)t0 * np * 2;
-            float *yo = y + (size_t)t0 * ldy + (size_t)r0;
-            switch (rm * 8 + rn) {
+            const uint8_t *x = xq + (size_t)t0 * nb * GF_QK;
+            const float *s = xs + (size_t)t0 * nb;
+            float *yo = y + (size_t)t0 * ldy + (size_t)(4 * g0);
+            switch (rg * 8 + rn) {
                 MICRO(4, 4) MICRO(4, 3) MICRO(4, 2) MICRO(4, 1)
                 MICRO(3, 4) MICRO(3, 3) MICRO(3, 2) MICRO(3, 1)
                 MICRO(2, 4) MICRO(2, 3) MICRO(2, 2) MICRO(2, 1)

@@ -46,8 +46,8 @@ struct gf_llm_ctx {
     float *tile;             // [n_threads][tile_bytes]: dequantized or packed weights
     size_t tile_bytes;
     const struct gf_gemm *gq; // prompt products on AVX-512 (VNNI), or NULL (sgemm)
-    uint8_t *xpq;            // [T][max_pairs * 64] activations packed for gq
-    float *xps;              // [T][max_pairs * 2] their block scales
+    uint8_t *xpq;            // [T][max_cols / 32 * 32] activations packed for gq
+    float *xps;              // [T][max_cols / 32] their block scales
     float *xt;               // [max_cols][ldt] activations transposed for gq->f32
     int ldt;                 // max_tokens rounded up to 16
 };
@@ -91,18 +91,15 @@ static void mm_rows_packed(const struct mm_job *j, const struct gf_llm_weight *w
                            int r1, int ith)
 {
     const struct gf_gemm *g = j->c->gq;
-    int nb = w->cols / GF_QK, np = (nb + 1) / 2, tr = j->c->tile_rows;
-    char *buf = (char *)j->c->tile + (size_t)ith * j->c->tile_bytes;
-    int8_t *wq = (int8_t *)buf;
-    int32_t *wc = (int32_t *)(buf + (size_t)tr * np * GF_GEMM_PAIR);
-    float *ws = (float *)(buf + (size_t)tr * np * (GF_GEMM_PAIR + 64));
+    int nb = w->cols / GF_QK, tr = j->c->tile_rows;
+    uint8_t *wp = (uint8_t *)j->c->tile + (size_t)ith * j->c->tile_bytes;
     for (int t0 = r0; t0 < r1; t0 += tr) {
         int nr = r1 - t0 < tr ? r1 - t0 : tr;
-        for (int r = 0; r < nr; r++)
-            g->pack_w(w->type, (const char *)w->data + (size_t)(t0 + r) * w->row_bytes, nb,
-                      wq + (size_t)r * np * GF_GEMM_PAIR, ws + (size_t)r * np * 2,
-                      wc + (size_t)r * np * 16);
-        g->tile(j->c->xpq, j->c->xps, j->T, wq, ws, wc, nr, np, y + t0, (size_t)w->rows);
+        for (int r = 0; r < nr; r += 4)
+            g->pack_w(w->type, (const char *)w->data + (size_t)(t0 + r) * w->row_bytes,
+                      w->row_bytes, nr - r < 4 ? nr - r : 4, nb,
+                      wp + (size_t)(r / 4) * nb * GF_GEMM_GROUP);
+        g->tile(j->c->xpq, j->c->xps, j->T, wp, nr, nb, y + t0, (size_t)w->rows);
     }
 }
 
@@ -205,11 +202,10 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
     if (j.gemm) {
         if (quant && c->gq != NULL) {
             // every weight of the job shares cols and is quantized (q, k, v or gate, up)
-            int cols = w[0]->cols, nb = cols / GF_QK, np = (nb + 1) / 2;
+            int cols = w[0]->cols, nb = cols / GF_QK;
             for (int t = 0; t < T; t++) {
                 c->k->quantize_q8(x + (size_t)t * cols, c->xq, cols);
-                c->gq->pack_x(c->xq, nb, c->xpq + (size_t)t * np * GF_GEMM_PAIR,
-                              c->xps + (size_t)t * np * 2);
+                c->gq->pack_x(c->xq, nb, c->xpq + (size_t)t * nb * GF_QK, c->xps + (size_t)t * nb);
             }
             j.packed = true;
         } else if (!quant && c->gq != NULL && w[0]->type == GF_WT_F32) {
@@ -406,8 +402,8 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->tile_rows = tr < TILE_MIN ? TILE_MIN : tr > TILE_MAX ? TILE_MAX : tr;
     // the integer product follows the kernel table: only with AVX-512 (tests force the others)
     c->gq = strcmp(c->k->name, "avx512") == 0 ? gf_gemm_get() : NULL;
-    int max_pairs = (c->max_cols / GF_QK + 1) / 2 + 1;
-    size_t packed_row = (size_t)max_pairs * (GF_GEMM_PAIR + 64 + 8);
+    int max_nb = c->max_cols / GF_QK + 1;
+    size_t packed_row = (size_t)max_nb * GF_GEMM_GROUP / 4 + GF_GEMM_GROUP; // a group of 4 rows
     c->tile_bytes = (size_t)c->tile_rows * c->max_cols * sizeof(float);
     if (c->tile_bytes < (size_t)c->tile_rows * packed_row)
         c->tile_bytes = (size_t)c->tile_rows * packed_row;
@@ -426,8 +422,8 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->xq = gf_mallocarray(T * (c->max_cols / GF_QK + 1), sizeof(struct gf_block_q8));
     c->tile = gf_mallocarray((size_t)n_threads, c->tile_bytes);
     c->xrec = gf_mallocarray(T * (size_t)(c->max_cols / GF_QK), GF_MV_REC);
-    c->xpq = gf_mallocarray(T * max_pairs, GF_GEMM_PAIR);
-    c->xps = gf_mallocarray(T * max_pairs * 2, sizeof(float));
+    c->xpq = gf_mallocarray(T * max_nb, GF_QK);
+    c->xps = gf_mallocarray(T * max_nb, sizeof(float));
     c->ldt = (max_tokens + 15) / 16 * 16;
     // calloc: the padding columns past T are read (never used) by the f32 micro-kernel
     c->xt = gf_calloc((size_t)c->ldt * c->max_cols, sizeof(float));
