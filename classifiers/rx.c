@@ -64,13 +64,8 @@ struct gf_scan_scratch *gf_scan_scratch_new(void)
     if (s->mctx == NULL || s->md == NULL)
         goto fail;
     pcre2_set_match_limit(s->mctx, GF_RX_MATCH_LIMIT);
-    uint32_t jit = 0;
-    if (pcre2_config(PCRE2_CONFIG_JIT, &jit) >= 0 && jit) {
-        s->jit = pcre2_jit_stack_create(32 * 1024, 512 * 1024, s->gctx);
-        if (s->jit == NULL)
-            goto fail;
-        pcre2_jit_stack_assign(s->mctx, NULL, s->jit);
-    }
+    // The JIT stack (a 512 KiB mapping) is made on the first match: a scratch is created per
+    // streamed request, and most never run a pattern (no output rule, or a policy without one).
     return s;
 fail:
     gf_scan_scratch_free(s);
@@ -91,6 +86,13 @@ void gf_scan_scratch_free(struct gf_scan_scratch *s)
 int gf_rx_each(const pcre2_code *code, const char *subj, size_t len,
                struct gf_scan_scratch *s, gf_rx_match_fn fn, void *ud, struct gf_err *err)
 {
+    uint32_t jit = 0;
+    if (s->jit == NULL && pcre2_config(PCRE2_CONFIG_JIT, &jit) >= 0 && jit) {
+        s->jit = pcre2_jit_stack_create(32 * 1024, 512 * 1024, s->gctx);
+        if (s->jit == NULL)
+            return gf_err_set(err, GF_ENOMEM, "out of memory for the pattern matcher");
+        pcre2_jit_stack_assign(s->mctx, NULL, s->jit);
+    }
     size_t off = 0;
     while (off <= len) {
         int rc = pcre2_match(code, (PCRE2_SPTR)subj, len, off, 0, s->md, s->mctx);

@@ -29,13 +29,12 @@ static int get_number(struct gf_api_req *a, const cJSON *body, const char *name,
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
     if (absent(v))
         return 0;
-    char want[96];
-    snprintf(want, sizeof(want), "a number in %s%g, %g]", lo_open ? "(" : "[", lo, hi);
-    if (!cJSON_IsNumber(v))
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!isfinite(d) || d > hi || d < lo || (lo_open && d == lo)) {
+        char want[96]; // formatted only for the error: this runs for every request
+        snprintf(want, sizeof(want), "a number in %s%g, %g]", lo_open ? "(" : "[", lo, hi);
         return fail(a, err, name, "%s: expected %s", want);
-    double d = v->valuedouble;
-    if (!isfinite(d) || d > hi || d < lo || (lo_open && d == lo))
-        return fail(a, err, name, "%s: expected %s", want);
+    }
     *out = d;
     return 0;
 }
@@ -46,13 +45,12 @@ static int get_int(struct gf_api_req *a, const cJSON *body, const char *name, in
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
     if (absent(v))
         return 0;
-    char want[96];
-    snprintf(want, sizeof(want), "an integer in [%lld, %lld]", (long long)lo, (long long)hi);
-    if (!cJSON_IsNumber(v))
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!isfinite(d) || d != floor(d) || d < (double)lo || d > (double)hi) {
+        char want[96];
+        snprintf(want, sizeof(want), "an integer in [%lld, %lld]", (long long)lo, (long long)hi);
         return fail(a, err, name, "%s: expected %s", want);
-    double d = v->valuedouble;
-    if (!isfinite(d) || d != floor(d) || d < (double)lo || d > (double)hi)
-        return fail(a, err, name, "%s: expected %s", want);
+    }
     *out = (int64_t)d;
     if (present)
         *present = true;
@@ -167,18 +165,21 @@ static int parse_messages(struct gf_api_req *a, const cJSON *body, const struct 
             snprintf(where, sizeof(where), "messages[%zu]", i);
             return fail(a, err, where, "%s: expected %s", "an object");
         }
+        // `where` (the field path in an error) is formatted only when there is an error.
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        snprintf(where, sizeof(where), "messages[%zu].role", i);
-        if (role == NULL)
-            return fail(a, err, where, "%s: %s", "required");
-        if (!cJSON_IsString(role))
-            return fail(a, err, where, "%s: expected %s", "a string");
-        if (!known_role(role->valuestring))
+        if (role == NULL || !cJSON_IsString(role) || !known_role(role->valuestring)) {
+            snprintf(where, sizeof(where), "messages[%zu].role", i);
+            if (role == NULL)
+                return fail(a, err, where, "%s: %s", "required");
+            if (!cJSON_IsString(role))
+                return fail(a, err, where, "%s: expected %s", "a string");
             return fail(a, err, where, "%s: %s",
                         "expected system, user, assistant, tool, developer or function");
+        }
         a->messages[i].role = role->valuestring;
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-        snprintf(where, sizeof(where), "messages[%zu].content", i);
+        if (!cJSON_IsString(content))
+            snprintf(where, sizeof(where), "messages[%zu].content", i);
         if (cJSON_IsString(content)) {
             a->messages[i].content = content->valuestring;
         } else if (cJSON_IsArray(content)) {

@@ -326,11 +326,11 @@ static int chunk_byte(struct gf_reqscan *s, unsigned char c)
     }
 }
 
-/* The common long runs of the head, taken whole rather than a byte at a time: request-target
- * bytes, and header value bytes once the kept prefix of the value (val) is full and no
- * whitespace is pending. Exactly what head_byte would do for each of those bytes (count them,
- * note a non-digit), stopping before the byte that would pass limits.max_header_bytes so that
- * head_byte refuses it as before. Returns the bytes consumed (0: none qualify). */
+/* The runs of the head, taken whole rather than a byte at a time: request-target bytes, header
+ * name bytes and header value bytes while no whitespace is pending. Exactly what head_byte
+ * would do for each of those bytes (count them, keep the lower-cased prefix, note a non-digit),
+ * stopping before the byte that would pass limits.max_header_bytes (or the name length limit)
+ * so that head_byte refuses it as before. Returns the bytes consumed (0: none qualify). */
 static size_t fast_run(struct gf_reqscan *s, const char *p, size_t n)
 {
     size_t allowed = s->max_head > s->head_bytes ? s->max_head - s->head_bytes : 0;
@@ -341,12 +341,22 @@ static size_t fast_run(struct gf_reqscan *s, const char *p, size_t n)
         while (k < n && (unsigned char)p[k] >= 0x21 && (unsigned char)p[k] <= 0x7e)
             k++;
         s->tok += k;
-    } else if (s->state == S_VALUE && s->val_ws == 0 && s->val_len >= sizeof(s->val) - 1) {
+    } else if (s->state == S_NAME) {
+        while (k < n && s->tok < MAX_TOKEN && is_tchar((unsigned char)p[k])) {
+            unsigned char c = (unsigned char)p[k++];
+            s->tok++;
+            if (s->word_len < sizeof(s->word))
+                s->word[s->word_len++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        }
+    } else if (s->state == S_VALUE && s->val_ws == 0) {
         int nondigit = 0;
         while (k < n && is_vchar_or_obs((unsigned char)p[k])) {
-            nondigit |= p[k] < '0' || p[k] > '9';
-            k++;
+            unsigned char c = (unsigned char)p[k++];
+            nondigit |= c < '0' || c > '9';
+            if (s->val_len < sizeof(s->val) - 1)
+                s->val[s->val_len++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
         }
+        s->val[s->val_len] = '\0';
         s->val_nondigit |= nondigit;
         s->chunk_left += (int64_t)k;
     }
