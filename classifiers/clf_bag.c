@@ -1,7 +1,8 @@
 /* clf_bag.c — the kernels of the trained classifiers: the embedding bag (adding the int8 rows
- * of a text's features into an integer sum, the inner loop of scoring) and the dense layers. The portable kernel is here; AVX2 and
- * AVX-512BW kernels live in their own files compiled with those instruction sets, and one is
- * chosen at run time after asking the CPU (never -march=native), like the engine's kernels.
+ * of a text's features into an integer sum, the inner loop of scoring) and the dense layers.
+ * The portable kernels are here; AVX2 and AVX-512BW kernels live in their own files compiled
+ * with those instruction sets, and one is chosen at run time after asking the CPU (never
+ * -march=native), like the engine's kernels.
  * Invariant: all kernels compute the same integers, so scores do not depend on the CPU. */
 #include "classifiers/clf_int.h"
 

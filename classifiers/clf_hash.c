@@ -123,9 +123,10 @@ struct hasher {
 
 /* Emits the character n-grams of orders kmin .. kmin + K - 1 of one token framed as "<token>"
  * (its first GF_CLF_MAX_CHAR_TOK bytes, copied into a zero-padded frame). An n-gram of k <= 8
- * bytes is the low k bytes of the 8 framed bytes from its start, hashed by multiplying with an odd number of its order and keeping
- * the top bits (multiply-shift hashing). Every order is computed at every position and kept only
- * where it fits, so the inner loop has a fixed trip count (K is a constant in each caller). */
+ * bytes is the low k bytes of the 8 framed bytes from its start, hashed by multiplying with an
+ * odd number of its order and keeping the top bits (multiply-shift hashing). Every order is
+ * computed at every position and kept only where it fits, so the inner loop has a fixed trip
+ * count (K and pow2 are constants in each caller). */
 static inline __attribute__((always_inline)) void char_ngrams_k(struct hasher *st,
                                                                 const unsigned char *tok,
                                                                 size_t n, uint32_t kmin,

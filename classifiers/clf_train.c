@@ -1,8 +1,8 @@
 /* clf_train.c — training a classifier: mini-batch SGD on a weighted binary cross-entropy per
  * category, with the dense products of a batch done by OpenBLAS (cblas_sgemm) and sparse updates
  * of the embedding rows its features touch. The float embeddings are then quantized to int8 with
- * a scale per dimension, and each category is calibrated on the validation split through the quantized
- * model, so calibration sees exactly what inference computes.
+ * a scale per dimension, and each category is calibrated on the validation split through the
+ * quantized model, so calibration sees exactly what inference computes.
  * Invariant: the result depends only on the inputs and the seed (one thread, fixed order). */
 #include "classifiers/clf_int.h"
 
