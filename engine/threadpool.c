@@ -31,8 +31,9 @@ struct gf_tpool {
     atomic_uint gen;
     atomic_int pending;      // workers that have not finished the current generation
     atomic_bool stop;
-    atomic_bool chunked;     // the current job's kind (a late worker may read it while the
-                             // caller sets up the next job, hence atomic)
+    atomic_uint static_gen;  // the generation of the latest static job: a worker that sees
+                             // the generation it woke for here runs the static job, else it
+                             // tries to join a chunked job of that generation
     gf_tpool_fn fn;          // static job
     gf_tpool_chunk_fn cfn;   // chunked job
     void *ctx;
@@ -78,12 +79,10 @@ static void *worker_main(void *arg)
         if (atomic_load(&p->stop))
             return NULL;
         seen = g;
-        bool chunked = atomic_load_explicit(&p->chunked, memory_order_relaxed);
-        if (atomic_load_explicit(&p->gen, memory_order_acquire) != g) {
-            seen = g - 1;  // another job started meanwhile: look again (chunked jobs only)
-            continue;
-        }
-        if (chunked) {
+        // static_gen is set before the generation is published, and a static job keeps its
+        // generation until every worker is done with it; a chunked job's generation is never a
+        // static one, so this tells the kinds apart even for a worker that woke late
+        if (atomic_load(&p->static_gen) != g) {
             atomic_fetch_add(&p->active, 1);
             if (atomic_load(&p->open_gen) == g) {
                 int i;
@@ -118,7 +117,7 @@ int gf_tpool_new(int n_threads, struct gf_tpool **out)
     atomic_init(&p->gen, 0);
     atomic_init(&p->pending, 0);
     atomic_init(&p->stop, false);
-    atomic_init(&p->chunked, false);
+    atomic_init(&p->static_gen, 0);
     if (n_threads > 1) {
         p->threads = gf_calloc((size_t)n_threads - 1, sizeof(pthread_t));
         if (p->threads == NULL) {
@@ -173,12 +172,15 @@ void gf_tpool_run(struct gf_tpool *p, gf_tpool_fn fn, void *ctx)
         fn(ctx, 0, 1);
         return;
     }
-    atomic_store_explicit(&p->chunked, false, memory_order_relaxed);
     p->fn = fn;
     p->ctx = ctx;
     atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    unsigned g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+    if (g == 0)  // 0 is the workers' initial generation: skip it when the counter wraps
+        g = 1;
+    atomic_store(&p->static_gen, g);
     pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    atomic_store_explicit(&p->gen, g, memory_order_release);
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
     fn(ctx, 0, p->n);
@@ -202,13 +204,12 @@ void gf_tpool_run_chunks(struct gf_tpool *p, gf_tpool_chunk_fn fn, void *ctx, in
             fn(ctx, i);
         return;
     }
-    atomic_store_explicit(&p->chunked, true, memory_order_relaxed);
     p->cfn = fn;
     p->ctx = ctx;
     p->n_chunks = n_chunks;
     atomic_store_explicit(&p->next_chunk, 0, memory_order_relaxed);
     unsigned g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
-    if (g == 0)  // 0 means closed: skip it when the counter wraps
+    if (g == 0)  // 0 means closed (and is the workers' initial generation): skip it
         g = 1;
     atomic_store(&p->open_gen, g);
     pthread_mutex_lock(&p->mu);
