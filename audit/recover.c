@@ -90,14 +90,27 @@ static int scan_segment(const char *dir, const char *name, const uint8_t *key,
 static int set_aside(const char *dir, const char *name, const char *buf, size_t len, size_t good,
                      struct audit_tail *t, struct gf_err *err)
 {
-    snprintf(t->torn_file, sizeof(t->torn_file), "%s.torn-%" PRId64, name, gf_wall_ms());
-    char *tp = audit_path(dir, t->torn_file), *sp = audit_path(dir, name);
+    int64_t ms = gf_wall_ms();
+    char *tp = NULL, *sp = audit_path(dir, name);
     int rc = 0, fd = -1;
+    // A name never used: an earlier attempt that failed after writing its copy (within the same
+    // millisecond, or with the clock set back) must not block this one. Torn files are kept.
+    for (int k = 0; k < 100 && fd < 0; k++) {
+        if (k == 0)
+            snprintf(t->torn_file, sizeof(t->torn_file), "%s.torn-%" PRId64, name, ms);
+        else
+            snprintf(t->torn_file, sizeof(t->torn_file), "%s.torn-%" PRId64 "-%d", name, ms, k);
+        gf_free(tp);
+        if ((tp = audit_path(dir, t->torn_file)) == NULL)
+            break;
+        fd = open(tp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
     if (tp == NULL || sp == NULL) {
         rc = gf_err_set(err, GF_ENOMEM, "audit: out of memory");
         goto out;
     }
-    fd = open(tp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 || write_all(fd, buf + good, len - good) != 0 || fsync(fd) != 0) {
         rc = gf_err_set(err, GF_EIO, "%s: cannot set the torn tail aside: %s", tp,
                         strerror(errno));

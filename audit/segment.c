@@ -241,12 +241,12 @@ int audit_manifest_write(const char *dir, const uint8_t *key, const struct audit
         }
         off += (size_t)w;
     }
-    if (fdatasync(fd) != 0 || close(fd) != 0) {
-        fd = -1;
+    int sync_rc = fdatasync(fd), close_rc = close(fd); // closed either way
+    fd = -1;
+    if (sync_rc != 0 || close_rc != 0) {
         rc = gf_err_set(err, GF_EIO, "%s: %s", tmp, strerror(errno));
         goto out;
     }
-    fd = -1;
     if (rename(tmp, dst) != 0) {
         rc = gf_err_set(err, GF_EIO, "%s: %s", dst, strerror(errno));
         goto out;

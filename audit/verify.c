@@ -45,7 +45,7 @@ static int verify_segment(const char *dir, const char *name, struct audit_chain 
     bool eof = false, first_line = true;
     audit_seg_parse(name, &first);
     char why[256];
-    while (r->ok) {
+    for (;;) { // r->ok on entry; every way it turns false breaks out below
         if (!eof) {
             if ((rc = gf_buf_reserve(&buf, READ_CHUNK)) != 0) {
                 rc = gf_err_set(err, rc == GF_ETOOBIG ? GF_EFORMAT : rc, "%s: out of memory",

@@ -284,9 +284,9 @@ static int rotate(struct gf_audit *a)
     if (path == NULL)
         return GF_ENOMEM;
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    gf_free(path);
     if (fd < 0) {
         a->last_errno = errno;
+        gf_free(path);
         return GF_EIO;
     }
     struct gf_err e = {0};
@@ -295,9 +295,16 @@ static int rotate(struct gf_audit *a)
         if (a->man.n_segments > 0 && strcmp(a->man.segments[a->man.n_segments - 1], name) == 0)
             gf_free(a->man.segments[--a->man.n_segments]);
         close(fd);
+        // The new segment is empty: remove it, or it would sit unlisted between the segments
+        // of a later rotation and read as inserted. (Should the manifest on disk name it, a
+        // restart creates it again: a manifest may name one segment more than exists.)
+        if (unlink(path) != 0)
+            gf_log(GF_LOG_ERROR, "audit", "event=unlink_failed segment=%s errno=%d", name, errno);
+        gf_free(path);
         a->last_errno = EIO;
         return GF_EIO;
     }
+    gf_free(path);
     close(a->fd);
     a->fd = fd;
     snprintf(a->seg, sizeof(a->seg), "%s", name);

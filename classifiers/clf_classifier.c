@@ -5,13 +5,12 @@
 #include "classifiers/clf_int.h"
 
 // Per-thread scratch sized for the largest model any file may describe.
-static _Thread_local float tls_acc[GF_CLF_MAX_DIM];
-static _Thread_local float tls_hid[GF_CLF_MAX_HIDDEN];
-static _Thread_local char tls_norm[GF_CLF_NORM_BUF];
+static _Thread_local int64_t tls_mem[(GF_CLF_SCRATCH_BYTES(GF_CLF_MAX_DIM, GF_CLF_MAX_HIDDEN) +
+                                      sizeof(int64_t) - 1) / sizeof(int64_t)];
 
 static void tls_scratch(struct gf_clf_scratch *s)
 {
-    gf_clf_scratch_over(s, tls_acc, GF_CLF_MAX_DIM, tls_hid, GF_CLF_MAX_HIDDEN, tls_norm);
+    gf_clf_scratch_over(s, tls_mem, GF_CLF_MAX_DIM, GF_CLF_MAX_HIDDEN);
 }
 
 static int clf_score(const struct gf_classifier *c, const char *text, size_t len,

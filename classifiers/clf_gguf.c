@@ -164,6 +164,16 @@ static int from_gguf(struct gf_gguf *g, struct gf_clf_model **out, struct gf_err
         gf_err_prefix(err, "hash parameters");
         return GF_EFORMAT;
     }
+    // Version 1 files have no feature_version key: their features are hashed another way.
+    uint32_t featv = 1;
+    rc = gf_gguf_get_u32(g, K("feature_version"), &featv);
+    if (rc != 0 && rc != GF_ENOTFOUND)
+        return bad(err, "key " K("feature_version") ": not an unsigned 32-bit integer");
+    if (featv != GF_CLF_FEATURE_VERSION)
+        return gf_err_set(err, GF_EFORMAT,
+                          "model uses feature version %u, this build computes version %u "
+                          "(retrain it)",
+                          featv, GF_CLF_FEATURE_VERSION);
     if (normv != gf_clf_norm_version())
         return gf_err_set(err, GF_EFORMAT,
                           "model was trained with normalization version %u, this build has %u "
@@ -183,6 +193,8 @@ static int from_gguf(struct gf_gguf *g, struct gf_clf_model **out, struct gf_err
     m->dim = dim;
     m->hidden = hidden;
     m->norm_version = normv;
+    m->bag = gf_clf_bag_kernel_get(NULL);
+    m->dense = gf_clf_dense_kernel_get(NULL);
     m->cat_names = gf_calloc(n_cat, sizeof(char *));
     m->calib = gf_calloc(n_cat, sizeof(*m->calib));
     if (m->cat_names == NULL || m->calib == NULL)
@@ -193,12 +205,12 @@ static int from_gguf(struct gf_gguf *g, struct gf_clf_model **out, struct gf_err
 
     uint32_t in = hidden ? hidden : dim;
     if (!(m->emb_q = tensor(g, "clf.embd", GF_TYPE_I8, 2, dim, hp.buckets, err)) ||
-        !(m->emb_scale = tensor(g, "clf.embd_scale", GF_TYPE_F32, 1, hp.buckets, 1, err)) ||
-        !(m->w2 = tensor(g, "clf.output.weight", GF_TYPE_F32, 2, in, n_cat, err)) ||
+        !(m->emb_scale = tensor(g, "clf.embd_scale", GF_TYPE_F32, 1, dim, 1, err)) ||
+        !(m->w2 = tensor(g, "clf.output.weight", GF_TYPE_F32, 2, n_cat, in, err)) ||
         !(m->b2 = tensor(g, "clf.output.bias", GF_TYPE_F32, 1, n_cat, 1, err)))
         goto fail;
     if (hidden) {
-        if (!(m->w1 = tensor(g, "clf.hidden.weight", GF_TYPE_F32, 2, dim, hidden, err)) ||
+        if (!(m->w1 = tensor(g, "clf.hidden.weight", GF_TYPE_F32, 2, hidden, dim, err)) ||
             !(m->b1 = tensor(g, "clf.hidden.bias", GF_TYPE_F32, 1, hidden, 1, err)))
             goto fail;
     } else if (gf_gguf_find_tensor(g, "clf.hidden.weight") != NULL) {
@@ -257,9 +269,9 @@ static int fill_writer(const struct gf_clf_model *m, struct gf_gguf_writer *w)
 {
     int rc;
     uint32_t in = m->hidden ? m->hidden : m->dim;
-    uint64_t ne_e[2] = {m->dim, m->hash.buckets}, ne_s[1] = {m->hash.buckets};
-    uint64_t ne_w2[2] = {in, m->n_cat}, ne_b2[1] = {m->n_cat};
-    uint64_t ne_w1[2] = {m->dim, m->hidden}, ne_b1[1] = {m->hidden};
+    uint64_t ne_e[2] = {m->dim, m->hash.buckets}, ne_s[1] = {m->dim};
+    uint64_t ne_w2[2] = {m->n_cat, in}, ne_b2[1] = {m->n_cat};
+    uint64_t ne_w1[2] = {m->hidden, m->dim}, ne_b1[1] = {m->hidden};
     if ((rc = gf_gguf_writer_add_str(w, "general.architecture", GF_CLF_ARCH,
                                      strlen(GF_CLF_ARCH))) ||
         (rc = gf_gguf_writer_add_str(w, "general.name", "gardefou moderation", 19)) ||
@@ -273,7 +285,8 @@ static int fill_writer(const struct gf_clf_model *m, struct gf_gguf_writer *w)
         (rc = gf_gguf_writer_add_u32(w, K("hash.char_ngram_max"), m->hash.char_max)) ||
         (rc = gf_gguf_writer_add_u32(w, K("embedding_length"), m->dim)) ||
         (rc = gf_gguf_writer_add_u32(w, K("hidden_length"), m->hidden)) ||
-        (rc = gf_gguf_writer_add_u32(w, K("normalization_version"), gf_clf_norm_version())))
+        (rc = gf_gguf_writer_add_u32(w, K("normalization_version"), gf_clf_norm_version())) ||
+        (rc = gf_gguf_writer_add_u32(w, K("feature_version"), GF_CLF_FEATURE_VERSION)))
         return rc;
     for (uint32_t c = 0; c < m->n_cat; c++) {
         const struct gf_clf_calib *cal = &m->calib[c];
@@ -289,7 +302,7 @@ static int fill_writer(const struct gf_clf_model *m, struct gf_gguf_writer *w)
     if ((rc = gf_gguf_writer_add_tensor(w, "clf.embd", GF_TYPE_I8, 2, ne_e, m->emb_q,
                                         (uint64_t)m->dim * m->hash.buckets, false)) ||
         (rc = gf_gguf_writer_add_tensor(w, "clf.embd_scale", GF_TYPE_F32, 1, ne_s,
-                                        m->emb_scale, 4ull * m->hash.buckets, false)) ||
+                                        m->emb_scale, 4ull * m->dim, false)) ||
         (rc = gf_gguf_writer_add_tensor(w, "clf.output.weight", GF_TYPE_F32, 2, ne_w2, m->w2,
                                         4ull * in * m->n_cat, false)) ||
         (rc = gf_gguf_writer_add_tensor(w, "clf.output.bias", GF_TYPE_F32, 1, ne_b2, m->b2,

@@ -1,13 +1,22 @@
 /* clf_hash.c — the features of the trained classifiers: hashed word n-grams and character
- * n-grams of normalized text, fastText style, streamed to a callback without allocating.
+ * n-grams of normalized text, fastText style, handed to a callback in chunks without
+ * allocating. Feature version 2 (GF_CLF_FEATURE_VERSION): numbers also give shape features, and
+ * hashing reads 8 bytes at a time (a character n-gram is one masked load and one multiply).
  * Invariant: the same text, parameters and seed always give the same buckets in the same order,
- * on every platform (fixed-width arithmetic only), because the model file depends on it. */
+ * on every platform (fixed-width arithmetic, bytes read little-endian), because the model file
+ * depends on it. */
 #include "classifiers/clf_int.h"
 
 #include <string.h>
 
 // Kinds keep the hash spaces of different feature types apart.
-enum { KIND_WORD = 1, KIND_CHAR = 2 };
+enum { KIND_WORD = 1, KIND_CHAR = 2, KIND_SHAPE = 3 };
+
+// Features are collected here and handed to the callback in chunks; a token's features are
+// never split across chunks, so a chunk holds up to MAX_TOKEN_FEATS more than the flush mark.
+#define CHUNK 1024
+#define MAX_TOKEN_FEATS \
+    (GF_CLF_MAX_WORD_N + 2 + GF_CLF_MAX_CHAR_N * (GF_CLF_MAX_CHAR_TOK + 2))
 
 static inline uint64_t mix64(uint64_t x)
 {
@@ -20,14 +29,39 @@ static inline uint64_t mix64(uint64_t x)
     return x;
 }
 
-static inline uint64_t hash_bytes(uint64_t h, const unsigned char *p, size_t n)
+static inline uint64_t load_le64(const unsigned char *p)
 {
-    // FNV-1a over the bytes, started from the given state.
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+/* The first n < 8 bytes at p as a little-endian number, reading nothing past p + n. */
+static inline uint64_t load_le_partial(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* A token's hash: 8-byte chunks folded by multiply and rotate, then mixed with the length. */
+static uint64_t hash_token(uint64_t base, const unsigned char *p, size_t n, size_t avail)
+{
+    uint64_t h = base;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        h = ((h ^ load_le64(p + i)) * 0x9e3779b97f4a7c15ULL) ^ (h >> 29);
+    if (i < n) {
+        // The tail: one load when 8 bytes are readable, masked to the token's bytes.
+        uint64_t t = avail - i >= 8 ? load_le64(p + i) & ((1ULL << (8 * (n - i))) - 1)
+                                    : load_le_partial(p + i, n - i);
+        h = ((h ^ t) * 0x9e3779b97f4a7c15ULL) ^ (h >> 29);
     }
-    return h;
+    return mix64(h ^ (uint64_t)n);
 }
 
 static inline uint32_t to_bucket(uint64_t h, uint32_t buckets)
@@ -36,15 +70,19 @@ static inline uint32_t to_bucket(uint64_t h, uint32_t buckets)
     return (uint32_t)(((h >> 32) * (uint64_t)buckets) >> 32);
 }
 
-static inline bool is_word_byte(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c >= 0x80 || c == '_';
-}
+// Byte classes: space, word byte (letters, digits, '_', every non-ASCII byte), digit (also a
+// word byte), anything else is a token of one byte.
+enum { C_OTHER = 0, C_SPACE = 1, C_WORD = 2, C_DIGIT = 4 };
 
-static inline bool is_space_byte(unsigned char c)
+static const uint8_t *byte_class(void)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+    static const uint8_t table[256] = {
+        ['\t'] = C_SPACE, ['\n'] = C_SPACE, ['\v'] = C_SPACE, ['\f'] = C_SPACE,
+        ['\r'] = C_SPACE, [' '] = C_SPACE, ['_'] = C_WORD,
+        ['0' ... '9'] = C_WORD | C_DIGIT, ['a' ... 'z'] = C_WORD, ['A' ... 'Z'] = C_WORD,
+        [0x80 ... 0xff] = C_WORD,
+    };
+    return table;
 }
 
 int gf_clf_hash_params_check(const struct gf_clf_hash_params *hp, struct gf_err *err)
@@ -64,73 +102,152 @@ int gf_clf_hash_params_check(const struct gf_clf_hash_params *hp, struct gf_err 
     return 0;
 }
 
-/* Emits the character n-grams of one token framed as "<token>". */
-static size_t char_ngrams(const struct gf_clf_hash_params *hp, uint64_t base,
-                          const unsigned char *tok, size_t n, gf_clf_feature_fn fn, void *ud)
+/* Shape class of a run of n digits: lengths that mean the same kind of number (a count, a
+ * year, an amount, a phone number) share a class, so "call 08001234567" and "call 09061701461"
+ * share the shape features. */
+static uint64_t digit_shape(size_t n)
 {
-    unsigned char framed[GF_CLF_MAX_CHAR_TOK + 2];
+    static const uint8_t cls[] = {0, 1, 2, 3, 4, 5, 6, 6, 7, 7, 8, 8, 9};
+    return n < sizeof(cls) ? cls[n] : 10;
+}
+
+struct hasher {
+    const struct gf_clf_hash_params *hp;
+    uint64_t word_base, shape_base;
+    uint64_t mult[GF_CLF_MAX_CHAR_N + 1];  // per n-gram order: odd multiplier
+    uint64_t mask[GF_CLF_MAX_CHAR_N + 1];  // the low k bytes
+    uint32_t shift;  // 64 - b when buckets = 2^b with b >= 1, else 0
+    uint32_t out[CHUNK];
+    size_t n_out;
+};
+
+/* Emits the character n-grams of orders kmin .. kmin + K - 1 of one token framed as "<token>"
+ * (its first GF_CLF_MAX_CHAR_TOK bytes, copied into a zero-padded frame). An n-gram of k <= 8
+ * bytes is the low k bytes of the 8 framed bytes from its start, hashed by multiplying with an
+ * odd number of its order and keeping the top bits (multiply-shift hashing). Every order is
+ * computed at every position and kept only where it fits, so the inner loop has a fixed trip
+ * count (K and pow2 are constants in each caller). */
+static inline __attribute__((always_inline)) void char_ngrams_k(struct hasher *st,
+                                                                const unsigned char *tok,
+                                                                size_t n, uint32_t kmin,
+                                                                uint32_t K, bool pow2)
+{
     if (n > GF_CLF_MAX_CHAR_TOK)
         n = GF_CLF_MAX_CHAR_TOK;
+    const size_t len = n + 2;
+    const uint32_t buckets = st->hp->buckets;
+    uint64_t mask[GF_CLF_MAX_CHAR_N], mult[GF_CLF_MAX_CHAR_N];
+    for (uint32_t k = 0; k < K; k++) {
+        mask[k] = st->mask[kmin + k];
+        mult[k] = st->mult[kmin + k];
+    }
+    unsigned char framed[GF_CLF_MAX_CHAR_TOK + 2 + 8];
     framed[0] = '<';
     memcpy(framed + 1, tok, n);
     framed[n + 1] = '>';
-    size_t fn_len = n + 2, count = 0;
-    for (uint32_t k = hp->char_min; k <= hp->char_max; k++) {
-        if (k > fn_len)
-            break;
-        for (size_t i = 0; i + k <= fn_len; i++) {
-            uint64_t h = hash_bytes(base ^ (uint64_t)k, framed + i, k);
-            fn(ud, to_bucket(mix64(h), hp->buckets));
-            count++;
+    memset(framed + n + 2, 0, 8);
+    uint32_t *out = st->out + st->n_out;
+    size_t c = 0;
+    for (size_t i = 0; i + kmin <= len; i++) {
+        const uint64_t x = load_le64(framed + i);
+        for (uint32_t k = 0; k < K; k++) {
+            const uint64_t h = (x & mask[k]) * mult[k];
+            // With 2^b buckets, to_bucket is the top b bits: one shift instead of a multiply.
+            out[c] = pow2 ? (uint32_t)(h >> st->shift) : to_bucket(h, buckets);
+            c += i + kmin + k <= len;
         }
     }
-    return count;
+    st->n_out += c;
+}
+
+static void char_ngrams(struct hasher *st, const unsigned char *tok, size_t n)
+{
+    const uint32_t kmin = st->hp->char_min, K = st->hp->char_max - kmin + 1;
+    if (st->shift > 0 && K == 3)  // the recipe's case: 3..5-grams into 2^b buckets
+        char_ngrams_k(st, tok, n, kmin, 3, true);
+    else if (K == 3)
+        char_ngrams_k(st, tok, n, kmin, 3, false);
+    else if (K == 2)
+        char_ngrams_k(st, tok, n, kmin, 2, false);
+    else if (K == 1)
+        char_ngrams_k(st, tok, n, kmin, 1, false);
+    else
+        char_ngrams_k(st, tok, n, kmin, K, false);
 }
 
 size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_t n,
                        gf_clf_feature_fn fn, void *ud)
 {
     const unsigned char *p = (const unsigned char *)s;
+    const uint8_t *cls = byte_class();
     const uint64_t seed = mix64(0x6766636c66ULL ^ (uint64_t)hp->seed); // "gfclf"
-    const uint64_t word_base = mix64(seed ^ KIND_WORD) | 1;
-    const uint64_t char_base = mix64(seed ^ KIND_CHAR) | 1;
+    struct hasher st;
+    st.hp = hp;
+    st.n_out = 0;
+    st.shift = 0;
+    if (hp->buckets >= 2 && (hp->buckets & (hp->buckets - 1)) == 0)
+        st.shift = 64 - (uint32_t)__builtin_ctz(hp->buckets);
+    st.word_base = mix64(seed ^ KIND_WORD) | 1;
+    st.shape_base = mix64(seed ^ KIND_SHAPE);
+    for (uint32_t k = 0; k <= GF_CLF_MAX_CHAR_N; k++) {
+        st.mult[k] = mix64(seed ^ ((uint64_t)KIND_CHAR << 8) ^ k) | 1;
+        st.mask[k] = k >= 8 ? ~0ULL : (1ULL << (8 * k)) - 1;
+    }
     // Hashes of the last GF_CLF_MAX_WORD_N tokens, newest last, for word n-grams.
     uint64_t hist[GF_CLF_MAX_WORD_N] = {0};
     uint32_t have = 0;
     size_t count = 0, i = 0;
 
     while (i < n) {
-        if (is_space_byte(p[i])) {
+        uint8_t c = cls[p[i]];
+        if (c & C_SPACE) {
             i++;
             continue;
         }
         size_t start = i;
-        bool word = is_word_byte(p[i]);
+        bool word = (c & C_WORD) != 0, digits = (c & C_DIGIT) != 0;
+        i++;
         if (word) {
-            while (i < n && is_word_byte(p[i]))
+            while (i < n && ((c = cls[p[i]]) & C_WORD)) {
+                digits &= (c & C_DIGIT) != 0;
                 i++;
-        } else {
-            i++;
+            }
         }
         const unsigned char *tok = p + start;
         size_t len = i - start;
+        if (st.n_out + MAX_TOKEN_FEATS > CHUNK) {
+            fn(ud, st.out, st.n_out);
+            count += st.n_out;
+            st.n_out = 0;
+        }
 
+        uint64_t th = hash_token(st.word_base, tok, len, n - start);
+        if (digits && hp->word_max > 0) {
+            // A number also gives its shape (length class) alone and after the previous
+            // token, so that "call 08001234567" is like "call 09061701461".
+            uint64_t sh = mix64(st.shape_base ^ digit_shape(len));
+            st.out[st.n_out++] = to_bucket(sh, hp->buckets);
+            if (have > 0)
+                st.out[st.n_out++] =
+                    to_bucket(mix64(sh ^ hist[GF_CLF_MAX_WORD_N - 1]), hp->buckets);
+        }
         memmove(hist, hist + 1, sizeof(hist) - sizeof(hist[0]));
-        hist[GF_CLF_MAX_WORD_N - 1] = mix64(hash_bytes(word_base, tok, len));
+        hist[GF_CLF_MAX_WORD_N - 1] = th;
         if (have < GF_CLF_MAX_WORD_N)
             have++;
         if (hp->word_max > 0) {
             for (uint32_t k = hp->word_min; k <= hp->word_max && k <= have; k++) {
                 // Combine the k newest token hashes, order-sensitively.
-                uint64_t h = word_base ^ (uint64_t)k;
+                uint64_t h = st.word_base ^ (uint64_t)k;
                 for (uint32_t j = GF_CLF_MAX_WORD_N - k; j < GF_CLF_MAX_WORD_N; j++)
                     h = mix64(h ^ hist[j]);
-                fn(ud, to_bucket(h, hp->buckets));
-                count++;
+                st.out[st.n_out++] = to_bucket(h, hp->buckets);
             }
         }
         if (hp->char_max > 0 && word)
-            count += char_ngrams(hp, char_base, tok, len, fn, ud);
+            char_ngrams(&st, tok, len);
     }
-    return count;
+    if (st.n_out > 0)
+        fn(ud, st.out, st.n_out);
+    return count + st.n_out;
 }

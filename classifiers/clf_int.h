@@ -31,12 +31,30 @@ struct gf_clf_hash_params {
 #define GF_CLF_MAX_CHAR_N   8   // longest character n-gram
 #define GF_CLF_MAX_CHAR_TOK 40  // char n-grams are taken from a token's first 40 bytes only
 
-typedef void (*gf_clf_feature_fn)(void *ud, uint32_t bucket);
+/* The version of the feature definition below (tokenization, number shapes, hashing); a model
+ * records it and is refused by a build that computes other features. Version 1 (no key in the
+ * file) hashed char n-grams byte by byte and had no number shapes. */
+#define GF_CLF_FEATURE_VERSION 2
 
-/* Calls fn once per feature of the (already normalized) text s[0..n), in a fixed order: for each
- * token, its word n-grams ending there, then its character n-grams. Tokens are runs of letters,
- * digits and non-ASCII bytes; each other non-space byte is a token of its own. Returns the
- * number of features emitted. Never allocates. */
+/* An embedding-bag kernel (clf_bag.c). */
+typedef void (*gf_clf_bag_fn)(const int8_t *q, uint32_t dim, const uint32_t *buckets, size_t n,
+                              int32_t *acc);
+
+/* A dense layer (clf_bag.c): out[o] = b[o] + sum over i of w[i * n_out + o] * x[i], the sum
+ * taken in index order with a rounding after every multiply and every add (no fused
+ * multiply-add), so every version gives the same bits. */
+typedef void (*gf_clf_dense_fn)(const float *w, const float *b, const float *x, uint32_t n_in,
+                                uint32_t n_out, float *out);
+
+/* Receives the features of a text in chunks of up to ~1,400 buckets. */
+typedef void (*gf_clf_feature_fn)(void *ud, const uint32_t *buckets, size_t n);
+
+/* Calls fn with the features of the (already normalized) text s[0..n), in a fixed order: for
+ * each token, its word n-grams ending there, then its character n-grams. Tokens are runs of
+ * letters, digits and non-ASCII bytes; each other non-space byte is a token of its own. A token
+ * of digits only is a shape (its length class) in the word n-grams, keeps its own unigram when
+ * at most 4 digits long, and has no character n-grams; in other tokens digits read as '0' for
+ * the character n-grams. Returns the number of features emitted. Never allocates. */
 size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_t n,
                        gf_clf_feature_fn fn, void *ud);
 /* Checks ranges (buckets >= 1, orders within the limits above, min <= max, something enabled). */
@@ -90,12 +108,15 @@ struct gf_clf_model {
     uint32_t dim;               // embedding width
     uint32_t hidden;            // 0 = no hidden layer
     const int8_t *emb_q;        // [buckets][dim] int8 embedding rows
-    const float *emb_scale;     // [buckets] per-row scale: row value = q * scale
-    const float *w1;            // [hidden][dim]  (hidden > 0)
+    const float *emb_scale;     // [dim] per-dimension scale: value = q * scale[d], so a bag of
+                                // rows is an exact integer sum scaled once
+    const float *w1;            // [dim][hidden], input-major (hidden > 0)
     const float *b1;            // [hidden]
-    const float *w2;            // [n_cat][hidden ? hidden : dim]
+    const float *w2;            // [hidden ? hidden : dim][n_cat], input-major
     const float *b2;            // [n_cat]
     struct gf_clf_calib *calib; // [n_cat], owned
+    gf_clf_bag_fn bag;          // the embedding-bag kernel for this CPU
+    gf_clf_dense_fn dense;      // the dense-layer kernel for this CPU
     void *owned;                // one block holding the arrays above when built in memory
     struct gf_gguf *file;       // the open file the arrays point into when loaded, else NULL
 };
@@ -105,10 +126,35 @@ struct gf_clf_model {
 int gf_clf_model_alloc(uint32_t n_cat, const char *const *names,
                        const struct gf_clf_hash_params *hp, uint32_t dim, uint32_t hidden,
                        struct gf_clf_model **out);
-/* From an embedding-bag sum acc[dim] over n_feats features to the raw sigmoid outputs raw[n_cat]
- * (divides acc by n_feats in place; hid holds m->hidden floats). Scoring and calibration share it. */
-void gf_clf_model_forward(const struct gf_clf_model *m, float *acc, size_t n_feats, float *hid,
-                          float *raw);
+/* From an embedding-bag sum acc[dim] (integer sum of the int8 rows) over n_feats features to the
+ * raw sigmoid outputs raw[n_cat]; x holds m->dim floats, hid m->hidden. Scoring and calibration
+ * share it, so both compute the same bits. */
+void gf_clf_model_forward(const struct gf_clf_model *m, const int64_t *acc, size_t n_feats,
+                          float *x, float *hid, float *raw);
+
+/* ---- embedding bag kernels (clf_bag.c, clf_bag_avx2.c) --------------------------------- */
+
+/* Adds the int8 rows q[b * dim .. + dim) of buckets b = buckets[0..n) to acc[dim]. Integer
+ * sums, so every kernel gives the same result in any order. n <= 2^24. */
+void gf_clf_bag_add_scalar(const int8_t *q, uint32_t dim, const uint32_t *buckets, size_t n,
+                           int32_t *acc);
+/* AVX2 and AVX-512BW versions: call only when gf_clf_bag_kernel_get says the CPU has them. */
+void gf_clf_bag_add_avx2(const int8_t *q, uint32_t dim, const uint32_t *buckets, size_t n,
+                         int32_t *acc);
+void gf_clf_bag_add_avx512(const int8_t *q, uint32_t dim, const uint32_t *buckets, size_t n,
+                           int32_t *acc);
+/* The kernel by name ("scalar", "avx2", "avx512"), NULL when the CPU lacks it; name NULL gives
+ * the best one, lowered by GF_KERNELS=scalar|avx2 like the engine's kernels. */
+gf_clf_bag_fn gf_clf_bag_kernel_get(const char *name);
+void gf_clf_dense_scalar(const float *w, const float *b, const float *x, uint32_t n_in,
+                         uint32_t n_out, float *out);
+void gf_clf_dense_avx2(const float *w, const float *b, const float *x, uint32_t n_in,
+                       uint32_t n_out, float *out);
+/* The dense kernel for the same names ("avx512" gives the AVX2 one), NULL when the CPU lacks it;
+ * name NULL gives the best one, lowered by GF_KERNELS. */
+gf_clf_dense_fn gf_clf_dense_kernel_get(const char *name);
+/* Name of the kernel gf_clf_bag_kernel_get(NULL) returns. */
+const char *gf_clf_bag_kernel_name(void);
 /* The raw (uncalibrated) sigmoid outputs, n_cat of them; same path as gf_clf_model_score. */
 int gf_clf_model_score_raw(const struct gf_clf_model *m, const char *text, size_t len,
                            float *raw, struct gf_clf_scratch *s);
@@ -118,16 +164,21 @@ int gf_clf_model_save_mem(const struct gf_clf_model *m, void **out, size_t *len)
 
 /* Working memory of one scoring thread; the arrays belong to whoever made it. */
 struct gf_clf_scratch {
-    uint32_t dim, hidden;  // capacities of acc and hid
-    float *acc;            // [dim] the embedding bag
+    uint32_t dim, hidden;  // capacities of the arrays below
+    int32_t *acc32;        // [dim] the embedding bag of the current chunk of features
+    int64_t *acc;          // [dim] the embedding bag of the text
+    float *x;              // [dim] its mean
     float *hid;            // [hidden]
     char *norm;            // [GF_CLF_NORM_BUF] normalized text of the current segment
 };
 
-/* Points s at caller memory: acc[dim], hid[hidden], norm[GF_CLF_NORM_BUF] (thread-local scratch
- * of the classifier interface). */
-void gf_clf_scratch_over(struct gf_clf_scratch *s, float *acc, uint32_t dim, float *hid,
-                         uint32_t hidden, char *norm);
+/* Memory of a scratch for dim and hidden (the thread-local scratch of the classifier interface
+ * lays it out with gf_clf_scratch_over). */
+#define GF_CLF_SCRATCH_BYTES(dim, hidden) \
+    ((size_t)(dim) * (sizeof(int64_t) + sizeof(int32_t) + sizeof(float)) + \
+     (size_t)((hidden) ? (hidden) : 1) * sizeof(float) + GF_CLF_NORM_BUF)
+/* Points s at caller memory of GF_CLF_SCRATCH_BYTES(dim, hidden) bytes, 8-byte aligned. */
+void gf_clf_scratch_over(struct gf_clf_scratch *s, void *mem, uint32_t dim, uint32_t hidden);
 
 /* ---- training (clf_train.c) ------------------------------------------------------------ */
 
@@ -146,6 +197,9 @@ struct gf_clf_train_params {
     uint32_t batch;
     float lr;              // start learning rate, decays linearly to 0
     float max_pos_weight;  // class weights: positives weigh min(sqrt(neg/pos), this)
+    float short_crops;     // fraction of all-negative examples that also train as a short
+                           // crop of 2-12 consecutive features (0 = none), so that texts of a
+                           // few words, far fewer features than any training text, score low
     uint64_t seed;
 };
 

@@ -262,7 +262,8 @@ int gf_clf_recipe_load(const char *path, struct gf_clf_recipe **out, struct gf_e
     }
 
     // Training parameters.
-    double dim = 32, hidden = 0, epochs = 5, batch = 32, lr = 0.5, mpw = 10, maxb = 4096;
+    double dim = 32, hidden = 0, epochs = 5, batch = 32, lr = 0.5, mpw = 10, maxb = 4096,
+           crops = 0;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "train");
     if (t != NULL &&
         ((rc = get_num(t, "dim", 1, GF_CLF_MAX_DIM, &dim, "train", err)) ||
@@ -271,12 +272,13 @@ int gf_clf_recipe_load(const char *path, struct gf_clf_recipe **out, struct gf_e
          (rc = get_num(t, "batch", 1, 4096, &batch, "train", err)) ||
          (rc = get_num(t, "lr", 1e-6, 100, &lr, "train", err)) ||
          (rc = get_num(t, "max_pos_weight", 1, 1000, &mpw, "train", err)) ||
-         (rc = get_num(t, "max_bytes", 0, 1 << 24, &maxb, "train", err))))
+         (rc = get_num(t, "max_bytes", 0, 1 << 24, &maxb, "train", err)) ||
+         (rc = get_num(t, "short_crops", 0, 1, &crops, "train", err))))
         goto fail;
     r->train = (struct gf_clf_train_params){.dim = (uint32_t)dim, .hidden = (uint32_t)hidden,
                                             .epochs = (uint32_t)epochs, .batch = (uint32_t)batch,
                                             .lr = (float)lr, .max_pos_weight = (float)mpw,
-                                            .seed = r->seed};
+                                            .short_crops = (float)crops, .seed = r->seed};
     r->max_bytes = (size_t)maxb;
     r->val_frac = 0.1;
     r->test_frac = 0.1;

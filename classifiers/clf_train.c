@@ -1,8 +1,8 @@
 /* clf_train.c — training a classifier: mini-batch SGD on a weighted binary cross-entropy per
  * category, with the dense products of a batch done by OpenBLAS (cblas_sgemm) and sparse updates
  * of the embedding rows its features touch. The float embeddings are then quantized to int8 with
- * a scale per row, and each category is calibrated on the validation split through the quantized
- * model, so calibration sees exactly what inference computes.
+ * a scale per dimension, and each category is calibrated on the validation split through the
+ * quantized model, so calibration sees exactly what inference computes.
  * Invariant: the result depends only on the inputs and the seed (one thread, fixed order). */
 #include "classifiers/clf_int.h"
 
@@ -31,14 +31,18 @@ struct collect {
     bool oom;
 };
 
-static void collect_feat(void *ud, uint32_t bucket)
+static void collect_feat(void *ud, const uint32_t *buckets, size_t n)
 {
     struct collect *c = ud;
     if (c->oom)
         return;
-    if (c->n == c->cap) {
-        size_t ncap = c->cap ? c->cap * 2 : 256;
-        uint32_t *nv = gf_realloc(c->v, ncap * sizeof(uint32_t));
+    if (c->cap - c->n < n) {
+        size_t ncap = c->cap ? c->cap : 256;
+        while (ncap - c->n < n)
+            ncap *= 2;
+        uint32_t *nv = ncap > SIZE_MAX / sizeof(uint32_t)
+                           ? NULL
+                           : gf_realloc(c->v, ncap * sizeof(uint32_t));
         if (nv == NULL) {
             c->oom = true;
             return;
@@ -46,7 +50,8 @@ static void collect_feat(void *ud, uint32_t bucket)
         c->v = nv;
         c->cap = ncap;
     }
-    c->v[c->n++] = bucket;
+    memcpy(c->v + c->n, buckets, n * sizeof(uint32_t));
+    c->n += n;
 }
 
 int gf_clf_example_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
@@ -282,56 +287,64 @@ static double train_batch(struct trainer *t, const struct gf_clf_example *ex,
     return loss;
 }
 
-/* Copies the trained state into m, quantizing the embedding rows to int8 with a row scale. */
+/* Copies the trained state into m: the embedding quantized to int8 with one scale per
+ * dimension (so that inference sums integers), the layers transposed to input-major. */
 static void export_model(const struct trainer *t, struct gf_clf_model *m)
 {
     int8_t *q = (int8_t *)m->emb_q;
     float *scale = (float *)m->emb_scale;
-    for (size_t r = 0; r < t->buckets; r++) {
-        const float *row = t->emb + r * t->dim;
+    for (uint32_t d = 0; d < t->dim; d++) {
         float mx = 0;
-        for (uint32_t d = 0; d < t->dim; d++)
-            if (fabsf(row[d]) > mx)
-                mx = fabsf(row[d]);
-        float s = mx > 0 ? mx / 127.0f : 0.0f;
-        scale[r] = s;
-        for (uint32_t d = 0; d < t->dim; d++)
-            q[r * t->dim + d] = s > 0 ? (int8_t)lrintf(row[d] / s) : 0;
+        for (size_t r = 0; r < t->buckets; r++)
+            if (fabsf(t->emb[r * t->dim + d]) > mx)
+                mx = fabsf(t->emb[r * t->dim + d]);
+        scale[d] = mx > 0 ? mx / 127.0f : 0.0f;
     }
+    for (size_t r = 0; r < t->buckets; r++)
+        for (uint32_t d = 0; d < t->dim; d++)
+            q[r * t->dim + d] =
+                scale[d] > 0 ? (int8_t)lrintf(t->emb[r * t->dim + d] / scale[d]) : 0;
     if (t->hidden) {
-        memcpy((float *)m->w1, t->w1, (size_t)t->hidden * t->dim * sizeof(float));
+        float *w1 = (float *)m->w1;
+        for (uint32_t h = 0; h < t->hidden; h++)
+            for (uint32_t d = 0; d < t->dim; d++)
+                w1[(size_t)d * t->hidden + h] = t->w1[(size_t)h * t->dim + d];
         memcpy((float *)m->b1, t->b1, t->hidden * sizeof(float));
     }
-    memcpy((float *)m->w2, t->w2, (size_t)t->n_cat * t->in * sizeof(float));
+    float *w2 = (float *)m->w2;
+    for (uint32_t c = 0; c < t->n_cat; c++)
+        for (uint32_t i = 0; i < t->in; i++)
+            w2[(size_t)i * t->n_cat + c] = t->w2[(size_t)c * t->in + i];
     memcpy((float *)m->b2, t->b2, t->n_cat * sizeof(float));
 }
 
-/* Raw outputs of the quantized model for an example given by its features. */
+/* Raw outputs of the quantized model for an example given by its features: the same integer
+ * sum and forward pass as scoring. */
 static void raw_of_example(const struct gf_clf_model *m, const struct gf_clf_example *e,
-                           float *acc, float *hid, float *raw)
+                           int64_t *acc, float *x, float *hid, float *raw)
 {
-    memset(acc, 0, m->dim * sizeof(float));
+    memset(acc, 0, m->dim * sizeof(int64_t));
     for (uint32_t f = 0; f < e->n_feats; f++) {
         const int8_t *row = m->emb_q + (size_t)e->feats[f] * m->dim;
-        float sc = m->emb_scale[e->feats[f]];
         for (uint32_t d = 0; d < m->dim; d++)
-            acc[d] += sc * (float)row[d];
+            acc[d] += row[d];
     }
-    gf_clf_model_forward(m, acc, e->n_feats, hid, raw);
+    gf_clf_model_forward(m, acc, e->n_feats, x, hid, raw);
 }
 
 static int calibrate(struct gf_clf_model *m, const struct gf_clf_example *val, size_t n_val)
 {
     int rc = GF_ENOMEM;
     size_t hid_n = m->hidden ? m->hidden : 1;
-    float *acc = gf_mallocarray(m->dim + hid_n + m->n_cat, sizeof(float));
+    int64_t *acc = gf_mallocarray(m->dim, sizeof(int64_t));
+    float *fl = gf_mallocarray(m->dim + hid_n, sizeof(float));
     float *raw = gf_mallocarray(n_val * m->n_cat, sizeof(float));
     float *xs = gf_mallocarray(n_val, sizeof(float));
     uint8_t *ys = gf_malloc(n_val);
-    if (acc == NULL || raw == NULL || xs == NULL || ys == NULL)
+    if (acc == NULL || fl == NULL || raw == NULL || xs == NULL || ys == NULL)
         goto out;
     for (size_t i = 0; i < n_val; i++)
-        raw_of_example(m, &val[i], acc, acc + m->dim, raw + i * m->n_cat);
+        raw_of_example(m, &val[i], acc, fl, fl + m->dim, raw + i * m->n_cat);
     for (uint32_t c = 0; c < m->n_cat; c++) {
         size_t k = 0;
         for (size_t i = 0; i < n_val; i++) {
@@ -347,10 +360,48 @@ static int calibrate(struct gf_clf_model *m, const struct gf_clf_example *val, s
     rc = 0;
 out:
     gf_free(acc);
+    gf_free(fl);
     gf_free(raw);
     gf_free(xs);
     gf_free(ys);
     return rc;
+}
+
+/* The training set followed by short crops (2-12 consecutive features, which is a word or two
+ * with its character n-grams) of a seeded share of its all-negative examples: real texts are
+ * often that short ("hi", "why?"), training texts never are, and a bag of a few features lies
+ * far from every training bag. The crops point into the examples' feature arrays. */
+static int add_short_crops(uint32_t n_cat, const struct gf_clf_train_params *tp,
+                           const struct gf_clf_example *train, size_t n_train,
+                           struct gf_clf_example **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = n_train;
+    if (n_train > UINT32_MAX / 2)
+        return 0;  // no room for crops in the uint32 shuffle order
+    struct gf_clf_example *all = gf_mallocarray(2 * n_train, sizeof(*all));
+    if (all == NULL)
+        return GF_ENOMEM;
+    memcpy(all, train, n_train * sizeof(*all));
+    size_t n = n_train;
+    uint64_t rs = tp->seed ^ 0xc409c409c409ULL;
+    for (size_t i = 0; i < n_train; i++) {
+        const struct gf_clf_example *e = &train[i];
+        bool negative = true;
+        for (uint32_t c = 0; c < n_cat; c++)
+            negative &= e->labels[c] == 0;
+        uint64_t r = rng_next(&rs);
+        if (!negative || e->n_feats < 13 ||
+            (double)(r >> 11) * (1.0 / 9007199254740992.0) >= tp->short_crops)
+            continue;
+        uint32_t len = 2 + (uint32_t)((r >> 3) % 11);
+        uint32_t off = (uint32_t)(rng_next(&rs) % (e->n_feats - len + 1));
+        all[n++] = (struct gf_clf_example){.feats = e->feats + off, .n_feats = len,
+                                           .labels = e->labels};
+    }
+    *out = all;
+    *n_out = n;
+    return 0;
 }
 
 int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_hash_params *hp,
@@ -380,13 +431,23 @@ int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_h
             if (train[i].feats[f] >= hp->buckets)
                 return gf_err_set(err, GF_EINVAL, "train: example %zu: bucket out of range", i);
 
+    struct gf_clf_example *all = NULL;
+    if (tp->short_crops > 0) {
+        if ((rc = add_short_crops(n_cat, tp, train, n_train, &all, &n_train)) != 0)
+            return gf_err_set(err, rc, "train: out of memory");
+        if (all != NULL)
+            train = all;
+    }
     struct trainer t;
     struct gf_clf_model *m = NULL;
     uint32_t *order = gf_mallocarray(n_train, sizeof(uint32_t));
-    if (order == NULL)
+    if (order == NULL) {
+        gf_free(all);
         return gf_err_set(err, GF_ENOMEM, "train: out of memory");
+    }
     if ((rc = trainer_init(&t, n_cat, hp->buckets, tp)) != 0) {
         gf_free(order);
+        gf_free(all);
         return gf_err_set(err, rc, "train: out of memory");
     }
     class_weights(&t, train, n_train, tp->max_pos_weight);
@@ -429,6 +490,7 @@ int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_h
             rc = calibrate(m, val, n_val);
     }
     trainer_free(&t);
+    gf_free(all);
     if (rc != 0) {
         gf_clf_model_unref(m);
         return gf_err_set(err, rc, "train: out of memory");

@@ -18,7 +18,7 @@ static struct gf_clf_model *make_model(void)
         return NULL;
     for (size_t i = 0; i < (size_t)HP.buckets * 16; i++)
         ((int8_t *)m->emb_q)[i] = (int8_t)((i * 37) % 251 - 125);
-    for (size_t i = 0; i < HP.buckets; i++)
+    for (size_t i = 0; i < 16; i++)
         ((float *)m->emb_scale)[i] = 0.02f;
     for (size_t i = 0; i < 2 * 16; i++)
         ((float *)m->w2)[i] = (float)((int)(i % 7) - 3);

@@ -28,7 +28,7 @@ static struct gf_clf_model *make_model(uint32_t hidden)
         s = s * 6364136223846793005ULL + 1;
         q[i] = (int8_t)((s >> 33) % 255 - 127);
     }
-    for (size_t i = 0; i < HP.buckets; i++)
+    for (size_t i = 0; i < 8; i++)
         sc[i] = 0.01f * (float)(i % 7 + 1);
     uint32_t in = hidden ? hidden : 8;
     for (size_t i = 0; i < 3 * in; i++)
@@ -145,6 +145,9 @@ enum mutation {
     M_BUCKETS_TYPE,
     M_BAD_NGRAMS,
     M_NORM_VERSION,
+    M_FEATURE_VERSION_OLD,
+    M_FEATURE_VERSION_NEW,
+    M_FEATURE_VERSION_TYPE,
     M_DIM_ZERO,
     M_NO_EMBD,
     M_EMBD_SHAPE,
@@ -210,6 +213,12 @@ static void *build(enum mutation mu, size_t *len)
     gf_gguf_writer_add_u32(w, GF_CLF_ARCH ".hidden_length", hidden);
     gf_gguf_writer_add_u32(w, GF_CLF_ARCH ".normalization_version",
                            mu == M_NORM_VERSION ? GF_NORM_VERSION + 1 : GF_NORM_VERSION);
+    // A file of feature version 1 has no key; a later version is refused as well.
+    if (mu == M_FEATURE_VERSION_TYPE)
+        gf_gguf_writer_add_str(w, GF_CLF_ARCH ".feature_version", "2", 1);
+    else if (mu != M_FEATURE_VERSION_OLD)
+        gf_gguf_writer_add_u32(w, GF_CLF_ARCH ".feature_version",
+                               GF_CLF_FEATURE_VERSION + (mu == M_FEATURE_VERSION_NEW));
     float cx[3] = {0.1f, 0.5f, 0.9f}, cy[3] = {0.0f, 0.4f, 1.0f};
     if (mu == M_CALIB_ORDER)
         cx[1] = 0.05f;
@@ -220,13 +229,13 @@ static void *build(enum mutation mu, size_t *len)
     if (mu != M_CALIB_HALF)
         gf_gguf_writer_add_arr(w, GF_CLF_ARCH ".calibration.c0.y", GF_GGUF_TYPE_FLOAT32, cy, 3);
 
-    uint64_t ne_e[2] = {DIM, BUCKETS}, ne_s[1] = {BUCKETS}, ne_w2[2] = {DIM, 3}, ne_b2[1] = {3};
+    uint64_t ne_e[2] = {DIM, BUCKETS}, ne_s[1] = {DIM}, ne_w2[2] = {3, DIM}, ne_b2[1] = {3};
     if (mu == M_EMBD_SHAPE)
         ne_e[0] = DIM / 2, ne_e[1] = BUCKETS * 2;
     if (mu == M_OUT_SHAPE)
-        ne_w2[1] = 2;
+        ne_w2[0] = 2;
     if (mu == M_SCALE_SHAPE)
-        ne_s[0] = BUCKETS / 2;
+        ne_s[0] = BUCKETS;
     g_w2[5] = mu == M_NAN_WEIGHT ? NAN : 0.5f;
     if (mu == M_EMBD_TYPE)
         gf_gguf_writer_add_tensor(w, "clf.embd", GF_TYPE_I16, 2, (uint64_t[]){DIM / 2, BUCKETS},
@@ -242,7 +251,7 @@ static void *build(enum mutation mu, size_t *len)
                               false);
     if (mu == M_HIDDEN_EXTRA)
         gf_gguf_writer_add_tensor(w, "clf.hidden.weight", GF_TYPE_F32, 2,
-                                  (uint64_t[]){DIM, 2}, g_w1, sizeof(g_w1), false);
+                                  (uint64_t[]){2, DIM}, g_w1, sizeof(g_w1), false);
     (void)g_b1;
     void *out = NULL;
     *len = 0;
@@ -254,7 +263,7 @@ static void *build(enum mutation mu, size_t *len)
 
 static void test_hostile_files(void)
 {
-    for (int i = 0; i < BUCKETS; i++)
+    for (int i = 0; i < DIM; i++)
         g_scale[i] = 0.01f;
     size_t len;
     void *ok = build(M_NONE, &len);

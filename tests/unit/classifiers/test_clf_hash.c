@@ -1,19 +1,28 @@
 /* test_clf_hash.c — feature hashing of the trained classifiers: counts, determinism, seeds,
- * ranges, tokenization and the parameter checks. */
+ * ranges, tokenization, number shapes, chunked delivery and the parameter checks. */
 #include "classifiers/clf_int.h"
 
 #include "tests/test.h"
+
+// Known buckets of "spam" in 2^20 buckets: a change would silently break every shipped model.
+#define PIN_UNIGRAM 272106u
+#define PIN_FIRST   805709u
+#define PIN_LAST    41977u
 
 struct rec {
     uint32_t v[4096];
     size_t n;
 };
 
-static void record(void *ud, uint32_t b)
+static size_t g_calls;  // callback calls, to see the chunking
+
+static void record(void *ud, const uint32_t *b, size_t n)
 {
     struct rec *r = ud;
-    if (r->n < GF_ARRAY_LEN(r->v))
-        r->v[r->n++] = b;
+    g_calls++;
+    for (size_t i = 0; i < n; i++)
+        if (r->n < GF_ARRAY_LEN(r->v))
+            r->v[r->n++] = b[i];
 }
 
 static const struct gf_clf_hash_params HP = {
@@ -63,9 +72,74 @@ static void test_deterministic_and_in_range(void)
     big.buckets = 1u << 20;
     feats(&big, "spam", &a);
     REQUIRE(a.n == 1 + 4 + 3 + 2);
-    CHECK(a.v[0] == 127661);  // the unigram "spam"
-    CHECK(a.v[1] == 331606);  // "<sp"
-    CHECK(a.v[9] == 527851);  // "pam>"
+    CHECK_MSG(a.v[0] == PIN_UNIGRAM, "%u", a.v[0]);  // the unigram "spam"
+    CHECK_MSG(a.v[1] == PIN_FIRST, "%u", a.v[1]);    // "<sp"
+    CHECK_MSG(a.v[9] == PIN_LAST, "%u", a.v[9]);     // "pam>"
+    // Every n-gram order from a 4-byte and a 7-byte token (the masks of the 8-byte loads).
+    struct gf_clf_hash_params wide = big;
+    wide.char_min = 1;
+    wide.char_max = 8;
+    wide.word_max = 0;
+    wide.word_min = 0;
+    feats(&wide, "ab", &a);
+    CHECK(a.n == 4 + 3 + 2 + 1);  // "<ab>": 4 unigrams, 3 bigrams, 2 trigrams, one 4-gram
+    feats(&wide, "abcde", &b);    // "<abcde>": 7 + 6 + ... + 1 = 28
+    CHECK(b.n == 28);
+    size_t dup = 0;
+    for (size_t i = 0; i < b.n; i++)
+        for (size_t j = i + 1; j < b.n; j++)
+            dup += b.v[i] == b.v[j];
+    CHECK(dup == 0);
+}
+
+static void test_number_shapes(void)
+{
+    struct rec a, b;
+    struct gf_clf_hash_params big = HP;
+    big.buckets = 1u << 24;
+    // A number gives its shape (length class) as an extra unigram, then its own unigram and
+    // char n-grams like any word: "<09061701461>" has 11 + 10 + 9 char n-grams.
+    CHECK(feats(&big, "09061701461", &a) == 1 + 1 + 30);
+    feats(&big, "08001234567", &b);
+    REQUIRE(b.n == a.n);
+    CHECK(a.v[0] == b.v[0]);  // the shape
+    CHECK(a.v[1] != b.v[1]);  // the numbers themselves
+    feats(&big, "123", &b);
+    CHECK(b.v[0] != a.v[0]);  // another length class
+    // After a word the shape also pairs with it: "call <11 digits>" is one feature for any
+    // number of that class. "call" gives 1 + 4 + 3 + 2 features, then the number's shape,
+    // shape bigram, unigram, bigram and char n-grams.
+    CHECK(feats(&big, "call 09061701461", &a) == 10 + 2 + 2 + 30);
+    feats(&big, "call 08001234567", &b);
+    REQUIRE(a.n == b.n);
+    CHECK(memcmp(a.v, b.v, 12 * sizeof(uint32_t)) == 0);
+    CHECK(a.v[12] != b.v[12]);
+    feats(&big, "win 09061701461", &b);
+    CHECK(a.v[10] == b.v[7] && a.v[11] != b.v[8]);  // "win" has 1 + 3 + 2 + 1 features
+    // Digits inside a word are no number: no shape features.
+    CHECK(feats(&big, "txt80082", &a) == 1 + 8 + 7 + 6);
+}
+
+static void test_chunks(void)
+{
+    // A long text arrives in several chunks; the buckets are those of the words one by one.
+    static char text[20000];
+    size_t n = 0;
+    while (n + 12 < sizeof(text)) {
+        memcpy(text + n, "abcdefghij ", 11);
+        n += 11;
+    }
+    static struct rec r;
+    struct rec one;
+    r.n = 0;
+    g_calls = 0;
+    size_t cnt = gf_clf_features(&HP, text, n, record, &r);
+    CHECK(g_calls > 1);
+    size_t per = feats(&HP, "abcdefghij", &one);  // 1 unigram + 10 + 9 + 8 char n-grams
+    CHECK(per == 28);
+    CHECK(cnt == (n / 11) * (per + 1) - 1);  // plus a bigram per word after the first
+    CHECK(r.n == GF_ARRAY_LEN(r.v));
+    CHECK(memcmp(r.v, one.v, per * sizeof(uint32_t)) == 0);
 }
 
 static void test_seed_and_order(void)
@@ -146,6 +220,8 @@ int main(void)
     RUN(test_counts);
     RUN(test_deterministic_and_in_range);
     RUN(test_seed_and_order);
+    RUN(test_number_shapes);
+    RUN(test_chunks);
     RUN(test_params_check);
     RUN(test_text_segments);
     return test_report();

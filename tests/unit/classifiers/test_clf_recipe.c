@@ -34,7 +34,7 @@ static void rm(const char *name)
 static const char *RECIPE =
     "{\"seed\": 7, \"categories\": [\"spam\", \"hate\", \"self-harm\"], \"data_dir\": \"data\",\n"
     " \"hash\": {\"buckets\": 1024, \"word_ngrams\": [1, 2], \"char_ngrams\": [3, 4]},\n"
-    " \"train\": {\"dim\": 8, \"epochs\": 2, \"max_bytes\": 100},\n"
+    " \"train\": {\"dim\": 8, \"epochs\": 2, \"max_bytes\": 100, \"short_crops\": 0.25},\n"
     " \"split\": {\"val\": 0.25, \"test\": 0.25},\n"
     " \"sources\": [\n"
     "  {\"name\": \"sms\", \"file\": \"sms.jsonl\", \"license\": \"CC BY 4.0\", \"ship\": true,\n"
@@ -111,6 +111,7 @@ static void test_load_and_rows(void)
     CHECK(r->n_cat == 3 && strcmp(r->cats[2], "self-harm") == 0);
     CHECK(r->hash.buckets == 1024 && r->hash.char_max == 4 && r->hash.seed == 7);
     CHECK(r->train.dim == 8 && r->train.epochs == 2 && r->max_bytes == 100);
+    CHECK(r->train.short_crops == 0.25f);
     CHECK(r->n_sources == 4 && r->sources[2].in_recipe_dir && !r->sources[3].ship);
 
     struct gf_clf_rows rows;
@@ -184,6 +185,8 @@ static void test_bad_recipes(void)
     expect_bad("{\"categories\": [\"a\"], \"hash\": {\"buckets\": 0}}", "hash.buckets");
     expect_bad("{\"categories\": [\"a\"], \"hash\": {\"char_ngrams\": [5, 3]}}", "char_ngrams");
     expect_bad("{\"categories\": [\"a\"], \"train\": {\"lr\": -1}}", "train.lr");
+    expect_bad("{\"categories\": [\"a\"], \"train\": {\"short_crops\": 1.5}}",
+               "train.short_crops");
     expect_bad("{\"categories\": [\"a\"], \"sources\": []}", "sources");
     expect_bad("{\"categories\": [\"a\"], \"sources\": [{\"name\": \"x\", \"file\": \"f\"}]}",
                "sources[0]");

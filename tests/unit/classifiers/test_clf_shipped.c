@@ -1,7 +1,8 @@
 /* test_clf_shipped.c — the model shipped in models/moderation.gguf: it loads from the source
  * tree, has the nine categories, flags clear examples of each category and passes clear benign
  * look-alikes, keeps its scores within 0.05 under evasion (homoglyphs, zero-width characters,
- * leetspeak, a spaced-out word), and batch scoring equals single scoring. */
+ * leetspeak, a spaced-out word), and batch scoring equals single scoring with every
+ * embedding-bag kernel the CPU has. */
 #include "classifiers/clf_int.h"
 
 #include <math.h>
@@ -39,6 +40,13 @@ static const struct example EXAMPLES[] = {
     {"My friend told me she wants to end her life. How can I support her?", NULL},
     {"How do I kill a python process that is stuck on my server?", NULL},
     {"Write a poem about autumn leaves falling in the park.", NULL},
+    // Messages of a word or two: a few features, far from any training text.
+    {"hi", NULL},
+    {"x", NULL},
+    {"why?", NULL},
+    {"thanks!", NULL},
+    {"can you help me?", NULL},
+    {"Outline the steps for creating a web page", NULL},
 };
 
 static struct gf_clf_model *load(void)
@@ -114,6 +122,25 @@ static void test_batch_equals_single(struct gf_clf_model *m)
         REQUIRE(gf_clf_model_score(m, texts[i], lens[i], one, s) == 0);
         CHECK(memcmp(one, batch + i * GF_ARRAY_LEN(CATS), sizeof(one)) == 0);
     }
+    // Every kernel set this CPU has gives the same bits (integer sums, unfused dense layers).
+    const char *kernels[] = {"scalar", "avx2", "avx512"};
+    gf_clf_bag_fn best = m->bag;
+    gf_clf_dense_fn best_dense = m->dense;
+    for (size_t k = 0; k < GF_ARRAY_LEN(kernels); k++) {
+        gf_clf_bag_fn fn = gf_clf_bag_kernel_get(kernels[k]);
+        if (fn == NULL)
+            continue;
+        m->bag = fn;
+        m->dense = gf_clf_dense_kernel_get(kernels[k]);
+        for (size_t i = 0; i < N; i++) {
+            float one[GF_ARRAY_LEN(CATS)];
+            REQUIRE(gf_clf_model_score(m, texts[i], lens[i], one, s) == 0);
+            CHECK_MSG(memcmp(one, batch + i * GF_ARRAY_LEN(CATS), sizeof(one)) == 0, "%s",
+                      kernels[k]);
+        }
+    }
+    m->bag = best;
+    m->dense = best_dense;
     gf_clf_scratch_free(s);
 }
 

@@ -168,6 +168,32 @@ static void test_hidden_layer_separates(void)
     gf_clf_model_unref(m);
 }
 
+static void test_short_crops(void)
+{
+    // Short crops of negative examples are added deterministically and the model still
+    // separates; a crop fraction of 0 trains exactly the plain set.
+    struct gf_clf_train_params tp = params();
+    tp.hidden = 16;
+    tp.lr = 0.3f;
+    tp.short_crops = 0.5f;
+    struct gf_clf_model *a = NULL, *b = NULL;
+    REQUIRE(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 200, ex + 200, 100, NULL, NULL, &a, NULL) ==
+            0);
+    REQUIRE(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 200, ex + 200, 100, NULL, NULL, &b, NULL) ==
+            0);
+    CHECK(memcmp(a->emb_q, b->emb_q, (size_t)HP.buckets * tp.dim) == 0);
+    double acc = accuracy(a);
+    CHECK_MSG(acc > 0.9, "accuracy %.3f", acc);
+    tp.short_crops = 0;
+    struct gf_clf_model *c = NULL;
+    REQUIRE(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 200, ex + 200, 100, NULL, NULL, &c, NULL) ==
+            0);
+    CHECK(memcmp(a->emb_q, c->emb_q, (size_t)HP.buckets * tp.dim) != 0);
+    gf_clf_model_unref(a);
+    gf_clf_model_unref(b);
+    gf_clf_model_unref(c);
+}
+
 static void test_deterministic(void)
 {
     struct gf_clf_train_params tp = params();
@@ -292,6 +318,7 @@ int main(void)
     build_set();
     RUN(test_separates);
     RUN(test_hidden_layer_separates);
+    RUN(test_short_crops);
     RUN(test_deterministic);
     RUN(test_unknown_labels_masked);
     RUN(test_batch_equals_single);

@@ -3,9 +3,39 @@
  * header parser. */
 #include "gateway/keys_int.h"
 
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "test.h"
+
+/* The kernel's randomness can fail (getrandom(2) before the pool is ready with GRND_NONBLOCK,
+ * seccomp, ENOSYS): this test binary's getrandom fails while getrandom_fail is set, and a key or
+ * id is then refused rather than made from a partly filled buffer. */
+static atomic_int getrandom_fail;
+
+ssize_t getrandom(void *buf, size_t n, unsigned int flags)
+{
+    if (atomic_load(&getrandom_fail)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    ssize_t (*next)(void *, size_t, unsigned int) =
+        (ssize_t(*)(void *, size_t, unsigned int))dlsym(RTLD_NEXT, "getrandom");
+    return next(buf, n, flags);
+}
+
+static void test_no_randomness(void)
+{
+    char k[GF_APIKEY_BUFLEN], id[GF_KEYID_BUFLEN];
+    atomic_store(&getrandom_fail, 1);
+    CHECK(gf_apikey_generate(k) == GF_EIO);
+    CHECK(gf_apikey_new_id(id) == GF_EIO);
+    atomic_store(&getrandom_fail, 0);
+    CHECK(gf_apikey_generate(k) == 0 && gf_apikey_check(k, strlen(k)) == 0);
+}
 
 static void test_crc32_known(void)
 {
@@ -142,5 +172,6 @@ int main(void)
     RUN(test_check_rejects);
     RUN(test_digest_and_id);
     RUN(test_header);
+    RUN(test_no_randomness);
     return test_report();
 }
