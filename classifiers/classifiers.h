@@ -127,6 +127,8 @@ struct gf_scan {
     size_t len;
     const struct gf_norm *norm;  // its canonical form with byte map, or NULL to skip it
     struct gf_scan_scratch *scratch;  // the calling thread's scratch (never shared)
+    uint64_t id;  // non-zero: names this text (and norm) within scratch, so that detectors of
+                  // one evaluation share what they learn about it (the PII census); 0: no sharing
 };
 
 struct gf_detector;

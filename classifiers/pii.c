@@ -141,11 +141,7 @@ struct pii {
 
 struct census {
     uint32_t literals;  // N_LITERAL types one of whose literals the text holds
-    size_t ats, colons;
-    size_t group;    // most digits in a row separated by at most one [ -] each
-    size_t dotted;   // most digits in a row separated by at most one '.' each
-    bool phone;      // a stretch of [0-9 ().-] whose first and last digits are >= 6 apart
-    bool iban;       // [A-Z]{2}[0-9]{2}
+    struct gf_rx_census k;
 };
 
 static bool is_digit(unsigned char c)
@@ -195,7 +191,7 @@ static bool wakes8(uint64_t x)
 
 // One pass over the text; runs of plain bytes (most of prose) cost a table look-up each, and
 // where no digit run is open, eight bytes are skipped at a time.
-static void count(const char *str, size_t n, struct census *c)
+static void count(const char *str, size_t n, struct gf_rx_census *c)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t group = 0, dotted = 0;
@@ -215,20 +211,25 @@ static void count(const char *str, size_t n, struct census *c)
                 i++;
             continue;
         }
-        if (k == K_DIGIT) {
-            group++;
-            dotted++;
+        if (k == K_DIGIT) {  // a run of digits [i, j) at once
+            size_t j = i + 1;
+            while (j < n && is_digit(s[j]))
+                j++;
+            group += j - i;
+            dotted += j - i;
             if (group > c->group)
                 c->group = group;
             if (dotted > c->dotted)
                 c->dotted = dotted;
             if (run_first == SIZE_MAX)
                 run_first = i;
-            else if (i - run_first >= 6)
+            if (j - 1 - run_first >= 6)
                 c->phone = true;
-            if (prev_digit && i >= 3 && is_upper(s[i - 2]) && is_upper(s[i - 3]))
+            // [A-Z]{2}[0-9]{2}: only the run's second digit can follow two capitals.
+            if (j - i >= 2 && i >= 2 && is_upper(s[i - 1]) && is_upper(s[i - 2]))
                 c->iban = true;
             prev_digit = true;
+            i = j - 1;
             continue;
         }
         // A separator keeps a group only right after a digit (the patterns allow one).
@@ -248,17 +249,17 @@ static bool worth(const struct pii_def *d, const struct census *c, const char *s
 {
     switch (d->need) {
     case N_AT:
-        return c->ats > 0;
+        return c->k.ats > 0;
     case N_PHONE:
-        return c->phone;
+        return c->k.phone;
     case N_GROUP:
-        return c->group >= (size_t)d->min_digits;
+        return c->k.group >= (size_t)d->min_digits;
     case N_DOTTED:
-        return c->dotted >= (size_t)d->min_digits;
+        return c->k.dotted >= (size_t)d->min_digits;
     case N_IBAN:
-        return c->iban;
+        return c->k.iban;
     case N_COLONS:
-        return c->colons >= 2;
+        return c->k.colons >= 2;
     case N_LITERAL:
         (void)s;
         (void)n;
@@ -328,6 +329,32 @@ static uint32_t find_literals(const struct pii *p, const char *s, size_t n)
     return found;
 }
 
+// The census of the text or of its canonical form, shared through the scratch by the pii
+// detectors of one evaluation (a policy often has several pii rules).
+static void census_of(const struct gf_scan *in, bool canon, struct gf_rx_census *out)
+{
+    struct gf_scan_scratch *s = in->scratch;
+    if (in->id != 0 && s->census_id != in->id) {
+        s->census_id = in->id;
+        s->census_orig = s->census_canon = false;
+    }
+    bool *have = canon ? &s->census_canon : &s->census_orig;
+    struct gf_rx_census *cached = canon ? &s->canon : &s->orig;
+    if (in->id != 0 && *have) {
+        *out = *cached;
+        return;
+    }
+    memset(out, 0, sizeof(*out));
+    if (canon)
+        count(in->norm->text, in->norm->len, out);
+    else
+        count(in->text, in->len, out);
+    if (in->id != 0) {
+        *cached = *out;
+        *have = true;
+    }
+}
+
 static bool is_local(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || is_upper(c) || is_digit(c) || c == '.' || c == '_' ||
@@ -370,12 +397,12 @@ static int pii_scan(const struct gf_detector *d, const struct gf_scan *in, struc
     const struct pii *p = d->impl;
     struct census c = {0}, cc = {0};
     if (p->mask & ~p->literal_types)
-        count(in->text, in->len, &c);
+        census_of(in, false, &c.k);
     if (p->literal_types)
         c.literals = find_literals(p, in->text, in->len);
     bool canon = (p->mask & p->numeric_types) && gf_rx_canon_differs(in);
     if (canon)
-        count(in->norm->text, in->norm->len, &cc);
+        census_of(in, true, &cc.k);
     struct walk w = {in, in->text, out, out->n, 0, false, err};
     for (int t = 0; t < GF_PII_COUNT; t++) {
         if (!(p->mask & (1u << t)))
@@ -384,7 +411,7 @@ static int pii_scan(const struct gf_detector *d, const struct gf_scan *in, struc
         if (t == GF_PII_EMAIL && p->email_at != NULL) {
             w.subj = in->text;
             w.canonical = false;
-            if (c.ats > 0) {
+            if (c.k.ats > 0) {
                 int rc = scan_emails(p, &w);
                 if (rc != 0)
                     return rc;

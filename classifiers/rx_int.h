@@ -9,8 +9,21 @@
 
 #include "classifiers/classifiers.h"
 
+/* What the PII census learns about a text (pii.c): the same for every pii detector. */
+struct gf_rx_census {
+    size_t ats, colons;
+    size_t group;    // most digits in a row separated by at most one [ -] each
+    size_t dotted;   // most digits in a row separated by at most one '.' each
+    bool phone;      // a stretch of [0-9 ().-] whose first and last digits are >= 6 apart
+    bool iban;       // [A-Z]{2}[0-9]{2}
+};
+
 /* The per-thread scratch behind struct gf_scan_scratch. */
 struct gf_scan_scratch {
+    // The census of the text (and of its canonical form) named by census_id (gf_scan.id).
+    uint64_t census_id;
+    bool census_orig, census_canon;
+    struct gf_rx_census orig, canon;
     pcre2_general_context *gctx;
     pcre2_match_context *mctx;  // match and depth limits, the JIT stack
     pcre2_jit_stack *jit;

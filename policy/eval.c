@@ -18,6 +18,7 @@ struct gf_policy_ctx {
     bool *scored;
     size_t cap;
     struct gf_detector *spam;   // for moderation when no trained spam model is loaded
+    uint64_t texts;             // texts evaluated: names each one for the detectors' caches
 };
 
 struct gf_policy_ctx *gf_policy_ctx_new(void)
@@ -100,7 +101,7 @@ int gf_policy_eval_group(const struct gf_policy *p, struct gf_policy_ctx *c, con
         memset(c->scored, 0, p->n_clfs * sizeof(*c->scored));
     struct gf_norm norm = {0};
     bool normalized = false;
-    struct gf_scan in = {text, len, NULL, c->scratch};
+    struct gf_scan in = {text, len, NULL, c->scratch, 0};
     bool exempt = false, fired_any = false;
     enum gf_action worst = GF_ACTION_ALLOW;
     for (size_t i = 0; i < g->n_rules && worst != GF_ACTION_BLOCK && !exempt; i++) {
@@ -115,6 +116,7 @@ int gf_policy_eval_group(const struct gf_policy *p, struct gf_policy_ctx *c, con
             if (rc != 0)
                 return rc;
             in.norm = &norm;
+            in.id = ++c->texts;
             normalized = true;
         }
         bool fired = false;
@@ -247,7 +249,7 @@ int gf_policy_moderate(const struct gf_policy *p, struct gf_policy_ctx *c, const
         if (c->spam == NULL && (rc = gf_spam_new(&c->spam, err)) != 0)
             return rc;
         gf_hits_reset(&c->hits);
-        struct gf_scan in = {text, len, &norm, c->scratch};
+        struct gf_scan in = {text, len, &norm, c->scratch, 0};
         if ((rc = gf_detector_scan(c->spam, &in, &c->hits, err)) != 0)
             return rc;
         scores[(*n)++] = (struct gf_score){"spam", c->hits.n ? c->hits.v[0].score : 0.0};

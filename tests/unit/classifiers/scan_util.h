@@ -32,7 +32,7 @@ static int scan(const struct gf_detector *d, const char *s)
     gf_hits_reset(&hits);
     if (gf_normalize(s, strlen(s), &n, &err) != 0)
         return -1;
-    struct gf_scan in = {s, strlen(s), &n, scratch};
+    struct gf_scan in = {s, strlen(s), &n, scratch, 0};
     int rc = gf_detector_scan(d, &in, &hits, &err);
     gf_norm_cleanup(&n);
     if (rc != 0) {

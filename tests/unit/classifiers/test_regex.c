@@ -89,7 +89,7 @@ static void test_regex_limit(void)
     s[40] = 'b';
     s[41] = '\0';
     struct gf_err err = {0};
-    struct gf_scan in = {s, strlen(s), NULL, scratch};
+    struct gf_scan in = {s, strlen(s), NULL, scratch, 0};
     gf_hits_reset(&hits);
     CHECK(gf_detector_scan(d, &in, &hits, &err) == GF_ETOOBIG);
     CHECK(strstr(err.msg, "cannot be decided") != NULL);
