@@ -77,6 +77,31 @@ enum gf_gen_event_type {
 struct gf_gen_usage {
     int prompt_tokens;
     int completion_tokens;
+    /* The embedded engine's compute time for the request: the forward passes of the steps it
+     * took part in (a step shared by several sequences counts whole for each) and its own
+     * sampling. 0 when unknown (the upstream engine). The gateway reports it in the reply's
+     * Server-Timing header, so the time spent outside the model can be measured. */
+    uint64_t engine_ns;
+};
+
+/* The log-probability of one generated token (requests with logprobs): its bytes (a piece of
+ * text, not necessarily whole UTF-8 characters) and log-probability under the distribution
+ * it was drawn from (penalties applied, temperature 1), with the n_top most likely tokens of
+ * that step (top_logprobs; OpenAI allows up to 20). */
+struct gf_gen_top_logprob {
+    const char *token;
+    size_t len;
+    float logprob;
+};
+
+#define GF_GEN_MAX_TOP_LOGPROBS 20
+
+struct gf_gen_logprob {
+    const char *token;
+    size_t len;
+    float logprob;
+    int n_top;
+    struct gf_gen_top_logprob top[GF_GEN_MAX_TOP_LOGPROBS];
 };
 
 /* An event. Pointers are borrowed for the duration of the callback only. */
@@ -93,6 +118,10 @@ struct gf_gen_event {
     /* DELTA with choice_done, or DONE: "stop", "length", "tool_calls", "content_filter". */
     const char *finish_reason;
     bool choice_done;           // DELTA: this choice has finished (finish_reason is set)
+    /* DELTA: the tokens generated since the previous delta of this choice, in order, when the
+     * request asked for logprobs (the embedded engine); NULL/0 otherwise. */
+    const struct gf_gen_logprob *logprobs;
+    int n_logprobs;
     struct gf_gen_usage usage;  // DONE; for ERROR, what was consumed so far
     const char *model;          // DONE: the model that answered (may be NULL)
     int err_code;               // ERROR: GF_E* code

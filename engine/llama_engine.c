@@ -22,6 +22,7 @@
 #define MAX_BATCH      512        // tokens per forward pass
 #define KV_F32_MAX     (256u << 20) // per-sequence cache above which F16 is used by default
 #define DEFAULT_SEQS   8
+#define GF_LLAMA_MAX_CHOICES 16   // n: each choice is a sequence of its own
 
 /* ---- worker -> loop ----------------------------------------------------------------------- */
 
@@ -46,6 +47,15 @@ void gf_llama_gen_free(struct gf_gen *g)
 {
     if (g == NULL)
         return;
+    struct gf_gen_group *grp = g->group;
+    if (grp != NULL && g != grp->parent) {
+        grp->members[g->index] = NULL;
+        if (--grp->live == 0) {
+            gf_free(grp->parent);
+            gf_free(grp);
+        }
+    }
+    gf_free(g->lps);
     gf_free(g->prompt);
     for (size_t i = 0; i < g->n_stop; i++)
         gf_free(g->stop[i]);
@@ -69,6 +79,21 @@ static int status_of(int code)
     }
 }
 
+/* Cancels every choice of g's request (the worker frees their slots at its next step). */
+static void cancel_all(struct llama_engine *e, struct gf_gen *g)
+{
+    if (g->group == NULL) {
+        atomic_store(&g->cancelled, true);
+    } else {
+        for (int i = 0; i < g->group->n; i++)
+            if (g->group->members[i] != NULL)
+                atomic_store(&g->group->members[i]->cancelled, true);
+    }
+    pthread_mutex_lock(&e->mu);
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
 static void deliver(struct llama_engine *e, struct msg *m)
 {
     struct gf_gen *g = m->gen;
@@ -76,9 +101,10 @@ static void deliver(struct llama_engine *e, struct msg *m)
         gf_llama_gen_free(g);
         return;
     }
-    if (atomic_load(&g->cancelled))
+    struct gf_gen_group *grp = g->group;
+    if (atomic_load(&g->cancelled) || (grp != NULL && grp->ended))
         return;
-    struct gf_gen_event ev = {.index = 0};
+    struct gf_gen_event ev = {.index = g->index};
     switch (m->kind) {
     case MSG_DELTA:
         ev.type = GF_GEN_EV_DELTA;
@@ -90,14 +116,32 @@ static void deliver(struct llama_engine *e, struct msg *m)
         g->role_sent = true;
         ev.finish_reason = m->finish;
         ev.choice_done = m->finish != NULL;
+        ev.logprobs = m->lps;
+        ev.n_logprobs = m->n_lps;
         break;
     case MSG_DONE:
         ev.type = GF_GEN_EV_DONE;
         ev.finish_reason = m->finish;
         ev.usage = m->usage;
         ev.model = e->model_id;
+        if (grp != NULL) {  // the request is done when its last choice is
+            grp->usage.prompt_tokens = m->usage.prompt_tokens;
+            grp->usage.completion_tokens += m->usage.completion_tokens;
+            // the choices ran side by side: the request took as long as its slowest
+            if (m->usage.engine_ns > grp->usage.engine_ns)
+                grp->usage.engine_ns = m->usage.engine_ns;
+            if (++grp->n_done < grp->n)
+                return;
+            ev.usage = grp->usage;
+            ev.index = 0;
+            grp->ended = true;
+        }
         break;
     case MSG_ERROR:
+        if (grp != NULL) {  // one failed choice fails the request: stop the others
+            grp->ended = true;
+            cancel_all(e, g);
+        }
         ev.type = GF_GEN_EV_ERROR;
         ev.usage = m->usage;
         ev.err_code = m->err_code;
@@ -126,6 +170,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         list = m->next;
         deliver(e, m);
         gf_free(m->text);
+        gf_free(m->lps);
         gf_free(m);
     }
 }
@@ -194,16 +239,55 @@ static int encode_request(struct llama_engine *e, const struct gf_gen_request *r
     return 0;
 }
 
+/* One generation (one choice) of a request whose prompt is already tokenized. */
+static struct gf_gen *gen_new(struct llama_engine *e, const struct gf_gen_request *req,
+                              const int32_t *ids, size_t n_ids, uint64_t seed, int index,
+                              gf_gen_event_fn cb, void *ud)
+{
+    const struct gf_gen_params *p = &req->params;
+    struct gf_gen *g = gf_calloc(1, sizeof(*g));
+    if (g == NULL)
+        return NULL;
+    g->e = e;
+    g->cb = cb;
+    g->ud = ud;
+    g->index = index;
+    atomic_init(&g->cancelled, false);
+    g->chat = req->kind == GF_GEN_CHAT;
+    g->prompt = gf_mallocarray(n_ids, sizeof(int));
+    g->n_prompt = (int)n_ids;
+    g->max_tokens = p->max_tokens;
+    g->slot = -1;
+    g->n_top = p->logprobs ? p->top_logprobs : -1;
+    g->sp = (struct gf_sampler_params){
+        .temperature = (float)p->temperature,
+        .top_k = p->top_k,
+        .top_p = (float)p->top_p,
+        .min_p = (float)p->min_p,
+        .repetition_penalty = (float)p->repetition_penalty,
+        .frequency_penalty = (float)p->frequency_penalty,
+        .presence_penalty = (float)p->presence_penalty,
+        .seed = seed,
+    };
+    if (g->prompt == NULL || copy_stops(g, p) != 0) {
+        gf_llama_gen_free(g);
+        return NULL;
+    }
+    memcpy(g->prompt, ids, n_ids * sizeof(int));
+    return g;
+}
+
 static int llama_submit(struct gf_engine *pub, const struct gf_gen_request *req,
                         gf_gen_event_fn cb, void *ud, struct gf_gen **out, struct gf_err *err)
 {
     struct llama_engine *e = impl(pub);
     *out = NULL;
     const struct gf_gen_params *p = &req->params;
-    if (p->n != 1)
-        return gf_err_set(err, GF_EUNSUPPORTED, "n: the embedded engine generates one choice");
-    if (p->logprobs)
-        return gf_err_set(err, GF_EUNSUPPORTED, "logprobs: not supported by the embedded engine");
+    if (p->n < 1 || p->n > GF_LLAMA_MAX_CHOICES)
+        return gf_err_set(err, GF_EINVAL, "n: the embedded engine generates 1 to %d choices",
+                          GF_LLAMA_MAX_CHOICES);
+    if (p->logprobs && (p->top_logprobs < 0 || p->top_logprobs > GF_GEN_MAX_TOP_LOGPROBS))
+        return gf_err_set(err, GF_EINVAL, "top_logprobs: 0 to %d", GF_GEN_MAX_TOP_LOGPROBS);
     int rc = check_body(req->body, err);
     if (rc != 0)
         return rc;
@@ -222,56 +306,64 @@ static int llama_submit(struct gf_engine *pub, const struct gf_gen_request *req,
                           "room for at least one generated token)",
                           n_ids, e->n_ctx);
     }
-    struct gf_gen *g = gf_calloc(1, sizeof(*g));
-    if (g == NULL) {
-        gf_free(ids);
-        return gf_err_set(err, GF_ENOMEM, "out of memory");
-    }
-    g->e = e;
-    g->cb = cb;
-    g->ud = ud;
-    atomic_init(&g->cancelled, false);
-    g->chat = req->kind == GF_GEN_CHAT;
-    g->prompt = (int *)ids;  // int32_t and int are the same width on every target we build
-    g->n_prompt = (int)n_ids;
-    g->max_tokens = p->max_tokens;
-    g->slot = -1;
     uint64_t seed = p->seed;
     if (!p->has_seed && gf_random_bytes(&seed, sizeof(seed)) != 0)
         seed = gf_now_ns();
-    g->sp = (struct gf_sampler_params){
-        .temperature = (float)p->temperature,
-        .top_k = p->top_k,
-        .top_p = (float)p->top_p,
-        .min_p = (float)p->min_p,
-        .repetition_penalty = (float)p->repetition_penalty,
-        .frequency_penalty = (float)p->frequency_penalty,
-        .presence_penalty = (float)p->presence_penalty,
-        .seed = seed,
-    };
-    if (copy_stops(g, p) != 0) {
-        gf_llama_gen_free(g);
-        return gf_err_set(err, GF_ENOMEM, "out of memory");
+    struct gf_gen_group *grp = NULL;
+    if (p->n > 1) {
+        grp = gf_calloc(1, sizeof(*grp) + (size_t)p->n * sizeof(struct gf_gen *));
+        if (grp == NULL || (grp->parent = gf_calloc(1, sizeof(struct gf_gen))) == NULL) {
+            gf_free(grp);
+            gf_free(ids);
+            return gf_err_set(err, GF_ENOMEM, "out of memory");
+        }
+        grp->n = p->n;
+        grp->parent->group = grp;
     }
+    // choice i draws from seed + i: the same seed gives the same n choices, and they differ
+    struct gf_gen *first = NULL, *last = NULL;
+    for (int i = 0; i < p->n; i++) {
+        struct gf_gen *g = gen_new(e, req, ids, n_ids, seed + (uint64_t)i, i, cb, ud);
+        if (g == NULL) {
+            if (first == NULL && grp != NULL) {  // no member yet to free the group with
+                gf_free(grp->parent);
+                gf_free(grp);
+            }
+            while (first != NULL) {
+                struct gf_gen *next = first->next;
+                gf_llama_gen_free(first);
+                first = next;
+            }
+            gf_free(ids);
+            return gf_err_set(err, GF_ENOMEM, "out of memory");
+        }
+        if (grp != NULL) {
+            g->group = grp;
+            grp->members[i] = g;
+            grp->live++;
+        }
+        if (last != NULL)
+            last->next = g;
+        else
+            first = g;
+        last = g;
+    }
+    gf_free(ids);
     pthread_mutex_lock(&e->mu);
     if (e->incoming_tail != NULL)
-        e->incoming_tail->next = g;
+        e->incoming_tail->next = first;
     else
-        e->incoming = g;
-    e->incoming_tail = g;
+        e->incoming = first;
+    e->incoming_tail = last;
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
-    *out = g;
+    *out = grp != NULL ? grp->parent : first;
     return 0;
 }
 
 static void llama_cancel(struct gf_engine *pub, struct gf_gen *g)
 {
-    struct llama_engine *e = impl(pub);
-    atomic_store(&g->cancelled, true);
-    pthread_mutex_lock(&e->mu);
-    pthread_cond_signal(&e->cv);
-    pthread_mutex_unlock(&e->mu);
+    cancel_all(impl(pub), g);
 }
 
 static bool llama_ready(struct gf_engine *pub)
@@ -326,6 +418,7 @@ static void llama_close(struct gf_engine *pub)
         if (m->kind == MSG_RETIRE)
             gf_llama_gen_free(m->gen);
         gf_free(m->text);
+        gf_free(m->lps);
         gf_free(m);
     }
     if (e->notify_ev != NULL)

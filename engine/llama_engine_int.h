@@ -29,14 +29,32 @@ struct msg {
     char *text;            // DELTA: owned copy (may be NULL when empty)
     size_t len;
     int n_tokens;
+    struct gf_gen_logprob *lps; // DELTA: owned, n_lps entries (logprobs requests)
+    int n_lps;
     const char *finish;    // static string or NULL
     struct gf_gen_usage usage;
     int err_code;
     char err_msg[160];
 };
 
+/* The choices of one request with n > 1: one generation (and one sequence slot) per choice.
+ * The caller holds `parent`, a generation that never reaches the worker, so its handle stays
+ * valid until the final event whatever order the members retire in; the parent and the group
+ * are freed with the last member. Loop side only. */
+struct gf_gen_group {
+    int n;                 // choices
+    int live;              // members not yet freed
+    struct gf_gen *parent;
+    int n_done;            // members whose DONE arrived
+    bool ended;            // the final event (DONE or ERROR) was delivered
+    struct gf_gen_usage usage; // prompt counted once, completions summed
+    struct gf_gen *members[]; // [n]; NULL once freed
+};
+
 struct gf_gen {
     struct gf_gen *next;   // in the engine's incoming queue
+    struct gf_gen_group *group; // n > 1 only
+    int index;             // choice index
     struct llama_engine *e;
     gf_gen_event_fn cb;    // loop side only
     void *ud;
@@ -62,6 +80,10 @@ struct gf_gen {
     struct gf_detok detok; // token ids to whole UTF-8 characters
     struct gf_sampler sampler;
     struct gf_buf raw;     // bytes decoded but not yet sent (cut UTF-8, possible stop prefix)
+    int n_top;             // logprobs: -1 = off, else top_logprobs (0-20)
+    struct gf_gen_logprob *lps; // tokens not yet covered by a delta (logprobs requests)
+    int n_lps, cap_lps;
+    uint64_t engine_ns;    // compute time spent for this generation (usage.engine_ns)
 };
 
 struct slot {

@@ -11,6 +11,7 @@
 
 #include <cblas.h>
 
+#include "engine/gemm_int.h"
 #include "engine/kernels_int.h"
 #include "engine/threadpool_int.h"
 
@@ -42,7 +43,13 @@ struct gf_llm_ctx {
     float *att;              // [n_threads][max_ctx] attention scores
     struct gf_block_q8 *xq;  // [T][max_cols / 32 + 1] quantized activations
     unsigned char *xrec;     // [max_cols / 32][T] records of xq for the kernels (gf_mv_prep)
-    float *tile;             // [n_threads][tile_rows][max_cols] dequantized weights
+    float *tile;             // [n_threads][tile_bytes]: dequantized or packed weights
+    size_t tile_bytes;
+    const struct gf_gemm *gq; // prompt products on AVX-512 (VNNI), or NULL (sgemm)
+    uint8_t *xpq;            // [T][max_cols / 32 * 32] activations packed for gq
+    float *xps;              // [T][max_cols / 32] their block scales
+    float *xt;               // [max_cols][ldt] activations transposed for gq->f32
+    int ldt;                 // max_tokens rounded up to 16
 };
 
 /* Runs fn on the pool, or inline on this thread when the job is too small to share. */
@@ -65,6 +72,8 @@ struct mm_job {
     struct gf_mv_x mv;      // the activations as the matvec kernels take them
     int T;
     bool gemm;
+    bool packed;            // quantized weights go through c->gq with c->xpq/xps
+    bool f32t;              // F32 weights go through c->gq->f32 with c->xt
     int chunk_rows;         // decode products: rows per chunk (a multiple of ROW_ALIGN)
 };
 
@@ -76,10 +85,37 @@ static void mm_rows_dot(const struct mm_job *j, const struct gf_llm_weight *w, f
               r1 - r0, w->cols, &j->mv, y + r0, (size_t)w->rows);
 }
 
+/* Integer path: packs tiles of weight rows (once per tile, for all T tokens) and runs them
+ * against the activations matmul() packed. */
+static void mm_rows_packed(const struct mm_job *j, const struct gf_llm_weight *w, float *y, int r0,
+                           int r1, int ith)
+{
+    const struct gf_gemm *g = j->c->gq;
+    int nb = w->cols / GF_QK, tr = j->c->tile_rows;
+    uint8_t *wp = (uint8_t *)j->c->tile + (size_t)ith * j->c->tile_bytes;
+    for (int t0 = r0; t0 < r1; t0 += tr) {
+        int nr = r1 - t0 < tr ? r1 - t0 : tr;
+        for (int r = 0; r < nr; r += 4)
+            g->pack_w(w->type, (const char *)w->data + (size_t)(t0 + r) * w->row_bytes,
+                      w->row_bytes, nr - r < 4 ? nr - r : 4, nb,
+                      wp + (size_t)(r / 4) * nb * GF_GEMM_GROUP);
+        g->tile(j->c->xpq, j->c->xps, j->T, wp, nr, nb, y + t0, (size_t)w->rows);
+    }
+}
+
 static void mm_rows_gemm(const struct mm_job *j, const struct gf_llm_weight *w, float *y, int r0,
                          int r1, int ith)
 {
     int cols = w->cols;
+    if (j->packed) {
+        mm_rows_packed(j, w, y, r0, r1, ith);
+        return;
+    }
+    if (j->f32t && w->type == GF_WT_F32) {
+        j->c->gq->f32(j->c->xt, j->T, j->c->ldt, (const float *)w->data + (size_t)r0 * cols,
+                      (size_t)cols, r1 - r0, cols, y + r0, (size_t)w->rows);
+        return;
+    }
     if (w->type == GF_WT_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, r1 - r0, cols, 1.0f, j->x,
                     cols, (const float *)w->data + (size_t)r0 * cols, cols, 0.0f, y + r0,
@@ -164,6 +200,21 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
         }
     }
     if (j.gemm) {
+        if (quant && c->gq != NULL) {
+            // every weight of the job shares cols and is quantized (q, k, v or gate, up)
+            int cols = w[0]->cols, nb = cols / GF_QK;
+            for (int t = 0; t < T; t++) {
+                c->k->quantize_q8(x + (size_t)t * cols, c->xq, cols);
+                c->gq->pack_x(c->xq, nb, c->xpq + (size_t)t * nb * GF_QK, c->xps + (size_t)t * nb);
+            }
+            j.packed = true;
+        } else if (!quant && c->gq != NULL && w[0]->type == GF_WT_F32) {
+            int cols = w[0]->cols;
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < cols; i++)
+                    c->xt[(size_t)i * c->ldt + (size_t)t] = x[(size_t)t * cols + (size_t)i];
+            j.f32t = true;
+        }
         run(c, mm_worker, &j, work);
         return;
     }
@@ -349,6 +400,14 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->max_cols = hp->hidden > wide ? hp->hidden : wide;
     int tr = TILE_BYTES / (4 * c->max_cols) / TILE_MIN * TILE_MIN;
     c->tile_rows = tr < TILE_MIN ? TILE_MIN : tr > TILE_MAX ? TILE_MAX : tr;
+    // the integer product follows the kernel table: only with AVX-512 (tests force the others)
+    c->gq = strcmp(c->k->name, "avx512") == 0 ? gf_gemm_get() : NULL;
+    int max_nb = c->max_cols / GF_QK + 1;
+    size_t packed_row = (size_t)max_nb * GF_GEMM_GROUP / 4 + GF_GEMM_GROUP; // a group of 4 rows
+    c->tile_bytes = (size_t)c->tile_rows * c->max_cols * sizeof(float);
+    if (c->tile_bytes < (size_t)c->tile_rows * packed_row)
+        c->tile_bytes = (size_t)c->tile_rows * packed_row;
+    c->tile_bytes = (c->tile_bytes + 63) / 64 * 64;
     size_t T = (size_t)max_tokens;
     c->x = gf_mallocarray(T * hp->dim, sizeof(float));
     c->xb = gf_mallocarray(T * wide, sizeof(float));
@@ -361,11 +420,16 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->cs = gf_mallocarray(T * hp->n_rot, sizeof(float));
     c->att = gf_mallocarray((size_t)n_threads * max_ctx, sizeof(float));
     c->xq = gf_mallocarray(T * (c->max_cols / GF_QK + 1), sizeof(struct gf_block_q8));
-    c->tile = gf_mallocarray((size_t)n_threads * c->tile_rows * c->max_cols, sizeof(float));
+    c->tile = gf_mallocarray((size_t)n_threads, c->tile_bytes);
     c->xrec = gf_mallocarray(T * (size_t)(c->max_cols / GF_QK), GF_MV_REC);
+    c->xpq = gf_mallocarray(T * max_nb, GF_QK);
+    c->xps = gf_mallocarray(T * max_nb, sizeof(float));
+    c->ldt = (max_tokens + 15) / 16 * 16;
+    // calloc: the padding columns past T are read (never used) by the f32 micro-kernel
+    c->xt = gf_calloc((size_t)c->ldt * c->max_cols, sizeof(float));
     int rc = GF_ENOMEM;
     if (!c->x || !c->xb || !c->tmp || !c->q || !c->kk || !c->vv || !c->hb || !c->hb2 || !c->cs ||
-        !c->att || !c->xq || !c->tile || !c->xrec)
+        !c->att || !c->xq || !c->tile || !c->xrec || !c->xpq || !c->xps || !c->xt)
         goto fail;
     if ((rc = gf_tpool_new(n_threads, &c->pool)) != 0)
         goto fail;
@@ -405,6 +469,9 @@ void gf_llm_ctx_free(struct gf_llm_ctx *c)
     gf_free(c->att);
     gf_free(c->xq);
     gf_free(c->tile);
+    gf_free(c->xpq);
+    gf_free(c->xps);
+    gf_free(c->xt);
     gf_free(c->xrec);
     gf_free(c);
 }

@@ -51,8 +51,37 @@ static void post_delta(struct llama_engine *e, struct gf_gen *g, const char *tex
     m->len = len;
     m->n_tokens = g->since_delta;
     m->finish = finish;
+    // the log-probabilities of the tokens this delta covers travel with it
+    m->lps = g->lps;
+    m->n_lps = g->n_lps;
+    g->lps = NULL;
+    g->n_lps = g->cap_lps = 0;
     g->since_delta = 0;
     gf_llama_post(e, m);
+}
+
+/* Records the log-probabilities of the token just sampled, for the next delta. */
+static int push_logprob(struct llama_engine *e, struct gf_gen *g, const struct gf_logprob *lp,
+                        const struct gf_logprob *top, int n_top)
+{
+    if (g->n_lps == g->cap_lps) {
+        int cap = g->cap_lps ? 2 * g->cap_lps : 8;
+        struct gf_gen_logprob *a = gf_realloc(g->lps, (size_t)cap * sizeof(*a));
+        if (a == NULL)
+            return GF_ENOMEM;
+        g->lps = a;
+        g->cap_lps = cap;
+    }
+    struct gf_gen_logprob *o = &g->lps[g->n_lps++];
+    memset(o, 0, sizeof(*o));
+    o->token = gf_tokenizer_piece(e->tok, lp->token, false, &o->len);
+    o->logprob = lp->logprob;
+    o->n_top = n_top;
+    for (int i = 0; i < n_top; i++) {
+        o->top[i].token = gf_tokenizer_piece(e->tok, top[i].token, false, &o->top[i].len);
+        o->top[i].logprob = top[i].logprob;
+    }
+    return 0;
 }
 
 static void post_error(struct llama_engine *e, struct gf_gen *g, int code, const char *text)
@@ -61,7 +90,7 @@ static void post_error(struct llama_engine *e, struct gf_gen *g, int code, const
     if (m != NULL) {
         m->err_code = code;
         snprintf(m->err_msg, sizeof(m->err_msg), "%s", text);
-        m->usage = (struct gf_gen_usage){g->n_prompt, g->n_gen};
+        m->usage = (struct gf_gen_usage){g->n_prompt, g->n_gen, g->engine_ns};
         gf_llama_post(e, m);
     }
 }
@@ -73,6 +102,9 @@ static void release(struct llama_engine *e, struct gf_gen *g)
     g->slot = -1;
     gf_sampler_cleanup(&g->sampler);
     gf_buf_cleanup(&g->raw);
+    gf_free(g->lps);
+    g->lps = NULL;
+    g->n_lps = g->cap_lps = 0;
     post_retire(e, g);
 }
 
@@ -123,7 +155,7 @@ static void finish(struct llama_engine *e, struct gf_gen *g, const char *reason)
     struct msg *m = msg_new(g, MSG_DONE);
     if (m != NULL) {
         m->finish = reason;
-        m->usage = (struct gf_gen_usage){g->n_prompt, g->n_gen};
+        m->usage = (struct gf_gen_usage){g->n_prompt, g->n_gen, g->engine_ns};
         gf_llama_post(e, m);
     }
     release(e, g);
@@ -255,7 +287,13 @@ static void step(struct llama_engine *e)
         return;
     struct gf_llm_batch b = {.n = n, .token = e->b_token, .pos = e->b_pos, .kv = e->b_kv,
                              .want = e->b_want, .logits = e->logits};
+    uint64_t t0 = gf_now_ns();
     int rc = gf_llm_forward(e->ctx, &b);
+    uint64_t t_fwd = gf_now_ns() - t0;
+    // every sequence of the batch waited for the whole pass (a slot's tokens are adjacent)
+    for (int i = 0; i < n; i++)
+        if (i == 0 || e->b_slot[i] != e->b_slot[i - 1])
+            e->slots[e->b_slot[i]].gen->engine_ns += t_fwd;
     int j = 0;
     for (int i = 0; i < n; i++) {
         if (!e->b_want[i])
@@ -267,10 +305,20 @@ static void step(struct llama_engine *e)
             release(e, g);
             continue;
         }
-        int tok = gf_sampler_sample(&g->sampler, logits, NULL, NULL, 0);
+        uint64_t t_s = gf_now_ns();
+        struct gf_logprob lp, top[GF_GEN_MAX_TOP_LOGPROBS];
+        int n_top = g->n_top < e->model->hp.n_vocab ? g->n_top : e->model->hp.n_vocab;
+        int tok = gf_sampler_sample(&g->sampler, logits, g->n_top >= 0 ? &lp : NULL, top,
+                                    n_top > 0 ? n_top : 0);
+        g->engine_ns += gf_now_ns() - t_s;
         // end of generation: EOS, or any control token (a template's end of turn)
         if (tok == gf_tokenizer_eos(e->tok) || gf_tokenizer_type(e->tok, tok) == GF_TOKEN_CONTROL) {
             finish(e, g, "stop");
+            continue;
+        }
+        if (g->n_top >= 0 && push_logprob(e, g, &lp, top, n_top > 0 ? n_top : 0) != 0) {
+            post_error(e, g, GF_ENOMEM, "the engine is out of memory");
+            release(e, g);
             continue;
         }
         g->n_gen++;

@@ -78,12 +78,14 @@ int gf_api_reply_json(struct gf_buf *out, const struct gf_reply_info *ri,
             else
                 rc = rc ? rc : gf_buf_append_json_str(out, text, c->text.len);
             rc = rc ? rc : put_extra(out, c->extra_json, true);
-            rc = rc ? rc : gf_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":");
+            rc = rc ? rc : gf_buf_puts(out, "},\"logprobs\":");
         } else {
             rc = rc ? rc : gf_buf_puts(out, "\"text\":");
             rc = rc ? rc : gf_buf_append_json_str(out, text, c->text.len);
-            rc = rc ? rc : gf_buf_puts(out, ",\"logprobs\":null,\"finish_reason\":");
+            rc = rc ? rc : gf_buf_puts(out, ",\"logprobs\":");
         }
+        rc = rc ? rc : gf_lp_acc_render(out, &c->lp);
+        rc = rc ? rc : gf_buf_puts(out, ",\"finish_reason\":");
         rc = rc ? rc : put_str(out, c->finish_reason ? c->finish_reason : "stop");
         rc = rc ? rc : gf_buf_putc(out, '}');
     }
@@ -97,6 +99,15 @@ int gf_api_reply_json(struct gf_buf *out, const struct gf_reply_info *ri,
 int gf_api_chunk_sse(struct gf_buf *out, const struct gf_reply_info *ri, int index,
                      const char *role, const char *text, size_t len, const char *extra_json,
                      const char *finish_reason, bool with_usage_null)
+{
+    return gf_api_chunk_sse_lp(out, ri, index, role, text, len, extra_json, finish_reason,
+                               with_usage_null, NULL);
+}
+
+int gf_api_chunk_sse_lp(struct gf_buf *out, const struct gf_reply_info *ri, int index,
+                        const char *role, const char *text, size_t len, const char *extra_json,
+                        const char *finish_reason, bool with_usage_null,
+                        const struct gf_lp_acc *lp)
 {
     bool chat = ri->kind == GF_GEN_CHAT;
     int rc = gf_buf_puts(out, "data: ");
@@ -118,12 +129,14 @@ int gf_api_chunk_sse(struct gf_buf *out, const struct gf_reply_info *ri, int ind
             first = false;
         }
         rc = rc ? rc : put_extra(out, extra_json, !first);
-        rc = rc ? rc : gf_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":");
+        rc = rc ? rc : gf_buf_puts(out, "},\"logprobs\":");
     } else {
         rc = rc ? rc : gf_buf_puts(out, "\"text\":");
         rc = rc ? rc : gf_buf_append_json_str(out, text ? text : "", text ? len : 0);
-        rc = rc ? rc : gf_buf_puts(out, ",\"logprobs\":null,\"finish_reason\":");
+        rc = rc ? rc : gf_buf_puts(out, ",\"logprobs\":");
     }
+    rc = rc ? rc : gf_lp_acc_render(out, lp);
+    rc = rc ? rc : gf_buf_puts(out, ",\"finish_reason\":");
     rc = rc ? rc : put_str(out, finish_reason);
     rc = rc ? rc : gf_buf_puts(out, "}]");
     if (with_usage_null)

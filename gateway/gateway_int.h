@@ -38,8 +38,30 @@ void gf_api_req_cleanup(struct gf_api_req *a);
 
 /* ---- responses (api_response.c) -------------------------------------------------------- */
 
+/* Token log-probabilities of one choice, rendered as they arrive (api_logprobs.c): for
+ * non-streamed replies everything, for streams what the next chunk carries. */
+struct gf_lp_acc {
+    bool on;                     // the request asked for logprobs
+    bool chat;                   // chat format, else the legacy completions arrays
+    bool withheld;               // an output filter changed the text: no more logprobs
+    int count;                   // entries held
+    struct gf_buf raw;           // the engine's text of the choice, to compare with the output
+    int64_t offset;              // completions text_offset of the next token
+    struct gf_buf content;       // chat: content entries, comma-separated
+    struct gf_buf tokens, values, tops, offsets; // completions: the four arrays' elements
+};
+
+void gf_lp_acc_init(struct gf_lp_acc *a, bool on, bool chat);
+void gf_lp_acc_cleanup(struct gf_lp_acc *a);
+/* Empties the entries (after a chunk went out); the text offset goes on. */
+void gf_lp_acc_reset(struct gf_lp_acc *a);
+int gf_lp_acc_add(struct gf_lp_acc *a, const struct gf_gen_logprob *lps, int n);
+/* The "logprobs" value: null when off or empty, else the object of the request's format. */
+int gf_lp_acc_render(struct gf_buf *out, const struct gf_lp_acc *a);
+
 struct gf_reply_choice {
     struct gf_buf text;          // output after filters
+    struct gf_lp_acc lp;         // token log-probabilities (logprobs requests)
     struct gf_buf filtered;      // scratch for the output filter chain
     const char *finish_reason;   // static string or NULL while running
     char *extra_json;            // last non-text delta fields (owned), for non-streamed replies
@@ -66,6 +88,11 @@ int gf_api_reply_json(struct gf_buf *out, const struct gf_reply_info *ri,
 int gf_api_chunk_sse(struct gf_buf *out, const struct gf_reply_info *ri, int index,
                      const char *role, const char *text, size_t len, const char *extra_json,
                      const char *finish_reason, bool with_usage_null);
+/* The same with the chunk's logprobs (NULL or an empty accumulator: "logprobs":null). */
+int gf_api_chunk_sse_lp(struct gf_buf *out, const struct gf_reply_info *ri, int index,
+                        const char *role, const char *text, size_t len, const char *extra_json,
+                        const char *finish_reason, bool with_usage_null,
+                        const struct gf_lp_acc *lp);
 /* The usage chunk of include_usage: "choices":[] and the totals. */
 int gf_api_usage_sse(struct gf_buf *out, const struct gf_reply_info *ri,
                      const struct gf_gen_usage *usage);

@@ -295,6 +295,11 @@ static void finish(struct gf_request *r)
                 r->out_type = "application/json";
             }
             evhttp_add_header(h, "Content-Type", r->out_type ? r->out_type : "application/json");
+            if (r->usage.engine_ns > 0) {  // what the model cost, to tell it from the rest
+                char st[64];
+                snprintf(st, sizeof(st), "engine;dur=%.3f", (double)r->usage.engine_ns / 1e6);
+                evhttp_add_header(h, "Server-Timing", st);
+            }
             if (r->status == 405)
                 evhttp_add_header(h, "Allow", r->route == GF_ROUTE_CHAT ||
                                                       r->route == GF_ROUTE_COMPLETIONS
@@ -336,6 +341,7 @@ static void finish(struct gf_request *r)
         evbuffer_free(r->chunk);
     for (int i = 0; i < r->n_choices; i++) {
         gf_buf_cleanup(&r->choices[i].text);
+        gf_lp_acc_cleanup(&r->choices[i].lp);
         gf_free(r->choices[i].extra_json);
         gf_free(r->choices[i].final_json);
     }
@@ -464,20 +470,26 @@ static int stage_output(struct gf_request *r, int idx, const char *text, size_t 
 }
 
 static void emit(struct gf_request *r, int idx, const char *role, const char *text, size_t len,
-                 const char *extra, const char *finish_reason)
+                 const char *extra, const char *finish_reason, bool with_lp)
 {
     struct gf_reply_info ri;
     reply_info(r, &ri);
     if (finish_reason != NULL)  // the choice's last chunk carries what hooks added for it
         ri.top_json = r->choices[idx].final_json;
     struct gf_buf b;
+    struct gf_lp_acc *lp = with_lp ? &r->choices[idx].lp : NULL;
     gf_buf_init(&b, len + 4096 + (extra ? strlen(extra) : 0) +
-                        (ri.top_json ? strlen(ri.top_json) : 0));
-    if (gf_api_chunk_sse(&b, &ri, idx, role, text, len, extra, finish_reason,
-                         r->api_req.include_usage) == 0) {
+                        (ri.top_json ? strlen(ri.top_json) : 0) +
+                        (lp ? lp->content.len + lp->tokens.len + lp->values.len + lp->tops.len +
+                                  lp->offsets.len
+                            : 0));
+    if (gf_api_chunk_sse_lp(&b, &ri, idx, role, text, len, extra, finish_reason,
+                            r->api_req.include_usage, lp) == 0) {
         start_stream(r);
         write_chunk(r, b.data, b.len);
     }
+    if (lp != NULL)
+        gf_lp_acc_reset(lp);  // these went out with this chunk
     gf_buf_cleanup(&b);
 }
 
@@ -504,7 +516,8 @@ static const char *intern_finish(const char *f)
 /* Passes new text (possibly empty, with final set at the end of the choice) through the output
  * filters and on to the client. Returns 0, or an error code that ends the request. */
 static int choice_text(struct gf_request *r, int idx, const char *text, size_t len, bool final,
-                       const char *extra, const char *finish_reason)
+                       const char *extra, const char *finish_reason,
+                       const struct gf_gen_logprob *lps, int n_lps)
 {
     struct gf_reply_choice *ch = &r->choices[idx];
     struct gf_err err = {0};
@@ -520,10 +533,27 @@ static int choice_text(struct gf_request *r, int idx, const char *text, size_t l
         set_error(r, rc, 0, err.msg[0] ? err.msg : "an output filter failed", NULL);
         return rc;
     }
+    struct gf_lp_acc *lp = &ch->lp;
+    if (lp->on && !lp->withheld && !ch->cut) {
+        if ((rc = gf_buf_append(&lp->raw, text, len)) != 0 ||
+            (rc = gf_lp_acc_add(lp, lps, n_lps)) != 0)
+            return rc;
+    }
     if (out_len > 0 && (rc = gf_buf_append(&ch->text, out, out_len)) != 0) {
         set_error(r, rc, 502, "the generated text exceeds upstream.max_response_bytes", NULL);
         return rc;
     }
+    // Tokens must never reveal what the output filters changed or still hold back: logprobs go
+    // out only while the text sent so far equals the engine's, and then only up to what was
+    // sent (a stream carries them once the filters have released all the text so far). Once
+    // the filters change a choice's text (redaction, a block), its logprobs stop.
+    if (lp->on && !lp->withheld &&
+        (ch->cut || ch->text.len > lp->raw.len ||
+         (ch->text.len > 0 && memcmp(ch->text.data, lp->raw.data, ch->text.len) != 0))) {
+        lp->withheld = true;
+        gf_lp_acc_reset(lp);
+    }
+    bool lp_ready = lp->on && !lp->withheld && ch->text.len == lp->raw.len && lp->count > 0;
     if (extra != NULL && !r->api_req.gen.stream) {
         char *copy = gf_strdup(extra);
         if (copy == NULL)
@@ -537,12 +567,12 @@ static int choice_text(struct gf_request *r, int idx, const char *text, size_t l
     }
     if (r->api_req.gen.stream) {
         const char *role = ch->role_sent ? NULL : "assistant";
-        if (out_len > 0 || extra != NULL || (role != NULL && !ch->cut)) {
-            emit(r, idx, role, out, out_len, extra, NULL);
+        if (out_len > 0 || extra != NULL || lp_ready || (role != NULL && !ch->cut)) {
+            emit(r, idx, role, out, out_len, extra, NULL, lp_ready);
             ch->role_sent = true;
         }
         if (ch->done)
-            emit(r, idx, NULL, NULL, 0, NULL, ch->finish_reason);
+            emit(r, idx, NULL, NULL, 0, NULL, ch->finish_reason, false);
     }
     return 0;
 }
@@ -556,7 +586,8 @@ static void on_gen_event(void *ud, const struct gf_gen_event *ev)
             return;
         r->delta_tokens += ev->n_tokens;
         int rc = choice_text(r, ev->index, ev->text ? ev->text : "", ev->text ? ev->len : 0,
-                             ev->choice_done, ev->extra_json, ev->finish_reason);
+                             ev->choice_done, ev->extra_json, ev->finish_reason, ev->logprobs,
+                             ev->n_logprobs);
         if (rc != 0) {
             request_end(r, rc, 0, NULL, NULL);
             return;
@@ -573,7 +604,7 @@ static void on_gen_event(void *ud, const struct gf_gen_event *ev)
         for (int i = 0; i < r->n_choices; i++) {
             if (r->choices[i].done)
                 continue;
-            int rc = choice_text(r, i, "", 0, true, NULL, ev->finish_reason);
+            int rc = choice_text(r, i, "", 0, true, NULL, ev->finish_reason, NULL, 0);
             if (rc != 0) {
                 request_end(r, rc, 0, NULL, NULL);
                 return;
@@ -720,8 +751,10 @@ static int stage_engine(struct gf_request *r, struct gf_err *err)
     if (r->choices == NULL || r->chunk == NULL)
         return gf_err_set(err, GF_ENOMEM, "out of memory");
     r->n_choices = g->params.n;
-    for (int i = 0; i < r->n_choices; i++)
+    for (int i = 0; i < r->n_choices; i++) {
         gf_buf_init(&r->choices[i].text, (size_t)gw->cfg->upstream_max_response_bytes);
+        gf_lp_acc_init(&r->choices[i].lp, g->params.logprobs, g->kind == GF_GEN_CHAT);
+    }
     snprintf(r->reply_id, sizeof(r->reply_id), "%s%s",
              g->kind == GF_GEN_CHAT ? "chatcmpl-" : "cmpl-", r->id);
     r->created = gf_wall_ms() / 1000;

@@ -4,6 +4,7 @@ reference greedy text of stories260K, `model synth` writes a model that `model i
 synthetic default model (chat, streaming, a prompt longer than the context -> 400 with both
 counts), and serves stories260K with --model/--ctx giving the reference text.
 args: the gardefou binary, the shared directory."""
+import json
 import os
 import subprocess
 import sys
@@ -77,8 +78,83 @@ def test_stories_serve(tmp):
                 "serve text %r" % r.text()[:300])
         t.check(j["usage"] == {"prompt_tokens": 5, "completion_tokens": 64, "total_tokens": 69},
                 "usage %r" % j.get("usage"))
+        check_logprobs_and_n(g.port)
     finally:
         g.stop()
+
+
+def check_logprobs_and_n(port):
+    """logprobs (chat and completions, streamed and not) and n > 1 from the embedded engine."""
+    # completions, greedy, logprobs 3: the legacy arrays; the chosen token is the most likely
+    r = t.request(port, "POST", "/v1/completions",
+                  {"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 16,
+                   "temperature": 0, "logprobs": 3})
+    c = r.json()["choices"][0] if r.status == 200 else {}
+    lp = c.get("logprobs") or {}
+    toks, vals = lp.get("tokens", []), lp.get("token_logprobs", [])
+    tops, offs = lp.get("top_logprobs", []), lp.get("text_offset", [])
+    t.check(len(toks) == len(vals) == len(tops) == len(offs) == 16,
+            "completions logprobs arrays %r" % r.text()[:400])
+    t.check("".join(toks) == " " + c.get("text", "") or "".join(toks) == c.get("text"),
+            "tokens spell the text: %r vs %r" % (toks, c.get("text")))
+    t.check(all(len(d) == 3 and abs(max(d.values()) - v) < 1e-4 and v <= 0
+                for d, v in zip(tops, vals)), "greedy: chosen = top-1, %r %r" % (tops[:2], vals[:2]))
+    t.check(offs == sorted(offs) and offs[:1] == [0], "text offsets %r" % offs)
+    # the engine's compute time for the request, to tell the model from the rest
+    st = r.headers.get("server-timing", "")
+    t.check(st.startswith("engine;dur=") and float(st.split("=", 1)[1]) > 0,
+            "Server-Timing %r" % st)
+    # chat, n=3 sampled with a seed: three different choices, logprobs spelling each one
+    body = {"model": "stories260K", "messages": [{"role": "user", "content": "Tell a story"}],
+            "max_tokens": 12, "temperature": 1.0, "seed": 7, "n": 3, "logprobs": True,
+            "top_logprobs": 2}
+    r = t.request(port, "POST", "/v1/chat/completions", body)
+    j = r.json()
+    ch = j.get("choices", [])
+    t.check(r.status == 200 and [c["index"] for c in ch] == [0, 1, 2], "n=3: %r" % r.text()[:300])
+    total = 0
+    for c in ch:
+        content = (c["logprobs"] or {}).get("content", [])
+        total += len(content)
+        t.check("".join(e["token"] for e in content) == c["message"]["content"],
+                "chat tokens spell the message: %r" % c)
+        t.check(all(len(e["top_logprobs"]) == 2 and bytes(e["bytes"]) == e["token"].encode()
+                    for e in content), "top_logprobs / bytes %r" % content[:1])
+    t.check(j["usage"]["completion_tokens"] == total and j["usage"]["prompt_tokens"] > 0,
+            "usage counts every choice once: %r, %d tokens" % (j.get("usage"), total))
+    t.check(len({c["message"]["content"] for c in ch}) > 1, "choices differ")
+    r2 = t.request(port, "POST", "/v1/chat/completions", body)
+    t.check([c["message"]["content"] for c in r2.json()["choices"]] ==
+            [c["message"]["content"] for c in ch], "the same seed gives the same n choices")
+    # streamed: chunks carry the logprobs of their tokens; both choices finish
+    body.update({"stream": True, "n": 2})
+    events, _ = t.sse(t.request(port, "POST", "/v1/chat/completions", body))
+    text, spelled, finished = {0: "", 1: ""}, {0: "", 1: ""}, set()
+    for ev in events:
+        if not isinstance(ev, dict):
+            continue
+        for c in ev.get("choices", []):
+            i = c["index"]
+            text[i] += c["delta"].get("content", "")
+            for e in ((c.get("logprobs") or {}).get("content") or []):
+                spelled[i] += e["token"]
+            if c.get("finish_reason"):
+                finished.add(i)
+    t.check(events[-1:] == ["[DONE]"] and finished == {0, 1}, "stream n=2 ends: %r" % events[-3:])
+    t.check(text[0] and text == spelled, "stream logprobs spell the text %r %r" % (text, spelled))
+    # a client that leaves in the middle of n=3 streamed choices frees all three
+    body.update({"n": 3, "max_tokens": 200})
+    s = t.dial(port)
+    raw = json.dumps(body).encode()
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+              (("Authorization: %s\r\n" % t.AUTH).encode() if t.AUTH else b"") +
+              b"Content-Length: %d\r\n\r\n" % len(raw) + raw)
+    s.recv(100)
+    s.close()
+    r = t.request(port, "POST", "/v1/completions",
+                  {"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 4,
+                   "temperature": 0, "n": 2})
+    t.check(r.status == 200 and len(r.json()["choices"]) == 2, "serves after a cancelled n=3")
 
 
 def main():

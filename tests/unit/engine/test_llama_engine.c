@@ -149,10 +149,11 @@ static void test_reference_text(void)
     CHECK(gf_engine_submit(e, &req, on_event, &r, &g, &err) == GF_EINVAL && g == NULL);
     CHECK_MSG(strstr(err.msg, "tokens") && strstr(err.msg, "128"), "%s", err.msg);
     free(longp);
-    req.params.n = 2;
+    req.params.n = 17;  // each choice takes a sequence: more than 16 is refused
     req.prompt = "x";
     gf_err_clear(&err);
-    CHECK(gf_engine_submit(e, &req, on_event, &r, &g, &err) == GF_EUNSUPPORTED);
+    CHECK(gf_engine_submit(e, &req, on_event, &r, &g, &err) == GF_EINVAL && g == NULL);
+    CHECK_MSG(strstr(err.msg, "n:") != NULL, "%s", err.msg);
     gf_engine_close(e);
     event_base_free(base);
 }

@@ -477,9 +477,9 @@ static void test_reference_implementation(void)
         double e1 = rel_err(got, ref, N * nv);
         engine_logits(m, toks, N, 1, got);
         double e2 = rel_err(got, ref, N * nv);
-        CHECK_MSG(e1 < bound[i] && e2 < bound[i], "%s: error dot %g sgemm %g, bound %g", types[i],
+        CHECK_MSG(e1 < bound[i] && e2 < bound[i], "%s: error dot %g prompt path %g, bound %g", types[i],
                   e1, e2, bound[i]);
-        fprintf(stderr, "note: %s vs f32 reference: dot path %.2g, sgemm path %.2g\n", types[i],
+        fprintf(stderr, "note: %s vs f32 reference: dot path %.2g, prompt (gemm) path %.2g\n", types[i],
                 e1, e2);
         gf_llm_free(m);
         unlink(path);

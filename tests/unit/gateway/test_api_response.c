@@ -20,7 +20,7 @@ static void test_reply(void)
     gf_buf_puts(&ch[0].text, "a \"quote\"\n\x01 and \xff");
     ch[0].finish_reason = "length";
     ch[1].extra_json = (char *)"{\"tool_calls\":[{\"id\":\"t\"}]}";
-    struct gf_gen_usage u = {5, 6};
+    struct gf_gen_usage u = {5, 6, 0};
     struct gf_buf out;
     gf_buf_init(&out, 1 << 20);
     REQUIRE(gf_api_reply_json(&out, &chat, ch, 2, &u) == 0);
@@ -92,7 +92,7 @@ static void test_chunks(void)
     CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(c, "object")), "chat.completion.chunk");
     cJSON_Delete(c);
     gf_buf_reset(&b);
-    struct gf_gen_usage u = {1, 2};
+    struct gf_gen_usage u = {1, 2, 0};
     REQUIRE(gf_api_usage_sse(&b, &cmpl, &u) == 0);
     c = sse_json(&b);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(c, "choices")) == 0);

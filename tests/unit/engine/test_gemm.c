@@ -1,0 +1,186 @@
+/* test_gemm.c — the integer prompt product (engine/gemm*.c): the scalar implementation against
+ * the decode dot kernels (dot_q8/dot_q4 on the same Q8_0 activations), then the SIMD one
+ * against the scalar one, byte for byte for the packed layouts and within float rounding for
+ * the products, over row counts that leave a group of 4 rows part empty and row/token counts
+ * that are not multiples of the micro-kernel's 16 x 4; the F32 kernel likewise. */
+#include "engine/gemm_int.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "tests/test.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint32_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 32);
+}
+
+static float frand(void)  // uniform in [-1, 1)
+{
+    return (float)(next() >> 8) / 8388608.0f - 1.0f;
+}
+
+enum { MAX_NB = 9, MAX_T = 7, MAX_R = 10, MAX_G = (MAX_R + 3) / 4 };
+
+/* Random weight rows of a type, with block scales of sane size. */
+static void make_rows(int type, int nb, int R, uint8_t *w, size_t row_bytes)
+{
+    size_t bb = type == GF_WT_Q8_0 ? sizeof(struct gf_block_q8) : sizeof(struct gf_block_q4);
+    for (size_t i = 0; i < row_bytes * (size_t)R; i++)
+        w[i] = (uint8_t)next();
+    for (int r = 0; r < R; r++)
+        for (int b = 0; b < nb; b++) {
+            uint16_t d = gf_f2h(0.002f + 0.01f * (float)(next() % 100) / 100.0f);
+            memcpy(w + (size_t)r * row_bytes + (size_t)b * bb, &d, sizeof(d));
+        }
+}
+
+struct packed {
+    uint8_t xq[MAX_T * MAX_NB * GF_QK];
+    float xs[MAX_T * MAX_NB];
+    uint8_t wp[MAX_G * MAX_NB * GF_GEMM_GROUP];
+    float y[MAX_T * MAX_R];
+};
+
+static void run(const struct gf_gemm *g, int type, const struct gf_block_q8 *xq, int T,
+                const uint8_t *w, size_t row_bytes, int R, int nb, struct packed *p)
+{
+    memset(p, 0, sizeof(*p));
+    for (int t = 0; t < T; t++)
+        g->pack_x(xq + (size_t)t * nb, nb, p->xq + (size_t)t * nb * GF_QK, p->xs + (size_t)t * nb);
+    for (int r = 0; r < R; r += 4)
+        g->pack_w(type, w + (size_t)r * row_bytes, row_bytes, R - r < 4 ? R - r : 4, nb,
+                  p->wp + (size_t)(r / 4) * nb * GF_GEMM_GROUP);
+    g->tile(p->xq, p->xs, T, p->wp, R, nb, p->y, MAX_R);
+}
+
+static void check_case(int type, int nb, int T, int R)
+{
+    const struct gf_kernels *k = &gf_kernels_scalar;
+    const struct gf_gemm *simd = gf_gemm_get();
+    static float x[MAX_T * MAX_NB * GF_QK];
+    static struct gf_block_q8 xq[MAX_T * MAX_NB];
+    static uint8_t w[MAX_R * MAX_NB * sizeof(struct gf_block_q8)];
+    static struct packed ps, pv;
+    int cols = nb * GF_QK;
+    size_t row_bytes = gf_wt_row_bytes(type, cols);
+    for (int i = 0; i < T * cols; i++)
+        x[i] = frand() * 3.0f;
+    for (int t = 0; t < T; t++)
+        k->quantize_q8(x + (size_t)t * cols, xq + (size_t)t * nb, cols);
+    make_rows(type, nb, R, w, row_bytes);
+    run(&gf_gemm_scalar, type, xq, T, w, row_bytes, R, nb, &ps);
+    double worst = 0;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < R; r++) {
+            const void *row = w + (size_t)r * row_bytes;
+            float ref = type == GF_WT_Q8_0 ? k->dot_q8(row, xq + (size_t)t * nb, nb)
+                                           : k->dot_q4(row, xq + (size_t)t * nb, nb);
+            worst = fmax(worst, fabs(ref - ps.y[t * MAX_R + r]) / fmax(1.0, fabs(ref)));
+        }
+    CHECK_MSG(worst < 1e-4, "scalar type %d nb %d T %d R %d: error %g", type, nb, T, R, worst);
+    if (simd == NULL)
+        return;
+    run(simd, type, xq, T, w, row_bytes, R, nb, &pv);
+    CHECK_MSG(memcmp(ps.xq, pv.xq, sizeof(ps.xq)) == 0 && memcmp(ps.xs, pv.xs, sizeof(ps.xs)) == 0,
+              "%s: packed activations differ (nb %d)", simd->name, nb);
+    CHECK_MSG(memcmp(ps.wp, pv.wp, sizeof(ps.wp)) == 0,
+              "%s: packed weights differ (type %d nb %d R %d)", simd->name, type, nb, R);
+    worst = 0;
+    bool clean = true;  // nothing written past R rows or T tokens
+    for (int t = 0; t < MAX_T; t++)
+        for (int r = 0; r < MAX_R; r++) {
+            float a = ps.y[t * MAX_R + r], b = pv.y[t * MAX_R + r];
+            if (t < T && r < R)
+                worst = fmax(worst, fabs(a - b) / fmax(1.0, fabs(a)));
+            else
+                clean &= b == 0.0f;
+        }
+    CHECK_MSG(worst < 1e-4, "%s type %d nb %d T %d R %d: error %g", simd->name, type, nb, T, R,
+              worst);
+    CHECK_MSG(clean, "%s type %d T %d R %d wrote past its rows or tokens", simd->name, type, T, R);
+}
+
+static void test_products(void)
+{
+    const int types[] = {GF_WT_Q8_0, GF_WT_Q4_0};
+    const int nbs[] = {1, 2, 3, 8, 9};
+    const int ts[] = {1, 3, 4, 7};
+    const int rs[] = {1, 3, 4, 6, 10};
+    for (size_t a = 0; a < 2; a++)
+        for (size_t b = 0; b < GF_ARRAY_LEN(nbs); b++)
+            for (size_t c = 0; c < GF_ARRAY_LEN(ts); c++)
+                for (size_t d = 0; d < GF_ARRAY_LEN(rs); d++)
+                    check_case(types[a], nbs[b], ts[c], rs[d]);
+    if (gf_gemm_get() == NULL)
+        fprintf(stderr, "note: no AVX-512 VNNI here: only the scalar product was checked\n");
+}
+
+/* The +128 offset of the activations cancels exactly even at the extremes of both ranges. */
+static void test_extremes(void)
+{
+    const struct gf_gemm *impls[2] = {&gf_gemm_scalar, gf_gemm_get()};
+    struct gf_block_q8 x, w;
+    x.d = w.d = gf_f2h(1.0f);
+    for (int i = 0; i < GF_QK; i++) {
+        x.qs[i] = (int8_t)(i % 2 ? -127 : 127);
+        w.qs[i] = (int8_t)(i % 2 ? -128 : 127);
+    }
+    int32_t expect = 0;
+    for (int i = 0; i < GF_QK; i++)
+        expect += x.qs[i] * w.qs[i];
+    for (int i = 0; i < 2; i++) {
+        if (impls[i] == NULL)
+            continue;
+        static struct packed p;
+        run(impls[i], GF_WT_Q8_0, &x, 1, (const uint8_t *)&w, sizeof(w), 1, 1, &p);
+        CHECK_MSG(p.y[0] == (float)expect, "%s: %g, expected %d", impls[i]->name, p.y[0], expect);
+    }
+}
+
+/* F32 weights (outer-product kernel): the SIMD kernel against the scalar one, over token and row
+ * counts that exercise every micro-kernel shape and the padded token lanes. */
+static void test_f32(void)
+{
+    const struct gf_gemm *simd = gf_gemm_get();
+    if (simd == NULL)
+        return;
+    enum { T = 53, R = 15, K = 37, LDT = 64 };
+    static float xt[K * LDT], w[R * K], y1[T * R], y2[T * R];
+    for (int i = 0; i < K * LDT; i++)
+        xt[i] = frand();
+    for (int i = 0; i < R * K; i++)
+        w[i] = frand();
+    const int ts[] = {1, 16, 17, 48, 53}, rs[] = {1, 2, 3, 4, 8, 9, 15};
+    for (size_t a = 0; a < GF_ARRAY_LEN(ts); a++)
+        for (size_t b = 0; b < GF_ARRAY_LEN(rs); b++) {
+            memset(y2, 0, sizeof(y2));
+            gf_gemm_scalar.f32(xt, ts[a], LDT, w, K, rs[b], K, y1, R);
+            simd->f32(xt, ts[a], LDT, w, K, rs[b], K, y2, R);
+            double worst = 0;
+            for (int t = 0; t < ts[a]; t++)
+                for (int r = 0; r < rs[b]; r++)
+                    worst = fmax(worst, fabs(y1[t * R + r] - y2[t * R + r]));
+            CHECK_MSG(worst < 1e-4, "f32 T %d R %d: error %g", ts[a], rs[b], worst);
+            // nothing past T rows of the output is written
+            bool clean = true;
+            for (int i = ts[a] * R; i < T * R; i++)
+                clean &= y2[i] == 0.0f;
+            CHECK_MSG(clean, "f32 T %d R %d wrote past its tokens", ts[a], rs[b]);
+        }
+}
+
+int main(void)
+{
+    RUN(test_products);
+    RUN(test_f32);
+    RUN(test_extremes);
+    return test_report();
+}
