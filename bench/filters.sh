@@ -11,9 +11,9 @@
 #     bottleneck, tokens/s is inversely proportional to it, and 1 - cpu(empty)/cpu(example) is
 #     the same cost measured without the noise of the other processes.
 # Targets: >= 50 MB/s per core for the example policy; streaming moderation < 5% of tokens/s.
-# Last run (docs/policy.md#speed, loaded 2-core machine): without the trained model 83 / 122 MB/s
-# (1 KB input / output), 37 / 68 MB/s (16 KB); with it 15 / 15 MB/s, the classifier being ~85%
-# of the instructions; 0.56 us/token streaming in the library (0.15 without the model).
+# Last run (docs/policy.md#speed, loaded 2-core machine): without the trained model 80 / 138 MB/s
+# (1 KB input / output), 42 / 86 MB/s (16 KB); with it 37 / 46 and 26 / 39 MB/s; streaming
+# costs 15% of the server's CPU per token without the model, 29% with it.
 # Usage: bench/filters.sh [BUILD_DIR]  (default build-bench: a release build with the tests,
 # for the mock upstream). Figures on a shared, loaded machine are noisy; they are printed, not
 # asserted.
