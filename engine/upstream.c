@@ -438,6 +438,7 @@ static void up_close(struct gf_engine *e)
         gf_up_target_cleanup(u, &u->targets[i]);
     if (u->multi)
         curl_multi_cleanup(u->multi);  // closes cached connections through socket_cb
+    gf_up_loop_cleanup(u);
     if (u->curl_timer)
         event_free(u->curl_timer);
     if (u->health_timer)

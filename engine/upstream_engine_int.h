@@ -65,6 +65,10 @@ struct gf_up {
     // loop's instructions. They keep the options every generation sets (common ones included).
     CURL *spare[GF_UP_SPARE_EASY];
     size_t n_spare;
+    // Watches of curl's sockets, indexed by fd: they outlive curl's interest in a kept-alive
+    // connection between transfers (upstream_loop.c) and are freed when curl closes the fd.
+    struct gf_up_sock **socks;
+    size_t socks_cap;
 };
 
 struct gf_gen {
@@ -104,6 +108,8 @@ struct gf_gen {
 
 /* Sets the multi handle's socket and timer callbacks and creates curl's timer event. */
 int gf_up_loop_setup(struct gf_up *u);
+/* Frees the socket watches left after curl_multi_cleanup (normally none). */
+void gf_up_loop_cleanup(struct gf_up *u);
 /* Adds g's transfer to the multi handle now, or after the current curl call returns. */
 int gf_up_gen_start(struct gf_gen *g);
 /* Removes g's transfer from the multi handle if it is there. */
