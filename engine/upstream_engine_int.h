@@ -33,6 +33,9 @@ struct gf_up_health {
 
 struct gf_up_target {
     char *chat_url, *compl_url, *models_url;  // base + "/v1/..."
+    // The generation URLs parsed once: curl otherwise parses the URL string on every transfer.
+    // NULL when curl's parser refused it (the transfer then fails with curl's own error).
+    CURLU *chat_uh, *compl_uh;
     size_t index;
     bool healthy;
     struct gf_up_health hc;
@@ -117,6 +120,8 @@ void gf_up_gen_stop(struct gf_gen *g);
 /* Sets the easy options every transfer (generation or health check) shares; GF_ENOMEM when
  * curl could not copy one. */
 int gf_up_common_easy_opts(struct gf_up *u, CURL *easy);
+/* Points easy at target t's URL for a generation of kind: 0 or GF_ENOMEM. */
+int gf_up_set_gen_url(CURL *easy, const struct gf_up_target *t, enum gf_gen_kind kind);
 
 /* ---- upstream_health.c: targets ------------------------------------------------------------ */
 
