@@ -9,7 +9,11 @@
  * on both sides, so a worker either is waited for or never touches the job). On a machine
  * where a worker is descheduled, the caller does its share instead of waiting for it. Waits
  * spin for a short while (a decode step takes microseconds to milliseconds), then block on the
- * condition variable (workers) or yield the CPU (the caller waiting for a joined worker). */
+ * condition variable (workers) or yield the CPU (the caller waiting for a joined worker).
+ * The job's kind is the low bit of its generation, not a separate field: a worker that woke for
+ * a chunked job it never joined may still be looking at that generation while the caller fills
+ * in the next job, and a kind read from a field could then belong to the next job (the worker
+ * would run a static job it was not counted for, or twice). */
 #include "engine/threadpool_int.h"
 
 #include <pthread.h>
@@ -31,9 +35,6 @@ struct gf_tpool {
     atomic_uint gen;
     atomic_int pending;      // workers that have not finished the current generation
     atomic_bool stop;
-    atomic_uint static_gen;  // the generation of the latest static job: a worker that sees
-                             // the generation it woke for here runs the static job, else it
-                             // tries to join a chunked job of that generation
     gf_tpool_fn fn;          // static job
     gf_tpool_chunk_fn cfn;   // chunked job
     void *ctx;
@@ -79,10 +80,7 @@ static void *worker_main(void *arg)
         if (atomic_load(&p->stop))
             return NULL;
         seen = g;
-        // static_gen is set before the generation is published, and a static job keeps its
-        // generation until every worker is done with it; a chunked job's generation is never a
-        // static one, so this tells the kinds apart even for a worker that woke late
-        if (atomic_load(&p->static_gen) != g) {
+        if (g & 1u) {  // chunked: join only while this very generation is open
             atomic_fetch_add(&p->active, 1);
             if (atomic_load(&p->open_gen) == g) {
                 int i;
@@ -102,6 +100,14 @@ static void *worker_main(void *arg)
     }
 }
 
+/* The generation of the next job: a sequence number above the kind bit (1 = chunked). Only the
+ * caller writes gen, so a plain load is enough. */
+static unsigned next_gen(struct gf_tpool *p, bool chunked)
+{
+    unsigned g = atomic_load_explicit(&p->gen, memory_order_relaxed);
+    return (((g >> 1) + 1) << 1) | (chunked ? 1u : 0u);
+}
+
 int gf_tpool_new(int n_threads, struct gf_tpool **out)
 {
     *out = NULL;
@@ -117,7 +123,6 @@ int gf_tpool_new(int n_threads, struct gf_tpool **out)
     atomic_init(&p->gen, 0);
     atomic_init(&p->pending, 0);
     atomic_init(&p->stop, false);
-    atomic_init(&p->static_gen, 0);
     if (n_threads > 1) {
         p->threads = gf_calloc((size_t)n_threads - 1, sizeof(pthread_t));
         if (p->threads == NULL) {
@@ -175,12 +180,8 @@ void gf_tpool_run(struct gf_tpool *p, gf_tpool_fn fn, void *ctx)
     p->fn = fn;
     p->ctx = ctx;
     atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-    unsigned g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
-    if (g == 0)  // 0 is the workers' initial generation: skip it when the counter wraps
-        g = 1;
-    atomic_store(&p->static_gen, g);
     pthread_mutex_lock(&p->mu);
-    atomic_store_explicit(&p->gen, g, memory_order_release);
+    atomic_store_explicit(&p->gen, next_gen(p, false), memory_order_release);
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
     fn(ctx, 0, p->n);
@@ -208,9 +209,7 @@ void gf_tpool_run_chunks(struct gf_tpool *p, gf_tpool_chunk_fn fn, void *ctx, in
     p->ctx = ctx;
     p->n_chunks = n_chunks;
     atomic_store_explicit(&p->next_chunk, 0, memory_order_relaxed);
-    unsigned g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
-    if (g == 0)  // 0 means closed (and is the workers' initial generation): skip it
-        g = 1;
+    unsigned g = next_gen(p, true);  // odd, so never 0 ("closed")
     atomic_store(&p->open_gen, g);
     pthread_mutex_lock(&p->mu);
     atomic_store_explicit(&p->gen, g, memory_order_release);
