@@ -85,9 +85,17 @@ static bool email_at(const unsigned char *p, size_t n, size_t i)
     return dot;
 }
 
+// True when p[i] is a capital standing alone: "R" in "E R!", not "D" in "L DAMMIT".
+static bool lone_capital(const unsigned char *p, size_t n, size_t i)
+{
+    return i < n && (shape_class[p[i]] & S_UPPER) &&
+           (i + 1 == n || !(shape_class[p[i + 1]] & (S_UPPER | S_OTHER | S_LEAD)));
+}
+
 /* Counts over p[0..n). A shouted word is a run of 3 or more capitals; the run goes on across
- * invisible characters and across single spaces after a lone capital, so that "W I N N E R"
- * and "WIN\u200bNER" are the one shouted word "WINNER" is. */
+ * invisible characters and across single spaces between lone capitals, so that "W I N N E R"
+ * and "WIN\u200bNER" are the one shouted word "WINNER" is (and "B E A U T I F U L DAMMIT"
+ * two, like "BEAUTIFUL DAMMIT"). */
 static void scan(const unsigned char *p, size_t n, struct shape *sh)
 {
     size_t run = 0, seg = 0;  // capitals in the run, and in its last space-free segment
@@ -103,7 +111,7 @@ static void scan(const unsigned char *p, size_t n, struct shape *sh)
             i += p[i] == 0xc2 ? 1 : 2;  // skip the whole character
             continue;
         }
-        if (p[i] == ' ' && seg == 1 && i + 1 < n && (shape_class[p[i + 1]] & S_UPPER)) {
+        if (p[i] == ' ' && seg == 1 && lone_capital(p, n, i + 1)) {
             seg = 0;
             continue;
         }

@@ -258,6 +258,7 @@ static void test_shape(void)
         "URGENT! Your Mobile No. was awarded \xc2\xa3" "2000 Bonus Caller Prize, call 09066350750",
         "Hi Mark, see the notes at http://example.org/notes or mail me at mark@example.org",
         "ok see you later then",
+        "I MUST BE DIRT BC YOU BOYS ARE BEAUTIFUL DAMMIT",
         "FREE entry in 2 a wkly comp to win FA Cup final tkts 21st May 2005. Text FA to 87121",
     };
     struct gf_buf v;
