@@ -184,10 +184,8 @@ void gf_up_gen_finish(struct gf_gen *g, CURLcode rc)
         if (++g->attempts < u->n_targets) {
             g->target = gf_up_pick_target(u, g->target);
             g->head_acked = false;
-            curl_easy_setopt(g->easy, CURLOPT_URL, g->kind == GF_GEN_CHAT
-                                                       ? u->targets[g->target].chat_url
-                                                       : u->targets[g->target].compl_url);
-            if (gf_up_gen_start(g) == 0)
+            if (gf_up_set_gen_url(g->easy, &u->targets[g->target], g->kind) == 0 &&
+                gf_up_gen_start(g) == 0)
                 return;
         }
         g->busy = true;
@@ -355,9 +353,7 @@ static int up_submit(struct gf_engine *e, const struct gf_gen_request *req, gf_g
     }
     g->target = gf_up_pick_target(u, SIZE_MAX);
     if ((!reused && gf_up_common_easy_opts(u, g->easy) != 0) ||
-        curl_easy_setopt(g->easy, CURLOPT_URL,
-                         req->kind == GF_GEN_CHAT ? u->targets[g->target].chat_url
-                                                  : u->targets[g->target].compl_url) != CURLE_OK) {
+        gf_up_set_gen_url(g->easy, &u->targets[g->target], req->kind) != 0) {
         rc = gf_err_set(err, GF_ENOMEM, "out of memory");
         goto fail;
     }
@@ -438,6 +434,7 @@ static void up_close(struct gf_engine *e)
         gf_up_target_cleanup(u, &u->targets[i]);
     if (u->multi)
         curl_multi_cleanup(u->multi);  // closes cached connections through socket_cb
+    gf_up_loop_cleanup(u);
     if (u->curl_timer)
         event_free(u->curl_timer);
     if (u->health_timer)

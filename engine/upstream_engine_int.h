@@ -33,6 +33,9 @@ struct gf_up_health {
 
 struct gf_up_target {
     char *chat_url, *compl_url, *models_url;  // base + "/v1/..."
+    // The generation URLs parsed once: curl otherwise parses the URL string on every transfer.
+    // NULL when curl's parser refused it (the transfer then fails with curl's own error).
+    CURLU *chat_uh, *compl_uh;
     size_t index;
     bool healthy;
     struct gf_up_health hc;
@@ -65,6 +68,10 @@ struct gf_up {
     // loop's instructions. They keep the options every generation sets (common ones included).
     CURL *spare[GF_UP_SPARE_EASY];
     size_t n_spare;
+    // Watches of curl's sockets, indexed by fd: they outlive curl's interest in a kept-alive
+    // connection between transfers (upstream_loop.c) and are freed when curl closes the fd.
+    struct gf_up_sock **socks;
+    size_t socks_cap;
 };
 
 struct gf_gen {
@@ -104,6 +111,8 @@ struct gf_gen {
 
 /* Sets the multi handle's socket and timer callbacks and creates curl's timer event. */
 int gf_up_loop_setup(struct gf_up *u);
+/* Frees the socket watches left after curl_multi_cleanup (normally none). */
+void gf_up_loop_cleanup(struct gf_up *u);
 /* Adds g's transfer to the multi handle now, or after the current curl call returns. */
 int gf_up_gen_start(struct gf_gen *g);
 /* Removes g's transfer from the multi handle if it is there. */
@@ -111,6 +120,8 @@ void gf_up_gen_stop(struct gf_gen *g);
 /* Sets the easy options every transfer (generation or health check) shares; GF_ENOMEM when
  * curl could not copy one. */
 int gf_up_common_easy_opts(struct gf_up *u, CURL *easy);
+/* Points easy at target t's URL for a generation of kind: 0 or GF_ENOMEM. */
+int gf_up_set_gen_url(CURL *easy, const struct gf_up_target *t, enum gf_gen_kind kind);
 
 /* ---- upstream_health.c: targets ------------------------------------------------------------ */
 

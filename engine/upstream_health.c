@@ -108,6 +108,29 @@ static char *join_url(const char *base, const char *suffix)
     return gf_buf_steal(&b);
 }
 
+static CURLU *parsed_url(const char *url)
+{
+    CURLU *uh = curl_url();
+    if (uh != NULL && curl_url_set(uh, CURLUPART_URL, url, 0) != CURLUE_OK) {
+        curl_url_cleanup(uh);
+        uh = NULL;
+    }
+    return uh;
+}
+
+int gf_up_set_gen_url(CURL *easy, const struct gf_up_target *t, enum gf_gen_kind kind)
+{
+    CURLU *uh = kind == GF_GEN_CHAT ? t->chat_uh : t->compl_uh;
+    // CURLOPT_CURLU overrides CURLOPT_URL while set; NULL clears it on a reused handle.
+    if (curl_easy_setopt(easy, CURLOPT_CURLU, uh) != CURLE_OK)
+        return GF_ENOMEM;
+    if (uh == NULL &&
+        curl_easy_setopt(easy, CURLOPT_URL, kind == GF_GEN_CHAT ? t->chat_url : t->compl_url) !=
+            CURLE_OK)
+        return GF_ENOMEM;
+    return 0;
+}
+
 bool gf_up_target_init(struct gf_up *u, size_t i, const char *base_url)
 {
     struct gf_up_target *t = &u->targets[i];
@@ -123,6 +146,8 @@ bool gf_up_target_init(struct gf_up *u, size_t i, const char *base_url)
     t->hc.easy = curl_easy_init();
     if (!t->chat_url || !t->compl_url || !t->models_url || !t->hc.easy)
         return false;
+    t->chat_uh = parsed_url(t->chat_url);
+    t->compl_uh = parsed_url(t->compl_url);
     if (u->auth_header && (t->hc.headers = curl_slist_append(NULL, u->auth_header)) == NULL)
         return false;
     if (gf_up_common_easy_opts(u, t->hc.easy) != 0)
@@ -149,4 +174,6 @@ void gf_up_target_cleanup(struct gf_up *u, struct gf_up_target *t)
     gf_free(t->chat_url);
     gf_free(t->compl_url);
     gf_free(t->models_url);
+    curl_url_cleanup(t->chat_uh);
+    curl_url_cleanup(t->compl_uh);
 }

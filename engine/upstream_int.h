@@ -44,6 +44,40 @@ int gf_sse_feed(struct gf_sse *s, const char *p, size_t n, gf_sse_event_fn cb, v
 int gf_up_build_body(const struct gf_gen_request *req, const char *model_override, char **out,
                      size_t *len, struct gf_err *err);
 
+/* ---- JSON scanning in place (upstream_scan.c) --------------------------------------------- */
+
+#define GF_JS_MAX_DEPTH 512
+
+/* A JSON value (or an object key, quotes included) inside a text: borrowed from it. */
+struct gf_js {
+    const char *p;
+    size_t n;
+};
+
+/* Members of an object or elements of an array, in order. */
+struct gf_js_it {
+    const char *p, *end;
+};
+
+/* Validates the JSON value starting at p (no leading whitespace), never reading at or past
+ * end. Returns the byte after it, or NULL when it is not a value cJSON would accept (or is
+ * nested deeper than GF_JS_MAX_DEPTH - depth). Bytes after the value are not looked at. */
+const char *gf_js_value(const char *p, const char *end, int depth);
+/* Walks v (an object or array gf_js_value accepted): gf_js_next gives the next member (key and
+ * value; key NULL for an array) and false after the last. */
+void gf_js_iter(struct gf_js_it *it, struct gf_js v);
+bool gf_js_next(struct gf_js_it *it, struct gf_js *key, struct gf_js *val);
+/* Appends the decoded bytes of the string s (quotes included) to out, NUL-terminated (the NUL
+ * not counted in out->len; the text may hold NULs of its own from \u0000). 0 or GF_E*. */
+int gf_js_str(struct gf_js s, struct gf_buf *out);
+/* True when the string s, decoded and read as a C string (as cJSON compares keys), is name. */
+bool gf_js_is(struct gf_js s, const char *name);
+/* The value of the number v (strtod), false when v is not a number. */
+bool gf_js_num(struct gf_js v, double *out);
+/* Appends v without the whitespace between its tokens (raw control bytes inside strings
+ * escaped), NUL-terminated. 0 or GF_E*. */
+int gf_js_minify(struct gf_js v, struct gf_buf *out);
+
 /* ---- upstream replies ----------------------------------------------------------------------- */
 
 #define GF_UP_MAX_CHOICES 64

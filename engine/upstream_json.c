@@ -380,107 +380,142 @@ static int emit_delta(struct gf_up_reply *r, int idx, const char *role, const ch
     return 0;
 }
 
-static void take_usage_and_model(struct gf_up_reply *r, const cJSON *j)
+/* The first member of object v named name (cJSON_GetObjectItemCaseSensitive's choice). */
+static bool member(struct gf_js v, const char *name, struct gf_js *out)
 {
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "model");
-    if (cJSON_IsString(m) && r->model[0] == '\0')
-        gf_strlcpy(r->model, m->valuestring, sizeof(r->model));
-    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
-    if (cJSON_IsObject(u)) {
-        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
-        const cJSON *ct = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
-        if (cJSON_IsNumber(pt) && pt->valuedouble >= 0 && pt->valuedouble < 1e9 &&
-            cJSON_IsNumber(ct) && ct->valuedouble >= 0 && ct->valuedouble < 1e9) {
-            r->usage.prompt_tokens = (int)pt->valuedouble;
-            r->usage.completion_tokens = (int)ct->valuedouble;
-            r->has_usage = true;
-        }
+    struct gf_js_it it;
+    struct gf_js k;
+    gf_js_iter(&it, v);
+    while (gf_js_next(&it, &k, out))
+        if (gf_js_is(k, name))
+            return true;
+    return false;
+}
+
+static bool is_obj(struct gf_js v)
+{
+    return v.n > 0 && v.p[0] == '{';
+}
+
+static bool is_str(struct gf_js v)
+{
+    return v.n > 0 && v.p[0] == '"';
+}
+
+static void take_usage_and_model(struct gf_up_reply *r, const struct gf_js *model,
+                                 const struct gf_js *usage, struct gf_buf *tmp)
+{
+    if (model != NULL && is_str(*model) && r->model[0] == '\0') {
+        gf_buf_reset(tmp);
+        if (gf_js_str(*model, tmp) == 0)
+            gf_strlcpy(r->model, tmp->data, sizeof(r->model));
+    }
+    struct gf_js pt, ct;
+    double p = -1, c = -1;
+    if (usage != NULL && is_obj(*usage) && member(*usage, "prompt_tokens", &pt) &&
+        member(*usage, "completion_tokens", &ct) && gf_js_num(pt, &p) && gf_js_num(ct, &c) &&
+        p >= 0 && p < 1e9 && c >= 0 && c < 1e9) {
+        r->usage.prompt_tokens = (int)p;
+        r->usage.completion_tokens = (int)c;
+        r->has_usage = true;
     }
 }
 
 /* An upstream's error object inside a 200 reply or a stream. */
-static int check_error(const cJSON *j, struct gf_err *err)
+static int report_error(struct gf_js e, struct gf_buf *tmp, struct gf_err *err)
 {
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-    if (e == NULL)
-        return 0;
-    const cJSON *msg = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "message") : e;
-    const char *s = cJSON_IsString(msg) ? msg->valuestring : "unknown error";
+    struct gf_js msg = e;
+    bool found = !is_obj(e) || member(e, "message", &msg);
+    gf_buf_reset(tmp);
+    const char *s = found && is_str(msg) && gf_js_str(msg, tmp) == 0 ? tmp->data : "unknown error";
     return gf_err_set(err, GF_EUPSTREAM, "upstream error: %.200s", s);
 }
 
-/* The fields of obj other than those named in skip, as a JSON object text (caller frees), or
- * NULL when there are none. Sets *oom on allocation failure. */
-static char *extra_fields(const cJSON *obj, const char *const *skip, size_t n_skip, bool *oom)
+/* Appends the members of obj other than role, content and nulls, as a JSON object text, to
+ * tmp; *has says whether there were any. */
+static int extra_fields(struct gf_js obj, struct gf_buf *tmp, bool *has)
 {
-    cJSON *x = NULL;
-    for (const cJSON *it = obj ? obj->child : NULL; it; it = it->next) {
-        bool skipped = it->string == NULL || cJSON_IsNull(it);
-        for (size_t k = 0; !skipped && k < n_skip; k++)
-            skipped = strcmp(it->string, skip[k]) == 0;
-        if (skipped)
+    struct gf_js_it it;
+    struct gf_js k, v;
+    gf_js_iter(&it, obj);
+    int rc = 0;
+    *has = false;
+    while (rc == 0 && gf_js_next(&it, &k, &v)) {
+        if ((v.n == 4 && memcmp(v.p, "null", 4) == 0) || gf_js_is(k, "role") ||
+            gf_js_is(k, "content"))
             continue;
-        if (x == NULL && (x = cJSON_CreateObject()) == NULL)
-            goto oom;
-        cJSON *dup = cJSON_Duplicate(it, true);
-        if (dup == NULL || !cJSON_AddItemToObject(x, it->string, dup)) {
-            cJSON_Delete(dup);
-            goto oom;
-        }
+        rc = gf_buf_putc(tmp, *has ? ',' : '{');
+        rc = rc ? rc : gf_js_minify(k, tmp);
+        rc = rc ? rc : gf_buf_putc(tmp, ':');
+        rc = rc ? rc : gf_js_minify(v, tmp);
+        *has = true;
     }
-    if (x == NULL)
-        return NULL;
-    char *s = cJSON_PrintUnformatted(x);
-    cJSON_Delete(x);
-    if (s == NULL)
-        *oom = true;
-    return s;
-oom:
-    cJSON_Delete(x);
-    *oom = true;
-    return NULL;
+    return rc ? rc : *has ? gf_buf_putc(tmp, '}') : 0;
 }
 
-/* Delivers one choice object of a chunk (delta) or a whole reply (message). */
-static int do_choice(struct gf_up_reply *r, const cJSON *ch, int pos, bool streamed,
-                     struct gf_err *err)
+/* Delivers one choice object of a chunk (delta) or a whole reply (message). Strings are decoded
+ * into tmp, one after the other (each NUL-terminated), and used once all are there. */
+static int do_choice(struct gf_up_reply *r, struct gf_js ch, int pos, bool streamed,
+                     struct gf_buf *tmp, struct gf_err *err)
 {
-    static const char *const skip[] = {"role", "content"};
-    if (!cJSON_IsObject(ch))
+    if (!is_obj(ch))
         return gf_err_set(err, GF_EUPSTREAM, "upstream reply: choices[%d] is not an object", pos);
-    const cJSON *ji = cJSON_GetObjectItemCaseSensitive(ch, "index");
-    double di = cJSON_IsNumber(ji) ? ji->valuedouble : pos;
+    struct gf_js ji, fr, msg, jr, jc, jt;
+    double di = pos;
+    if (member(ch, "index", &ji) && !gf_js_num(ji, &di))
+        di = pos;
     if (!(di >= 0 && di < GF_UP_MAX_CHOICES))
         return gf_err_set(err, GF_EUPSTREAM, "upstream reply: choice index out of range");
     int idx = (int)di;
-    const cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
-    const char *finish = cJSON_IsString(fr) && fr->valuestring[0] ? fr->valuestring : NULL;
+    enum { NONE = -1 };
+    long o_finish = NONE, o_role = NONE, o_text = NONE, o_extra = NONE;
+    int rc = 0;
+    gf_buf_reset(tmp);
+    if (member(ch, "finish_reason", &fr) && is_str(fr)) {
+        size_t at = tmp->len;
+        rc = gf_js_str(fr, tmp);
+        if (rc == 0 && tmp->data[at] != '\0') {
+            o_finish = (long)at;
+            tmp->len = at + strlen(tmp->data + at) + 1; // keep its NUL
+        } else if (rc == 0) {
+            tmp->len = at;
+        }
+    }
+    bool has_msg = member(ch, streamed ? "delta" : "message", &msg) && is_obj(msg);
+    if (rc == 0 && has_msg && member(msg, "role", &jr) && is_str(jr)) {
+        o_role = (long)tmp->len;
+        rc = gf_js_str(jr, tmp);
+        tmp->len = rc ? tmp->len : (size_t)o_role + strlen(tmp->data + o_role) + 1;
+    }
+    bool has_text = has_msg ? member(msg, "content", &jc) && is_str(jc)
+                            : member(ch, "text", &jt) && is_str(jt);
+    if (rc == 0 && has_text) {
+        o_text = (long)tmp->len;
+        rc = gf_js_str(has_msg ? jc : jt, tmp);
+        tmp->len = rc ? tmp->len : (size_t)o_text + strlen(tmp->data + o_text) + 1;
+    }
+    if (rc == 0 && has_msg) {
+        size_t at = tmp->len;
+        bool has = false;
+        rc = extra_fields(msg, tmp, &has);
+        if (rc == 0 && has) {
+            o_extra = (long)at;
+            tmp->len++; // keep its NUL
+        }
+    }
+    if (rc != 0)
+        return gf_err_set(err, GF_ENOMEM, "out of memory parsing the upstream reply");
+    const char *finish = o_finish != NONE ? tmp->data + o_finish : NULL;
+    const char *role = o_role != NONE ? tmp->data + o_role : NULL;
+    const char *text = o_text != NONE ? tmp->data + o_text : NULL;
+    const char *extra = o_extra != NONE ? tmp->data + o_extra : NULL;
     if (!streamed && finish == NULL)
         finish = "stop";
-    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(ch, streamed ? "delta" : "message");
-    const char *role = NULL, *text = NULL;
-    char *extra = NULL;
-    bool oom = false;
-    if (cJSON_IsObject(msg)) {
-        const cJSON *jr = cJSON_GetObjectItemCaseSensitive(msg, "role");
-        const cJSON *jc = cJSON_GetObjectItemCaseSensitive(msg, "content");
-        role = cJSON_IsString(jr) ? jr->valuestring : NULL;
-        text = cJSON_IsString(jc) ? jc->valuestring : NULL;
-        extra = extra_fields(msg, skip, GF_ARRAY_LEN(skip), &oom);
-    } else {
-        const cJSON *jt = cJSON_GetObjectItemCaseSensitive(ch, "text");
-        text = cJSON_IsString(jt) ? jt->valuestring : NULL;
-    }
-    if (oom)
-        return gf_err_set(err, GF_ENOMEM, "out of memory parsing the upstream reply");
-    if (r->finished[idx] && finish == NULL && text == NULL && extra == NULL) {
-        gf_free(extra);
+    if (r->finished[idx] && finish == NULL && text == NULL && extra == NULL)
         return 0;
-    }
     int n_tokens = streamed ? 1 : 0;
-    int rc = emit_delta(r, idx, role, text ? text : "", text ? strlen(text) : 0, extra, finish,
-                        n_tokens);
-    gf_free(extra);
+    rc = emit_delta(r, idx, role, text ? text : "", text ? strlen(text) : 0, extra, finish,
+                    n_tokens);
     if (rc != 0)
         return gf_err_set(err, rc, "out of memory parsing the upstream reply");
     return 0;
@@ -489,33 +524,59 @@ static int do_choice(struct gf_up_reply *r, const cJSON *ch, int pos, bool strea
 static int do_reply(struct gf_up_reply *r, const char *data, size_t len, bool streamed,
                     struct gf_err *err)
 {
-    cJSON *j = cJSON_ParseWithLength(data, len);
-    if (j == NULL || !cJSON_IsObject(j)) {
-        cJSON_Delete(j);
+    const char *end = data + len;
+    const char *p = data;
+    while (p < end && (unsigned char)*p <= 0x20)
+        p++;
+    const char *top_end = p < end && *p == '{' ? gf_js_value(p, end, 0) : NULL;
+    if (top_end == NULL)
         return gf_err_set(err, GF_EUPSTREAM, "upstream sent an invalid JSON %s",
                           streamed ? "stream chunk" : "reply");
+    struct gf_js top = {p, (size_t)(top_end - p)};
+    // the first member of each name, as cJSON finds them
+    struct gf_js e, model, usage, choices, k, v;
+    bool has_e = false, has_model = false, has_usage = false, has_choices = false;
+    struct gf_js_it it;
+    gf_js_iter(&it, top);
+    while (gf_js_next(&it, &k, &v)) {
+        if (!has_e && gf_js_is(k, "error"))
+            e = v, has_e = true;
+        else if (!has_model && gf_js_is(k, "model"))
+            model = v, has_model = true;
+        else if (!has_usage && gf_js_is(k, "usage"))
+            usage = v, has_usage = true;
+        else if (!has_choices && gf_js_is(k, "choices"))
+            choices = v, has_choices = true;
     }
-    int rc = check_error(j, err);
-    if (rc != 0)
+    struct gf_buf tmp;
+    gf_buf_init(&tmp, len * 8 + 64); // the strings of a choice, extra fields escaped
+    int rc = 0;
+    if (has_e) {
+        rc = report_error(e, &tmp, err);
         goto out;
-    take_usage_and_model(r, j);
-    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
-    if (choices != NULL && !cJSON_IsArray(choices)) {
+    }
+    take_usage_and_model(r, has_model ? &model : NULL, has_usage ? &usage : NULL, &tmp);
+    if (has_choices && choices.p[0] != '[') {
         rc = gf_err_set(err, GF_EUPSTREAM, "upstream reply: choices is not an array");
         goto out;
     }
-    if (!streamed && cJSON_GetArraySize(choices) == 0) {
+    struct gf_js ch;
+    if (has_choices)
+        gf_js_iter(&it, choices);
+    else
+        it.p = it.end = NULL;
+    if (!streamed && it.p >= it.end) {
         rc = gf_err_set(err, GF_EUPSTREAM, "upstream reply has no choices");
         goto out;
     }
     int pos = 0;
-    for (const cJSON *ch = choices ? choices->child : NULL; ch && !stopped(r); ch = ch->next) {
-        rc = do_choice(r, ch, pos++, streamed, err);
+    while (!stopped(r) && gf_js_next(&it, NULL, &ch)) {
+        rc = do_choice(r, ch, pos++, streamed, &tmp, err);
         if (rc != 0)
             goto out;
     }
 out:
-    cJSON_Delete(j);
+    gf_buf_cleanup(&tmp);
     return rc;
 }
 

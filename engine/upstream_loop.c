@@ -10,12 +10,26 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static void after_curl(struct gf_up *u);
 
-struct sock {
+/* One watched socket of curl's. A kept-alive connection's socket stays registered with
+ * EV_READ between transfers ("parked": curl said CURL_POLL_REMOVE but did not close it), so
+ * the next transfer on it, which asks for CURL_POLL_IN first, changes nothing in epoll: two
+ * epoll_ctl and an event allocation fewer per request. A parked socket that turns readable
+ * (the upstream closed it or sent stray bytes) is unwatched at once, so a level-triggered EOF
+ * cannot spin the loop; curl's check before reuse then finds it dead. The watch is freed in
+ * close_cb, before the fd is closed and its number can be reused. Only connection sockets
+ * (opened in open_cb) are parked: curl closes others, like its resolver's socketpair, without
+ * close_cb, and a watch left on a closed fd would hide the next socket given that number. */
+struct gf_up_sock {
     struct event *ev;
     struct gf_up *u;
+    curl_socket_t fd;
+    bool curl_wants;  // between curl's first interest and its CURL_POLL_REMOVE
+    bool added;       // ev is pending (registered with the loop)
+    bool conn;        // opened through open_cb: closed through close_cb, so it may be parked
 };
 
 
@@ -50,7 +64,14 @@ static void quickack_waiting(struct gf_up *u, curl_socket_t except)
 
 static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct gf_up *u = arg;
+    struct gf_up_sock *sk = arg;
+    struct gf_up *u = sk->u;
+    if (!sk->curl_wants) {
+        // parked and readable: stop watching until curl uses the connection again
+        event_del(sk->ev);
+        sk->added = false;
+        return;
+    }
     int action = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
     int running = 0;
     u->in_curl++;
@@ -78,45 +99,129 @@ static void curl_timer_cb(evutil_socket_t fd, short what, void *arg)
     after_curl(u);
 }
 
+static struct gf_up_sock *sock_find(struct gf_up *u, curl_socket_t s)
+{
+    return s >= 0 && (size_t)s < u->socks_cap ? u->socks[s] : NULL;
+}
+
+static void sock_free(struct gf_up *u, struct gf_up_sock *sk)
+{
+    u->socks[sk->fd] = NULL;
+    event_free(sk->ev);  // deletes it from the loop first
+    gf_free(sk);
+}
+
+static struct gf_up_sock *sock_new(struct gf_up *u, curl_socket_t s)
+{
+    if (s < 0)
+        return NULL;
+    if ((size_t)s >= u->socks_cap) {
+        size_t cap = u->socks_cap ? u->socks_cap : 64;
+        while (cap <= (size_t)s)
+            cap *= 2;
+        struct gf_up_sock **n = gf_realloc(u->socks, cap * sizeof(*n));
+        if (n == NULL)
+            return NULL;
+        memset(n + u->socks_cap, 0, (cap - u->socks_cap) * sizeof(*n));
+        u->socks = n;
+        u->socks_cap = cap;
+    }
+    struct gf_up_sock *sk = gf_calloc(1, sizeof(*sk));
+    if (sk == NULL)
+        return NULL;
+    sk->u = u;
+    sk->fd = s;
+    sk->ev = event_new(u->base, s, EV_PERSIST | EV_READ, sock_event_cb, sk);
+    if (sk->ev == NULL) {
+        gf_free(sk);
+        return NULL;
+    }
+    u->socks[s] = sk;
+    return sk;
+}
+
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
+    (void)socketp;
     struct gf_up *u = userp;
-    struct sock *sk = socketp;
+    struct gf_up_sock *sk = sock_find(u, s);
     char *priv = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
     struct gf_up_xfer *x = (struct gf_up_xfer *)(void *)priv;
     if (x != NULL && x->kind == GF_UP_XFER_GEN)
         ((struct gf_gen *)x)->sock = what == CURL_POLL_REMOVE ? CURL_SOCKET_BAD : s;
     if (what == CURL_POLL_REMOVE) {
-        if (sk != NULL) {
-            event_free(sk->ev);
-            gf_free(sk);
-            curl_multi_assign(u->multi, s, NULL);
+        if (sk != NULL && !sk->conn) {
+            sock_free(u, sk);
+        } else if (sk != NULL) {
+            sk->curl_wants = false;
+            // A read watch stays (parked); a write watch would fire at once, again and again.
+            if (sk->added && (event_get_events(sk->ev) & EV_WRITE)) {
+                event_del(sk->ev);
+                sk->added = false;
+            }
         }
         return 0;
     }
     short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
                  (what & CURL_POLL_OUT ? EV_WRITE : 0);
-    if (sk == NULL) {
-        sk = gf_calloc(1, sizeof(*sk));
-        if (sk == NULL)
-            return -1;
-        sk->u = u;
-        sk->ev = event_new(u->base, s, kind, sock_event_cb, u);
-        if (sk->ev == NULL) {
-            gf_free(sk);
-            return -1;
-        }
-        curl_multi_assign(u->multi, s, sk);
-    } else if (event_get_events(sk->ev) == kind && event_pending(sk->ev, kind, NULL)) {
-        return 0; // already watching exactly this: no epoll change
-    } else {
+    if (sk == NULL && (sk = sock_new(u, s)) == NULL)
+        return -1;
+    sk->curl_wants = true;
+    if (sk->added && event_get_events(sk->ev) == kind)
+        return 0; // already watching exactly this (a parked socket reused): no epoll change
+    if (sk->added) {
         // the same event object, re-armed for the new interest (no free/alloc per change)
         event_del(sk->ev);
-        if (event_assign(sk->ev, u->base, s, kind, sock_event_cb, u) != 0)
-            return -1;
+        sk->added = false;
     }
-    return event_add(sk->ev, NULL) == 0 ? 0 : -1;
+    if (event_assign(sk->ev, u->base, s, kind, sock_event_cb, sk) != 0 ||
+        event_add(sk->ev, NULL) != 0)
+        return -1;
+    sk->added = true;
+    return 0;
+}
+
+/* curl opens a socket: a connection's gets its watch now, marked as closed through close_cb.
+ * A watch still found at that number belonged to a socket closed behind our back: dropped. */
+static curl_socket_t open_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct gf_up *u = clientp;
+    curl_socket_t s = socket(a->family, a->socktype, a->protocol);
+    if (s == CURL_SOCKET_BAD)
+        return s;
+    struct gf_up_sock *old = sock_find(u, s);
+    if (old != NULL)
+        sock_free(u, old);
+    if (purpose == CURLSOCKTYPE_IPCXN) {
+        struct gf_up_sock *sk = sock_new(u, s);
+        if (sk == NULL) {
+            close(s);
+            return CURL_SOCKET_BAD;
+        }
+        sk->conn = true;
+    }
+    return s;
+}
+
+/* curl closes a socket: its watch goes first, while the fd number still means this socket. */
+static int close_cb(void *clientp, curl_socket_t s)
+{
+    struct gf_up *u = clientp;
+    struct gf_up_sock *sk = sock_find(u, s);
+    if (sk != NULL)
+        sock_free(u, sk);
+    return close(s);
+}
+
+void gf_up_loop_cleanup(struct gf_up *u)
+{
+    for (size_t i = 0; i < u->socks_cap; i++)
+        if (u->socks[i] != NULL)
+            sock_free(u, u->socks[i]);
+    gf_free(u->socks);
+    u->socks = NULL;
+    u->socks_cap = 0;
 }
 
 static int timer_fn(CURLM *multi, long timeout_ms, void *userp)
@@ -223,6 +328,10 @@ int gf_up_common_easy_opts(struct gf_up *u, CURL *easy)
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
     SET(CURLOPT_SOCKOPTDATA, u);
+    SET(CURLOPT_OPENSOCKETFUNCTION, open_cb);
+    SET(CURLOPT_OPENSOCKETDATA, u);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, close_cb);
+    SET(CURLOPT_CLOSESOCKETDATA, u);
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     // Only the configured URLs, never a proxy from the environment or a redirect elsewhere.
     SET(CURLOPT_PROXY, "");

@@ -171,6 +171,8 @@ struct gf_gateway {
     int64_t gen_inflight;            // generation requests admitted (admission.c)
     int64_t rss_last;                // last sampled resident memory, bytes
     uint64_t rss_at_ns;              // when it was sampled
+    int64_t date_s;                  // the second date[] shows (gf_gateway_http_date)
+    char date[32];                   // "Sun, 06 Nov 1994 08:49:37 GMT"
 };
 
 /* ---- admission (admission.c) ----------------------------------------------------------- */
@@ -191,6 +193,9 @@ void gf_pipeline_client_gone(struct gf_request *r);
 void gf_pipeline_shutdown(struct gf_gateway *gw);
 /* Writes a generated request id into out (at least GF_REQID_MAX + 1 bytes). */
 void gf_gateway_new_id(struct gf_gateway *gw, char *out);
+/* The current time as an HTTP Date header value (RFC 9110 IMF-fixdate), formatted once a
+ * second: borrowed, valid until the next call. */
+const char *gf_gateway_http_date(struct gf_gateway *gw);
 /* True when s is an acceptable client-supplied request id. */
 bool gf_request_id_valid(const char *s);
 

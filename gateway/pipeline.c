@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
@@ -112,6 +113,45 @@ void gf_gateway_new_id(struct gf_gateway *gw, char *out)
     out[32] = '\0';
 }
 
+const char *gf_gateway_http_date(struct gf_gateway *gw)
+{
+    // libevent formats a Date for every reply that lacks one (gmtime + snprintf, about a
+    // tenth of evhttp_send_reply's instructions); the value only changes once a second.
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t now = time(NULL);
+    if (gw->date[0] != '\0' && (int64_t)now == gw->date_s)
+        return gw->date;
+    struct tm tm;
+    if (gmtime_r(&now, &tm) == NULL || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0)
+        memset(&tm, 0, sizeof(tm)); // unreachable on a sane clock; 1900 keeps the format
+    char *o = gw->date;
+    unsigned year = (unsigned)(tm.tm_year + 1900);
+    memcpy(o, days[tm.tm_wday % 7], 3);
+    o[3] = ',';
+    o[4] = ' ';
+    o[5] = (char)('0' + tm.tm_mday / 10);
+    o[6] = (char)('0' + tm.tm_mday % 10);
+    o[7] = ' ';
+    memcpy(o + 8, months[tm.tm_mon % 12], 3);
+    o[11] = ' ';
+    o[12] = (char)('0' + year / 1000);
+    o[13] = (char)('0' + year / 100 % 10);
+    o[14] = (char)('0' + year / 10 % 10);
+    o[15] = (char)('0' + year % 10);
+    o[16] = ' ';
+    int hms[3] = {tm.tm_hour, tm.tm_min, tm.tm_sec};
+    for (int i = 0; i < 3; i++) {
+        o[17 + 3 * i] = (char)('0' + hms[i] / 10);
+        o[18 + 3 * i] = (char)('0' + hms[i] % 10);
+        o[19 + 3 * i] = i < 2 ? ':' : ' ';
+    }
+    memcpy(o + 26, "GMT", 4);
+    gw->date_s = (int64_t)now;
+    return gw->date;
+}
+
 char *gf_request_strdup(struct gf_request *r, const char *s, size_t len)
 {
     struct arena_blk *b = gf_malloc(sizeof(*b) + len + 1);
@@ -163,6 +203,7 @@ static void start_stream(struct gf_request *r)
     evhttp_add_header(h, "Content-Type", "text/event-stream");
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
+    evhttp_add_header(h, "Date", gf_gateway_http_date(r->gw));
     evhttp_send_reply_start(r->http, 200, "OK");
     r->stream_started = true;
     r->status = 200;
@@ -269,6 +310,7 @@ static void finish(struct gf_request *r)
             if (eb != NULL && r->out.len > 0)
                 evbuffer_add(eb, r->out.data, r->out.len);
             gw->metrics.bytes_out += r->out.len;
+            evhttp_add_header(h, "Date", gf_gateway_http_date(gw));
             evhttp_send_reply(http, r->status, NULL, eb);
         }
         if (eb != NULL)

@@ -4,8 +4,10 @@ streamed replies, include_usage, pings, the model list, every error status, malf
 and truncated bodies, slow clients, upstream down / timeout / cut mid-stream, request ids.
 usage: test_gateway.py GARDEFOU   (GF_MOCK_UPSTREAM names the mock upstream executable)"""
 import json
+import os
 import socket
 import sys
+import threading
 import time
 
 import gwtest
@@ -299,6 +301,94 @@ def test_upstream_down(gardefou):
         s.close()
 
 
+def idle_closing_upstream():
+    """A keep-alive upstream that closes each connection 50 ms after its reply, the way servers
+    time out idle connections: gardefou keeps such a socket watched between transfers, and must
+    neither spin on its EOF nor fail the next request. Returns (port, listening socket)."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+    reply = json.dumps({"id": "x", "object": "chat.completion", "created": 1, "model": "m",
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": "idle ok"}}],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 2}}).encode()
+
+    def serve(c):
+        buf = b""
+        c.settimeout(10)
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                n = 0
+                for line in head.split(b"\r\n")[1:]:
+                    k, _, v = line.partition(b":")
+                    if k.strip().lower() == b"content-length":
+                        n = int(v)
+                while len(buf) < n:
+                    buf += c.recv(65536)
+                buf = buf[n:]
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n" % len(reply) + reply)
+                c.settimeout(0.05)
+                try:
+                    d = c.recv(65536)
+                except socket.timeout:
+                    return  # idle: close
+                if not d:
+                    return
+                buf += d
+                c.settimeout(10)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def accept():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
+    return ls.getsockname()[1], ls
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_upstream_closes_idle(gardefou):
+    port, ls = idle_closing_upstream()
+    g = start_gateway(gardefou, ["http://127.0.0.1:%d" % port],
+                      ["upstream.health_interval_ms=0", "upstream.models=m"])
+    try:
+        for i in range(3):
+            r = chat(g.port, model="m")
+            check(r.status == 200 and "idle ok" in r.text(), "reply %d after an idle close: %d %s"
+                  % (i, r.status, r.text()[:200]))
+            time.sleep(0.3)  # the upstream has closed the idle connection meanwhile
+        # idle, gardefou uses next to no CPU; a loop spinning on the closed socket's EOF takes
+        # all it is given (at least a few tenths of a second here on a loaded machine)
+        c0 = cpu_seconds(g.p.pid)
+        time.sleep(2.0)
+        used = cpu_seconds(g.p.pid) - c0
+        check(used < 0.15, "no busy loop on an idle socket the upstream closed (%.2f s CPU)" % used)
+        r = chat(g.port, model="m")
+        check(r.status == 200, "reply after the idle close: %d" % r.status)
+    finally:
+        g.stop()
+        ls.close()
+
+
 def test_connection_cap_and_stop(gardefou, mock):
     """limits.max_connections refuses the next connection with 503; SIGTERM lets an open stream
     finish (server.shutdown_grace_ms) and exits 0."""
@@ -358,6 +448,7 @@ def main():
         test_upstream_failures(g.port, mock)
         test_metrics(g.port)
         test_upstream_down(gardefou)
+        test_upstream_closes_idle(gardefou)
         test_connection_cap_and_stop(gardefou, mock)
     finally:
         rc = g.stop()

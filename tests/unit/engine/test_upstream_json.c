@@ -272,6 +272,53 @@ static void test_full_reply(void)
     CHECK(gf_up_reply_full(&r, none, strlen(none), &err) == GF_EUPSTREAM);
 }
 
+/* Replies are read in place (upstream_scan.c): escapes decoded, keys compared as cJSON does,
+ * the first of duplicate members used, extra fields re-emitted without whitespace. */
+static void test_scanned_reply(void)
+{
+    struct rec rc;
+    rec_init(&rc);
+    struct gf_up_reply r;
+    gf_up_reply_init(&r, GF_GEN_CHAT, on_event, &rc);
+    struct gf_err err = {0};
+    const char *pretty =
+        " {\n  \"choices\" : [ {\n    \"index\" : 0 ,\n    \"message\" : {\n"
+        "      \"role\" : \"assistant\",\n"
+        "      \"cont\\u0065nt\" : \"line\\none \\\"q\\\" caf\\u00e9 \\ud83d\\ude00\\/\",\n"
+        "      \"content\" : \"ignored: the first one counts\",\n"
+        "      \"tool_calls\" : [ { \"id\" : \"c 1\", \"n\" : -1.5e3 } ],\n"
+        "      \"refusal\" : null\n    }\n  } ],\n"
+        "  \"usage\" : { \"prompt_tokens\" : 7, \"completion_tokens\" : 3.0 }\n} trailing";
+    CHECK(gf_up_reply_full(&r, pretty, strlen(pretty), &err) == 0);
+    CHECK(rc.deltas == 1);
+    CHECK_STREQ(rc.text[0].data, "line\none \"q\" caf\xC3\xA9 \xF0\x9F\x98\x80/");
+    CHECK_STREQ(rc.extra, "{\"tool_calls\":[{\"id\":\"c 1\",\"n\":-1.5e3}]}");
+    CHECK(r.has_usage && r.usage.prompt_tokens == 7 && r.usage.completion_tokens == 3);
+    rec_cleanup(&rc);
+    // what cJSON refuses is refused: a lone surrogate, a bad escape, a trailing comma
+    const char *bad[] = {
+        "{\"choices\":[{\"text\":\"\\ud800\"}]}",
+        "{\"choices\":[{\"text\":\"\\q\"}]}",
+        "{\"choices\":[{\"text\":\"a\",}]}",
+        "{\"choices\":[{\"index\":-}]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        gf_err_clear(&err);
+        gf_up_reply_init(&r, GF_GEN_COMPLETION, on_event, &rc);
+        CHECK(gf_up_reply_full(&r, bad[i], strlen(bad[i]), &err) == GF_EUPSTREAM);
+        CHECK(strstr(err.msg, "invalid JSON") != NULL);
+    }
+    // an error member of any kind ends the reply with its message when it has one
+    gf_err_clear(&err);
+    const char *e = "{\"error\":\"over \\u0071uota\",\"choices\":[{\"text\":\"x\"}]}";
+    CHECK(gf_up_reply_full(&r, e, strlen(e), &err) == GF_EUPSTREAM);
+    CHECK_STREQ(err.msg, "upstream error: over quota");
+    gf_err_clear(&err);
+    e = "{\"error\":null}";
+    CHECK(gf_up_reply_full(&r, e, strlen(e), &err) == GF_EUPSTREAM);
+    CHECK_STREQ(err.msg, "upstream error: unknown error");
+}
+
 static void test_error_message_and_models(void)
 {
     char msg[64];
@@ -356,6 +403,7 @@ int main(void)
     RUN(test_chunks_utf8);
     RUN(test_chunk_errors);
     RUN(test_full_reply);
+    RUN(test_scanned_reply);
     RUN(test_error_message_and_models);
     RUN(test_oom);
     return test_report();
