@@ -23,14 +23,12 @@ enum {
     S_DOLLAR = 16, // '$'
     S_AT = 32,     // '@'
     S_COLON = 64,  // ':' (of "://")
-    S_W = 128,     // 'w' or 'W' (of "www.")
+    S_DOT = 128,   // '.' (of "www.")
 };
 
 static const uint8_t shape_class[256] = {
-    ['A' ... 'V'] = S_UPPER, ['W'] = S_UPPER | S_W, ['X' ... 'Z'] = S_UPPER,
-    ['a' ... 'v'] = S_OTHER, ['w'] = S_OTHER | S_W, ['x' ... 'z'] = S_OTHER,
-    ['0' ... '9'] = S_OTHER, [0xc2 ... 0xf4] = S_LEAD, ['!'] = S_BANG,
-    ['$'] = S_DOLLAR, ['@'] = S_AT, [':'] = S_COLON,
+    ['A' ... 'Z'] = S_UPPER, ['a' ... 'z'] = S_OTHER, ['0' ... '9'] = S_OTHER, [0xc2 ... 0xf4] = S_LEAD, ['!'] = S_BANG,
+    ['$'] = S_DOLLAR, ['@'] = S_AT, [':'] = S_COLON, ['.'] = S_DOT,
 };
 
 struct shape {
@@ -92,6 +90,68 @@ static bool lone_capital(const unsigned char *p, size_t n, size_t i)
            (i + 1 == n || !(shape_class[p[i + 1]] & (S_UPPER | S_OTHER | S_LEAD)));
 }
 
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+// For eight ASCII bytes (below 0x80, so no sum below carries into the next byte): the high bit
+// of each byte that is in [lo, hi], or equal to c; and the number of such bytes.
+static inline uint64_t range8(uint64_t x, unsigned lo, unsigned hi)
+{
+    return (x + ONES * (0x80 - lo)) & ~(x + ONES * (0x7f - hi)) & HIGHS;
+}
+
+static inline uint64_t eq8(uint64_t x, unsigned c)
+{
+    return ~((x ^ (ONES * c)) + ONES * 0x7f) & HIGHS;
+}
+
+static inline size_t count8(uint64_t m)
+{
+    return (size_t)(((m >> 7) * ONES) >> 56);
+}
+
+// True when the eight bytes are ASCII without capitals, '$', '@', ':' or a '.' after a 'w'
+// (prev_w: the byte before them may end a 'w' or an invisible character).
+static inline bool plain8(uint64_t x, bool prev_w)
+{
+    uint64_t wdot = eq8(x, '.') & ((eq8(x, 'w') << 8) | (prev_w ? 0x80 : 0));
+    return ((x & HIGHS) | range8(x, 'A', 'Z') | eq8(x, '$') | eq8(x, '@') | eq8(x, ':') |
+            wdot) == 0;
+}
+
+// True when the byte before p[i] may end a 'w' or an invisible character.
+static inline bool after_w(const unsigned char *p, size_t i)
+{
+    return i > 0 && (p[i - 1] == 'w' || p[i - 1] >= 0x80);
+}
+
+static bool is_w(unsigned char c)
+{
+    return c == 'w' || c == 'W';
+}
+
+// Start of the visible character before p[j], skipping invisible ones; SIZE_MAX if none.
+static size_t visible_before(const unsigned char *p, size_t j)
+{
+    while (j > 0) {
+        size_t k = j - 1;
+        while (k > 0 && (p[k] & 0xc0) == 0x80 && j - k < 4)
+            k--;  // back to the lead byte of a multi-byte character
+        if (!(p[k] >= 0xc2 && invisible(p + k, j - k)))
+            return k;
+        j = k;
+    }
+    return SIZE_MAX;
+}
+
+// True when "www" (the first w lowercase) comes right before the '.' at p[i].
+static bool www_before(const unsigned char *p, size_t i)
+{
+    size_t a = visible_before(p, i), b = a != SIZE_MAX ? visible_before(p, a) : SIZE_MAX,
+           c = b != SIZE_MAX ? visible_before(p, b) : SIZE_MAX;
+    return c != SIZE_MAX && p[c] == 'w' && is_w(p[b]) && is_w(p[a]);
+}
+
 /* Counts over p[0..n). A shouted word is a run of 3 or more capitals; the run goes on across
  * invisible characters and across single spaces between lone capitals, so that "W I N N E R"
  * and "WIN\u200bNER" are the one shouted word "WINNER" is (and "B E A U T I F U L DAMMIT"
@@ -100,6 +160,16 @@ static void scan(const unsigned char *p, size_t n, struct shape *sh)
 {
     size_t run = 0, seg = 0;  // capitals in the run, and in its last space-free segment
     for (size_t i = 0; i < n; i++) {
+        // Fast path, most of a text: eight ASCII bytes without capitals or signs, outside a
+        // run of capitals, only add to the counts of letters and digits and of '!'.
+        uint64_t x;
+        while (run == 0 && i + 8 <= n && (memcpy(&x, p + i, 8), plain8(x, after_w(p, i)))) {
+            sh->other += count8(range8(x, 'a', 'z') | range8(x, '0', '9'));
+            sh->bangs += count8(eq8(x, '!'));
+            i += 8;
+        }
+        if (i >= n)
+            break;
         uint8_t c = shape_class[p[i]];
         if (c & S_UPPER) {
             sh->upper++;
@@ -120,9 +190,6 @@ static void scan(const unsigned char *p, size_t n, struct shape *sh)
         run = seg = 0;
         if (c & S_OTHER) {
             sh->other++;
-            if ((c & S_W) && i + 3 < n && (shape_class[p[i + 1]] & S_W) &&
-                (shape_class[p[i + 2]] & S_W) && p[i + 3] == '.')
-                sh->link = true;
         } else if (c & S_LEAD) {
             sh->other++;
             sh->currency |= currency_sign(p + i, n - i);
@@ -130,6 +197,8 @@ static void scan(const unsigned char *p, size_t n, struct shape *sh)
             sh->bangs++;
         } else if (c & S_DOLLAR) {
             sh->currency = true;
+        } else if (c & S_DOT) {
+            sh->link |= www_before(p, i);
         } else if (c & S_COLON) {
             sh->link |= i + 2 < n && p[i + 1] == '/' && p[i + 2] == '/';
         } else if (c & S_AT) {

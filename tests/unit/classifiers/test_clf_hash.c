@@ -245,6 +245,7 @@ static void test_shape(void)
     CHECK(!SAME("you have won 1000 today", "you have won $1000 today"));
     CHECK(!SAME("claim it at prize dot com", "claim it at http://prize.com"));
     CHECK(!SAME("claim it at prize dot com", "claim it at www.prize.com"));
+    CHECK(!SAME("claim it at prize dot com", "claim it at Www.prize.com"));
     CHECK(!SAME("write to claims at prize", "write to claims@prize.com"));
     // ... but not what carries no shape: wording, the case-free rest of a text.
     CHECK(SAME("Hello there, how are you", "Goodbye then, who are you"));
@@ -258,9 +259,17 @@ static void test_shape(void)
         "URGENT! Your Mobile No. was awarded \xc2\xa3" "2000 Bonus Caller Prize, call 09066350750",
         "Hi Mark, see the notes at http://example.org/notes or mail me at mark@example.org",
         "ok see you later then",
+        "see www.example.com or wwww.example.com, or at the www. mirror: ww.w.example.org",
         "I MUST BE DIRT BC YOU BOYS ARE BEAUTIFUL DAMMIT",
         "FREE entry in 2 a wkly comp to win FA Cup final tkts 21st May 2005. Text FA to 87121",
     };
+    // Eight bytes at a time or one by one, the counts are the same: shift the texts.
+    for (size_t i = 0; i < GF_ARRAY_LEN(texts); i++)
+        for (size_t k = 1; k < 8; k++) {
+            char shifted[256];
+            snprintf(shifted, sizeof(shifted), "%*s%s", (int)k, "", texts[i]);
+            CHECK(SAME(texts[i], shifted));
+        }
     struct gf_buf v;
     gf_buf_init(&v, 4096);
     for (size_t i = 0; i < GF_ARRAY_LEN(texts); i++)
