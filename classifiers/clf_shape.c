@@ -110,12 +110,13 @@ static inline size_t count8(uint64_t m)
     return (size_t)(((m >> 7) * ONES) >> 56);
 }
 
-// True when the eight bytes are ASCII without capitals, '$', '@', ':' or a '.' after a 'w'
+// True when the eight bytes are ASCII without capitals, '$', '@', ':', '!' or a '.' after a 'w'
 // (prev_w: the byte before them may end a 'w' or an invisible character).
 static inline bool plain8(uint64_t x, bool prev_w)
 {
     uint64_t wdot = eq8(x, '.') & ((eq8(x, 'w') << 8) | (prev_w ? 0x80 : 0));
-    return ((x & HIGHS) | range8(x, 'A', 'Z') | eq8(x, '$') | eq8(x, '@') | eq8(x, ':') |
+    // '@' is 'A' - 1: one range covers the capitals and '@'.
+    return ((x & HIGHS) | range8(x, '@', 'Z') | eq8(x, '$') | eq8(x, ':') | eq8(x, '!') |
             wdot) == 0;
 }
 
@@ -159,17 +160,23 @@ static bool www_before(const unsigned char *p, size_t i)
 static void scan(const unsigned char *p, size_t n, struct shape *sh)
 {
     size_t run = 0, seg = 0;  // capitals in the run, and in its last space-free segment
+    size_t slow = 0;          // bytes to go one by one before trying eight at a time again
     for (size_t i = 0; i < n; i++) {
-        // Fast path, most of a text: eight ASCII bytes without capitals or signs, outside a
-        // run of capitals, only add to the counts of letters and digits and of '!'.
-        uint64_t x;
-        while (run == 0 && i + 8 <= n && (memcpy(&x, p + i, 8), plain8(x, after_w(p, i)))) {
-            sh->other += count8(range8(x, 'a', 'z') | range8(x, '0', '9'));
-            sh->bangs += count8(eq8(x, '!'));
-            i += 8;
+        if (slow == 0) {
+            // Fast path, most of a text: eight ASCII bytes without capitals or signs, outside
+            // a run of capitals, only add to the count of letters and digits. The eight bytes
+            // where it fails go one by one (retrying at every byte would cost more than it
+            // saves).
+            uint64_t x;
+            while (run == 0 && i + 8 <= n && (memcpy(&x, p + i, 8), plain8(x, after_w(p, i)))) {
+                sh->other += count8(range8(x, 'a', 'z') | range8(x, '0', '9'));
+                i += 8;
+            }
+            if (i >= n)
+                break;
+            slow = 8;
         }
-        if (i >= n)
-            break;
+        slow--;
         uint8_t c = shape_class[p[i]];
         if (c & S_UPPER) {
             sh->upper++;
