@@ -431,91 +431,108 @@ static int report_error(struct gf_js e, struct gf_buf *tmp, struct gf_err *err)
     return gf_err_set(err, GF_EUPSTREAM, "upstream error: %.200s", s);
 }
 
-/* Appends the members of obj other than role, content and nulls, as a JSON object text, to
- * tmp; *has says whether there were any. */
-static int extra_fields(struct gf_js obj, struct gf_buf *tmp, bool *has)
+/* Appends member k:v to the extra-fields object being built in xb. */
+static int add_extra(struct gf_buf *xb, struct gf_js k, struct gf_js v)
 {
-    struct gf_js_it it;
-    struct gf_js k, v;
-    gf_js_iter(&it, obj);
-    int rc = 0;
-    *has = false;
-    while (rc == 0 && gf_js_next(&it, &k, &v)) {
-        if ((v.n == 4 && memcmp(v.p, "null", 4) == 0) || gf_js_is(k, "role") ||
-            gf_js_is(k, "content"))
-            continue;
-        rc = gf_buf_putc(tmp, *has ? ',' : '{');
-        rc = rc ? rc : gf_js_minify(k, tmp);
-        rc = rc ? rc : gf_buf_putc(tmp, ':');
-        rc = rc ? rc : gf_js_minify(v, tmp);
-        *has = true;
-    }
-    return rc ? rc : *has ? gf_buf_putc(tmp, '}') : 0;
+    int rc = gf_buf_putc(xb, xb->len ? ',' : '{');
+    rc = rc ? rc : gf_js_minify(k, xb);
+    rc = rc ? rc : gf_buf_putc(xb, ':');
+    return rc ? rc : gf_js_minify(v, xb);
 }
 
-/* Delivers one choice object of a chunk (delta) or a whole reply (message). Strings are decoded
- * into tmp, one after the other (each NUL-terminated), and used once all are there. */
+/* Appends the decoded string s to tmp and keeps it NUL-terminated there (read as a C string,
+ * as cJSON's valuestring was); *at is where it starts. */
+static int keep_str(struct gf_buf *tmp, struct gf_js s, long *at)
+{
+    size_t o = tmp->len;
+    int rc = gf_js_str(s, tmp);
+    if (rc != 0)
+        return rc;
+    *at = (long)o;
+    tmp->len = o + strlen(tmp->data + o) + 1;
+    return 0;
+}
+
+/* Delivers one choice object of a chunk (delta) or a whole reply (message). Each object is
+ * walked once, taking the first member of each name as cJSON did; strings are decoded into tmp
+ * one after the other and used once all are there; the message's other members (tool_calls,
+ * ...) are re-emitted minified as extra fields, built in their own buffer. */
 static int do_choice(struct gf_up_reply *r, struct gf_js ch, int pos, bool streamed,
                      struct gf_buf *tmp, struct gf_err *err)
 {
     if (!is_obj(ch))
         return gf_err_set(err, GF_EUPSTREAM, "upstream reply: choices[%d] is not an object", pos);
-    struct gf_js ji, fr, msg, jr, jc, jt;
+    const char *msg_name = streamed ? "delta" : "message";
+    struct gf_js k, v, ji = {0}, fr = {0}, msg = {0}, jt = {0}, jr = {0}, jc = {0};
+    bool has_i = false, has_fr = false, has_msg = false, has_t = false, has_r = false,
+         has_c = false;
+    struct gf_js_it it;
+    gf_js_iter(&it, ch);
+    while (gf_js_next(&it, &k, &v)) {
+        if (!has_i && gf_js_is(k, "index"))
+            ji = v, has_i = true;
+        else if (!has_fr && gf_js_is(k, "finish_reason"))
+            fr = v, has_fr = true;
+        else if (!has_msg && gf_js_is(k, msg_name))
+            msg = v, has_msg = true;
+        else if (!has_t && gf_js_is(k, "text"))
+            jt = v, has_t = true;
+    }
     double di = pos;
-    if (member(ch, "index", &ji) && !gf_js_num(ji, &di))
+    if (has_i && !gf_js_num(ji, &di))
         di = pos;
     if (!(di >= 0 && di < GF_UP_MAX_CHOICES))
         return gf_err_set(err, GF_EUPSTREAM, "upstream reply: choice index out of range");
     int idx = (int)di;
-    enum { NONE = -1 };
-    long o_finish = NONE, o_role = NONE, o_text = NONE, o_extra = NONE;
+    has_msg = has_msg && is_obj(msg);
+    struct gf_buf xb;
+    gf_buf_init(&xb, msg.n * 6 + 8);
     int rc = 0;
+    if (has_msg) {
+        gf_js_iter(&it, msg);
+        while (rc == 0 && gf_js_next(&it, &k, &v)) {
+            if (gf_js_is(k, "role")) {
+                if (!has_r)
+                    jr = v, has_r = true;
+            } else if (gf_js_is(k, "content")) {
+                if (!has_c)
+                    jc = v, has_c = true;
+            } else if (!(v.n == 4 && memcmp(v.p, "null", 4) == 0)) {
+                rc = add_extra(&xb, k, v);
+            }
+        }
+        if (rc == 0 && xb.len > 0)
+            rc = gf_buf_putc(&xb, '}');
+    }
+    enum { NONE = -1 };
+    long o_finish = NONE, o_role = NONE, o_text = NONE;
     gf_buf_reset(tmp);
-    if (member(ch, "finish_reason", &fr) && is_str(fr)) {
-        size_t at = tmp->len;
-        rc = gf_js_str(fr, tmp);
-        if (rc == 0 && tmp->data[at] != '\0') {
-            o_finish = (long)at;
-            tmp->len = at + strlen(tmp->data + at) + 1; // keep its NUL
-        } else if (rc == 0) {
-            tmp->len = at;
-        }
-    }
-    bool has_msg = member(ch, streamed ? "delta" : "message", &msg) && is_obj(msg);
-    if (rc == 0 && has_msg && member(msg, "role", &jr) && is_str(jr)) {
-        o_role = (long)tmp->len;
-        rc = gf_js_str(jr, tmp);
-        tmp->len = rc ? tmp->len : (size_t)o_role + strlen(tmp->data + o_role) + 1;
-    }
-    bool has_text = has_msg ? member(msg, "content", &jc) && is_str(jc)
-                            : member(ch, "text", &jt) && is_str(jt);
-    if (rc == 0 && has_text) {
-        o_text = (long)tmp->len;
-        rc = gf_js_str(has_msg ? jc : jt, tmp);
-        tmp->len = rc ? tmp->len : (size_t)o_text + strlen(tmp->data + o_text) + 1;
-    }
-    if (rc == 0 && has_msg) {
-        size_t at = tmp->len;
-        bool has = false;
-        rc = extra_fields(msg, tmp, &has);
-        if (rc == 0 && has) {
-            o_extra = (long)at;
-            tmp->len++; // keep its NUL
-        }
-    }
-    if (rc != 0)
+    if (rc == 0 && has_fr && is_str(fr) && (rc = keep_str(tmp, fr, &o_finish)) == 0 &&
+        tmp->data[o_finish] == '\0')
+        o_finish = NONE; // an empty finish_reason says nothing
+    if (rc == 0 && has_r && is_str(jr))
+        rc = keep_str(tmp, jr, &o_role);
+    struct gf_js text = has_msg ? jc : jt;
+    if (rc == 0 && (has_msg ? has_c : has_t) && is_str(text))
+        rc = keep_str(tmp, text, &o_text);
+    if (rc != 0) {
+        gf_buf_cleanup(&xb);
         return gf_err_set(err, GF_ENOMEM, "out of memory parsing the upstream reply");
+    }
     const char *finish = o_finish != NONE ? tmp->data + o_finish : NULL;
     const char *role = o_role != NONE ? tmp->data + o_role : NULL;
-    const char *text = o_text != NONE ? tmp->data + o_text : NULL;
-    const char *extra = o_extra != NONE ? tmp->data + o_extra : NULL;
+    const char *txt = o_text != NONE ? tmp->data + o_text : NULL;
+    const char *extra = xb.len > 0 ? xb.data : NULL;
     if (!streamed && finish == NULL)
         finish = "stop";
-    if (r->finished[idx] && finish == NULL && text == NULL && extra == NULL)
+    if (r->finished[idx] && finish == NULL && txt == NULL && extra == NULL) {
+        gf_buf_cleanup(&xb);
         return 0;
+    }
     int n_tokens = streamed ? 1 : 0;
-    rc = emit_delta(r, idx, role, text ? text : "", text ? strlen(text) : 0, extra, finish,
+    rc = emit_delta(r, idx, role, txt ? txt : "", txt ? strlen(txt) : 0, extra, finish,
                     n_tokens);
+    gf_buf_cleanup(&xb);
     if (rc != 0)
         return gf_err_set(err, rc, "out of memory parsing the upstream reply");
     return 0;

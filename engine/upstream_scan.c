@@ -184,9 +184,18 @@ static const char *skip(const char *p, const char *end)
     do {
         char c = *p;
         if (c == '"') {
-            for (p++; *p != '"'; p++)
-                p += *p == '\\'; // the escaped byte is never the closing quote
-            p++;
+            // the next quote not escaped: one preceded by an even run of backslashes
+            const char *q = p + 1;
+            for (;;) {
+                q = memchr(q, '"', (size_t)(end - q));
+                size_t bs = 0;
+                while (q - bs > p + 1 && q[-1 - (long)bs] == '\\')
+                    bs++;
+                if (bs % 2 == 0)
+                    break;
+                q++;
+            }
+            p = q + 1;
         } else if (c == '{' || c == '[') {
             depth++;
             p++;
