@@ -2,9 +2,11 @@
 """serve_overhead.py — the time a chat completion spends outside the model in `gardefou serve
 --model`: sequential requests on one keep-alive connection (TCP_NODELAY), each timed by the
 client, minus the engine's own compute time for that request, which the gateway reports in the
-`Server-Timing: engine;dur=MS` header (the forward passes and sampling of the steps the request
-took part in). Also times GET /healthz on the same connection: the bare HTTP round trip,
-client included. Prints medians and p10-p90 in ms.
+`Server-Timing: engine;dur=MS, gateway;dur=MS` header (the forward passes and sampling of the
+steps the request took part in; the whole request inside the gateway, from its parsed HTTP
+request to its reply): "outside" is client latency - engine, "server" is gateway - engine (the
+part spent in gardefou itself, without HTTP I/O and the client). Also times GET /healthz on
+the same connection: the bare HTTP round trip, client included. Prints medians and p10-p90 in ms.
 usage: serve_overhead.py PORT KEY [N] [MAX_TOKENS]"""
 import json
 import socket
@@ -53,7 +55,7 @@ def main():
            % (key, len(body), body)).encode()
     health = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     buf = b""
-    lat, eng, out, hl = [], [], [], []
+    lat, eng, out, hl, srv = [], [], [], [], []
     for i in range(n + 20):  # the first 20 warm up
         t0 = time.perf_counter_ns()
         s.sendall(req)
@@ -61,10 +63,11 @@ def main():
         t1 = time.perf_counter_ns()
         if status != 200:
             raise RuntimeError("status %d" % status)
-        st = hdr.get("server-timing", "")
-        if "engine;dur=" not in st:
-            raise RuntimeError("no Server-Timing engine duration in the reply")
-        e_ms = float(st.split("engine;dur=", 1)[1].split(",")[0].split(";")[0])
+        st = dict(m.strip().split(";dur=") for m in hdr.get("server-timing", "").split(",")
+                  if ";dur=" in m)
+        if "engine" not in st or "gateway" not in st:
+            raise RuntimeError("no Server-Timing engine/gateway durations in the reply")
+        e_ms, g_ms = float(st["engine"]), float(st["gateway"])
         t2 = time.perf_counter_ns()
         s.sendall(health)
         _, _, _, buf = read_reply(s, buf)
@@ -74,9 +77,11 @@ def main():
         lat.append((t1 - t0) / 1e6)
         eng.append(e_ms)
         out.append((t1 - t0) / 1e6 - e_ms)
+        srv.append(g_ms - e_ms)
         hl.append((t3 - t2) / 1e6)
     s.close()
-    for name, v in (("latency", lat), ("engine", eng), ("outside", out), ("health", hl)):
+    for name, v in (("latency", lat), ("engine", eng), ("outside", out), ("server", srv),
+                    ("health", hl)):
         print("%s_p50=%.4f %s_p10=%.4f %s_p90=%.4f" % (name, pct(v, 0.5), name, pct(v, 0.1),
                                                      name, pct(v, 0.9)))
 

@@ -25,7 +25,8 @@ wait_line() {  # file pattern
   echo "timeout waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
 }
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (figures are per request, in ms; N=$N)"
-printf "%-8s %10s %10s %12s %16s %10s\n" row latency engine "outside p50" "outside p10-p90" health
+printf "%-8s %10s %10s %12s %16s %11s %10s\n" row latency engine "outside p50" "outside p10-p90" \
+  "server p50" health
 for row in $ROWS; do
   args=(--set model.path="$MODEL" --set model.threads=1)
   [ "$row" = bare ] && args+=(--policy examples/policy-none.json --set audit.durability=none)
@@ -38,11 +39,12 @@ for row in $ROWS; do
   key=$("$BUILD/gateway/gardefou" keys create --server "$admin" --data-dir "$tmp/$row" --name bench)
   out=$(python3 bench/serve_overhead.py "$port" "$key" "$N" 1)
   get() { echo "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-  printf "%-8s %10.3f %10.3f %12.3f %7.3f-%-8.3f %10.3f\n" "$row" "$(get latency_p50)" \
+  printf "%-8s %10.3f %10.3f %12.3f %7.3f-%-8.3f %11.3f %10.3f\n" "$row" "$(get latency_p50)" \
     "$(get engine_p50)" "$(get outside_p50)" "$(get outside_p10)" "$(get outside_p90)" \
-    "$(get health_p50)"
+    "$(get server_p50)" "$(get health_p50)"
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 done
 echo "outside = client latency - Server-Timing engine duration (medians of per-request values);"
+echo "server = Server-Timing gateway - engine: inside gardefou, from the parsed request to the reply."
 echo "health = GET /healthz on the same connection: the bare round trip, Python client included."
 echo "llama.cpp's server (llamacpp-server-baseline.md): 0.33-0.41 ms outside the model, p50."

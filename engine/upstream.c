@@ -117,7 +117,7 @@ static void final_error(struct gf_gen *g, int code, int status, const char *msg)
         .err_code = code,
         .err_msg = msg,
         .http_status = status,
-        .usage = {g->prompt_est, g->reply.deltas},
+        .usage = {.prompt_tokens = g->prompt_est, .completion_tokens = g->reply.deltas},
     };
     deliver(g, &ev);
 }

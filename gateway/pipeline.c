@@ -295,9 +295,13 @@ static void finish(struct gf_request *r)
                 r->out_type = "application/json";
             }
             evhttp_add_header(h, "Content-Type", r->out_type ? r->out_type : "application/json");
-            if (r->usage.engine_ns > 0) {  // what the model cost, to tell it from the rest
-                char st[64];
-                snprintf(st, sizeof(st), "engine;dur=%.3f", (double)r->usage.engine_ns / 1e6);
+            if (r->usage.engine_ns > 0) {
+                // what the model cost, and the whole request from its parsed headers and body
+                // to this reply: the difference is the gateway's own time around the model
+                char st[96];
+                snprintf(st, sizeof(st), "engine;dur=%.3f, gateway;dur=%.3f",
+                         (double)r->usage.engine_ns / 1e6,
+                         (double)(gf_now_ns() - r->t_start) / 1e6);
                 evhttp_add_header(h, "Server-Timing", st);
             }
             if (r->status == 405)

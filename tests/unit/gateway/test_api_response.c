@@ -1,6 +1,8 @@
 /* test_api_response.c — the wire format: replies, chunks and model lists parse as JSON with the
  * OpenAI fields, any text (quotes, control bytes, invalid UTF-8) stays valid JSON, non-text
- * delta fields are spliced in; the error mapping; the metrics text. */
+ * delta fields are spliced in; token logprobs in the chat and completions formats; the error
+ * mapping; the metrics text. */
+#include <math.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -156,8 +158,75 @@ static void test_metrics(void)
     gf_buf_cleanup(&b);
 }
 
+/* Token log-probabilities in both formats, through a reply and a chunk. */
+static void test_logprobs(void)
+{
+    struct gf_gen_logprob lp[2];
+    memset(lp, 0, sizeof(lp));
+    lp[0] = (struct gf_gen_logprob){.token = " Hi", .len = 3, .logprob = -0.5f, .n_top = 2};
+    lp[0].top[0] = (struct gf_gen_top_logprob){" Hi", 3, -0.5f};
+    lp[0].top[1] = (struct gf_gen_top_logprob){"\xe2", 1, -INFINITY}; // a byte token, -inf
+    lp[1] = (struct gf_gen_logprob){.token = "!", .len = 1, .logprob = -2.0f};
+    // chat: logprobs.content, with bytes and top_logprobs; a non-finite value is -9999
+    struct gf_reply_choice ch;
+    memset(&ch, 0, sizeof(ch));
+    gf_buf_init(&ch.text, 1 << 20);
+    gf_buf_puts(&ch.text, " Hi!");
+    gf_lp_acc_init(&ch.lp, true, true);
+    REQUIRE(gf_lp_acc_add(&ch.lp, lp, 2) == 0);
+    struct gf_gen_usage u = {1, 2, 0};
+    struct gf_buf out;
+    gf_buf_init(&out, 1 << 20);
+    REQUIRE(gf_api_reply_json(&out, &chat, &ch, 1, &u) == 0);
+    cJSON *j = cJSON_ParseWithLength(out.data, out.len);
+    REQUIRE(j != NULL);
+    const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    const cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "logprobs"), "content");
+    CHECK(cJSON_GetArraySize(content) == 2);
+    const cJSON *e0 = cJSON_GetArrayItem(content, 0);
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(e0, "token")), " Hi");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(e0, "logprob")) == -0.5);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(e0, "bytes")) == 3);
+    const cJSON *t1 = cJSON_GetArrayItem(cJSON_GetObjectItem(e0, "top_logprobs"), 1);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(t1, "logprob")) == -9999.0);
+    CHECK(cJSON_GetNumberValue(cJSON_GetArrayItem(cJSON_GetObjectItem(t1, "bytes"), 0)) == 0xe2);
+    cJSON_Delete(j);
+    // withheld (an output filter changed the text): null
+    ch.lp.withheld = true;
+    gf_buf_reset(&out);
+    REQUIRE(gf_api_reply_json(&out, &chat, &ch, 1, &u) == 0);
+    CHECK(strstr(out.data, "\"logprobs\":null") != NULL);
+    gf_lp_acc_cleanup(&ch.lp);
+    // completions: the legacy arrays; text_offset goes on across chunks
+    gf_lp_acc_init(&ch.lp, true, false);
+    REQUIRE(gf_lp_acc_add(&ch.lp, lp, 1) == 0);
+    gf_lp_acc_reset(&ch.lp);
+    REQUIRE(gf_lp_acc_add(&ch.lp, lp + 1, 1) == 0);
+    gf_buf_reset(&out);
+    REQUIRE(gf_api_chunk_sse_lp(&out, &cmpl, 0, NULL, "!", 1, NULL, NULL, false, &ch.lp) == 0);
+    j = cJSON_Parse(out.data + strlen("data: "));
+    REQUIRE(j != NULL);
+    const cJSON *l = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0),
+                                         "logprobs");
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(l, "tokens"), 0)), "!");
+    CHECK(cJSON_GetNumberValue(cJSON_GetArrayItem(cJSON_GetObjectItem(l, "token_logprobs"), 0)) ==
+          -2.0);
+    CHECK(cJSON_GetNumberValue(cJSON_GetArrayItem(cJSON_GetObjectItem(l, "text_offset"), 0)) == 3);
+    CHECK(cJSON_IsObject(cJSON_GetArrayItem(cJSON_GetObjectItem(l, "top_logprobs"), 0)));
+    cJSON_Delete(j);
+    // a chunk without entries, or no accumulator: null
+    gf_lp_acc_reset(&ch.lp);
+    gf_buf_reset(&out);
+    REQUIRE(gf_api_chunk_sse_lp(&out, &cmpl, 0, NULL, "x", 1, NULL, NULL, false, &ch.lp) == 0);
+    CHECK(strstr(out.data, "\"logprobs\":null") != NULL);
+    gf_lp_acc_cleanup(&ch.lp);
+    gf_buf_cleanup(&ch.text);
+    gf_buf_cleanup(&out);
+}
+
 int main(void)
 {
+    RUN(test_logprobs);
     gf_json_init();
     RUN(test_reply);
     RUN(test_chunks);
