@@ -134,7 +134,7 @@ int main(int argc, char **argv)
                canonical * 1e6);
         if (k == 0)
             printf("per 1 KB: %.1f us with normalization, %.1f us on canonical text (target < "
-                   "20 us)\n",
+                   "100 us; < 20 us wanted so the policy chain reaches 50 MB/s)\n",
                    single * 1e6, canonical * 1e6);
     }
     for (int i = 0; i < N_TEXTS; i++) {
