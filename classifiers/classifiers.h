@@ -320,11 +320,13 @@ int gf_clf_model_score_batch(const struct gf_clf_model *m, const char *const *te
                              const size_t *lens, size_t n, float *scores,
                              struct gf_clf_scratch *s);
 
-/* Scores text that is already in canonical form (gf_normalize of GF_NORM_VERSION, e.g. the
- * struct gf_norm a filter chain made once for all detectors), skipping normalization. Same
- * scores as gf_clf_model_score on the original text when that is under 16 KiB. */
-int gf_clf_model_score_canonical(const struct gf_clf_model *m, const char *canon, size_t len,
-                                 float *scores, struct gf_clf_scratch *s);
+/* Scores text[0..len) whose canonical form canon[0..clen) (gf_normalize of GF_NORM_VERSION,
+ * e.g. the struct gf_norm a filter chain made once for all detectors) is at hand, skipping
+ * normalization; the original is still read for its shape (capitals, '!', links), which the
+ * canonical form has lost. Same scores as gf_clf_model_score(text) when that is under 16 KiB. */
+int gf_clf_model_score_canonical(const struct gf_clf_model *m, const char *text, size_t len,
+                                 const char *canon, size_t clen, float *scores,
+                                 struct gf_clf_scratch *s);
 
 /* Wraps m as a struct gf_classifier (implementation "fasttext", one category per model
  * category) for gf_clf_registry_add; the classifier takes its own reference on m, dropped when

@@ -19,7 +19,8 @@ static int clf_score(const struct gf_classifier *c, const char *text, size_t len
     const struct gf_clf_model *m = c->impl;
     struct gf_clf_scratch s;
     tls_scratch(&s);
-    int rc = norm != NULL ? gf_clf_model_score_canonical(m, norm->text, norm->len, scores, &s)
+    int rc = norm != NULL ? gf_clf_model_score_canonical(m, text, len, norm->text, norm->len,
+                                                           scores, &s)
                           : gf_clf_model_score(m, text, len, scores, &s);
     if (rc != 0)
         return gf_err_set(err, rc, "classifier: scoring failed (%s)", gf_strerror(rc));

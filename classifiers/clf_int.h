@@ -33,8 +33,9 @@ struct gf_clf_hash_params {
 
 /* The version of the feature definition below (tokenization, number shapes, hashing); a model
  * records it and is refused by a build that computes other features. Version 1 (no key in the
- * file) hashed char n-grams byte by byte and had no number shapes. */
-#define GF_CLF_FEATURE_VERSION 2
+ * file) hashed char n-grams byte by byte and had no number shapes; version 2 had no shape
+ * features of the original text (clf_shape.c). */
+#define GF_CLF_FEATURE_VERSION 3
 
 /* An embedding-bag kernel (clf_bag.c). */
 typedef void (*gf_clf_bag_fn)(const int8_t *q, uint32_t dim, const uint32_t *buckets, size_t n,
@@ -57,6 +58,11 @@ typedef void (*gf_clf_feature_fn)(void *ud, const uint32_t *buckets, size_t n);
  * the character n-grams. Returns the number of features emitted. Never allocates. */
 size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_t n,
                        gf_clf_feature_fn fn, void *ud);
+/* Calls fn once with the shape features of the original (not normalized) text: classes of its
+ * share of capitals, shouted words and '!', and whether it has a currency sign, a link or an
+ * e-mail address (clf_shape.c, feature version 3). Returns their number (3 to 6). */
+size_t gf_clf_shape_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
+                             gf_clf_feature_fn fn, void *ud);
 /* Checks ranges (buckets >= 1, orders within the limits above, min <= max, something enabled). */
 int gf_clf_hash_params_check(const struct gf_clf_hash_params *hp, struct gf_err *err);
 

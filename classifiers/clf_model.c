@@ -187,16 +187,19 @@ void gf_clf_model_forward(const struct gf_clf_model *m, const int64_t *acc, size
         raw[c] = isnan(raw[c]) ? 1.0f : sigmoid(raw[c]);
 }
 
-static int score_raw(const struct gf_clf_model *m, const char *text, size_t len, bool canonical,
-                     float *raw, struct gf_clf_scratch *s)
+/* Raw outputs for text; canon, when not NULL, is the canonical form of the whole text, which
+ * is then hashed instead of normalizing text again (text still gives the shape features). */
+static int score_raw(const struct gf_clf_model *m, const char *text, size_t len,
+                     const char *canon, size_t clen, float *raw, struct gf_clf_scratch *s)
 {
     if (s->dim < m->dim || s->hidden < m->hidden)
         return GF_EINVAL;
     struct bag b = {.q = m->emb_q, .acc32 = s->acc32, .acc = s->acc, .dim = m->dim,
                     .kernel = m->bag};
     memset(s->acc, 0, m->dim * sizeof(int64_t));
-    size_t nf = canonical ? gf_clf_features(&m->hash, text, len, bag_add, &b)
-                          : gf_clf_text_features(&m->hash, text, len, s->norm, GF_CLF_NORM_BUF,
+    size_t nf = canon != NULL ? gf_clf_shape_features(&m->hash, text, len, bag_add, &b) +
+                                    gf_clf_features(&m->hash, canon, clen, bag_add, &b)
+                              : gf_clf_text_features(&m->hash, text, len, s->norm, GF_CLF_NORM_BUF,
                                                  bag_add, &b);
     gf_clf_model_forward(m, s->acc, nf, s->x, s->hid, raw);
     return 0;
@@ -205,7 +208,7 @@ static int score_raw(const struct gf_clf_model *m, const char *text, size_t len,
 int gf_clf_model_score_raw(const struct gf_clf_model *m, const char *text, size_t len,
                            float *raw, struct gf_clf_scratch *s)
 {
-    return score_raw(m, text, len, false, raw, s);
+    return score_raw(m, text, len, NULL, 0, raw, s);
 }
 
 static void calibrate(const struct gf_clf_model *m, float *scores)
@@ -214,10 +217,11 @@ static void calibrate(const struct gf_clf_model *m, float *scores)
         scores[c] = gf_clf_calib_apply(&m->calib[c], scores[c]);
 }
 
-int gf_clf_model_score_canonical(const struct gf_clf_model *m, const char *canon, size_t len,
-                                 float *scores, struct gf_clf_scratch *s)
+int gf_clf_model_score_canonical(const struct gf_clf_model *m, const char *text, size_t len,
+                                 const char *canon, size_t clen, float *scores,
+                                 struct gf_clf_scratch *s)
 {
-    int rc = score_raw(m, canon, len, true, scores, s);
+    int rc = score_raw(m, text, len, canon, clen, scores, s);
     if (rc == 0)
         calibrate(m, scores);
     return rc;
@@ -226,7 +230,7 @@ int gf_clf_model_score_canonical(const struct gf_clf_model *m, const char *canon
 int gf_clf_model_score(const struct gf_clf_model *m, const char *text, size_t len, float *scores,
                        struct gf_clf_scratch *s)
 {
-    int rc = score_raw(m, text, len, false, scores, s);
+    int rc = score_raw(m, text, len, NULL, 0, scores, s);
     if (rc == 0)
         calibrate(m, scores);
     return rc;

@@ -1,6 +1,7 @@
 /* clf_text.c — from raw text to features: the text is put in canonical form (gf_normalize, the
  * form the detectors use, so evasion tricks do not change the features) in a fixed buffer,
- * segment by segment, and each segment is hashed. Invariant: it never allocates, and the features of a text
+ * segment by segment, and each segment is hashed, after the shape features of the original
+ * text (clf_shape.c). Invariant: it never allocates, and the features of a text
  * depend only on the text and the hash parameters, not on who calls (scoring or training). */
 #include "classifiers/clf_int.h"
 
@@ -31,7 +32,9 @@ static size_t segment_len(const char *s, size_t n, size_t max)
 size_t gf_clf_text_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
                             char *buf, size_t cap, gf_clf_feature_fn fn, void *ud)
 {
-    size_t count = 0, seg_max = cap - 1;
+    // The shape of the whole original text first (capitals, '!', currency, links), which the
+    // canonical form loses, then the n-grams of the canonical form segment by segment.
+    size_t count = gf_clf_shape_features(hp, text, len, fn, ud), seg_max = cap - 1;
     while (len > 0) {
         size_t take = segment_len(text, len, seg_max);
         struct gf_norm nm;

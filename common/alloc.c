@@ -13,11 +13,24 @@
 static atomic_long countdown;  // 0: off; otherwise the call that reaches 1 fails
 static atomic_bool sticky_fail;
 static atomic_long failures;
+static atomic_int owner;  // 0: every thread counts down; otherwise only the thread with this id
+static atomic_int last_tid;
+static _Thread_local int tid;
+
+static int thread_id(void)
+{
+    if (tid == 0)
+        tid = atomic_fetch_add(&last_tid, 1) + 1;
+    return tid;
+}
 
 static bool should_fail(void)
 {
     long c = atomic_load_explicit(&countdown, memory_order_relaxed);
     if (c == 0)
+        return false;
+    int o = atomic_load_explicit(&owner, memory_order_relaxed);
+    if (o != 0 && o != thread_id())
         return false;
     if (c == 1) {
         if (!atomic_load(&sticky_fail))
@@ -32,9 +45,16 @@ static bool should_fail(void)
 
 void gf_alloc_fail_after(long n, bool sticky)
 {
+    atomic_store(&owner, 0);
     atomic_store(&failures, 0);
     atomic_store(&sticky_fail, sticky);
     atomic_store(&countdown, n < 0 ? 0 : n);
+}
+
+void gf_alloc_fail_after_here(long n, bool sticky)
+{
+    gf_alloc_fail_after(n, sticky);
+    atomic_store(&owner, thread_id());
 }
 
 long gf_alloc_failures(void)
@@ -53,6 +73,12 @@ static inline bool should_fail(void)
 }
 
 void gf_alloc_fail_after(long n, bool sticky)
+{
+    (void)n;
+    (void)sticky;
+}
+
+void gf_alloc_fail_after_here(long n, bool sticky)
 {
     (void)n;
     (void)sticky;

@@ -74,6 +74,9 @@ void *gf_mallocarray(size_t n, size_t size);
  * gf_alloc_failures() says how many calls were failed since the last arming. Returns false from
  * gf_alloc_fail_supported() when the hooks were compiled out. */
 void gf_alloc_fail_after(long n, bool sticky);
+/* The same, but only the calling thread's allocations count down and fail: for loops over one
+ * API call while a background thread (the audit writer) allocates on its own schedule. */
+void gf_alloc_fail_after_here(long n, bool sticky);
 long gf_alloc_failures(void);
 bool gf_alloc_fail_supported(void);
 

@@ -541,7 +541,7 @@ static void test_odd_failures(void)
     for (long n = 1; n < 100 && gf_alloc_fail_supported(); n++) {
         cJSON *d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "group", "g");
-        gf_alloc_fail_after(n, false);
+        gf_alloc_fail_after_here(n, false);
         int rc = gf_audit_log_admin(a, "key_created", "key_x", d, NULL, NULL);
         unsigned long failed = gf_alloc_failures();
         gf_alloc_fail_after(0, false);
@@ -848,7 +848,7 @@ static void test_none_durability_oom(void)
         struct done_ctx *dc = malloc(sizeof(*dc));
         dc->log = &log;
         dc->id = (int)n;
-        gf_alloc_fail_after(n, false);
+        gf_alloc_fail_after_here(n, false);
         int rc = gf_audit_log_request(a, &r, on_done, dc);
         gf_alloc_fail_after(0, false);
         steps++;
