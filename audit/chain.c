@@ -42,23 +42,12 @@ void audit_key_id(const uint8_t *key, char out[17])
     gf_hex(d, 8, out);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int audit_unhex(const char *s, size_t slen, uint8_t *out, size_t n)
 {
     if (slen != 2 * n)
         return GF_EFORMAT;
     for (size_t i = 0; i < n; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        int hi = gf_hexval(s[2 * i]), lo = gf_hexval(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return GF_EFORMAT;
         out[i] = (uint8_t)(hi << 4 | lo);

@@ -18,17 +18,6 @@ enum { KIND_WORD = 1, KIND_CHAR = 2, KIND_SHAPE = 3 };
 #define MAX_TOKEN_FEATS \
     (GF_CLF_MAX_WORD_N + 2 + GF_CLF_MAX_CHAR_N * (GF_CLF_MAX_CHAR_TOK + 2))
 
-static inline uint64_t mix64(uint64_t x)
-{
-    // The splitmix64 finalizer: every input bit affects every output bit.
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 static inline uint64_t load_le64(const unsigned char *p)
 {
     uint64_t v;
@@ -61,7 +50,7 @@ static uint64_t hash_token(uint64_t base, const unsigned char *p, size_t n, size
                                     : load_le_partial(p + i, n - i);
         h = ((h ^ t) * 0x9e3779b97f4a7c15ULL) ^ (h >> 29);
     }
-    return mix64(h ^ (uint64_t)n);
+    return gf_clf_mix64(h ^ (uint64_t)n);
 }
 
 static inline uint32_t to_bucket(uint64_t h, uint32_t buckets)
@@ -180,17 +169,17 @@ size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_
 {
     const unsigned char *p = (const unsigned char *)s;
     const uint8_t *cls = byte_class();
-    const uint64_t seed = mix64(0x6766636c66ULL ^ (uint64_t)hp->seed); // "gfclf"
+    const uint64_t seed = gf_clf_mix64(0x6766636c66ULL ^ (uint64_t)hp->seed); // "gfclf"
     struct hasher st;
     st.hp = hp;
     st.n_out = 0;
     st.shift = 0;
     if (hp->buckets >= 2 && (hp->buckets & (hp->buckets - 1)) == 0)
         st.shift = 64 - (uint32_t)__builtin_ctz(hp->buckets);
-    st.word_base = mix64(seed ^ KIND_WORD) | 1;
-    st.shape_base = mix64(seed ^ KIND_SHAPE);
+    st.word_base = gf_clf_mix64(seed ^ KIND_WORD) | 1;
+    st.shape_base = gf_clf_mix64(seed ^ KIND_SHAPE);
     for (uint32_t k = 0; k <= GF_CLF_MAX_CHAR_N; k++) {
-        st.mult[k] = mix64(seed ^ ((uint64_t)KIND_CHAR << 8) ^ k) | 1;
+        st.mult[k] = gf_clf_mix64(seed ^ ((uint64_t)KIND_CHAR << 8) ^ k) | 1;
         st.mask[k] = k >= 8 ? ~0ULL : (1ULL << (8 * k)) - 1;
     }
     // Hashes of the last GF_CLF_MAX_WORD_N tokens, newest last, for word n-grams.
@@ -225,11 +214,11 @@ size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_
         if (digits && hp->word_max > 0) {
             // A number also gives its shape (length class) alone and after the previous
             // token, so that "call 08001234567" is like "call 09061701461".
-            uint64_t sh = mix64(st.shape_base ^ digit_shape(len));
+            uint64_t sh = gf_clf_mix64(st.shape_base ^ digit_shape(len));
             st.out[st.n_out++] = to_bucket(sh, hp->buckets);
             if (have > 0)
                 st.out[st.n_out++] =
-                    to_bucket(mix64(sh ^ hist[GF_CLF_MAX_WORD_N - 1]), hp->buckets);
+                    to_bucket(gf_clf_mix64(sh ^ hist[GF_CLF_MAX_WORD_N - 1]), hp->buckets);
         }
         memmove(hist, hist + 1, sizeof(hist) - sizeof(hist[0]));
         hist[GF_CLF_MAX_WORD_N - 1] = th;
@@ -240,7 +229,7 @@ size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_
                 // Combine the k newest token hashes, order-sensitively.
                 uint64_t h = st.word_base ^ (uint64_t)k;
                 for (uint32_t j = GF_CLF_MAX_WORD_N - k; j < GF_CLF_MAX_WORD_N; j++)
-                    h = mix64(h ^ hist[j]);
+                    h = gf_clf_mix64(h ^ hist[j]);
                 st.out[st.n_out++] = to_bucket(h, hp->buckets);
             }
         }

@@ -317,4 +317,16 @@ void gf_clf_rows_free(struct gf_clf_rows *rows);
 /* Reads a whole file of at most max bytes into *out (NUL-terminated; caller frees). */
 int gf_clf_read_file(const char *path, size_t max, char **out, size_t *len, struct gf_err *err);
 
+/* The splitmix64 finalizer: every input bit affects every output bit. Feature hashing and the
+ * shape features both derive their bucket numbers from it. */
+static inline uint64_t gf_clf_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
 #endif

@@ -244,24 +244,13 @@ static uint64_t count_class(size_t n)
 
 enum { F_CAPS = 1, F_SHOUTED, F_BANGS, F_CURRENCY, F_LINK, F_EMAIL };
 
-static inline uint64_t mix(uint64_t x)
-{
-    // The splitmix64 finalizer (as in clf_hash.c).
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 size_t gf_clf_shape_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
                              gf_clf_feature_fn fn, void *ud)
 {
     struct shape sh;
     memset(&sh, 0, sizeof(sh));
     scan((const unsigned char *)text, len, &sh);
-    const uint64_t base = mix(0x6766736870ULL ^ (uint64_t)hp->seed);  // "gfshp"
+    const uint64_t base = gf_clf_mix64(0x6766736870ULL ^ (uint64_t)hp->seed);  // "gfshp"
     uint64_t f[6];
     size_t k = 0;
     f[k++] = ((uint64_t)F_CAPS << 8) | caps_class(&sh);
@@ -275,7 +264,7 @@ size_t gf_clf_shape_features(const struct gf_clf_hash_params *hp, const char *te
         f[k++] = (uint64_t)F_EMAIL << 8;
     uint32_t out[6 * SHAPE_REPEAT];
     for (size_t i = 0; i < k; i++) {
-        uint32_t b = (uint32_t)(((mix(base ^ f[i]) >> 32) * (uint64_t)hp->buckets) >> 32);
+        uint32_t b = (uint32_t)(((gf_clf_mix64(base ^ f[i]) >> 32) * (uint64_t)hp->buckets) >> 32);
         for (size_t r = 0; r < SHAPE_REPEAT; r++)
             out[i * SHAPE_REPEAT + r] = b;
     }

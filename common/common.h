@@ -149,6 +149,17 @@ void gf_hmac_sha256(const void *key, size_t keylen, const void *p, size_t n,
                     uint8_t out[GF_SHA256_LEN]);
 /* Writes 2*n lowercase hex digits and a NUL into out (2*n+1 bytes). */
 void gf_hex(const uint8_t *p, size_t n, char *out);
+/* The value of one hexadecimal digit (either case), or -1. */
+static inline int gf_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
 /* Compares n bytes in time independent of where they differ; returns true when equal. */
 bool gf_ct_equal(const void *a, const void *b, size_t n);
 

@@ -18,17 +18,6 @@ static const char *ws(const char *p, const char *end)
     return p;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The code unit of the \uXXXX at p (6 bytes available), or -1. */
 static long hex4(const char *p)
 {
@@ -36,7 +25,7 @@ static long hex4(const char *p)
         return -1;
     long v = 0;
     for (int i = 2; i < 6; i++) {
-        int h = hexval(p[i]);
+        int h = gf_hexval(p[i]);
         if (h < 0)
             return -1;
         v = v << 4 | h;

@@ -8,6 +8,8 @@
 
 #include <string.h>
 
+#include "common/common.h"
+
 enum {
     S_START,       // before the request line (empty lines are tolerated)
     S_START_LF,
@@ -54,17 +56,6 @@ static int is_tchar(unsigned char c)
 static int is_vchar_or_obs(unsigned char c)
 {
     return (c >= 0x21 && c <= 0x7e) || c >= 0x80;
-}
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static int fail(struct gf_reqscan *s, int status, const char *reason)
@@ -267,7 +258,7 @@ static int chunk_byte(struct gf_reqscan *s, unsigned char c)
     int h;
     switch (s->state) {
     case S_CHUNK_SIZE:
-        if ((h = hexval(c)) >= 0) {
+        if ((h = gf_hexval(c)) >= 0) {
             if (++s->tok > MAX_CHUNK_DIGITS)
                 return fail(s, 413, "a chunk is larger than limits.max_body_bytes");
             s->chunk_left = s->chunk_left * 16 + h;
