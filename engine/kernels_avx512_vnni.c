@@ -163,19 +163,6 @@ mv_f32(const float *w0, size_t row_bytes, int nr, int cols, const struct gf_mv_x
     }
 }
 
-/* One instantiation per token count, so that T is a constant inside each. */
-#define SWITCH_T(n)                                                                           \
-    switch (n) {                                                                              \
-    case 1: CALL(1); break;                                                                   \
-    case 2: CALL(2); break;                                                                   \
-    case 3: CALL(3); break;                                                                   \
-    case 4: CALL(4); break;                                                                   \
-    case 5: CALL(5); break;                                                                   \
-    case 6: CALL(6); break;                                                                   \
-    case 7: CALL(7); break;                                                                   \
-    default: CALL(8); break;                                                                  \
-    }
-
 static void matvec(const struct gf_kernels *k, int type, const void *w, size_t row_bytes, int nr,
                    int cols, const struct gf_mv_x *x, float *y, size_t ldy)
 {

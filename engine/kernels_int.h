@@ -201,4 +201,18 @@ size_t gf_wt_row_bytes(int type, int n);
 /* Dequantizes one row of n values of type t to f32. */
 void gf_wt_row_to_f32(int type, const void *row, float *out, int n);
 
+/* Calls CALL(T) for T = n (1..8, more counts as 8): one kernel instantiation per token count, so
+ * that T is a constant inside each. The including file defines CALL. */
+#define SWITCH_T(n)                                                                           \
+    switch (n) {                                                                              \
+    case 1: CALL(1); break;                                                                   \
+    case 2: CALL(2); break;                                                                   \
+    case 3: CALL(3); break;                                                                   \
+    case 4: CALL(4); break;                                                                   \
+    case 5: CALL(5); break;                                                                   \
+    case 6: CALL(6); break;                                                                   \
+    case 7: CALL(7); break;                                                                   \
+    default: CALL(8); break;                                                                  \
+    }
+
 #endif

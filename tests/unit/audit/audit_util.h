@@ -86,6 +86,28 @@ static GF_UNUSED void seg_path(const char *dir, int k, char out[512])
     free(list);
 }
 
+/* Every segment of the log in dir, in order, as one NUL-terminated string (caller frees). */
+static GF_UNUSED char *whole_log_of(const char *dir)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *all = malloc(cap);
+    all[0] = '\0';
+    for (int k = 0;; k++) {
+        char p[512];
+        seg_path(dir, k, p);
+        if (!p[0])
+            break;
+        size_t n = 0;
+        char *s = slurp(p, &n);
+        while (len + n + 1 > cap)
+            all = realloc(all, cap *= 2);
+        memcpy(all + len, s, n + 1);
+        len += n;
+        free(s);
+    }
+    return all;
+}
+
 static GF_UNUSED int count_segments(const char *dir)
 {
     char p[512];

@@ -316,25 +316,7 @@ static bool one_run(enum mode mode, bool on_fsync, int crash_at, enum gf_audit_d
         ok = false;
     }
     int torn_files = count_files_containing(dir, ".torn-");
-    char *all = NULL;
-    {
-        size_t cap = 1 << 16, len = 0;
-        all = malloc(cap);
-        all[0] = '\0';
-        for (int k = 0;; k++) {
-            char p[512];
-            seg_path(dir, k, p);
-            if (!p[0])
-                break;
-            size_t n = 0;
-            char *s = slurp(p, &n);
-            while (len + n + 1 > cap)
-                all = realloc(all, cap *= 2);
-            memcpy(all + len, s, n + 1);
-            len += n;
-            free(s);
-        }
-    }
+    char *all = whole_log_of(dir);
     bool torn_record = strstr(all, "\"action\":\"audit_torn_tail\"") != NULL;
     free(all);
     // A partial record (torn, zeros, lost sector) must be set aside; a clean drop leaves none.

@@ -35,23 +35,7 @@ static bool verified(void)
 /* Concatenates every segment (in order) into one malloc'd string. */
 static char *whole_log(void)
 {
-    size_t cap = 1 << 16, len = 0;
-    char *all = malloc(cap);
-    all[0] = '\0';
-    for (int k = 0;; k++) {
-        char p[512];
-        seg_path(dir, k, p);
-        if (!p[0])
-            break;
-        size_t n = 0;
-        char *s = slurp(p, &n);
-        while (len + n + 1 > cap)
-            all = realloc(all, cap *= 2);
-        memcpy(all + len, s, n + 1);
-        len += n;
-        free(s);
-    }
-    return all;
+    return whole_log_of(dir);
 }
 
 /* How many times "request_id":"req-<i>" appears in the log. */
