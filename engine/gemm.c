@@ -1,5 +1,5 @@
 /* gemm.c — the scalar integer matrix product of prompt processing (the reference for the SIMD
- * one; see gemm_int.h for the packed layout) and the run-time choice of an implementation. */
+ * one; see gemm_int.h for the packed layouts) and the run-time choice of an implementation. */
 #include "engine/gemm_int.h"
 
 #include <pthread.h>
@@ -29,12 +29,18 @@ static void block_values(int type, const void *row, int nb, int k, int8_t out[GF
     }
 }
 
-static void pack_x(const struct gf_block_q8 *x, int nb, uint8_t *q, float *s)
+static void pack_x(const struct gf_block_q8 *x, int nb, uint8_t *out)
 {
     for (int k = 0; k < nb; k++) {
+        uint8_t *r = out + (size_t)k * GF_GEMM_XREC;
+        int32_t sum = 0;
         for (int i = 0; i < GF_QK; i++)
-            q[(size_t)k * GF_QK + i] = (uint8_t)(x[k].qs[i] + 128);
-        s[k] = gf_h2f(x[k].d);
+            sum += x[k].qs[i];
+        int32_t c = -128 * sum;
+        float d = gf_h2f(x[k].d);
+        memcpy(r, x[k].qs, GF_QK);
+        memcpy(r + GF_QK, &c, sizeof(c));
+        memcpy(r + GF_QK + 4, &d, sizeof(d));
     }
 }
 
@@ -42,56 +48,41 @@ static void pack_w(int type, const void *rows, size_t row_bytes, int n, int nb, 
 {
     for (int k = 0; k < nb; k++) {
         uint8_t *g = out + (size_t)k * GF_GEMM_GROUP;
-        int32_t c[16];
-        float sc[16];
-        for (int l = 0; l < 16; l++) {
-            int r = l / 4;
+        float sc[GF_GEMM_ROWS];
+        for (int r = 0; r < GF_GEMM_ROWS; r++) {
             int8_t v[GF_QK];
-            float d;
             // a row past n reads as zeros (block_values of a row of 0 blocks)
             const void *row = r < n ? (const char *)rows + (size_t)r * row_bytes : rows;
-            block_values(type, row, r < n ? nb : 0, k, v, &d);
-            int32_t sum = 0;
-            for (int b = 0; b < 4; b++) {
-                g[4 * l + b] = (uint8_t)v[4 * (l % 4) + b];
-                g[64 + 4 * l + b] = (uint8_t)v[16 + 4 * (l % 4) + b];
-                sum += v[4 * (l % 4) + b] + v[16 + 4 * (l % 4) + b];
-            }
-            c[l] = -128 * sum;
-            sc[l] = d;
+            block_values(type, row, r < n ? nb : 0, k, v, &sc[r]);
+            for (int i = 0; i < GF_QK; i++)
+                g[64 * (i / 4) + 4 * r + i % 4] = (uint8_t)(v[i] + 128);
         }
-        memcpy(g + 128, c, sizeof(c));
-        memcpy(g + 192, sc, sizeof(sc));
+        memcpy(g + 512, sc, sizeof(sc));
     }
 }
 
-static void tile(const uint8_t *xq, const float *xs, int T, const uint8_t *wp, int R, int nb,
-                 float *y, size_t ldy)
+static void tile(const uint8_t *xp, int T, const uint8_t *wp, int R, int nb, float *y,
+                 size_t ldy)
 {
-    for (int t = 0; t < T; t++) {
-        const uint8_t *xt = xq + (size_t)t * nb * GF_QK;
+    for (int t = 0; t < T; t++)
         for (int r = 0; r < R; r++) {
-            const uint8_t *grp = wp + (size_t)(r / 4) * nb * GF_GEMM_GROUP;
+            const uint8_t *grp = wp + (size_t)(r / GF_GEMM_ROWS) * nb * GF_GEMM_GROUP;
+            int l = r % GF_GEMM_ROWS;
             float acc = 0.0f;
             for (int k = 0; k < nb; k++) {
                 const uint8_t *g = grp + (size_t)k * GF_GEMM_GROUP;
-                int32_t c[16];
-                float sc[16];
-                memcpy(c, g + 128, sizeof(c));
-                memcpy(sc, g + 192, sizeof(sc));
-                for (int l = 4 * (r % 4); l < 4 * (r % 4) + 4; l++) {
-                    int32_t v = c[l];
-                    for (int b = 0; b < 4; b++) {
-                        v += (int32_t)xt[(size_t)k * GF_QK + 4 * (l % 4) + b] * (int8_t)g[4 * l + b];
-                        v += (int32_t)xt[(size_t)k * GF_QK + 16 + 4 * (l % 4) + b] *
-                             (int8_t)g[64 + 4 * l + b];
-                    }
-                    acc += (float)v * (sc[l] * xs[(size_t)t * nb + k]);
-                }
+                const uint8_t *x = xp + ((size_t)t * nb + (size_t)k) * GF_GEMM_XREC;
+                int32_t v;
+                float dw, dx;
+                memcpy(&v, x + GF_QK, sizeof(v));
+                memcpy(&dx, x + GF_QK + 4, sizeof(dx));
+                memcpy(&dw, g + 512 + 4 * l, sizeof(dw));
+                for (int i = 0; i < GF_QK; i++)
+                    v += (int32_t)g[64 * (i / 4) + 4 * l + i % 4] * (int8_t)x[i];
+                acc += (float)v * (dw * dx);
             }
             y[(size_t)t * ldy + (size_t)r] = acc;
         }
-    }
 }
 
 static void f32(const float *xt, int T, int ldt, const float *w, size_t ldw, int R, int K,

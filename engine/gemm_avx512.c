@@ -1,156 +1,151 @@
 /* gemm_avx512.c — the prompt products with AVX-512 (see gemm_int.h for the layouts). This file
  * alone is compiled with the AVX-512 F/BW/VL/DQ/VNNI flags; gemm.c checks the CPU before
- * choosing it. Integer product: VPDPBUSD multiplies a token's unsigned half-block (broadcast to
- * the four 128-bit lanes) by the signed half-blocks of four weight rows and sums them by fours
- * into exact int32 lanes, starting from the rows' correction so that the +128 of the
- * activations cancels; two of them cover a block of four rows, which is then scaled by
- * d_w * d_x and accumulated in float. A micro-kernel keeps 16 weight rows x 4 tokens of
- * accumulators in registers. */
+ * choosing it. Integer product: a register holds 4 values (+128) of each of 16 weight rows;
+ * VPDPBUSD multiplies it by the same 4 values of one token, broadcast from the token's record,
+ * and eight of them starting from the record's correction leave the exact block product of 16
+ * rows in 16 int32 lanes, which is then converted, scaled by d_w * d_x and accumulated in
+ * float: 11 vector instructions per 512 products. This CPU issues about one 512-bit vector
+ * instruction per cycle, so the count of them is the cost; the micro-kernel keeps one group's
+ * block of weights in registers while up to 8 tokens pass. */
 #include "engine/gemm_int.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
+#define MICRO_T 8  // tokens per pass over a group's weights
 
-static void pack_x(const struct gf_block_q8 *x, int nb, uint8_t *q, float *s)
+static void pack_x(const struct gf_block_q8 *x, int nb, uint8_t *out)
 {
     const __m256i bias = _mm256_set1_epi8((char)0x80);
     for (int k = 0; k < nb; k++) {
+        uint8_t *r = out + (size_t)k * GF_GEMM_XREC;
         __m256i v = _mm256_loadu_si256((const __m256i *)x[k].qs);
-        _mm256_storeu_si256((__m256i *)(q + (size_t)k * GF_QK), _mm256_xor_si256(v, bias));
-        s[k] = _cvtsh_ss(x[k].d);
+        _mm256_storeu_si256((__m256i *)r, v);
+        // sums of (value + 128) by eights, so the sum of the values is theirs less 32 * 128
+        __m256i s8 = _mm256_sad_epu8(_mm256_xor_si256(v, bias), _mm256_setzero_si256());
+        __m128i s4 = _mm_add_epi64(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+        int32_t sum = (int32_t)(_mm_cvtsi128_si64(s4) + _mm_extract_epi64(s4, 1)) - GF_QK * 128;
+        int32_t c = -128 * sum;
+        float d = _cvtsh_ss(x[k].d);
+        memcpy(r + GF_QK, &c, sizeof(c));
+        memcpy(r + GF_QK + 4, &d, sizeof(d));
     }
 }
 
-/* The 32 signed values of a Q4_0 block: low nibbles are values 0-15, high nibbles 16-31. */
-static ALWAYS_INLINE __m256i q4_values(const struct gf_block_q4 *b)
+/* The 32 values of block k of a weight row, plus 128 (as unsigned bytes). */
+static ALWAYS_INLINE __m256i row_block(int type, const char *row, int k)
 {
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    if (type == GF_WT_Q8_0) {
+        const struct gf_block_q8 *b = (const struct gf_block_q8 *)row + k;
+        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)b->qs), bias);
+    }
+    // Q4_0: low nibbles are values 0-15, high nibbles 16-31; value + 128 = nibble + 120
+    const struct gf_block_q4 *b = (const struct gf_block_q4 *)row + k;
     __m128i v = _mm_loadu_si128((const __m128i *)b->qs), m = _mm_set1_epi8(0x0f);
     __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
-    return _mm256_sub_epi8(u, _mm256_set1_epi8(8));
+    return _mm256_add_epi8(u, _mm256_set1_epi8(120));
 }
 
 static void pack_w(int type, const void *rows, size_t row_bytes, int n, int nb, uint8_t *out)
 {
-    const __m512i ones = _mm512_set1_epi8(1);
-    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m256i pad = _mm256_set1_epi8((char)0x80);  // a zero row
+    const __m512i lo = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+    const __m512i hi = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    size_t bs = type == GF_WT_Q8_0 ? sizeof(struct gf_block_q8) : sizeof(struct gf_block_q4);
     for (int k = 0; k < nb; k++) {
-        __m512i w1 = _mm512_setzero_si512(), w2 = _mm512_setzero_si512();
-        float d[4] = {0, 0, 0, 0};
-        for (int r = 0; r < n; r++) {
-            const char *row = (const char *)rows + (size_t)r * row_bytes;
-            __m256i v;
-            if (type == GF_WT_Q8_0) {
-                const struct gf_block_q8 *b = (const struct gf_block_q8 *)row + k;
-                v = _mm256_loadu_si256((const __m256i *)b->qs);
-                d[r] = _cvtsh_ss(b->d);
-            } else {
-                const struct gf_block_q4 *b = (const struct gf_block_q4 *)row + k;
-                v = q4_values(b);
-                d[r] = _cvtsh_ss(b->d);
-            }
-            // row r's first half-block goes to 128-bit lane r of w1, its second to w2's
-            switch (r) {
-            case 0:
-                w1 = _mm512_inserti32x4(w1, _mm256_castsi256_si128(v), 0);
-                w2 = _mm512_inserti32x4(w2, _mm256_extracti128_si256(v, 1), 0);
-                break;
-            case 1:
-                w1 = _mm512_inserti32x4(w1, _mm256_castsi256_si128(v), 1);
-                w2 = _mm512_inserti32x4(w2, _mm256_extracti128_si256(v, 1), 1);
-                break;
-            case 2:
-                w1 = _mm512_inserti32x4(w1, _mm256_castsi256_si128(v), 2);
-                w2 = _mm512_inserti32x4(w2, _mm256_extracti128_si256(v, 1), 2);
-                break;
-            default:
-                w1 = _mm512_inserti32x4(w1, _mm256_castsi256_si128(v), 3);
-                w2 = _mm512_inserti32x4(w2, _mm256_extracti128_si256(v, 1), 3);
-                break;
-            }
+        // z[i] = rows i and i + 8 as a 16 x 8 matrix of dwords, two rows per register
+        __m512i z[8];
+        for (int i = 0; i < 8; i++) {
+            const char *a = (const char *)rows + (size_t)i * row_bytes;
+            __m256i ra = i < n ? row_block(type, a, k) : pad;
+            __m256i rb = i + 8 < n ? row_block(type, a + 8 * row_bytes, k) : pad;
+            z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(ra), rb, 1);
+        }
+        // transpose each 256-bit half as an 8 x 8 matrix of dwords: dword p of rows 0-7 (low
+        // half) and of rows 8-15 (high half) end up in 128-bit lanes that the last step joins
+        __m512i t[8], u[8];
+        for (int i = 0; i < 4; i++) {
+            t[2 * i] = _mm512_unpacklo_epi32(z[2 * i], z[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_epi32(z[2 * i], z[2 * i + 1]);
+        }
+        for (int h = 0; h < 2; h++) {
+            __m512i *th = t + 4 * h, *uh = u + 4 * h;
+            uh[0] = _mm512_unpacklo_epi64(th[0], th[2]);
+            uh[1] = _mm512_unpackhi_epi64(th[0], th[2]);
+            uh[2] = _mm512_unpacklo_epi64(th[1], th[3]);
+            uh[3] = _mm512_unpackhi_epi64(th[1], th[3]);
         }
         uint8_t *g = out + (size_t)k * GF_GEMM_GROUP;
-        _mm512_storeu_si512(g, w1);
-        _mm512_storeu_si512(g + 64, w2);
-        // lane sums of the signed weights (1 * w by fours), times -128
-        __m512i sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, w1),
-                                          ones, w2);
-        _mm512_storeu_si512(g + 128, _mm512_sub_epi32(_mm512_setzero_si512(),
-                                                      _mm512_slli_epi32(sum, 7)));
-        __m512 sc = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(d)));
-        _mm512_storeu_ps((float *)(g + 192), sc);
+        for (int p = 0; p < 4; p++) {
+            _mm512_storeu_si512(g + 64 * p, _mm512_permutex2var_epi64(u[p], lo, u[p + 4]));
+            _mm512_storeu_si512(g + 64 * (p + 4), _mm512_permutex2var_epi64(u[p], hi, u[p + 4]));
+        }
+        float d[GF_GEMM_ROWS];
+        for (int r = 0; r < GF_GEMM_ROWS; r++) {
+            uint16_t h = 0;  // a padding row's scale is 0
+            if (r < n)
+                memcpy(&h, (const char *)rows + (size_t)r * row_bytes + (size_t)k * bs, 2);
+            d[r] = _cvtsh_ss(h);
+        }
+        memcpy(g + 512, d, sizeof(d));
     }
 }
 
-/* RG groups of 4 rows x RN tokens over all nb blocks; RG, RN are constants after inlining.
- * Per block and (group, token): two VPDPBUSD (the two half-blocks of four rows, from the row
- * group's correction), one conversion, the scale product and one FMA, for 128 products. */
-static ALWAYS_INLINE void micro(int RG, int RN, const uint8_t *xq, const float *xs,
-                                const uint8_t *wp, int nb, int nrows, float *y, size_t ldy)
+static ALWAYS_INLINE __m512i bcast32(const uint8_t *p)
 {
-    __m512 acc[4][4];
-    for (int i = 0; i < RG; i++)
-        for (int j = 0; j < RN; j++)
-            acc[i][j] = _mm512_setzero_ps();
-    size_t gst = (size_t)nb * GF_GEMM_GROUP, xst = (size_t)nb * GF_QK;
-    for (int k = 0; k < nb; k++) {
-        __m512i x1[4], x2[4];
-        __m512 dx[4];
-        for (int j = 0; j < RN; j++) {
-            const uint8_t *p = xq + j * xst + (size_t)k * GF_QK;
-            x1[j] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p));
-            x2[j] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(p + 16)));
-            dx[j] = _mm512_set1_ps(xs[(size_t)j * nb + (size_t)k]);
-        }
-        for (int i = 0; i < RG; i++) {
-            const uint8_t *g = wp + i * gst + (size_t)k * GF_GEMM_GROUP;
-            __m512i w1 = _mm512_loadu_si512(g), w2 = _mm512_loadu_si512(g + 64);
-            __m512 sw = _mm512_loadu_ps((const float *)(g + 192));
-            for (int j = 0; j < RN; j++) {
-                __m512i t = _mm512_loadu_si512(g + 128);
-                t = _mm512_dpbusd_epi32(t, x1[j], w1);
-                t = _mm512_dpbusd_epi32(t, x2[j], w2);
-                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(sw, dx[j]),
-                                            acc[i][j]);
-            }
-        }
-    }
-    for (int i = 0; i < RG; i++)
-        for (int j = 0; j < RN; j++) {
-            // row r of group i is the sum of lanes 4r .. 4r+3 (one 128-bit lane)
-            __m512 a = acc[i][j];
-            a = _mm512_add_ps(a, _mm512_permute_ps(a, 0x4e));
-            a = _mm512_add_ps(a, _mm512_permute_ps(a, 0xb1));
-            float o[16];
-            _mm512_storeu_ps(o, a);
-            for (int r = 0; r < 4 && 4 * i + r < nrows; r++)
-                y[(size_t)j * ldy + (size_t)(4 * i + r)] = o[4 * r];
-        }
+    int32_t v;
+    memcpy(&v, p, sizeof(v));
+    return _mm512_set1_epi32(v);
 }
 
-#define MICRO(rg, rn)                                                                          \
-    case (rg) * 8 + (rn):                                                                      \
-        micro(rg, rn, x, s, w, nb, R - 4 * g0, yo, ldy);                                       \
+/* One group of 16 rows x RN tokens over all nb blocks; RN is a constant after inlining. */
+static ALWAYS_INLINE void micro(int RN, const uint8_t *xp, const uint8_t *g, int nb, int nrows,
+                                float *y, size_t ldy)
+{
+    __m512 acc[MICRO_T];
+    for (int j = 0; j < RN; j++)
+        acc[j] = _mm512_setzero_ps();
+    size_t xst = (size_t)nb * GF_GEMM_XREC;
+    for (int k = 0; k < nb; k++, g += GF_GEMM_GROUP) {
+        __m512i w[8];
+        for (int p = 0; p < 8; p++)
+            w[p] = _mm512_loadu_si512(g + 64 * p);
+        __m512 sw = _mm512_loadu_ps((const float *)(g + 512));
+        for (int j = 0; j < RN; j++) {
+            const uint8_t *x = xp + j * xst + (size_t)k * GF_GEMM_XREC;
+            __m512i t = bcast32(x + GF_QK);
+            for (int p = 0; p < 8; p++)
+                t = _mm512_dpbusd_epi32(t, w[p], bcast32(x + 4 * p));
+            float dx;
+            memcpy(&dx, x + GF_QK + 4, sizeof(dx));
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(sw, _mm512_set1_ps(dx)),
+                                     acc[j]);
+        }
+    }
+    __mmask16 m = nrows >= GF_GEMM_ROWS ? (__mmask16)0xffff : (__mmask16)((1u << nrows) - 1);
+    for (int j = 0; j < RN; j++)
+        _mm512_mask_storeu_ps(y + (size_t)j * ldy, m, acc[j]);
+}
+
+#define MICRO(rn)                                                                              \
+    case rn:                                                                                   \
+        micro(rn, x, w, nb, R - GF_GEMM_ROWS * gi, yo, ldy);                                   \
         break;
 
-static void tile(const uint8_t *xq, const float *xs, int T, const uint8_t *wp, int R, int nb,
-                 float *y, size_t ldy)
+static void tile(const uint8_t *xp, int T, const uint8_t *wp, int R, int nb, float *y,
+                 size_t ldy)
 {
-    // 16 weight rows stay in L1 while every token streams past them
-    int G = (R + 3) / 4;
-    for (int g0 = 0; g0 < G; g0 += 4) {
-        int rg = G - g0 < 4 ? G - g0 : 4;
-        const uint8_t *w = wp + (size_t)g0 * nb * GF_GEMM_GROUP;
-        for (int t0 = 0; t0 < T; t0 += 4) {
-            int rn = T - t0 < 4 ? T - t0 : 4;
-            const uint8_t *x = xq + (size_t)t0 * nb * GF_QK;
-            const float *s = xs + (size_t)t0 * nb;
-            float *yo = y + (size_t)t0 * ldy + (size_t)(4 * g0);
-            switch (rg * 8 + rn) {
-                MICRO(4, 4) MICRO(4, 3) MICRO(4, 2) MICRO(4, 1)
-                MICRO(3, 4) MICRO(3, 3) MICRO(3, 2) MICRO(3, 1)
-                MICRO(2, 4) MICRO(2, 3) MICRO(2, 2) MICRO(2, 1)
-                MICRO(1, 4) MICRO(1, 3) MICRO(1, 2) MICRO(1, 1)
+    int G = (R + GF_GEMM_ROWS - 1) / GF_GEMM_ROWS;
+    for (int gi = 0; gi < G; gi++) {
+        const uint8_t *w = wp + (size_t)gi * nb * GF_GEMM_GROUP;
+        for (int t0 = 0; t0 < T; t0 += MICRO_T) {
+            int rn = T - t0 < MICRO_T ? T - t0 : MICRO_T;
+            const uint8_t *x = xp + (size_t)t0 * nb * GF_GEMM_XREC;
+            float *yo = y + (size_t)t0 * ldy + (size_t)(GF_GEMM_ROWS * gi);
+            switch (rn) {
+                MICRO(1) MICRO(2) MICRO(3) MICRO(4) MICRO(5) MICRO(6) MICRO(7) MICRO(8)
             default:
                 break;
             }

@@ -7,17 +7,19 @@
  * replaces "dequantize the weights to f32, then sgemm": it reads four times fewer bytes per
  * product and needs no float conversion of the weights.
  *
- * Packed layout. Activations, per token: q[nb][32], the block values + 128 (unsigned), and
- * s[nb], the block scales as floats. Weights, per group of 4 rows, per block k: 256 bytes
- *   [0, 64)    w1: lane l (4 bytes, l < 16) = bytes 4*(l%4) .. +3 of row l/4's block
- *   [64, 128)  w2: the same for bytes 16 + 4*(l%4) .. +3
- *   [128, 192) int32 c[16]: -128 * (sum of lane l's 8 weight bytes in w1 and w2), which cancels
- *              the +128 of the activations exactly
- *   [192, 256) float s[16]: the scale of row l/4's block
- * so one VPDPBUSD takes a half-block of four rows against a token's half-block broadcast to the
- * four 128-bit lanes, and two of them sum a whole block of four rows in one register; a group
- * past the matrix's last row is padded with zero rows (scale 0). Every implementation produces
- * exactly this layout; tests compare them byte for byte. */
+ * Packed layout. One int32 lane holds a whole block's 32 products of one (row, token) pair, so
+ * that the float work (conversion, scales, accumulation) is done once per 32 products, not per
+ * 8. Weights, per group of 16 rows, per block k: GF_GEMM_GROUP bytes
+ *   [0, 512)    u8 w[p][r][4]: byte 64p + 4r + b is value 4p + b of row r's block, plus 128
+ *               (the unsigned operand of VPDPBUSD), for p < 8, r < 16
+ *   [512, 576)  float s[16]: the scale of row r's block
+ * so one VPDPBUSD multiplies 4 values of 16 rows by the same 4 values of a token (broadcast from
+ * its record) and eight of them sum the block. A group past the matrix's last row is padded
+ * with zero rows (bytes 128, scale 0). Activations, per token and block, a GF_GEMM_XREC-byte
+ * record: the block's 32 values (int8, the signed operand), then int32 c = -128 * (their sum),
+ * which cancels the +128 of the weights exactly when the lane starts from it, then the block
+ * scale as a float. Every implementation produces exactly these layouts; tests compare them
+ * byte for byte. */
 #ifndef GF_GEMM_INT_H
 #define GF_GEMM_INT_H
 
@@ -26,20 +28,22 @@
 
 #include "engine/kernels_int.h"
 
-#define GF_GEMM_GROUP 256  // bytes of one block of a group of 4 weight rows
+#define GF_GEMM_ROWS  16   // weight rows per packed group
+#define GF_GEMM_GROUP 576  // bytes of one block of a group of 16 weight rows
+#define GF_GEMM_XREC  40   // bytes of one token's record of one block
 
 struct gf_gemm {
     const char *name;  // "scalar", "avx512vnni"
-    /* One token: nb Q8_0 blocks into q[nb*32] (unsigned) and s[nb]. */
-    void (*pack_x)(const struct gf_block_q8 *x, int nb, uint8_t *q, float *s);
-    /* n (1-4) weight rows of nb blocks of type GF_WT_Q8_0 or GF_WT_Q4_0, row_bytes apart, into
-     * one group: out[nb * 256]. */
+    /* One token: nb Q8_0 blocks into nb records, out[nb * GF_GEMM_XREC]. */
+    void (*pack_x)(const struct gf_block_q8 *x, int nb, uint8_t *out);
+    /* n (1-16) weight rows of nb blocks of type GF_WT_Q8_0 or GF_WT_Q4_0, row_bytes apart, into
+     * one group: out[nb * GF_GEMM_GROUP]. */
     void (*pack_w)(int type, const void *rows, size_t row_bytes, int n, int nb, uint8_t *out);
     /* y[t*ldy + r] = the product of token t and row r, for t < T and r < R, where the R rows
-     * are packed as ceil(R/4) groups of nb blocks, one after the other, and token t's packed
-     * data starts at xq + t*nb*32, xs + t*nb. */
-    void (*tile)(const uint8_t *xq, const float *xs, int T, const uint8_t *wp, int R, int nb,
-                 float *y, size_t ldy);
+     * are packed as ceil(R/16) groups of nb blocks, one after the other, and token t's records
+     * start at xp + t*nb*GF_GEMM_XREC. */
+    void (*tile)(const uint8_t *xp, int T, const uint8_t *wp, int R, int nb, float *y,
+                 size_t ldy);
     /* F32 weights: y[t*ldy + r] = sum_k w[r*ldw + k] * xt[k*ldt + t] for t < T, r < R, where xt
      * holds the activations transposed ([K][ldt], ldt a multiple of 16 >= T, padding columns
      * readable). Weight rows are read in place, no packing. */

@@ -46,8 +46,7 @@ struct gf_llm_ctx {
     float *tile;             // [n_threads][tile_bytes]: dequantized or packed weights
     size_t tile_bytes;
     const struct gf_gemm *gq; // prompt products on AVX-512 (VNNI), or NULL (sgemm)
-    uint8_t *xpq;            // [T][max_cols / 32 * 32] activations packed for gq
-    float *xps;              // [T][max_cols / 32] their block scales
+    uint8_t *xpq;            // [T][max_cols / 32] activation records for gq (GF_GEMM_XREC)
     float *xt;               // [max_cols][ldt] activations transposed for gq->f32
     int ldt;                 // max_tokens rounded up to 16
 };
@@ -72,7 +71,7 @@ struct mm_job {
     struct gf_mv_x mv;      // the activations as the matvec kernels take them
     int T;
     bool gemm;
-    bool packed;            // quantized weights go through c->gq with c->xpq/xps
+    bool packed;            // quantized weights go through c->gq with c->xpq
     bool f32t;              // F32 weights go through c->gq->f32 with c->xt
     int chunk_rows;         // decode products: rows per chunk (a multiple of ROW_ALIGN)
 };
@@ -95,11 +94,11 @@ static void mm_rows_packed(const struct mm_job *j, const struct gf_llm_weight *w
     uint8_t *wp = (uint8_t *)j->c->tile + (size_t)ith * j->c->tile_bytes;
     for (int t0 = r0; t0 < r1; t0 += tr) {
         int nr = r1 - t0 < tr ? r1 - t0 : tr;
-        for (int r = 0; r < nr; r += 4)
+        for (int r = 0; r < nr; r += GF_GEMM_ROWS)
             g->pack_w(w->type, (const char *)w->data + (size_t)(t0 + r) * w->row_bytes,
-                      w->row_bytes, nr - r < 4 ? nr - r : 4, nb,
-                      wp + (size_t)(r / 4) * nb * GF_GEMM_GROUP);
-        g->tile(j->c->xpq, j->c->xps, j->T, wp, nr, nb, y + t0, (size_t)w->rows);
+                      w->row_bytes, nr - r < GF_GEMM_ROWS ? nr - r : GF_GEMM_ROWS, nb,
+                      wp + (size_t)(r / GF_GEMM_ROWS) * nb * GF_GEMM_GROUP);
+        g->tile(j->c->xpq, j->T, wp, nr, nb, y + t0, (size_t)w->rows);
     }
 }
 
@@ -205,7 +204,7 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
             int cols = w[0]->cols, nb = cols / GF_QK;
             for (int t = 0; t < T; t++) {
                 c->k->quantize_q8(x + (size_t)t * cols, c->xq, cols);
-                c->gq->pack_x(c->xq, nb, c->xpq + (size_t)t * nb * GF_QK, c->xps + (size_t)t * nb);
+                c->gq->pack_x(c->xq, nb, c->xpq + (size_t)t * nb * GF_GEMM_XREC);
             }
             j.packed = true;
         } else if (!quant && c->gq != NULL && w[0]->type == GF_WT_F32) {
@@ -403,7 +402,7 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     // the integer product follows the kernel table: only with AVX-512 (tests force the others)
     c->gq = strcmp(c->k->name, "avx512") == 0 ? gf_gemm_get() : NULL;
     int max_nb = c->max_cols / GF_QK + 1;
-    size_t packed_row = (size_t)max_nb * GF_GEMM_GROUP / 4 + GF_GEMM_GROUP; // a group of 4 rows
+    size_t packed_row = (size_t)max_nb * GF_GEMM_GROUP / GF_GEMM_ROWS; // per row of a full group
     c->tile_bytes = (size_t)c->tile_rows * c->max_cols * sizeof(float);
     if (c->tile_bytes < (size_t)c->tile_rows * packed_row)
         c->tile_bytes = (size_t)c->tile_rows * packed_row;
@@ -422,14 +421,13 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->xq = gf_mallocarray(T * (c->max_cols / GF_QK + 1), sizeof(struct gf_block_q8));
     c->tile = gf_mallocarray((size_t)n_threads, c->tile_bytes);
     c->xrec = gf_mallocarray(T * (size_t)(c->max_cols / GF_QK), GF_MV_REC);
-    c->xpq = gf_mallocarray(T * max_nb, GF_QK);
-    c->xps = gf_mallocarray(T * max_nb, sizeof(float));
+    c->xpq = gf_mallocarray(T * max_nb, GF_GEMM_XREC);
     c->ldt = (max_tokens + 15) / 16 * 16;
     // calloc: the padding columns past T are read (never used) by the f32 micro-kernel
     c->xt = gf_calloc((size_t)c->ldt * c->max_cols, sizeof(float));
     int rc = GF_ENOMEM;
     if (!c->x || !c->xb || !c->tmp || !c->q || !c->kk || !c->vv || !c->hb || !c->hb2 || !c->cs ||
-        !c->att || !c->xq || !c->tile || !c->xrec || !c->xpq || !c->xps || !c->xt)
+        !c->att || !c->xq || !c->tile || !c->xrec || !c->xpq || !c->xt)
         goto fail;
     if ((rc = gf_tpool_new(n_threads, &c->pool)) != 0)
         goto fail;
@@ -470,7 +468,6 @@ void gf_llm_ctx_free(struct gf_llm_ctx *c)
     gf_free(c->xq);
     gf_free(c->tile);
     gf_free(c->xpq);
-    gf_free(c->xps);
     gf_free(c->xt);
     gf_free(c->xrec);
     gf_free(c);

@@ -226,31 +226,29 @@ bool gf_js_next(struct gf_js_it *it, struct gf_js *key, struct gf_js *val)
     return true;
 }
 
-static void put_utf8(struct gf_buf *b, long cp)
+/* Writes the UTF-8 form of the code point cp (as cJSON encodes it) to u: its length. */
+static size_t utf8(char u[4], long cp)
 {
-    char u[4];
-    size_t n;
     if (cp < 0x80) {
         u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
+        return 1;
+    }
+    if (cp < 0x800) {
         u[0] = (char)(0xC0 | cp >> 6);
         u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
+        return 2;
+    }
+    if (cp < 0x10000) {
         u[0] = (char)(0xE0 | cp >> 12);
         u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
         u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | cp >> 18);
-        u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-        u[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
+        return 3;
     }
-    memcpy(b->data + b->len, u, n);
-    b->len += n;
+    u[0] = (char)(0xF0 | cp >> 18);
+    u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    u[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    u[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
 }
 
 int gf_js_str(struct gf_js s, struct gf_buf *out)
@@ -268,8 +266,11 @@ int gf_js_str(struct gf_js s, struct gf_buf *out)
         if (bs == NULL)
             break;
         long cp = 0;
-        p = bs + escape(bs, end + 1, &cp);
-        put_utf8(out, cp);
+        size_t n = escape(bs, end + 1, &cp);
+        if (n == 0)
+            break; // not text gf_js_value accepted: what came before is all there is
+        p = bs + n;
+        out->len += utf8(out->data + out->len, cp);
     }
     out->data[out->len] = '\0';
     return 0;
@@ -282,12 +283,33 @@ bool gf_js_is(struct gf_js s, const char *name)
         return true;
     if (memchr(s.p, '\\', s.n) == NULL && memchr(s.p, '\0', s.n) == NULL)
         return false; // no escapes, no NUL: the raw text had to match
-    // cJSON compares the decoded key as a C string: "na\u006de" and "name\u0000x" are "name"
-    char tmp[256];
-    struct gf_buf b = {.data = tmp, .cap = sizeof(tmp), .max = sizeof(tmp)};
-    if (s.n + 2 > sizeof(tmp) || gf_js_str(s, &b) != 0)
-        return false;
-    return strcmp(tmp, name) == 0;
+    // cJSON compares the decoded key as a C string: "na\u006de" and "name\u0000x" are "name".
+    // Decoded a character at a time against name, so a name of any length is compared, up to
+    // its first NUL.
+    const char *p = s.p + 1, *end = s.p + s.n - 1, *q = name;
+    while (p < end) {
+        char u[4];
+        const char *c = p;
+        size_t k = 1;
+        if (*p == '\\') {
+            long cp = 0;
+            size_t e = escape(p, end + 1, &cp);
+            if (e == 0)
+                return false; // not text gf_js_value accepted
+            k = utf8(u, cp);
+            c = u;
+            p += e;
+        } else {
+            p++;
+        }
+        for (size_t i = 0; i < k; i++, q++) {
+            if (c[i] == '\0')
+                return *q == '\0';
+            if (*q != c[i])
+                return false;
+        }
+    }
+    return *q == '\0';
 }
 
 bool gf_js_num(struct gf_js v, double *out)

@@ -159,6 +159,21 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_add(s->drain, &tv);
 }
 
+/* The event loop. With epoll, interest changes made during one loop iteration are applied
+ * together before it waits (EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST): evhttp enables read and then
+ * write interest on a connection when it sends a reply, one epoll_ctl instead of two. libevent
+ * warns that the changelist mishandles fds made with dup(); gardefou and libcurl dup none. */
+static struct event_base *new_loop(void)
+{
+    struct event_config *c = event_config_new();
+    if (c == NULL)
+        return NULL;
+    event_config_set_flag(c, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *b = event_base_new_with_config(c);
+    event_config_free(c);
+    return b;
+}
+
 static int open_engine(struct event_base *base, const struct gf_config *cfg,
                        struct gf_engine **engine)
 {
@@ -243,7 +258,7 @@ int gf_cmd_serve(int argc, char **argv)
     // A file size limit (ulimit -f) reached by the audit log or the key store must be a write
     // error (EFBIG: 503 until writable, docs/audit.md), not a kill by SIGXFSZ.
     signal(SIGXFSZ, SIG_IGN);
-    s.base = event_base_new();
+    s.base = new_loop();
     if (s.base == NULL) {
         fprintf(stderr, "gardefou serve: cannot create the event loop\n");
         status = 1;

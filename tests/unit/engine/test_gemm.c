@@ -1,8 +1,8 @@
 /* test_gemm.c — the integer prompt product (engine/gemm*.c): the scalar implementation against
  * the decode dot kernels (dot_q8/dot_q4 on the same Q8_0 activations), then the SIMD one
  * against the scalar one, byte for byte for the packed layouts and within float rounding for
- * the products, over row counts that leave a group of 4 rows part empty and row/token counts
- * that are not multiples of the micro-kernel's 16 x 4; the F32 kernel likewise. */
+ * the products, over row counts that leave a group of 16 rows part empty and token counts that
+ * are not multiples of the micro-kernel's 8; the F32 kernel likewise. */
 #include "engine/gemm_int.h"
 
 #include <math.h>
@@ -27,7 +27,7 @@ static float frand(void)  // uniform in [-1, 1)
     return (float)(next() >> 8) / 8388608.0f - 1.0f;
 }
 
-enum { MAX_NB = 9, MAX_T = 7, MAX_R = 10, MAX_G = (MAX_R + 3) / 4 };
+enum { MAX_NB = 9, MAX_T = 19, MAX_R = 37, MAX_G = (MAX_R + GF_GEMM_ROWS - 1) / GF_GEMM_ROWS };
 
 /* Random weight rows of a type, with block scales of sane size. */
 static void make_rows(int type, int nb, int R, uint8_t *w, size_t row_bytes)
@@ -43,8 +43,7 @@ static void make_rows(int type, int nb, int R, uint8_t *w, size_t row_bytes)
 }
 
 struct packed {
-    uint8_t xq[MAX_T * MAX_NB * GF_QK];
-    float xs[MAX_T * MAX_NB];
+    uint8_t xp[MAX_T * MAX_NB * GF_GEMM_XREC];
     uint8_t wp[MAX_G * MAX_NB * GF_GEMM_GROUP];
     float y[MAX_T * MAX_R];
 };
@@ -54,11 +53,12 @@ static void run(const struct gf_gemm *g, int type, const struct gf_block_q8 *xq,
 {
     memset(p, 0, sizeof(*p));
     for (int t = 0; t < T; t++)
-        g->pack_x(xq + (size_t)t * nb, nb, p->xq + (size_t)t * nb * GF_QK, p->xs + (size_t)t * nb);
-    for (int r = 0; r < R; r += 4)
-        g->pack_w(type, w + (size_t)r * row_bytes, row_bytes, R - r < 4 ? R - r : 4, nb,
-                  p->wp + (size_t)(r / 4) * nb * GF_GEMM_GROUP);
-    g->tile(p->xq, p->xs, T, p->wp, R, nb, p->y, MAX_R);
+        g->pack_x(xq + (size_t)t * nb, nb, p->xp + (size_t)t * nb * GF_GEMM_XREC);
+    for (int r = 0; r < R; r += GF_GEMM_ROWS)
+        g->pack_w(type, w + (size_t)r * row_bytes, row_bytes,
+                  R - r < GF_GEMM_ROWS ? R - r : GF_GEMM_ROWS, nb,
+                  p->wp + (size_t)(r / GF_GEMM_ROWS) * nb * GF_GEMM_GROUP);
+    g->tile(p->xp, T, p->wp, R, nb, p->y, MAX_R);
 }
 
 static void check_case(int type, int nb, int T, int R)
@@ -76,7 +76,13 @@ static void check_case(int type, int nb, int T, int R)
     for (int t = 0; t < T; t++)
         k->quantize_q8(x + (size_t)t * cols, xq + (size_t)t * nb, cols);
     make_rows(type, nb, R, w, row_bytes);
-    run(&gf_gemm_scalar, type, xq, T, w, row_bytes, R, nb, &ps);
+    // the rows in a buffer of their exact size, so that a read past row R is caught (ASan)
+    uint8_t *wh = gf_malloc(row_bytes * (size_t)R);
+    CHECK(wh != NULL);
+    if (wh == NULL)
+        return;
+    memcpy(wh, w, row_bytes * (size_t)R);
+    run(&gf_gemm_scalar, type, xq, T, wh, row_bytes, R, nb, &ps);
     double worst = 0;
     for (int t = 0; t < T; t++)
         for (int r = 0; r < R; r++) {
@@ -86,10 +92,13 @@ static void check_case(int type, int nb, int T, int R)
             worst = fmax(worst, fabs(ref - ps.y[t * MAX_R + r]) / fmax(1.0, fabs(ref)));
         }
     CHECK_MSG(worst < 1e-4, "scalar type %d nb %d T %d R %d: error %g", type, nb, T, R, worst);
-    if (simd == NULL)
+    if (simd == NULL) {
+        gf_free(wh);
         return;
-    run(simd, type, xq, T, w, row_bytes, R, nb, &pv);
-    CHECK_MSG(memcmp(ps.xq, pv.xq, sizeof(ps.xq)) == 0 && memcmp(ps.xs, pv.xs, sizeof(ps.xs)) == 0,
+    }
+    run(simd, type, xq, T, wh, row_bytes, R, nb, &pv);
+    gf_free(wh);
+    CHECK_MSG(memcmp(ps.xp, pv.xp, sizeof(ps.xp)) == 0,
               "%s: packed activations differ (nb %d)", simd->name, nb);
     CHECK_MSG(memcmp(ps.wp, pv.wp, sizeof(ps.wp)) == 0,
               "%s: packed weights differ (type %d nb %d R %d)", simd->name, type, nb, R);
@@ -112,8 +121,8 @@ static void test_products(void)
 {
     const int types[] = {GF_WT_Q8_0, GF_WT_Q4_0};
     const int nbs[] = {1, 2, 3, 8, 9};
-    const int ts[] = {1, 3, 4, 7};
-    const int rs[] = {1, 3, 4, 6, 10};
+    const int ts[] = {1, 3, 8, 9, 19};
+    const int rs[] = {1, 3, 15, 16, 17, 37};
     for (size_t a = 0; a < 2; a++)
         for (size_t b = 0; b < GF_ARRAY_LEN(nbs); b++)
             for (size_t c = 0; c < GF_ARRAY_LEN(ts); c++)

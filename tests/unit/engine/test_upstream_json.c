@@ -319,6 +319,70 @@ static void test_scanned_reply(void)
     CHECK_STREQ(err.msg, "upstream error: unknown error");
 }
 
+/* gf_js_is reads a member name as cJSON does (decoded, compared as a C string up to its first
+ * NUL) at any length: names past the 254 bytes a stack buffer once held matched nothing. */
+static void test_js_is_long_names(void)
+{
+    struct gf_buf t;
+    gf_buf_init(&t, 4096);
+    // "content\u0000" then 300 bytes: cJSON's key is "content"
+    CHECK(gf_buf_puts(&t, "\"cont\\u0065nt\\u0000") == 0);
+    for (int i = 0; i < 300; i++)
+        CHECK(gf_buf_putc(&t, 'x') == 0);
+    CHECK(gf_buf_putc(&t, '"') == 0);
+    struct gf_js k = {t.data, t.len};
+    CHECK(gf_js_value(k.p, k.p + k.n, 0) == k.p + k.n);
+    CHECK(gf_js_is(k, "content"));
+    CHECK(!gf_js_is(k, "conten"));
+    CHECK(!gf_js_is(k, "contentx"));
+    // a raw NUL byte ends the name the same way
+    static const char raw[] = "\"cont\0abc\"";
+    CHECK(gf_js_is((struct gf_js){raw, sizeof(raw) - 1}, "cont"));
+    CHECK(!gf_js_is((struct gf_js){raw, sizeof(raw) - 1}, "contabc"));
+    // a long name without NUL is compared whole: equal, one byte short, one byte different
+    char name[301];
+    memset(name, 'y', 300);
+    name[300] = '\0';
+    gf_buf_reset(&t);
+    CHECK(gf_buf_puts(&t, "\"\\u0079") == 0 && gf_buf_append(&t, name, 299) == 0);
+    CHECK(gf_buf_putc(&t, '"') == 0);
+    k = (struct gf_js){t.data, t.len};
+    CHECK(gf_js_is(k, name));
+    name[299] = '\0';
+    CHECK(!gf_js_is(k, name));
+    name[299] = 'y';
+    name[150] = 'z';
+    CHECK(!gf_js_is(k, name));
+    // multi-byte characters from escapes, surrogate pairs included, against their UTF-8 form
+    const char *u = "\"caf\\u00e9 \\ud83d\\ude00\"";
+    CHECK(gf_js_is((struct gf_js){u, strlen(u)}, "caf\xC3\xA9 \xF0\x9F\x98\x80"));
+    CHECK(!gf_js_is((struct gf_js){u, strlen(u)}, "caf\xC3\xA9 \xF0\x9F\x98"));
+    gf_buf_cleanup(&t);
+
+    // in a reply: the long escaped key is the message content, as cJSON would read it
+    struct rec rc;
+    rec_init(&rc);
+    struct gf_up_reply r;
+    gf_up_reply_init(&r, GF_GEN_CHAT, on_event, &rc);
+    struct gf_err err = {0};
+    struct gf_buf b;
+    gf_buf_init(&b, 4096);
+    CHECK(gf_buf_puts(&b, "{\"choices\":[{\"index\":0,\"message\":{\"content\\u0000") == 0);
+    for (int i = 0; i < 300; i++)
+        CHECK(gf_buf_putc(&b, 'q') == 0);
+    CHECK(gf_buf_puts(&b, "\":\"hi\"},\"finish_reason\":\"stop\"}]}") == 0);
+    cJSON *j = cJSON_ParseWithLength(b.data, b.len);
+    CHECK(j != NULL);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0), "message");
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "content")), "hi");
+    cJSON_Delete(j);
+    CHECK(gf_up_reply_full(&r, b.data, b.len, &err) == 0);
+    CHECK_STREQ(rc.text[0].data, "hi");
+    gf_buf_cleanup(&b);
+    rec_cleanup(&rc);
+}
+
 static void test_error_message_and_models(void)
 {
     char msg[64];
@@ -404,6 +468,7 @@ int main(void)
     RUN(test_chunk_errors);
     RUN(test_full_reply);
     RUN(test_scanned_reply);
+    RUN(test_js_is_long_names);
     RUN(test_error_message_and_models);
     RUN(test_oom);
     return test_report();
