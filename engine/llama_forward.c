@@ -43,6 +43,7 @@ struct gf_llm_ctx {
     float *att;              // [n_threads][max_ctx] attention scores
     struct gf_block_q8 *xq;  // [T][max_cols / 32 + 1] quantized activations
     unsigned char *xrec;     // [max_cols / 32][T] records of xq for the kernels (gf_mv_prep)
+    unsigned char *xrec1;    // the same for one token (gf_mv_prep1)
     float *tile;             // [n_threads][tile_bytes]: dequantized or packed weights
     size_t tile_bytes;
     const struct gf_gemm *gq; // prompt products on AVX-512 (VNNI), or NULL (sgemm)
@@ -201,7 +202,7 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
                    float *const *y, const float *x, int T)
 {
     struct mm_job j = {.c = c, .n_w = n_w, .x = x, .T = T, .gemm = T >= c->gemm_min};
-    bool quant = false, x16 = false;
+    bool quant = false, x16 = false, all_x16 = c->gq != NULL;
     double work = 0;
     for (int i = 0; i < n_w; i++) {
         j.w[i] = w[i];
@@ -209,6 +210,7 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
         work += (double)w[i]->rows * w[i]->cols * T;
         quant |= w[i]->type == GF_WT_Q8_0 || w[i]->type == GF_WT_Q4_0;
         x16 |= w[i]->x16 != NULL && c->gq != NULL;
+        all_x16 &= w[i]->x16 != NULL;
     }
     if (!j.gemm) {
         // activations quantized once per product (not per row), in every form the kernels read
@@ -218,9 +220,16 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
         if (quant) {
             for (int t = 0; t < T; t++)
                 c->k->quantize_q8(x + (size_t)t * cols, c->xq + (size_t)t * ldq, cols);
-            if (c->k->uses_prep) {
+            // regrouped weights all of them: the jobs' row ranges fall on groups of 16 (each
+            // weight's rows are a multiple of 16), so the matrix-vector kernels are not used
+            if (c->k->uses_prep && !all_x16) {
                 gf_mv_prep(c->xq, ldq, T, nb, c->xrec);
                 j.mv.rec = c->xrec;
+            }
+            if (c->k->uses_prep1 && T == 1 && !all_x16) {  // one sequence's decode step
+                j.mv.rec1_type = w[0]->type;
+                gf_mv_prep1(j.mv.rec1_type, c->xq, nb, c->xrec1);
+                j.mv.rec1 = c->xrec1;
             }
             if (x16) {
                 for (int t = 0; t < T; t++)
@@ -453,13 +462,14 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->xq = gf_mallocarray(T * (c->max_cols / GF_QK + 1), sizeof(struct gf_block_q8));
     c->tile = gf_mallocarray((size_t)n_threads, c->tile_bytes);
     c->xrec = gf_mallocarray(T * (size_t)(c->max_cols / GF_QK), GF_MV_REC);
+    c->xrec1 = gf_malloc(gf_mv_prep1_size(c->max_cols / GF_QK));
     c->xpq = gf_mallocarray(T * max_nb, GF_GEMM_XREC);
     c->ldt = (max_tokens + 15) / 16 * 16;
     // calloc: the padding columns past T are read (never used) by the f32 micro-kernel
     c->xt = gf_calloc((size_t)c->ldt * c->max_cols, sizeof(float));
     int rc = GF_ENOMEM;
     if (!c->x || !c->xb || !c->tmp || !c->q || !c->kk || !c->vv || !c->hb || !c->hb2 || !c->cs ||
-        !c->att || !c->xq || !c->tile || !c->xrec || !c->xpq || !c->xt)
+        !c->att || !c->xq || !c->tile || !c->xrec || !c->xrec1 || !c->xpq || !c->xt)
         goto fail;
     if ((rc = gf_tpool_new(n_threads, &c->pool)) != 0)
         goto fail;
@@ -502,5 +512,6 @@ void gf_llm_ctx_free(struct gf_llm_ctx *c)
     gf_free(c->xpq);
     gf_free(c->xt);
     gf_free(c->xrec);
+    gf_free(c->xrec1);
     gf_free(c);
 }

@@ -20,6 +20,8 @@
 
 static int curl_users;
 
+static void gen_free(struct gf_gen *g);
+
 static void arm_timer(struct gf_gen *g)
 {
     int ms = g->u->request_ms;
@@ -269,13 +271,52 @@ void gf_up_gen_destroy(struct gf_gen *g)
     } else if (g->easy) {
         curl_easy_cleanup(g->easy);
     }
-    curl_slist_free_all(g->headers);
+    g->easy = NULL;
+    gf_free(g->body);
+    g->body = NULL;
+    gf_sse_cleanup(&g->sse);
+    if (u->n_spare_gens < GF_UP_SPARE_GENS && g->timer != NULL) {
+        evtimer_del(g->timer);
+        if (g->raw.cap > GF_UP_SPARE_RAW)
+            gf_buf_cleanup(&g->raw);
+        u->spare_gens[u->n_spare_gens++] = g;
+        return;
+    }
+    gen_free(g);
+}
+
+/* Frees a generation that is in no list. */
+static void gen_free(struct gf_gen *g)
+{
     if (g->timer)
         event_free(g->timer);
-    gf_free(g->body);
-    gf_sse_cleanup(&g->sse);
     gf_buf_cleanup(&g->raw);
     gf_free(g);
+}
+
+/* A zeroed generation with a timer event and a reply buffer, kept or new; NULL without memory. */
+static struct gf_gen *gen_new(struct gf_up *u)
+{
+    if (u->n_spare_gens > 0) {
+        struct gf_gen *g = u->spare_gens[--u->n_spare_gens];
+        struct event *timer = g->timer;
+        struct gf_buf raw = g->raw;
+        memset(g, 0, sizeof(*g));
+        g->timer = timer;
+        g->raw = raw;
+        gf_buf_reset(&g->raw);
+        return g;
+    }
+    struct gf_gen *g = gf_calloc(1, sizeof(*g));
+    if (g == NULL)
+        return NULL;
+    g->timer = evtimer_new(u->base, gen_timeout_cb, g);
+    if (g->timer == NULL) {
+        gf_free(g);
+        return NULL;
+    }
+    gf_buf_init(&g->raw, u->max_reply);
+    return g;
 }
 
 static int prompt_estimate(const struct gf_gen_request *req, size_t body_len)
@@ -310,7 +351,7 @@ static int up_submit(struct gf_engine *e, const struct gf_gen_request *req, gf_g
     *out = NULL;
     if (req->kind == GF_GEN_COMPLETION && req->prompt == NULL && req->body == NULL)
         return gf_err_set(err, GF_EINVAL, "prompt: missing");
-    struct gf_gen *g = gf_calloc(1, sizeof(*g));
+    struct gf_gen *g = gen_new(u);
     if (g == NULL)
         return gf_err_set(err, GF_ENOMEM, "out of memory");
     g->x.kind = GF_UP_XFER_GEN;
@@ -321,33 +362,25 @@ static int up_submit(struct gf_engine *e, const struct gf_gen_request *req, gf_g
     g->kind = req->kind;
     g->stream = req->stream;
     gf_sse_init(&g->sse, u->max_reply);
-    gf_buf_init(&g->raw, u->max_reply);
     gf_up_reply_init(&g->reply, req->kind, on_delta, g);
     g->reply.stop = &g->cancelled;
     int rc = gf_up_build_body(req, u->model_override, &g->body, &g->body_len, err);
     if (rc != 0)
         goto fail;
     g->prompt_est = prompt_estimate(req, g->body_len);
-    bool ok = true;
-    char rid[96];
-    g->headers = add_header(g->headers, "Content-Type: application/json", &ok);
-    g->headers = add_header(g->headers,
-                            req->stream ? "Accept: text/event-stream" : "Accept: application/json",
-                            &ok);
-    g->headers = add_header(g->headers, "Expect:", &ok);  // no 100-continue round trip
-    if (u->auth_header)
-        g->headers = add_header(g->headers, u->auth_header, &ok);
+    struct curl_slist *headers = u->fixed_headers[req->stream];
     if (req->request_id && strlen(req->request_id) < 64 && !strpbrk(req->request_id, "\r\n")) {
-        snprintf(rid, sizeof(rid), "x-request-id: %s", req->request_id);
-        g->headers = add_header(g->headers, rid, &ok);
+        snprintf(g->rid, sizeof(g->rid), "x-request-id: %s", req->request_id);
+        g->rid_header.data = g->rid;
+        g->rid_header.next = headers;
+        headers = &g->rid_header;
     }
-    bool reused = ok && u->n_spare > 0;
+    bool reused = u->n_spare > 0;
     if (reused)
         g->easy = u->spare[--u->n_spare];
     else
-        g->easy = ok ? curl_easy_init() : NULL;
-    g->timer = evtimer_new(u->base, gen_timeout_cb, g);
-    if (!ok || g->easy == NULL || g->timer == NULL) {
+        g->easy = curl_easy_init();
+    if (g->easy == NULL) {
         rc = gf_err_set(err, GF_ENOMEM, "out of memory");
         goto fail;
     }
@@ -361,7 +394,7 @@ static int up_submit(struct gf_engine *e, const struct gf_gen_request *req, gf_g
     curl_easy_setopt(g->easy, CURLOPT_POST, 1L);
     curl_easy_setopt(g->easy, CURLOPT_POSTFIELDS, g->body);
     curl_easy_setopt(g->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)g->body_len);
-    curl_easy_setopt(g->easy, CURLOPT_HTTPHEADER, g->headers);
+    curl_easy_setopt(g->easy, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(g->easy, CURLOPT_WRITEFUNCTION, gen_write_cb);
     curl_easy_setopt(g->easy, CURLOPT_WRITEDATA, g);
     g->next = u->gens;
@@ -430,6 +463,10 @@ static void up_close(struct gf_engine *e)
         gf_up_gen_destroy(u->gens);
     while (u->n_spare > 0)
         curl_easy_cleanup(u->spare[--u->n_spare]);
+    while (u->n_spare_gens > 0)
+        gen_free(u->spare_gens[--u->n_spare_gens]);
+    curl_slist_free_all(u->fixed_headers[0]);
+    curl_slist_free_all(u->fixed_headers[1]);
     for (size_t i = 0; u->targets && i < u->n_targets; i++)
         gf_up_target_cleanup(u, &u->targets[i]);
     if (u->multi)
@@ -516,6 +553,14 @@ int gf_engine_upstream_open(struct event_base *base, const struct gf_upstream_co
         ok = gf_buf_printf(&b, "Authorization: Bearer %s", cfg->api_key) == 0 &&
              (u->auth_header = gf_buf_steal(&b)) != NULL;
         gf_buf_cleanup(&b);
+    }
+    for (int st = 0; st < 2; st++) {
+        struct curl_slist **h = &u->fixed_headers[st];
+        *h = add_header(*h, "Content-Type: application/json", &ok);
+        *h = add_header(*h, st ? "Accept: text/event-stream" : "Accept: application/json", &ok);
+        *h = add_header(*h, "Expect:", &ok); // no 100-continue round trip
+        if (u->auth_header)
+            *h = add_header(*h, u->auth_header, &ok);
     }
     if (ok && cfg->model)
         ok = (u->model_override = gf_strdup(cfg->model)) != NULL;

@@ -42,6 +42,10 @@ struct gf_up_target {
 };
 
 #define GF_UP_SPARE_EASY 32
+/* Finished generations kept for reuse (their struct, timer event and reply buffer). */
+#define GF_UP_SPARE_GENS 32
+/* A kept generation keeps its reply buffer only up to this capacity. */
+#define GF_UP_SPARE_RAW  (64 * 1024)
 
 struct gf_up {
     struct gf_engine engine;
@@ -68,6 +72,14 @@ struct gf_up {
     // loop's instructions. They keep the options every generation sets (common ones included).
     CURL *spare[GF_UP_SPARE_EASY];
     size_t n_spare;
+    // Generation structs of finished transfers: a fresh one was a 2 KiB calloc, a timer event
+    // and a reply buffer grown from nothing per request.
+    struct gf_gen *spare_gens[GF_UP_SPARE_GENS];
+    size_t n_spare_gens;
+    // The request headers every generation sends, built once: [0] non-streamed, [1] streamed
+    // (Content-Type, Accept, Expect, Authorization). A generation with a request id puts its
+    // own x-request-id node in front (struct gf_gen's rid_header); curl only reads the list.
+    struct curl_slist *fixed_headers[2];
     // Watches of curl's sockets, indexed by fd: they outlive curl's interest in a kept-alive
     // connection between transfers (upstream_loop.c) and are freed when curl closes the fd.
     struct gf_up_sock **socks;
@@ -79,7 +91,8 @@ struct gf_gen {
     struct gf_up *u;
     struct gf_gen *prev, *next;
     CURL *easy;
-    struct curl_slist *headers;
+    struct curl_slist rid_header;  // "x-request-id: ..." in front of u->fixed_headers[stream]
+    char rid[96];
     char *body;
     size_t body_len;
     gf_gen_event_fn cb;
