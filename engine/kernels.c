@@ -171,19 +171,17 @@ void gf_mv_prep1(int type, const struct gf_block_q8 *q, int nb, void *mem)
     size_t rec_bytes = q8 ? GF_MV1_Q8_REC : GF_MV1_Q4_REC;
     for (int k0 = 0; k0 < nb; k0 += g, rec += rec_bytes) {
         int8_t v[128] = {0};  // the record's values in its own order
-        float d[16] = {0};
+        float d[4] = {0};
         for (int j = 0; j < g && k0 + j < nb; j++) {
             const struct gf_block_q8 *b = &q[k0 + j];
             float dj = gf_h2f(b->d);
             if (q8) {
                 memcpy(v + 32 * j, b->qs, GF_QK);
-                d[j] = dj;
             } else {
                 memcpy(v + 16 * j, b->qs, GF_QK / 2);
                 memcpy(v + 64 + 16 * j, b->qs + GF_QK / 2, GF_QK / 2);
-                for (int l = 0; l < 4; l++)
-                    d[4 * j + l] = dj;
             }
+            d[j] = dj;
         }
         // Q8_0: one correction per 4 values; Q4_0: per 4 low-nibble values and the 4 high ones
         // that share their int32 lane
@@ -198,8 +196,7 @@ void gf_mv_prep1(int type, const struct gf_block_q8 *q, int nb, void *mem)
         memset(rec, 0, rec_bytes);
         memcpy(rec, v, sizeof(v));
         memcpy(rec + sizeof(v), corr, (size_t)n_corr * sizeof(int32_t));
-        memcpy(rec + sizeof(v) + (size_t)n_corr * sizeof(int32_t), d,
-               (q8 ? 4 : 16) * sizeof(float));
+        memcpy(rec + sizeof(v) + (size_t)n_corr * sizeof(int32_t), d, sizeof(d));
     }
 }
 

@@ -137,8 +137,8 @@ void gf_mv_prep(const struct gf_block_q8 *q, size_t ldq, int T, int nb, void *me
  *                            [256, 272) the 4 scales; zeros to the end.
  *   Q4_0, 4 blocks (k+j):    [0, 64) values 0-15 of block k+j at 16j (they meet the low
  *                            nibbles); [64, 128) values 16-31 likewise (the high nibbles);
- *                            [128, 192) 16 corrections; [192, 256) scales (d_k+j in lanes
- *                            4j..4j+3). */
+ *                            [128, 192) 16 corrections; [192, 208) the 4 scales; zeros to
+ *                            the end. */
 #define GF_MV1_Q8_BLOCKS 4
 #define GF_MV1_Q8_REC 320
 #define GF_MV1_Q4_BLOCKS 4

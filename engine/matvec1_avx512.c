@@ -83,7 +83,7 @@ static void rows_q8(const char *w, size_t row_bytes, int nr, int nb, const unsig
 static const int16_t q4_idx[32] = {1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12,
                                    13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24,
                                    25, 26, 56, 57, 58, 59, 60, 61, 62, 63};
-static const int16_t q4_scale_idx[32] = {0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 27, 27, 27, 27};
+static const int16_t q4_scale_idx[32] = {0, 9, 18, 27};
 
 /* sum + the group whose bytes are a and b (see above) times the token's record r. */
 static inline __attribute__((always_inline)) __m512 group4(__m512i a, __m512i b,
@@ -96,9 +96,13 @@ static inline __attribute__((always_inline)) __m512 group4(__m512i a, __m512i b,
     __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
     __m512i acc = _mm512_dpbusd_epi32(_mm512_loadu_si512(r + 128), lo, _mm512_loadu_si512(r));
     acc = _mm512_dpbusd_epi32(acc, hi, _mm512_loadu_si512(r + 64));
+    // the four scales converted and multiplied as four floats, then each spread over its
+    // block's four lanes
     __m512i hs = _mm512_permutexvar_epi16(_mm512_loadu_si512(q4_scale_idx), a);
-    __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(hs)),
-                             _mm512_loadu_ps((const float *)(r + 192)));
+    __m128 d4 = _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(hs)),
+                           _mm_loadu_ps((const float *)(r + 192)));
+    __m512 d = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                     _mm512_castps128_ps512(d4));
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), d, sum);
 }
 
