@@ -75,7 +75,7 @@ int gf_js_str(struct gf_js s, struct gf_buf *out);
  * Inline because member names are compared against several literals each (a stream chunk's
  * keys about thirty times): with a literal name the length test and the byte comparison
  * compile to a few instructions, and only a text longer than the name (which must then hold
- * escapes or a NUL to match) is decoded, by gf_js_is_decoded. Decoding never lengthens a
+ * escapes or a NUL to match) that starts like it is decoded, by gf_js_is_decoded. Decoding never lengthens a
  * string and an escape or a NUL shortens it: a text as long as the name matches only byte for
  * byte, a shorter one never. */
 bool gf_js_is_decoded(struct gf_js s, const char *name);
@@ -84,6 +84,8 @@ static inline bool gf_js_is(struct gf_js s, const char *name)
     size_t n = strlen(name);
     if (s.n <= n + 2)
         return s.n == n + 2 && memcmp(s.p + 1, name, n) == 0;
+    if (s.p[1] != name[0] && s.p[1] != '\\')
+        return false; // the first character is itself and not name's
     return gf_js_is_decoded(s, name);
 }
 /* The value of the number v (strtod), false when v is not a number. */

@@ -278,11 +278,9 @@ int gf_js_str(struct gf_js s, struct gf_buf *out)
 
 bool gf_js_is_decoded(struct gf_js s, const char *name)
 {
-    if (memchr(s.p, '\\', s.n) == NULL && memchr(s.p, '\0', s.n) == NULL)
-        return false; // no escapes, no NUL: the raw text had to match
     // cJSON compares the decoded key as a C string: "na\u006de" and "name\u0000x" are "name".
     // Decoded a character at a time against name, so a name of any length is compared, up to
-    // its first NUL.
+    // its first NUL, and a plain byte that differs ends it at once.
     const char *p = s.p + 1, *end = s.p + s.n - 1, *q = name;
     while (p < end) {
         char u[4];
