@@ -232,6 +232,19 @@ struct gf_classifier_ops {
                        const size_t *lens, size_t n, float *scores, struct gf_err *err);
     /* Frees the implementation; called when the last reference goes. */
     void (*destroy)(struct gf_classifier *c);
+    /* Optional (NULL when the implementation has none): scoring a text that grows, such as a
+     * streamed completion, without hashing it again at each score. stream_new returns a state
+     * (NULL when out of memory), stream_free frees it. stream_score writes the scores of
+     * text[0..len), which extends the text of the previous call on the state (the same bytes
+     * and maybe more): the same scores as score() given that text's canonical form, while each
+     * byte is hashed about once over the stream. When final is false and the text since the
+     * last place it could be cut is too long to hash again cheaply, it returns GF_EAGAIN
+     * without scores (the caller may score a window instead); otherwise 0 or a GF_E* code with
+     * err set. */
+    void *(*stream_new)(const struct gf_classifier *c);
+    int (*stream_score)(const struct gf_classifier *c, void *state, const char *text,
+                        size_t len, bool final, float *scores, struct gf_err *err);
+    void (*stream_free)(void *state);
 };
 
 struct gf_classifier {

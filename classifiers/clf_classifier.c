@@ -38,6 +38,28 @@ static int clf_score_batch(const struct gf_classifier *c, const char *const *tex
     return 0;
 }
 
+static void *clf_stream_new(const struct gf_classifier *c)
+{
+    return gf_clf_stream_new(c->impl);
+}
+
+static int clf_stream_score(const struct gf_classifier *c, void *state, const char *text,
+                            size_t len, bool final, float *scores, struct gf_err *err)
+{
+    (void)c;
+    struct gf_clf_scratch s;
+    tls_scratch(&s);
+    int rc = gf_clf_stream_score(state, text, len, final, scores, &s);
+    if (rc != 0 && rc != GF_EAGAIN)
+        return gf_err_set(err, rc, "classifier: scoring failed (%s)", gf_strerror(rc));
+    return rc;
+}
+
+static void clf_stream_free(void *state)
+{
+    gf_clf_stream_free(state);
+}
+
 static void clf_destroy(struct gf_classifier *c)
 {
     gf_clf_model_unref(c->impl);
@@ -49,6 +71,9 @@ static const struct gf_classifier_ops clf_ops = {
     .score = clf_score,
     .score_batch = clf_score_batch,
     .destroy = clf_destroy,
+    .stream_new = clf_stream_new,
+    .stream_score = clf_stream_score,
+    .stream_free = clf_stream_free,
 };
 
 int gf_clf_model_classifier(struct gf_clf_model *m, struct gf_classifier **out)

@@ -167,6 +167,13 @@ static void char_ngrams(struct hasher *st, const unsigned char *tok, size_t n)
 size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_t n,
                        gf_clf_feature_fn fn, void *ud)
 {
+    struct gf_clf_feat_state fs = {{0}, 0};
+    return gf_clf_features_from(hp, &fs, s, n, fn, ud);
+}
+
+size_t gf_clf_features_from(const struct gf_clf_hash_params *hp, struct gf_clf_feat_state *fs,
+                            const char *s, size_t n, gf_clf_feature_fn fn, void *ud)
+{
     const unsigned char *p = (const unsigned char *)s;
     const uint8_t *cls = byte_class();
     const uint64_t seed = gf_clf_mix64(0x6766636c66ULL ^ (uint64_t)hp->seed); // "gfclf"
@@ -183,8 +190,9 @@ size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_
         st.mask[k] = k >= 8 ? ~0ULL : (1ULL << (8 * k)) - 1;
     }
     // Hashes of the last GF_CLF_MAX_WORD_N tokens, newest last, for word n-grams.
-    uint64_t hist[GF_CLF_MAX_WORD_N] = {0};
-    uint32_t have = 0;
+    uint64_t hist[GF_CLF_MAX_WORD_N];
+    memcpy(hist, fs->hist, sizeof(hist));
+    uint32_t have = fs->have;
     size_t count = 0, i = 0;
 
     while (i < n) {
@@ -238,5 +246,7 @@ size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_
     }
     if (st.n_out > 0)
         fn(ud, st.out, st.n_out);
+    memcpy(fs->hist, hist, sizeof(hist));
+    fs->have = have;
     return count + st.n_out;
 }

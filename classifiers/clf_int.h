@@ -58,11 +58,33 @@ typedef void (*gf_clf_feature_fn)(void *ud, const uint32_t *buckets, size_t n);
  * the character n-grams. Returns the number of features emitted. Never allocates. */
 size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_t n,
                        gf_clf_feature_fn fn, void *ud);
+/* What hashing carries from one token to the next: the hashes of the last tokens, newest last
+ * (word n-grams and number shapes span them). Zeroed at the start of a text. */
+struct gf_clf_feat_state {
+    uint64_t hist[GF_CLF_MAX_WORD_N];
+    uint32_t have;  // tokens seen, at most GF_CLF_MAX_WORD_N
+};
+/* gf_clf_features continued from st (updated): the features of a text split after a whitespace
+ * byte into s1 and s2 are those of s1 from a zeroed state, then those of s2 from the state s1
+ * left, so a growing text is hashed piece by piece (clf_stream.c). */
+size_t gf_clf_features_from(const struct gf_clf_hash_params *hp, struct gf_clf_feat_state *st,
+                            const char *s, size_t n, gf_clf_feature_fn fn, void *ud);
 /* Calls fn once with the shape features of the original (not normalized) text: classes of its
  * share of capitals, shouted words and '!', and whether it has a currency sign, a link or an
  * e-mail address (clf_shape.c, feature version 3). Returns their number (3 to 6). */
 size_t gf_clf_shape_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
                              gf_clf_feature_fn fn, void *ud);
+/* The counts the shape features are made of. gf_clf_shape_scan adds those of text[0..len) to sh,
+ * so the counts of a text cut where gf_clf_stream_cut allows are those of its pieces added up;
+ * gf_clf_shape_emit calls fn with the features of the counts (what gf_clf_shape_features does
+ * after one scan from zero) and returns their number. */
+struct gf_clf_shape {
+    size_t upper, other, bangs, shouted;
+    bool currency, link, email;
+};
+void gf_clf_shape_scan(const char *text, size_t len, struct gf_clf_shape *sh);
+size_t gf_clf_shape_emit(const struct gf_clf_hash_params *hp, const struct gf_clf_shape *sh,
+                         gf_clf_feature_fn fn, void *ud);
 /* Checks ranges (buckets >= 1, orders within the limits above, min <= max, something enabled). */
 int gf_clf_hash_params_check(const struct gf_clf_hash_params *hp, struct gf_err *err);
 
@@ -137,6 +159,43 @@ int gf_clf_model_alloc(uint32_t n_cat, const char *const *names,
  * share it, so both compute the same bits. */
 void gf_clf_model_forward(const struct gf_clf_model *m, const int64_t *acc, size_t n_feats,
                           float *x, float *hid, float *raw);
+
+/* The raw outputs to calibrated probabilities, in place (the model's calibration tables). */
+void gf_clf_model_calibrate(const struct gf_clf_model *m, float *scores);
+
+/* The feature callback of scoring: adds the embedding rows of each chunk of buckets to acc[dim]
+ * (an int32 sum per chunk, added into the int64 sum of the text). */
+struct gf_clf_bag {
+    const int8_t *q;
+    int32_t *acc32;  // [dim] scratch
+    int64_t *acc;    // [dim] the sum
+    uint32_t dim;
+    gf_clf_bag_fn kernel;
+};
+void gf_clf_bag_init(struct gf_clf_bag *b, const struct gf_clf_model *m, int64_t *acc,
+                     int32_t *acc32);
+void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n);
+
+/* ---- scoring a growing text (clf_stream.c) -------------------------------------------- */
+
+/* Text after the last cut longer than this is not hashed again before the end of a stream. */
+#define GF_CLF_STREAM_TAIL_MAX 16384
+
+/* True when text[0..len) may be cut before text[i] (gf_clf_stream_score hashes the pieces
+ * apart and gets the features and shape counts of the whole). */
+bool gf_clf_stream_cut(const char *text, size_t len, size_t i);
+
+struct gf_clf_stream;
+/* A stream state for m (which it references); NULL when out of memory. */
+struct gf_clf_stream *gf_clf_stream_new(struct gf_clf_model *m);
+void gf_clf_stream_free(struct gf_clf_stream *st);
+/* The calibrated scores of text[0..len), which extends the text of the previous call on st:
+ * exactly gf_clf_model_score_canonical of the text and its whole canonical form. GF_EAGAIN as
+ * the classifier interface's stream_score (final false, more than GF_CLF_STREAM_TAIL_MAX bytes
+ * after the last cut), GF_EINVAL when len is shorter than before or s too small for the model,
+ * GF_ENOMEM, GF_ETOOBIG. */
+int gf_clf_stream_score(struct gf_clf_stream *st, const char *text, size_t len, bool final,
+                        float *scores, struct gf_clf_scratch *s);
 
 /* ---- embedding bag kernels (clf_bag.c, clf_bag_avx2.c) --------------------------------- */
 

@@ -139,17 +139,16 @@ void gf_clf_scratch_free(struct gf_clf_scratch *s)
 
 // Features arrive in chunks of about a thousand; the kernel sums a chunk's rows in int32 and
 // the chunk's sum goes into the int64 sum of the text, so no text is too long to overflow.
-struct bag {
-    const int8_t *q;
-    int32_t *acc32;
-    int64_t *acc;
-    uint32_t dim;
-    gf_clf_bag_fn kernel;
-};
-
-static void bag_add(void *ud, const uint32_t *buckets, size_t n)
+void gf_clf_bag_init(struct gf_clf_bag *b, const struct gf_clf_model *m, int64_t *acc,
+                     int32_t *acc32)
 {
-    struct bag *b = ud;
+    *b = (struct gf_clf_bag){.q = m->emb_q, .acc32 = acc32, .acc = acc, .dim = m->dim,
+                             .kernel = m->bag};
+}
+
+void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n)
+{
+    struct gf_clf_bag *b = ud;
     memset(b->acc32, 0, b->dim * sizeof(int32_t));
     b->kernel(b->q, b->dim, buckets, n, b->acc32);
     for (uint32_t d = 0; d < b->dim; d++)
@@ -194,13 +193,13 @@ static int score_raw(const struct gf_clf_model *m, const char *text, size_t len,
 {
     if (s->dim < m->dim || s->hidden < m->hidden)
         return GF_EINVAL;
-    struct bag b = {.q = m->emb_q, .acc32 = s->acc32, .acc = s->acc, .dim = m->dim,
-                    .kernel = m->bag};
+    struct gf_clf_bag b;
+    gf_clf_bag_init(&b, m, s->acc, s->acc32);
     memset(s->acc, 0, m->dim * sizeof(int64_t));
-    size_t nf = canon != NULL ? gf_clf_shape_features(&m->hash, text, len, bag_add, &b) +
-                                    gf_clf_features(&m->hash, canon, clen, bag_add, &b)
+    size_t nf = canon != NULL ? gf_clf_shape_features(&m->hash, text, len, gf_clf_bag_add, &b) +
+                                    gf_clf_features(&m->hash, canon, clen, gf_clf_bag_add, &b)
                               : gf_clf_text_features(&m->hash, text, len, s->norm, GF_CLF_NORM_BUF,
-                                                 bag_add, &b);
+                                                     gf_clf_bag_add, &b);
     gf_clf_model_forward(m, s->acc, nf, s->x, s->hid, raw);
     return 0;
 }
@@ -211,7 +210,7 @@ int gf_clf_model_score_raw(const struct gf_clf_model *m, const char *text, size_
     return score_raw(m, text, len, NULL, 0, raw, s);
 }
 
-static void calibrate(const struct gf_clf_model *m, float *scores)
+void gf_clf_model_calibrate(const struct gf_clf_model *m, float *scores)
 {
     for (uint32_t c = 0; c < m->n_cat; c++)
         scores[c] = gf_clf_calib_apply(&m->calib[c], scores[c]);
@@ -223,7 +222,7 @@ int gf_clf_model_score_canonical(const struct gf_clf_model *m, const char *text,
 {
     int rc = score_raw(m, text, len, canon, clen, scores, s);
     if (rc == 0)
-        calibrate(m, scores);
+        gf_clf_model_calibrate(m, scores);
     return rc;
 }
 
@@ -232,7 +231,7 @@ int gf_clf_model_score(const struct gf_clf_model *m, const char *text, size_t le
 {
     int rc = score_raw(m, text, len, NULL, 0, scores, s);
     if (rc == 0)
-        calibrate(m, scores);
+        gf_clf_model_calibrate(m, scores);
     return rc;
 }
 

@@ -31,10 +31,6 @@ static const uint8_t shape_class[256] = {
     ['$'] = S_DOLLAR, ['@'] = S_AT, [':'] = S_COLON, ['.'] = S_DOT,
 };
 
-struct shape {
-    size_t upper, other, bangs, shouted;
-    bool currency, link, email;
-};
 
 // Code points that are invisible formatting (zero-width space/joiners, word joiner, soft
 // hyphen, byte-order mark): evasion inserts them, so they count as nothing.
@@ -157,7 +153,7 @@ static bool www_before(const unsigned char *p, size_t i)
  * invisible characters and across single spaces between lone capitals, so that "W I N N E R"
  * and "WIN\u200bNER" are the one shouted word "WINNER" is (and "B E A U T I F U L DAMMIT"
  * two, like "BEAUTIFUL DAMMIT"). */
-static void scan(const unsigned char *p, size_t n, struct shape *sh)
+static void scan(const unsigned char *p, size_t n, struct gf_clf_shape *sh)
 {
     size_t run = 0, seg = 0;  // capitals in the run, and in its last space-free segment
     size_t slow = 0;          // bytes to go one by one before trying eight at a time again
@@ -218,7 +214,7 @@ static void scan(const unsigned char *p, size_t n, struct shape *sh)
 
 /* Capitals as a share of the word characters, in six classes; texts of fewer than 8 word
  * characters say too little and get a class of their own. */
-static uint64_t caps_class(const struct shape *sh)
+static uint64_t caps_class(const struct gf_clf_shape *sh)
 {
     size_t all = sh->upper + sh->other;
     if (all < 8)
@@ -244,23 +240,25 @@ static uint64_t count_class(size_t n)
 
 enum { F_CAPS = 1, F_SHOUTED, F_BANGS, F_CURRENCY, F_LINK, F_EMAIL };
 
-size_t gf_clf_shape_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
-                             gf_clf_feature_fn fn, void *ud)
+void gf_clf_shape_scan(const char *text, size_t len, struct gf_clf_shape *sh)
 {
-    struct shape sh;
-    memset(&sh, 0, sizeof(sh));
-    scan((const unsigned char *)text, len, &sh);
+    scan((const unsigned char *)text, len, sh);
+}
+
+size_t gf_clf_shape_emit(const struct gf_clf_hash_params *hp, const struct gf_clf_shape *sh,
+                         gf_clf_feature_fn fn, void *ud)
+{
     const uint64_t base = gf_clf_mix64(0x6766736870ULL ^ (uint64_t)hp->seed);  // "gfshp"
     uint64_t f[6];
     size_t k = 0;
-    f[k++] = ((uint64_t)F_CAPS << 8) | caps_class(&sh);
-    f[k++] = ((uint64_t)F_SHOUTED << 8) | count_class(sh.shouted);
-    f[k++] = ((uint64_t)F_BANGS << 8) | count_class(sh.bangs);
-    if (sh.currency)
+    f[k++] = ((uint64_t)F_CAPS << 8) | caps_class(sh);
+    f[k++] = ((uint64_t)F_SHOUTED << 8) | count_class(sh->shouted);
+    f[k++] = ((uint64_t)F_BANGS << 8) | count_class(sh->bangs);
+    if (sh->currency)
         f[k++] = (uint64_t)F_CURRENCY << 8;
-    if (sh.link)
+    if (sh->link)
         f[k++] = (uint64_t)F_LINK << 8;
-    if (sh.email)
+    if (sh->email)
         f[k++] = (uint64_t)F_EMAIL << 8;
     uint32_t out[6 * SHAPE_REPEAT];
     for (size_t i = 0; i < k; i++) {
@@ -270,4 +268,13 @@ size_t gf_clf_shape_features(const struct gf_clf_hash_params *hp, const char *te
     }
     fn(ud, out, k * SHAPE_REPEAT);
     return k * SHAPE_REPEAT;
+}
+
+size_t gf_clf_shape_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
+                             gf_clf_feature_fn fn, void *ud)
+{
+    struct gf_clf_shape sh;
+    memset(&sh, 0, sizeof(sh));
+    gf_clf_shape_scan(text, len, &sh);
+    return gf_clf_shape_emit(hp, &sh, fn, ud);
 }

@@ -94,6 +94,23 @@ bool gf_js_num(struct gf_js v, double *out);
  * escaped), NUL-terminated. 0 or GF_E*. */
 int gf_js_minify(struct gf_js v, struct gf_buf *out);
 
+/* ---- log-probabilities in upstream replies (upstream_logprobs.c) -------------------------- */
+
+/* The entries of one choice's "logprobs" value; token strings point into strs. Reused from one
+ * choice to the next; valid until the next parse or the cleanup. */
+struct gf_up_logprobs {
+    struct gf_gen_logprob *items;
+    int n, cap;
+    struct gf_buf strs;
+};
+
+void gf_up_logprobs_init(struct gf_up_logprobs *l);
+void gf_up_logprobs_cleanup(struct gf_up_logprobs *l);
+/* Reads v, a choice's "logprobs" member in chat's shape (chat) or the legacy completions
+ * arrays. Entries that do not fit the shape are skipped; null or a non-object gives none.
+ * 0 or GF_ENOMEM. */
+int gf_up_logprobs_parse(struct gf_up_logprobs *l, struct gf_js v, bool chat);
+
 /* ---- upstream replies ----------------------------------------------------------------------- */
 
 #define GF_UP_MAX_CHOICES 64

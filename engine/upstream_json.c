@@ -297,7 +297,8 @@ const char *gf_up_finish_static(const char *s)
  * chunk; a character still cut at the end waits, unless the choice finishes, when the cut
  * bytes become U+FFFD. Returns 0 or GF_ENOMEM. */
 static int emit_delta(struct gf_up_reply *r, int idx, const char *role, const char *text,
-                      size_t len, const char *extra, const char *finish, int n_tokens)
+                      size_t len, const char *extra, const char *finish, int n_tokens,
+                      const struct gf_up_logprobs *lp)
 {
     struct gf_buf joined;
     gf_buf_init(&joined, len + 8);
@@ -348,7 +349,8 @@ static int emit_delta(struct gf_up_reply *r, int idx, const char *role, const ch
     }
     if (idx + 1 > r->n_choices)
         r->n_choices = idx + 1;
-    if (len == 0 && extra == NULL && finish == NULL && (role == NULL || r->started[idx])) {
+    if (len == 0 && extra == NULL && finish == NULL && lp->n == 0 &&
+        (role == NULL || r->started[idx])) {
         gf_buf_cleanup(&joined);
         gf_buf_cleanup(&clean);
         return 0;  // nothing to say (an empty delta, or bytes waiting for the rest)
@@ -363,6 +365,8 @@ static int emit_delta(struct gf_up_reply *r, int idx, const char *role, const ch
         .extra_json = extra,
         .finish_reason = gf_up_finish_static(finish),
         .choice_done = finish != NULL,
+        .logprobs = lp->n > 0 ? lp->items : NULL,
+        .n_logprobs = lp->n,
     };
     r->started[idx] = true;
     if (len) {
@@ -458,14 +462,14 @@ static int keep_str(struct gf_buf *tmp, struct gf_js s, long *at)
  * one after the other and used once all are there; the message's other members (tool_calls,
  * ...) are re-emitted minified as extra fields, built in their own buffer. */
 static int do_choice(struct gf_up_reply *r, struct gf_js ch, int pos, bool streamed,
-                     struct gf_buf *tmp, struct gf_err *err)
+                     struct gf_buf *tmp, struct gf_up_logprobs *lp, struct gf_err *err)
 {
     if (!is_obj(ch))
         return gf_err_set(err, GF_EUPSTREAM, "upstream reply: choices[%d] is not an object", pos);
     const char *msg_name = streamed ? "delta" : "message";
-    struct gf_js k, v, ji = {0}, fr = {0}, msg = {0}, jt = {0}, jr = {0}, jc = {0};
+    struct gf_js k, v, ji = {0}, fr = {0}, msg = {0}, jt = {0}, jr = {0}, jc = {0}, jl = {0};
     bool has_i = false, has_fr = false, has_msg = false, has_t = false, has_r = false,
-         has_c = false;
+         has_c = false, has_l = false;
     struct gf_js_it it;
     gf_js_iter(&it, ch);
     while (gf_js_next(&it, &k, &v)) {
@@ -477,6 +481,8 @@ static int do_choice(struct gf_up_reply *r, struct gf_js ch, int pos, bool strea
             msg = v, has_msg = true;
         else if (!has_t && gf_js_is(k, "text"))
             jt = v, has_t = true;
+        else if (!has_l && gf_js_is(k, "logprobs"))
+            jl = v, has_l = true;
     }
     double di = pos;
     if (has_i && !gf_js_num(ji, &di))
@@ -525,13 +531,18 @@ static int do_choice(struct gf_up_reply *r, struct gf_js ch, int pos, bool strea
     const char *extra = xb.len > 0 ? xb.data : NULL;
     if (!streamed && finish == NULL)
         finish = "stop";
-    if (r->finished[idx] && finish == NULL && txt == NULL && extra == NULL) {
+    lp->n = 0;
+    if (has_l && gf_up_logprobs_parse(lp, jl, r->kind == GF_GEN_CHAT) != 0) {
+        gf_buf_cleanup(&xb);
+        return gf_err_set(err, GF_ENOMEM, "out of memory parsing the upstream reply");
+    }
+    if (r->finished[idx] && finish == NULL && txt == NULL && extra == NULL && lp->n == 0) {
         gf_buf_cleanup(&xb);
         return 0;
     }
     int n_tokens = streamed ? 1 : 0;
     rc = emit_delta(r, idx, role, txt ? txt : "", txt ? strlen(txt) : 0, extra, finish,
-                    n_tokens);
+                    n_tokens, lp);
     gf_buf_cleanup(&xb);
     if (rc != 0)
         return gf_err_set(err, rc, "out of memory parsing the upstream reply");
@@ -567,6 +578,8 @@ static int do_reply(struct gf_up_reply *r, const char *data, size_t len, bool st
     }
     struct gf_buf tmp;
     gf_buf_init(&tmp, len * 8 + 64); // the strings of a choice, extra fields escaped
+    struct gf_up_logprobs lp;  // allocates only when a choice carries logprobs
+    gf_up_logprobs_init(&lp);
     int rc = 0;
     if (has_e) {
         rc = report_error(e, &tmp, err);
@@ -588,11 +601,12 @@ static int do_reply(struct gf_up_reply *r, const char *data, size_t len, bool st
     }
     int pos = 0;
     while (!stopped(r) && gf_js_next(&it, NULL, &ch)) {
-        rc = do_choice(r, ch, pos++, streamed, &tmp, err);
+        rc = do_choice(r, ch, pos++, streamed, &tmp, &lp, err);
         if (rc != 0)
             goto out;
     }
 out:
+    gf_up_logprobs_cleanup(&lp);
     gf_buf_cleanup(&tmp);
     return rc;
 }

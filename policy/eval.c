@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#define MAX_CATS 64  // categories per classifier the evaluator caches
+#define MAX_CATS GF_POLICY_MAX_CATS
 
 struct gf_policy_ctx {
     struct gf_scan_scratch *scratch;
@@ -19,6 +19,7 @@ struct gf_policy_ctx {
     size_t cap;
     struct gf_detector *spam;   // for moderation when no trained spam model is loaded
     uint64_t texts;             // texts evaluated: names each one for the detectors' caches
+    bool preset;                // some scores were given for the next evaluation
 };
 
 struct gf_policy_ctx *gf_policy_ctx_new(void)
@@ -65,6 +66,21 @@ static int ensure_slots(struct gf_policy_ctx *c, size_t n)
     return 0;
 }
 
+int gf_policy_ctx_set_scores(struct gf_policy_ctx *c, const struct gf_policy *p, size_t slot,
+                             const float *scores, size_t n)
+{
+    if (ensure_slots(c, p->n_clfs) != 0)
+        return GF_ENOMEM;
+    if (slot >= p->n_clfs || n > MAX_CATS)
+        return GF_EINVAL;
+    if (!c->preset)
+        memset(c->scored, 0, p->n_clfs * sizeof(*c->scored));
+    memcpy(c->scores[slot], scores, n * sizeof(float));
+    c->scored[slot] = true;
+    c->preset = true;
+    return 0;
+}
+
 static int classifier_score(const struct gf_policy *p, struct gf_policy_ctx *c,
                             const struct rule *r, const struct gf_scan *in, double *out,
                             struct gf_err *err)
@@ -90,14 +106,14 @@ static int fire(struct gf_verdict *v, const struct rule *r, const char *type, do
     return gf_verdict_add_fired(v, &f);
 }
 
-int gf_policy_eval_group(const struct gf_policy *p, struct gf_policy_ctx *c, const struct group *g,
-                         enum gf_stage stage, const char *text, size_t len, bool patterns,
-                         bool whole, struct gf_verdict *v, struct gf_err *err)
+static int eval_rules(const struct gf_policy *p, struct gf_policy_ctx *c, const struct group *g,
+                      enum gf_stage stage, const char *text, size_t len, bool patterns,
+                      bool whole, struct gf_verdict *v, struct gf_err *err)
 {
     int rc = ensure_slots(c, p->n_clfs);
     if (rc != 0)
         return gf_err_set(err, rc, "out of memory evaluating the policy");
-    if (p->n_clfs)
+    if (p->n_clfs && !c->preset)
         memset(c->scored, 0, p->n_clfs * sizeof(*c->scored));
     struct gf_norm norm = {0};
     bool normalized = false;
@@ -108,7 +124,7 @@ int gf_policy_eval_group(const struct gf_policy *p, struct gf_policy_ctx *c, con
         const struct rule *r = g->rules[i];
         if (r->skipped || !(r->stage & stage) || (r->whole_text ? !whole : !patterns))
             continue;
-        if (!normalized) {
+        if (!normalized && !(r->clf && c->scored[r->clf_slot])) {  // given scores need no text
             // Whole-text rules read only the canonical text: the byte map back to the
             // original (8 bytes written per byte) is for pattern hits.
             rc = gf_norm_buf_normalize(&c->norm, text, len, patterns ? 0 : GF_NORM_NO_MAP,
@@ -186,6 +202,15 @@ int gf_policy_eval_group(const struct gf_policy *p, struct gf_policy_ctx *c, con
             v->message = g->refusal;
     }
     return 0;
+}
+
+int gf_policy_eval_group(const struct gf_policy *p, struct gf_policy_ctx *c, const struct group *g,
+                         enum gf_stage stage, const char *text, size_t len, bool patterns,
+                         bool whole, struct gf_verdict *v, struct gf_err *err)
+{
+    int rc = eval_rules(p, c, g, stage, text, len, patterns, whole, v, err);
+    c->preset = false;  // given scores are for one evaluation
+    return rc;
 }
 
 int gf_policy_eval(const struct gf_policy *p, struct gf_policy_ctx *c, const char *group,

@@ -60,6 +60,7 @@ struct gf_policy {
 #define GF_POLICY_DEFAULT_REFUSAL  "I'm sorry, but I can't help with that."
 #define GF_POLICY_DEFAULT_HOLDBACK 256
 #define GF_POLICY_MAX_HITS         4096
+#define GF_POLICY_MAX_CATS         64  // categories per classifier the evaluator caches
 
 const struct group *gf_policy_group(const struct gf_policy *p, const char *name);
 void gf_policy_free_rule(struct rule *r);
@@ -70,6 +71,11 @@ void gf_policy_free_rule(struct rule *r);
 int gf_policy_eval_group(const struct gf_policy *p, struct gf_policy_ctx *c, const struct group *g,
                          enum gf_stage stage, const char *text, size_t len, bool patterns,
                          bool whole, struct gf_verdict *v, struct gf_err *err);
+/* Gives the next gf_policy_eval_group on c the scores of the classifier of slot (an index into
+ * p->clfs) instead of scoring the text that evaluation is given: a stream scores the whole text
+ * so far incrementally. 0, GF_ENOMEM or GF_EINVAL (bad slot, too many categories). */
+int gf_policy_ctx_set_scores(struct gf_policy_ctx *c, const struct gf_policy *p, size_t slot,
+                             const float *scores, size_t n);
 /* Rewrites text with v's spans replaced by [REDACTED:<type>] into out. */
 int gf_policy_apply_spans(const struct gf_verdict *v, const char *text, size_t len,
                           struct gf_buf *out);

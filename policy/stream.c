@@ -5,10 +5,13 @@
  * about 3 times (the old quarter-window step read it 5 times for little less latency).
  * Invariant: released <= (length scanned) - holdback except where a complete redaction is
  * released whole, so such a match is caught before its last byte leaves.
- * Whole-text rules (classifiers, spam) cost the most per byte: they run on each new stretch of
- * 4 windows (plus one window of context) as it completes, and on the whole text at the end, so
- * each byte is scored about 2.25 times instead of 5; what they block can only stop the rest of
- * the stream. */
+ * Whole-text rules are judged every 4 windows and at the end. Trained classifiers that can score
+ * a growing text (gf_classifier_ops.stream_score) judge the whole text so far, each byte hashed
+ * about once over the stream, with the scores a one-shot evaluation of that text would give;
+ * other whole-text rules (spam heuristics, classifiers without it) see the new stretch of 4
+ * windows (plus one window of context) as it completes, and the whole text at the end: scoring
+ * the whole text as it grows would cost quadratic time on long completions. What they block can
+ * only stop the rest of the stream. */
 #include "policy/policy_int.h"
 
 #include <string.h>
@@ -23,9 +26,62 @@ struct gf_stream {
     size_t scanned;         // text scanned for patterns up to here
     size_t whole_at;        // text length at the last whole-text evaluation
     struct gf_verdict v;    // what fired so far; spans are the pending redactions
+    void **clf_states;      // per classifier slot of the policy: incremental state, or NULL
     bool blocked;
     bool finished;
 };
+
+// Incremental states for the classifiers the group's output rules read, when they have them.
+static int clf_states_new(struct gf_stream *s)
+{
+    const struct gf_policy *p = s->p;
+    if (p->n_clfs == 0)
+        return 0;
+    s->clf_states = gf_calloc(p->n_clfs, sizeof(void *));
+    if (s->clf_states == NULL)
+        return GF_ENOMEM;
+    for (size_t i = 0; i < s->g->n_rules; i++) {
+        const struct rule *r = s->g->rules[i];
+        if (r->clf == NULL || r->skipped || !(r->stage & GF_STAGE_OUTPUT) ||
+            r->clf->ops->stream_new == NULL || s->clf_states[r->clf_slot] != NULL)
+            continue;
+        if ((s->clf_states[r->clf_slot] = r->clf->ops->stream_new(r->clf)) == NULL)
+            return GF_ENOMEM;
+    }
+    return 0;
+}
+
+static void clf_states_free(struct gf_stream *s)
+{
+    for (size_t i = 0; s->clf_states != NULL && i < s->p->n_clfs; i++)
+        if (s->clf_states[i] != NULL)
+            s->p->clfs[i]->ops->stream_free(s->clf_states[i]);
+    gf_free(s->clf_states);
+}
+
+/* Scores the text so far with each incremental classifier and hands the scores to the next
+ * evaluation. A classifier that cannot do it cheaply before the end (GF_EAGAIN) is left to
+ * score the window that evaluation is given. */
+static int clf_states_score(struct gf_stream *s, size_t len, bool final, struct gf_err *err)
+{
+    for (size_t i = 0; s->clf_states != NULL && i < s->p->n_clfs; i++) {
+        if (s->clf_states[i] == NULL)
+            continue;
+        const struct gf_classifier *clf = s->p->clfs[i];
+        float sc[GF_POLICY_MAX_CATS];
+        if (clf->n_categories > GF_POLICY_MAX_CATS)
+            return gf_err_set(err, GF_EINVAL, "classifier has more than %d categories",
+                              GF_POLICY_MAX_CATS);
+        int rc = clf->ops->stream_score(clf, s->clf_states[i], s->text.data, len, final, sc, err);
+        if (rc == GF_EAGAIN)
+            continue;
+        if (rc == 0)
+            rc = gf_policy_ctx_set_scores(s->ctx, s->p, i, sc, clf->n_categories);
+        if (rc != 0)
+            return gf_err_set(err, rc, "cannot score the streamed text");
+    }
+    return 0;
+}
 
 int gf_stream_new(struct gf_policy *p, const char *group, size_t holdback, size_t max,
                   struct gf_stream **out, struct gf_err *err)
@@ -45,6 +101,10 @@ int gf_stream_new(struct gf_policy *p, const char *group, size_t holdback, size_
     gf_buf_init(&s->text, max);
     gf_verdict_init(&s->v);
     s->v.policy_version = p->version;
+    if (clf_states_new(s) != 0) {
+        gf_stream_free(s);
+        return gf_err_set(err, GF_ENOMEM, "out of memory starting a stream");
+    }
     *out = s;
     return 0;
 }
@@ -53,6 +113,7 @@ void gf_stream_free(struct gf_stream *s)
 {
     if (s == NULL)
         return;
+    clf_states_free(s);
     gf_buf_cleanup(&s->text);
     gf_verdict_cleanup(&s->v);
     gf_policy_ctx_free(s->ctx);
@@ -188,7 +249,8 @@ int gf_stream_feed(struct gf_stream *s, const char *chunk, size_t n, struct gf_b
         while (wfrom > 0 && ((unsigned char)s->text.data[wfrom] & 0xC0) == 0x80)
             wfrom--;
         s->whole_at = complete;
-        if ((rc = eval_range(s, wfrom, complete, false, true, err)) != 0)
+        if ((rc = clf_states_score(s, complete, false, err)) != 0 ||
+            (rc = eval_range(s, wfrom, complete, false, true, err)) != 0)
             return rc;
     }
     if (s->blocked)
@@ -211,7 +273,7 @@ int gf_stream_finish(struct gf_stream *s, struct gf_buf *out, struct gf_err *err
     int rc = 0;
     if (len > s->scanned)  // a cut UTF-8 sequence at the very end
         rc = eval_range(s, from, len, true, false, err);
-    if (rc == 0 && !s->blocked)
+    if (rc == 0 && !s->blocked && (rc = clf_states_score(s, len, true, err)) == 0)
         rc = eval_range(s, 0, len, false, true, err);
     if (rc != 0)
         return rc;

@@ -1,6 +1,7 @@
 /* fuzz_upstream_reply.c — upstream reply parsing on arbitrary bytes: a whole reply, the same as
  * a stream chunk, an error body and a /v1/models list. Nothing may crash or leak, and every DELTA
- * must carry valid UTF-8 (whole characters) of the length it claims. */
+ * must carry valid UTF-8 (whole characters) of the length it claims; relayed logprobs must be
+ * readable (every token byte touched, at most 20 alternatives, no positive log-probability). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,19 @@ static void on_event(void *ud, const struct gf_gen_event *ev)
         abort();
     if (ev->choice_done && ev->finish_reason == NULL)
         abort();
+    if ((ev->n_logprobs > 0) != (ev->logprobs != NULL))
+        abort();
+    volatile unsigned sum = 0;  // ASan checks each token's bytes are inside their buffer
+    for (int i = 0; i < ev->n_logprobs; i++) {
+        const struct gf_gen_logprob *l = &ev->logprobs[i];
+        if (l->n_top < 0 || l->n_top > GF_GEN_MAX_TOP_LOGPROBS || !(l->logprob <= 0))
+            abort();
+        for (size_t b = 0; b < l->len; b++)
+            sum += (unsigned char)l->token[b];
+        for (int t = 0; t < l->n_top; t++)
+            for (size_t b = 0; b < l->top[t].len; b++)
+                sum += (unsigned char)l->top[t].token[b];
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

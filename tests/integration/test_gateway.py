@@ -121,6 +121,33 @@ def test_stream(port):
     check(ev and ev[-1] == "[DONE]", "slow stream completes")
 
 
+def test_logprobs(port):
+    """An upstream's logprobs reach the client, whole replies and streams, chat and completions."""
+    words = ["Hello ", "from ", "the ", "mock ", "upstream."]
+    r = chat(port, logprobs=True, top_logprobs=2)
+    c0 = ((r.json() or {}).get("choices") or [{}])[0]
+    content = (c0.get("logprobs") or {}).get("content") or []
+    check(r.status == 200 and [e.get("token") for e in content] == words,
+          "chat logprobs tokens %s" % r.text()[:400])
+    check(all(abs(e.get("logprob", 0) + (i + 1) / 8) < 1e-6 and bytes(e.get("bytes", [])) ==
+              words[i].encode() and [t.get("token") for t in e.get("top_logprobs", [])] ==
+              [words[i], "alt1"] for i, e in enumerate(content)), "chat logprob values %r" % content[:2])
+    r = chat(port, logprobs=True, stream=True)
+    ev, _ = sse(r)
+    spelled = "".join(e.get("token", "") for c in ev if isinstance(c, dict) and c.get("choices")
+                      for e in ((c["choices"][0].get("logprobs") or {}).get("content") or []))
+    check(spelled == "".join(words), "streamed chat logprobs spell the text %r" % spelled)
+    r = request(port, "POST", "/v1/completions", {"model": "mock-model", "prompt": "x", "logprobs": 1})
+    lp = (((r.json() or {}).get("choices") or [{}])[0]).get("logprobs") or {}
+    check(lp.get("tokens") == words and len(lp.get("token_logprobs", [])) == 5 and
+          lp.get("top_logprobs", [{}])[0] == {"Hello ": -0.125} and
+          lp.get("text_offset") == [0, 6, 11, 15, 20], "completion logprobs %r" % lp)
+    # without the request field: no logprobs, as before
+    r = chat(port)
+    c0 = ((r.json() or {}).get("choices") or [{}])[0]
+    check(c0.get("logprobs") is None, "no logprobs unless asked")
+
+
 def test_client_errors(port):
     is_error(request(port, "GET", "/v1/nothing"), 404)
     r = request(port, "GET", "/v1/chat/completions")
@@ -442,7 +469,8 @@ def main():
                 "upstream.request_timeout_ms=%d" % UPSTREAM_TIMEOUT_MS]
     g = start_gateway(gardefou, ["http://127.0.0.1:%d" % mock.port], settings)
     try:
-        for t in (test_basics, test_chat, test_stream, test_client_errors, test_slow_clients):
+        for t in (test_basics, test_chat, test_stream, test_logprobs, test_client_errors,
+                  test_slow_clients):
             t(g.port)
             print("done %s" % t.__name__, file=sys.stderr)
         test_upstream_failures(g.port, mock)

@@ -214,6 +214,57 @@ static cJSON *tool_call_json(bool streaming)
     return arr;
 }
 
+/* The OpenAI logprobs of pieces[from..to) as an upstream would send them when the request asks
+ * (chat: "logprobs": true and "top_logprobs" N; completions: "logprobs" N): piece i has the
+ * log-probability -(i+1)/8 and n_top alternatives, the first being the piece itself. */
+static cJSON *logprobs_json(bool chat, char **pieces, size_t from, size_t to, int n_top)
+{
+    cJSON *lp = cJSON_CreateObject();
+    if (chat) {
+        cJSON *content = cJSON_AddArrayToObject(lp, "content");
+        for (size_t i = from; i < to; i++) {
+            cJSON *e = cJSON_CreateObject(), *bytes = cJSON_CreateArray();
+            cJSON_AddStringToObject(e, "token", pieces[i]);
+            cJSON_AddNumberToObject(e, "logprob", -(double)(i + 1) / 8);
+            for (const char *b = pieces[i]; *b; b++)
+                cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)*b));
+            cJSON_AddItemToObject(e, "bytes", bytes);
+            cJSON *tops = cJSON_AddArrayToObject(e, "top_logprobs");
+            for (int t = 0; t < n_top; t++) {
+                cJSON *te = cJSON_CreateObject();
+                char alt[48];
+                snprintf(alt, sizeof(alt), "alt%d", t);
+                cJSON_AddStringToObject(te, "token", t == 0 ? pieces[i] : alt);
+                cJSON_AddNumberToObject(te, "logprob", -(double)(i + 1) / 8 - t);
+                cJSON_AddNullToObject(te, "bytes");
+                cJSON_AddItemToArray(tops, te);
+            }
+            cJSON_AddItemToArray(content, e);
+        }
+        cJSON_AddNullToObject(lp, "refusal");
+    } else {
+        cJSON *toks = cJSON_AddArrayToObject(lp, "tokens");
+        cJSON *vals = cJSON_AddArrayToObject(lp, "token_logprobs");
+        cJSON *tops = cJSON_AddArrayToObject(lp, "top_logprobs");
+        cJSON *offs = cJSON_AddArrayToObject(lp, "text_offset");
+        size_t off = 0;
+        for (size_t i = from; i < to; i++) {
+            cJSON_AddItemToArray(toks, cJSON_CreateString(pieces[i]));
+            cJSON_AddItemToArray(vals, cJSON_CreateNumber(-(double)(i + 1) / 8));
+            cJSON *t = cJSON_CreateObject();
+            for (int k = 0; k < n_top; k++) {
+                char alt[48];
+                snprintf(alt, sizeof(alt), "alt%d", k);
+                cJSON_AddNumberToObject(t, k == 0 ? pieces[i] : alt, -(double)(i + 1) / 8 - k);
+            }
+            cJSON_AddItemToArray(tops, t);
+            cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+            off += strlen(pieces[i]);
+        }
+    }
+    return lp;
+}
+
 static void add_usage(cJSON *j, long prompt, long completion)
 {
     cJSON *u = cJSON_AddObjectToObject(j, "usage");
@@ -244,6 +295,13 @@ static void generate(struct conn *c, const struct opts *o, const struct request 
     const char *object = chat ? (stream ? "chat.completion.chunk" : "chat.completion")
                               : "text_completion";
     const char *finish = o->tools ? "tool_calls" : o->length ? "length" : "stop";
+    // logprobs as the request asks for them (never with tool calls or echo)
+    const cJSON *jlp = cJSON_GetObjectItemCaseSensitive(req, "logprobs");
+    const cJSON *jtop = cJSON_GetObjectItemCaseSensitive(req, "top_logprobs");
+    bool want_lp = !o->tools && !o->echo && (chat ? cJSON_IsTrue(jlp) : cJSON_IsNumber(jlp));
+    int n_top = chat ? (cJSON_IsNumber(jtop) ? (int)jtop->valuedouble : 0)
+                     : (cJSON_IsNumber(jlp) ? (int)jlp->valuedouble : 0);
+    n_top = n_top < 0 ? 0 : n_top > 20 ? 20 : n_top;
     size_t n_pieces;
     char **pieces = reply_pieces(o, r, &n_pieces);
     long prompt_tokens = (long)(r->body_len / 4) + 1;
@@ -278,6 +336,8 @@ static void generate(struct conn *c, const struct opts *o, const struct request 
             } else {
                 cJSON_AddStringToObject(ch, "text", text.data ? text.data : "");
             }
+            if (want_lp)
+                cJSON_AddItemToObject(ch, "logprobs", logprobs_json(chat, pieces, 0, n_pieces, n_top));
             cJSON_AddStringToObject(ch, "finish_reason", finish);
             cJSON_AddItemToArray(choices, ch);
         }
@@ -340,6 +400,8 @@ static void generate(struct conn *c, const struct opts *o, const struct request 
             } else {
                 cJSON_AddStringToObject(ch, "text", last ? "" : pieces[i]);
             }
+            if (want_lp && !last)
+                cJSON_AddItemToObject(ch, "logprobs", logprobs_json(chat, pieces, i, i + 1, n_top));
             if (last)
                 cJSON_AddStringToObject(ch, "finish_reason", finish);
             else

@@ -36,6 +36,8 @@
  *               headers and the body written with separate write() calls
  * Streams use chunked transfer encoding, OpenAI chunk objects, a usage chunk when the request
  * sets stream_options.include_usage, and "data: [DONE]". "n" in the body (<= 8) gives n choices.
+ * "logprobs" in the body (chat: true with "top_logprobs" N; completions: N) adds OpenAI logprobs
+ * per piece: logprob -(i+1)/8, N alternatives of which the first is the piece itself.
  * Invariant: one request is answered at a time per connection, in order. */
 #include "mock_int.h"
 

@@ -23,7 +23,8 @@ static void fake_destroy(struct gf_classifier *c)
     gf_free(c);
 }
 
-static const struct gf_classifier_ops fake_ops = {"fake", fake_score, NULL, fake_destroy};
+static const struct gf_classifier_ops fake_ops = {
+    .name = "fake", .score = fake_score, .destroy = fake_destroy};
 
 static struct gf_classifier *make(const char *const *cats, size_t n)
 {

@@ -29,7 +29,8 @@ static void fake_destroy(struct gf_classifier *c)
     gf_free(c);
 }
 
-static const struct gf_classifier_ops fake_ops = {"fake", fake_score, NULL, fake_destroy};
+static const struct gf_classifier_ops fake_ops = {
+    .name = "fake", .score = fake_score, .destroy = fake_destroy};
 
 /* A registry holding the fake classifier; NULL when out of memory. */
 static GF_UNUSED struct gf_clf_registry *fake_registry(void)

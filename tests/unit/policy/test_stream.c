@@ -1,9 +1,12 @@
 /* Unit tests of policy/stream.c: every blocked string of a list (multi-byte ones and evasion
  * variants included) is split at every byte offset into 2 to 5 chunks, and the full blocked
  * span must never be released; text without matches comes out unchanged; redactions come out
- * as in a whole-text evaluation however the text is cut; OOM loop. */
+ * as in a whole-text evaluation however the text is cut; a classifier that scores a growing
+ * text judges the whole text so far, and a classifier that declines (GF_EAGAIN) the window;
+ * OOM loop. */
 #include "policy/policy.h"
 
+#include "fake_clf.h"
 #include "test.h"
 
 static const char policy_json[] =
@@ -187,6 +190,108 @@ static void test_oom(void)
     }
 }
 
+/* The fake classifier with a streaming path that records its calls: it scores the whole text
+ * so far like fake_score, or declines before the end when decline is set. */
+static struct {
+    size_t calls, last_len;
+    bool last_final, decline;
+} fs;
+
+static void *fake_stream_new(const struct gf_classifier *c)
+{
+    (void)c;
+    return gf_malloc(1);
+}
+
+static int fake_stream_score(const struct gf_classifier *c, void *state, const char *text,
+                             size_t len, bool final, float *scores, struct gf_err *err)
+{
+    (void)state;
+    fs.calls++;
+    fs.last_len = len;
+    fs.last_final = final;
+    if (fs.decline && !final)
+        return GF_EAGAIN;
+    struct gf_norm n;
+    if (gf_normalize(text, len, &n, err) != 0)
+        return GF_ENOMEM;
+    int rc = fake_score(c, text, len, &n, scores, err);
+    gf_norm_cleanup(&n);
+    return rc;
+}
+
+static void fake_stream_free(void *state)
+{
+    gf_free(state);
+}
+
+static const struct gf_classifier_ops fake_stream_ops = {
+    .name = "fake-stream", .score = fake_score, .destroy = fake_destroy,
+    .stream_new = fake_stream_new, .stream_score = fake_stream_score,
+    .stream_free = fake_stream_free};
+
+static void test_incremental_classifier(void)
+{
+    struct gf_clf_registry *reg = gf_clf_registry_new();
+    struct gf_classifier *c = gf_malloc(sizeof(*c));
+    REQUIRE(reg != NULL && c != NULL);
+    gf_classifier_init(c, &fake_stream_ops, fake_cats, 3, NULL);
+    REQUIRE(gf_clf_registry_add(reg, c, NULL) == 0);
+    gf_classifier_unref(c);
+    static const char pj[] =
+        "{\"version\":1,\"streaming\":{\"holdback_bytes\":16},\"rules\":["
+        "{\"id\":\"hate\",\"stage\":\"output\",\"classifier\":\"hate\",\"threshold\":0.5,"
+        "\"action\":\"block\"}]}";
+    struct gf_policy *p = NULL;
+    struct gf_err err = {0};
+    REQUIRE(gf_policy_parse(pj, strlen(pj), "c.json", reg, &p, &err) == 0);
+    // "hate!" early, then 480 harmless bytes.
+    struct gf_buf text, out;
+    gf_buf_init(&text, 1 << 16);
+    gf_buf_init(&out, 1 << 16);
+    gf_buf_puts(&text, "we say hate! once ");
+    for (int i = 0; i < 40; i++)
+        gf_buf_puts(&text, "and then ok ");
+    for (int decline = 0; decline < 2; decline++) {
+        memset(&fs, 0, sizeof(fs));
+        fs.decline = decline;
+        gf_buf_reset(&out);
+        struct gf_stream *s = NULL;
+        REQUIRE(gf_stream_new(p, NULL, 0, 1 << 20, &s, NULL) == 0);
+        int rc = 0;
+        size_t at = 0;
+        for (; rc == 0 && at < text.len; at += 5)
+            rc = gf_stream_feed(s, text.data + at, text.len - at < 5 ? text.len - at : 5, &out,
+                                NULL);
+        if (rc == 0)
+            rc = gf_stream_finish(s, &out, NULL);
+        // Stopped at the first judgement, after 4 windows: by the score of the text so far,
+        // or, when the classifier declines, by its score of the window.
+        CHECK(rc == GF_EPOLICY);
+        CHECK(fs.calls == 1 && !fs.last_final && fs.last_len >= 64 && fs.last_len < 80);
+        CHECK(at < 100);
+        const struct gf_verdict *v = gf_stream_verdict(s);
+        CHECK(v->n_scores == 1 && v->scores[0].score > 0.9);
+        gf_stream_free(s);
+    }
+    // Harmless text: judged at the end on all of it, released whole.
+    memset(&fs, 0, sizeof(fs));
+    gf_buf_reset(&out);
+    struct gf_stream *s = NULL;
+    REQUIRE(gf_stream_new(p, NULL, 0, 1 << 20, &s, NULL) == 0);
+    const char *t = "a harmless answer that goes on and on and on for well over sixty-four bytes";
+    for (size_t i = 0; i < strlen(t); i += 3)
+        CHECK(gf_stream_feed(s, t + i, strlen(t) - i < 3 ? strlen(t) - i : 3, &out, NULL) == 0);
+    CHECK(gf_stream_finish(s, &out, NULL) == 0);
+    CHECK(fs.last_final && fs.last_len == strlen(t));
+    CHECK(out.len == strlen(t) && memcmp(out.data, t, out.len) == 0);
+    gf_stream_free(s);
+    gf_buf_cleanup(&text);
+    gf_buf_cleanup(&out);
+    gf_policy_unref(p);
+    gf_clf_registry_unref(reg);
+}
+
 int main(void)
 {
     gf_json_init();
@@ -196,6 +301,7 @@ int main(void)
     RUN(test_blocked_splits);
     RUN(test_release_early);
     RUN(test_clean_and_redacted);
+    RUN(test_incremental_classifier);
     RUN(test_oom);
     gf_policy_unref(pol);
     return test_report();
