@@ -3,6 +3,7 @@
  * sequences decoded together, and the memory read bandwidth of this machine, so that
  * generation can be given as a share of the bandwidth limit (weight bytes per token over
  * bandwidth). Prints key=value lines; bench/engine.sh turns them into a table with ratios.
+ * GF_BENCH_PARTS (default "pp,tg,agg,bw") picks the measurements, for quick experiments.
  * usage: bench_engine MODEL THREADS [REPS] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,16 +127,24 @@ int main(int argc, char **argv)
     // warm-up: maps the weights in
     struct gf_llm_batch b = {P, tok, pos, kvs, want, logits};
     gf_llm_forward(c, &b);
+    const char *parts = getenv("GF_BENCH_PARTS");
+    if (parts == NULL || parts[0] == '\0')
+        parts = "pp,tg,agg,bw";
+    int n = (int)reps;
     double pp[16], tg[16], ppc[16], tgc[16];
-    for (int r = 0; r < reps && r < 16; r++) {
+    for (int r = 0; r < n && strstr(parts, "pp") != NULL; r++) {
         uint64_t t0 = gf_now_ns();
         double c0 = cpu_s();
         gf_llm_forward(c, &b);
         pp[r] = P / ((double)(gf_now_ns() - t0) / 1e9);
         ppc[r] = P / (cpu_s() - c0);
+    }
+    if (strstr(parts, "pp") != NULL)
+        printf("pp%d=%.2f\npp%d_cpu=%.2f\n", P, median(pp, n), P, median(ppc, n));
+    for (int r = 0; r < n && strstr(parts, "tg") != NULL; r++) {
         // generation: G single-token steps from an empty context
-        t0 = gf_now_ns();
-        c0 = cpu_s();
+        uint64_t t0 = gf_now_ns();
+        double c0 = cpu_s();
         for (int i = 0; i < G; i++) {
             int p = i, t = tok[i];
             bool w = true;
@@ -145,14 +154,14 @@ int main(int argc, char **argv)
         tg[r] = G / ((double)(gf_now_ns() - t0) / 1e9);
         tgc[r] = G / (cpu_s() - c0);
     }
-    printf("pp%d=%.2f\ntg%d=%.2f\n", P, median(pp, (int)reps), G, median(tg, (int)reps));
-    printf("pp%d_cpu=%.2f\ntg%d_cpu=%.2f\n", P, median(ppc, (int)reps), G, median(tgc, (int)reps));
+    if (strstr(parts, "tg") != NULL)
+        printf("tg%d=%.2f\ntg%d_cpu=%.2f\n", G, median(tg, n), G, median(tgc, n));
     // aggregate: S sequences, one token each per step, all in one batch
     const int seqs[] = {1, 4, 8};
-    for (size_t si = 0; si < 3; si++) {
+    for (size_t si = 0; si < 3 && strstr(parts, "agg") != NULL; si++) {
         int S = seqs[si];
         double agg[16], aggc[16];
-        for (int r = 0; r < reps && r < 16; r++) {
+        for (int r = 0; r < n; r++) {
             uint64_t t0 = gf_now_ns();
             double c0 = cpu_s();
             for (int step = 0; step < AGG_STEPS; step++) {
@@ -171,10 +180,10 @@ int main(int argc, char **argv)
             agg[r] = (double)S * AGG_STEPS / ((double)(gf_now_ns() - t0) / 1e9);
             aggc[r] = (double)S * AGG_STEPS / (cpu_s() - c0);
         }
-        printf("agg%d=%.2f\nagg%d_cpu=%.2f\n", S, median(agg, (int)reps), S, median(aggc, (int)reps));
+        printf("agg%d=%.2f\nagg%d_cpu=%.2f\n", S, median(agg, n), S, median(aggc, n));
     }
     struct gf_tpool *pool = NULL;
-    if (gf_tpool_new((int)threads, &pool) == 0) {
+    if (strstr(parts, "bw") != NULL && gf_tpool_new((int)threads, &pool) == 0) {
         printf("bandwidth_gbs=%.2f\n", bandwidth(pool));
         gf_tpool_free(pool);
     }

@@ -156,6 +156,50 @@ void gf_mv_prep(const struct gf_block_q8 *q, size_t ldq, int T, int nb, void *me
     }
 }
 
+size_t gf_mv_prep1_size(int nb)
+{
+    size_t q8 = (size_t)(nb + GF_MV1_Q8_BLOCKS - 1) / GF_MV1_Q8_BLOCKS * GF_MV1_Q8_REC;
+    size_t q4 = (size_t)(nb + GF_MV1_Q4_BLOCKS - 1) / GF_MV1_Q4_BLOCKS * GF_MV1_Q4_REC;
+    return q8 > q4 ? q8 : q4;
+}
+
+void gf_mv_prep1(int type, const struct gf_block_q8 *q, int nb, void *mem)
+{
+    unsigned char *rec = mem;
+    bool q8 = type == GF_WT_Q8_0;
+    int g = q8 ? GF_MV1_Q8_BLOCKS : GF_MV1_Q4_BLOCKS;
+    size_t rec_bytes = q8 ? GF_MV1_Q8_REC : GF_MV1_Q4_REC;
+    for (int k0 = 0; k0 < nb; k0 += g, rec += rec_bytes) {
+        int8_t v[128] = {0};  // the record's values in its own order
+        float d[16] = {0};
+        for (int j = 0; j < g && k0 + j < nb; j++) {
+            const struct gf_block_q8 *b = &q[k0 + j];
+            float dj = gf_h2f(b->d);
+            if (q8) {
+                memcpy(v + 32 * j, b->qs, GF_QK);
+                for (int l = 0; l < 8; l++)
+                    d[8 * j + l] = dj;
+            } else {
+                memcpy(v + 16 * j, b->qs, GF_QK / 2);
+                memcpy(v + 64 + 16 * j, b->qs + GF_QK / 2, GF_QK / 2);
+                for (int l = 0; l < 4; l++)
+                    d[4 * j + l] = dj;
+            }
+        }
+        int32_t corr[16];
+        for (int l = 0; l < 16; l++) {
+            int32_t s = 0;
+            for (int i = 0; i < 4; i++)
+                s += v[4 * l + i] + (q8 ? 0 : v[64 + 4 * l + i]);
+            corr[l] = (q8 ? -128 : -8) * s;
+        }
+        size_t nv = q8 ? 64 : 128;
+        memcpy(rec, v, nv);
+        memcpy(rec + nv, corr, sizeof(corr));
+        memcpy(rec + nv + sizeof(corr), d, sizeof(d));
+    }
+}
+
 static void quantize_q8(const float *x, struct gf_block_q8 *y, int n)
 {
     for (int k = 0; k < n / GF_QK; k++) {

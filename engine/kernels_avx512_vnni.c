@@ -59,7 +59,7 @@ static inline __m512i bcast16(const void *p)
  * sums stay in registers. Lane group g holds row g; a token's 16-byte halves are broadcast. */
 static inline __attribute__((always_inline)) void
 mv_quant4(int type, const char *const p[MV_R], int nb, const unsigned char *rec,
-          size_t rec_stride, const int T, float out[MV_T][MV_R])
+          size_t rec_stride, size_t pf, const int T, float out[MV_T][MV_R])
 {
     __m512 sum[MV_T];
     for (int t = 0; t < T; t++)
@@ -69,7 +69,7 @@ mv_quant4(int type, const char *const p[MV_R], int nb, const unsigned char *rec,
     for (int k = 0; k < nb; k++, rec += rec_stride) {
         size_t off = (size_t)k * bs;
         for (int g = 0; g < MV_R; g++)
-            _mm_prefetch(p[g] + off + PF_BYTES, _MM_HINT_T0);
+            _mm_prefetch(p[g] + off + pf, _MM_HINT_T0);
         __m512i wlo, whi;
         if (type == GF_WT_Q8_0) {  // values + 128: the unsigned operand
             const __m512i flip = _mm512_set1_epi8((char)0x80);
@@ -115,7 +115,7 @@ mv_quant(int type, const char *w0, size_t row_bytes, int nr, int nb, const struc
         for (int g = 0; g < MV_R; g++)
             p[g] = w0 + (size_t)(r + g < nr ? r + g : nr - 1) * row_bytes;
         float out[MV_T][MV_R];
-        mv_quant4(type, p, nb, rec, stride, T, out);
+        mv_quant4(type, p, nb, rec, stride, (size_t)MV_R * row_bytes, T, out);
         for (int t = 0; t < T; t++)
             for (int g = 0; g < MV_R && r + g < nr; g++)
                 y[(size_t)t * ldy + (size_t)(r + g)] = out[t][g];
@@ -167,6 +167,11 @@ static void matvec(const struct gf_kernels *k, int type, const void *w, size_t r
                    int cols, const struct gf_mv_x *x, float *y, size_t ldy)
 {
     bool quant = (type == GF_WT_Q8_0 || type == GF_WT_Q4_0) && x->rec != NULL;
+    if ((type == GF_WT_Q8_0 || type == GF_WT_Q4_0) && x->T == 1 && x->rec1 != NULL &&
+        x->rec1_type == type) {
+        gf_matvec1_avx512(type, w, row_bytes, nr, cols / GF_QK, x->rec1, y);
+        return;
+    }
     if (!(quant || type == GF_WT_F32)) {
         gf_matvec_generic(k, type, w, row_bytes, nr, cols, x, y, ldy);
         return;
@@ -196,4 +201,5 @@ void gf_kernels_fill_avx512_vnni(struct gf_kernels *k)
     k->name = "avx512";
     k->matvec = matvec;
     k->uses_prep = 1;
+    k->uses_prep1 = 1;
 }

@@ -107,6 +107,8 @@ struct gf_mv_x {
     const struct gf_block_q8 *q;
     size_t ldq;
     const unsigned char *rec;
+    const unsigned char *rec1;  // T == 1: gf_mv_prep1's records for weights of type rec1_type
+    int rec1_type;
 };
 
 /* One record per (block k, token t), at rec + (k * T + t) * GF_MV_REC, so that a kernel walks
@@ -124,6 +126,32 @@ struct gf_mv_x {
 /* Writes the records of T tokens of nb blocks each (token t's blocks at q + t * ldq) to mem,
  * nb * T * GF_MV_REC bytes (16-byte aligned). */
 void gf_mv_prep(const struct gf_block_q8 *q, size_t ldq, int T, int nb, void *mem);
+
+/* Single-token records: a decode step of one sequence multiplies every weight row by the same
+ * token, so its activations are laid out once per product for the weight type's layout, and
+ * the kernel pairs each 64-byte load of them with 64 unpacked weight bytes of one row. A record
+ * covers a group of blocks; its int32 corrections play the part of c8/c4 above (lane j holds
+ * -128, or -8, times the sum of the four activation bytes it multiplies), and its float scales
+ * hold each block's d once per int32 lane of that block. Past nb, values and scales are zero.
+ *   Q8_0, 2 blocks (k, k+1): bytes [0, 64) the 64 values in order; [64, 128) 16 corrections;
+ *                            [128, 192) scales (d_k in lanes 0-7, d_k+1 in lanes 8-15).
+ *   Q4_0, 4 blocks (k+j):    [0, 64) values 0-15 of block k+j at 16j (they meet the low
+ *                            nibbles); [64, 128) values 16-31 likewise (the high nibbles);
+ *                            [128, 192) 16 corrections; [192, 256) scales (d_k+j in lanes
+ *                            4j..4j+3). */
+#define GF_MV1_Q8_BLOCKS 2
+#define GF_MV1_Q8_REC 192
+#define GF_MV1_Q4_BLOCKS 4
+#define GF_MV1_Q4_REC 256
+/* Bytes of records for nb blocks, enough for either type. */
+size_t gf_mv_prep1_size(int nb);
+/* Writes the records of one token's nb blocks q for weights of `type` (Q8_0 or Q4_0) to mem
+ * (gf_mv_prep1_size(nb) bytes). */
+void gf_mv_prep1(int type, const struct gf_block_q8 *q, int nb, void *mem);
+/* Rows [0, nr) of Q8_0 or Q4_0 weights (row_bytes apart, nb blocks each) times one token whose
+ * gf_mv_prep1 records for that type are rec1: y[r] = dot(row r, token). AVX-512 VNNI. */
+void gf_matvec1_avx512(int type, const void *w, size_t row_bytes, int nr, int nb,
+                       const unsigned char *rec1, float *y);
 
 /* The kernel table. Contracts (n is a length in values; for the quantized types a multiple of
  * GF_QK; pointers need no particular alignment):
@@ -163,6 +191,7 @@ struct gf_kernels {
     void (*matvec)(const struct gf_kernels *k, int type, const void *w, size_t row_bytes, int nr,
                    int cols, const struct gf_mv_x *x, float *y, size_t ldy);
     int uses_prep;  // matvec reads gf_mv_x.rec for quantized weights (gf_mv_prep)
+    int uses_prep1; // and, for one token, gf_mv_x.rec1 (gf_mv_prep1) when it is set
     void (*quantize_q8)(const float *x, struct gf_block_q8 *y, int n);
     void (*axpy_f32)(float *y, float a, const float *x, int n);
     void (*axpy_f16)(float *y, float a, const uint16_t *x, int n);

@@ -43,6 +43,7 @@ struct gf_llm_ctx {
     float *att;              // [n_threads][max_ctx] attention scores
     struct gf_block_q8 *xq;  // [T][max_cols / 32 + 1] quantized activations
     unsigned char *xrec;     // [max_cols / 32][T] records of xq for the kernels (gf_mv_prep)
+    unsigned char *xrec1;    // the same for one token (gf_mv_prep1)
     float *tile;             // [n_threads][tile_bytes]: dequantized or packed weights
     size_t tile_bytes;
     const struct gf_gemm *gq; // prompt products on AVX-512 (VNNI), or NULL (sgemm)
@@ -195,6 +196,11 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
             if (c->k->uses_prep) {
                 gf_mv_prep(c->xq, ldq, T, nb, c->xrec);
                 j.mv.rec = c->xrec;
+            }
+            if (c->k->uses_prep1 && T == 1) {  // one sequence's decode step
+                j.mv.rec1_type = w[0]->type;
+                gf_mv_prep1(j.mv.rec1_type, c->xq, nb, c->xrec1);
+                j.mv.rec1 = c->xrec1;
             }
         }
     }
@@ -421,13 +427,14 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->xq = gf_mallocarray(T * (c->max_cols / GF_QK + 1), sizeof(struct gf_block_q8));
     c->tile = gf_mallocarray((size_t)n_threads, c->tile_bytes);
     c->xrec = gf_mallocarray(T * (size_t)(c->max_cols / GF_QK), GF_MV_REC);
+    c->xrec1 = gf_malloc(gf_mv_prep1_size(c->max_cols / GF_QK));
     c->xpq = gf_mallocarray(T * max_nb, GF_GEMM_XREC);
     c->ldt = (max_tokens + 15) / 16 * 16;
     // calloc: the padding columns past T are read (never used) by the f32 micro-kernel
     c->xt = gf_calloc((size_t)c->ldt * c->max_cols, sizeof(float));
     int rc = GF_ENOMEM;
     if (!c->x || !c->xb || !c->tmp || !c->q || !c->kk || !c->vv || !c->hb || !c->hb2 || !c->cs ||
-        !c->att || !c->xq || !c->tile || !c->xrec || !c->xpq || !c->xt)
+        !c->att || !c->xq || !c->tile || !c->xrec || !c->xrec1 || !c->xpq || !c->xt)
         goto fail;
     if ((rc = gf_tpool_new(n_threads, &c->pool)) != 0)
         goto fail;
@@ -470,5 +477,6 @@ void gf_llm_ctx_free(struct gf_llm_ctx *c)
     gf_free(c->xpq);
     gf_free(c->xt);
     gf_free(c->xrec);
+    gf_free(c->xrec1);
     gf_free(c);
 }

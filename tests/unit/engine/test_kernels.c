@@ -202,7 +202,9 @@ static void compare_matvec(const struct gf_kernels *k)
     static struct gf_block_q8 w8[ROWS][NB_MAX], xq[TOK][NB_MAX];
     static struct gf_block_q4 w4[ROWS][NB_MAX];
     static unsigned char rec[NB_MAX * TOK * GF_MV_REC];
-    const int cols_list[] = {32, 64, 96, 2048 + 32};
+    static unsigned char rec1[(NB_MAX / 4 + 1) * GF_MV1_Q4_REC + NB_MAX / 2 * GF_MV1_Q8_REC];
+    // 1 to 7 blocks and 65: every remainder of the single-token kernels' groups of 2 and 4
+    const int cols_list[] = {32, 64, 96, 128, 160, 192, 224, 2048 + 32};
     int bad = 0;
     for (size_t ci = 0; ci < GF_ARRAY_LEN(cols_list); ci++) {
         int cols = cols_list[ci], nb = cols / GF_QK;
@@ -233,6 +235,13 @@ static void compare_matvec(const struct gf_kernels *k)
                 if (k->uses_prep) {
                     gf_mv_prep(xq[0], NB_MAX, T, nb, rec);
                     mv.rec = rec;
+                }
+                bool quant = types[ti] == GF_WT_Q8_0 || types[ti] == GF_WT_Q4_0;
+                if (k->uses_prep1 && T == 1 && quant) {
+                    CHECK(gf_mv_prep1_size(nb) <= sizeof(rec1));
+                    gf_mv_prep1(types[ti], xq[0], nb, rec1);
+                    mv.rec1 = rec1;
+                    mv.rec1_type = types[ti];
                 }
                 k->matvec(k, types[ti], ws[ti], strides[ti], ROWS, cols, &mv, &y[0][0], ROWS + 3);
                 for (int t = 0; t < T; t++) {
@@ -272,6 +281,78 @@ static void compare_matvec(const struct gf_kernels *k)
         }
     }
     CHECK_MSG(bad == 0, "%s matvec: %d products differ", k->name, bad);
+}
+
+/* The single-token product on rows packed back to back in a buffer of exactly their size (so
+ * that the sanitizers see any read past the last row), for 1 to 9 blocks per row and 1 to 7
+ * rows, against the scalar dot product; also a record type that does not match the weights,
+ * which must fall back to the general records. */
+static void compare_matvec1(const struct gf_kernels *k)
+{
+    const struct gf_kernels *s = &gf_kernels_scalar;
+    if (!k->uses_prep1)
+        return;
+    enum { NB = 9, ROWS = 7 };
+    float x[NB * GF_QK], w[NB * GF_QK], y[ROWS];
+    struct gf_block_q8 xq[NB];
+    static unsigned char rec[NB * GF_MV_REC];
+    unsigned char *rec1 = gf_malloc(gf_mv_prep1_size(NB));
+    int bad = 0;
+    for (int nb = 1; nb <= NB && rec1 != NULL; nb++) {
+        fill(x, nb * GF_QK, 3.0f);
+        s->quantize_q8(x, xq, nb * GF_QK);
+        gf_mv_prep(xq, (size_t)nb, 1, nb, rec);
+        for (int type = GF_WT_Q4_0; type <= GF_WT_Q8_0; type += GF_WT_Q8_0 - GF_WT_Q4_0) {
+            size_t rb = gf_wt_row_bytes(type, nb * GF_QK);
+            for (int nr = 1; nr <= ROWS; nr++) {
+                unsigned char *m = gf_malloc((size_t)nr * rb);
+                if (m == NULL)
+                    break;
+                for (int r = 0; r < nr; r++) {
+                    fill(w, nb * GF_QK, 1.0f);
+                    struct gf_block_q8 wq[NB];
+                    s->quantize_q8(w, wq, nb * GF_QK);
+                    for (int b = 0; b < nb; b++) {
+                        unsigned char *blk = m + (size_t)r * rb + (size_t)b * (rb / (size_t)nb);
+                        if (type == GF_WT_Q8_0) {
+                            memcpy(blk, &wq[b], sizeof(wq[b]));
+                        } else {
+                            uint16_t d = gf_f2h(frand() * 0.1f);
+                            memcpy(blk, &d, 2);
+                            for (int i = 0; i < GF_QK / 2; i++)
+                                blk[2 + i] = (uint8_t)(rng >> (i % 7 * 8));
+                            frand();
+                        }
+                    }
+                }
+                for (int mismatch = 0; mismatch < 2; mismatch++) {
+                    int rt = mismatch ? (type == GF_WT_Q8_0 ? GF_WT_Q4_0 : GF_WT_Q8_0) : type;
+                    gf_mv_prep1(rt, xq, nb, rec1);
+                    struct gf_mv_x mv = {.T = 1, .f = x, .ldf = (size_t)nb * GF_QK, .q = xq,
+                                         .ldq = (size_t)nb, .rec = rec, .rec1 = rec1,
+                                         .rec1_type = rt};
+                    k->matvec(k, type, m, rb, nr, nb * GF_QK, &mv, y, 1);
+                    for (int r = 0; r < nr; r++) {
+                        const void *row = m + (size_t)r * rb;
+                        float want = type == GF_WT_Q8_0 ? s->dot_q8(row, xq, nb)
+                                                        : s->dot_q4(row, xq, nb);
+                        float mag = 0;
+                        for (int b = 0; b < nb; b++)
+                            mag += fabsf(type == GF_WT_Q8_0
+                                             ? s->dot_q8((const struct gf_block_q8 *)row + b,
+                                                         &xq[b], 1)
+                                             : s->dot_q4((const struct gf_block_q4 *)row + b,
+                                                         &xq[b], 1));
+                        bad += !(fabsf(y[r] - want) <= 2e-6f * fmaxf(mag, 1.0f));
+                    }
+                }
+                gf_free(m);
+            }
+        }
+    }
+    CHECK(rec1 != NULL);
+    gf_free(rec1);
+    CHECK_MSG(bad == 0, "%s single-token matvec: %d products differ", k->name, bad);
 }
 
 static void test_scalar_definitions(void)
@@ -318,6 +399,7 @@ static void test_tables(void)
         }
         compare_table(k);
         compare_matvec(k);
+        compare_matvec1(k);
     }
     compare_table(&gf_kernels_scalar);
     compare_matvec(&gf_kernels_scalar);  // trivially equal, but exercises every scalar path
