@@ -48,10 +48,19 @@ struct gf_norm {
     uint32_t *end;    // len entries; NULL with GF_NORM_NO_MAP
     size_t orig_len;  // length of the original text
     void *owned;      // the block gf_norm_cleanup frees (NULL when the caller owns the memory)
+    // Made with GF_NORM_LAZY_MAP (start and end NULL): the buffer that makes the byte map from
+    // src, the original text (borrowed), the first time gf_norm_span needs it, and which of
+    // that buffer's forms this is.
+    struct gf_norm_buf *lazy;
+    const char *src;
+    uint64_t gen;
 };
 
-/* Flags of gf_normalize_into. */
-#define GF_NORM_NO_MAP 1u  // skip the byte map (feature extraction does not need it)
+/* Flags of gf_normalize_into and gf_norm_buf_normalize. */
+#define GF_NORM_NO_MAP   1u  // skip the byte map (feature extraction does not need it)
+#define GF_NORM_LAZY_MAP 2u  // gf_norm_buf_normalize only: make the byte map when gf_norm_span
+                             // first needs it (most texts have no hit on the canonical form
+                             // only, and the map is 8 of the 9 bytes written per byte)
 
 /* The largest text gf_normalize accepts (offsets are kept as uint32_t). */
 #define GF_NORM_MAX_LEN ((size_t)UINT32_MAX - 1)
@@ -79,6 +88,11 @@ struct gf_norm_buf {
     void *p;
     size_t cap;
     size_t max;  // refuses texts needing more than this many bytes (GF_ETOOBIG); 0 = no cap
+    uint64_t gen;      // forms made so far
+    void *map;         // lazy byte maps: a block, and the form it maps (map_gen)
+    size_t map_cap;
+    uint64_t map_gen;
+    uint32_t *map_start, *map_end;
 };
 
 void gf_norm_buf_init(struct gf_norm_buf *b, size_t max);
@@ -89,8 +103,12 @@ int gf_norm_buf_normalize(struct gf_norm_buf *b, const char *text, size_t len, u
                           struct gf_norm *out, struct gf_err *err);
 
 /* Maps the canonical span [a, b) (a <= b <= n->len) to the original span [*oa, *ob). An empty
- * span maps to an empty span at the corresponding original position. Needs the byte map. */
+ * span maps to an empty span at the corresponding original position. Needs the byte map, made
+ * or lazy; when a lazy map cannot be made (out of memory), the span is the whole original text
+ * (the caller redacts or blocks too much rather than too little). */
 void gf_norm_span(const struct gf_norm *n, size_t a, size_t b, size_t *oa, size_t *ob);
+/* True when n has a byte map, made or lazy (gf_norm_span may be called). */
+bool gf_norm_has_map(const struct gf_norm *n);
 
 /* ---- hits --------------------------------------------------------------------------------- */
 

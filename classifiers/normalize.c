@@ -370,39 +370,89 @@ void gf_norm_cleanup(struct gf_norm *n)
 
 void gf_norm_buf_init(struct gf_norm_buf *b, size_t max)
 {
-    b->p = NULL;
-    b->cap = 0;
+    memset(b, 0, sizeof(*b));
     b->max = max;
 }
 
 void gf_norm_buf_cleanup(struct gf_norm_buf *b)
 {
     gf_free(b->p);
-    b->p = NULL;
-    b->cap = 0;
+    gf_free(b->map);
+    size_t max = b->max;
+    gf_norm_buf_init(b, max);
+}
+
+// A block of at least need bytes at *p (capacity *cap), within max; false when it cannot be.
+static bool grow(void **p, size_t *cap, size_t need, size_t max)
+{
+    if (need <= *cap)
+        return true;
+    if (max && need > max)
+        return false;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need)
+        c = c > SIZE_MAX / 2 ? need : c * 2;
+    if (max && c > max)
+        c = max;
+    void *q = gf_malloc(c);  // not realloc: the old contents are not needed
+    if (q == NULL)
+        return false;
+    gf_free(*p);
+    *p = q;
+    *cap = c;
+    return true;
 }
 
 int gf_norm_buf_normalize(struct gf_norm_buf *b, const char *text, size_t len, unsigned flags,
                           struct gf_norm *out, struct gf_err *err)
 {
     memset(out, 0, sizeof(*out));
+    bool lazy = flags & GF_NORM_LAZY_MAP;
+    if (lazy)
+        flags = GF_NORM_NO_MAP;
     size_t need = gf_norm_scratch_size(len, flags);
     if (need == SIZE_MAX || (b->max && need > b->max))
         return gf_err_set(err, GF_ETOOBIG, "text of %zu bytes is too long to normalize", len);
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < need)
-            cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-        if (b->max && cap > b->max)
-            cap = b->max;
-        void *p = gf_malloc(cap);  // not realloc: the old contents are not needed
-        if (p == NULL)
-            return gf_err_set(err, GF_ENOMEM, "out of memory normalizing %zu bytes", len);
-        gf_free(b->p);
-        b->p = p;
-        b->cap = cap;
+    if (!grow(&b->p, &b->cap, need, b->max))
+        return gf_err_set(err, GF_ENOMEM, "out of memory normalizing %zu bytes", len);
+    int rc = gf_normalize_into(text, len, b->p, b->cap, flags, out);
+    b->gen++;
+    if (rc == 0 && lazy) {
+        out->lazy = b;
+        out->src = text;
+        out->gen = b->gen;
     }
-    return gf_normalize_into(text, len, b->p, b->cap, flags, out);
+    return rc;
+}
+
+bool gf_norm_has_map(const struct gf_norm *n)
+{
+    return n != NULL && (n->start != NULL || n->lazy != NULL);
+}
+
+// The byte map of n, made now if it is lazy; false when it cannot be made.
+static bool map_of(const struct gf_norm *n, const uint32_t **start, const uint32_t **end)
+{
+    *start = n->start;
+    *end = n->end;
+    if (*start != NULL)
+        return true;
+    struct gf_norm_buf *b = n->lazy;
+    if (b == NULL)
+        return false;
+    if (b->map_gen != n->gen || b->map_start == NULL) {
+        size_t need = gf_norm_scratch_size(n->orig_len, 0);
+        struct gf_norm m;
+        if (need == SIZE_MAX || !grow(&b->map, &b->map_cap, need, b->max) ||
+            gf_normalize_into(n->src, n->orig_len, b->map, b->map_cap, 0, &m) != 0)
+            return false;
+        b->map_start = m.start;
+        b->map_end = m.end;
+        b->map_gen = n->gen;
+    }
+    *start = b->map_start;
+    *end = b->map_end;
+    return true;
 }
 
 void gf_norm_span(const struct gf_norm *n, size_t a, size_t b, size_t *oa, size_t *ob)
@@ -411,10 +461,16 @@ void gf_norm_span(const struct gf_norm *n, size_t a, size_t b, size_t *oa, size_
         *oa = *ob = n->orig_len;
         return;
     }
-    if (b <= a) {
-        *oa = *ob = n->start[a];
+    const uint32_t *start, *end;
+    if (!map_of(n, &start, &end)) {
+        *oa = 0;
+        *ob = n->orig_len;
         return;
     }
-    *oa = n->start[a];
-    *ob = n->end[b - 1];
+    if (b <= a) {
+        *oa = *ob = start[a];
+        return;
+    }
+    *oa = start[a];
+    *ob = end[b - 1];
 }

@@ -51,7 +51,7 @@ static int rx_scan(const struct gf_detector *d, const struct gf_scan *in, struct
 {
     const struct rx *rx = d->impl;
     struct walk w = {in, out, out->n, rx, 0, false, err};
-    bool canon = !(rx->flags & GF_RX_ORIGINAL_ONLY) && in->norm && in->norm->start;
+    bool canon = !(rx->flags & GF_RX_ORIGINAL_ONLY) && gf_norm_has_map(in->norm);
     bool differs = canon && gf_rx_canon_differs(in);
     for (size_t i = 0; i < rx->n; i++) {
         w.index = (int)i;

@@ -150,7 +150,7 @@ int gf_rx_match_at(const pcre2_code *code, const char *subj, size_t len, size_t 
 
 bool gf_rx_canon_differs(const struct gf_scan *in)
 {
-    return in->norm != NULL && in->norm->start != NULL &&
+    return gf_norm_has_map(in->norm) &&
            (in->norm->len != in->len || memcmp(in->norm->text, in->text, in->len) != 0);
 }
 

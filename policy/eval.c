@@ -125,9 +125,11 @@ static int eval_rules(const struct gf_policy *p, struct gf_policy_ctx *c, const 
         if (r->skipped || !(r->stage & stage) || (r->whole_text ? !whole : !patterns))
             continue;
         if (!normalized && !(r->clf && c->scored[r->clf_slot])) {  // given scores need no text
-            // Whole-text rules read only the canonical text: the byte map back to the
-            // original (8 bytes written per byte) is for pattern hits.
-            rc = gf_norm_buf_normalize(&c->norm, text, len, patterns ? 0 : GF_NORM_NO_MAP,
+            // Whole-text rules read only the canonical text; the byte map back to the
+            // original (8 of the 9 bytes written per byte) is for pattern hits found on the
+            // canonical form only, and is made when the first one needs it.
+            rc = gf_norm_buf_normalize(&c->norm, text, len,
+                                       patterns ? GF_NORM_LAZY_MAP : GF_NORM_NO_MAP,
                                        &norm, err);
             if (rc != 0)
                 return rc;

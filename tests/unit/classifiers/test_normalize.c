@@ -228,6 +228,52 @@ static void test_scratch(void)
     gf_norm_buf_cleanup(&b);
 }
 
+/* A lazy byte map maps every span as the map made at once does, also after the buffer has
+ * made other forms since; out of memory, a span maps to the whole original text. */
+static void test_lazy_map(void)
+{
+    const char *texts[] = {"F r e e  m \xd0\xbe n e y at \xef\xbd\x81" "cme, l33t sp34k",
+                           "plain ascii text", "a\xe2\x80\x8b" "cme  \t launch \xc2\xa0 c0d3s"};
+    struct gf_norm_buf b;
+    gf_norm_buf_init(&b, 0);
+    for (size_t t = 0; t < GF_ARRAY_LEN(texts); t++) {
+        struct gf_norm eager, lazy, other;
+        REQUIRE(gf_normalize(texts[t], strlen(texts[t]), &eager, NULL) == 0);
+        REQUIRE(gf_norm_buf_normalize(&b, texts[t], strlen(texts[t]), GF_NORM_LAZY_MAP, &lazy,
+                                      NULL) == 0);
+        CHECK(lazy.start == NULL && gf_norm_has_map(&lazy) && (t > 0 || b.map == NULL));
+        CHECK(lazy.len == eager.len && memcmp(lazy.text, eager.text, lazy.len) == 0);
+        for (size_t a = 0; a <= eager.len; a++)
+            for (size_t e = a; e <= eager.len; e++) {
+                size_t x1, y1, x2, y2;
+                gf_norm_span(&eager, a, e, &x1, &y1);
+                gf_norm_span(&lazy, a, e, &x2, &y2);
+                CHECK(x1 == x2 && y1 == y2);
+            }
+        // A form made since with the same buffer does not leave a stale map behind.
+        REQUIRE(gf_norm_buf_normalize(&b, "Other  TEXT", 11, GF_NORM_LAZY_MAP, &other, NULL) == 0);
+        size_t x, y;
+        gf_norm_span(&other, 6, 10, &x, &y);
+        CHECK(x == 7 && y == 11);
+        gf_norm_cleanup(&eager);
+    }
+    struct gf_norm n;
+    REQUIRE(gf_normalize_into("abc", 3, (char[4]){0}, 4, GF_NORM_NO_MAP, &n) == 0);
+    CHECK(!gf_norm_has_map(&n) && !gf_norm_has_map(NULL));
+    if (gf_alloc_fail_supported()) {
+        struct gf_norm_buf c;
+        gf_norm_buf_init(&c, 0);
+        REQUIRE(gf_norm_buf_normalize(&c, "x  Y z", 6, GF_NORM_LAZY_MAP, &n, NULL) == 0);
+        gf_alloc_fail_after(1, false);
+        size_t x, y;
+        gf_norm_span(&n, 2, 3, &x, &y);
+        gf_alloc_fail_after(0, false);
+        CHECK(x == 0 && y == 6);
+        gf_norm_buf_cleanup(&c);
+    }
+    gf_norm_buf_cleanup(&b);
+}
+
 static void test_oom(void)
 {
     if (!gf_alloc_fail_supported())
@@ -276,6 +322,7 @@ int main(void)
     RUN(test_spans);
     RUN(test_random);
     RUN(test_scratch);
+    RUN(test_lazy_map);
     RUN(test_oom);
     return test_report();
 }
