@@ -1,14 +1,16 @@
 /* bench_engine.c — speed of the embedded engine's forward pass on one model: prompt processing
  * (one batch of P tokens), generation (G single-token steps), aggregate generation of S
- * sequences decoded together, and the memory read bandwidth of this machine, so that
- * generation can be given as a share of the bandwidth limit (weight bytes per token over
- * bandwidth). Prints key=value lines; bench/engine.sh turns them into a table with ratios.
+ * sequences decoded together, and the memory read bandwidth of this machine (probed as for
+ * llama.cpp's baseline), so that generation can be given as a share of the bandwidth limit
+ * (weight bytes per token over bandwidth). Prints key=value lines; bench/engine.sh turns them into a table with ratios.
  * GF_BENCH_PARTS (default "pp,tg,agg,bw") picks the measurements, for quick experiments.
  * usage: bench_engine MODEL THREADS [REPS] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <immintrin.h>
 
 #include "common/common.h"
 #include "engine/kernels_int.h"
@@ -40,43 +42,87 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* Read bandwidth probe, measured as llama.cpp's baseline was: a read-only sum over a 1 GiB
+ * float buffer with the widest loads the CPU has (chosen at run time) into 8 independent
+ * accumulators, the buffer split among the threads, best of 10 passes. */
 struct bw_job {
-    const float *a, *b;
+    const float *a;
     size_t n;
     float sum[64];
 };
 
+__attribute__((target("avx512f"))) static float sum_avx512(const float *a, size_t n)
+{
+    __m512 s[8];
+    for (int i = 0; i < 8; i++)
+        s[i] = _mm512_setzero_ps();
+    for (size_t i = 0; i + 128 <= n; i += 128)
+        for (int j = 0; j < 8; j++)
+            s[j] = _mm512_add_ps(s[j], _mm512_loadu_ps(a + i + 16 * j));
+    for (int i = 1; i < 8; i++)
+        s[0] = _mm512_add_ps(s[0], s[i]);
+    return _mm512_reduce_add_ps(s[0]);
+}
+
+__attribute__((target("avx2"))) static float sum_avx2(const float *a, size_t n)
+{
+    __m256 s[8];
+    for (int i = 0; i < 8; i++)
+        s[i] = _mm256_setzero_ps();
+    for (size_t i = 0; i + 64 <= n; i += 64)
+        for (int j = 0; j < 8; j++)
+            s[j] = _mm256_add_ps(s[j], _mm256_loadu_ps(a + i + 8 * j));
+    for (int i = 1; i < 8; i++)
+        s[0] = _mm256_add_ps(s[0], s[i]);
+    float v[8], t = 0;
+    _mm256_storeu_ps(v, s[0]);
+    for (int i = 0; i < 8; i++)
+        t += v[i];
+    return t;
+}
+
+static float sum_plain(const float *a, size_t n)
+{
+    float s[8] = {0};
+    for (size_t i = 0; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            s[j] += a[i + j];
+    return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+}
+
 static void bw_worker(void *arg, int ith, int nth)
 {
     struct bw_job *j = arg;
-    size_t per = j->n / (size_t)nth, lo = per * (size_t)ith;
-    const struct gf_kernels *k = gf_kernels_get();
-    float s = 0;
-    for (size_t off = 0; off < per; off += 1u << 20)  // dot_f32 takes an int length
-        s += k->dot_f32(j->a + lo + off, j->b + lo + off, (int)(per - off < (1u << 20) ? per - off : (1u << 20)));
-    j->sum[ith] = s;
+    size_t per = j->n / (size_t)nth / 128 * 128;
+    const float *a = j->a + per * (size_t)ith;
+    if (__builtin_cpu_supports("avx512f"))
+        j->sum[ith] = sum_avx512(a, per);
+    else if (__builtin_cpu_supports("avx2"))
+        j->sum[ith] = sum_avx2(a, per);
+    else
+        j->sum[ith] = sum_plain(a, per);
 }
 
-/* Read bandwidth in GB/s: a dot product streaming two 256 MiB buffers, best of 5. */
 static double bandwidth(struct gf_tpool *pool)
 {
-    size_t n = (size_t)64 << 20;  // floats per buffer
-    float *a = gf_mallocarray(n, 4), *b = gf_mallocarray(n, 4);
-    if (a == NULL || b == NULL)
+    size_t n = (size_t)256 << 20;  // floats: 1 GiB
+    float *a = gf_mallocarray(n, 4);
+    if (a == NULL)
         return 0;
     for (size_t i = 0; i < n; i++)
-        a[i] = b[i] = 1.0f;
-    struct bw_job j = {.a = a, .b = b, .n = n};
+        a[i] = 1.0f;
+    struct bw_job j = {.a = a, .n = n};
+    int nth = gf_tpool_size(pool);
+    size_t bytes = n / (size_t)nth / 128 * 128 * (size_t)nth * 4;
     double best = 0;
-    for (int r = 0; r < 5; r++) {
+    for (int r = 0; r < 10; r++) {
         uint64_t t0 = gf_now_ns();
         gf_tpool_run(pool, bw_worker, &j);
-        double s = (double)(gf_now_ns() - t0) / 1e9, gbs = 2.0 * n * 4 / s / 1e9;
+        double gbs = (double)bytes / ((double)(gf_now_ns() - t0) / 1e9) / 1e9;
         if (gbs > best)
             best = gbs;
     }
     gf_free(a);
-    gf_free(b);
     return best;
 }
 

@@ -171,32 +171,32 @@ void gf_mv_prep1(int type, const struct gf_block_q8 *q, int nb, void *mem)
     size_t rec_bytes = q8 ? GF_MV1_Q8_REC : GF_MV1_Q4_REC;
     for (int k0 = 0; k0 < nb; k0 += g, rec += rec_bytes) {
         int8_t v[128] = {0};  // the record's values in its own order
-        float d[16] = {0};
+        float d[4] = {0};
         for (int j = 0; j < g && k0 + j < nb; j++) {
             const struct gf_block_q8 *b = &q[k0 + j];
             float dj = gf_h2f(b->d);
             if (q8) {
                 memcpy(v + 32 * j, b->qs, GF_QK);
-                for (int l = 0; l < 8; l++)
-                    d[8 * j + l] = dj;
             } else {
                 memcpy(v + 16 * j, b->qs, GF_QK / 2);
                 memcpy(v + 64 + 16 * j, b->qs + GF_QK / 2, GF_QK / 2);
-                for (int l = 0; l < 4; l++)
-                    d[4 * j + l] = dj;
             }
+            d[j] = dj;
         }
-        int32_t corr[16];
-        for (int l = 0; l < 16; l++) {
+        // Q8_0: one correction per 4 values; Q4_0: per 4 low-nibble values and the 4 high ones
+        // that share their int32 lane
+        int32_t corr[32] = {0};
+        int n_corr = q8 ? 32 : 16;
+        for (int l = 0; l < n_corr; l++) {
             int32_t s = 0;
             for (int i = 0; i < 4; i++)
                 s += v[4 * l + i] + (q8 ? 0 : v[64 + 4 * l + i]);
             corr[l] = (q8 ? -128 : -8) * s;
         }
-        size_t nv = q8 ? 64 : 128;
-        memcpy(rec, v, nv);
-        memcpy(rec + nv, corr, sizeof(corr));
-        memcpy(rec + nv + sizeof(corr), d, sizeof(d));
+        memset(rec, 0, rec_bytes);
+        memcpy(rec, v, sizeof(v));
+        memcpy(rec + sizeof(v), corr, (size_t)n_corr * sizeof(int32_t));
+        memcpy(rec + sizeof(v) + (size_t)n_corr * sizeof(int32_t), d, sizeof(d));
     }
 }
 

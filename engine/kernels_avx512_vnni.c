@@ -140,8 +140,10 @@ mv_f32(const float *w0, size_t row_bytes, int nr, int cols, const struct gf_mv_x
         int i = 0;
         // two independent sums per token hide the FMA latency when T is small
         for (; i + 32 <= cols; i += 32) {
-            _mm_prefetch((const char *)(row + i) + PF_BYTES, _MM_HINT_T0);
-            _mm_prefetch((const char *)(row + i) + PF_BYTES + 64, _MM_HINT_T0);
+            if (T > 1) {  // one token streams rows fastest on the hardware prefetcher alone
+                _mm_prefetch((const char *)(row + i) + PF_BYTES, _MM_HINT_T0);
+                _mm_prefetch((const char *)(row + i) + PF_BYTES + 64, _MM_HINT_T0);
+            }
             __m512 w = _mm512_loadu_ps(row + i), w2 = _mm512_loadu_ps(row + i + 16);
             for (int t = 0; t < T; t++) {
                 sum[t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xf[t] + i), sum[t]);

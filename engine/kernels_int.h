@@ -129,18 +129,18 @@ void gf_mv_prep(const struct gf_block_q8 *q, size_t ldq, int T, int nb, void *me
 
 /* Single-token records: a decode step of one sequence multiplies every weight row by the same
  * token, so its activations are laid out once per product for the weight type's layout, and
- * the kernel pairs each 64-byte load of them with 64 unpacked weight bytes of one row. A record
+ * the kernel pairs each load of them with the unpacked weight bytes of one row. A record
  * covers a group of blocks; its int32 corrections play the part of c8/c4 above (lane j holds
  * -128, or -8, times the sum of the four activation bytes it multiplies), and its float scales
- * hold each block's d once per int32 lane of that block. Past nb, values and scales are zero.
- *   Q8_0, 2 blocks (k, k+1): bytes [0, 64) the 64 values in order; [64, 128) 16 corrections;
- *                            [128, 192) scales (d_k in lanes 0-7, d_k+1 in lanes 8-15).
+ * hold each block's d. Past nb, values and scales are zero.
+ *   Q8_0, 4 blocks (k+j):    [0, 128) the 128 values in order; [128, 256) 32 corrections;
+ *                            [256, 272) the 4 scales; zeros to the end.
  *   Q4_0, 4 blocks (k+j):    [0, 64) values 0-15 of block k+j at 16j (they meet the low
  *                            nibbles); [64, 128) values 16-31 likewise (the high nibbles);
- *                            [128, 192) 16 corrections; [192, 256) scales (d_k+j in lanes
- *                            4j..4j+3). */
-#define GF_MV1_Q8_BLOCKS 2
-#define GF_MV1_Q8_REC 192
+ *                            [128, 192) 16 corrections; [192, 208) the 4 scales; zeros to
+ *                            the end. */
+#define GF_MV1_Q8_BLOCKS 4
+#define GF_MV1_Q8_REC 320
 #define GF_MV1_Q4_BLOCKS 4
 #define GF_MV1_Q4_REC 256
 /* Bytes of records for nb blocks, enough for either type. */
