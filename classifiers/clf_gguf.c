@@ -113,6 +113,92 @@ static int load_calib(const struct gf_gguf *g, const char *cat, struct gf_clf_ca
     return rc;
 }
 
+/* The optional head (feature version 4): keys head.categories, head.embedding_length and
+ * head.hidden_length, tensors clf.head.*, all of them or none. */
+static int load_head(struct gf_gguf *g, struct gf_clf_model *m, struct gf_err *err)
+{
+    struct gf_gguf_arr cats;
+    int rc = gf_gguf_get_arr(g, K("head.categories"), &cats);
+    if (rc == GF_ENOTFOUND) {
+        if (gf_gguf_find_tensor(g, "clf.head.embd") != NULL)
+            return bad(err, "tensor clf.head.embd present but no key " K("head.categories"));
+        return 0;
+    }
+    if (rc != 0 || cats.elem_type != GF_GGUF_TYPE_STRING)
+        return bad(err, "key " K("head.categories") ": not a string array");
+    if (cats.n == 0 || cats.n > m->n_cat)
+        return gf_err_set(err, GF_EFORMAT, K("head.categories") ": %llu entries (need 1..%u)",
+                          (unsigned long long)cats.n, m->n_cat);
+    const char *names[GF_CLF_MAX_CATEGORIES];
+    for (uint32_t i = 0; i < (uint32_t)cats.n; i++) {
+        const char *s;
+        size_t len;
+        int c = -1;
+        if (gf_gguf_arr_str(&cats, i, &s, &len) == 0)
+            for (uint32_t k = 0; k < m->n_cat && c < 0; k++)
+                if (strlen(m->cat_names[k]) == len && memcmp(m->cat_names[k], s, len) == 0)
+                    c = (int)k;
+        if (c < 0)
+            return gf_err_set(err, GF_EFORMAT,
+                              K("head.categories") "[%u]: not one of the model's categories", i);
+        for (uint32_t j = 0; j < i; j++)
+            if (names[j] == m->cat_names[c])
+                return gf_err_set(err, GF_EFORMAT, K("head.categories") ": '%s' twice",
+                                  names[j]);
+        names[i] = m->cat_names[c];
+    }
+    uint32_t dim, hidden;
+    if ((rc = get_u32(g, K("head.embedding_length"), &dim, err)) ||
+        (rc = get_u32(g, K("head.hidden_length"), &hidden, err)))
+        return rc;
+    if (dim == 0 || dim > GF_CLF_MAX_DIM - m->dim || hidden > GF_CLF_MAX_HIDDEN)
+        return gf_err_set(err, GF_EFORMAT,
+                          "head: embedding_length %u / hidden_length %u out of range", dim,
+                          hidden);
+    struct gf_clf_model *h = gf_calloc(1, sizeof(*h));
+    if (h == NULL)
+        return gf_err_set(err, GF_ENOMEM, "out of memory");
+    atomic_init(&h->refs, 1);
+    h->n_cat = (uint32_t)cats.n;
+    h->hash = m->hash;
+    h->dim = h->bag_dim = dim;
+    h->hidden = h->max_hidden = hidden;
+    h->norm_version = m->norm_version;
+    h->bag = m->bag;
+    h->dense = m->dense;
+    h->cat_names = gf_calloc(h->n_cat, sizeof(char *));
+    h->calib = gf_calloc(h->n_cat, sizeof(*h->calib));
+    if (h->cat_names == NULL || h->calib == NULL) {
+        gf_clf_model_unref(h);
+        return gf_err_set(err, GF_ENOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < h->n_cat; i++)
+        if ((h->cat_names[i] = gf_strdup(names[i])) == NULL) {
+            gf_clf_model_unref(h);
+            return gf_err_set(err, GF_ENOMEM, "out of memory");
+        }
+    uint32_t in = hidden ? hidden : dim;
+    if (!(h->emb_q = tensor(g, "clf.head.embd", GF_TYPE_I8, 2, dim, m->hash.buckets, err)) ||
+        !(h->emb_scale = tensor(g, "clf.head.embd_scale", GF_TYPE_F32, 1, dim, 1, err)) ||
+        !(h->w2 = tensor(g, "clf.head.output.weight", GF_TYPE_F32, 2, h->n_cat, in, err)) ||
+        !(h->b2 = tensor(g, "clf.head.output.bias", GF_TYPE_F32, 1, h->n_cat, 1, err)) ||
+        (hidden && (!(h->w1 = tensor(g, "clf.head.hidden.weight", GF_TYPE_F32, 2, hidden, dim,
+                                     err)) ||
+                    !(h->b1 = tensor(g, "clf.head.hidden.bias", GF_TYPE_F32, 1, hidden, 1,
+                                     err))))) {
+        gf_clf_model_unref(h);
+        return GF_EFORMAT;
+    }
+    if (!hidden && gf_gguf_find_tensor(g, "clf.head.hidden.weight") != NULL) {
+        gf_clf_model_unref(h);
+        return bad(err, "tensor clf.head.hidden.weight present but head.hidden_length is 0");
+    }
+    // The checks above leave nothing for attaching to refuse.
+    if ((rc = gf_clf_model_attach_head(m, h, err)) != 0)
+        return gf_err_set(err, GF_EFORMAT, "head: cannot attach it");
+    return 0;
+}
+
 static int from_gguf(struct gf_gguf *g, struct gf_clf_model **out, struct gf_err *err)
 {
     struct gf_clf_model *m = NULL;
@@ -169,7 +255,8 @@ static int from_gguf(struct gf_gguf *g, struct gf_clf_model **out, struct gf_err
     rc = gf_gguf_get_u32(g, K("feature_version"), &featv);
     if (rc != 0 && rc != GF_ENOTFOUND)
         return bad(err, "key " K("feature_version") ": not an unsigned 32-bit integer");
-    if (featv != GF_CLF_FEATURE_VERSION)
+    // Version 3 files have the features of version 4 and no head.
+    if (featv != GF_CLF_FEATURE_VERSION && featv != 3)
         return gf_err_set(err, GF_EFORMAT,
                           "model uses feature version %u, this build computes version %u "
                           "(retrain it)",
@@ -190,8 +277,8 @@ static int from_gguf(struct gf_gguf *g, struct gf_clf_model **out, struct gf_err
     atomic_init(&m->refs, 1);
     m->n_cat = n_cat;
     m->hash = hp;
-    m->dim = dim;
-    m->hidden = hidden;
+    m->dim = m->bag_dim = dim;
+    m->hidden = m->max_hidden = hidden;
     m->norm_version = normv;
     m->bag = gf_clf_bag_kernel_get(NULL);
     m->dense = gf_clf_dense_kernel_get(NULL);
@@ -220,6 +307,12 @@ static int from_gguf(struct gf_gguf *g, struct gf_clf_model **out, struct gf_err
     for (uint32_t c = 0; c < n_cat; c++)
         if ((rc = load_calib(g, m->cat_names[c], &m->calib[c], err)) != 0)
             goto fail;
+    if (featv == 3 && gf_gguf_get_arr(g, K("head.categories"), &cats) != GF_ENOTFOUND) {
+        gf_err_set(err, GF_EFORMAT, "key " K("head.categories") " in a file of feature version 3");
+        goto fail;
+    }
+    if ((rc = load_head(g, m, err)) != 0)
+        goto fail;
     m->file = g;
     *out = m;
     return 0;
@@ -288,6 +381,13 @@ static int fill_writer(const struct gf_clf_model *m, struct gf_gguf_writer *w)
         (rc = gf_gguf_writer_add_u32(w, K("normalization_version"), gf_clf_norm_version())) ||
         (rc = gf_gguf_writer_add_u32(w, K("feature_version"), GF_CLF_FEATURE_VERSION)))
         return rc;
+    const struct gf_clf_model *h = m->head;
+    if (h != NULL &&
+        ((rc = gf_gguf_writer_add_arr_str(w, K("head.categories"),
+                                          (const char *const *)h->cat_names, NULL, h->n_cat)) ||
+         (rc = gf_gguf_writer_add_u32(w, K("head.embedding_length"), h->dim)) ||
+         (rc = gf_gguf_writer_add_u32(w, K("head.hidden_length"), h->hidden))))
+        return rc;
     for (uint32_t c = 0; c < m->n_cat; c++) {
         const struct gf_clf_calib *cal = &m->calib[c];
         if (cal->n == 0)
@@ -313,6 +413,27 @@ static int fill_writer(const struct gf_clf_model *m, struct gf_gguf_writer *w)
                                          4ull * m->dim * m->hidden, false)) ||
          (rc = gf_gguf_writer_add_tensor(w, "clf.hidden.bias", GF_TYPE_F32, 1, ne_b1, m->b1,
                                          4ull * m->hidden, false))))
+        return rc;
+    if (h == NULL)
+        return 0;
+    uint32_t hin = h->hidden ? h->hidden : h->dim;
+    uint64_t he[2] = {h->dim, h->hash.buckets}, hs[1] = {h->dim};
+    uint64_t hw2[2] = {h->n_cat, hin}, hb2[1] = {h->n_cat};
+    uint64_t hw1[2] = {h->hidden, h->dim}, hb1[1] = {h->hidden};
+    if ((rc = gf_gguf_writer_add_tensor(w, "clf.head.embd", GF_TYPE_I8, 2, he, h->emb_q,
+                                        (uint64_t)h->dim * h->hash.buckets, false)) ||
+        (rc = gf_gguf_writer_add_tensor(w, "clf.head.embd_scale", GF_TYPE_F32, 1, hs,
+                                        h->emb_scale, 4ull * h->dim, false)) ||
+        (rc = gf_gguf_writer_add_tensor(w, "clf.head.output.weight", GF_TYPE_F32, 2, hw2, h->w2,
+                                        4ull * hin * h->n_cat, false)) ||
+        (rc = gf_gguf_writer_add_tensor(w, "clf.head.output.bias", GF_TYPE_F32, 1, hb2, h->b2,
+                                        4ull * h->n_cat, false)))
+        return rc;
+    if (h->hidden &&
+        ((rc = gf_gguf_writer_add_tensor(w, "clf.head.hidden.weight", GF_TYPE_F32, 2, hw1,
+                                         h->w1, 4ull * h->dim * h->hidden, false)) ||
+         (rc = gf_gguf_writer_add_tensor(w, "clf.head.hidden.bias", GF_TYPE_F32, 1, hb1, h->b1,
+                                         4ull * h->hidden, false))))
         return rc;
     return 0;
 }

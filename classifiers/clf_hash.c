@@ -110,84 +110,58 @@ struct hasher {
     size_t n_out;
 };
 
-/* The token framed as "<token>" and followed by zeros, as little-endian words: w[k] holds the
- * framed bytes [8k, 8k + 8). The words are put together in registers from unaligned loads of
- * the token itself: copying the token into a buffer and loading eight bytes at every offset
- * made each load wait for the bytes just stored (a store-forwarding stall per n-gram). Reads up
- * to 7 bytes past the token, so callers pass avail, the bytes readable from tok. */
-#define FRAME_WORDS ((GF_CLF_MAX_CHAR_TOK + 2) / 8 + 2)
-
-static inline void frame_words(const unsigned char *tok, size_t n, size_t avail, uint64_t *w)
-{
-    unsigned char pad[GF_CLF_MAX_CHAR_TOK + 8];
-    if (avail < n + 8) {  // near the end of the text: from a padded copy (rare)
-        memset(pad, 0, sizeof(pad));
-        memcpy(pad, tok, n);
-        tok = pad;
-    }
-    for (size_t k = 0; k < FRAME_WORDS; k++) {
-        // e: bytes of this word before the closing '>' ('<' and the token's bytes).
-        long e = (long)(n + 1) - (long)(8 * k);
-        if (e < 0) {
-            w[k] = 0;
-            continue;
-        }
-        uint64_t raw = k == 0 ? (load_le64(tok) << 8) | '<' : load_le64(tok + 8 * k - 1);
-        w[k] = e >= 8 ? raw : (raw & ((1ULL << (8 * e)) - 1)) | ((uint64_t)'>' << (8 * e));
-    }
-}
-
 /* Emits the character n-grams of orders kmin .. kmin + K - 1 of one token framed as "<token>"
- * (its first GF_CLF_MAX_CHAR_TOK bytes). An n-gram of k <= 8 bytes is the low k bytes of the 8
- * framed bytes from its start, hashed by multiplying with an odd number of its order and
- * keeping the top bits (multiply-shift hashing). Every order is computed at every position and
- * kept only where it fits, so the inner loop has a fixed trip count (K and pow2 are constants
- * in each caller). */
+ * (its first GF_CLF_MAX_CHAR_TOK bytes, copied into a zero-padded frame). An n-gram of k <= 8
+ * bytes is the low k bytes of the 8 framed bytes from its start, hashed by multiplying with an
+ * odd number of its order and keeping the top bits (multiply-shift hashing). Every order is
+ * computed at every position and kept only where it fits, so the inner loop has a fixed trip
+ * count (K and pow2 are constants in each caller). */
 static inline __attribute__((always_inline)) void char_ngrams_k(struct hasher *st,
                                                                 const unsigned char *tok,
-                                                                size_t n, size_t avail,
-                                                                uint32_t kmin, uint32_t K,
-                                                                bool pow2)
+                                                                size_t n, uint32_t kmin,
+                                                                uint32_t K, bool pow2)
 {
     if (n > GF_CLF_MAX_CHAR_TOK)
         n = GF_CLF_MAX_CHAR_TOK;
     const size_t len = n + 2;
-    const uint32_t buckets = st->hp->buckets, shift = st->shift;
+    const uint32_t buckets = st->hp->buckets;
     uint64_t mask[GF_CLF_MAX_CHAR_N], mult[GF_CLF_MAX_CHAR_N];
     for (uint32_t k = 0; k < K; k++) {
         mask[k] = st->mask[kmin + k];
         mult[k] = st->mult[kmin + k];
     }
-    uint64_t w[FRAME_WORDS];
-    frame_words(tok, n, avail, w);
+    unsigned char framed[GF_CLF_MAX_CHAR_TOK + 2 + 8];
+    framed[0] = '<';
+    memcpy(framed + 1, tok, n);
+    framed[n + 1] = '>';
+    memset(framed + n + 2, 0, 8);
     uint32_t *out = st->out + st->n_out;
     size_t c = 0;
     for (size_t i = 0; i + kmin <= len; i++) {
-        const size_t q = i >> 3, r = (i & 7) * 8;
-        const uint64_t x = r ? (w[q] >> r) | (w[q + 1] << (64 - r)) : w[q];
+        const uint64_t x = load_le64(framed + i);
         for (uint32_t k = 0; k < K; k++) {
             const uint64_t h = (x & mask[k]) * mult[k];
             // With 2^b buckets, to_bucket is the top b bits: one shift instead of a multiply.
-            out[c] = pow2 ? (uint32_t)(h >> shift) : to_bucket(h, buckets);
+            out[c] = pow2 ? (uint32_t)(h >> st->shift) : to_bucket(h, buckets);
             c += i + kmin + k <= len;
         }
     }
     st->n_out += c;
 }
 
-static void char_ngrams(struct hasher *st, const unsigned char *tok, size_t n, size_t avail)
+static void char_ngrams(struct hasher *st, const unsigned char *tok, size_t n)
 {
     const uint32_t kmin = st->hp->char_min, K = st->hp->char_max - kmin + 1;
     if (st->shift > 0 && K == 3)  // the recipe's case: 3..5-grams into 2^b buckets
-        char_ngrams_k(st, tok, n, avail, kmin, 3, true);
+        char_ngrams_k(st, tok, n, kmin, 3, true);
     else if (K == 3)
-        char_ngrams_k(st, tok, n, avail, kmin, 3, false);
+        char_ngrams_k(st, tok, n, kmin, 3, false);
     else if (K == 2)
-        char_ngrams_k(st, tok, n, avail, kmin, 2, false);
+        char_ngrams_k(st, tok, n, kmin, 2, false);
     else if (K == 1)
-        char_ngrams_k(st, tok, n, avail, kmin, 1, false);
+        char_ngrams_k(st, tok, n, kmin, 1, false);
     else
-        char_ngrams_k(st, tok, n, avail, kmin, K, false);
+        char_ngrams_k(st, tok, n, kmin, K, false);
 }
 
 size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_t n,
@@ -268,7 +242,7 @@ size_t gf_clf_features_from(const struct gf_clf_hash_params *hp, struct gf_clf_f
             }
         }
         if (hp->char_max > 0 && word)
-            char_ngrams(&st, tok, len, n - start);
+            char_ngrams(&st, tok, len);
     }
     if (st.n_out > 0)
         fn(ud, st.out, st.n_out);

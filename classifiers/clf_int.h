@@ -31,11 +31,13 @@ struct gf_clf_hash_params {
 #define GF_CLF_MAX_CHAR_N   8   // longest character n-gram
 #define GF_CLF_MAX_CHAR_TOK 40  // char n-grams are taken from a token's first 40 bytes only
 
-/* The version of the feature definition below (tokenization, number shapes, hashing); a model
- * records it and is refused by a build that computes other features. Version 1 (no key in the
- * file) hashed char n-grams byte by byte and had no number shapes; version 2 had no shape
- * features of the original text (clf_shape.c). */
-#define GF_CLF_FEATURE_VERSION 3
+/* The version of the feature definition below (tokenization, number shapes, hashing) and of
+ * what the file may hold; a model records it and is refused by a build that computes other
+ * features. Version 1 (no key in the file) hashed char n-grams byte by byte and had no number
+ * shapes; version 2 had no shape features of the original text (clf_shape.c); version 3 had
+ * the same features as 4 but no head (a build of version 3 would ignore a head and score its
+ * categories with the wrong output, so a file of version 4 must be refused there). */
+#define GF_CLF_FEATURE_VERSION 4
 
 /* An embedding-bag kernel (clf_bag.c). */
 typedef void (*gf_clf_bag_fn)(const int8_t *q, uint32_t dim, const uint32_t *buckets, size_t n,
@@ -143,6 +145,15 @@ struct gf_clf_model {
     const float *w2;            // [hidden ? hidden : dim][n_cat], input-major
     const float *b2;            // [n_cat]
     struct gf_clf_calib *calib; // [n_cat], owned
+    /* Optional head: a second, smaller network over the same features with its own embedding
+     * table, whose outputs replace this model's outputs for some categories (spam: mail and
+     * SMS share little with the prompts the other categories are learnt from, and their
+     * category learns better on its own rows and for more epochs). NULL when none; owned, its
+     * arrays live in this model's block or file. */
+    struct gf_clf_model *head;
+    uint32_t head_cat[GF_CLF_MAX_CATEGORIES];  // this model's category of head output i
+    uint32_t bag_dim;           // dim + the head's dim: width of a text's embedding bag
+    uint32_t max_hidden;        // the larger hidden width of this model and its head
     gf_clf_bag_fn bag;          // the embedding-bag kernel for this CPU
     gf_clf_dense_fn dense;      // the dense-layer kernel for this CPU
     void *owned;                // one block holding the arrays above when built in memory
@@ -154,9 +165,16 @@ struct gf_clf_model {
 int gf_clf_model_alloc(uint32_t n_cat, const char *const *names,
                        const struct gf_clf_hash_params *hp, uint32_t dim, uint32_t hidden,
                        struct gf_clf_model **out);
-/* From an embedding-bag sum acc[dim] (integer sum of the int8 rows) over n_feats features to the
- * raw sigmoid outputs raw[n_cat]; x holds m->dim floats, hid m->hidden. Scoring and calibration
- * share it, so both compute the same bits. */
+/* Makes head (categories that are all names of m, same hash parameters, no head of its own)
+ * the head of m: its outputs become m's raw outputs for those categories, which m's calibration
+ * tables then map (copy the head's own tables after training it). m takes head over, also on
+ * failure. GF_EINVAL with err saying why. */
+int gf_clf_model_attach_head(struct gf_clf_model *m, struct gf_clf_model *head,
+                             struct gf_err *err);
+/* From an embedding-bag sum acc[m->bag_dim] (integer sum of the int8 rows: the model's, then
+ * its head's) over n_feats features to the raw sigmoid outputs raw[n_cat]; x holds m->bag_dim
+ * floats, hid m->max_hidden. Scoring and calibration share it, so both compute the same
+ * bits. */
 void gf_clf_model_forward(const struct gf_clf_model *m, const int64_t *acc, size_t n_feats,
                           float *x, float *hid, float *raw);
 
@@ -167,9 +185,11 @@ void gf_clf_model_calibrate(const struct gf_clf_model *m, float *scores);
  * (an int32 sum per chunk, added into the int64 sum of the text). */
 struct gf_clf_bag {
     const int8_t *q;
-    int32_t *acc32;  // [dim] scratch
-    int64_t *acc;    // [dim] the sum
+    int32_t *acc32;  // [max(dim, hdim)] scratch
+    int64_t *acc;    // [dim + hdim] the sum: the model's rows, then the head's
     uint32_t dim;
+    const int8_t *hq;  // the head's table, NULL when none
+    uint32_t hdim;
     gf_clf_bag_fn kernel;
 };
 void gf_clf_bag_init(struct gf_clf_bag *b, const struct gf_clf_model *m, int64_t *acc,
@@ -338,6 +358,9 @@ struct gf_clf_recipe {
     const char *cats[GF_CLF_MAX_CATEGORIES];
     struct gf_clf_hash_params hash;
     struct gf_clf_train_params train;
+    uint32_t n_head;         // categories of the optional head (0 = no head)
+    const char *head_cats[GF_CLF_MAX_CATEGORIES];
+    struct gf_clf_train_params head_train;  // "train" with the head's dim, hidden, epochs
     size_t max_bytes;        // training truncates texts to this many bytes (0 = whole)
     double val_frac, test_frac;
     struct gf_clf_source *sources;

@@ -48,6 +48,8 @@ int gf_clf_model_alloc(uint32_t n_cat, const char *const *names,
     m->hash = *hp;
     m->dim = dim;
     m->hidden = hidden;
+    m->bag_dim = dim;
+    m->max_hidden = hidden;
     m->norm_version = GF_NORM_VERSION;
     m->bag = gf_clf_bag_kernel_get(NULL);
     m->dense = gf_clf_dense_kernel_get(NULL);
@@ -90,6 +92,7 @@ void gf_clf_model_unref(struct gf_clf_model *m)
             gf_free(m->cat_names[c]);
     gf_free(m->cat_names);
     gf_free(m->calib);
+    gf_clf_model_unref(m->head);
     gf_free(m->owned);
     gf_gguf_close(m->file);
     gf_free(m);
@@ -112,10 +115,10 @@ int gf_clf_model_category_index(const struct gf_clf_model *m, const char *name)
 int gf_clf_scratch_new(const struct gf_clf_model *m, struct gf_clf_scratch **out)
 {
     *out = NULL;
-    struct gf_clf_scratch *s = gf_malloc(sizeof(*s) + GF_CLF_SCRATCH_BYTES(m->dim, m->hidden));
+    struct gf_clf_scratch *s = gf_malloc(sizeof(*s) + GF_CLF_SCRATCH_BYTES(m->bag_dim, m->max_hidden));
     if (s == NULL)
         return GF_ENOMEM;
-    gf_clf_scratch_over(s, s + 1, m->dim, m->hidden);
+    gf_clf_scratch_over(s, s + 1, m->bag_dim, m->max_hidden);
     *out = s;
     return 0;
 }
@@ -143,7 +146,8 @@ void gf_clf_bag_init(struct gf_clf_bag *b, const struct gf_clf_model *m, int64_t
                      int32_t *acc32)
 {
     *b = (struct gf_clf_bag){.q = m->emb_q, .acc32 = acc32, .acc = acc, .dim = m->dim,
-                             .kernel = m->bag};
+                             .hq = m->head ? m->head->emb_q : NULL,
+                             .hdim = m->head ? m->head->dim : 0, .kernel = m->bag};
 }
 
 void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n)
@@ -153,6 +157,13 @@ void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n)
     b->kernel(b->q, b->dim, buckets, n, b->acc32);
     for (uint32_t d = 0; d < b->dim; d++)
         b->acc[d] += b->acc32[d];
+    if (b->hq != NULL) {
+        int64_t *hacc = b->acc + b->dim;
+        memset(b->acc32, 0, b->hdim * sizeof(int32_t));
+        b->kernel(b->hq, b->hdim, buckets, n, b->acc32);
+        for (uint32_t d = 0; d < b->hdim; d++)
+            hacc[d] += b->acc32[d];
+    }
 }
 
 static inline float sigmoid(float x)
@@ -184,6 +195,50 @@ void gf_clf_model_forward(const struct gf_clf_model *m, const int64_t *acc, size
         // finite weights can still overflow to inf - inf = NaN; a model that cannot score the
         // text counts as certain (fail closed), never as a NaN that compares false everywhere
         raw[c] = isnan(raw[c]) ? 1.0f : sigmoid(raw[c]);
+    if (m->head != NULL) {
+        // The head's bag follows the model's; x and hid are free again.
+        float hraw[GF_CLF_MAX_CATEGORIES];
+        gf_clf_model_forward(m->head, acc + m->dim, n_feats, x, hid, hraw);
+        for (uint32_t i = 0; i < m->head->n_cat; i++)
+            raw[m->head_cat[i]] = hraw[i];
+    }
+}
+
+int gf_clf_model_attach_head(struct gf_clf_model *m, struct gf_clf_model *head,
+                             struct gf_err *err)
+{
+    int rc = GF_EINVAL;
+    if (m->head != NULL || head->head != NULL)
+        gf_err_set(err, rc, "head: a model has one head at most, and a head has none");
+    else if (memcmp(&m->hash, &head->hash, sizeof(m->hash)) != 0)
+        gf_err_set(err, rc, "head: hash parameters differ from the model's");
+    else if (head->norm_version != m->norm_version)
+        gf_err_set(err, rc, "head: normalization version differs from the model's");
+    else if (m->dim + head->dim > GF_CLF_MAX_DIM)
+        gf_err_set(err, rc, "head: embedding lengths %u + %u exceed %d", m->dim, head->dim,
+                   GF_CLF_MAX_DIM);
+    else
+        rc = 0;
+    for (uint32_t i = 0; rc == 0 && i < head->n_cat; i++) {
+        int c = gf_clf_model_category_index(m, head->cat_names[i]);
+        if (c < 0) {
+            rc = gf_err_set(err, GF_EINVAL, "head: category '%s' is not one of the model's",
+                            head->cat_names[i]);
+            break;
+        }
+        for (uint32_t j = 0; j < i; j++)
+            if (m->head_cat[j] == (uint32_t)c)
+                rc = gf_err_set(err, GF_EINVAL, "head: category '%s' twice", head->cat_names[i]);
+        m->head_cat[i] = (uint32_t)c;
+    }
+    if (rc != 0) {
+        gf_clf_model_unref(head);
+        return rc;
+    }
+    m->head = head;
+    m->bag_dim = m->dim + head->dim;
+    m->max_hidden = m->hidden > head->hidden ? m->hidden : head->hidden;
+    return 0;
 }
 
 /* Raw outputs for text; canon, when not NULL, is the canonical form of the whole text, which
@@ -191,11 +246,11 @@ void gf_clf_model_forward(const struct gf_clf_model *m, const int64_t *acc, size
 static int score_raw(const struct gf_clf_model *m, const char *text, size_t len,
                      const char *canon, size_t clen, float *raw, struct gf_clf_scratch *s)
 {
-    if (s->dim < m->dim || s->hidden < m->hidden)
+    if (s->dim < m->bag_dim || s->hidden < m->max_hidden)
         return GF_EINVAL;
     struct gf_clf_bag b;
     gf_clf_bag_init(&b, m, s->acc, s->acc32);
-    memset(s->acc, 0, m->dim * sizeof(int64_t));
+    memset(s->acc, 0, m->bag_dim * sizeof(int64_t));
     size_t nf = canon != NULL ? gf_clf_shape_features(&m->hash, text, len, gf_clf_bag_add, &b) +
                                     gf_clf_features(&m->hash, canon, clen, gf_clf_bag_add, &b)
                               : gf_clf_text_features(&m->hash, text, len, s->norm, GF_CLF_NORM_BUF,

@@ -116,6 +116,39 @@ static int check_cat_list(const struct gf_clf_recipe *r, const cJSON *v, bool st
     return 0;
 }
 
+/* The optional "head": {"categories": [...], "dim", "hidden", "epochs"}; its other training
+ * parameters are those of "train". */
+static int parse_head(struct gf_clf_recipe *r, const cJSON *h, struct gf_err *err)
+{
+    r->n_head = 0;
+    if (h == NULL)
+        return 0;
+    const cJSON *cats = cJSON_GetObjectItemCaseSensitive(h, "categories");
+    int rc = check_cat_list(r, cats, false, "head.categories", err);
+    if (rc != 0)
+        return rc;
+    if (cats == NULL || cJSON_GetArraySize(cats) < 1)
+        return gf_err_set(err, GF_EINVAL, "head.categories: expected an array of categories");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cats)
+    {
+        for (uint32_t i = 0; i < r->n_head; i++)
+            if (strcmp(r->head_cats[i], c->valuestring) == 0)
+                return gf_err_set(err, GF_EINVAL, "head.categories: %s twice", c->valuestring);
+        r->head_cats[r->n_head++] = c->valuestring;
+    }
+    double dim = 8, hidden = 0, epochs = r->train.epochs;
+    if ((rc = get_num(h, "dim", 1, GF_CLF_MAX_DIM - r->train.dim, &dim, "head", err)) ||
+        (rc = get_num(h, "hidden", 0, GF_CLF_MAX_HIDDEN, &hidden, "head", err)) ||
+        (rc = get_num(h, "epochs", 1, 1000, &epochs, "head", err)))
+        return rc;
+    r->head_train = r->train;
+    r->head_train.dim = (uint32_t)dim;
+    r->head_train.hidden = (uint32_t)hidden;
+    r->head_train.epochs = (uint32_t)epochs;
+    return 0;
+}
+
 static int parse_sources(struct gf_clf_recipe *r, const cJSON *arr, struct gf_err *err)
 {
     if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
@@ -286,7 +319,8 @@ int gf_clf_recipe_load(const char *path, struct gf_clf_recipe **out, struct gf_e
     if (sp != NULL && ((rc = get_num(sp, "val", 0, 0.5, &r->val_frac, "split", err)) ||
                        (rc = get_num(sp, "test", 0, 0.5, &r->test_frac, "split", err))))
         goto fail;
-    if ((rc = parse_sources(r, cJSON_GetObjectItemCaseSensitive(j, "sources"), err)) != 0)
+    if ((rc = parse_head(r, cJSON_GetObjectItemCaseSensitive(j, "head"), err)) != 0 ||
+        (rc = parse_sources(r, cJSON_GetObjectItemCaseSensitive(j, "sources"), err)) != 0)
         goto fail;
     *out = r;
     return 0;

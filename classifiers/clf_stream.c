@@ -52,7 +52,7 @@ struct gf_clf_stream *gf_clf_stream_new(struct gf_clf_model *m)
     struct gf_clf_stream *st = gf_calloc(1, sizeof(*st));
     if (st == NULL)
         return NULL;
-    st->acc = gf_calloc(m->dim, sizeof(int64_t));
+    st->acc = gf_calloc(m->bag_dim, sizeof(int64_t));
     if (st->acc == NULL) {
         gf_free(st);
         return NULL;
@@ -92,7 +92,7 @@ int gf_clf_stream_score(struct gf_clf_stream *st, const char *text, size_t len, 
                         float *scores, struct gf_clf_scratch *s)
 {
     const struct gf_clf_model *m = st->m;
-    if (len < st->done || s->dim < m->dim || s->hidden < m->hidden)
+    if (len < st->done || s->dim < m->bag_dim || s->hidden < m->max_hidden)
         return GF_EINVAL;
     // Everything before the last cut joins the stream's bag for good.
     size_t cut = len;
@@ -108,7 +108,7 @@ int gf_clf_stream_score(struct gf_clf_stream *st, const char *text, size_t len, 
     if (!final && len - st->done > GF_CLF_STREAM_TAIL_MAX)
         return GF_EAGAIN;
     // The rest is hashed into a copy: more text may still change how it reads.
-    memcpy(s->acc, st->acc, m->dim * sizeof(int64_t));
+    memcpy(s->acc, st->acc, m->bag_dim * sizeof(int64_t));
     size_t n_feats = st->n_feats;
     struct gf_clf_feat_state fs = st->fs;
     struct gf_clf_shape sh = st->sh;

@@ -83,6 +83,15 @@ static size_t fold_pass(const unsigned char *s, size_t len, struct form *f)
                     i++;
                 } while (i < len && (c = s[i]) >= 0x20 && c < 0x7F);
             } else {
+                uint64_t x;
+                while (i + 8 <= len && (memcpy(&x, s + i, 8), printable8(x))) {
+                    x = lower8(x);
+                    memcpy(t + w, &x, 8);
+                    w += 8;
+                    i += 8;
+                }
+                if (i >= len || (c = s[i]) < 0x20 || c >= 0x7F)
+                    continue;
                 do {
                     t[w++] = fold_printable(c);
                     i++;
@@ -247,44 +256,51 @@ static size_t join_pass(struct form *f)
     return w;
 }
 
-static char unleet(char c)
+static unsigned char unleet(unsigned char c)
 {
-    switch (c) {
-    case '0': return 'o';
-    case '1': return 'i';
-    case '3': return 'e';
-    case '4': return 'a';
-    case '5': return 's';
-    case '7': return 't';
-    case '@': return 'a';
-    case '$': return 's';
-    default: return c;
-    }
+    // 0→o 1→i 3→e 4→a 5→s 7→t @→a $→s; the other bytes stay.
+    static const char digits[] = "oi2eas6t89";
+    if ((unsigned)(c - '0') < 10u)
+        return (unsigned char)digits[c - '0'];
+    return c == '@' ? 'a' : c == '$' ? 's' : c;
 }
 
-// True when one of the eight bytes of x may be a leet character ('0'-'9', ':' or '@', '$';
-// the byte test decides).
-static inline bool maybe_leet8(uint64_t x)
+// The bytes of x that may be leet characters ('0'-'9', ':' to '@', '$'; the byte test
+// decides), as their high bits.
+static inline uint64_t leet_mask8(uint64_t x)
 {
     uint64_t low = x & ~HIGHS;                      // sums below cannot carry between bytes
     uint64_t ge0 = low + ONES * (0x80 - '0');       // high bit where byte >= '0'
     uint64_t gt_at = low + ONES * (0x7F - '@');     // high bit where byte > '@'
     uint64_t y = x ^ (ONES * '$');                  // a zero byte where x has '$'
     uint64_t dollar = (y - ONES) & ~y & HIGHS;
-    return ((ge0 & ~gt_at & ~x & HIGHS) | dollar) != 0;
+    return (ge0 & ~gt_at & ~x & HIGHS) | dollar;
+}
+
+// Eight bytes from p, the first in the low byte.
+static inline uint64_t load_le(const char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    x = __builtin_bswap64(x);
+#endif
+    return x;
 }
 
 /* Rewrites leetspeak inside every word that holds at least one ASCII letter. Only words with a
  * leet character can change, so the pass jumps from one such character to the next (eight
- * bytes at a time) and looks at the word around it. */
+ * bytes at a time, straight to the first candidate byte) and looks at the word around it. */
 static void unleet_pass(struct form *f)
 {
     size_t r = 0, n = f->n;
     const char *t = f->t;
     while (r < n) {
-        uint64_t x;
-        while (r + 8 <= n && (memcpy(&x, t + r, 8), !maybe_leet8(x)))
+        uint64_t m = 0;
+        while (r + 8 <= n && (m = leet_mask8(load_le(t + r))) == 0)
             r += 8;
+        if (m != 0)
+            r += (size_t)__builtin_ctzll(m) / 8;
         if (r >= n)
             break;
         if (!(byte_class[(unsigned char)t[r]] & C_LEET)) {
@@ -302,7 +318,7 @@ static void unleet_pass(struct form *f)
             seen |= byte_class[(unsigned char)t[k]];
         if ((seen & C_LETTER) && (seen & C_LEET))
             for (size_t k = a; k < b; k++)
-                f->t[k] = unleet(f->t[k]);
+                f->t[k] = (char)unleet((unsigned char)f->t[k]);
         r = b;
     }
 }

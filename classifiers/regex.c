@@ -57,7 +57,7 @@ static int rx_scan(const struct gf_detector *d, const struct gf_scan *in, struct
         w.index = (int)i;
         w.canonical = false;
         int rc = 0;
-        if (rx->v[i].orig_lits == NULL || gf_rx_lits_any(rx->v[i].orig_lits, in->text, in->len))
+        if (rx->v[i].orig_lits == NULL || gf_rx_lits_any(rx->v[i].orig_lits, in->text, in->len, false))
             rc = gf_rx_each(rx->v[i].orig, in->text, in->len, in->scratch, on_match, &w, err);
         if (rc != 0)
             return rc;
@@ -67,7 +67,7 @@ static int rx_scan(const struct gf_detector *d, const struct gf_scan *in, struct
         w.canonical = true;
         const pcre2_code *c = rx->v[i].canon ? rx->v[i].canon : rx->v[i].orig;
         const struct gf_rx_lits *cl = rx->v[i].canon ? rx->v[i].canon_lits : rx->v[i].orig_lits;
-        if (cl != NULL && !gf_rx_lits_any(cl, in->norm->text, in->norm->len))
+        if (cl != NULL && !gf_rx_lits_any(cl, in->norm->text, in->norm->len, true))
             continue;
         rc = gf_rx_each(c, in->norm->text, in->norm->len, in->scratch, on_match, &w, err);
         if (rc != 0)

@@ -256,7 +256,7 @@ static bool lit_at(const struct gf_rx_lits *l, const unsigned char *t, const cha
     return true;
 }
 
-bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n)
+bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n, bool lower)
 {
     const unsigned char *t = (const unsigned char *)text;
     for (size_t k = 0; k < l->n; k++) {
@@ -265,7 +265,7 @@ bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n)
             continue;
         unsigned char c = (unsigned char)l->v[k][at];
         unsigned char variants[2] = {c, c};
-        if (l->caseless && c >= 'a' && c <= 'z')
+        if (l->caseless && !lower && c >= 'a' && c <= 'z')
             variants[1] = (unsigned char)(c - 32);
         for (int u = 0; u < (variants[1] != variants[0] ? 2 : 1); u++) {
             // The key byte sits at [at, n - m + at] for the literal to fit.

@@ -86,8 +86,9 @@ struct gf_rx_lits {
 
 /* Adds lit[0..n) (n >= 1). GF_ENOMEM. */
 int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n);
-/* True when text[0..n) holds one of the literals. */
-bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n);
+/* True when text[0..n) holds one of the literals. lower: the text has no ASCII capitals (a
+ * canonical form), so caseless literals are looked for in lowercase only. */
+bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n, bool lower);
 void gf_rx_lits_free(struct gf_rx_lits *l);
 
 /* Appends to b a regex matching any of the n literals words[i] (escaped; runs of whitespace

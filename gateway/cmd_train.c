@@ -153,6 +153,75 @@ static int write_split(const char *path, const struct gf_clf_recipe *r,
     return rc ? gf_err_set(err, rc, "%s: cannot write (%s)", path, gf_strerror(rc)) : 0;
 }
 
+/* The head's examples: those of ex that say something about one of the head's categories,
+ * with only those labels (in labels[n * n_head], owned by the caller); the features are ex's. */
+static int head_examples(const struct gf_clf_recipe *r, const struct gf_clf_example *ex,
+                         size_t n, struct gf_clf_example **out, int8_t **labels, size_t *n_out)
+{
+    int hc[GF_CLF_MAX_CATEGORIES];
+    for (uint32_t k = 0; k < r->n_head; k++)
+        for (uint32_t c = 0; c < r->n_cat; c++)
+            if (strcmp(r->cats[c], r->head_cats[k]) == 0)
+                hc[k] = (int)c;
+    *out = gf_calloc(n ? n : 1, sizeof(**out));
+    *labels = gf_calloc(n ? n * r->n_head : 1, 1);
+    if (*out == NULL || *labels == NULL)
+        return GF_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int8_t *y = *labels + k * r->n_head;
+        bool known = false;
+        for (uint32_t h = 0; h < r->n_head; h++) {
+            y[h] = ex[i].labels[hc[h]];
+            known |= y[h] >= 0;
+        }
+        if (!known)
+            continue;
+        (*out)[k++] = (struct gf_clf_example){.feats = ex[i].feats, .n_feats = ex[i].n_feats,
+                                              .labels = y};
+    }
+    *n_out = k;
+    return 0;
+}
+
+/* Trains the recipe's head on the same features and attaches it to m, with its calibration. */
+static int train_head(const struct gf_clf_recipe *r, const struct gf_clf_example *train,
+                      size_t n_train, const struct gf_clf_example *val, size_t n_val,
+                      struct progress *prog, struct gf_clf_model *m, struct gf_err *err)
+{
+    struct gf_clf_example *ht = NULL, *hv = NULL;
+    int8_t *lt = NULL, *lv = NULL;
+    size_t nt = 0, nv = 0;
+    struct gf_clf_model *head = NULL;
+    int rc = head_examples(r, train, n_train, &ht, &lt, &nt);
+    if (rc == 0)
+        rc = head_examples(r, val, n_val, &hv, &lv, &nv);
+    if (rc != 0) {
+        rc = gf_err_set(err, rc, "out of memory");
+        goto out;
+    }
+    fprintf(stderr, "train: head for %u categor%s (%s%s): %zu examples, %zu for calibration; "
+            "%u dims, hidden %u, %u epochs\n",
+            r->n_head, r->n_head == 1 ? "y" : "ies", r->head_cats[0], r->n_head > 1 ? ", ..." : "",
+            nt, nv, r->head_train.dim, r->head_train.hidden, r->head_train.epochs);
+    prog->t0 = gf_now_ns();
+    if ((rc = gf_clf_train(r->n_head, r->head_cats, &r->hash, &r->head_train, ht, nt, hv, nv,
+                           on_progress, prog, &head, err)) != 0) {
+        gf_err_prefix(err, "head");
+        goto out;
+    }
+    if ((rc = gf_clf_model_attach_head(m, head, err)) != 0)
+        goto out;
+    for (uint32_t i = 0; i < head->n_cat; i++)
+        m->calib[m->head_cat[i]] = head->calib[i];
+out:
+    gf_free(ht);
+    gf_free(hv);
+    gf_free(lt);
+    gf_free(lv);
+    return rc;
+}
+
 int gf_cmd_train(int argc, char **argv)
 {
     if (gf_cli_wants_help(argc, argv)) {
@@ -231,7 +300,8 @@ int gf_cmd_train(int argc, char **argv)
     openblas_set_num_threads(1);
     prog.t0 = gf_now_ns();
     if (gf_clf_train(r->n_cat, r->cats, &r->hash, &r->train, train, n_train, val, n_val,
-                     on_progress, &prog, &m, &err) != 0) {
+                     on_progress, &prog, &m, &err) != 0 ||
+        (r->n_head > 0 && train_head(r, train, n_train, val, n_val, &prog, m, &err) != 0)) {
         fprintf(stderr, "gardefou train: %s\n", err.msg);
         goto done;
     }

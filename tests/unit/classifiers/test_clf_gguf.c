@@ -1,7 +1,8 @@
-/* test_clf_gguf.c — the classifier file: save/load round trip (memory and disk), and broken or
- * hostile files refused cleanly: wrong architecture, missing or mis-shaped tensors, bad category
- * lists, bad calibration, non-finite weights, another normalization version, truncation, byte
- * flips, and allocation failures while loading. */
+/* test_clf_gguf.c — the classifier file: save/load round trip (memory and disk, with and without
+ * a head), and broken or hostile files refused cleanly: wrong architecture, missing or
+ * mis-shaped tensors, bad category lists, bad calibration, non-finite weights, another
+ * normalization version, a broken head or a head in a file of feature version 3, truncation,
+ * byte flips, and allocation failures while loading. */
 #include "classifiers/clf_int.h"
 
 #include <math.h>
@@ -39,6 +40,29 @@ static struct gf_clf_model *make_model(uint32_t hidden)
     m->calib[1].n = 3;
     m->calib[1].x[0] = 0.1f, m->calib[1].x[1] = 0.5f, m->calib[1].x[2] = 0.9f;
     m->calib[1].y[0] = 0.0f, m->calib[1].y[1] = 0.3f, m->calib[1].y[2] = 1.0f;
+    return m;
+}
+
+/* make_model with a head for "hate" (4 dims, hidden 2) and its own calibration of hate. */
+static struct gf_clf_model *make_model_head(uint32_t hidden)
+{
+    struct gf_clf_model *m = make_model(hidden), *h = NULL;
+    const char *const hc[] = {"hate"};
+    if (m == NULL || gf_clf_model_alloc(1, hc, &HP, 4, 2, &h) != 0) {
+        gf_clf_model_unref(m);
+        return NULL;
+    }
+    for (size_t i = 0; i < (size_t)HP.buckets * 4; i++)
+        ((int8_t *)h->emb_q)[i] = (int8_t)((i * 37) % 251 - 125);
+    for (size_t i = 0; i < 4; i++)
+        ((float *)h->emb_scale)[i] = 0.02f;
+    for (size_t i = 0; i < 8; i++)
+        ((float *)h->w1)[i] = (float)((int)(i % 3) - 1) * 0.5f;
+    ((float *)h->w2)[0] = 1.5f, ((float *)h->w2)[1] = -0.7f;
+    if (gf_clf_model_attach_head(m, h, NULL) != 0) {
+        gf_clf_model_unref(m);
+        return NULL;
+    }
     return m;
 }
 
@@ -96,6 +120,37 @@ static void test_round_trip_mem(void)
         gf_free(buf);
         gf_clf_model_unref(m);
     }
+}
+
+static void test_round_trip_head(void)
+{
+    struct gf_clf_model *m = make_model_head(4), *l = NULL;
+    REQUIRE(m != NULL);
+    void *buf = NULL;
+    size_t len = 0;
+    REQUIRE(gf_clf_model_save_mem(m, &buf, &len) == 0);
+    struct gf_err err = {0};
+    int rc = gf_clf_model_load_mem(buf, len, &l, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    if (rc == 0) {
+        CHECK(l->head != NULL && l->head->n_cat == 1 && l->head_cat[0] == 1);
+        CHECK(l->head->dim == 4 && l->head->hidden == 2 && l->bag_dim == 12);
+        CHECK(l->max_hidden == 4 && l->calib[1].n == 3);
+        CHECK(same_scores(m, l));
+        // The head's output is the model's hate output.
+        struct gf_clf_scratch *s, *hs;
+        REQUIRE(gf_clf_scratch_new(l, &s) == 0);
+        REQUIRE(gf_clf_scratch_new(l->head, &hs) == 0);
+        float raw[3], hraw[1];
+        CHECK(gf_clf_model_score_raw(l, TEXTS[0], strlen(TEXTS[0]), raw, s) == 0);
+        CHECK(gf_clf_model_score_raw(l->head, TEXTS[0], strlen(TEXTS[0]), hraw, hs) == 0);
+        CHECK(raw[1] == hraw[0]);
+        gf_clf_scratch_free(s);
+        gf_clf_scratch_free(hs);
+    }
+    gf_clf_model_unref(l);
+    gf_free(buf);
+    gf_clf_model_unref(m);
 }
 
 static void test_round_trip_file(void)
@@ -161,14 +216,28 @@ enum mutation {
     M_CALIB_ORDER,
     M_CALIB_RANGE,
     M_CALIB_HALF,
-    M_COUNT
+    M_HEAD_UNKNOWN_CAT,
+    M_HEAD_DUP_CAT,
+    M_HEAD_CATS_NOT_STR,
+    M_HEAD_NO_DIM,
+    M_HEAD_DIM_BIG,
+    M_HEAD_NO_EMBD,
+    M_HEAD_EMBD_SHAPE,
+    M_HEAD_TENSOR_ONLY,
+    M_HEAD_HIDDEN_EXTRA,
+    M_HEAD_NAN_WEIGHT,
+    M_HEAD_IN_V3,
+    M_COUNT,
+    M_V3_NO_HEAD,  // not a mutation: a file of version 3 without a head loads
 };
 
 #define BUCKETS 64
 #define DIM     4
+#define HDIM    2
 
 static int8_t g_embd[BUCKETS * DIM];
 static float g_scale[BUCKETS], g_w2[3 * DIM], g_b2[3], g_w1[2 * DIM], g_b1[2];
+static float g_hw2[2 * HDIM];
 
 static void *build(enum mutation mu, size_t *len)
 {
@@ -216,9 +285,24 @@ static void *build(enum mutation mu, size_t *len)
     // A file of feature version 1 has no key; a later version is refused as well.
     if (mu == M_FEATURE_VERSION_TYPE)
         gf_gguf_writer_add_str(w, GF_CLF_ARCH ".feature_version", "2", 1);
+    else if (mu == M_HEAD_IN_V3 || mu == M_V3_NO_HEAD)
+        gf_gguf_writer_add_u32(w, GF_CLF_ARCH ".feature_version", 3);
     else if (mu != M_FEATURE_VERSION_OLD)
         gf_gguf_writer_add_u32(w, GF_CLF_ARCH ".feature_version",
                                GF_CLF_FEATURE_VERSION + (mu == M_FEATURE_VERSION_NEW));
+    // The head: for category c1, HDIM dims, no hidden layer.
+    const char *hcats[2] = {mu == M_HEAD_UNKNOWN_CAT ? "zz" : "c1", "c1"};
+    bool head = mu != M_V3_NO_HEAD && mu != M_HEAD_TENSOR_ONLY;
+    if (head && mu == M_HEAD_CATS_NOT_STR)
+        gf_gguf_writer_add_u32(w, GF_CLF_ARCH ".head.categories", 1);
+    else if (head)
+        gf_gguf_writer_add_arr_str(w, GF_CLF_ARCH ".head.categories", hcats, NULL,
+                                   mu == M_HEAD_DUP_CAT ? 2 : 1);
+    if (head && mu != M_HEAD_NO_DIM)
+        gf_gguf_writer_add_u32(w, GF_CLF_ARCH ".head.embedding_length",
+                               mu == M_HEAD_DIM_BIG ? GF_CLF_MAX_DIM : HDIM);
+    if (head)
+        gf_gguf_writer_add_u32(w, GF_CLF_ARCH ".head.hidden_length", 0);
     float cx[3] = {0.1f, 0.5f, 0.9f}, cy[3] = {0.0f, 0.4f, 1.0f};
     if (mu == M_CALIB_ORDER)
         cx[1] = 0.05f;
@@ -253,6 +337,24 @@ static void *build(enum mutation mu, size_t *len)
         gf_gguf_writer_add_tensor(w, "clf.hidden.weight", GF_TYPE_F32, 2,
                                   (uint64_t[]){2, DIM}, g_w1, sizeof(g_w1), false);
     (void)g_b1;
+    uint64_t hb = mu == M_HEAD_EMBD_SHAPE ? BUCKETS / 2 : BUCKETS;
+    uint64_t nh = mu == M_HEAD_DUP_CAT ? 2 : 1;  // outputs: as many as the head's categories
+    if (mu != M_V3_NO_HEAD && mu != M_HEAD_NO_EMBD)
+        gf_gguf_writer_add_tensor(w, "clf.head.embd", GF_TYPE_I8, 2, (uint64_t[]){HDIM, hb},
+                                  g_embd, HDIM * hb, false);
+    g_hw2[1] = mu == M_HEAD_NAN_WEIGHT ? NAN : 0.25f;
+    if (mu != M_V3_NO_HEAD) {
+        gf_gguf_writer_add_tensor(w, "clf.head.embd_scale", GF_TYPE_F32, 1,
+                                  (uint64_t[]){HDIM}, g_scale, HDIM * sizeof(float), false);
+        gf_gguf_writer_add_tensor(w, "clf.head.output.weight", GF_TYPE_F32, 2,
+                                  (uint64_t[]){nh, HDIM}, g_hw2, nh * HDIM * sizeof(float),
+                                  false);
+        gf_gguf_writer_add_tensor(w, "clf.head.output.bias", GF_TYPE_F32, 1, (uint64_t[]){nh},
+                                  g_b2, nh * sizeof(float), false);
+    }
+    if (mu == M_HEAD_HIDDEN_EXTRA)
+        gf_gguf_writer_add_tensor(w, "clf.head.hidden.weight", GF_TYPE_F32, 2,
+                                  (uint64_t[]){2, HDIM}, g_w1, 2 * HDIM * sizeof(float), false);
     void *out = NULL;
     *len = 0;
     if (gf_gguf_writer_write_mem(w, &out, len) != 0)
@@ -271,6 +373,14 @@ static void test_hostile_files(void)
     struct gf_clf_model *m = NULL;
     struct gf_err err = {0};
     CHECK_MSG(gf_clf_model_load_mem(ok, len, &m, &err) == 0, "%s", err.msg);
+    CHECK(m != NULL && m->head != NULL && m->head_cat[0] == 1);
+    gf_clf_model_unref(m);
+    gf_free(ok);
+    ok = build(M_V3_NO_HEAD, &len);
+    REQUIRE(ok != NULL);
+    m = NULL;
+    CHECK_MSG(gf_clf_model_load_mem(ok, len, &m, &err) == 0, "%s", err.msg);
+    CHECK(m != NULL && m->head == NULL);
     gf_clf_model_unref(m);
     gf_free(ok);
     for (int mu = M_NONE + 1; mu < M_COUNT; mu++) {
@@ -290,7 +400,7 @@ static void test_hostile_files(void)
 
 static void test_truncated_and_flipped(void)
 {
-    struct gf_clf_model *m = make_model(4);
+    struct gf_clf_model *m = make_model_head(4);
     REQUIRE(m != NULL);
     void *buf = NULL;
     size_t len = 0;
@@ -337,7 +447,7 @@ static void test_oom(void)
 {
     if (!gf_alloc_fail_supported())
         return;
-    struct gf_clf_model *m = make_model(4);
+    struct gf_clf_model *m = make_model_head(4);
     REQUIRE(m != NULL);
     void *buf = NULL;
     size_t len = 0;
@@ -372,6 +482,7 @@ static void test_oom(void)
 int main(void)
 {
     RUN(test_round_trip_mem);
+    RUN(test_round_trip_head);
     RUN(test_round_trip_file);
     RUN(test_hostile_files);
     RUN(test_truncated_and_flipped);

@@ -228,6 +228,39 @@ static void test_scratch(void)
     gf_norm_buf_cleanup(&b);
 }
 
+/* No code point has ASCII capitals in its canonical form: the keyword prefilter looks for
+ * lowercase literals only there. */
+static void test_no_capitals(void)
+{
+    size_t bad = 0;
+    for (uint32_t cp = 1; cp < 0x110000; cp++) {
+        if (cp >= 0xD800 && cp < 0xE000)
+            continue;
+        char b[4];
+        size_t n = 0;
+        if (cp < 0x80) {
+            b[n++] = (char)cp;
+        } else if (cp < 0x800) {
+            b[n++] = (char)(0xC0 | cp >> 6);
+        } else if (cp < 0x10000) {
+            b[n++] = (char)(0xE0 | cp >> 12);
+            b[n++] = (char)(0x80 | ((cp >> 6) & 63));
+        } else {
+            b[n++] = (char)(0xF0 | cp >> 18);
+            b[n++] = (char)(0x80 | ((cp >> 12) & 63));
+            b[n++] = (char)(0x80 | ((cp >> 6) & 63));
+        }
+        if (cp >= 0x80)
+            b[n++] = (char)(0x80 | (cp & 63));
+        char out[16];
+        struct gf_norm nm;
+        REQUIRE(gf_normalize_into(b, n, out, sizeof(out), GF_NORM_NO_MAP, &nm) == 0);
+        for (size_t i = 0; i < nm.len; i++)
+            bad += nm.text[i] >= 'A' && nm.text[i] <= 'Z';
+    }
+    CHECK(bad == 0);
+}
+
 /* A lazy byte map maps every span as the map made at once does, also after the buffer has
  * made other forms since; out of memory, a span maps to the whole original text. */
 static void test_lazy_map(void)
@@ -323,6 +356,7 @@ int main(void)
     RUN(test_random);
     RUN(test_scratch);
     RUN(test_lazy_map);
+    RUN(test_no_capitals);
     RUN(test_oom);
     return test_report();
 }
