@@ -38,9 +38,12 @@ static void pack_x(const struct gf_block_q8 *x, int nb, uint8_t *out)
             sum += x[k].qs[i];
         int32_t c = -128 * sum;
         float d = gf_h2f(x[k].d);
+        int32_t c4 = -8 * sum, zero = 0;
         memcpy(r, x[k].qs, GF_QK);
         memcpy(r + GF_QK, &c, sizeof(c));
         memcpy(r + GF_QK + 4, &d, sizeof(d));
+        memcpy(r + GF_QK + 8, &c4, sizeof(c4));
+        memcpy(r + GF_QK + 12, &zero, sizeof(zero));
     }
 }
 
@@ -85,6 +88,70 @@ static void tile(const uint8_t *xp, int T, const uint8_t *wp, int R, int nb, flo
         }
 }
 
+void gf_gemm_regroup(int type, const void *rows, size_t row_bytes, int R, int nb, uint8_t *out)
+{
+    size_t gb = gf_gemm_x16_block(type);
+    for (int g = 0; g < R / GF_GEMM_ROWS; g++)
+        for (int k = 0; k < nb; k++) {
+            uint8_t *o = out + ((size_t)g * nb + (size_t)k) * gb;
+            for (int r = 0; r < GF_GEMM_ROWS; r++) {
+                const char *row = (const char *)rows + (size_t)(g * GF_GEMM_ROWS + r) * row_bytes;
+                // four bytes at a time (this runs over every weight byte at load)
+                if (type == GF_WT_Q8_0) {
+                    const struct gf_block_q8 *b = (const struct gf_block_q8 *)row + k;
+                    for (int p = 0; p < GF_QK / 4; p++) {
+                        uint32_t v;
+                        memcpy(&v, b->qs + 4 * p, 4);
+                        v ^= 0x80808080u;  // + 128 in each byte
+                        memcpy(o + 64 * p + 4 * r, &v, 4);
+                    }
+                    memcpy(o + gb - 32 + 2 * r, &b->d, 2);
+                } else {
+                    const struct gf_block_q4 *b = (const struct gf_block_q4 *)row + k;
+                    for (int p = 0; p < GF_QK / 8; p++)
+                        memcpy(o + 64 * p + 4 * r, b->qs + 4 * p, 4);
+                    memcpy(o + gb - 32 + 2 * r, &b->d, 2);
+                }
+            }
+        }
+}
+
+/* The unsigned weight operand of value i of row l in a block of a regrouped group. */
+static int32_t x16_value(int type, const uint8_t *g, int l, int i)
+{
+    if (type == GF_WT_Q8_0)
+        return g[64 * (i / 4) + 4 * l + i % 4];
+    int j = i % 16;
+    uint8_t b = g[64 * (j / 4) + 4 * l + j % 4];
+    return i < 16 ? (b & 0x0f) : (b >> 4);
+}
+
+static void x16(int type, const uint8_t *xp, int T, const uint8_t *wx, int R, int nb, float *y,
+                size_t ldy)
+{
+    size_t gb = gf_gemm_x16_block(type);
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < R; r++) {
+            const uint8_t *grp = wx + (size_t)(r / GF_GEMM_ROWS) * nb * gb;
+            int l = r % GF_GEMM_ROWS;
+            float acc = 0.0f;
+            for (int k = 0; k < nb; k++) {
+                const uint8_t *g = grp + (size_t)k * gb;
+                const uint8_t *x = xp + ((size_t)t * nb + (size_t)k) * GF_GEMM_XREC;
+                int32_t v;
+                float dx;
+                uint16_t h;
+                memcpy(&v, x + (type == GF_WT_Q8_0 ? GF_QK : GF_QK + 8), sizeof(v));
+                memcpy(&dx, x + GF_QK + 4, sizeof(dx));
+                memcpy(&h, g + gb - 32 + 2 * l, sizeof(h));
+                for (int i = 0; i < GF_QK; i++)
+                    v += x16_value(type, g, l, i) * (int8_t)x[i];
+                acc += (float)v * (gf_h2f(h) * dx);
+            }
+            y[(size_t)t * ldy + (size_t)r] = acc;
+        }
+}
+
 static void f32(const float *xt, int T, int ldt, const float *w, size_t ldw, int R, int K,
                 float *y, size_t ldy)
 {
@@ -102,6 +169,7 @@ const struct gf_gemm gf_gemm_scalar = {
     .pack_x = pack_x,
     .pack_w = pack_w,
     .tile = tile,
+    .x16 = x16,
     .f32 = f32,
 };
 

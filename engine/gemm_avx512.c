@@ -10,10 +10,13 @@
 #include "engine/gemm_int.h"
 
 #include <immintrin.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 #define MICRO_T 8  // tokens per pass over a group's weights
+#define PF_BYTES 4096  // software prefetch distance along regrouped weights (decode steps read
+                       // each weight byte once, straight from memory)
 
 static void pack_x(const struct gf_block_q8 *x, int nb, uint8_t *out)
 {
@@ -26,10 +29,12 @@ static void pack_x(const struct gf_block_q8 *x, int nb, uint8_t *out)
         __m256i s8 = _mm256_sad_epu8(_mm256_xor_si256(v, bias), _mm256_setzero_si256());
         __m128i s4 = _mm_add_epi64(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
         int32_t sum = (int32_t)(_mm_cvtsi128_si64(s4) + _mm_extract_epi64(s4, 1)) - GF_QK * 128;
-        int32_t c = -128 * sum;
+        int32_t c = -128 * sum, c4 = -8 * sum, zero = 0;
         float d = _cvtsh_ss(x[k].d);
         memcpy(r + GF_QK, &c, sizeof(c));
         memcpy(r + GF_QK + 4, &d, sizeof(d));
+        memcpy(r + GF_QK + 8, &c4, sizeof(c4));
+        memcpy(r + GF_QK + 12, &zero, sizeof(zero));
     }
 }
 
@@ -153,6 +158,95 @@ static void tile(const uint8_t *xp, int T, const uint8_t *wp, int R, int nb, flo
     }
 }
 
+/* micro() on regrouped weights (one group of 16 rows, all of them real): Q8_0 blocks load
+ * as they are, Q4_0 blocks split their nibbles into the eight registers (low nibbles are
+ * values 0-15, high ones 16-31), with the record's c4 as the start of each lane. */
+static ALWAYS_INLINE void micro_x16(int type, int RN, const uint8_t *xp, const uint8_t *g,
+                                    int nb, float *y, size_t ldy)
+{
+    const size_t gb = type == GF_WT_Q8_0 ? GF_GEMM_Q8X : GF_GEMM_Q4X;
+    const size_t coff = type == GF_WT_Q8_0 ? GF_QK : GF_QK + 8;
+    __m512 acc[MICRO_T];
+    for (int j = 0; j < RN; j++)
+        acc[j] = _mm512_setzero_ps();
+    size_t xst = (size_t)nb * GF_GEMM_XREC;
+    for (int k = 0; k < nb; k++, g += gb) {
+        for (size_t o = 0; o < gb; o += 64)  // every cache line of the block ahead
+            _mm_prefetch((const char *)g + PF_BYTES + o, _MM_HINT_T0);
+        __m512i w[8];
+        if (type == GF_WT_Q8_0) {
+            for (int p = 0; p < 8; p++)
+                w[p] = _mm512_loadu_si512(g + 64 * p);
+        } else {
+            const __m512i m4 = _mm512_set1_epi8(0x0f);
+            for (int q = 0; q < 4; q++) {
+                __m512i n = _mm512_loadu_si512(g + 64 * q);
+                w[q] = _mm512_and_si512(n, m4);
+                w[q + 4] = _mm512_and_si512(_mm512_srli_epi16(n, 4), m4);
+            }
+        }
+        __m512 sw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + gb - 32)));
+        // the eight products of a token depend on each other (4 cycles apiece): they are
+        // issued one step for all tokens at a time, and with one or two tokens each chain is
+        // cut in two halves that run side by side
+        const uint8_t *x = xp + (size_t)k * GF_GEMM_XREC;
+        __m512i t[MICRO_T], u[MICRO_T];
+        for (int j = 0; j < RN; j++) {
+            t[j] = bcast32(x + j * xst + coff);
+            u[j] = _mm512_setzero_si512();
+        }
+        for (int p = 0; p < 8; p++)
+            for (int j = 0; j < RN; j++) {
+                __m512i xv = bcast32(x + j * xst + 4 * p);
+                if (RN <= 2 && p >= 4)
+                    u[j] = _mm512_dpbusd_epi32(u[j], w[p], xv);
+                else
+                    t[j] = _mm512_dpbusd_epi32(t[j], w[p], xv);
+            }
+        for (int j = 0; j < RN; j++) {
+            float dx;
+            memcpy(&dx, x + j * xst + GF_QK + 4, sizeof(dx));
+            __m512i sum = RN <= 2 ? _mm512_add_epi32(t[j], u[j]) : t[j];
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
+                                     _mm512_mul_ps(sw, _mm512_set1_ps(dx)), acc[j]);
+        }
+    }
+    for (int j = 0; j < RN; j++)
+        _mm512_storeu_ps(y + (size_t)j * ldy, acc[j]);
+}
+
+#define MICRO_X16(type, rn)                                                                    \
+    case rn:                                                                                   \
+        micro_x16(type, rn, x, w, nb, yo, ldy);                                                \
+        break;
+
+/* One instantiation per weight type, so that the type is a constant inside micro_x16. */
+#define X16_TYPE(type)                                                                         \
+    for (int gi = 0; gi < R / GF_GEMM_ROWS; gi++) {                                            \
+        const uint8_t *w = wx + (size_t)gi * nb * gf_gemm_x16_block(type);                     \
+        for (int t0 = 0; t0 < T; t0 += MICRO_T) {                                              \
+            int rn = T - t0 < MICRO_T ? T - t0 : MICRO_T;                                      \
+            const uint8_t *x = xp + (size_t)t0 * nb * GF_GEMM_XREC;                            \
+            float *yo = y + (size_t)t0 * ldy + (size_t)(GF_GEMM_ROWS * gi);                    \
+            switch (rn) {                                                                      \
+                MICRO_X16(type, 1) MICRO_X16(type, 2) MICRO_X16(type, 3) MICRO_X16(type, 4)    \
+                MICRO_X16(type, 5) MICRO_X16(type, 6) MICRO_X16(type, 7) MICRO_X16(type, 8)    \
+            default:                                                                           \
+                break;                                                                         \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+static void x16(int type, const uint8_t *xp, int T, const uint8_t *wx, int R, int nb, float *y,
+                size_t ldy)
+{
+    if (type == GF_WT_Q8_0) {
+        X16_TYPE(GF_WT_Q8_0)
+    } else {
+        X16_TYPE(GF_WT_Q4_0)
+    }
+}
+
 /* F32: RM weight rows x RN*16 tokens of accumulators; each step k broadcasts one weight per row
  * and multiplies it with RN vectors of 16 tokens' activations (outer-product form), so the
  * accumulators end up holding finished outputs and no horizontal sums are needed. */
@@ -215,5 +309,6 @@ const struct gf_gemm gf_gemm_avx512vnni = {
     .pack_x = pack_x,
     .pack_w = pack_w,
     .tile = tile,
+    .x16 = x16,
     .f32 = f32,
 };

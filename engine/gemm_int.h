@@ -18,8 +18,19 @@
  * with zero rows (bytes 128, scale 0). Activations, per token and block, a GF_GEMM_XREC-byte
  * record: the block's 32 values (int8, the signed operand), then int32 c = -128 * (their sum),
  * which cancels the +128 of the weights exactly when the lane starts from it, then the block
- * scale as a float. Every implementation produces exactly these layouts; tests compare them
- * byte for byte. */
+ * scale as a float, then int32 c4 = -8 * (their sum) for regrouped Q4_0 weights (below), then 4
+ * zero bytes. Every implementation produces exactly these layouts; tests compare them byte for
+ * byte.
+ *
+ * Regrouped weights ("x16"): Q8_0 and Q4_0 matrices rearranged once, when the model is loaded,
+ * so that decode steps and prompts read them in this order with no packing per product. Per
+ * group of 16 rows, per block, the group's blocks one after the other:
+ *   Q8_0, GF_GEMM_Q8X bytes: [0, 512) as a packed group (value + 128), [512, 544) half d[16]
+ *   Q4_0, GF_GEMM_Q4X bytes: [0, 256) byte 64q + 4r + b = byte 4q + b of row r's nibbles, whose
+ *         low nibble is value 4q + b + 8 and high nibble value 16 + 4q + b + 8 (q < 4),
+ *         [256, 288) half d[16]
+ * A Q4_0 nibble is its value + 8: the unsigned operand as stored, cancelled by c4. Both take as
+ * many bytes as the rows they come from. */
 #ifndef GF_GEMM_INT_H
 #define GF_GEMM_INT_H
 
@@ -30,7 +41,9 @@
 
 #define GF_GEMM_ROWS  16   // weight rows per packed group
 #define GF_GEMM_GROUP 576  // bytes of one block of a group of 16 weight rows
-#define GF_GEMM_XREC  40   // bytes of one token's record of one block
+#define GF_GEMM_XREC  48   // bytes of one token's record of one block
+#define GF_GEMM_Q8X   544  // bytes of one block of 16 regrouped Q8_0 rows
+#define GF_GEMM_Q4X   288  // bytes of one block of 16 regrouped Q4_0 rows
 
 struct gf_gemm {
     const char *name;  // "scalar", "avx512vnni"
@@ -44,12 +57,26 @@ struct gf_gemm {
      * start at xp + t*nb*GF_GEMM_XREC. */
     void (*tile)(const uint8_t *xp, int T, const uint8_t *wp, int R, int nb, float *y,
                  size_t ldy);
+    /* tile() for R (a multiple of 16) rows of type GF_WT_Q8_0 or GF_WT_Q4_0 regrouped by
+     * gf_gemm_regroup at wx: group g's blocks start at wx + g * nb * (its block bytes). */
+    void (*x16)(int type, const uint8_t *xp, int T, const uint8_t *wx, int R, int nb, float *y,
+                size_t ldy);
     /* F32 weights: y[t*ldy + r] = sum_k w[r*ldw + k] * xt[k*ldt + t] for t < T, r < R, where xt
      * holds the activations transposed ([K][ldt], ldt a multiple of 16 >= T, padding columns
      * readable). Weight rows are read in place, no packing. */
     void (*f32)(const float *xt, int T, int ldt, const float *w, size_t ldw, int R, int K,
                 float *y, size_t ldy);
 };
+
+/* Bytes of one block of 16 regrouped rows of type (Q8_0 or Q4_0). */
+static inline size_t gf_gemm_x16_block(int type)
+{
+    return type == GF_WT_Q8_0 ? GF_GEMM_Q8X : GF_GEMM_Q4X;
+}
+
+/* Regroups R rows (a multiple of 16) of nb blocks of type GF_WT_Q8_0 or GF_WT_Q4_0, row_bytes
+ * apart, into out[R * row_bytes] (the x16 layout). */
+void gf_gemm_regroup(int type, const void *rows, size_t row_bytes, int R, int nb, uint8_t *out);
 
 /* The scalar implementation: the reference the SIMD one is tested against. */
 extern const struct gf_gemm gf_gemm_scalar;

@@ -616,6 +616,21 @@ void gf_gguf_close(struct gf_gguf *g)
         release(g);
 }
 
+void gf_gguf_release_pages(const struct gf_gguf *g, const void *p, size_t len)
+{
+    uintptr_t lo = (uintptr_t)p, hi = lo + len, base = (uintptr_t)g->base;
+    if (!g->mapped || lo < base || hi > base + g->size || hi < lo)
+        return;
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0)
+        return;
+    uintptr_t a = (lo + (uintptr_t)ps - 1) / (uintptr_t)ps * (uintptr_t)ps;
+    uintptr_t b = hi / (uintptr_t)ps * (uintptr_t)ps;
+    // a private read-only file mapping: dropped pages fault back in from the file, unchanged
+    if (a < b)
+        (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 /* ---- accessors -------------------------------------------------------------------------- */
 
 uint32_t gf_gguf_version(const struct gf_gguf *g)

@@ -160,6 +160,10 @@ int gf_gguf_open(const char *path, struct gf_gguf **out, struct gf_err *err);
 int gf_gguf_open_mem(const void *data, size_t len, struct gf_gguf **out, struct gf_err *err);
 /* Unmaps and frees; NULL is a no-op. Every pointer obtained from g becomes invalid. */
 void gf_gguf_close(struct gf_gguf *g);
+/* Tells the system that [p, p + len), bytes of g's data, will not be read for a while: the
+ * memory pages wholly inside it are released from this process (they are read again from the
+ * file if they are used). The data stay valid. A no-op for a buffer of gf_gguf_open_mem. */
+void gf_gguf_release_pages(const struct gf_gguf *g, const void *p, size_t len);
 
 uint32_t gf_gguf_version(const struct gf_gguf *g);
 uint64_t gf_gguf_alignment(const struct gf_gguf *g);

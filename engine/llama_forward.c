@@ -73,13 +73,34 @@ struct mm_job {
     int T;
     bool gemm;
     bool packed;            // quantized weights go through c->gq with c->xpq
+    bool recs;              // c->xpq holds the activations' records (for gq->tile or gq->x16)
     bool f32t;              // F32 weights go through c->gq->f32 with c->xt
     int chunk_rows;         // decode products: rows per chunk (a multiple of ROW_ALIGN)
 };
 
+/* Regrouped weights are read in whole groups of 16 rows: rows [r0, r1) qualify when both ends
+ * fall on group boundaries (always, as jobs are split in multiples of 16 rows). */
+static bool use_x16(const struct mm_job *j, const struct gf_llm_weight *w, int r0, int r1)
+{
+    return j->recs && w->x16 != NULL && r0 % GF_GEMM_ROWS == 0 && r1 % GF_GEMM_ROWS == 0;
+}
+
+static void mm_rows_x16(const struct mm_job *j, const struct gf_llm_weight *w, float *y, int r0,
+                        int r1)
+{
+    int nb = w->cols / GF_QK;
+    const uint8_t *wx = (const uint8_t *)w->x16 +
+                        (size_t)(r0 / GF_GEMM_ROWS) * nb * gf_gemm_x16_block(w->type);
+    j->c->gq->x16(w->type, j->c->xpq, j->T, wx, r1 - r0, nb, y + r0, (size_t)w->rows);
+}
+
 static void mm_rows_dot(const struct mm_job *j, const struct gf_llm_weight *w, float *y, int r0,
                         int r1)
 {
+    if (use_x16(j, w, r0, r1)) {
+        mm_rows_x16(j, w, y, r0, r1);
+        return;
+    }
     const struct gf_kernels *k = j->c->k;
     k->matvec(k, w->type, (const char *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes,
               r1 - r0, w->cols, &j->mv, y + r0, (size_t)w->rows);
@@ -107,6 +128,10 @@ static void mm_rows_gemm(const struct mm_job *j, const struct gf_llm_weight *w, 
                          int r1, int ith)
 {
     int cols = w->cols;
+    if (use_x16(j, w, r0, r1)) {
+        mm_rows_x16(j, w, y, r0, r1);
+        return;
+    }
     if (j->packed) {
         mm_rows_packed(j, w, y, r0, r1, ith);
         return;
@@ -177,13 +202,15 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
                    float *const *y, const float *x, int T)
 {
     struct mm_job j = {.c = c, .n_w = n_w, .x = x, .T = T, .gemm = T >= c->gemm_min};
-    bool quant = false;
+    bool quant = false, x16 = false, all_x16 = c->gq != NULL;
     double work = 0;
     for (int i = 0; i < n_w; i++) {
         j.w[i] = w[i];
         j.y[i] = y[i];
         work += (double)w[i]->rows * w[i]->cols * T;
         quant |= w[i]->type == GF_WT_Q8_0 || w[i]->type == GF_WT_Q4_0;
+        x16 |= w[i]->x16 != NULL && c->gq != NULL;
+        all_x16 &= w[i]->x16 != NULL;
     }
     if (!j.gemm) {
         // activations quantized once per product (not per row), in every form the kernels read
@@ -193,14 +220,22 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
         if (quant) {
             for (int t = 0; t < T; t++)
                 c->k->quantize_q8(x + (size_t)t * cols, c->xq + (size_t)t * ldq, cols);
-            if (c->k->uses_prep) {
+            // regrouped weights all of them: the jobs' row ranges fall on groups of 16 (each
+            // weight's rows are a multiple of 16), so the matrix-vector kernels are not used
+            if (c->k->uses_prep && !all_x16) {
                 gf_mv_prep(c->xq, ldq, T, nb, c->xrec);
                 j.mv.rec = c->xrec;
             }
-            if (c->k->uses_prep1 && T == 1) {  // one sequence's decode step
+            if (c->k->uses_prep1 && T == 1 && !all_x16) {  // one sequence's decode step
                 j.mv.rec1_type = w[0]->type;
                 gf_mv_prep1(j.mv.rec1_type, c->xq, nb, c->xrec1);
                 j.mv.rec1 = c->xrec1;
+            }
+            if (x16) {
+                for (int t = 0; t < T; t++)
+                    c->gq->pack_x(c->xq + (size_t)t * ldq, nb,
+                                  c->xpq + (size_t)t * nb * GF_GEMM_XREC);
+                j.recs = true;
             }
         }
     }
@@ -212,7 +247,7 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
                 c->k->quantize_q8(x + (size_t)t * cols, c->xq, cols);
                 c->gq->pack_x(c->xq, nb, c->xpq + (size_t)t * nb * GF_GEMM_XREC);
             }
-            j.packed = true;
+            j.packed = j.recs = true;
         } else if (!quant && c->gq != NULL && w[0]->type == GF_WT_F32) {
             int cols = w[0]->cols;
             for (int t = 0; t < T; t++)

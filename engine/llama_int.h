@@ -22,6 +22,7 @@ struct gf_llm_weight {
     int rows, cols;
     size_t row_bytes;
     const void *data;  // borrowed from the model's mapping
+    const void *x16;   // Q8_0/Q4_0 rows regrouped for the integer kernels (gemm_int.h), or NULL
 };
 
 struct gf_llm_hparams {
@@ -59,6 +60,7 @@ struct gf_llm {
     const float *out_norm;          // [dim]
     struct gf_llm_weight output;    // [n_vocab][dim]; token_embd when tied
     uint64_t weight_bytes;          // bytes a decode step reads (all matrices, norms, output)
+    void *x16_mem;                  // the regrouped copies of the weights that have one
 };
 
 /* Reads the hyper-parameters and weights of g (architecture "llama" only) and checks every

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/gemm_int.h"
 #include "engine/gguf.h"
 #include "engine/kernels_int.h"
 
@@ -153,6 +154,60 @@ static uint64_t wbytes(const struct gf_llm_weight *w)
     return (uint64_t)w->row_bytes * (uint64_t)w->rows;
 }
 
+/* The weights the integer kernels can read regrouped: Q8_0 and Q4_0 with whole groups of rows
+ * (every real model's layer matrices; an odd vocabulary leaves the output projection as it is). */
+static bool regroupable(const struct gf_llm_weight *w)
+{
+    return (w->type == GF_WT_Q8_0 || w->type == GF_WT_Q4_0) && w->rows % GF_GEMM_ROWS == 0;
+}
+
+/* Gives every regroupable weight a regrouped copy, when this CPU has the integer kernels: they
+ * then read 16 rows' blocks as one stream with no packing, in decode steps as in prompts. The
+ * copy takes as many bytes as the weights; the mapped originals stay valid (the kernels of the
+ * other tables and the embedding lookup read them) but their pages are released once copied,
+ * so a regrouped model's memory stays about the size of its weights. */
+static int regroup(struct gf_llm *m)
+{
+    if (gf_gemm_get() == NULL)
+        return 0;
+    struct gf_llm_weight *ws[8];
+    size_t total = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        uint8_t *at = m->x16_mem;
+        for (int l = -1; l < m->hp.n_layers; l++) {
+            int n = 0;
+            if (l < 0) {
+                ws[n++] = &m->output;
+            } else {
+                struct gf_llm_layer *L = &m->layers[l];
+                ws[n++] = &L->wq, ws[n++] = &L->wk, ws[n++] = &L->wv, ws[n++] = &L->wo;
+                ws[n++] = &L->gate, ws[n++] = &L->up, ws[n++] = &L->down;
+            }
+            for (int i = 0; i < n; i++) {
+                struct gf_llm_weight *w = ws[i];
+                if (!regroupable(w))
+                    continue;
+                size_t bytes = w->row_bytes * (size_t)w->rows;
+                if (pass == 0) {
+                    total += bytes;
+                    continue;
+                }
+                gf_gemm_regroup(w->type, w->data, w->row_bytes, w->rows, w->cols / GF_QK, at);
+                gf_gguf_release_pages(m->gguf, w->data, bytes);
+                w->x16 = at;
+                at += bytes;
+            }
+        }
+        if (pass == 0) {
+            if (total == 0)
+                return 0;
+            if ((m->x16_mem = gf_malloc(total)) == NULL)
+                return GF_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 int gf_llm_load(struct gf_gguf *g, struct gf_llm **out, struct gf_err *err)
 {
     *out = NULL;
@@ -217,9 +272,14 @@ int gf_llm_load(struct gf_gguf *g, struct gf_llm **out, struct gf_err *err)
                  wbytes(&L->gate) + wbytes(&L->up) + wbytes(&L->down) + (uint64_t)hp->dim * 8;
     }
     m->weight_bytes = total;
+    if (regroup(m) != 0) {
+        rc = gf_err_set(err, GF_ENOMEM, "out of memory");
+        goto fail;
+    }
     *out = m;
     return 0;
 fail:
+    gf_free(m->x16_mem);
     gf_free(m->layers);
     gf_free(m);
     return rc;
@@ -248,6 +308,7 @@ void gf_llm_free(struct gf_llm *m)
         return;
     if (m->owns_gguf)
         gf_gguf_close(m->gguf);
+    gf_free(m->x16_mem);
     gf_free(m->layers);
     gf_free(m);
 }

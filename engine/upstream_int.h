@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "common/common.h"
 #include "engine/engine.h"
@@ -70,8 +71,23 @@ bool gf_js_next(struct gf_js_it *it, struct gf_js *key, struct gf_js *val);
 /* Appends the decoded bytes of the string s (quotes included) to out, NUL-terminated (the NUL
  * not counted in out->len; the text may hold NULs of its own from \u0000). 0 or GF_E*. */
 int gf_js_str(struct gf_js s, struct gf_buf *out);
-/* True when the string s, decoded and read as a C string (as cJSON compares keys), is name. */
-bool gf_js_is(struct gf_js s, const char *name);
+/* True when the string s, decoded and read as a C string (as cJSON compares keys), is name.
+ * Inline because member names are compared against several literals each (a stream chunk's
+ * keys about thirty times): with a literal name the length test and the byte comparison
+ * compile to a few instructions, and only a text longer than the name (which must then hold
+ * escapes or a NUL to match) that starts like it is decoded, by gf_js_is_decoded. Decoding never lengthens a
+ * string and an escape or a NUL shortens it: a text as long as the name matches only byte for
+ * byte, a shorter one never. */
+bool gf_js_is_decoded(struct gf_js s, const char *name);
+static inline bool gf_js_is(struct gf_js s, const char *name)
+{
+    size_t n = strlen(name);
+    if (s.n <= n + 2)
+        return s.n == n + 2 && memcmp(s.p + 1, name, n) == 0;
+    if (s.p[1] != name[0] && s.p[1] != '\\')
+        return false; // the first character is itself and not name's
+    return gf_js_is_decoded(s, name);
+}
 /* The value of the number v (strtod), false when v is not a number. */
 bool gf_js_num(struct gf_js v, double *out);
 /* Appends v without the whitespace between its tokens (raw control bytes inside strings

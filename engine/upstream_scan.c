@@ -276,18 +276,11 @@ int gf_js_str(struct gf_js s, struct gf_buf *out)
     return 0;
 }
 
-bool gf_js_is(struct gf_js s, const char *name)
+bool gf_js_is_decoded(struct gf_js s, const char *name)
 {
-    size_t n = strlen(name);
-    // Decoding never lengthens a string, and an escape or a NUL shortens it: a name as long as
-    // the raw text matches only byte for byte, a longer one never.
-    if (s.n <= n + 2)
-        return s.n == n + 2 && memcmp(s.p + 1, name, n) == 0;
-    if (memchr(s.p, '\\', s.n) == NULL && memchr(s.p, '\0', s.n) == NULL)
-        return false; // no escapes, no NUL: the raw text had to match
     // cJSON compares the decoded key as a C string: "na\u006de" and "name\u0000x" are "name".
     // Decoded a character at a time against name, so a name of any length is compared, up to
-    // its first NUL.
+    // its first NUL, and a plain byte that differs ends it at once.
     const char *p = s.p + 1, *end = s.p + s.n - 1, *q = name;
     while (p < end) {
         char u[4];

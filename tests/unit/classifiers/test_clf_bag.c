@@ -25,7 +25,7 @@ static void reference(uint32_t dim, size_t n, int32_t *acc)
 
 static void check_kernel(const char *name, gf_clf_bag_fn k)
 {
-    static const uint32_t dims[] = {1, 8, 15, 16, 17, 32, 48, 50, 64, 96, 128, 144, 160};
+    static const uint32_t dims[] = {1, 8, 15, 16, 17, 24, 32, 48, 50, 56, 64, 79, 96, 128, 144, 160};
     static const size_t ns[] = {0, 1, 15, 16, 17, 254, 255, 256, 511, 1000, MAXN};
     uint64_t s = 1234;
     int ok = 1;

@@ -35,6 +35,7 @@ static const char *RECIPE =
     "{\"seed\": 7, \"categories\": [\"spam\", \"hate\", \"self-harm\"], \"data_dir\": \"data\",\n"
     " \"hash\": {\"buckets\": 1024, \"word_ngrams\": [1, 2], \"char_ngrams\": [3, 4]},\n"
     " \"train\": {\"dim\": 8, \"epochs\": 2, \"max_bytes\": 100, \"short_crops\": 0.25},\n"
+    " \"head\": {\"categories\": [\"spam\"], \"dim\": 4, \"hidden\": 3, \"epochs\": 5},\n"
     " \"split\": {\"val\": 0.25, \"test\": 0.25},\n"
     " \"sources\": [\n"
     "  {\"name\": \"sms\", \"file\": \"sms.jsonl\", \"license\": \"CC BY 4.0\", \"ship\": true,\n"
@@ -112,6 +113,9 @@ static void test_load_and_rows(void)
     CHECK(r->hash.buckets == 1024 && r->hash.char_max == 4 && r->hash.seed == 7);
     CHECK(r->train.dim == 8 && r->train.epochs == 2 && r->max_bytes == 100);
     CHECK(r->train.short_crops == 0.25f);
+    CHECK(r->n_head == 1 && strcmp(r->head_cats[0], "spam") == 0);
+    CHECK(r->head_train.dim == 4 && r->head_train.hidden == 3 && r->head_train.epochs == 5);
+    CHECK(r->head_train.short_crops == 0.25f && r->head_train.batch == r->train.batch);
     CHECK(r->n_sources == 4 && r->sources[2].in_recipe_dir && !r->sources[3].ship);
 
     struct gf_clf_rows rows;
@@ -187,6 +191,14 @@ static void test_bad_recipes(void)
     expect_bad("{\"categories\": [\"a\"], \"train\": {\"lr\": -1}}", "train.lr");
     expect_bad("{\"categories\": [\"a\"], \"train\": {\"short_crops\": 1.5}}",
                "train.short_crops");
+    expect_bad("{\"categories\": [\"a\"], \"head\": {\"categories\": [\"b\"]}}",
+               "head.categories: unknown category b");
+    expect_bad("{\"categories\": [\"a\"], \"head\": {\"categories\": [\"a\", \"a\"]}}",
+               "a twice");
+    expect_bad("{\"categories\": [\"a\"], \"head\": {\"categories\": []}}",
+               "head.categories");
+    expect_bad("{\"categories\": [\"a\"], \"head\": {\"categories\": [\"a\"], \"dim\": 0}}",
+               "head.dim");
     expect_bad("{\"categories\": [\"a\"], \"sources\": []}", "sources");
     expect_bad("{\"categories\": [\"a\"], \"sources\": [{\"name\": \"x\", \"file\": \"f\"}]}",
                "sources[0]");

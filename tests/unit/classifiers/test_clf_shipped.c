@@ -70,6 +70,9 @@ static void test_categories(struct gf_clf_model *m)
     for (size_t c = 0; c < GF_ARRAY_LEN(CATS); c++)
         CHECK_STREQ(names[c], CATS[c]);
     CHECK(m->norm_version == GF_NORM_VERSION);
+    // spam is scored by the model's head (docs/classifiers.md).
+    REQUIRE(m->head != NULL && m->head->n_cat == 1);
+    CHECK(m->head_cat[0] == (uint32_t)gf_clf_model_category_index(m, "spam"));
 }
 
 static void test_examples(struct gf_clf_model *m)

@@ -132,6 +132,76 @@ static void test_products(void)
         fprintf(stderr, "note: no AVX-512 VNNI here: only the scalar product was checked\n");
 }
 
+/* Regrouped weights (x16): the scalar product against the dot kernels, the SIMD one against the
+ * scalar one, for 1-3 groups of 16 rows and token counts around the micro-kernel's 8. */
+static void check_x16(int type, int nb, int T, int R)
+{
+    const struct gf_kernels *k = &gf_kernels_scalar;
+    const struct gf_gemm *simd = gf_gemm_get();
+    static float x[MAX_T * MAX_NB * GF_QK];
+    static struct gf_block_q8 xq[MAX_T * MAX_NB];
+    static uint8_t w[48 * MAX_NB * sizeof(struct gf_block_q8)];
+    static uint8_t xp[MAX_T * MAX_NB * GF_GEMM_XREC];
+    static float y1[MAX_T * 48], y2[MAX_T * 48];
+    int cols = nb * GF_QK;
+    size_t row_bytes = gf_wt_row_bytes(type, cols);
+    for (int i = 0; i < T * cols; i++)
+        x[i] = frand() * 3.0f;
+    for (int t = 0; t < T; t++) {
+        k->quantize_q8(x + (size_t)t * cols, xq + (size_t)t * nb, cols);
+        gf_gemm_scalar.pack_x(xq + (size_t)t * nb, nb, xp + (size_t)t * nb * GF_GEMM_XREC);
+    }
+    make_rows(type, nb, R, w, row_bytes);
+    // the regrouped rows in a buffer of their exact size (reads past it are caught by ASan)
+    uint8_t *wh = gf_malloc(row_bytes * (size_t)R);
+    CHECK(wh != NULL);
+    if (wh == NULL)
+        return;
+    gf_gemm_regroup(type, w, row_bytes, R, nb, wh);
+    gf_gemm_scalar.x16(type, xp, T, wh, R, nb, y1, 48);
+    double worst = 0;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < R; r++) {
+            const void *row = w + (size_t)r * row_bytes;
+            float ref = type == GF_WT_Q8_0 ? k->dot_q8(row, xq + (size_t)t * nb, nb)
+                                           : k->dot_q4(row, xq + (size_t)t * nb, nb);
+            worst = fmax(worst, fabs(ref - y1[t * 48 + r]) / fmax(1.0, fabs(ref)));
+        }
+    CHECK_MSG(worst < 1e-4, "x16 scalar type %d nb %d T %d R %d: error %g", type, nb, T, R, worst);
+    if (simd != NULL) {
+        memset(y2, 0, sizeof(y2));
+        simd->x16(type, xp, T, wh, R, nb, y2, 48);
+        worst = 0;
+        bool clean = true;
+        for (int t = 0; t < MAX_T; t++)
+            for (int r = 0; r < 48; r++) {
+                if (t < T && r < R)
+                    worst = fmax(worst, fabs(y1[t * 48 + r] - y2[t * 48 + r]) /
+                                            fmax(1.0, fabs(y1[t * 48 + r])));
+                else
+                    clean &= y2[t * 48 + r] == 0.0f;
+            }
+        CHECK_MSG(worst < 1e-4, "x16 %s type %d nb %d T %d R %d: error %g", simd->name, type, nb,
+                  T, R, worst);
+        CHECK_MSG(clean, "x16 %s type %d T %d R %d wrote past its rows or tokens", simd->name,
+                  type, T, R);
+    }
+    gf_free(wh);
+}
+
+static void test_x16(void)
+{
+    const int types[] = {GF_WT_Q8_0, GF_WT_Q4_0};
+    const int nbs[] = {1, 2, 3, 9};
+    const int ts[] = {1, 2, 7, 8, 9, 19};
+    const int rs[] = {16, 32, 48};
+    for (size_t a = 0; a < 2; a++)
+        for (size_t b = 0; b < GF_ARRAY_LEN(nbs); b++)
+            for (size_t c = 0; c < GF_ARRAY_LEN(ts); c++)
+                for (size_t d = 0; d < GF_ARRAY_LEN(rs); d++)
+                    check_x16(types[a], nbs[b], ts[c], rs[d]);
+}
+
 /* The +128 offset of the activations cancels exactly even at the extremes of both ranges. */
 static void test_extremes(void)
 {
@@ -189,6 +259,7 @@ static void test_f32(void)
 int main(void)
 {
     RUN(test_products);
+    RUN(test_x16);
     RUN(test_f32);
     RUN(test_extremes);
     return test_report();
