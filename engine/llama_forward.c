@@ -41,6 +41,9 @@ struct gf_llm_ctx {
     float *hb, *hb2;         // [T][hidden]
     float *cs;               // [T][n_rot] rope cos/sin per token
     float *att;              // [n_threads][max_ctx] attention scores
+    float *attb;             // [n_threads][attb_floats]: prompt attention by products, or NULL
+    size_t attb_floats;
+    int ld_s;                // max_ctx rounded up to 16: a row of scores in attb
     struct gf_block_q8 *xq;  // [T][max_cols / 32 + 1] quantized activations
     unsigned char *xrec;     // [max_cols / 32][T] records of xq for the kernels (gf_mv_prep)
     unsigned char *xrec1;    // the same for one token (gf_mv_prep1)
@@ -326,6 +329,67 @@ static void att_worker(void *arg, int ith, int nth)
     }
 }
 
+/* Prompt attention as matrix products. When a batch is one run of consecutive positions of
+ * one sequence (a prompt) with an F32 cache, each (head, block of ATT_QB queries) takes the
+ * scores of all its queries against all its keys in one product (gq->f32, keys read in place
+ * as weight rows), masks the future, softmaxes each row, and takes the weighted sums of the
+ * values in a second product (values read in place as the transposed operand, so head_dim
+ * must be a multiple of 16). The token-by-token path spent most of its time in calls over
+ * one key of 64 values at a time. */
+#define ATT_QB 64
+
+static bool att_by_products(const struct gf_llm_ctx *c, const struct gf_llm_batch *b)
+{
+    if (c->attb == NULL || b->n < c->gemm_min || b->kv[0]->type != GF_KV_F32)
+        return false;
+    for (int t = 1; t < b->n; t++)
+        if (b->kv[t] != b->kv[0] || b->pos[t] != b->pos[0] + t)
+            return false;
+    return true;
+}
+
+static void attb_worker(void *arg, int ith, int nth)
+{
+    const struct att_job *j = arg;
+    struct gf_llm_ctx *c = j->c;
+    const struct gf_llm_hparams *hp = &c->m->hp;
+    int hd = hp->head_dim, q_dim = hp->n_heads * hd, kv_dim = hp->n_kv_heads * hd;
+    int group = hp->n_heads / hp->n_kv_heads, T = j->b->n, pos0 = j->b->pos[0];
+    int nqb = (T + ATT_QB - 1) / ATT_QB;
+    float scale = 1.0f / sqrtf((float)hd);
+    const struct gf_llm_kv *kv = j->b->kv[0];
+    size_t base = (size_t)j->layer * kv->n_ctx * kv_dim;
+    float *qt = c->attb + (size_t)ith * c->attb_floats;  // [hd][ATT_QB] queries, transposed
+    float *o = qt + (size_t)hd * ATT_QB;                  // [hd][ATT_QB] outputs, transposed
+    float *sc = o + (size_t)hd * ATT_QB;                  // [ATT_QB][ld_s] scores
+    int lo, hi;
+    gf_tpool_split(hp->n_heads * nqb, ith, nth, 1, &lo, &hi);
+    for (int it = lo; it < hi; it++) {
+        int h = it / nqb, t0 = it % nqb * ATT_QB, nt = T - t0 < ATT_QB ? T - t0 : ATT_QB;
+        int kvh = h / group, P = pos0 + t0 + nt;  // keys [0, P) cover every query of the block
+        const float *K = (const float *)kv->k + base + (size_t)kvh * hd;
+        const float *V = (const float *)kv->v + base + (size_t)kvh * hd;
+        for (int i = 0; i < ATT_QB; i++)
+            for (int d = 0; d < hd; d++)
+                qt[(size_t)d * ATT_QB + i] =
+                    i < nt ? c->q[(size_t)(t0 + i) * q_dim + (size_t)h * hd + d] : 0.0f;
+        c->gq->f32(qt, nt, ATT_QB, K, (size_t)kv_dim, P, hd, sc, (size_t)c->ld_s);
+        for (int i = 0; i < nt; i++) {
+            float *row = sc + (size_t)i * c->ld_s;
+            int n = pos0 + t0 + i + 1;  // this query sees keys [0, n)
+            for (int p = 0; p < n; p++)
+                row[p] *= scale;
+            c->k->softmax(row, n);
+            memset(row + n, 0, (size_t)(P - n) * sizeof(float));
+        }
+        // o[d][i] = sum_p sc[i][p] * V[p][d]: the values are the transposed operand
+        c->gq->f32(V, hd, kv_dim, sc, (size_t)c->ld_s, nt, P, o, ATT_QB);
+        for (int i = 0; i < nt; i++)
+            for (int d = 0; d < hd; d++)
+                c->xb[(size_t)(t0 + i) * q_dim + (size_t)h * hd + d] = o[(size_t)d * ATT_QB + i];
+    }
+}
+
 /* ---- the pass --------------------------------------------------------------------------- */
 
 static int check_batch(const struct gf_llm_ctx *c, const struct gf_llm_batch *b)
@@ -388,7 +452,7 @@ int gf_llm_forward(struct gf_llm_ctx *c, const struct gf_llm_batch *b)
         double att_work = 0;
         for (int t = 0; t < T; t++)
             att_work += 2.0 * (b->pos[t] + 1) * q_dim;
-        run(c, att_worker, &aj, att_work);
+        run(c, att_by_products(c, b) ? attb_worker : att_worker, &aj, att_work);
         // x += xb Wo
         matmul1(c, &L->wo, c->tmp, c->xb, T);
         for (size_t i = 0; i < (size_t)T * dim; i++)
@@ -459,6 +523,12 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->hb2 = gf_mallocarray(T * hp->hidden, sizeof(float));
     c->cs = gf_mallocarray(T * hp->n_rot, sizeof(float));
     c->att = gf_mallocarray((size_t)n_threads * max_ctx, sizeof(float));
+    c->ld_s = (max_ctx + 15) / 16 * 16;
+    bool attb = c->gq != NULL && hp->head_dim % 16 == 0;
+    if (attb) {
+        c->attb_floats = (size_t)2 * hp->head_dim * ATT_QB + (size_t)ATT_QB * c->ld_s;
+        c->attb = gf_mallocarray((size_t)n_threads, c->attb_floats * sizeof(float));
+    }
     c->xq = gf_mallocarray(T * (c->max_cols / GF_QK + 1), sizeof(struct gf_block_q8));
     c->tile = gf_mallocarray((size_t)n_threads, c->tile_bytes);
     c->xrec = gf_mallocarray(T * (size_t)(c->max_cols / GF_QK), GF_MV_REC);
@@ -469,7 +539,8 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
     c->xt = gf_calloc((size_t)c->ldt * c->max_cols, sizeof(float));
     int rc = GF_ENOMEM;
     if (!c->x || !c->xb || !c->tmp || !c->q || !c->kk || !c->vv || !c->hb || !c->hb2 || !c->cs ||
-        !c->att || !c->xq || !c->tile || !c->xrec || !c->xrec1 || !c->xpq || !c->xt)
+        !c->att || (attb && !c->attb) || !c->xq || !c->tile || !c->xrec || !c->xrec1 ||
+        !c->xpq || !c->xt)
         goto fail;
     if ((rc = gf_tpool_new(n_threads, &c->pool)) != 0)
         goto fail;
@@ -507,6 +578,7 @@ void gf_llm_ctx_free(struct gf_llm_ctx *c)
     gf_free(c->hb2);
     gf_free(c->cs);
     gf_free(c->att);
+    gf_free(c->attb);
     gf_free(c->xq);
     gf_free(c->tile);
     gf_free(c->xpq);

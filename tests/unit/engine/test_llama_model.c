@@ -420,6 +420,34 @@ static void engine_logits(const struct gf_llm *m, const int *toks, int n, int ge
     gf_llm_ctx_free(c);
 }
 
+/* engine_logits through the prompt path in two batches, [0, split) then [split, n): the second
+ * one's queries start past position 0 and attend to the first one's cache. */
+static void engine_logits_split(const struct gf_llm *m, const int *toks, int n, int split,
+                                float *out)
+{
+    struct gf_llm_ctx *c = NULL;
+    struct gf_llm_kv kv;
+    if (gf_llm_ctx_new(m, n, n, 2, NULL, &c) != 0 || gf_llm_kv_init(&kv, m, n, GF_KV_F32) != 0)
+        abort();
+    gf_llm_ctx_set_gemm_min(c, 1);
+    gf_llm_ctx_set_min_parallel(c, 0);
+    int pos[64];
+    struct gf_llm_kv *kvs[64];
+    bool w[64];
+    for (int i = 0; i < n; i++) {
+        pos[i] = i;
+        kvs[i] = &kv;
+        w[i] = true;
+    }
+    struct gf_llm_batch b1 = {split, toks, pos, kvs, w, out};
+    struct gf_llm_batch b2 = {n - split, toks + split, pos + split, kvs + split, w + split,
+                              out + (size_t)split * m->hp.n_vocab};
+    if (gf_llm_forward(c, &b1) != 0 || gf_llm_forward(c, &b2) != 0)
+        abort();
+    gf_llm_kv_cleanup(&kv);
+    gf_llm_ctx_free(c);
+}
+
 /* max over positions of |a - b| / max|b|, the error relative to the logits' scale. */
 static double rel_err(const float *a, const double *b, size_t n)
 {
@@ -463,7 +491,10 @@ static void test_reference_implementation(void)
     double e_gemm = rel_err(got, ref, N * nv);
     engine_logits(m, toks, N, 1000, got);
     double e_dot = rel_err(got, ref, N * nv);
-    CHECK_MSG(e_gemm < 1e-4 && e_dot < 1e-4, "f32 relative error gemm %g dot %g", e_gemm, e_dot);
+    engine_logits_split(m, toks, N, 5, got);
+    double e_split = rel_err(got, ref, N * nv);
+    CHECK_MSG(e_gemm < 1e-4 && e_dot < 1e-4 && e_split < 1e-4,
+              "f32 relative error gemm %g dot %g prompt in two batches %g", e_gemm, e_dot, e_split);
     fprintf(stderr, "note: f32 vs reference: sgemm path %.2g, dot path %.2g\n", e_gemm, e_dot);
     gf_llm_free(m);
     unlink(path);
