@@ -123,8 +123,9 @@ static double eval_mbs(struct gf_policy *p, struct gf_policy_ctx *c, enum gf_sta
     return (double)bytes / s / 1e6;
 }
 
-// Feeds text as ~4-byte tokens; returns tokens per second (filter or plain copy).
-static double stream_tps(struct gf_policy *p, const struct gf_buf *t, bool filter,
+// Feeds text as ~4-byte tokens, or word by word (" w1", " w2", ... like the mock upstream's
+// stream); returns tokens per second (filter or plain copy).
+static double stream_tps(struct gf_policy *p, const struct gf_buf *t, bool filter, bool by_word,
                          double seconds, size_t *tokens_out)
 {
     uint64_t start = cpu_ns(), end = start + (uint64_t)(seconds * 1e9);
@@ -138,6 +139,9 @@ static double stream_tps(struct gf_policy *p, const struct gf_buf *t, bool filte
         gf_buf_reset(&out);
         for (size_t at = 0; at < t->len;) {
             size_t n = 3 + next() % 3;
+            if (by_word)
+                for (n = 1; at + n < t->len && t->data[at + n] != ' ';)
+                    n++;
             if (at + n > t->len)
                 n = t->len - at;
             if (filter)
@@ -202,11 +206,19 @@ int main(int argc, char **argv)
         goto out;
     make_text(&t, 4096);
     size_t n1, n2;
-    double plain = stream_tps(p, &t, false, seconds, &n1);
-    double filt = stream_tps(p, &t, true, seconds, &n2);
+    double plain = stream_tps(p, &t, false, false, seconds, &n1);
+    double filt = stream_tps(p, &t, true, false, seconds, &n2);
     printf("stream of 4 KB in ~4-byte tokens: %.0f tokens/s filtered, %.0f tokens/s copied; "
            "filter cost %.2f us/token\n",
            filt, plain, 1e6 / filt - 1e6 / plain);
+    // The mock upstream's stream of bench/filters.sh: 20000 tokens " w1" ... " w20000".
+    gf_buf_reset(&t);
+    for (int i = 1; i <= 20000; i++)
+        gf_buf_printf(&t, " w%d", i);
+    double mplain = stream_tps(p, &t, false, true, seconds, &n1);
+    double mfilt = stream_tps(p, &t, true, true, seconds, &n2);
+    printf("stream of the mock's 20000 tokens (\" w1\" ...): filter cost %.3f us/token\n",
+           1e6 / mfilt - 1e6 / mplain);
     // What that cost means for a generator producing tokens at a given rate.
     double rates[] = {50, 1000, 10000};
     for (size_t i = 0; i < 3; i++)

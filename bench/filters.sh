@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # filters.sh — speed of the content policy (docs/policy.md).
 #  1. bench_filters: MB/s per core (thread CPU time) of examples/policy.json on 1 KB and 16 KB
-#     texts, input and output stage, and the per-token cost of streaming moderation.
+#     texts (many different texts of each size), input and output stage, and the per-token cost
+#     of streaming moderation (prose in ~4-byte tokens, and the mock upstream's tokens).
 #  2. End to end: tokens/s of a stream of 4000 tokens from the mock upstream through
 #     `gardefou serve`, with the example policy and with an empty policy; median of 5 runs each
 #     and the ratio (the cost of output filtering on a stream). A third server runs the example
-#     policy without the trained model (policy.classifiers=none) for the CPU figures below. Wall-clock figures on a shared
-#     machine are noisy, so the script also reads the CPU time the server spends per token
-#     (/proc/PID/stat, over 5 streams of 20000 tokens per policy): when the server is the
-#     bottleneck, tokens/s is inversely proportional to it, and 1 - cpu(empty)/cpu(example) is
-#     the same cost measured without the noise of the other processes.
+#     policy without the trained model (policy.classifiers=none) for the CPU figures below.
+#     Wall-clock figures on a shared machine are noisy, so the script also reads the CPU time the
+#     server spends per token (/proc/PID/task/*/schedstat, median of 7 streams of 20000 tokens
+#     per policy): when the server is the bottleneck, tokens/s is inversely proportional to it,
+#     and 1 - cpu(empty)/cpu(example) is the same cost measured without the noise of the other
+#     processes.
 # Targets: >= 50 MB/s per core for the example policy; streaming moderation < 5% of tokens/s.
-# Last run (docs/policy.md#speed, loaded 2-core machine): without the trained model 80 / 138 MB/s
-# (1 KB input / output), 42 / 86 MB/s (16 KB); with it 37 / 46 and 26 / 39 MB/s; streaming
-# costs 15% of the server's CPU per token without the model, 29% with it.
+# Last run (docs/policy.md#speed, loaded 2-core machine): without the trained model 67 / 149
+# MB/s (1 KB input / output), 65 / 139 MB/s (16 KB); with it 35 / 50 and 37 / 50 MB/s;
+# streaming costs 0.29 us per mock token in the library with the model (0.15 without), 23-25%
+# of the server's CPU per token (12-18% without).
 # Usage: bench/filters.sh [BUILD_DIR]  (default build-bench: a release build with the tests,
 # for the mock upstream). Figures on a shared, loaded machine are noisy; they are printed, not
 # asserted.
@@ -71,7 +74,9 @@ run() {  # $1 = port; prints tokens/s of one stream
   awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f\n", 4000 / (b - a)}'
 }
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # user + system CPU of a process
+# CPU time of a process in microseconds, all threads (/proc/PID/task/*/schedstat counts
+# nanoseconds; the clock ticks of /proc/PID/stat are 10 ms, as long as a whole stream).
+cpu_us() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d\n", s / 1000}'; }
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -96,14 +101,16 @@ printf 'empty policy:   %8.0f tokens/s (median of 5)\n' "$me"
 printf 'example policy: %8.0f tokens/s (median of 5)\n' "$mf"
 awk -v e="$me" -v f="$mf" 'BEGIN {printf "streaming moderation cost: %.1f%% of tokens/s\n", (1 - f / e) * 100}'
 
-ce=0; cf=0; cn=0
-for _ in 1 2 3 4 5; do
-  a=$(ticks "$s_empty"); stream "$p_empty" 20000; ce=$((ce + $(ticks "$s_empty") - a))
-  a=$(ticks "$s_full"); stream "$p_full" 20000; cf=$((cf + $(ticks "$s_full") - a))
-  a=$(ticks "$s_nc"); stream "$p_nc" 20000; cn=$((cn + $(ticks "$s_nc") - a))
+# Server CPU per token: 7 streams of 20000 tokens per server, interleaved; median per server.
+ce=(); cf=(); cn=()
+for _ in 1 2 3 4 5 6 7; do
+  a=$(cpu_us "$s_empty"); stream "$p_empty" 20000; ce+=($(($(cpu_us "$s_empty") - a)))
+  a=$(cpu_us "$s_full"); stream "$p_full" 20000; cf+=($(($(cpu_us "$s_full") - a)))
+  a=$(cpu_us "$s_nc"); stream "$p_nc" 20000; cn+=($(($(cpu_us "$s_nc") - a)))
 done
-hz=$(getconf CLK_TCK)
-awk -v e="$ce" -v f="$cf" -v n="$cn" -v hz="$hz" 'BEGIN {
-  us = 1e6 / hz / 1e5   # 5 streams of 20000 tokens
-  printf "server CPU per token: empty policy %.2f us, example policy %.2f us, example policy without the trained model %.2f us\n", e * us, f * us, n * us
+e=$(printf '%s\n' "${ce[@]}" | median)
+f=$(printf '%s\n' "${cf[@]}" | median)
+n=$(printf '%s\n' "${cn[@]}" | median)
+awk -v e="$e" -v f="$f" -v n="$n" 'BEGIN {
+  printf "server CPU per token (median of 7 streams of 20000): empty policy %.3f us, example policy %.3f us, example policy without the trained model %.3f us\n", e / 2e4, f / 2e4, n / 2e4
   printf "streaming moderation cost by server CPU: %.1f%% of tokens/s (%.1f%% without the trained model)\n", (1 - e / f) * 100, (1 - e / n) * 100 }'

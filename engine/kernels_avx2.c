@@ -425,6 +425,15 @@ static void matvec(const struct gf_kernels *k, int type, const void *w, size_t r
         gf_matvec_generic(k, type, w, row_bytes, nr, cols, x, y, ldy);
         return;
     }
+    if (type == GF_WT_Q8_0 && x->T == 1) {
+        // one token: each row as one stream, which memory serves twice as fast as two rows
+        // interleaved (measured; for Q4_0 the two are equal from memory and mv_quant2 is
+        // faster in cache)
+        for (int r = 0; r < nr; r++)
+            y[r] = dot_q8((const struct gf_block_q8 *)((const char *)w + (size_t)r * row_bytes),
+                          x->q, cols / GF_QK);
+        return;
+    }
     for (int t0 = 0; t0 < x->T; t0 += MV_T) {  // each group of tokens reads the rows once
         int n = x->T - t0 < MV_T ? x->T - t0 : MV_T;
         float *yt = y + (size_t)t0 * ldy;
