@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 static void after_curl(struct gf_up *u);
+static struct gf_up_sock *sock_find(struct gf_up *u, curl_socket_t s);
 
 /* One watched socket of curl's. A kept-alive connection's socket stays registered with
  * EV_READ between transfers ("parked": curl said CURL_POLL_REMOVE but did not close it), so
@@ -78,9 +79,14 @@ static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
     curl_multi_socket_action(u->multi, fd, action, &running);
     u->in_curl--;
     if (!u->no_quickack) {
-        if (what & EV_READ)
+        // Only while a transfer still reads here: once curl lets go of the socket (the reply is
+        // complete) nothing more is coming that our ACK would release, and the next request
+        // carries it. That skips the setsockopt after the last read of most plain replies.
+        struct gf_up_sock *now = sock_find(u, fd);
+        bool reading = (what & EV_READ) && now != NULL && now->curl_wants;
+        if (reading)
             quickack(fd);
-        quickack_waiting(u, what & EV_READ ? fd : CURL_SOCKET_BAD);
+        quickack_waiting(u, reading ? fd : CURL_SOCKET_BAD);
     }
     after_curl(u);
 }
