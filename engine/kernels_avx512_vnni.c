@@ -20,8 +20,8 @@
 #include <string.h>
 
 #define MV_T 8            // tokens per pass over a weight row
-#define PF_BYTES 4096     // software prefetch distance along the weight stream (measured:
-                          // 1 KiB leaves the stream waiting on memory, 4-16 KiB are equal)
+#define PF_BYTES 4096     // software prefetch distance along an F32 row (measured: 1 KiB
+                          // leaves the stream waiting on memory, 4-16 KiB are equal)
 
 #define MV_R 4            // weight rows per pass: one per 128-bit lane group
 
@@ -115,6 +115,8 @@ mv_quant(int type, const char *w0, size_t row_bytes, int nr, int nb, const struc
         for (int g = 0; g < MV_R; g++)
             p[g] = w0 + (size_t)(r + g < nr ? r + g : nr - 1) * row_bytes;
         float out[MV_T][MV_R];
+        // prefetch the next four rows at the same offset: a fixed distance ahead in this row
+        // would mostly land in the rows this pass reads anyway (measured: 25% faster)
         mv_quant4(type, p, nb, rec, stride, (size_t)MV_R * row_bytes, T, out);
         for (int t = 0; t < T; t++)
             for (int g = 0; g < MV_R && r + g < nr; g++)
