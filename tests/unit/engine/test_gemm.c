@@ -231,13 +231,13 @@ static void test_f32(void)
     const struct gf_gemm *simd = gf_gemm_get();
     if (simd == NULL)
         return;
-    enum { T = 53, R = 15, K = 37, LDT = 64 };
+    enum { T = 53, R = 70, K = 37, LDT = 64 };
     static float xt[K * LDT], w[R * K], y1[T * R], y2[T * R];
     for (int i = 0; i < K * LDT; i++)
         xt[i] = frand();
     for (int i = 0; i < R * K; i++)
         w[i] = frand();
-    const int ts[] = {1, 16, 17, 48, 53}, rs[] = {1, 2, 3, 4, 8, 9, 15};
+    const int ts[] = {1, 16, 17, 48, 53}, rs[] = {1, 2, 3, 4, 8, 9, 15, 64, 70};
     for (size_t a = 0; a < GF_ARRAY_LEN(ts); a++)
         for (size_t b = 0; b < GF_ARRAY_LEN(rs); b++) {
             memset(y2, 0, sizeof(y2));
