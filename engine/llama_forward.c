@@ -185,8 +185,9 @@ static void mm_worker(void *arg, int ith, int nth)
     }
 }
 
-/* Decode products: chunk i is rows [i * chunk_rows, (i + 1) * chunk_rows) of all the job's
- * weights taken end to end, on whichever thread takes it (gf_tpool_run_chunks). */
+/* Decode products, and prompt products that need no per-thread scratch: chunk i is rows
+ * [i * chunk_rows, (i + 1) * chunk_rows) of all the job's weights taken end to end, on
+ * whichever thread takes it (gf_tpool_run_chunks). */
 static void mm_chunk(void *arg, int i)
 {
     const struct mm_job *j = arg;
@@ -194,7 +195,9 @@ static void mm_chunk(void *arg, int i)
     for (int wi = 0; wi < j->n_w && lo < hi; wi++) {
         int rows = j->w[wi]->rows;
         int a = lo > base ? lo - base : 0, b = hi - base < rows ? hi - base : rows;
-        if (a < b)
+        if (a < b && j->gemm)  // only products that need no per-thread scratch (ith 0)
+            mm_rows_gemm(j, j->w[wi], j->y[wi], a, b, 0);
+        else if (a < b)
             mm_rows_dot(j, j->w[wi], j->y[wi], a, b);
         base += rows;
     }
@@ -258,8 +261,16 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
                     c->xt[(size_t)i * c->ldt + (size_t)t] = x[(size_t)t * cols + (size_t)i];
             j.f32t = true;
         }
-        run(c, mm_worker, &j, work);
-        return;
+        bool all_f32 = true;
+        for (int i = 0; i < n_w; i++)
+            all_f32 &= w[i]->type == GF_WT_F32;
+        // regrouped or F32 weights are read in place: such products are shared out in chunks
+        // like decode products, so a descheduled thread costs its share of the work, not a
+        // wait; the others unpack weight tiles into per-thread scratch and split statically
+        if (!((j.packed && all_x16) || (j.f32t && all_f32))) {
+            run(c, mm_worker, &j, work);
+            return;
+        }
     }
     // about 8 chunks per thread, so a thread that is descheduled or slow costs little
     int total = 0;
