@@ -18,7 +18,7 @@
 #include <string.h>
 
 #define PF_BYTES 2048  // software prefetch distance along a Q4_0 row stream (measured from
-                       // memory: Q4_0 gains 10-15% by it, Q8_0 and F32 rows lose 25-40%)
+                       // memory: Q4_0 gains 10-15% by it, Q8_0 and F32 rows lose 10-40%)
 
 static inline float hsum256(__m256 s)
 {
