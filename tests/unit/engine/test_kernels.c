@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "common/common.h"
 #include "tests/test.h"
@@ -283,6 +284,54 @@ static void compare_matvec(const struct gf_kernels *k)
     CHECK_MSG(bad == 0, "%s matvec: %d products differ", k->name, bad);
 }
 
+/* The F32 product on rows and tokens packed back to back in buffers of exactly their size (so
+ * that the sanitizers see any read past them), for 1 to 7 rows (the multi-token kernel takes
+ * three at a time), 1 to 15 tokens (groups of eight and a rest) and column counts with and
+ * without a tail of 16, against the scalar dot product; outputs past the rows stay untouched. */
+static void compare_matvec_f32(const struct gf_kernels *k)
+{
+    const struct gf_kernels *s = &gf_kernels_scalar;
+    const int cols_list[] = {1, 5, 16, 17, 31, 33, 48, 100, 769, 2048 + 7};
+    enum { NR_MAX = 7, T_MAX = 15, LDY = NR_MAX + 2 };
+    int bad = 0, touched = 0;
+    for (size_t ci = 0; ci < GF_ARRAY_LEN(cols_list); ci++) {
+        int cols = cols_list[ci];
+        for (int nr = 1; nr <= NR_MAX; nr++) {
+            float *w = malloc((size_t)nr * cols * sizeof(float));
+            CHECK(w != NULL);
+            fill(w, nr * cols, 1.0f);
+            for (int T = 1; T <= T_MAX; T += (T < 9 ? 1 : 2)) {
+                float *x = malloc((size_t)T * cols * sizeof(float));
+                float y[T_MAX][LDY];
+                CHECK(x != NULL);
+                fill(x, T * cols, 2.0f);
+                for (int t = 0; t < T_MAX; t++)
+                    for (int r = 0; r < LDY; r++)
+                        y[t][r] = -7.0f;
+                struct gf_mv_x mv = {.T = T, .f = x, .ldf = (size_t)cols};
+                k->matvec(k, GF_WT_F32, w, (size_t)cols * sizeof(float), nr, cols, &mv, &y[0][0],
+                          LDY);
+                for (int t = 0; t < T_MAX; t++)
+                    for (int r = 0; r < LDY; r++) {
+                        if (t >= T || r >= nr) {
+                            touched += y[t][r] != -7.0f;
+                            continue;
+                        }
+                        const float *row = w + (size_t)r * cols, *xt = x + (size_t)t * cols;
+                        float want = s->dot_f32(row, xt, cols), mag = 0;
+                        for (int i = 0; i < cols; i++)
+                            mag += fabsf(row[i] * xt[i]);
+                        bad += !(fabsf(y[t][r] - want) <= 2e-6f * fmaxf(mag, 1.0f));
+                    }
+                free(x);
+            }
+            free(w);
+        }
+    }
+    CHECK_MSG(bad == 0, "%s F32 matvec: %d products differ", k->name, bad);
+    CHECK_MSG(touched == 0, "%s F32 matvec: %d outputs written past the rows", k->name, touched);
+}
+
 /* The single-token product on rows packed back to back in a buffer of exactly their size (so
  * that the sanitizers see any read past the last row), for 1 to 9 blocks per row and 1 to 7
  * rows, against the scalar dot product; also a record type that does not match the weights,
@@ -399,10 +448,12 @@ static void test_tables(void)
         }
         compare_table(k);
         compare_matvec(k);
+        compare_matvec_f32(k);
         compare_matvec1(k);
     }
     compare_table(&gf_kernels_scalar);
     compare_matvec(&gf_kernels_scalar);  // trivially equal, but exercises every scalar path
+    compare_matvec_f32(&gf_kernels_scalar);
     CHECK(gf_kernels_get() != NULL);
     CHECK(gf_kernels_by_name("nope") == NULL);
     fprintf(stderr, "note: chosen kernels: %s\n", gf_kernels_get()->name);
