@@ -9,6 +9,8 @@
 #define PREFETCH 16
 #define BLOCK    255
 
+#include "classifiers/clf_bag_strip8.h"
+
 static inline __attribute__((always_inline)) void add32(int32_t *o, __m256i v)
 {
     _mm256_storeu_si256((__m256i *)(void *)o,
@@ -54,29 +56,6 @@ static inline __attribute__((always_inline)) void strip(const int8_t *q, uint32_
             add32(o, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(y)));
             add32(o + 8, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(y, 1)));
         }
-    }
-}
-
-/* Columns [d0, d0 + 8) of the rows in one 128-bit register (a head of 8 dimensions, or 8 left
- * over after the wide strips): same int16 blocks, so the same integers as the portable loop. */
-static void strip8(const int8_t *q, uint32_t dim, uint32_t d0, const uint32_t *b, size_t n,
-                   int32_t *acc)
-{
-    for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
-        size_t end = n - i0 < BLOCK ? n : i0 + BLOCK;
-        __m128i a = _mm_setzero_si128();
-        for (size_t i = i0; i < end; i++) {
-            if (i + PREFETCH < n)
-                _mm_prefetch((const char *)(q + (size_t)b[i + PREFETCH] * dim + d0),
-                             _MM_HINT_T0);
-            const int8_t *row = q + (size_t)b[i] * dim + d0;
-            a = _mm_add_epi16(a, _mm_cvtepi8_epi16(
-                                     _mm_loadl_epi64((const __m128i *)(const void *)row)));
-        }
-        __m128i *o = (__m128i *)(void *)(acc + d0);
-        _mm_storeu_si128(o, _mm_add_epi32(_mm_loadu_si128(o), _mm_cvtepi16_epi32(a)));
-        _mm_storeu_si128(o + 1, _mm_add_epi32(_mm_loadu_si128(o + 1),
-                                              _mm_cvtepi16_epi32(_mm_srli_si128(a, 8))));
     }
 }
 
