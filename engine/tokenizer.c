@@ -68,23 +68,12 @@ static void hash_insert(struct gf_tokenizer *t, int32_t id)
     t->slots[i] = (uint32_t)id + 1;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* The byte of a "<0xNN>" text, or -1. */
 static int byte_of(const char *s, size_t n)
 {
     if (n != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>')
         return -1;
-    int hi = hexval(s[3]), lo = hexval(s[4]);
+    int hi = gf_hexval((unsigned char)s[3]), lo = gf_hexval((unsigned char)s[4]);
     return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
