@@ -44,6 +44,7 @@ int gf_clf_model_alloc(uint32_t n_cat, const char *const *names,
     if (m == NULL)
         return GF_ENOMEM;
     atomic_init(&m->refs, 1);
+    m->id = gf_clf_model_new_id();
     m->n_cat = n_cat;
     m->hash = *hp;
     m->dim = dim;
@@ -73,6 +74,12 @@ int gf_clf_model_alloc(uint32_t n_cat, const char *const *names,
 fail:
     gf_clf_model_unref(m);
     return GF_ENOMEM;
+}
+
+uint64_t gf_clf_model_new_id(void)
+{
+    static atomic_uint_fast64_t last;
+    return (uint64_t)atomic_fetch_add_explicit(&last, 1, memory_order_relaxed) + 1;
 }
 
 struct gf_clf_model *gf_clf_model_ref(struct gf_clf_model *m)
@@ -133,6 +140,7 @@ void gf_clf_scratch_over(struct gf_clf_scratch *s, void *mem, uint32_t dim, uint
     s->x = (float *)(s->acc32 + dim);
     s->hid = s->x + dim;
     s->norm = (char *)(s->hid + (hidden ? hidden : 1));
+    s->tc = NULL;
 }
 
 void gf_clf_scratch_free(struct gf_clf_scratch *s)
@@ -143,11 +151,19 @@ void gf_clf_scratch_free(struct gf_clf_scratch *s)
 // Features arrive in chunks of about a thousand; the kernel sums a chunk's rows in int32 and
 // the chunk's sum goes into the int64 sum of the text, so no text is too long to overflow.
 void gf_clf_bag_init(struct gf_clf_bag *b, const struct gf_clf_model *m, int64_t *acc,
-                     int32_t *acc32)
+                     int32_t *acc32, struct gf_clf_tokcache *tc)
 {
     *b = (struct gf_clf_bag){.q = m->emb_q, .acc32 = acc32, .acc = acc, .dim = m->dim,
                              .hq = m->head ? m->head->emb_q : NULL,
                              .hdim = m->head ? m->head->dim : 0, .kernel = m->bag};
+    if (tc != NULL && m->bag_dim <= GF_CLF_TOK_DIM) {
+        if (tc->model != m->id) {
+            for (size_t i = 0; i < GF_CLF_TOK_SLOTS; i++)
+                tc->e[i].len = 0;
+            tc->model = m->id;
+        }
+        b->tc = tc;
+    }
 }
 
 void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n)
@@ -236,6 +252,7 @@ int gf_clf_model_attach_head(struct gf_clf_model *m, struct gf_clf_model *head,
         return rc;
     }
     m->head = head;
+    m->id = gf_clf_model_new_id();  // sums memoized for the bag without the head are wrong now
     m->bag_dim = m->dim + head->dim;
     m->max_hidden = m->hidden > head->hidden ? m->hidden : head->hidden;
     return 0;
@@ -249,12 +266,16 @@ static int score_raw(const struct gf_clf_model *m, const char *text, size_t len,
     if (s->dim < m->bag_dim || s->hidden < m->max_hidden)
         return GF_EINVAL;
     struct gf_clf_bag b;
-    gf_clf_bag_init(&b, m, s->acc, s->acc32);
+    gf_clf_bag_init(&b, m, s->acc, s->acc32, s->tc);
     memset(s->acc, 0, m->bag_dim * sizeof(int64_t));
-    size_t nf = canon != NULL ? gf_clf_shape_features(&m->hash, text, len, gf_clf_bag_add, &b) +
-                                    gf_clf_features(&m->hash, canon, clen, gf_clf_bag_add, &b)
-                              : gf_clf_text_features(&m->hash, text, len, s->norm, GF_CLF_NORM_BUF,
-                                                     gf_clf_bag_add, &b);
+    struct gf_clf_feat_state fs = {{0}, 0};
+    size_t nf = canon != NULL
+                    ? gf_clf_shape_features(&m->hash, text, len, gf_clf_bag_add, &b) +
+                          gf_clf_features_tok(&m->hash, &fs, canon, clen, gf_clf_bag_add,
+                                              gf_clf_bag_token, &b)
+                    : gf_clf_text_features(&m->hash, text, len, s->norm, GF_CLF_NORM_BUF,
+                                           gf_clf_bag_add, gf_clf_bag_token, &b);
+    gf_clf_bag_finish(&b);
     gf_clf_model_forward(m, s->acc, nf, s->x, s->hid, raw);
     return 0;
 }

@@ -74,7 +74,7 @@ void gf_clf_stream_free(struct gf_clf_stream *st)
 
 // Hashes the piece text[0..len) into acc, n_feats, fs and sh.
 static int add_piece(struct gf_clf_stream *st, const char *text, size_t len, int64_t *acc,
-                     int32_t *acc32, size_t *n_feats, struct gf_clf_feat_state *fs,
+                     struct gf_clf_scratch *s, size_t *n_feats, struct gf_clf_feat_state *fs,
                      struct gf_clf_shape *sh)
 {
     struct gf_norm nm;
@@ -82,8 +82,10 @@ static int add_piece(struct gf_clf_stream *st, const char *text, size_t len, int
     if (rc != 0)
         return rc;
     struct gf_clf_bag b;
-    gf_clf_bag_init(&b, st->m, acc, acc32);
-    *n_feats += gf_clf_features_from(&st->m->hash, fs, nm.text, nm.len, gf_clf_bag_add, &b);
+    gf_clf_bag_init(&b, st->m, acc, s->acc32, s->tc);
+    *n_feats += gf_clf_features_tok(&st->m->hash, fs, nm.text, nm.len, gf_clf_bag_add,
+                                    gf_clf_bag_token, &b);
+    gf_clf_bag_finish(&b);
     gf_clf_shape_scan(text, len, sh);
     return 0;
 }
@@ -99,8 +101,8 @@ int gf_clf_stream_score(struct gf_clf_stream *st, const char *text, size_t len, 
     while (cut > st->done && !gf_clf_stream_cut(text, len, cut))
         cut--;
     if (cut > st->done) {
-        int rc = add_piece(st, text + st->done, cut - st->done, st->acc, s->acc32,
-                           &st->n_feats, &st->fs, &st->sh);
+        int rc = add_piece(st, text + st->done, cut - st->done, st->acc, s, &st->n_feats,
+                           &st->fs, &st->sh);
         if (rc != 0)
             return rc;
         st->done = cut;
@@ -113,14 +115,14 @@ int gf_clf_stream_score(struct gf_clf_stream *st, const char *text, size_t len, 
     struct gf_clf_feat_state fs = st->fs;
     struct gf_clf_shape sh = st->sh;
     if (len > st->done) {
-        int rc = add_piece(st, text + st->done, len - st->done, s->acc, s->acc32, &n_feats, &fs,
-                           &sh);
+        int rc = add_piece(st, text + st->done, len - st->done, s->acc, s, &n_feats, &fs, &sh);
         if (rc != 0)
             return rc;
     }
     struct gf_clf_bag b;
-    gf_clf_bag_init(&b, m, s->acc, s->acc32);
+    gf_clf_bag_init(&b, m, s->acc, s->acc32, NULL);
     n_feats += gf_clf_shape_emit(&m->hash, &sh, gf_clf_bag_add, &b);
+    gf_clf_bag_finish(&b);
     gf_clf_model_forward(m, s->acc, n_feats, s->x, s->hid, scores);
     gf_clf_model_calibrate(m, scores);
     return 0;
