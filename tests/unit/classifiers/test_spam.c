@@ -1,5 +1,7 @@
 /* Unit tests of classifiers/spam.c: typical spam scores high and ordinary requests, including
- * ones with a link or an urgent word, score low; each heuristic moves the score on its own. */
+ * ones with a link or an urgent word, score low; each heuristic moves the score on its own; the
+ * direct phrase scan agrees with the pattern; the run ends of runs_int.h (spam.c's, and the
+ * folded-text one of normalize.c) agree with byte loops. */
 #include "scan_util.h"
 
 #include "classifiers/runs_int.h"
@@ -122,6 +124,11 @@ static bool ref_alnum(unsigned c)
     return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
+static bool ref_folded(unsigned c)  // normalize.c's C_WORD
+{
+    return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '$' || c == '@';
+}
+
 static bool ref_word(unsigned c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
@@ -133,7 +140,7 @@ static bool ref_word(unsigned c)
 static void test_runs(void)
 {
     static const unsigned char edges[] = {'/', '0', '9', ':', '@', 'A', 'Z', '[', '_', '`', 'a',
-                                          'z', '{', 0x7f, 0x80, 0xff, 0xc0, 0xc1, 0xda, 0xdf,
+                                          'z', '{', '#', '$', '%', '?', 0x7f, 0x80, 0xff, 0xc0, 0xc1, 0xda, 0xdf,
                                           0xe0, 0xe1, 0xfa, 0xfb, ' ', 0, 'm', 'M', '5'};
     for (int rep = 0; rep < 4000; rep++) {
         size_t n = (size_t)rep % 41;
@@ -146,13 +153,16 @@ static void test_runs(void)
                                                         : edges[(r >> 8) % sizeof(edges)];
         }
         for (size_t i = 0; i <= n; i++) {
-            size_t a = i, w = i;
+            size_t a = i, w = i, f = i;
             while (a < n && ref_alnum(s[a]))
                 a++;
             while (w < n && ref_word(s[w]))
                 w++;
+            while (f < n && ref_folded(s[f]))
+                f++;
             CHECK(gf_runs_alnum_end(s, i, n) == a);
             CHECK(gf_runs_word_end(s, i, n) == w);
+            CHECK(gf_runs_folded_word_end(s, i, n) == f);
         }
         gf_free(s);
     }
@@ -166,6 +176,9 @@ static void test_runs(void)
             memset(b, '_', sizeof(b));
             b[at] = (unsigned char)c;
             CHECK(gf_runs_word_end(b, 0, sizeof(b)) == (ref_word(c) ? sizeof(b) : at));
+            memset(b, '$', sizeof(b));
+            b[at] = (unsigned char)c;
+            CHECK(gf_runs_folded_word_end(b, 0, sizeof(b)) == (ref_folded(c) ? sizeof(b) : at));
         }
 }
 
