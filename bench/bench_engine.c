@@ -3,7 +3,9 @@
  * sequences decoded together, and the memory read bandwidth of this machine (probed as for
  * llama.cpp's baseline), so that generation can be given as a share of the bandwidth limit
  * (weight bytes per token over bandwidth). Prints key=value lines; bench/engine.sh turns them into a table with ratios.
- * GF_BENCH_PARTS (default "pp,tg,agg,bw") picks the measurements, for quick experiments.
+ * It also names the CPU and probes one core's float multiply-add peak, so that the prompt's
+ * rate can be given as a share of what the CPU computes at most.
+ * GF_BENCH_PARTS (default "pp,tg,agg,bw,peak") picks the measurements, for quick experiments.
  * usage: bench_engine MODEL THREADS [REPS] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 
 #include <immintrin.h>
 
+#include "bench/cpu_peak.h"
 #include "common/common.h"
 #include "engine/kernels_int.h"
 #include "engine/llama_int.h"
@@ -103,6 +106,22 @@ static void bw_worker(void *arg, int ith, int nth)
         j->sum[ith] = sum_plain(a, per);
 }
 
+/* Multiply-adds of the matrix products per prompt token, times 2: every layer matrix, and the
+ * output projection once per prompt (only the last token's logits are wanted). */
+static double prompt_flop_per_token(const struct gf_llm *m, int p)
+{
+    double madds = 0;
+    for (int l = 0; l < m->hp.n_layers; l++) {
+        const struct gf_llm_layer *L = &m->layers[l];
+        const struct gf_llm_weight *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up,
+                                           &L->down};
+        for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+            madds += (double)w[i]->rows * w[i]->cols;
+    }
+    madds += (double)m->output.rows * m->output.cols / p;
+    return 2 * madds;
+}
+
 static double bandwidth(struct gf_tpool *pool)
 {
     size_t n = (size_t)256 << 20;  // floats: 1 GiB
@@ -170,12 +189,14 @@ int main(int argc, char **argv)
     }
     printf("model=%s threads=%lld kernels=%s\nweight_bytes=%llu\n", argv[1], (long long)threads,
            gf_kernels_get()->name, (unsigned long long)m->weight_bytes);
+    gf_print_cpu();
+    printf("pp_gflop_per_token=%.4f\n", prompt_flop_per_token(m, P) / 1e9);
     // warm-up: maps the weights in
     struct gf_llm_batch b = {P, tok, pos, kvs, want, logits};
     gf_llm_forward(c, &b);
     const char *parts = getenv("GF_BENCH_PARTS");
     if (parts == NULL || parts[0] == '\0')
-        parts = "pp,tg,agg,bw";
+        parts = "pp,tg,agg,bw,peak";
     int n = (int)reps;
     double pp[16], tg[16], ppc[16], tgc[16];
     for (int r = 0; r < n && strstr(parts, "pp") != NULL; r++) {
@@ -227,6 +248,11 @@ int main(int argc, char **argv)
             aggc[r] = (double)S * AGG_STEPS / (cpu_s() - c0);
         }
         printf("agg%d=%.2f\nagg%d_cpu=%.2f\n", S, median(agg, n), S, median(aggc, n));
+    }
+    if (strstr(parts, "peak") != NULL) {
+        struct gf_cpu_peak pk = gf_cpu_peak_probe();
+        printf("peak_gflops=%.1f\npeak_gflops_512=%.1f\npeak_gflops_256=%.1f\n", pk.best, pk.w512,
+               pk.w256);
     }
     struct gf_tpool *pool = NULL;
     if (strstr(parts, "bw") != NULL && gf_tpool_new((int)threads, &pool) == 0) {

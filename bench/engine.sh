@@ -47,8 +47,11 @@ for m in $MODELS; do
     get() { echo "$out" | sed -n "s/^$1=//p"; }
     pp=$(get pp128); tg=$(get tg64); a1=$(get agg1); a4=$(get agg4); a8=$(get agg8)
     if [ "$t" = 1 ]; then
-      CPU_ROWS+=("$(printf "%-9s %9.1f %7.2f %8.1f %7.2f %8.1f %8.1f %6.2f" "$m" "$(get pp128_cpu)" \
-        "$(awk -v a="$(get pp128_cpu)" -v b="$bpp1" 'BEGIN{print a/b}')" "$(get tg64_cpu)" \
+      [ -n "${CPU_LINE:-}" ] || { CPU_LINE=$(get cpu); PEAK=$(get peak_gflops); }
+      CPU_ROWS+=("$(printf "%-9s %9.1f %7.2f %6.0f%% %8.1f %7.2f %8.1f %8.1f %6.2f" "$m" \
+        "$(get pp128_cpu)" "$(awk -v a="$(get pp128_cpu)" -v b="$bpp1" 'BEGIN{print a/b}')" \
+        "$(awk -v a="$(get pp128_cpu)" -v f="$(get pp_gflop_per_token)" -v p="$(get peak_gflops)" \
+          'BEGIN{print 100 * a * f / p}')" "$(get tg64_cpu)" \
         "$(awk -v a="$(get tg64_cpu)" -v b="$btg1" 'BEGIN{print a/b}')" "$(get agg1_cpu)" \
         "$(get agg8_cpu)" "$(awk -v a="$(get agg8_cpu)" -v b="$(get agg1_cpu)" 'BEGIN{print a/b}')")")
     fi
@@ -63,10 +66,14 @@ for m in $MODELS; do
 done
 echo
 echo "1 thread, per CPU-second of this process (time stolen by other processes left out):"
-printf "%-9s %9s %7s %8s %7s %8s %8s %6s\n" model pp128 "x llama" tg64 "x llama" agg1 agg8 "8/1"
+echo "cpu: $CPU_LINE; one core's float multiply-add peak: $PEAK GFLOP/s"
+printf "%-9s %9s %7s %7s %8s %7s %8s %8s %6s\n" model pp128 "x llama" "%peak" tg64 "x llama" \
+  agg1 agg8 "8/1"
 for r in "${CPU_ROWS[@]}"; do echo "$r"; done
 echo "x llama = ratio to llama.cpp's median (default CPU build, same shape); 8/1 = aggregate"
 echo "tokens/s of 8 sequences over 1; %limit = generation / (bandwidth / weight bytes per token),"
 echo "bandwidth probed now (a loaded machine lowers it); llama = llama.cpp's %limit on its machine."
+echo "%peak = the prompt's matrix-product FLOPs per CPU-second over the core's peak: llama.cpp's"
+echo "baseline CPU (family 26, Zen 5) has two 512-bit FMA pipes, Zen 4 (family 25) the FLOPs of one."
 [ -z "${GF_BENCH_DIR:-}" ] && rm -rf "$DIR"
 exit 0

@@ -1,16 +1,21 @@
 /* clf_classifier.c — a trained model behind the component's classifier interface (struct
  * gf_classifier, implementation name "fasttext"), so that the registry, policies and
  * /v1/moderations reach its categories by name. The classifier holds one model reference.
- * Invariant: score allocates nothing; each thread scores in its own thread-local scratch. */
+ * Invariant: score allocates nothing; each thread scores in its own thread-local scratch and
+ * token cache. */
 #include "classifiers/clf_int.h"
 
 // Per-thread scratch sized for the largest model any file may describe.
 static _Thread_local int64_t tls_mem[(GF_CLF_SCRATCH_BYTES(GF_CLF_MAX_DIM, GF_CLF_MAX_HIDDEN) +
                                       sizeof(int64_t) - 1) / sizeof(int64_t)];
 
+// Per-thread token cache (clf_tokcache.c): the words of one request come back in the next.
+static _Thread_local struct gf_clf_tokcache tls_tc;
+
 static void tls_scratch(struct gf_clf_scratch *s)
 {
     gf_clf_scratch_over(s, tls_mem, GF_CLF_MAX_DIM, GF_CLF_MAX_HIDDEN);
+    s->tc = &tls_tc;
 }
 
 static int clf_score(const struct gf_classifier *c, const char *text, size_t len,

@@ -209,6 +209,7 @@ static int load_head(struct gf_gguf *g, struct gf_clf_model *m, uint32_t featv,
     if (h == NULL)
         return gf_err_set(err, GF_ENOMEM, "out of memory");
     atomic_init(&h->refs, 1);
+    h->id = gf_clf_model_new_id();
     h->n_cat = (uint32_t)cats.n;
     h->hash = m->hash;
     h->dim = h->bag_dim = dim;
@@ -333,6 +334,7 @@ static int from_gguf(struct gf_gguf *g, struct gf_clf_model **out, struct gf_err
     if (m == NULL)
         return gf_err_set(err, GF_ENOMEM, "out of memory");
     atomic_init(&m->refs, 1);
+    m->id = gf_clf_model_new_id();
     m->n_cat = n_cat;
     m->hash = hp;
     m->dim = m->bag_dim = dim;

@@ -101,14 +101,25 @@ static uint64_t digit_shape(size_t n)
 }
 
 struct hasher {
-    const struct gf_clf_hash_params *hp;
-    uint64_t word_base, shape_base;
-    uint64_t mult[GF_CLF_MAX_CHAR_N + 1];  // per n-gram order: odd multiplier
-    uint64_t mask[GF_CLF_MAX_CHAR_N + 1];  // the low k bytes
-    uint32_t shift;  // 64 - b when buckets = 2^b with b >= 1, else 0
+    const struct gf_clf_hasher *h;
     uint32_t out[CHUNK];
     size_t n_out;
 };
+
+void gf_clf_hasher_init(struct gf_clf_hasher *h, const struct gf_clf_hash_params *hp)
+{
+    const uint64_t seed = gf_clf_mix64(0x6766636c66ULL ^ (uint64_t)hp->seed); // "gfclf"
+    h->hp = hp;
+    h->shift = 0;
+    if (hp->buckets >= 2 && (hp->buckets & (hp->buckets - 1)) == 0)
+        h->shift = 64 - (uint32_t)__builtin_ctz(hp->buckets);
+    h->word_base = gf_clf_mix64(seed ^ KIND_WORD) | 1;
+    h->shape_base = gf_clf_mix64(seed ^ KIND_SHAPE);
+    for (uint32_t k = 0; k <= GF_CLF_MAX_CHAR_N; k++) {
+        h->mult[k] = gf_clf_mix64(seed ^ ((uint64_t)KIND_CHAR << 8) ^ k) | 1;
+        h->mask[k] = k >= 8 ? ~0ULL : (1ULL << (8 * k)) - 1;
+    }
+}
 
 /* Emits the character n-grams of orders kmin .. kmin + K - 1 of one token framed as "<token>"
  * (its first GF_CLF_MAX_CHAR_TOK bytes, copied into a zero-padded frame). An n-gram of k <= 8
@@ -116,10 +127,11 @@ struct hasher {
  * odd number of its order and keeping the top bits (multiply-shift hashing). Every order is
  * computed at every position and kept only where it fits, so the inner loop has a fixed trip
  * count (K and pow2 are constants in each caller). */
-static inline __attribute__((always_inline)) void char_ngrams_k(struct hasher *st,
-                                                                const unsigned char *tok,
-                                                                size_t n, uint32_t kmin,
-                                                                uint32_t K, bool pow2)
+static inline __attribute__((always_inline)) size_t char_ngrams_k(const struct gf_clf_hasher *st,
+                                                                  const unsigned char *tok,
+                                                                  size_t n, uint32_t kmin,
+                                                                  uint32_t K, bool pow2,
+                                                                  uint32_t *out)
 {
     if (n > GF_CLF_MAX_CHAR_TOK)
         n = GF_CLF_MAX_CHAR_TOK;
@@ -135,7 +147,6 @@ static inline __attribute__((always_inline)) void char_ngrams_k(struct hasher *s
     memcpy(framed + 1, tok, n);
     framed[n + 1] = '>';
     memset(framed + n + 2, 0, 8);
-    uint32_t *out = st->out + st->n_out;
     size_t c = 0;
     for (size_t i = 0; i + kmin <= len; i++) {
         const uint64_t x = load_le64(framed + i);
@@ -146,22 +157,29 @@ static inline __attribute__((always_inline)) void char_ngrams_k(struct hasher *s
             c += i + kmin + k <= len;
         }
     }
-    st->n_out += c;
+    return c;
 }
 
-static void char_ngrams(struct hasher *st, const unsigned char *tok, size_t n)
+static inline __attribute__((always_inline)) size_t char_ngrams(const struct gf_clf_hasher *st,
+                                                                const unsigned char *tok,
+                                                                size_t n, uint32_t *out)
 {
     const uint32_t kmin = st->hp->char_min, K = st->hp->char_max - kmin + 1;
     if (st->shift > 0 && K == 3)  // the recipe's case: 3..5-grams into 2^b buckets
-        char_ngrams_k(st, tok, n, kmin, 3, true);
-    else if (K == 3)
-        char_ngrams_k(st, tok, n, kmin, 3, false);
-    else if (K == 2)
-        char_ngrams_k(st, tok, n, kmin, 2, false);
-    else if (K == 1)
-        char_ngrams_k(st, tok, n, kmin, 1, false);
-    else
-        char_ngrams_k(st, tok, n, kmin, K, false);
+        return char_ngrams_k(st, tok, n, kmin, 3, true, out);
+    if (K == 3)
+        return char_ngrams_k(st, tok, n, kmin, 3, false, out);
+    if (K == 2)
+        return char_ngrams_k(st, tok, n, kmin, 2, false, out);
+    if (K == 1)
+        return char_ngrams_k(st, tok, n, kmin, 1, false, out);
+    return char_ngrams_k(st, tok, n, kmin, K, false, out);
+}
+
+size_t gf_clf_char_features(const struct gf_clf_hasher *h, const unsigned char *tok, size_t n,
+                            uint32_t *out)
+{
+    return char_ngrams(h, tok, n, out);
 }
 
 size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_t n,
@@ -174,21 +192,20 @@ size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_
 size_t gf_clf_features_from(const struct gf_clf_hash_params *hp, struct gf_clf_feat_state *fs,
                             const char *s, size_t n, gf_clf_feature_fn fn, void *ud)
 {
+    return gf_clf_features_tok(hp, fs, s, n, fn, NULL, ud);
+}
+
+size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_feat_state *fs,
+                           const char *s, size_t n, gf_clf_feature_fn fn, gf_clf_token_fn tfn,
+                           void *ud)
+{
     const unsigned char *p = (const unsigned char *)s;
     const uint8_t *cls = byte_class();
-    const uint64_t seed = gf_clf_mix64(0x6766636c66ULL ^ (uint64_t)hp->seed); // "gfclf"
+    struct gf_clf_hasher h;
+    gf_clf_hasher_init(&h, hp);
     struct hasher st;
-    st.hp = hp;
+    st.h = &h;
     st.n_out = 0;
-    st.shift = 0;
-    if (hp->buckets >= 2 && (hp->buckets & (hp->buckets - 1)) == 0)
-        st.shift = 64 - (uint32_t)__builtin_ctz(hp->buckets);
-    st.word_base = gf_clf_mix64(seed ^ KIND_WORD) | 1;
-    st.shape_base = gf_clf_mix64(seed ^ KIND_SHAPE);
-    for (uint32_t k = 0; k <= GF_CLF_MAX_CHAR_N; k++) {
-        st.mult[k] = gf_clf_mix64(seed ^ ((uint64_t)KIND_CHAR << 8) ^ k) | 1;
-        st.mask[k] = k >= 8 ? ~0ULL : (1ULL << (8 * k)) - 1;
-    }
     // Hashes of the last GF_CLF_MAX_WORD_N tokens, newest last, for word n-grams.
     uint64_t hist[GF_CLF_MAX_WORD_N];
     memcpy(hist, fs->hist, sizeof(hist));
@@ -218,11 +235,11 @@ size_t gf_clf_features_from(const struct gf_clf_hash_params *hp, struct gf_clf_f
             st.n_out = 0;
         }
 
-        uint64_t th = hash_token(st.word_base, tok, len, n - start);
+        uint64_t th = hash_token(h.word_base, tok, len, n - start);
         if (digits && hp->word_max > 0) {
             // A number also gives its shape (length class) alone and after the previous
             // token, so that "call 08001234567" is like "call 09061701461".
-            uint64_t sh = gf_clf_mix64(st.shape_base ^ digit_shape(len));
+            uint64_t sh = gf_clf_mix64(h.shape_base ^ digit_shape(len));
             st.out[st.n_out++] = to_bucket(sh, hp->buckets);
             if (have > 0)
                 st.out[st.n_out++] =
@@ -235,14 +252,18 @@ size_t gf_clf_features_from(const struct gf_clf_hash_params *hp, struct gf_clf_f
         if (hp->word_max > 0) {
             for (uint32_t k = hp->word_min; k <= hp->word_max && k <= have; k++) {
                 // Combine the k newest token hashes, order-sensitively.
-                uint64_t h = st.word_base ^ (uint64_t)k;
+                uint64_t wh = h.word_base ^ (uint64_t)k;
                 for (uint32_t j = GF_CLF_MAX_WORD_N - k; j < GF_CLF_MAX_WORD_N; j++)
-                    h = gf_clf_mix64(h ^ hist[j]);
-                st.out[st.n_out++] = to_bucket(h, hp->buckets);
+                    wh = gf_clf_mix64(wh ^ hist[j]);
+                st.out[st.n_out++] = to_bucket(wh, hp->buckets);
             }
         }
-        if (hp->char_max > 0 && word)
-            char_ngrams(&st, tok, len);
+        if (hp->char_max > 0 && word) {
+            if (tfn != NULL)
+                count += tfn(ud, &h, tok, len, n - start);
+            else
+                st.n_out += char_ngrams(&h, tok, len, st.out + st.n_out);
+        }
     }
     if (st.n_out > 0)
         fn(ud, st.out, st.n_out);

@@ -99,6 +99,30 @@ struct gf_clf_feat_state {
  * left, so a growing text is hashed piece by piece (clf_stream.c). */
 size_t gf_clf_features_from(const struct gf_clf_hash_params *hp, struct gf_clf_feat_state *st,
                             const char *s, size_t n, gf_clf_feature_fn fn, void *ud);
+/* The constants of hashing for one set of parameters (gf_clf_hasher_init). */
+struct gf_clf_hasher {
+    const struct gf_clf_hash_params *hp;   // borrowed
+    uint64_t word_base, shape_base;
+    uint64_t mult[GF_CLF_MAX_CHAR_N + 1];  // per character n-gram order: odd multiplier
+    uint64_t mask[GF_CLF_MAX_CHAR_N + 1];  // the low k bytes
+    uint32_t shift;  // 64 - b when buckets = 2^b with b >= 1, else 0
+};
+void gf_clf_hasher_init(struct gf_clf_hasher *h, const struct gf_clf_hash_params *hp);
+/* Most character n-grams of one token (its first GF_CLF_MAX_CHAR_TOK bytes, framed). */
+#define GF_CLF_MAX_TOKEN_CHAR_FEATS (GF_CLF_MAX_CHAR_N * (GF_CLF_MAX_CHAR_TOK + 2))
+/* Writes the character n-grams of the word token tok[0..n) into out (room for
+ * GF_CLF_MAX_TOKEN_CHAR_FEATS), in the order gf_clf_features emits them; returns their number. */
+size_t gf_clf_char_features(const struct gf_clf_hasher *h, const unsigned char *tok, size_t n,
+                            uint32_t *out);
+/* Takes the character n-grams of one word token tok[0..n) (avail >= n bytes readable from tok)
+ * instead of their buckets going to the feature callback, and returns their number. */
+typedef size_t (*gf_clf_token_fn)(void *ud, const struct gf_clf_hasher *h,
+                                  const unsigned char *tok, size_t n, size_t avail);
+/* gf_clf_features_from, except that when tfn is not NULL each word token's character n-grams
+ * go to tfn (with the same ud) instead of fn: the same features, grouped by token. */
+size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_feat_state *st,
+                           const char *s, size_t n, gf_clf_feature_fn fn, gf_clf_token_fn tfn,
+                           void *ud);
 /* Calls fn once with the shape features of the original (not normalized) text: classes of its
  * share of capitals, shouted words and '!', and whether it has a currency sign, a link or an
  * e-mail address (clf_shape.c, feature version 3). Returns their number (3 to 6). */
@@ -119,10 +143,11 @@ size_t gf_clf_shape_emit(const struct gf_clf_hash_params *hp, const struct gf_cl
 int gf_clf_hash_params_check(const struct gf_clf_hash_params *hp, struct gf_err *err);
 
 /* Normalizes text[0..len) segment by segment into buf (cap bytes, >= 64) and calls fn for the
- * features of each segment (clf_text.c). Segments are cut at whitespace, so only n-grams that
+ * features of each segment (clf_text.c); tfn as for gf_clf_features_tok. Segments are cut at whitespace, so only n-grams that
  * straddle a cut in a text longer than cap/4 bytes are lost. Returns the feature count. */
 size_t gf_clf_text_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
-                            char *buf, size_t cap, gf_clf_feature_fn fn, void *ud);
+                            char *buf, size_t cap, gf_clf_feature_fn fn, gf_clf_token_fn tfn,
+                            void *ud);
 
 #define GF_CLF_NORM_BUF 16384  // bytes of the normalization buffer of a scratch
 
@@ -159,6 +184,8 @@ int gf_clf_calib_check(const struct gf_clf_calib *c, struct gf_err *err);
 
 struct gf_clf_model {
     atomic_int refs;
+    uint64_t id;                // unique in the process, renewed when the bag changes (a head
+                                // attached): memoized sums of rows (clf_tokcache.c) name it
     uint32_t n_cat;
     char **cat_names;           // n_cat names, owned
     struct gf_clf_hash_params hash;
@@ -190,6 +217,8 @@ struct gf_clf_model {
     struct gf_gguf *file;       // the open file the arrays point into when loaded, else NULL
 };
 
+/* A fresh model id (gf_clf_model.id), never 0. */
+uint64_t gf_clf_model_new_id(void);
 /* Allocates a model with room for every array (zeroed) in one block; the arrays then point into
  * it and may be written until the model is shared. names are copied. */
 int gf_clf_model_alloc(uint32_t n_cat, const char *const *names,
@@ -213,6 +242,30 @@ float gf_clf_pool_div(uint32_t pooling, size_t n_feats);
 /* The raw outputs to calibrated probabilities, in place (the model's calibration tables). */
 void gf_clf_model_calibrate(const struct gf_clf_model *m, float *scores);
 
+/* ---- memoized character n-grams (clf_tokcache.c) --------------------------------------- */
+
+/* A word token's character n-grams are most of a text's features, and the same words come back
+ * in text after text; the sum of their rows depends only on the token's bytes and the model. A
+ * token cache keeps that sum per short token, so a known word costs one lookup and one add
+ * instead of hashing and adding a few dozen rows. The sums are integers, so the bag is the same
+ * to the bit. A cache serves one thread and one model at a time (it starts over when the model
+ * id changes); the classifier interface keeps one per thread. */
+#define GF_CLF_TOK_SLOTS 1024  // direct-mapped slots
+#define GF_CLF_TOK_LEN   16    // tokens of at most this many bytes are kept
+#define GF_CLF_TOK_DIM   64    // bags of at most this width use it (model and head)
+
+struct gf_clf_tok_entry {
+    uint64_t key[2];                // the token's bytes, zero-padded
+    uint8_t len;                    // the token's length, 0 for an empty slot
+    uint8_t n;                      // its character n-grams
+    int16_t sum[GF_CLF_TOK_DIM];    // the sum of their rows (model, then head), 0 past the bag
+};
+
+struct gf_clf_tokcache {
+    uint64_t model;  // id of the model whose sums the entries hold, 0 for none
+    struct gf_clf_tok_entry e[GF_CLF_TOK_SLOTS];
+};
+
 /* The feature callback of scoring: adds the embedding rows of each chunk of buckets to acc[dim]
  * (an int32 sum per chunk, added into the int64 sum of the text). */
 struct gf_clf_bag {
@@ -224,6 +277,9 @@ struct gf_clf_bag {
     uint32_t hdim;
     bool distinct, hdistinct;  // the model / the head adds first occurrences only
     gf_clf_bag_fn kernel;
+    struct gf_clf_tokcache *tc;    // borrowed, NULL when not used
+    uint32_t tokens;               // sums added to tsum since it was last folded into acc
+    int32_t tsum[GF_CLF_TOK_DIM];  // memoized token sums not yet in acc
     // With distinct features: buckets seen before (a stream's earlier text; NULL for none),
     // buckets seen here (set as they come), the first occurrences of the current slice and
     // their count so far.
@@ -232,13 +288,25 @@ struct gf_clf_bag {
     uint32_t *fresh;  // [GF_CLF_FRESH_MAX]
     size_t n_distinct;
 };
-/* A bag for m adding into acc; seen (NULL when m and its head have no distinct features) and
- * fresh are the scratch's. */
+/* tc (may be NULL) is used only when the bag is narrow enough and the model (not its head) adds
+ * every occurrence; it is emptied when it held another model's sums. seen and fresh (the
+ * scratch's) are needed when m or its head has distinct features. Call gf_clf_bag_finish
+ * before reading acc. */
 void gf_clf_bag_init(struct gf_clf_bag *b, const struct gf_clf_model *m, int64_t *acc,
-                     int32_t *acc32, struct gf_clf_seen *seen, uint32_t *fresh);
+                     int32_t *acc32, struct gf_clf_tokcache *tc, struct gf_clf_seen *seen,
+                     uint32_t *fresh);
 /* True when m or its head has distinct features. */
 bool gf_clf_model_distinct(const struct gf_clf_model *m);
+/* Adds the rows of the buckets of buckets[0..n) first seen in the text to the head's sum, and
+ * counts them (a head with distinct features, whose model's rows came from the token cache). */
+void gf_clf_bag_add_head_distinct(struct gf_clf_bag *b, const uint32_t *buckets, size_t n);
 void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n);
+/* The gf_clf_token_fn of scoring: adds a word token's character n-gram rows to the bag, from
+ * the token cache when it has them (clf_tokcache.c). */
+size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned char *tok,
+                        size_t n, size_t avail);
+/* Adds what the bag still holds apart into acc. */
+void gf_clf_bag_finish(struct gf_clf_bag *b);
 
 /* ---- scoring a growing text (clf_stream.c) -------------------------------------------- */
 
@@ -302,6 +370,8 @@ struct gf_clf_scratch {
                               // between calls
     uint32_t *fresh;       // [GF_CLF_FRESH_MAX]
     char *norm;            // [GF_CLF_NORM_BUF] normalized text of the current segment
+    struct gf_clf_tokcache *tc;  // borrowed token cache, NULL for none (gf_clf_scratch_new and
+                                 // gf_clf_scratch_over leave it NULL)
 };
 
 /* Memory of a scratch for dim and hidden (the thread-local scratch of the classifier interface

@@ -6,6 +6,7 @@
  * scratch, so it is thread-safe and allocation-free. */
 #include "classifiers/clf_int.h"
 
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -45,6 +46,7 @@ int gf_clf_model_alloc(uint32_t n_cat, const char *const *names,
     if (m == NULL)
         return GF_ENOMEM;
     atomic_init(&m->refs, 1);
+    m->id = gf_clf_model_new_id();
     m->n_cat = n_cat;
     m->hash = *hp;
     m->dim = dim;
@@ -74,6 +76,12 @@ int gf_clf_model_alloc(uint32_t n_cat, const char *const *names,
 fail:
     gf_clf_model_unref(m);
     return GF_ENOMEM;
+}
+
+uint64_t gf_clf_model_new_id(void)
+{
+    static atomic_uint_fast64_t last;
+    return (uint64_t)atomic_fetch_add_explicit(&last, 1, memory_order_relaxed) + 1;
 }
 
 struct gf_clf_model *gf_clf_model_ref(struct gf_clf_model *m)
@@ -142,6 +150,7 @@ void gf_clf_scratch_over(struct gf_clf_scratch *s, void *mem, uint32_t dim, uint
     s->seen.touched = (uint32_t *)(s->hid + (hidden ? hidden : 1));
     s->fresh = s->seen.touched + GF_CLF_DISTINCT_WORDS + 1;
     s->norm = (char *)(s->fresh + GF_CLF_FRESH_MAX);
+    s->tc = NULL;
 }
 
 void gf_clf_seen_clear(struct gf_clf_seen *s)
@@ -164,13 +173,25 @@ void gf_clf_scratch_free(struct gf_clf_scratch *s)
 // Features arrive in chunks of about a thousand; the kernel sums a chunk's rows in int32 and
 // the chunk's sum goes into the int64 sum of the text, so no text is too long to overflow.
 void gf_clf_bag_init(struct gf_clf_bag *b, const struct gf_clf_model *m, int64_t *acc,
-                     int32_t *acc32, struct gf_clf_seen *seen, uint32_t *fresh)
+                     int32_t *acc32, struct gf_clf_tokcache *tc, struct gf_clf_seen *seen,
+                     uint32_t *fresh)
 {
     *b = (struct gf_clf_bag){.q = m->emb_q, .acc32 = acc32, .acc = acc, .dim = m->dim,
                              .hq = m->head ? m->head->emb_q : NULL,
                              .hdim = m->head ? m->head->dim : 0, .distinct = m->distinct,
                              .hdistinct = m->head != NULL && m->head->distinct, .kernel = m->bag,
                              .seen = gf_clf_model_distinct(m) ? seen : NULL, .fresh = fresh};
+    assert(b->seen != NULL || !gf_clf_model_distinct(m));
+    // A token's memoized sum stands for all its n-grams: right for a model that adds every
+    // occurrence. A head with distinct features takes its rows apart (bag_add_head_distinct).
+    if (tc != NULL && m->bag_dim <= GF_CLF_TOK_DIM && !m->distinct) {
+        if (tc->model != m->id) {
+            for (size_t i = 0; i < GF_CLF_TOK_SLOTS; i++)
+                tc->e[i].len = 0;
+            tc->model = m->id;
+        }
+        b->tc = tc;
+    }
 }
 
 static void add_rows(struct gf_clf_bag *b, const int8_t *q, uint32_t dim, int64_t *acc,
@@ -212,6 +233,16 @@ static size_t first_seen(struct gf_clf_bag *b, const uint32_t *buckets, size_t n
     if (b->base == NULL)
         return first_seen_in(b->seen, NULL, b->fresh, buckets, n);
     return first_seen_in(b->seen, b->base, b->fresh, buckets, n);
+}
+
+void gf_clf_bag_add_head_distinct(struct gf_clf_bag *b, const uint32_t *buckets, size_t n)
+{
+    for (size_t i0 = 0; i0 < n; i0 += GF_CLF_FRESH_MAX) {
+        size_t len = n - i0 < GF_CLF_FRESH_MAX ? n - i0 : GF_CLF_FRESH_MAX;
+        size_t k = first_seen(b, buckets + i0, len);
+        b->n_distinct += k;
+        add_rows(b, b->hq, b->hdim, b->acc + b->dim, b->fresh, k);
+    }
 }
 
 void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n)
@@ -319,6 +350,7 @@ int gf_clf_model_attach_head(struct gf_clf_model *m, struct gf_clf_model *head,
         return rc;
     }
     m->head = head;
+    m->id = gf_clf_model_new_id();  // sums memoized for the bag without the head are wrong now
     m->bag_dim = m->dim + head->dim;
     m->max_hidden = m->hidden > head->hidden ? m->hidden : head->hidden;
     return 0;
@@ -332,12 +364,16 @@ static int score_raw(const struct gf_clf_model *m, const char *text, size_t len,
     if (s->dim < m->bag_dim || s->hidden < m->max_hidden)
         return GF_EINVAL;
     struct gf_clf_bag b;
-    gf_clf_bag_init(&b, m, s->acc, s->acc32, &s->seen, s->fresh);
+    gf_clf_bag_init(&b, m, s->acc, s->acc32, s->tc, &s->seen, s->fresh);
     memset(s->acc, 0, m->bag_dim * sizeof(int64_t));
-    size_t nf = canon != NULL ? gf_clf_shape_features(&m->hash, text, len, gf_clf_bag_add, &b) +
-                                    gf_clf_features(&m->hash, canon, clen, gf_clf_bag_add, &b)
-                              : gf_clf_text_features(&m->hash, text, len, s->norm, GF_CLF_NORM_BUF,
-                                                     gf_clf_bag_add, &b);
+    struct gf_clf_feat_state fs = {{0}, 0};
+    size_t nf = canon != NULL
+                    ? gf_clf_shape_features(&m->hash, text, len, gf_clf_bag_add, &b) +
+                          gf_clf_features_tok(&m->hash, &fs, canon, clen, gf_clf_bag_add,
+                                              gf_clf_bag_token, &b)
+                    : gf_clf_text_features(&m->hash, text, len, s->norm, GF_CLF_NORM_BUF,
+                                           gf_clf_bag_add, gf_clf_bag_token, &b);
+    gf_clf_bag_finish(&b);
     gf_clf_seen_clear(&s->seen);
     gf_clf_model_forward(m, s->acc, nf, b.n_distinct, s->x, s->hid, raw);
     return 0;

@@ -98,7 +98,9 @@ static int add_piece(struct gf_clf_stream *st, const char *text, size_t len,
     int rc = gf_norm_buf_normalize(&st->norm, text, len, GF_NORM_NO_MAP, &nm, NULL);
     if (rc != 0)
         return rc;
-    *n_feats += gf_clf_features_from(&st->m->hash, fs, nm.text, nm.len, gf_clf_bag_add, b);
+    *n_feats += gf_clf_features_tok(&st->m->hash, fs, nm.text, nm.len, gf_clf_bag_add,
+                                    gf_clf_bag_token, b);
+    gf_clf_bag_finish(b);
     gf_clf_shape_scan(text, len, sh);
     return 0;
 }
@@ -115,7 +117,7 @@ int gf_clf_stream_score(struct gf_clf_stream *st, const char *text, size_t len, 
         cut--;
     if (cut > st->done) {
         struct gf_clf_bag b;
-        gf_clf_bag_init(&b, m, st->acc, s->acc32, &st->seen, s->fresh);
+        gf_clf_bag_init(&b, m, st->acc, s->acc32, s->tc, &st->seen, s->fresh);
         int rc = add_piece(st, text + st->done, cut - st->done, &b, &st->n_feats, &st->fs,
                            &st->sh);
         if (rc != 0)
@@ -132,7 +134,7 @@ int gf_clf_stream_score(struct gf_clf_stream *st, const char *text, size_t len, 
     struct gf_clf_feat_state fs = st->fs;
     struct gf_clf_shape sh = st->sh;
     struct gf_clf_bag b;
-    gf_clf_bag_init(&b, m, s->acc, s->acc32, &s->seen, s->fresh);
+    gf_clf_bag_init(&b, m, s->acc, s->acc32, s->tc, &s->seen, s->fresh);
     b.base = st->seen.bits;
     if (len > st->done) {
         int rc = add_piece(st, text + st->done, len - st->done, &b, &n_feats, &fs, &sh);
@@ -142,6 +144,7 @@ int gf_clf_stream_score(struct gf_clf_stream *st, const char *text, size_t len, 
         }
     }
     n_feats += gf_clf_shape_emit(&m->hash, &sh, gf_clf_bag_add, &b);
+    gf_clf_bag_finish(&b);
     gf_clf_seen_clear(&s->seen);
     gf_clf_model_forward(m, s->acc, n_feats, st->n_distinct + b.n_distinct, s->x, s->hid,
                          scores);

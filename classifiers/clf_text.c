@@ -30,7 +30,8 @@ static size_t segment_len(const char *s, size_t n, size_t max)
 }
 
 size_t gf_clf_text_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
-                            char *buf, size_t cap, gf_clf_feature_fn fn, void *ud)
+                            char *buf, size_t cap, gf_clf_feature_fn fn, gf_clf_token_fn tfn,
+                            void *ud)
 {
     // The shape of the whole original text first (capitals, '!', currency, links), which the
     // canonical form loses, then the n-grams of the canonical form segment by segment.
@@ -38,8 +39,9 @@ size_t gf_clf_text_features(const struct gf_clf_hash_params *hp, const char *tex
     while (len > 0) {
         size_t take = segment_len(text, len, seg_max);
         struct gf_norm nm;
+        struct gf_clf_feat_state fs = {{0}, 0};  // each segment starts afresh
         if (gf_normalize_into(text, take, buf, cap, GF_NORM_NO_MAP, &nm) == 0)  // always fits
-            count += gf_clf_features(hp, nm.text, nm.len, fn, ud);
+            count += gf_clf_features_tok(hp, &fs, nm.text, nm.len, fn, tfn, ud);
         text += take;
         len -= take;
     }

@@ -68,7 +68,7 @@ int gf_clf_example_features(const struct gf_clf_hash_params *hp, const char *tex
     if (buf == NULL)
         return GF_ENOMEM;
     struct collect c = {0};
-    gf_clf_text_features(hp, text, len, buf, GF_CLF_NORM_BUF, collect_feat, &c);
+    gf_clf_text_features(hp, text, len, buf, GF_CLF_NORM_BUF, collect_feat, NULL, &c);
     gf_free(buf);
     if (c.oom || c.n > UINT32_MAX) {
         gf_free(c.v);

@@ -164,6 +164,14 @@ static void f32(const float *xt, int T, int ldt, const float *w, size_t ldw, int
         }
 }
 
+static void f32_pack(const float *x, size_t ldx, int T, int K, float *xt, size_t ldt)
+{
+    int tp = (T + 15) / 16 * 16;
+    for (int k = 0; k < K; k++)
+        for (int t = 0; t < tp; t++)
+            xt[(size_t)k * ldt + (size_t)t] = t < T ? x[(size_t)t * ldx + (size_t)k] : 0.0f;
+}
+
 const struct gf_gemm gf_gemm_scalar = {
     .name = "scalar",
     .pack_x = pack_x,
@@ -171,6 +179,7 @@ const struct gf_gemm gf_gemm_scalar = {
     .tile = tile,
     .x16 = x16,
     .f32 = f32,
+    .f32_pack = f32_pack,
 };
 
 static const struct gf_gemm *best;

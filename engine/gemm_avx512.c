@@ -325,6 +325,50 @@ static void f32(const float *xt, int T, int ldt, const float *w, size_t ldw, int
     }
 }
 
+/* 16 x 16 floats transposed in registers: r[i] holds row i on entry, column i on return
+ * (pairs of rows interleaved, then quads, then 128-bit lanes twice). */
+static ALWAYS_INLINE void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {  // u[4i + e] holds element 4l + e of rows 4i..4i+3, lane l
+        u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+    }
+    for (int h = 0; h < 2; h++)  // t[8h + e] and t[8h + 4 + e]: lanes 0, 2 and 1, 3 of quads
+        for (int e = 0; e < 4; e++) {
+            t[8 * h + e] = _mm512_shuffle_f32x4(u[8 * h + e], u[8 * h + 4 + e], 0x88);
+            t[8 * h + 4 + e] = _mm512_shuffle_f32x4(u[8 * h + e], u[8 * h + 4 + e], 0xdd);
+        }
+    for (int e = 0; e < 8; e++) {
+        r[e] = _mm512_shuffle_f32x4(t[e], t[8 + e], 0x88);
+        r[8 + e] = _mm512_shuffle_f32x4(t[e], t[8 + e], 0xdd);
+    }
+}
+
+static void f32_pack(const float *x, size_t ldx, int T, int K, float *xt, size_t ldt)
+{
+    for (int t0 = 0; t0 < T; t0 += 16) {
+        int nt = T - t0 < 16 ? T - t0 : 16;
+        for (int k0 = 0; k0 < K; k0 += 16) {
+            int nk = K - k0 < 16 ? K - k0 : 16;
+            __mmask16 m = (__mmask16)((1u << nk) - 1);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < nt ? _mm512_maskz_loadu_ps(m, x + (size_t)(t0 + i) * ldx + k0)
+                              : _mm512_setzero_ps();
+            transpose16(r);
+            for (int i = 0; i < nk; i++)
+                _mm512_storeu_ps(xt + (size_t)(k0 + i) * ldt + t0, r[i]);
+        }
+    }
+}
+
 const struct gf_gemm gf_gemm_avx512vnni = {
     .name = "avx512vnni",
     .pack_x = pack_x,
@@ -332,4 +376,5 @@ const struct gf_gemm gf_gemm_avx512vnni = {
     .tile = tile,
     .x16 = x16,
     .f32 = f32,
+    .f32_pack = f32_pack,
 };

@@ -66,6 +66,9 @@ struct gf_gemm {
      * readable). Weight rows are read in place, no packing. */
     void (*f32)(const float *xt, int T, int ldt, const float *w, size_t ldw, int R, int K,
                 float *y, size_t ldy);
+    /* The transposed operand of f32: xt[k*ldt + t] = x[t*ldx + k] for k < K, t < T, and 0 for
+     * T <= t < T rounded up to 16 (the padding the micro-kernel reads; ldt must cover it). */
+    void (*f32_pack)(const float *x, size_t ldx, int T, int K, float *xt, size_t ldt);
 };
 
 /* Bytes of one block of 16 regrouped rows of type (Q8_0 or Q4_0). */

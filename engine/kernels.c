@@ -247,8 +247,8 @@ static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
 static void softmax(float *x, int n)
 {
     float max = x[0];
-    for (int i = 1; i < n; i++)
-        max = fmaxf(max, x[i]);
+    for (int i = 1; i < n; i++)  // not fmaxf: it is a library call here (NaN rules)
+        max = x[i] > max ? x[i] : max;
     float sum = 0.0f;
     for (int i = 0; i < n; i++) {
         x[i] = expf(x[i] - max);

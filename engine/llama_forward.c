@@ -255,10 +255,7 @@ static void matmul(struct gf_llm_ctx *c, int n_w, const struct gf_llm_weight *co
             }
             j.packed = j.recs = true;
         } else if (!quant && c->gq != NULL && w[0]->type == GF_WT_F32) {
-            int cols = w[0]->cols;
-            for (int t = 0; t < T; t++)
-                for (int i = 0; i < cols; i++)
-                    c->xt[(size_t)i * c->ldt + (size_t)t] = x[(size_t)t * cols + (size_t)i];
+            c->gq->f32_pack(x, (size_t)w[0]->cols, T, w[0]->cols, c->xt, (size_t)c->ldt);
             j.f32t = true;
         }
         bool all_f32 = true;
@@ -380,10 +377,8 @@ static void attb_worker(void *arg, int ith, int nth)
         int kvh = h / group, P = pos0 + t0 + nt;  // keys [0, P) cover every query of the block
         const float *K = (const float *)kv->k + base + (size_t)kvh * hd;
         const float *V = (const float *)kv->v + base + (size_t)kvh * hd;
-        for (int i = 0; i < ATT_QB; i++)
-            for (int d = 0; d < hd; d++)
-                qt[(size_t)d * ATT_QB + i] =
-                    i < nt ? c->q[(size_t)(t0 + i) * q_dim + (size_t)h * hd + d] : 0.0f;
+        c->gq->f32_pack(c->q + (size_t)t0 * q_dim + (size_t)h * hd, (size_t)q_dim, nt, hd, qt,
+                        ATT_QB);
         c->gq->f32(qt, nt, ATT_QB, K, (size_t)kv_dim, P, hd, sc, (size_t)c->ld_s);
         for (int i = 0; i < nt; i++) {
             float *row = sc + (size_t)i * c->ld_s;
@@ -395,9 +390,9 @@ static void attb_worker(void *arg, int ith, int nth)
         }
         // o[d][i] = sum_p sc[i][p] * V[p][d]: the values are the transposed operand
         c->gq->f32(V, hd, kv_dim, sc, (size_t)c->ld_s, nt, P, o, ATT_QB);
-        for (int i = 0; i < nt; i++)
-            for (int d = 0; d < hd; d++)
-                c->xb[(size_t)(t0 + i) * q_dim + (size_t)h * hd + d] = o[(size_t)d * ATT_QB + i];
+        // back to one row per query (hd, a multiple of 16, leaves no padding to write)
+        c->gq->f32_pack(o, ATT_QB, hd, nt, c->xb + (size_t)t0 * q_dim + (size_t)h * hd,
+                        (size_t)q_dim);
     }
 }
 

@@ -211,7 +211,7 @@ static void test_text_segments(void)
     // The shape features of the whole text come first, then the words.
     size_t ns = gf_clf_shape_features(&words, text, n, record, &r);
     r.n = 0;
-    size_t cnt = gf_clf_text_features(&words, text, n, buf, sizeof(buf), record, &r);
+    size_t cnt = gf_clf_text_features(&words, text, n, buf, sizeof(buf), record, NULL, &r);
     CHECK(cnt == ns + n / 5);
     int same = 1;
     for (size_t i = ns + 1; i < r.n; i++)

@@ -221,7 +221,7 @@ static void raw_by_definition(const struct gf_clf_model *m, const char *text, fl
     static char norm[GF_CLF_NORM_BUF];
     f.n = 0;
     size_t all = gf_clf_text_features(&m->hash, text, strlen(text), norm, sizeof(norm), collect,
-                                      &f);
+                                      NULL, &f);
     REQUIRE(all == f.n);
     qsort(f.v, f.n, sizeof(uint32_t), cmp_u32);
     size_t k = 0;

@@ -49,6 +49,70 @@ static void test_spam(void)
     CHECK(score("please send the report about the budget to the team, click here") > base);
     CHECK(score("send the report send the report send the report send the report") > base);
     CHECK(score("please send the report about the budget to the team!!!!") > base);
+    // Only A-Z and a-z are letters: the bytes next to their ranges count as nothing.
+    CHECK(score("ABCDEFGHIJKL @[`{ ok") == score("ABCDEFGHIJKL .... ok"));
+    CHECK(score("ABCDEFGHIJKL @[`{ ok") != score("ABCDEFGHIJKL abcd ok"));
+}
+
+static uint64_t rng = 0x853c49e6748fea9bull;
+
+static uint64_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* The score of text[0..len) with its canonical form given (phrases by the direct scan of the
+ * canonical form) or without (phrases by the PCRE2 pattern on text itself). */
+static double score_with(const char *text, size_t len, const struct gf_norm *norm)
+{
+    struct gf_err err = {0};
+    gf_hits_reset(&hits);
+    struct gf_scan in = {text, len, norm, scratch, 0};
+    if (gf_detector_scan(d, &in, &hits, &err) != 0 || hits.n != 1)
+        return -1;
+    return hits.v[0].score;
+}
+
+/* On canonical text, the direct phrase scan counts what the pattern matches: texts made of
+ * phrases, their first bytes, near misses and random bytes (every byte value, so the letter
+ * counts see every class), each scored both ways on its own canonical form. */
+static void test_direct_scan(void)
+{
+    static const char *const parts[] = {
+        "click here", "click", "here", "buy now", "buy", "cl", "c", "b", "you won", "you",
+        "you've won", "winner", "winners", "free money", "free", "risk-free", "100% free",
+        "don't miss", "txt", "tx", "per week", "per min", "dm me", "d", "prize", "prizes",
+        "CLICK HERE", "Buy Now", "w", "ww", "!!", "!", "www.example.com", "a.io", "x", "_txt",
+        "2txt", "txt2", "\xc3\xa9txt",
+    };
+    static const char *const seps[] = {" ", "  ", "\n", ".", ", ", "", "-", "_", "\t"};
+    struct gf_buf b;
+    gf_buf_init(&b, 1 << 16);
+    for (int rep = 0; rep < 3000; rep++) {
+        gf_buf_reset(&b);
+        size_t words = 1 + next() % 30;
+        for (size_t i = 0; i < words; i++) {
+            if (next() % 8 == 0) {
+                for (size_t k = next() % 12; k > 0; k--)
+                    gf_buf_putc(&b, (char)(next() % 256));
+            } else {
+                gf_buf_puts(&b, parts[next() % GF_ARRAY_LEN(parts)]);
+            }
+            gf_buf_puts(&b, seps[next() % GF_ARRAY_LEN(seps)]);
+        }
+        struct gf_norm n;
+        REQUIRE(gf_normalize(b.data, b.len, &n, NULL) == 0);
+        if (n.len > 0) {
+            double direct = score_with(n.text, n.len, &n), pattern = score_with(n.text, n.len, NULL);
+            CHECK_MSG(direct >= 0 && direct == pattern, "'%.*s': %.6f vs %.6f", (int)n.len, n.text,
+                      direct, pattern);
+        }
+        gf_norm_cleanup(&n);
+    }
+    gf_buf_cleanup(&b);
 }
 
 static void test_oom(void)
@@ -77,6 +141,7 @@ int main(void)
     if (gf_spam_new(&d, NULL) != 0)
         SKIP("cannot build the spam detector");
     RUN(test_spam);
+    RUN(test_direct_scan);
     RUN(test_oom);
     gf_detector_free(d);
     scan_teardown();

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/common.h"
 #include "tests/test.h"
@@ -256,11 +257,42 @@ static void test_f32(void)
         }
 }
 
+/* The transposed operand of the F32 product, against the scalar one, for shapes around the
+ * 16 x 16 blocks, with the padding columns (zeros up to a multiple of 16) and nothing past. */
+static void test_f32_pack(void)
+{
+    const struct gf_gemm *simd = gf_gemm_get();
+    if (simd == NULL)
+        return;
+    enum { TM = 40, KM = 37, LDX = 41, LDT = 56 };
+    static float x[TM * LDX], a[KM * LDT], b[KM * LDT];
+    for (int i = 0; i < TM * LDX; i++)
+        x[i] = frand();
+    const int ts[] = {1, 15, 16, 17, 33, 40}, ks[] = {1, 2, 15, 16, 17, 37};
+    for (size_t i = 0; i < GF_ARRAY_LEN(ts); i++)
+        for (size_t j = 0; j < GF_ARRAY_LEN(ks); j++) {
+            for (int e = 0; e < KM * LDT; e++)
+                a[e] = b[e] = 7.0f;
+            gf_gemm_scalar.f32_pack(x, LDX, ts[i], ks[j], a, LDT);
+            simd->f32_pack(x, LDX, ts[i], ks[j], b, LDT);
+            bool same = memcmp(a, b, sizeof(a)) == 0, ok = true;
+            int tp = (ts[i] + 15) / 16 * 16;
+            for (int k = 0; k < KM; k++)
+                for (int t = 0; t < LDT; t++) {
+                    float want = k >= ks[j] || t >= tp ? 7.0f : t >= ts[i] ? 0.0f : x[t * LDX + k];
+                    ok &= a[k * LDT + t] == want;
+                }
+            CHECK_MSG(same && ok, "f32_pack T %d K %d: same %d, as expected %d", ts[i], ks[j],
+                      same, ok);
+        }
+}
+
 int main(void)
 {
     RUN(test_products);
     RUN(test_x16);
     RUN(test_f32);
+    RUN(test_f32_pack);
     RUN(test_extremes);
     return test_report();
 }

@@ -1,0 +1,96 @@
+/* clf_tokcache.c — the token cache of scoring: the sum of the embedding rows of a short word
+ * token's character n-grams, kept per token so that a word seen before costs one lookup and
+ * one add instead of hashing and adding its few dozen rows (clf_int.h says why it pays).
+ * Invariant: an entry holds exactly the integer sum the rows of its token's n-grams give under
+ * the model the cache names, so a bag built from entries equals one built from the rows. */
+#include "classifiers/clf_int.h"
+
+#include <string.h>
+
+// The largest entry sum: every n-gram of a token of GF_CLF_TOK_LEN bytes at |q| = 128.
+_Static_assert(GF_CLF_MAX_CHAR_N * (GF_CLF_TOK_LEN + 2) * 128 <= INT16_MAX,
+               "a token's sum must fit in int16");
+_Static_assert(GF_CLF_MAX_CHAR_N * (GF_CLF_TOK_LEN + 2) <= UINT8_MAX,
+               "a token's n-gram count must fit in uint8");
+// tsum is folded into the int64 sum before it can overflow: FOLD sums of at most INT16_MAX.
+#define FOLD 4096
+_Static_assert((int64_t)FOLD * INT16_MAX <= INT32_MAX, "tsum must not overflow");
+
+/* The first k <= 8 bytes at p as a little-endian number (zero above), reading nothing past
+ * p + avail. */
+static inline uint64_t load_upto(const unsigned char *p, size_t k, size_t avail)
+{
+    uint64_t v = 0;
+    if (avail >= 8) {
+        memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        v = __builtin_bswap64(v);
+#endif
+        return k >= 8 ? v : v & ((1ULL << (8 * k)) - 1);
+    }
+    for (size_t i = 0; i < k; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+void gf_clf_bag_finish(struct gf_clf_bag *b)
+{
+    if (b->tokens == 0)
+        return;
+    for (uint32_t d = 0; d < b->dim + b->hdim; d++)
+        b->acc[d] += b->tsum[d];
+    memset(b->tsum, 0, sizeof(b->tsum));
+    b->tokens = 0;
+}
+
+// Computes the entry of a token that missed from its c buckets. The rows of a head with
+// distinct features are not in it (they depend on the rest of the text).
+static void fill(const struct gf_clf_bag *b, const uint32_t *buckets, size_t c, size_t n,
+                 uint64_t k0, uint64_t k1, struct gf_clf_tok_entry *e)
+{
+    int32_t sum[GF_CLF_TOK_DIM] = {0};
+    b->kernel(b->q, b->dim, buckets, c, sum);
+    if (b->hq != NULL && !b->hdistinct)
+        b->kernel(b->hq, b->hdim, buckets, c, sum + b->dim);
+    for (size_t d = 0; d < GF_CLF_TOK_DIM; d++)
+        e->sum[d] = (int16_t)sum[d];
+    e->key[0] = k0;
+    e->key[1] = k1;
+    e->len = (uint8_t)n;
+    e->n = (uint8_t)c;
+}
+
+size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned char *tok,
+                        size_t n, size_t avail)
+{
+    struct gf_clf_bag *b = ud;
+    if (b->tc == NULL || n > GF_CLF_TOK_LEN) {
+        uint32_t buckets[GF_CLF_MAX_TOKEN_CHAR_FEATS];
+        size_t c = gf_clf_char_features(h, tok, n, buckets);
+        gf_clf_bag_add(b, buckets, c);
+        return c;
+    }
+    uint64_t k0 = load_upto(tok, n < 8 ? n : 8, avail);
+    uint64_t k1 = n > 8 ? load_upto(tok + 8, n - 8, avail - 8) : 0;
+    uint64_t x = (k0 * 0x9e3779b97f4a7c15ULL) ^ (k1 * 0xc2b2ae3d27d4eb4fULL) ^ n;
+    x = (x ^ (x >> 29)) * 0xbf58476d1ce4e5b9ULL;
+    struct gf_clf_tok_entry *e = &b->tc->e[x >> (64 - 10)];
+    _Static_assert(GF_CLF_TOK_SLOTS == 1 << 10, "the slot is the top 10 bits");
+    bool hit = e->len == n && e->key[0] == k0 && e->key[1] == k1;
+    if (!hit || b->hdistinct) {
+        // A head with distinct features needs the token's buckets even when the model's sum
+        // is known: which of them the text has not shown yet.
+        uint32_t buckets[GF_CLF_MAX_TOKEN_CHAR_FEATS];
+        size_t c = gf_clf_char_features(h, tok, n, buckets);
+        if (!hit)
+            fill(b, buckets, c, n, k0, k1, e);
+        if (b->hdistinct)
+            gf_clf_bag_add_head_distinct(b, buckets, c);
+    }
+    // A fixed trip count over the whole entry (zero past the bag) vectorizes without a tail.
+    for (size_t d = 0; d < GF_CLF_TOK_DIM; d++)
+        b->tsum[d] += e->sum[d];
+    if (++b->tokens == FOLD)
+        gf_clf_bag_finish(b);
+    return e->n;
+}

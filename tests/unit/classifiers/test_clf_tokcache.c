@@ -1,0 +1,224 @@
+/* test_clf_tokcache.c — the token cache of scoring (clf_tokcache.c): a bag built through the
+ * cache equals, integer for integer, the bag of the plain features, and scores are the same
+ * bits, for models with and without a head, on prose, random bytes (invalid UTF-8), tokens of
+ * every length around the 8-byte loads and the 16-byte limit, text ending inside a token (each
+ * text in a buffer of its exact size, so a read past it is a sanitizer error), more distinct
+ * tokens than slots, rows at the int8 extremes with the widest n-gram range, and a cache
+ * handed from one model to another. */
+#include "classifiers/clf_int.h"
+
+#include "tests/test.h"
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+
+static uint64_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static const char *const CATS[] = {"spam", "hate", "illicit"};
+
+// fill: 0 random rows, else every row byte is fill.
+static struct gf_clf_model *make_model(const struct gf_clf_hash_params *hp, uint32_t dim,
+                                       uint32_t head_dim, int fill)
+{
+    struct gf_clf_model *m = NULL;
+    if (gf_clf_model_alloc(3, CATS, hp, dim, 16, &m) != 0)
+        return NULL;
+    for (size_t i = 0; i < (size_t)hp->buckets * dim; i++)
+        ((int8_t *)m->emb_q)[i] = (int8_t)(fill ? fill : (int)(next() % 256) - 128);
+    for (size_t i = 0; i < dim; i++)
+        ((float *)m->emb_scale)[i] = 0.01f + 0.001f * (float)i;
+    for (size_t i = 0; i < (size_t)dim * 16; i++)
+        ((float *)m->w1)[i] = (float)((int)(next() % 201) - 100) / 50.0f;
+    for (size_t i = 0; i < 16 * 3; i++)
+        ((float *)m->w2)[i] = (float)((int)(next() % 201) - 100) / 40.0f;
+    if (head_dim > 0) {
+        struct gf_clf_model *h = NULL;
+        if (gf_clf_model_alloc(1, CATS, hp, head_dim, 4, &h) != 0) {
+            gf_clf_model_unref(m);
+            return NULL;
+        }
+        for (size_t i = 0; i < (size_t)hp->buckets * head_dim; i++)
+            ((int8_t *)h->emb_q)[i] = (int8_t)(fill ? fill : (int)(next() % 256) - 128);
+        for (size_t i = 0; i < head_dim; i++)
+            ((float *)h->emb_scale)[i] = 0.02f;
+        for (size_t i = 0; i < (size_t)head_dim * 4; i++)
+            ((float *)h->w1)[i] = (float)((int)(next() % 201) - 100) / 50.0f;
+        struct gf_err err = {0};
+        if (gf_clf_model_attach_head(m, h, &err) != 0) {
+            gf_clf_model_unref(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
+/* A text of kind 0 (prose of a small vocabulary), 1 (random bytes), 2 (words of random
+ * lengths 1-20 from a few letters, so some come back), 3 (fresh random words). */
+static void make_text(struct gf_buf *b, int kind, size_t len)
+{
+    static const char *const words[] = {"the", "policy", "a", "gateway", "explain", "caf\xc3\xa9",
+                                        "abcdefgh", "abcdefghi", "abcdefghijklmnop",
+                                        "abcdefghijklmnopq", "2024", "x1y2", "\xd0\xb0pple"};
+    gf_buf_reset(b);
+    while (b->len < len) {
+        if (kind == 1) {
+            gf_buf_putc(b, (char)(next() % 256));
+            continue;
+        }
+        if (kind == 0) {
+            gf_buf_puts(b, words[next() % GF_ARRAY_LEN(words)]);
+        } else {
+            size_t n = 1 + next() % 20;
+            for (size_t i = 0; i < n; i++)
+                gf_buf_putc(b, (char)('a' + next() % (kind == 2 ? 3 : 26)));
+        }
+        gf_buf_puts(b, next() % 5 == 0 ? ". " : " ");
+    }
+    b->len = len;
+}
+
+// The bag of text (already canonical or not: the features do not care) with and without the
+// cache, and the scores through both, in a buffer of the text's exact size.
+static size_t n_feats;  // features compared so far
+
+static void compare(const struct gf_clf_model *m, struct gf_clf_tokcache *tc, const char *src,
+                    size_t len)
+{
+    char *t = gf_malloc(len ? len : 1);
+    REQUIRE(t != NULL);
+    memcpy(t, src, len);
+    int64_t a[GF_CLF_TOK_DIM + 8] = {0}, c[GF_CLF_TOK_DIM + 8] = {0};
+    int32_t a32[GF_CLF_TOK_DIM + 8], c32[GF_CLF_TOK_DIM + 8];
+    uint32_t bd = m->bag_dim;
+    REQUIRE(bd <= GF_CLF_TOK_DIM + 8);
+    // Each bag has its own set of seen buckets (a head with distinct features).
+    struct gf_clf_scratch *s, *s2;
+    REQUIRE(gf_clf_scratch_new(m, &s) == 0);
+    REQUIRE(gf_clf_scratch_new(m, &s2) == 0);
+    struct gf_clf_bag plain, cached;
+    gf_clf_bag_init(&plain, m, a, a32, NULL, &s->seen, s->fresh);
+    gf_clf_bag_init(&cached, m, c, c32, tc, &s2->seen, s2->fresh);
+    struct gf_clf_feat_state fs = {{0}, 0};
+    size_t na = gf_clf_features(&m->hash, t, len, gf_clf_bag_add, &plain);
+    size_t nc = gf_clf_features_tok(&m->hash, &fs, t, len, gf_clf_bag_add, gf_clf_bag_token,
+                                    &cached);
+    gf_clf_bag_finish(&plain);
+    gf_clf_bag_finish(&cached);
+    gf_clf_seen_clear(&s->seen);
+    gf_clf_seen_clear(&s2->seen);
+    CHECK(na == nc && plain.n_distinct == cached.n_distinct);
+    CHECK(memcmp(a, c, bd * sizeof(int64_t)) == 0);
+    gf_clf_scratch_free(s2);
+
+    float ra[GF_CLF_MAX_CATEGORIES], rc[GF_CLF_MAX_CATEGORIES];
+    REQUIRE(gf_clf_model_score_canonical(m, t, len, t, len, ra, s) == 0);
+    s->tc = tc;
+    REQUIRE(gf_clf_model_score_canonical(m, t, len, t, len, rc, s) == 0);
+    CHECK(memcmp(ra, rc, m->n_cat * sizeof(float)) == 0);
+    s->tc = NULL;
+    REQUIRE(gf_clf_model_score(m, t, len, ra, s) == 0);
+    s->tc = tc;
+    REQUIRE(gf_clf_model_score(m, t, len, rc, s) == 0);
+    CHECK(memcmp(ra, rc, m->n_cat * sizeof(float)) == 0);
+    gf_clf_scratch_free(s);
+    gf_free(t);
+    n_feats += na;
+}
+
+static void run_texts(const struct gf_clf_model *m, struct gf_clf_tokcache *tc, int reps)
+{
+    struct gf_buf b;
+    gf_buf_init(&b, 1 << 16);
+    size_t before = n_feats;
+    for (int rep = 0; rep < reps; rep++) {
+        int kind = (int)(next() % 4);
+        // Lengths around the vector widths and the token limit, then longer texts.
+        size_t len = rep < 64 ? (size_t)rep : 1 + next() % 3000;
+        make_text(&b, kind, len);
+        compare(m, tc, b.data, b.len);
+    }
+    CHECK(n_feats - before > 1000);
+    gf_buf_cleanup(&b);
+}
+
+static struct gf_clf_tokcache cache;
+
+// The shipped shape (48 + an 8-wide linear head over distinct features, square-root pooling)
+// and the previous one (a head adding every occurrence), one without a head, and one too wide
+// for the cache.
+static void test_models(void)
+{
+    const struct gf_clf_hash_params hp = {.buckets = 4096, .seed = 5, .word_min = 1,
+                                          .word_max = 2, .char_min = 3, .char_max = 5};
+    const struct gf_clf_hash_params odd = {.buckets = 3001, .seed = 9, .word_min = 1,
+                                           .word_max = 3, .char_min = 2, .char_max = 4};
+    struct gf_clf_model *shipped = make_model(&hp, 48, 8, 0);
+    struct gf_clf_model *plain = make_model(&odd, 24, 0, 0);
+    struct gf_clf_model *wide = make_model(&hp, 64, 8, 0);
+    struct gf_clf_model *distinct = make_model(&hp, 48, 8, 0);
+    REQUIRE(shipped != NULL && plain != NULL && wide != NULL && distinct != NULL);
+    distinct->head->distinct = true;
+    distinct->head->pooling = GF_CLF_POOL_SQRT;
+    run_texts(distinct, &cache, 300);
+    CHECK(cache.model == distinct->id);
+    gf_clf_model_unref(distinct);
+    run_texts(shipped, &cache, 400);
+    CHECK(cache.model == shipped->id);
+    // The same cache, now for another model: its entries must not leak into the new bags.
+    run_texts(plain, &cache, 300);
+    CHECK(cache.model == plain->id);
+    run_texts(shipped, &cache, 100);
+    run_texts(wide, &cache, 50);  // bag of 72: scored without the cache
+    CHECK(cache.model == shipped->id);
+    gf_clf_model_unref(shipped);
+    gf_clf_model_unref(plain);
+    gf_clf_model_unref(wide);
+}
+
+// Rows at -128 and 127 with every n-gram order up to 8: the largest sums an entry can hold.
+static void test_extremes(void)
+{
+    const struct gf_clf_hash_params hp = {.buckets = 64, .seed = 1, .word_min = 1,
+                                          .word_max = 4, .char_min = 1, .char_max = 8};
+    for (int fill = -128; fill <= 127; fill += 255) {
+        struct gf_clf_model *m = make_model(&hp, 32, 8, fill);
+        REQUIRE(m != NULL);
+        const char *t = "abcdefghijklmnop abcdefghijklmnop zzzzzzzzzzzzzzzz zzzzzzzzzzzzzzzzz q";
+        for (int i = 0; i < 3; i++)  // a miss, then hits
+            compare(m, &cache, t, strlen(t));
+        run_texts(m, &cache, 80);
+        gf_clf_model_unref(m);
+    }
+}
+
+// Attaching a head renews the model id, so sums cached without the head are not reused.
+static void test_head_renews_id(void)
+{
+    const struct gf_clf_hash_params hp = {.buckets = 512, .seed = 3, .word_min = 1,
+                                          .word_max = 2, .char_min = 3, .char_max = 5};
+    struct gf_clf_model *m = make_model(&hp, 16, 0, 0), *h = NULL;
+    REQUIRE(m != NULL && gf_clf_model_alloc(1, CATS, &hp, 8, 0, &h) == 0);
+    for (size_t i = 0; i < 512 * 8; i++)
+        ((int8_t *)h->emb_q)[i] = (int8_t)(next() % 200);
+    const char *t = "hello there hello";
+    compare(m, &cache, t, strlen(t));
+    uint64_t before = m->id;
+    struct gf_err err = {0};
+    REQUIRE(gf_clf_model_attach_head(m, h, &err) == 0);
+    CHECK(m->id != before);
+    compare(m, &cache, t, strlen(t));
+    gf_clf_model_unref(m);
+}
+
+int main(void)
+{
+    test_models();
+    test_extremes();
+    test_head_renews_id();
+    return test_report();
+}
