@@ -182,6 +182,18 @@ size_t gf_clf_char_features(const struct gf_clf_hasher *h, const unsigned char *
     return char_ngrams(h, tok, n, out);
 }
 
+uint64_t gf_clf_token_hash(const struct gf_clf_hasher *h, const unsigned char *tok, size_t n,
+                           size_t avail)
+{
+    return hash_token(h->word_base, tok, n, avail);
+}
+
+uint32_t gf_clf_unigram(const struct gf_clf_hasher *h, uint64_t th)
+{
+    // The word n-gram of order 1 of the loop below: the newest token hash alone.
+    return to_bucket(gf_clf_mix64((h->word_base ^ 1) ^ th), h->hp->buckets);
+}
+
 size_t gf_clf_features(const struct gf_clf_hash_params *hp, const char *s, size_t n,
                        gf_clf_feature_fn fn, void *ud)
 {
@@ -206,6 +218,7 @@ size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_fe
     struct hasher st;
     st.h = &h;
     st.n_out = 0;
+    const bool uni = hp->word_max > 0 && hp->word_min == 1;  // every token has its unigram
     // Hashes of the last GF_CLF_MAX_WORD_N tokens, newest last, for word n-grams.
     uint64_t hist[GF_CLF_MAX_WORD_N];
     memcpy(hist, fs->hist, sizeof(hist));
@@ -235,7 +248,11 @@ size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_fe
             st.n_out = 0;
         }
 
-        uint64_t th = hash_token(h.word_base, tok, len, n - start);
+        uint64_t th;
+        if (tfn != NULL)
+            count += tfn(ud, &h, tok, len, n - start, word && hp->char_max > 0, uni, &th);
+        else
+            th = hash_token(h.word_base, tok, len, n - start);
         if (digits && hp->word_max > 0) {
             // A number also gives its shape (length class) alone and after the previous
             // token, so that "call 08001234567" is like "call 09061701461".
@@ -250,7 +267,9 @@ size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_fe
         if (have < GF_CLF_MAX_WORD_N)
             have++;
         if (hp->word_max > 0) {
-            for (uint32_t k = hp->word_min; k <= hp->word_max && k <= have; k++) {
+            // The unigram came with the token from tfn.
+            for (uint32_t k = hp->word_min + (tfn != NULL && uni); k <= hp->word_max && k <= have;
+                 k++) {
                 // Combine the k newest token hashes, order-sensitively.
                 uint64_t wh = h.word_base ^ (uint64_t)k;
                 for (uint32_t j = GF_CLF_MAX_WORD_N - k; j < GF_CLF_MAX_WORD_N; j++)
@@ -258,12 +277,8 @@ size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_fe
                 st.out[st.n_out++] = to_bucket(wh, hp->buckets);
             }
         }
-        if (hp->char_max > 0 && word) {
-            if (tfn != NULL)
-                count += tfn(ud, &h, tok, len, n - start);
-            else
-                st.n_out += char_ngrams(&h, tok, len, st.out + st.n_out);
-        }
+        if (hp->char_max > 0 && word && tfn == NULL)
+            st.n_out += char_ngrams(&h, tok, len, st.out + st.n_out);
     }
     if (st.n_out > 0)
         fn(ud, st.out, st.n_out);

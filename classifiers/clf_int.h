@@ -114,12 +114,18 @@ void gf_clf_hasher_init(struct gf_clf_hasher *h, const struct gf_clf_hash_params
  * GF_CLF_MAX_TOKEN_CHAR_FEATS), in the order gf_clf_features emits them; returns their number. */
 size_t gf_clf_char_features(const struct gf_clf_hasher *h, const unsigned char *tok, size_t n,
                             uint32_t *out);
-/* Takes the character n-grams of one word token tok[0..n) (avail >= n bytes readable from tok)
- * instead of their buckets going to the feature callback, and returns their number. */
+/* A token's hash (word n-grams combine them) and its unigram bucket (word n-gram of order 1). */
+uint64_t gf_clf_token_hash(const struct gf_clf_hasher *h, const unsigned char *tok, size_t n,
+                           size_t avail);
+uint32_t gf_clf_unigram(const struct gf_clf_hasher *h, uint64_t th);
+/* Takes over the features of one token tok[0..n) (avail >= n bytes readable from tok) that
+ * depend on it alone: stores its hash in *th and adds its character n-grams when chars is true
+ * and its unigram when uni is true, wherever it keeps them; returns how many it added. */
 typedef size_t (*gf_clf_token_fn)(void *ud, const struct gf_clf_hasher *h,
-                                  const unsigned char *tok, size_t n, size_t avail);
-/* gf_clf_features_from, except that when tfn is not NULL each word token's character n-grams
- * go to tfn (with the same ud) instead of fn: the same features, grouped by token. */
+                                  const unsigned char *tok, size_t n, size_t avail, bool chars,
+                                  bool uni, uint64_t *th);
+/* gf_clf_features_from, except that when tfn is not NULL each token's character n-grams and
+ * unigram go to tfn (with the same ud) instead of fn: the same features, grouped by token. */
 size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_feat_state *st,
                            const char *s, size_t n, gf_clf_feature_fn fn, gf_clf_token_fn tfn,
                            void *ud);
@@ -245,9 +251,9 @@ void gf_clf_model_calibrate(const struct gf_clf_model *m, float *scores);
 /* ---- memoized character n-grams (clf_tokcache.c) --------------------------------------- */
 
 /* A word token's character n-grams are most of a text's features, and the same words come back
- * in text after text; the sum of their rows depends only on the token's bytes and the model. A
- * token cache keeps that sum per short token, so a known word costs one lookup and one add
- * instead of hashing and adding a few dozen rows. The sums are integers, so the bag is the same
+ * in text after text; the sum of their rows and of its unigram's depends only on the token's
+ * bytes and the model. A token cache keeps that sum and the token's hash per short token, so a
+ * known word costs one lookup and one add instead of hashing and adding a few dozen rows. The sums are integers, so the bag is the same
  * to the bit. A cache serves one thread and one model at a time (it starts over when the model
  * id changes); the classifier interface keeps one per thread. */
 #define GF_CLF_TOK_SLOTS 1024  // direct-mapped slots
@@ -256,8 +262,9 @@ void gf_clf_model_calibrate(const struct gf_clf_model *m, float *scores);
 
 struct gf_clf_tok_entry {
     uint64_t key[2];                // the token's bytes, zero-padded
+    uint64_t th;                    // its hash (gf_clf_token_hash)
     uint8_t len;                    // the token's length, 0 for an empty slot
-    uint8_t n;                      // its character n-grams
+    uint8_t n;                      // its features in sum: character n-grams and unigram
     int16_t sum[GF_CLF_TOK_DIM];    // the sum of their rows (model, then head), 0 past the bag
 };
 
@@ -301,10 +308,10 @@ bool gf_clf_model_distinct(const struct gf_clf_model *m);
  * counts them (a head with distinct features, whose model's rows came from the token cache). */
 void gf_clf_bag_add_head_distinct(struct gf_clf_bag *b, const uint32_t *buckets, size_t n);
 void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n);
-/* The gf_clf_token_fn of scoring: adds a word token's character n-gram rows to the bag, from
- * the token cache when it has them (clf_tokcache.c). */
+/* The gf_clf_token_fn of scoring: adds a token's character n-gram and unigram rows to the bag,
+ * from the token cache when it has them (clf_tokcache.c). */
 size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned char *tok,
-                        size_t n, size_t avail);
+                        size_t n, size_t avail, bool chars, bool uni, uint64_t *th);
 /* Adds what the bag still holds apart into acc. */
 void gf_clf_bag_finish(struct gf_clf_bag *b);
 

@@ -7,11 +7,11 @@
 
 #include <string.h>
 
-// The largest entry sum: every n-gram of a token of GF_CLF_TOK_LEN bytes at |q| = 128.
-_Static_assert(GF_CLF_MAX_CHAR_N * (GF_CLF_TOK_LEN + 2) * 128 <= INT16_MAX,
-               "a token's sum must fit in int16");
-_Static_assert(GF_CLF_MAX_CHAR_N * (GF_CLF_TOK_LEN + 2) <= UINT8_MAX,
-               "a token's n-gram count must fit in uint8");
+// The most features of an entry: every character n-gram of a token of GF_CLF_TOK_LEN bytes,
+// and its unigram; the largest sum has all of them at |q| = 128.
+#define MAX_FEATS (GF_CLF_MAX_CHAR_N * (GF_CLF_TOK_LEN + 2) + 1)
+_Static_assert(MAX_FEATS * 128 <= INT16_MAX, "a token's sum must fit in int16");
+_Static_assert(MAX_FEATS <= UINT8_MAX, "a token's feature count must fit in uint8");
 // tsum is folded into the int64 sum before it can overflow: FOLD sums of at most INT16_MAX.
 #define FOLD 4096
 _Static_assert((int64_t)FOLD * INT16_MAX <= INT32_MAX, "tsum must not overflow");
@@ -43,10 +43,20 @@ void gf_clf_bag_finish(struct gf_clf_bag *b)
     b->tokens = 0;
 }
 
-// Computes the entry of a token that missed from its c buckets. The rows of a head with
-// distinct features are not in it (they depend on the rest of the text).
+// The buckets of a token's own features (character n-grams, unigram); returns their number.
+static size_t token_feats(const struct gf_clf_hasher *h, const unsigned char *tok, size_t n,
+                          bool chars, bool uni, uint64_t th, uint32_t *buckets)
+{
+    size_t c = chars ? gf_clf_char_features(h, tok, n, buckets) : 0;
+    if (uni)
+        buckets[c++] = gf_clf_unigram(h, th);
+    return c;
+}
+
+// Computes the entry of a token that missed from its c buckets and its hash th. The rows of a
+// head with distinct features are not in it (which of them count depends on the whole text).
 static void fill(const struct gf_clf_bag *b, const uint32_t *buckets, size_t c, size_t n,
-                 uint64_t k0, uint64_t k1, struct gf_clf_tok_entry *e)
+                 uint64_t th, uint64_t k0, uint64_t k1, struct gf_clf_tok_entry *e)
 {
     int32_t sum[GF_CLF_TOK_DIM] = {0};
     b->kernel(b->q, b->dim, buckets, c, sum);
@@ -56,17 +66,19 @@ static void fill(const struct gf_clf_bag *b, const uint32_t *buckets, size_t c, 
         e->sum[d] = (int16_t)sum[d];
     e->key[0] = k0;
     e->key[1] = k1;
+    e->th = th;
     e->len = (uint8_t)n;
     e->n = (uint8_t)c;
 }
 
 size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned char *tok,
-                        size_t n, size_t avail)
+                        size_t n, size_t avail, bool chars, bool uni, uint64_t *th)
 {
     struct gf_clf_bag *b = ud;
     if (b->tc == NULL || n > GF_CLF_TOK_LEN) {
-        uint32_t buckets[GF_CLF_MAX_TOKEN_CHAR_FEATS];
-        size_t c = gf_clf_char_features(h, tok, n, buckets);
+        uint32_t buckets[GF_CLF_MAX_TOKEN_CHAR_FEATS + 1];
+        *th = gf_clf_token_hash(h, tok, n, avail);
+        size_t c = token_feats(h, tok, n, chars, uni, *th, buckets);
         gf_clf_bag_add(b, buckets, c);
         return c;
     }
@@ -76,14 +88,16 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
     x = (x ^ (x >> 29)) * 0xbf58476d1ce4e5b9ULL;
     struct gf_clf_tok_entry *e = &b->tc->e[x >> (64 - 10)];
     _Static_assert(GF_CLF_TOK_SLOTS == 1 << 10, "the slot is the top 10 bits");
+    // chars and uni depend on the token's bytes and the model only, so the key needs no more.
     bool hit = e->len == n && e->key[0] == k0 && e->key[1] == k1;
     if (!hit || b->hdistinct) {
         // A head with distinct features needs the token's buckets even when the model's sum
         // is known: which of them the text has not shown yet.
-        uint32_t buckets[GF_CLF_MAX_TOKEN_CHAR_FEATS];
-        size_t c = gf_clf_char_features(h, tok, n, buckets);
+        uint32_t buckets[MAX_FEATS];
+        uint64_t hash = hit ? e->th : gf_clf_token_hash(h, tok, n, avail);
+        size_t c = token_feats(h, tok, n, chars, uni, hash, buckets);
         if (!hit)
-            fill(b, buckets, c, n, k0, k1, e);
+            fill(b, buckets, c, n, hash, k0, k1, e);
         if (b->hdistinct)
             gf_clf_bag_add_head_distinct(b, buckets, c);
     }
@@ -92,5 +106,6 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
         b->tsum[d] += e->sum[d];
     if (++b->tokens == FOLD)
         gf_clf_bag_finish(b);
+    *th = e->th;
     return e->n;
 }

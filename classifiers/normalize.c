@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "classifiers/fold_int.h"
+#include "classifiers/runs_int.h"
 
 // The text being rewritten: bytes and, unless NO_MAP, the original span of each byte.
 struct form {
@@ -163,12 +164,10 @@ static size_t char_len(unsigned char c)
     return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;  // the text is valid UTF-8 here
 }
 
+// The length of the run of word bytes at r (C_WORD, eight bytes at a time).
 static size_t token_len(const struct form *f, size_t r)
 {
-    size_t q = r;
-    while (q < f->n && is_word((unsigned char)f->t[q]))
-        q++;
-    return q - r;
+    return gf_runs_folded_word_end((const unsigned char *)f->t, r, f->n) - r;
 }
 
 static bool is_single(const struct form *f, size_t r)

@@ -6,6 +6,7 @@
  * phrases are matched by a direct scan from word starts that counts exactly what the pattern
  * would: PCRE2 would try the pattern at almost every letter. */
 #include "classifiers/rx_int.h"
+#include "classifiers/runs_int.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -106,7 +107,8 @@ static uint64_t mix(uint64_t h)
     return h ^ (h >> 31);
 }
 
-static uint64_t word_hash(const char *s, size_t n)
+// The hash of the word s[0..n); avail >= n bytes are readable from s.
+static uint64_t word_hash(const char *s, size_t n, size_t avail)
 {
     uint64_t h = 0xcbf29ce484222325ull ^ n;
     size_t i = 0;
@@ -116,9 +118,13 @@ static uint64_t word_hash(const char *s, size_t n)
         h = mix(h ^ x);
     }
     if (i < n) {
+        // The tail's bytes as the low bytes of a number: one masked load when 8 are readable.
         uint64_t x = 0;
-        for (size_t k = 0; i + k < n; k++)
-            x |= (uint64_t)(unsigned char)s[i + k] << (8 * k);
+        if (avail - i >= 8)
+            x = gf_runs_load((const unsigned char *)s + i) & ((1ull << (8 * (n - i))) - 1);
+        else
+            for (size_t k = 0; i + k < n; k++)
+                x |= (uint64_t)(unsigned char)s[i + k] << (8 * k);
         h = mix(h ^ x);
     }
     return h;
@@ -141,14 +147,13 @@ static void trigrams(const char *s, size_t n, struct features *f)
         while (i < n && !alnum((unsigned char)s[i]))
             i++;
         size_t b = i;
-        while (i < n && alnum((unsigned char)s[i]))
-            i++;
+        i = gf_runs_alnum_end((const unsigned char *)s, i, n);
         if (i == b)
             break;
         f->words++;
         w[0] = w[1];
         w[1] = w[2];
-        w[2] = word_hash(s + b, i - b);
+        w[2] = word_hash(s + b, i - b, n - b);
         if (f->words < 3 || f->trigrams >= MAX_TRIGRAMS)
             continue;
         uint64_t h = (w[0] * 31 + w[1]) * 31 + w[2];
@@ -226,9 +231,12 @@ static unsigned count_cta(const struct spam *sp, const char *str, size_t n)
         } else {
             p++;
         }
-        // No phrase starts right after a word byte: skip to the end of the word.
-        while (p < n && word_byte(s[p - 1]))
-            p++;
+        // No phrase starts right after a word byte: skip to the end of the word, that is
+        // while (p < n && word_byte(s[p - 1])) p++;
+        if (p < n && word_byte(s[p - 1])) {
+            size_t k = gf_runs_word_end(s, p, n);  // s[k] is the first non-word byte
+            p = k < n ? k + 1 : n;
+        }
     }
     return seen;
 }

@@ -1,6 +1,7 @@
 /* test_clf_tokcache.c — the token cache of scoring (clf_tokcache.c): a bag built through the
  * cache equals, integer for integer, the bag of the plain features, and scores are the same
- * bits, for models with and without a head, on prose, random bytes (invalid UTF-8), tokens of
+ * bits, for models with and without a head, with and without unigrams, word or character
+ * n-grams, on prose, random bytes (invalid UTF-8), tokens of
  * every length around the 8-byte loads and the 16-byte limit, text ending inside a token (each
  * text in a buffer of its exact size, so a read past it is a sanitizer error), more distinct
  * tokens than slots, rows at the int8 extremes with the widest n-gram range, and a cache
@@ -91,7 +92,8 @@ static void compare(const struct gf_clf_model *m, struct gf_clf_tokcache *tc, co
 {
     char *t = gf_malloc(len ? len : 1);
     REQUIRE(t != NULL);
-    memcpy(t, src, len);
+    if (len > 0)
+        memcpy(t, src, len);
     int64_t a[GF_CLF_TOK_DIM + 8] = {0}, c[GF_CLF_TOK_DIM + 8] = {0};
     int32_t a32[GF_CLF_TOK_DIM + 8], c32[GF_CLF_TOK_DIM + 8];
     uint32_t bd = m->bag_dim;
@@ -175,6 +177,18 @@ static void test_models(void)
     run_texts(shipped, &cache, 100);
     run_texts(wide, &cache, 50);  // bag of 72: scored without the cache
     CHECK(cache.model == shipped->id);
+    // Without unigrams (word n-grams from 2), without word n-grams, without character n-grams.
+    const struct gf_clf_hash_params variants[] = {
+        {.buckets = 1024, .seed = 11, .word_min = 2, .word_max = 3, .char_min = 3, .char_max = 5},
+        {.buckets = 1024, .seed = 12, .word_min = 0, .word_max = 0, .char_min = 1, .char_max = 3},
+        {.buckets = 1024, .seed = 13, .word_min = 1, .word_max = 2, .char_min = 0, .char_max = 0},
+    };
+    for (size_t i = 0; i < GF_ARRAY_LEN(variants); i++) {
+        struct gf_clf_model *v = make_model(&variants[i], 16, 8, 0);
+        REQUIRE(v != NULL);
+        run_texts(v, &cache, 100);
+        gf_clf_model_unref(v);
+    }
     gf_clf_model_unref(shipped);
     gf_clf_model_unref(plain);
     gf_clf_model_unref(wide);

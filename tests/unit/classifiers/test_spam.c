@@ -1,6 +1,10 @@
 /* Unit tests of classifiers/spam.c: typical spam scores high and ordinary requests, including
- * ones with a link or an urgent word, score low; each heuristic moves the score on its own. */
+ * ones with a link or an urgent word, score low; each heuristic moves the score on its own; the
+ * direct phrase scan agrees with the pattern; the run ends of runs_int.h (spam.c's, and the
+ * folded-text one of normalize.c) agree with byte loops. */
 #include "scan_util.h"
+
+#include "classifiers/runs_int.h"
 
 static struct gf_detector *d;
 
@@ -115,6 +119,69 @@ static void test_direct_scan(void)
     gf_buf_cleanup(&b);
 }
 
+static bool ref_alnum(unsigned c)
+{
+    return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool ref_folded(unsigned c)  // normalize.c's C_WORD
+{
+    return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '$' || c == '@';
+}
+
+static bool ref_word(unsigned c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+/* The eight-bytes-at-a-time run ends (runs_int.h) against byte loops: every start of random
+ * buffers of every length up to 40 (each in an allocation of its exact size, so a read past
+ * the end is a sanitizer error), bytes drawn from the edges of every class and from all 256. */
+static void test_runs(void)
+{
+    static const unsigned char edges[] = {'/', '0', '9', ':', '@', 'A', 'Z', '[', '_', '`', 'a',
+                                          'z', '{', '#', '$', '%', '?', 0x7f, 0x80, 0xff, 0xc0, 0xc1, 0xda, 0xdf,
+                                          0xe0, 0xe1, 0xfa, 0xfb, ' ', 0, 'm', 'M', '5'};
+    for (int rep = 0; rep < 4000; rep++) {
+        size_t n = (size_t)rep % 41;
+        unsigned char *s = gf_malloc(n ? n : 1);
+        REQUIRE(s != NULL);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = next();
+            // Long runs of word bytes too, so the eight-byte loop runs more than once.
+            s[i] = r % 4 == 0 ? (unsigned char)(r >> 8) : r % 4 == 1 ? (unsigned char)('a' + r % 26)
+                                                        : edges[(r >> 8) % sizeof(edges)];
+        }
+        for (size_t i = 0; i <= n; i++) {
+            size_t a = i, w = i, f = i;
+            while (a < n && ref_alnum(s[a]))
+                a++;
+            while (w < n && ref_word(s[w]))
+                w++;
+            while (f < n && ref_folded(s[f]))
+                f++;
+            CHECK(gf_runs_alnum_end(s, i, n) == a);
+            CHECK(gf_runs_word_end(s, i, n) == w);
+            CHECK(gf_runs_folded_word_end(s, i, n) == f);
+        }
+        gf_free(s);
+    }
+    // Every byte value at every position of an eight-byte block.
+    unsigned char b[16];
+    for (unsigned c = 0; c < 256; c++)
+        for (size_t at = 0; at < 8; at++) {
+            memset(b, 'q', sizeof(b));
+            b[at] = (unsigned char)c;
+            CHECK(gf_runs_alnum_end(b, 0, sizeof(b)) == (ref_alnum(c) ? sizeof(b) : at));
+            memset(b, '_', sizeof(b));
+            b[at] = (unsigned char)c;
+            CHECK(gf_runs_word_end(b, 0, sizeof(b)) == (ref_word(c) ? sizeof(b) : at));
+            memset(b, '$', sizeof(b));
+            b[at] = (unsigned char)c;
+            CHECK(gf_runs_folded_word_end(b, 0, sizeof(b)) == (ref_folded(c) ? sizeof(b) : at));
+        }
+}
+
 static void test_oom(void)
 {
     if (!gf_alloc_fail_supported())
@@ -142,6 +209,7 @@ int main(void)
         SKIP("cannot build the spam detector");
     RUN(test_spam);
     RUN(test_direct_scan);
+    RUN(test_runs);
     RUN(test_oom);
     gf_detector_free(d);
     scan_teardown();
