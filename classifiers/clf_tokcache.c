@@ -1,6 +1,8 @@
 /* clf_tokcache.c — the token cache of scoring: the sum of the embedding rows of a short word
  * token's character n-grams, kept per token so that a word seen before costs one lookup and
  * one add instead of hashing and adding its few dozen rows (clf_int.h says why it pays).
+ * A head with distinct features is not in the sums: a word's buckets count only where the text
+ * shows them first, so its words are hashed again, except a word already marked in the text.
  * Invariant: an entry holds exactly the integer sum the rows of its token's n-grams give under
  * the model the cache names, so a bag built from entries equals one built from the rows. */
 #include "classifiers/clf_int.h"
@@ -86,20 +88,25 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
     uint64_t k1 = n > 8 ? load_upto(tok + 8, n - 8, avail - 8) : 0;
     uint64_t x = (k0 * 0x9e3779b97f4a7c15ULL) ^ (k1 * 0xc2b2ae3d27d4eb4fULL) ^ n;
     x = (x ^ (x >> 29)) * 0xbf58476d1ce4e5b9ULL;
-    struct gf_clf_tok_entry *e = &b->tc->e[x >> (64 - 10)];
+    size_t slot = x >> (64 - 10);
+    struct gf_clf_tok_entry *e = &b->tc->e[slot];
     _Static_assert(GF_CLF_TOK_SLOTS == 1 << 10, "the slot is the top 10 bits");
     // chars and uni depend on the token's bytes and the model only, so the key needs no more.
     bool hit = e->len == n && e->key[0] == k0 && e->key[1] == k1;
-    if (!hit || b->hdistinct) {
-        // A head with distinct features needs the token's buckets even when the model's sum
-        // is known: which of them the text has not shown yet.
+    // A head with distinct features needs the token's buckets even when the model's sum is
+    // known (which of them the text has not shown yet), unless the token has already marked
+    // them in this bag: then none is new.
+    bool head = b->hdistinct && !(hit && b->tc->marked[slot] == b->number);
+    if (!hit || head) {
         uint32_t buckets[MAX_FEATS];
         uint64_t hash = hit ? e->th : gf_clf_token_hash(h, tok, n, avail);
         size_t c = token_feats(h, tok, n, chars, uni, hash, buckets);
         if (!hit)
             fill(b, buckets, c, n, hash, k0, k1, e);
-        if (b->hdistinct)
+        if (head) {
             gf_clf_bag_add_head_distinct(b, buckets, c);
+            b->tc->marked[slot] = b->number;
+        }
     }
     // A fixed trip count over the whole entry (zero past the bag) vectorizes without a tail.
     for (size_t d = 0; d < GF_CLF_TOK_DIM; d++)

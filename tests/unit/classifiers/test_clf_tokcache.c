@@ -1,6 +1,7 @@
 /* test_clf_tokcache.c — the token cache of scoring (clf_tokcache.c): a bag built through the
  * cache equals, integer for integer, the bag of the plain features, and scores are the same
- * bits, for models with and without a head, with and without unigrams, word or character
+ * bits, for models with and without a head (also a head with distinct features, whose words
+ * are hashed again unless already marked in the text), with and without unigrams, word or character
  * n-grams, on prose, random bytes (invalid UTF-8), tokens of
  * every length around the 8-byte loads and the 16-byte limit, text ending inside a token (each
  * text in a buffer of its exact size, so a read past it is a sanitizer error), more distinct
@@ -166,7 +167,9 @@ static void test_models(void)
     REQUIRE(shipped != NULL && plain != NULL && wide != NULL && distinct != NULL);
     distinct->head->distinct = true;
     distinct->head->pooling = GF_CLF_POOL_SQRT;
+    cache.bags = UINT32_MAX - 2;  // bag numbers wrap around during the run
     run_texts(distinct, &cache, 300);
+    CHECK(cache.bags > 0 && cache.bags < 1000);
     CHECK(cache.model == distinct->id);
     gf_clf_model_unref(distinct);
     run_texts(shipped, &cache, 400);
