@@ -192,6 +192,14 @@ static void test_extremes(void)
         const char *t = "abcdefghijklmnop abcdefghijklmnop zzzzzzzzzzzzzzzz zzzzzzzzzzzzzzzzz q";
         for (int i = 0; i < 3; i++)  // a miss, then hits
             compare(m, &cache, t, strlen(t));
+        // Each of these tokens sums to about INT16_MAX / 2: the int16 lanes fold into int32
+        // after every token or two, and those into the int64 sum after 4096 folds.
+        struct gf_buf b;
+        gf_buf_init(&b, 1 << 20);
+        for (int i = 0; i < 5000; i++)
+            gf_buf_puts(&b, i % 3 ? "zzzzzzzzzzzzzzzz " : "yyyyyyyyyyyyyyyy ");
+        compare(m, &cache, b.data, b.len);
+        gf_buf_cleanup(&b);
         run_texts(m, &cache, 80);
         gf_clf_model_unref(m);
     }
