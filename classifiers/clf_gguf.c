@@ -29,6 +29,50 @@ static int get_u32(const struct gf_gguf *g, const char *key, uint32_t *v, struct
 }
 
 /* Valid category names are short lowercase identifiers: they become policy and API names. */
+/* The optional string key `key` ("mean" or "sqrt", absent: the mean) into *pooling. Files
+ * before feature version 5 pooled by the mean only and must not carry the key. */
+static int get_pooling(const struct gf_gguf *g, const char *key, uint32_t featv,
+                       uint32_t *pooling, struct gf_err *err)
+{
+    const char *s;
+    size_t len;
+    *pooling = GF_CLF_POOL_MEAN;
+    int rc = gf_gguf_get_str(g, key, &s, &len);
+    if (rc == GF_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return gf_err_set(err, GF_EFORMAT, "key %s: not a string", key);
+    if (featv < 5)
+        return gf_err_set(err, GF_EFORMAT, "key %s in a file of feature version %u", key, featv);
+    if (len == 4 && memcmp(s, "mean", 4) == 0)
+        return 0;
+    if (len == 4 && memcmp(s, "sqrt", 4) == 0) {
+        *pooling = GF_CLF_POOL_SQRT;
+        return 0;
+    }
+    return gf_err_set(err, GF_EFORMAT, "key %s: '%.*s' (expected mean or sqrt)", key,
+                      (int)(len > 16 ? 16 : len), s);
+}
+
+/* The optional bool key `key` (absent: false) into *distinct: each bucket once per text, which
+ * needs at most GF_CLF_DISTINCT_MAX_BUCKETS buckets; version 5 and later only. */
+static int get_distinct(const struct gf_gguf *g, const char *key, uint32_t featv,
+                        uint32_t buckets, bool *distinct, struct gf_err *err)
+{
+    *distinct = false;
+    int rc = gf_gguf_get_bool(g, key, distinct);
+    if (rc == GF_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return gf_err_set(err, GF_EFORMAT, "key %s: not a bool", key);
+    if (featv < 5)
+        return gf_err_set(err, GF_EFORMAT, "key %s in a file of feature version %u", key, featv);
+    if (*distinct && buckets > GF_CLF_DISTINCT_MAX_BUCKETS)
+        return gf_err_set(err, GF_EFORMAT, "key %s: distinct features need at most %u buckets",
+                          key, GF_CLF_DISTINCT_MAX_BUCKETS);
+    return 0;
+}
+
 static bool valid_name(const char *s, size_t n)
 {
     if (n == 0 || n > 32)
@@ -114,8 +158,10 @@ static int load_calib(const struct gf_gguf *g, const char *cat, struct gf_clf_ca
 }
 
 /* The optional head (feature version 4): keys head.categories, head.embedding_length and
- * head.hidden_length, tensors clf.head.*, all of them or none. */
-static int load_head(struct gf_gguf *g, struct gf_clf_model *m, struct gf_err *err)
+ * head.hidden_length, tensors clf.head.*, all of them or none; head.pooling and
+ * head.distinct_features optional (version 5). */
+static int load_head(struct gf_gguf *g, struct gf_clf_model *m, uint32_t featv,
+                     struct gf_err *err)
 {
     struct gf_gguf_arr cats;
     int rc = gf_gguf_get_arr(g, K("head.categories"), &cats);
@@ -147,9 +193,13 @@ static int load_head(struct gf_gguf *g, struct gf_clf_model *m, struct gf_err *e
                                   names[j]);
         names[i] = m->cat_names[c];
     }
-    uint32_t dim, hidden;
+    uint32_t dim, hidden, pooling;
+    bool distinct;
     if ((rc = get_u32(g, K("head.embedding_length"), &dim, err)) ||
-        (rc = get_u32(g, K("head.hidden_length"), &hidden, err)))
+        (rc = get_u32(g, K("head.hidden_length"), &hidden, err)) ||
+        (rc = get_pooling(g, K("head.pooling"), featv, &pooling, err)) ||
+        (rc = get_distinct(g, K("head.distinct_features"), featv, m->hash.buckets, &distinct,
+                           err)))
         return rc;
     if (dim == 0 || dim > GF_CLF_MAX_DIM - m->dim || hidden > GF_CLF_MAX_HIDDEN)
         return gf_err_set(err, GF_EFORMAT,
@@ -164,6 +214,8 @@ static int load_head(struct gf_gguf *g, struct gf_clf_model *m, struct gf_err *e
     h->hash = m->hash;
     h->dim = h->bag_dim = dim;
     h->hidden = h->max_hidden = hidden;
+    h->pooling = pooling;
+    h->distinct = distinct;
     h->norm_version = m->norm_version;
     h->bag = m->bag;
     h->dense = m->dense;
@@ -256,8 +308,9 @@ static int from_gguf(struct gf_gguf *g, struct gf_clf_model **out, struct gf_err
     rc = gf_gguf_get_u32(g, K("feature_version"), &featv);
     if (rc != 0 && rc != GF_ENOTFOUND)
         return bad(err, "key " K("feature_version") ": not an unsigned 32-bit integer");
-    // Version 3 files have the features of version 4 and no head.
-    if (featv != GF_CLF_FEATURE_VERSION && featv != 3)
+    // Version 3 files have the features of version 5, no head and the mean; version 4 files
+    // have the features of version 5 and the mean.
+    if (featv != GF_CLF_FEATURE_VERSION && featv != 3 && featv != 4)
         return gf_err_set(err, GF_EFORMAT,
                           "model uses feature version %u, this build computes version %u "
                           "(retrain it)",
@@ -270,6 +323,11 @@ static int from_gguf(struct gf_gguf *g, struct gf_clf_model **out, struct gf_err
     if (dim == 0 || dim > GF_CLF_MAX_DIM || hidden > GF_CLF_MAX_HIDDEN)
         return gf_err_set(err, GF_EFORMAT, "embedding_length %u / hidden_length %u out of range",
                           dim, hidden);
+    uint32_t pooling;
+    bool distinct;
+    if ((rc = get_pooling(g, K("pooling"), featv, &pooling, err)) != 0 ||
+        (rc = get_distinct(g, K("distinct_features"), featv, hp.buckets, &distinct, err)) != 0)
+        return rc;
 
     // Build the model around the mapped tensors (the owned block stays empty).
     m = gf_calloc(1, sizeof(*m));
@@ -281,6 +339,8 @@ static int from_gguf(struct gf_gguf *g, struct gf_clf_model **out, struct gf_err
     m->hash = hp;
     m->dim = m->bag_dim = dim;
     m->hidden = m->max_hidden = hidden;
+    m->pooling = pooling;
+    m->distinct = distinct;
     m->norm_version = normv;
     m->bag = gf_clf_bag_kernel_get(NULL);
     m->dense = gf_clf_dense_kernel_get(NULL);
@@ -313,7 +373,7 @@ static int from_gguf(struct gf_gguf *g, struct gf_clf_model **out, struct gf_err
         gf_err_set(err, GF_EFORMAT, "key " K("head.categories") " in a file of feature version 3");
         goto fail;
     }
-    if ((rc = load_head(g, m, err)) != 0)
+    if ((rc = load_head(g, m, featv, err)) != 0)
         goto fail;
     m->file = g;
     *out = m;
@@ -360,6 +420,11 @@ int gf_clf_model_load_mem(const void *data, size_t len, struct gf_clf_model **ou
     return rc;
 }
 
+static const char *pooling_name(uint32_t pooling)
+{
+    return pooling == GF_CLF_POOL_SQRT ? "sqrt" : "mean";
+}
+
 static int fill_writer(const struct gf_clf_model *m, struct gf_gguf_writer *w)
 {
     int rc;
@@ -381,14 +446,18 @@ static int fill_writer(const struct gf_clf_model *m, struct gf_gguf_writer *w)
         (rc = gf_gguf_writer_add_u32(w, K("embedding_length"), m->dim)) ||
         (rc = gf_gguf_writer_add_u32(w, K("hidden_length"), m->hidden)) ||
         (rc = gf_gguf_writer_add_u32(w, K("normalization_version"), gf_clf_norm_version())) ||
-        (rc = gf_gguf_writer_add_u32(w, K("feature_version"), GF_CLF_FEATURE_VERSION)))
+        (rc = gf_gguf_writer_add_u32(w, K("feature_version"), GF_CLF_FEATURE_VERSION)) ||
+        (rc = gf_gguf_writer_add_str(w, K("pooling"), pooling_name(m->pooling), 4)) ||
+        (rc = gf_gguf_writer_add_bool(w, K("distinct_features"), m->distinct)))
         return rc;
     const struct gf_clf_model *h = m->head;
     if (h != NULL &&
         ((rc = gf_gguf_writer_add_arr_str(w, K("head.categories"),
                                           (const char *const *)h->cat_names, NULL, h->n_cat)) ||
          (rc = gf_gguf_writer_add_u32(w, K("head.embedding_length"), h->dim)) ||
-         (rc = gf_gguf_writer_add_u32(w, K("head.hidden_length"), h->hidden))))
+         (rc = gf_gguf_writer_add_u32(w, K("head.hidden_length"), h->hidden)) ||
+         (rc = gf_gguf_writer_add_str(w, K("head.pooling"), pooling_name(h->pooling), 4)) ||
+         (rc = gf_gguf_writer_add_bool(w, K("head.distinct_features"), h->distinct))))
         return rc;
     for (uint32_t c = 0; c < m->n_cat; c++) {
         const struct gf_clf_calib *cal = &m->calib[c];

@@ -36,8 +36,36 @@ struct gf_clf_hash_params {
  * features. Version 1 (no key in the file) hashed char n-grams byte by byte and had no number
  * shapes; version 2 had no shape features of the original text (clf_shape.c); version 3 had
  * the same features as 4 but no head (a build of version 3 would ignore a head and score its
- * categories with the wrong output, so a file of version 4 must be refused there). */
-#define GF_CLF_FEATURE_VERSION 4
+ * categories with the wrong output, so a file of version 4 must be refused there); version 4
+ * had the features of 5 and always pooled by the mean (a build of version 4 would ignore the
+ * pooling keys of version 5 and score with the wrong pooling, so it must refuse version 5). */
+#define GF_CLF_FEATURE_VERSION 5
+
+/* How a text's embedding rows become the vector the layers read: their sum divided by the
+ * number of features (the mean, fastText's pooling) or by its square root, which keeps the
+ * weight of a few telling features in a long text (a long mail with one spam paragraph). Both
+ * are an integer sum scaled once, so streams and batches keep giving the same bits. */
+enum gf_clf_pooling { GF_CLF_POOL_MEAN = 0, GF_CLF_POOL_SQRT = 1 };
+
+/* A model with distinct features adds the row of each bucket once per text (its first
+ * occurrence), so a word a long mail repeats counts like a word it says once (the sublinear
+ * term weights of TF-IDF classifiers, which spam needs: docs/classifiers.md). The set of buckets
+ * seen is a bitmap, so such a model has at most this many buckets. */
+#define GF_CLF_DISTINCT_MAX_BUCKETS (1u << 18)
+#define GF_CLF_DISTINCT_WORDS       (GF_CLF_DISTINCT_MAX_BUCKETS / 64)
+/* The buckets first seen in one call of the feature callback are collected in slices of this
+ * many. */
+#define GF_CLF_FRESH_MAX 512
+
+/* The buckets a text has shown so far, for models with distinct features: a bitmap over the
+ * buckets and the indexes of its non-zero words (so clearing costs what the text set). */
+struct gf_clf_seen {
+    uint64_t *bits;     // [GF_CLF_DISTINCT_WORDS]
+    uint32_t *touched;  // [GF_CLF_DISTINCT_WORDS + 1] indexes of non-zero words of bits
+    size_t n_touched;
+};
+/* Clears the bits set since the last clear. */
+void gf_clf_seen_clear(struct gf_clf_seen *s);
 
 /* An embedding-bag kernel (clf_bag.c). */
 typedef void (*gf_clf_bag_fn)(const int8_t *q, uint32_t dim, const uint32_t *buckets, size_t n,
@@ -170,6 +198,8 @@ struct gf_clf_model {
     uint32_t norm_version;      // GF_NORM_VERSION the model was trained with
     uint32_t dim;               // embedding width
     uint32_t hidden;            // 0 = no hidden layer
+    uint32_t pooling;           // enum gf_clf_pooling
+    bool distinct;              // each bucket once per text (buckets <= DISTINCT_MAX_BUCKETS)
     const int8_t *emb_q;        // [buckets][dim] int8 embedding rows
     const float *emb_scale;     // [dim] per-dimension scale: value = q * scale[d], so a bag of
                                 // rows is an exact integer sum scaled once
@@ -207,11 +237,13 @@ int gf_clf_model_alloc(uint32_t n_cat, const char *const *names,
 int gf_clf_model_attach_head(struct gf_clf_model *m, struct gf_clf_model *head,
                              struct gf_err *err);
 /* From an embedding-bag sum acc[m->bag_dim] (integer sum of the int8 rows: the model's, then
- * its head's) over n_feats features to the raw sigmoid outputs raw[n_cat]; x holds m->bag_dim
- * floats, hid m->max_hidden. Scoring and calibration share it, so both compute the same
- * bits. */
+ * its head's) over n_feats features, n_distinct of them distinct, to the raw sigmoid outputs
+ * raw[n_cat]; x holds m->bag_dim floats, hid m->max_hidden. Scoring and calibration share it,
+ * so both compute the same bits. */
 void gf_clf_model_forward(const struct gf_clf_model *m, const int64_t *acc, size_t n_feats,
-                          float *x, float *hid, float *raw);
+                          size_t n_distinct, float *x, float *hid, float *raw);
+/* What a bag of n_feats > 0 rows is divided by under pooling: n_feats or its square root. */
+float gf_clf_pool_div(uint32_t pooling, size_t n_feats);
 
 /* The raw outputs to calibrated probabilities, in place (the model's calibration tables). */
 void gf_clf_model_calibrate(const struct gf_clf_model *m, float *scores);
@@ -251,17 +283,33 @@ struct gf_clf_bag {
     uint32_t dim;
     const int8_t *hq;  // the head's table, NULL when none
     uint32_t hdim;
+    bool distinct, hdistinct;  // the model / the head adds first occurrences only
     gf_clf_bag_fn kernel;
     struct gf_clf_tokcache *tc;    // borrowed, NULL when not used
     uint32_t bound;                // a bound on |t16[d]|: the sum of the entries' mag
     uint32_t folds;                // t16 folded into tsum since tsum was last folded into acc
     int16_t t16[GF_CLF_TOK_DIM];   // memoized token sums not yet in tsum
     int32_t tsum[GF_CLF_TOK_DIM];  // and not yet in acc
+    // With distinct features: buckets seen before (a stream's earlier text; NULL for none),
+    // buckets seen here (set as they come), the first occurrences of the current slice and
+    // their count so far.
+    const uint64_t *base;
+    struct gf_clf_seen *seen;
+    uint32_t *fresh;  // [GF_CLF_FRESH_MAX]
+    size_t n_distinct;
 };
-/* tc (may be NULL) is used only when the bag is narrow enough; it is emptied when it held
- * another model's sums. Call gf_clf_bag_finish before reading acc. */
+/* tc (may be NULL) is used only when the bag is narrow enough and the model (not its head) adds
+ * every occurrence; it is emptied when it held another model's sums. seen and fresh (the
+ * scratch's) are needed when m or its head has distinct features. Call gf_clf_bag_finish
+ * before reading acc. */
 void gf_clf_bag_init(struct gf_clf_bag *b, const struct gf_clf_model *m, int64_t *acc,
-                     int32_t *acc32, struct gf_clf_tokcache *tc);
+                     int32_t *acc32, struct gf_clf_tokcache *tc, struct gf_clf_seen *seen,
+                     uint32_t *fresh);
+/* True when m or its head has distinct features. */
+bool gf_clf_model_distinct(const struct gf_clf_model *m);
+/* Adds the rows of the buckets of buckets[0..n) first seen in the text to the head's sum, and
+ * counts them (a head with distinct features, whose model's rows came from the token cache). */
+void gf_clf_bag_add_head_distinct(struct gf_clf_bag *b, const uint32_t *buckets, size_t n);
 void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n);
 /* The gf_clf_token_fn of scoring: adds a token's character n-gram and unigram rows to the bag,
  * from the token cache when it has them (clf_tokcache.c). */
@@ -326,8 +374,11 @@ struct gf_clf_scratch {
     uint32_t dim, hidden;  // capacities of the arrays below
     int32_t *acc32;        // [dim] the embedding bag of the current chunk of features
     int64_t *acc;          // [dim] the embedding bag of the text
-    float *x;              // [dim] its mean
+    float *x;              // [dim] its pooled form
     float *hid;            // [hidden]
+    struct gf_clf_seen seen;  // buckets of the text so far (distinct features), all clear
+                              // between calls
+    uint32_t *fresh;       // [GF_CLF_FRESH_MAX]
     char *norm;            // [GF_CLF_NORM_BUF] normalized text of the current segment
     struct gf_clf_tokcache *tc;  // borrowed token cache, NULL for none (gf_clf_scratch_new and
                                  // gf_clf_scratch_over leave it NULL)
@@ -337,7 +388,9 @@ struct gf_clf_scratch {
  * lays it out with gf_clf_scratch_over). */
 #define GF_CLF_SCRATCH_BYTES(dim, hidden) \
     ((size_t)(dim) * (sizeof(int64_t) + sizeof(int32_t) + sizeof(float)) + \
-     (size_t)((hidden) ? (hidden) : 1) * sizeof(float) + GF_CLF_NORM_BUF)
+     (size_t)((hidden) ? (hidden) : 1) * sizeof(float) + \
+     (size_t)GF_CLF_DISTINCT_WORDS * (sizeof(uint64_t) + sizeof(uint32_t)) + sizeof(uint32_t) + \
+     (size_t)GF_CLF_FRESH_MAX * sizeof(uint32_t) + GF_CLF_NORM_BUF)
 /* Points s at caller memory of GF_CLF_SCRATCH_BYTES(dim, hidden) bytes, 8-byte aligned. */
 void gf_clf_scratch_over(struct gf_clf_scratch *s, void *mem, uint32_t dim, uint32_t hidden);
 
@@ -354,6 +407,8 @@ struct gf_clf_example {
 struct gf_clf_train_params {
     uint32_t dim;
     uint32_t hidden;       // 0 = linear model on the embedding bag
+    uint32_t pooling;      // enum gf_clf_pooling
+    bool distinct;         // each bucket once per example (first occurrence)
     uint32_t epochs;
     uint32_t batch;
     float lr;              // start learning rate, decays linearly to 0

@@ -1,10 +1,12 @@
 /* clf_model.c — the trained classifier at inference: building, sharing (refcount) and scoring.
- * Scoring a text is: features -> integer sum of their int8 embedding rows (clf_bag.c) -> mean,
+ * Scoring a text is: features (each bucket once for a model with distinct features) -> integer
+ * sum of their int8 embedding rows (clf_bag.c) -> pooled (over their count or its square root),
  * scaled per dimension -> optional ReLU hidden layer -> one logit per category -> sigmoid ->
- * calibration table. Invariant: scoring reads the
- * model only and writes only the caller's scratch, so it is thread-safe and allocation-free. */
+ * calibration table. Invariant: scoring reads the model only and writes only the caller's
+ * scratch, so it is thread-safe and allocation-free. */
 #include "classifiers/clf_int.h"
 
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -122,7 +124,9 @@ int gf_clf_model_category_index(const struct gf_clf_model *m, const char *name)
 int gf_clf_scratch_new(const struct gf_clf_model *m, struct gf_clf_scratch **out)
 {
     *out = NULL;
-    struct gf_clf_scratch *s = gf_malloc(sizeof(*s) + GF_CLF_SCRATCH_BYTES(m->bag_dim, m->max_hidden));
+    // Zeroed: the bitmap of seen buckets starts (and stays, between calls) clear.
+    struct gf_clf_scratch *s =
+        gf_calloc(1, sizeof(*s) + GF_CLF_SCRATCH_BYTES(m->bag_dim, m->max_hidden));
     if (s == NULL)
         return GF_ENOMEM;
     gf_clf_scratch_over(s, s + 1, m->bag_dim, m->max_hidden);
@@ -132,15 +136,33 @@ int gf_clf_scratch_new(const struct gf_clf_model *m, struct gf_clf_scratch **out
 
 void gf_clf_scratch_over(struct gf_clf_scratch *s, void *mem, uint32_t dim, uint32_t hidden)
 {
-    // int64 first, so every array is aligned for its type when mem is 8-byte aligned.
+    // 64-bit arrays first, so every array is aligned for its type when mem is 8-byte aligned.
+    // The bitmap is not cleared here: mem's is zero when first used (calloc, thread-local
+    // storage) and every scoring call clears the bits it set.
     s->dim = dim;
     s->hidden = hidden;
     s->acc = mem;
-    s->acc32 = (int32_t *)(s->acc + dim);
+    s->seen.bits = (uint64_t *)(s->acc + dim);
+    s->seen.n_touched = 0;
+    s->acc32 = (int32_t *)(s->seen.bits + GF_CLF_DISTINCT_WORDS);
     s->x = (float *)(s->acc32 + dim);
     s->hid = s->x + dim;
-    s->norm = (char *)(s->hid + (hidden ? hidden : 1));
+    s->seen.touched = (uint32_t *)(s->hid + (hidden ? hidden : 1));
+    s->fresh = s->seen.touched + GF_CLF_DISTINCT_WORDS + 1;
+    s->norm = (char *)(s->fresh + GF_CLF_FRESH_MAX);
     s->tc = NULL;
+}
+
+void gf_clf_seen_clear(struct gf_clf_seen *s)
+{
+    for (size_t i = 0; i < s->n_touched; i++)
+        s->bits[s->touched[i]] = 0;
+    s->n_touched = 0;
+}
+
+bool gf_clf_model_distinct(const struct gf_clf_model *m)
+{
+    return m->distinct || (m->head != NULL && m->head->distinct);
 }
 
 void gf_clf_scratch_free(struct gf_clf_scratch *s)
@@ -151,12 +173,18 @@ void gf_clf_scratch_free(struct gf_clf_scratch *s)
 // Features arrive in chunks of about a thousand; the kernel sums a chunk's rows in int32 and
 // the chunk's sum goes into the int64 sum of the text, so no text is too long to overflow.
 void gf_clf_bag_init(struct gf_clf_bag *b, const struct gf_clf_model *m, int64_t *acc,
-                     int32_t *acc32, struct gf_clf_tokcache *tc)
+                     int32_t *acc32, struct gf_clf_tokcache *tc, struct gf_clf_seen *seen,
+                     uint32_t *fresh)
 {
     *b = (struct gf_clf_bag){.q = m->emb_q, .acc32 = acc32, .acc = acc, .dim = m->dim,
                              .hq = m->head ? m->head->emb_q : NULL,
-                             .hdim = m->head ? m->head->dim : 0, .kernel = m->bag};
-    if (tc != NULL && m->bag_dim <= GF_CLF_TOK_DIM) {
+                             .hdim = m->head ? m->head->dim : 0, .distinct = m->distinct,
+                             .hdistinct = m->head != NULL && m->head->distinct, .kernel = m->bag,
+                             .seen = gf_clf_model_distinct(m) ? seen : NULL, .fresh = fresh};
+    assert(b->seen != NULL || !gf_clf_model_distinct(m));
+    // A token's memoized sum stands for all its n-grams: right for a model that adds every
+    // occurrence. A head with distinct features takes its rows apart (bag_add_head_distinct).
+    if (tc != NULL && m->bag_dim <= GF_CLF_TOK_DIM && !m->distinct) {
         if (tc->model != m->id) {
             for (size_t i = 0; i < GF_CLF_TOK_SLOTS; i++)
                 tc->e[i].len = 0;
@@ -166,19 +194,79 @@ void gf_clf_bag_init(struct gf_clf_bag *b, const struct gf_clf_model *m, int64_t
     }
 }
 
+static void add_rows(struct gf_clf_bag *b, const int8_t *q, uint32_t dim, int64_t *acc,
+                     const uint32_t *buckets, size_t n)
+{
+    memset(b->acc32, 0, dim * sizeof(int32_t));
+    b->kernel(q, dim, buckets, n, b->acc32);
+    for (uint32_t d = 0; d < dim; d++)
+        acc[d] += b->acc32[d];
+}
+
+/* The buckets of buckets[0..n) (n <= GF_CLF_FRESH_MAX) neither in base nor seen before, into
+ * b->fresh, marking them seen; returns their number. Branch-free: whether a bucket is new is
+ * as good as random, so a branch on it would be mispredicted half the time. */
+static inline __attribute__((always_inline)) size_t
+first_seen_in(struct gf_clf_seen *sn, const uint64_t *base, uint32_t *fresh,
+              const uint32_t *buckets, size_t n)
+{
+    uint64_t *bits = sn->bits;
+    uint32_t *touched = sn->touched;
+    size_t k = 0, nt = sn->n_touched;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t w = buckets[i] >> 6;
+        uint64_t bit = 1ULL << (buckets[i] & 63), old = bits[w];
+        uint64_t known = base != NULL ? old | base[w] : old;
+        fresh[k] = buckets[i];
+        k += (known & bit) == 0;
+        touched[nt] = w;  // a word's index once, when it stops being zero: bounded by the words
+        nt += old == 0;
+        bits[w] = old | bit;
+    }
+    sn->n_touched = nt;
+    return k;
+}
+
+static size_t first_seen(struct gf_clf_bag *b, const uint32_t *buckets, size_t n)
+{
+    // Two copies of the loop: without earlier text (every one-shot score) it reads one bitmap.
+    if (b->base == NULL)
+        return first_seen_in(b->seen, NULL, b->fresh, buckets, n);
+    return first_seen_in(b->seen, b->base, b->fresh, buckets, n);
+}
+
+void gf_clf_bag_add_head_distinct(struct gf_clf_bag *b, const uint32_t *buckets, size_t n)
+{
+    for (size_t i0 = 0; i0 < n; i0 += GF_CLF_FRESH_MAX) {
+        size_t len = n - i0 < GF_CLF_FRESH_MAX ? n - i0 : GF_CLF_FRESH_MAX;
+        size_t k = first_seen(b, buckets + i0, len);
+        b->n_distinct += k;
+        add_rows(b, b->hq, b->hdim, b->acc + b->dim, b->fresh, k);
+    }
+}
+
 void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n)
 {
     struct gf_clf_bag *b = ud;
-    memset(b->acc32, 0, b->dim * sizeof(int32_t));
-    b->kernel(b->q, b->dim, buckets, n, b->acc32);
-    for (uint32_t d = 0; d < b->dim; d++)
-        b->acc[d] += b->acc32[d];
-    if (b->hq != NULL) {
-        int64_t *hacc = b->acc + b->dim;
-        memset(b->acc32, 0, b->hdim * sizeof(int32_t));
-        b->kernel(b->hq, b->hdim, buckets, n, b->acc32);
-        for (uint32_t d = 0; d < b->hdim; d++)
-            hacc[d] += b->acc32[d];
+    if (b->seen == NULL) {
+        add_rows(b, b->q, b->dim, b->acc, buckets, n);
+        if (b->hq != NULL)
+            add_rows(b, b->hq, b->hdim, b->acc + b->dim, buckets, n);
+        return;
+    }
+    // Distinct features: slices of the chunk, each with its first occurrences.
+    for (size_t i0 = 0; i0 < n; i0 += GF_CLF_FRESH_MAX) {
+        size_t len = n - i0 < GF_CLF_FRESH_MAX ? n - i0 : GF_CLF_FRESH_MAX;
+        size_t k = first_seen(b, buckets + i0, len);
+        b->n_distinct += k;
+        if (b->distinct)
+            add_rows(b, b->q, b->dim, b->acc, b->fresh, k);
+        else
+            add_rows(b, b->q, b->dim, b->acc, buckets + i0, len);
+        if (b->hq != NULL && b->hdistinct)
+            add_rows(b, b->hq, b->hdim, b->acc + b->dim, b->fresh, k);
+        else if (b->hq != NULL)
+            add_rows(b, b->hq, b->hdim, b->acc + b->dim, buckets + i0, len);
     }
 }
 
@@ -187,11 +275,18 @@ static inline float sigmoid(float x)
     return 1.0f / (1.0f + expf(-x));
 }
 
-void gf_clf_model_forward(const struct gf_clf_model *m, const int64_t *acc, size_t n_feats,
-                          float *x, float *hid, float *raw)
+float gf_clf_pool_div(uint32_t pooling, size_t n_feats)
 {
-    // The mean of the rows: integer sum, then the per-dimension scale over the count.
-    float inv = n_feats > 0 ? 1.0f / (float)n_feats : 0.0f;
+    // sqrtf is correctly rounded (IEEE 754), so the divisor is the same bits everywhere.
+    return pooling == GF_CLF_POOL_SQRT ? sqrtf((float)n_feats) : (float)n_feats;
+}
+
+void gf_clf_model_forward(const struct gf_clf_model *m, const int64_t *acc, size_t n_feats,
+                          size_t n_distinct, float *x, float *hid, float *raw)
+{
+    // The pooled rows: integer sum, then the per-dimension scale times the pooling factor.
+    size_t n = m->distinct ? n_distinct : n_feats;
+    float inv = n > 0 ? 1.0f / gf_clf_pool_div(m->pooling, n) : 0.0f;
     for (uint32_t d = 0; d < m->dim; d++)
         x[d] = (float)acc[d] * (m->emb_scale[d] * inv);
     // The layers are stored input-major, so each loop below runs over contiguous outputs and
@@ -214,7 +309,7 @@ void gf_clf_model_forward(const struct gf_clf_model *m, const int64_t *acc, size
     if (m->head != NULL) {
         // The head's bag follows the model's; x and hid are free again.
         float hraw[GF_CLF_MAX_CATEGORIES];
-        gf_clf_model_forward(m->head, acc + m->dim, n_feats, x, hid, hraw);
+        gf_clf_model_forward(m->head, acc + m->dim, n_feats, n_distinct, x, hid, hraw);
         for (uint32_t i = 0; i < m->head->n_cat; i++)
             raw[m->head_cat[i]] = hraw[i];
     }
@@ -230,6 +325,9 @@ int gf_clf_model_attach_head(struct gf_clf_model *m, struct gf_clf_model *head,
         gf_err_set(err, rc, "head: hash parameters differ from the model's");
     else if (head->norm_version != m->norm_version)
         gf_err_set(err, rc, "head: normalization version differs from the model's");
+    else if (head->distinct && m->hash.buckets > GF_CLF_DISTINCT_MAX_BUCKETS)
+        gf_err_set(err, rc, "head: distinct features need at most %u buckets",
+                   GF_CLF_DISTINCT_MAX_BUCKETS);
     else if (m->dim + head->dim > GF_CLF_MAX_DIM)
         gf_err_set(err, rc, "head: embedding lengths %u + %u exceed %d", m->dim, head->dim,
                    GF_CLF_MAX_DIM);
@@ -266,7 +364,7 @@ static int score_raw(const struct gf_clf_model *m, const char *text, size_t len,
     if (s->dim < m->bag_dim || s->hidden < m->max_hidden)
         return GF_EINVAL;
     struct gf_clf_bag b;
-    gf_clf_bag_init(&b, m, s->acc, s->acc32, s->tc);
+    gf_clf_bag_init(&b, m, s->acc, s->acc32, s->tc, &s->seen, s->fresh);
     memset(s->acc, 0, m->bag_dim * sizeof(int64_t));
     struct gf_clf_feat_state fs = {{0}, 0};
     size_t nf = canon != NULL
@@ -276,7 +374,8 @@ static int score_raw(const struct gf_clf_model *m, const char *text, size_t len,
                     : gf_clf_text_features(&m->hash, text, len, s->norm, GF_CLF_NORM_BUF,
                                            gf_clf_bag_add, gf_clf_bag_token, &b);
     gf_clf_bag_finish(&b);
-    gf_clf_model_forward(m, s->acc, nf, s->x, s->hid, raw);
+    gf_clf_seen_clear(&s->seen);
+    gf_clf_model_forward(m, s->acc, nf, b.n_distinct, s->x, s->hid, raw);
     return 0;
 }
 

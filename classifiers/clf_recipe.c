@@ -79,6 +79,33 @@ static int get_num(const cJSON *o, const char *key, double lo, double hi, double
     return 0;
 }
 
+/* "pooling": "mean" or "sqrt" (enum gf_clf_pooling); absent keeps *v. */
+static int get_pooling(const cJSON *o, uint32_t *v, const char *where, struct gf_err *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, "pooling");
+    if (it == NULL)
+        return 0;
+    if (cJSON_IsString(it) && strcmp(it->valuestring, "mean") == 0)
+        *v = GF_CLF_POOL_MEAN;
+    else if (cJSON_IsString(it) && strcmp(it->valuestring, "sqrt") == 0)
+        *v = GF_CLF_POOL_SQRT;
+    else
+        return gf_err_set(err, GF_EINVAL, "%s.pooling: expected \"mean\" or \"sqrt\"", where);
+    return 0;
+}
+
+/* "distinct": true or false; absent keeps *v. */
+static int get_distinct(const cJSON *o, bool *v, const char *where, struct gf_err *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, "distinct");
+    if (it == NULL)
+        return 0;
+    if (!cJSON_IsBool(it))
+        return gf_err_set(err, GF_EINVAL, "%s.distinct: expected true or false", where);
+    *v = cJSON_IsTrue(it);
+    return 0;
+}
+
 static int get_range(const cJSON *o, const char *key, uint32_t *lo, uint32_t *hi, uint32_t max,
                      struct gf_err *err)
 {
@@ -116,8 +143,9 @@ static int check_cat_list(const struct gf_clf_recipe *r, const cJSON *v, bool st
     return 0;
 }
 
-/* The optional "head": {"categories": [...], "dim", "hidden", "epochs"}; its other training
- * parameters are those of "train". */
+/* The optional "head": {"categories": [...], "dim", "hidden", "epochs", "lr", "pooling",
+ * "distinct"}; its other training parameters are those of "train" (the last three too when
+ * absent). */
 static int parse_head(struct gf_clf_recipe *r, const cJSON *h, struct gf_err *err)
 {
     r->n_head = 0;
@@ -137,15 +165,19 @@ static int parse_head(struct gf_clf_recipe *r, const cJSON *h, struct gf_err *er
                 return gf_err_set(err, GF_EINVAL, "head.categories: %s twice", c->valuestring);
         r->head_cats[r->n_head++] = c->valuestring;
     }
-    double dim = 8, hidden = 0, epochs = r->train.epochs;
+    double dim = 8, hidden = 0, epochs = r->train.epochs, lr = r->train.lr;
+    r->head_train = r->train;
     if ((rc = get_num(h, "dim", 1, GF_CLF_MAX_DIM - r->train.dim, &dim, "head", err)) ||
         (rc = get_num(h, "hidden", 0, GF_CLF_MAX_HIDDEN, &hidden, "head", err)) ||
-        (rc = get_num(h, "epochs", 1, 1000, &epochs, "head", err)))
+        (rc = get_num(h, "epochs", 1, 1000, &epochs, "head", err)) ||
+        (rc = get_num(h, "lr", 1e-6, 100, &lr, "head", err)) ||
+        (rc = get_pooling(h, &r->head_train.pooling, "head", err)) ||
+        (rc = get_distinct(h, &r->head_train.distinct, "head", err)))
         return rc;
-    r->head_train = r->train;
     r->head_train.dim = (uint32_t)dim;
     r->head_train.hidden = (uint32_t)hidden;
     r->head_train.epochs = (uint32_t)epochs;
+    r->head_train.lr = (float)lr;
     return 0;
 }
 
@@ -297,6 +329,8 @@ int gf_clf_recipe_load(const char *path, struct gf_clf_recipe **out, struct gf_e
     // Training parameters.
     double dim = 32, hidden = 0, epochs = 5, batch = 32, lr = 0.5, mpw = 10, maxb = 4096,
            crops = 0;
+    uint32_t pooling = GF_CLF_POOL_MEAN;
+    bool distinct = false;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "train");
     if (t != NULL &&
         ((rc = get_num(t, "dim", 1, GF_CLF_MAX_DIM, &dim, "train", err)) ||
@@ -306,9 +340,12 @@ int gf_clf_recipe_load(const char *path, struct gf_clf_recipe **out, struct gf_e
          (rc = get_num(t, "lr", 1e-6, 100, &lr, "train", err)) ||
          (rc = get_num(t, "max_pos_weight", 1, 1000, &mpw, "train", err)) ||
          (rc = get_num(t, "max_bytes", 0, 1 << 24, &maxb, "train", err)) ||
-         (rc = get_num(t, "short_crops", 0, 1, &crops, "train", err))))
+         (rc = get_num(t, "short_crops", 0, 1, &crops, "train", err)) ||
+         (rc = get_pooling(t, &pooling, "train", err)) ||
+         (rc = get_distinct(t, &distinct, "train", err))))
         goto fail;
     r->train = (struct gf_clf_train_params){.dim = (uint32_t)dim, .hidden = (uint32_t)hidden,
+                                            .pooling = pooling, .distinct = distinct,
                                             .epochs = (uint32_t)epochs, .batch = (uint32_t)batch,
                                             .lr = (float)lr, .max_pos_weight = (float)mpw,
                                             .short_crops = (float)crops, .seed = r->seed};

@@ -6,7 +6,10 @@
  * before the last cut is hashed once into the stream's integer embedding bag; each score adds
  * the text after it to a copy of the bag, then runs the layers. Integer sums do not depend on
  * the order of their terms, so the scores are the one-shot scores bit for bit.
- * Invariant: acc, n_feats, fs and sh are those of text[0..done), done being 0 or a cut. */
+ * A model with distinct features also keeps the set of buckets of text[0..done): the text after
+ * the last cut adds only buckets outside it (and counts each once), as the whole text would.
+ * Invariant: acc, n_feats, n_distinct, seen, fs and sh are those of text[0..done), done being 0
+ * or a cut. */
 #include "classifiers/clf_int.h"
 
 #include <string.h>
@@ -14,7 +17,8 @@
 struct gf_clf_stream {
     struct gf_clf_model *m;
     int64_t *acc;                 // [dim] the embedding bag of text[0..done)
-    size_t n_feats;
+    size_t n_feats, n_distinct;
+    struct gf_clf_seen seen;      // buckets of text[0..done) (distinct features; else NULL)
     struct gf_clf_feat_state fs;  // hashing state after text[0..done)
     struct gf_clf_shape sh;       // shape counts of text[0..done)
     size_t done;
@@ -53,7 +57,17 @@ struct gf_clf_stream *gf_clf_stream_new(struct gf_clf_model *m)
     if (st == NULL)
         return NULL;
     st->acc = gf_calloc(m->bag_dim, sizeof(int64_t));
-    if (st->acc == NULL) {
+    if (gf_clf_model_distinct(m)) {
+        // Its bits are never cleared (the stream's text only grows); the word list is written
+        // all the same.
+        size_t words = (m->hash.buckets + 63) / 64;
+        st->seen.bits = gf_calloc(words, sizeof(uint64_t));
+        st->seen.touched = gf_calloc(words + 1, sizeof(uint32_t));
+    }
+    if (st->acc == NULL || (gf_clf_model_distinct(m) && (!st->seen.bits || !st->seen.touched))) {
+        gf_free(st->seen.bits);
+        gf_free(st->seen.touched);
+        gf_free(st->acc);
         gf_free(st);
         return NULL;
     }
@@ -67,25 +81,26 @@ void gf_clf_stream_free(struct gf_clf_stream *st)
     if (st == NULL)
         return;
     gf_norm_buf_cleanup(&st->norm);
+    gf_free(st->seen.bits);
+    gf_free(st->seen.touched);
     gf_free(st->acc);
     gf_clf_model_unref(st->m);
     gf_free(st);
 }
 
-// Hashes the piece text[0..len) into acc, n_feats, fs and sh.
-static int add_piece(struct gf_clf_stream *st, const char *text, size_t len, int64_t *acc,
-                     struct gf_clf_scratch *s, size_t *n_feats, struct gf_clf_feat_state *fs,
+// Hashes the piece text[0..len) into b (its sums, distinct count and seen set), n_feats, fs
+// and sh.
+static int add_piece(struct gf_clf_stream *st, const char *text, size_t len,
+                     struct gf_clf_bag *b, size_t *n_feats, struct gf_clf_feat_state *fs,
                      struct gf_clf_shape *sh)
 {
     struct gf_norm nm;
     int rc = gf_norm_buf_normalize(&st->norm, text, len, GF_NORM_NO_MAP, &nm, NULL);
     if (rc != 0)
         return rc;
-    struct gf_clf_bag b;
-    gf_clf_bag_init(&b, st->m, acc, s->acc32, s->tc);
     *n_feats += gf_clf_features_tok(&st->m->hash, fs, nm.text, nm.len, gf_clf_bag_add,
-                                    gf_clf_bag_token, &b);
-    gf_clf_bag_finish(&b);
+                                    gf_clf_bag_token, b);
+    gf_clf_bag_finish(b);
     gf_clf_shape_scan(text, len, sh);
     return 0;
 }
@@ -101,29 +116,38 @@ int gf_clf_stream_score(struct gf_clf_stream *st, const char *text, size_t len, 
     while (cut > st->done && !gf_clf_stream_cut(text, len, cut))
         cut--;
     if (cut > st->done) {
-        int rc = add_piece(st, text + st->done, cut - st->done, st->acc, s, &st->n_feats,
-                           &st->fs, &st->sh);
+        struct gf_clf_bag b;
+        gf_clf_bag_init(&b, m, st->acc, s->acc32, s->tc, &st->seen, s->fresh);
+        int rc = add_piece(st, text + st->done, cut - st->done, &b, &st->n_feats, &st->fs,
+                           &st->sh);
         if (rc != 0)
             return rc;
+        st->n_distinct += b.n_distinct;
         st->done = cut;
     }
     if (!final && len - st->done > GF_CLF_STREAM_TAIL_MAX)
         return GF_EAGAIN;
     // The rest is hashed into a copy: more text may still change how it reads.
+    // With distinct features, its buckets go in the scratch's set, read over the stream's.
     memcpy(s->acc, st->acc, m->bag_dim * sizeof(int64_t));
     size_t n_feats = st->n_feats;
     struct gf_clf_feat_state fs = st->fs;
     struct gf_clf_shape sh = st->sh;
-    if (len > st->done) {
-        int rc = add_piece(st, text + st->done, len - st->done, s->acc, s, &n_feats, &fs, &sh);
-        if (rc != 0)
-            return rc;
-    }
     struct gf_clf_bag b;
-    gf_clf_bag_init(&b, m, s->acc, s->acc32, NULL);
+    gf_clf_bag_init(&b, m, s->acc, s->acc32, s->tc, &s->seen, s->fresh);
+    b.base = st->seen.bits;
+    if (len > st->done) {
+        int rc = add_piece(st, text + st->done, len - st->done, &b, &n_feats, &fs, &sh);
+        if (rc != 0) {
+            gf_clf_seen_clear(&s->seen);
+            return rc;
+        }
+    }
     n_feats += gf_clf_shape_emit(&m->hash, &sh, gf_clf_bag_add, &b);
     gf_clf_bag_finish(&b);
-    gf_clf_model_forward(m, s->acc, n_feats, s->x, s->hid, scores);
+    gf_clf_seen_clear(&s->seen);
+    gf_clf_model_forward(m, s->acc, n_feats, st->n_distinct + b.n_distinct, s->x, s->hid,
+                         scores);
     gf_clf_model_calibrate(m, scores);
     return 0;
 }

@@ -66,17 +66,14 @@ static size_t token_feats(const struct gf_clf_hasher *h, const unsigned char *to
     return c;
 }
 
-// Computes the entry of a token that missed.
-static void fill(const struct gf_clf_bag *b, const struct gf_clf_hasher *h,
-                 const unsigned char *tok, size_t n, size_t avail, bool chars, bool uni,
-                 uint64_t k0, uint64_t k1, struct gf_clf_tok_entry *e)
+// Computes the entry of a token that missed from its c buckets and its hash th. The rows of a
+// head with distinct features are not in it (which of them count depends on the whole text).
+static void fill(const struct gf_clf_bag *b, const uint32_t *buckets, size_t c, size_t n,
+                 uint64_t th, uint64_t k0, uint64_t k1, struct gf_clf_tok_entry *e)
 {
-    uint32_t buckets[MAX_FEATS];
     int32_t sum[GF_CLF_TOK_DIM] = {0};
-    uint64_t th = gf_clf_token_hash(h, tok, n, avail);
-    size_t c = token_feats(h, tok, n, chars, uni, th, buckets);
     b->kernel(b->q, b->dim, buckets, c, sum);
-    if (b->hq != NULL)
+    if (b->hq != NULL && !b->hdistinct)
         b->kernel(b->hq, b->hdim, buckets, c, sum + b->dim);
     int32_t mag = 0;
     for (size_t d = 0; d < GF_CLF_TOK_DIM; d++) {
@@ -112,13 +109,23 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
     _Static_assert(GF_CLF_TOK_SLOTS == 2 << 9, "the set is the top 9 bits");
     struct gf_clf_tok_entry *e = &b->tc->e[2 * (x >> (64 - 9))];
     // chars and uni depend on the token's bytes and the model only, so the key needs no more.
-    if (e->len != n || e->key[0] != k0 || e->key[1] != k1) {
-        if (e[1].len == n && e[1].key[0] == k0 && e[1].key[1] == k1) {
-            e++;
-        } else {
+    bool hit = e->len == n && e->key[0] == k0 && e->key[1] == k1;
+    if (!hit && e[1].len == n && e[1].key[0] == k0 && e[1].key[1] == k1) {
+        e++;
+        hit = true;
+    }
+    if (!hit || b->hdistinct) {
+        // A head with distinct features needs the token's buckets even when the model's sum
+        // is known: which of them the text has not shown yet.
+        uint32_t buckets[MAX_FEATS];
+        uint64_t hash = hit ? e->th : gf_clf_token_hash(h, tok, n, avail);
+        size_t c = token_feats(h, tok, n, chars, uni, hash, buckets);
+        if (!hit) {
             e[1] = e[0];
-            fill(b, h, tok, n, avail, chars, uni, k0, k1, e);
+            fill(b, buckets, c, n, hash, k0, k1, e);
         }
+        if (b->hdistinct)
+            gf_clf_bag_add_head_distinct(b, buckets, c);
     }
     if (b->bound + e->mag > INT16_MAX) {
         fold16(b);

@@ -81,7 +81,7 @@ int gf_clf_example_features(const struct gf_clf_hash_params *hp, const char *tex
 
 /* The float state of training. */
 struct trainer {
-    uint32_t n_cat, dim, hidden, in, batch, buckets;
+    uint32_t n_cat, dim, hidden, in, batch, buckets, pooling;
     float *emb;   // [buckets][dim]
     float *w1;    // [hidden][dim]
     float *b1;    // [hidden]
@@ -115,6 +115,7 @@ static int trainer_init(struct trainer *t, uint32_t n_cat, uint32_t buckets,
     t->n_cat = n_cat;
     t->dim = tp->dim;
     t->hidden = tp->hidden;
+    t->pooling = tp->pooling;
     t->in = tp->hidden ? tp->hidden : tp->dim;
     t->batch = tp->batch;
     t->buckets = buckets;
@@ -188,7 +189,7 @@ static double train_batch(struct trainer *t, const struct gf_clf_example *ex,
                           const uint32_t *idx, uint32_t B, float lr)
 {
     const uint32_t D = t->dim, H = t->hidden, C = t->n_cat, NI = t->in;
-    // Forward: embedding bags (mean of the rows of each example's features).
+    // Forward: embedding bags (the pooled rows of each example's features).
     for (uint32_t b = 0; b < B; b++) {
         const struct gf_clf_example *e = &ex[idx[b]];
         float *x = t->x0 + (size_t)b * D;
@@ -199,7 +200,7 @@ static double train_batch(struct trainer *t, const struct gf_clf_example *ex,
                 x[d] += row[d];
         }
         if (e->n_feats > 0) {
-            float inv = 1.0f / (float)e->n_feats;
+            float inv = 1.0f / gf_clf_pool_div(t->pooling, e->n_feats);
             for (uint32_t d = 0; d < D; d++)
                 x[d] *= inv;
         }
@@ -271,13 +272,13 @@ static double train_batch(struct trainer *t, const struct gf_clf_example *ex,
         }
         dx = t->dx0;
     }
-    // Sparse update of the rows each example touched (the gradient of a mean).
+    // Sparse update of the rows each example touched (the gradient of the pooling).
     for (uint32_t b = 0; b < B; b++) {
         const struct gf_clf_example *e = &ex[idx[b]];
         if (e->n_feats == 0)
             continue;
         const float *g = dx + (size_t)b * D;
-        float step = lr / (float)e->n_feats;
+        float step = lr / gf_clf_pool_div(t->pooling, e->n_feats);
         for (uint32_t f = 0; f < e->n_feats; f++) {
             float *row = t->emb + (size_t)e->feats[f] * D;
             for (uint32_t d = 0; d < D; d++)
@@ -319,7 +320,8 @@ static void export_model(const struct trainer *t, struct gf_clf_model *m)
 }
 
 /* Raw outputs of the quantized model for an example given by its features: the same integer
- * sum and forward pass as scoring. */
+ * sum and forward pass as scoring (the examples of a model with distinct features have each
+ * bucket once already, so their count is both counts). */
 static void raw_of_example(const struct gf_clf_model *m, const struct gf_clf_example *e,
                            int64_t *acc, float *x, float *hid, float *raw)
 {
@@ -329,7 +331,7 @@ static void raw_of_example(const struct gf_clf_model *m, const struct gf_clf_exa
         for (uint32_t d = 0; d < m->dim; d++)
             acc[d] += row[d];
     }
-    gf_clf_model_forward(m, acc, e->n_feats, x, hid, raw);
+    gf_clf_model_forward(m, acc, e->n_feats, e->n_feats, x, hid, raw);
 }
 
 static int calibrate(struct gf_clf_model *m, const struct gf_clf_example *val, size_t n_val)
@@ -365,6 +367,54 @@ out:
     gf_free(xs);
     gf_free(ys);
     return rc;
+}
+
+/* Copies of ex[0..n) whose features are each bucket once, in order of first occurrence (what
+ * scoring adds for a model with distinct features), in *out; the features of all copies are
+ * one block, (*out)[0].feats, which the caller frees with the array. */
+static int distinct_examples(const struct gf_clf_example *ex, size_t n, uint32_t buckets,
+                             struct gf_clf_example **out)
+{
+    *out = NULL;
+    uint64_t *bits = gf_calloc((buckets + 63) / 64, sizeof(uint64_t));
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += ex[i].n_feats;
+    struct gf_clf_example *cp = gf_mallocarray(n ? n : 1, sizeof(*cp));
+    uint32_t *feats = gf_mallocarray(total ? total : 1, sizeof(uint32_t));
+    if (bits == NULL || cp == NULL || feats == NULL) {
+        gf_free(bits);
+        gf_free(cp);
+        gf_free(feats);
+        return GF_ENOMEM;
+    }
+    uint32_t *f = feats;
+    for (size_t i = 0; i < n; i++) {
+        cp[i] = ex[i];
+        cp[i].feats = f;
+        uint32_t k = 0;
+        for (uint32_t j = 0; j < ex[i].n_feats; j++) {
+            uint32_t b = ex[i].feats[j];
+            if (bits[b >> 6] & (1ULL << (b & 63)))
+                continue;
+            bits[b >> 6] |= 1ULL << (b & 63);
+            f[k++] = b;
+        }
+        for (uint32_t j = 0; j < k; j++)
+            bits[f[j] >> 6] = 0;
+        cp[i].n_feats = k;
+        f += k;
+    }
+    gf_free(bits);
+    *out = cp;
+    return 0;
+}
+
+static void distinct_free(struct gf_clf_example *cp)
+{
+    if (cp != NULL)
+        gf_free(cp[0].feats);
+    gf_free(cp);
 }
 
 /* The training set followed by short crops (2-12 consecutive features, which is a word or two
@@ -419,11 +469,13 @@ int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_h
                           GF_CLF_MAX_CATEGORIES);
     if (tp->dim == 0 || tp->dim > GF_CLF_MAX_DIM || tp->hidden > GF_CLF_MAX_HIDDEN ||
         tp->batch == 0 || tp->batch > 4096 || tp->epochs == 0 || !(tp->lr > 0) ||
-        !(tp->max_pos_weight >= 1))
+        !(tp->max_pos_weight >= 1) || tp->pooling > GF_CLF_POOL_SQRT ||
+        (tp->distinct && hp->buckets > GF_CLF_DISTINCT_MAX_BUCKETS))
         return gf_err_set(err, GF_EINVAL,
                           "train: need dim 1..%d, hidden <= %d, batch 1..4096, epochs >= 1, "
-                          "lr > 0, max_pos_weight >= 1",
-                          GF_CLF_MAX_DIM, GF_CLF_MAX_HIDDEN);
+                          "lr > 0, max_pos_weight >= 1, a known pooling, at most %u buckets "
+                          "with distinct features",
+                          GF_CLF_MAX_DIM, GF_CLF_MAX_HIDDEN, GF_CLF_DISTINCT_MAX_BUCKETS);
     if (n_train == 0 || n_train > UINT32_MAX)
         return gf_err_set(err, GF_EINVAL, "train: no training examples");
     for (size_t i = 0; i < n_train; i++)
@@ -431,24 +483,36 @@ int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_h
             if (train[i].feats[f] >= hp->buckets)
                 return gf_err_set(err, GF_EINVAL, "train: example %zu: bucket out of range", i);
 
+    // Distinct features: the examples as scoring will see them, validation too (calibration).
+    struct gf_clf_example *dtrain = NULL, *dval = NULL;
+    if (tp->distinct) {
+        if ((rc = distinct_examples(train, n_train, hp->buckets, &dtrain)) != 0 ||
+            (rc = distinct_examples(val, n_val, hp->buckets, &dval)) != 0) {
+            distinct_free(dtrain);
+            return gf_err_set(err, rc, "train: out of memory");
+        }
+        train = dtrain;
+        val = dval;
+    }
     struct gf_clf_example *all = NULL;
     if (tp->short_crops > 0) {
-        if ((rc = add_short_crops(n_cat, tp, train, n_train, &all, &n_train)) != 0)
+        if ((rc = add_short_crops(n_cat, tp, train, n_train, &all, &n_train)) != 0) {
+            distinct_free(dtrain);
+            distinct_free(dval);
             return gf_err_set(err, rc, "train: out of memory");
+        }
         if (all != NULL)
             train = all;
     }
     struct trainer t;
     struct gf_clf_model *m = NULL;
     uint32_t *order = gf_mallocarray(n_train, sizeof(uint32_t));
-    if (order == NULL) {
-        gf_free(all);
-        return gf_err_set(err, GF_ENOMEM, "train: out of memory");
-    }
-    if ((rc = trainer_init(&t, n_cat, hp->buckets, tp)) != 0) {
+    if (order == NULL || (rc = trainer_init(&t, n_cat, hp->buckets, tp)) != 0) {
         gf_free(order);
         gf_free(all);
-        return gf_err_set(err, rc, "train: out of memory");
+        distinct_free(dtrain);
+        distinct_free(dval);
+        return gf_err_set(err, GF_ENOMEM, "train: out of memory");
     }
     class_weights(&t, train, n_train, tp->max_pos_weight);
     for (size_t i = 0; i < n_train; i++)
@@ -485,12 +549,16 @@ int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_h
 
     rc = gf_clf_model_alloc(n_cat, names, hp, tp->dim, tp->hidden, &m);
     if (rc == 0) {
+        m->pooling = tp->pooling;
+        m->distinct = tp->distinct;
         export_model(&t, m);
         if (n_val > 0)
             rc = calibrate(m, val, n_val);
     }
     trainer_free(&t);
     gf_free(all);
+    distinct_free(dtrain);
+    distinct_free(dval);
     if (rc != 0) {
         gf_clf_model_unref(m);
         return gf_err_set(err, rc, "train: out of memory");

@@ -126,6 +126,8 @@ static void test_round_trip_head(void)
 {
     struct gf_clf_model *m = make_model_head(4), *l = NULL;
     REQUIRE(m != NULL);
+    m->head->pooling = GF_CLF_POOL_SQRT;
+    m->head->distinct = true;
     void *buf = NULL;
     size_t len = 0;
     REQUIRE(gf_clf_model_save_mem(m, &buf, &len) == 0);
@@ -134,6 +136,8 @@ static void test_round_trip_head(void)
     CHECK_MSG(rc == 0, "%s", err.msg);
     if (rc == 0) {
         CHECK(l->head != NULL && l->head->n_cat == 1 && l->head_cat[0] == 1);
+        CHECK(l->pooling == GF_CLF_POOL_MEAN && l->head->pooling == GF_CLF_POOL_SQRT);
+        CHECK(!l->distinct && l->head->distinct);
         CHECK(l->head->dim == 4 && l->head->hidden == 2 && l->bag_dim == 12);
         CHECK(l->max_hidden == 4 && l->calib[1].n == 3);
         CHECK(same_scores(m, l));
@@ -227,8 +231,15 @@ enum mutation {
     M_HEAD_HIDDEN_EXTRA,
     M_HEAD_NAN_WEIGHT,
     M_HEAD_IN_V3,
+    M_POOLING_UNKNOWN,
+    M_POOLING_TYPE,
+    M_HEAD_POOLING_UNKNOWN,
+    M_POOLING_IN_V4,
+    M_DISTINCT_TYPE,
+    M_DISTINCT_IN_V4,
     M_COUNT,
     M_V3_NO_HEAD,  // not a mutation: a file of version 3 without a head loads
+    M_V4_HEAD,     // not a mutation: a file of version 4 (head, no pooling keys) loads
 };
 
 #define BUCKETS 64
@@ -287,9 +298,29 @@ static void *build(enum mutation mu, size_t *len)
         gf_gguf_writer_add_str(w, GF_CLF_ARCH ".feature_version", "2", 1);
     else if (mu == M_HEAD_IN_V3 || mu == M_V3_NO_HEAD)
         gf_gguf_writer_add_u32(w, GF_CLF_ARCH ".feature_version", 3);
+    else if (mu == M_POOLING_IN_V4 || mu == M_V4_HEAD || mu == M_DISTINCT_IN_V4)
+        gf_gguf_writer_add_u32(w, GF_CLF_ARCH ".feature_version", 4);
     else if (mu != M_FEATURE_VERSION_OLD)
         gf_gguf_writer_add_u32(w, GF_CLF_ARCH ".feature_version",
                                GF_CLF_FEATURE_VERSION + (mu == M_FEATURE_VERSION_NEW));
+    // Pooling (version 5): the model's by the mean, the head's by the square root; files of
+    // earlier versions have no pooling keys (M_POOLING_IN_V4 has them: refused).
+    bool pool_keys = mu != M_V3_NO_HEAD && mu != M_V4_HEAD && mu != M_HEAD_IN_V3 &&
+                     mu != M_DISTINCT_IN_V4;
+    if (mu == M_POOLING_TYPE)
+        gf_gguf_writer_add_u32(w, GF_CLF_ARCH ".pooling", 1);
+    else if (pool_keys)
+        gf_gguf_writer_add_str(w, GF_CLF_ARCH ".pooling", mu == M_POOLING_UNKNOWN ? "max" : "mean",
+                               mu == M_POOLING_UNKNOWN ? 3 : 4);
+    if (pool_keys)
+        gf_gguf_writer_add_str(w, GF_CLF_ARCH ".head.pooling",
+                               mu == M_HEAD_POOLING_UNKNOWN ? "sqrtx" : "sqrt",
+                               mu == M_HEAD_POOLING_UNKNOWN ? 5 : 4);
+    // Distinct features (version 5): the head's.
+    if (mu == M_DISTINCT_TYPE)
+        gf_gguf_writer_add_u32(w, GF_CLF_ARCH ".head.distinct_features", 1);
+    else if (pool_keys || mu == M_DISTINCT_IN_V4)
+        gf_gguf_writer_add_bool(w, GF_CLF_ARCH ".head.distinct_features", true);
     // The head: for category c1, HDIM dims, no hidden layer.
     const char *hcats[2] = {mu == M_HEAD_UNKNOWN_CAT ? "zz" : "c1", "c1"};
     bool head = mu != M_V3_NO_HEAD && mu != M_HEAD_TENSOR_ONLY;
@@ -374,6 +405,17 @@ static void test_hostile_files(void)
     struct gf_err err = {0};
     CHECK_MSG(gf_clf_model_load_mem(ok, len, &m, &err) == 0, "%s", err.msg);
     CHECK(m != NULL && m->head != NULL && m->head_cat[0] == 1);
+    CHECK(m != NULL && m->pooling == GF_CLF_POOL_MEAN && m->head->pooling == GF_CLF_POOL_SQRT);
+    CHECK(m != NULL && !m->distinct && m->head->distinct);
+    gf_clf_model_unref(m);
+    gf_free(ok);
+    // Version 4 files (a head, the mean everywhere) still load.
+    ok = build(M_V4_HEAD, &len);
+    REQUIRE(ok != NULL);
+    m = NULL;
+    CHECK_MSG(gf_clf_model_load_mem(ok, len, &m, &err) == 0, "%s", err.msg);
+    CHECK(m != NULL && m->head != NULL && m->head->pooling == GF_CLF_POOL_MEAN &&
+          !m->head->distinct);
     gf_clf_model_unref(m);
     gf_free(ok);
     ok = build(M_V3_NO_HEAD, &len);

@@ -35,7 +35,8 @@ static const char *RECIPE =
     "{\"seed\": 7, \"categories\": [\"spam\", \"hate\", \"self-harm\"], \"data_dir\": \"data\",\n"
     " \"hash\": {\"buckets\": 1024, \"word_ngrams\": [1, 2], \"char_ngrams\": [3, 4]},\n"
     " \"train\": {\"dim\": 8, \"epochs\": 2, \"max_bytes\": 100, \"short_crops\": 0.25},\n"
-    " \"head\": {\"categories\": [\"spam\"], \"dim\": 4, \"hidden\": 3, \"epochs\": 5},\n"
+    " \"head\": {\"categories\": [\"spam\"], \"dim\": 4, \"hidden\": 3, \"epochs\": 5,\n"
+    "          \"lr\": 0.05, \"pooling\": \"sqrt\", \"distinct\": true},\n"
     " \"split\": {\"val\": 0.25, \"test\": 0.25},\n"
     " \"sources\": [\n"
     "  {\"name\": \"sms\", \"file\": \"sms.jsonl\", \"license\": \"CC BY 4.0\", \"ship\": true,\n"
@@ -116,6 +117,9 @@ static void test_load_and_rows(void)
     CHECK(r->n_head == 1 && strcmp(r->head_cats[0], "spam") == 0);
     CHECK(r->head_train.dim == 4 && r->head_train.hidden == 3 && r->head_train.epochs == 5);
     CHECK(r->head_train.short_crops == 0.25f && r->head_train.batch == r->train.batch);
+    CHECK(r->head_train.lr == 0.05f && r->head_train.pooling == GF_CLF_POOL_SQRT);
+    CHECK(r->train.pooling == GF_CLF_POOL_MEAN);
+    CHECK(r->head_train.distinct && !r->train.distinct);
     CHECK(r->n_sources == 4 && r->sources[2].in_recipe_dir && !r->sources[3].ship);
 
     struct gf_clf_rows rows;
@@ -189,6 +193,11 @@ static void test_bad_recipes(void)
     expect_bad("{\"categories\": [\"a\"], \"hash\": {\"buckets\": 0}}", "hash.buckets");
     expect_bad("{\"categories\": [\"a\"], \"hash\": {\"char_ngrams\": [5, 3]}}", "char_ngrams");
     expect_bad("{\"categories\": [\"a\"], \"train\": {\"lr\": -1}}", "train.lr");
+    expect_bad("{\"categories\": [\"a\"], \"train\": {\"pooling\": \"max\"}}",
+               "train.pooling");
+    expect_bad("{\"categories\": [\"a\"], \"head\": {\"categories\": [\"a\"], \"pooling\": 1}}",
+               "head.pooling");
+    expect_bad("{\"categories\": [\"a\"], \"train\": {\"distinct\": 1}}", "train.distinct");
     expect_bad("{\"categories\": [\"a\"], \"train\": {\"short_crops\": 1.5}}",
                "train.short_crops");
     expect_bad("{\"categories\": [\"a\"], \"head\": {\"categories\": [\"b\"]}}",

@@ -23,9 +23,14 @@ static uint64_t next(void)
     return rng;
 }
 
-static struct gf_clf_model *make_model(void)
+/* The models streams are tested with: the mean of every occurrence; the same with a head for
+ * spam that adds each bucket once and pools by the square root (as the shipped model); and a
+ * model that does so itself. */
+enum variant { PLAIN, DISTINCT_HEAD, DISTINCT_MODEL, N_VARIANTS };
+
+static struct gf_clf_model *make_model(enum variant v)
 {
-    struct gf_clf_model *m = NULL;
+    struct gf_clf_model *m = NULL, *h = NULL;
     if (gf_clf_model_alloc(3, CATS, &HP, 24, 8, &m) != 0)
         return NULL;
     for (size_t i = 0; i < (size_t)HP.buckets * 24; i++)
@@ -36,6 +41,26 @@ static struct gf_clf_model *make_model(void)
         ((float *)m->w1)[i] = (float)((int)(next() % 201) - 100) / 50.0f;
     for (size_t i = 0; i < 8 * 3; i++)
         ((float *)m->w2)[i] = (float)((int)(next() % 201) - 100) / 40.0f;
+    if (v == DISTINCT_MODEL) {
+        m->distinct = true;
+        m->pooling = GF_CLF_POOL_SQRT;
+    }
+    if (v != DISTINCT_HEAD)
+        return m;
+    if (gf_clf_model_alloc(1, CATS, &HP, 8, 0, &h) != 0) {
+        gf_clf_model_unref(m);
+        return NULL;
+    }
+    for (size_t i = 0; i < (size_t)HP.buckets * 8; i++)
+        ((int8_t *)h->emb_q)[i] = (int8_t)(next() % 255 - 127);
+    for (size_t i = 0; i < 8; i++) {
+        ((float *)h->emb_scale)[i] = 0.002f;
+        ((float *)h->w2)[i] = (float)((int)(next() % 201) - 100) / 40.0f;
+    }
+    h->distinct = true;
+    h->pooling = GF_CLF_POOL_SQRT;
+    if (gf_clf_model_attach_head(m, h, NULL) != 0)
+        return NULL;  // attach_head has freed h; m leaks only in a failing test
     return m;
 }
 
@@ -99,9 +124,9 @@ static void one_shot(const struct gf_clf_model *m, const char *t, size_t n, floa
 }
 
 // Every prefix at a chunk end scores as the one-shot prefix, bit for bit.
-static void test_chunked(void)
+static void chunked(enum variant v)
 {
-    struct gf_clf_model *m = make_model();
+    struct gf_clf_model *m = make_model(v);
     REQUIRE(m != NULL);
     struct gf_clf_scratch *s;
     REQUIRE(gf_clf_scratch_new(m, &s) == 0);
@@ -136,10 +161,16 @@ static void test_chunked(void)
     gf_clf_model_unref(m);
 }
 
-// Through the classifier interface, as the policy calls it; and a text without a cut.
-static void test_interface(void)
+static void test_chunked(void)
 {
-    struct gf_clf_model *m = make_model();
+    for (int v = 0; v < N_VARIANTS; v++)
+        chunked((enum variant)v);
+}
+
+// Through the classifier interface, as the policy calls it; and a text without a cut.
+static void interface(enum variant v)
+{
+    struct gf_clf_model *m = make_model(v);
     REQUIRE(m != NULL);
     struct gf_classifier *c = NULL;
     REQUIRE(gf_clf_model_classifier(m, &c) == 0);
@@ -177,6 +208,12 @@ static void test_interface(void)
     gf_clf_scratch_free(s);
     gf_clf_model_unref(m);
     gf_classifier_unref(c);
+}
+
+static void test_interface(void)
+{
+    for (int v = 0; v < N_VARIANTS; v++)
+        interface((enum variant)v);
 }
 
 int main(void)

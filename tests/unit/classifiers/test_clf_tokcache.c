@@ -98,20 +98,25 @@ static void compare(const struct gf_clf_model *m, struct gf_clf_tokcache *tc, co
     int32_t a32[GF_CLF_TOK_DIM + 8], c32[GF_CLF_TOK_DIM + 8];
     uint32_t bd = m->bag_dim;
     REQUIRE(bd <= GF_CLF_TOK_DIM + 8);
+    // Each bag has its own set of seen buckets (a head with distinct features).
+    struct gf_clf_scratch *s, *s2;
+    REQUIRE(gf_clf_scratch_new(m, &s) == 0);
+    REQUIRE(gf_clf_scratch_new(m, &s2) == 0);
     struct gf_clf_bag plain, cached;
-    gf_clf_bag_init(&plain, m, a, a32, NULL);
-    gf_clf_bag_init(&cached, m, c, c32, tc);
+    gf_clf_bag_init(&plain, m, a, a32, NULL, &s->seen, s->fresh);
+    gf_clf_bag_init(&cached, m, c, c32, tc, &s2->seen, s2->fresh);
     struct gf_clf_feat_state fs = {{0}, 0};
     size_t na = gf_clf_features(&m->hash, t, len, gf_clf_bag_add, &plain);
     size_t nc = gf_clf_features_tok(&m->hash, &fs, t, len, gf_clf_bag_add, gf_clf_bag_token,
                                     &cached);
     gf_clf_bag_finish(&plain);
     gf_clf_bag_finish(&cached);
-    CHECK(na == nc);
+    gf_clf_seen_clear(&s->seen);
+    gf_clf_seen_clear(&s2->seen);
+    CHECK(na == nc && plain.n_distinct == cached.n_distinct);
     CHECK(memcmp(a, c, bd * sizeof(int64_t)) == 0);
+    gf_clf_scratch_free(s2);
 
-    struct gf_clf_scratch *s;
-    REQUIRE(gf_clf_scratch_new(m, &s) == 0);
     float ra[GF_CLF_MAX_CATEGORIES], rc[GF_CLF_MAX_CATEGORIES];
     REQUIRE(gf_clf_model_score_canonical(m, t, len, t, len, ra, s) == 0);
     s->tc = tc;
@@ -145,7 +150,9 @@ static void run_texts(const struct gf_clf_model *m, struct gf_clf_tokcache *tc, 
 
 static struct gf_clf_tokcache cache;
 
-// The shipped shape (48 + an 8-wide head), one without a head, and one too wide for the cache.
+// The shipped shape (48 + an 8-wide linear head over distinct features, square-root pooling)
+// and the previous one (a head adding every occurrence), one without a head, and one too wide
+// for the cache.
 static void test_models(void)
 {
     const struct gf_clf_hash_params hp = {.buckets = 4096, .seed = 5, .word_min = 1,
@@ -155,7 +162,13 @@ static void test_models(void)
     struct gf_clf_model *shipped = make_model(&hp, 48, 8, 0);
     struct gf_clf_model *plain = make_model(&odd, 24, 0, 0);
     struct gf_clf_model *wide = make_model(&hp, 64, 8, 0);
-    REQUIRE(shipped != NULL && plain != NULL && wide != NULL);
+    struct gf_clf_model *distinct = make_model(&hp, 48, 8, 0);
+    REQUIRE(shipped != NULL && plain != NULL && wide != NULL && distinct != NULL);
+    distinct->head->distinct = true;
+    distinct->head->pooling = GF_CLF_POOL_SQRT;
+    run_texts(distinct, &cache, 300);
+    CHECK(cache.model == distinct->id);
+    gf_clf_model_unref(distinct);
     run_texts(shipped, &cache, 400);
     CHECK(cache.model == shipped->id);
     // The same cache, now for another model: its entries must not leak into the new bags.

@@ -4,6 +4,7 @@
 #include "classifiers/clf_int.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "tests/test.h"
 
@@ -167,6 +168,117 @@ static void test_hidden_layer_separates(void)
     double acc = accuracy(m);
     CHECK_MSG(acc > 0.9, "accuracy %.3f", acc);
     gf_clf_model_unref(m);
+}
+
+static void test_sqrt_pooling_separates(void)
+{
+    // Rows summed and divided by the square root of their count: trains, separates, and the
+    // model keeps its pooling (scoring divides the same way as training did).
+    struct gf_clf_train_params tp = params();
+    tp.pooling = GF_CLF_POOL_SQRT;
+    tp.lr = 0.1f;
+    struct gf_clf_model *m = NULL;
+    REQUIRE(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 200, ex + 200, 100, NULL, NULL, &m, NULL) ==
+            0);
+    CHECK(m->pooling == GF_CLF_POOL_SQRT);
+    double acc = accuracy(m);
+    CHECK_MSG(acc > 0.9, "accuracy %.3f", acc);
+    // The same weights pooled by the mean score otherwise.
+    float a[NCAT], b[NCAT];
+    struct gf_clf_scratch *s;
+    REQUIRE(gf_clf_scratch_new(m, &s) == 0);
+    CHECK(gf_clf_model_score_raw(m, texts[0], strlen(texts[0]), a, s) == 0);
+    m->pooling = GF_CLF_POOL_MEAN;
+    CHECK(gf_clf_model_score_raw(m, texts[0], strlen(texts[0]), b, s) == 0);
+    CHECK(memcmp(a, b, sizeof(a)) != 0);
+    gf_clf_scratch_free(s);
+    gf_clf_model_unref(m);
+}
+
+struct feats {
+    uint32_t v[4096];
+    size_t n;
+};
+
+static void collect(void *ud, const uint32_t *buckets, size_t n)
+{
+    struct feats *f = ud;
+    for (size_t i = 0; i < n && f->n < GF_ARRAY_LEN(f->v); i++)
+        f->v[f->n++] = buckets[i];
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The raw outputs of m for text computed here from its definition: every feature, each bucket
+ * once (sorted and made unique), the rows of those buckets summed, pooled by their count. */
+static void raw_by_definition(const struct gf_clf_model *m, const char *text, float *raw)
+{
+    static struct feats f;
+    static char norm[GF_CLF_NORM_BUF];
+    f.n = 0;
+    size_t all = gf_clf_text_features(&m->hash, text, strlen(text), norm, sizeof(norm), collect,
+                                      NULL, &f);
+    REQUIRE(all == f.n);
+    qsort(f.v, f.n, sizeof(uint32_t), cmp_u32);
+    size_t k = 0;
+    for (size_t i = 0; i < f.n; i++)
+        if (k == 0 || f.v[k - 1] != f.v[i])
+            f.v[k++] = f.v[i];
+    int64_t acc[64] = {0};
+    float x[64], hid[64];
+    REQUIRE(m->dim <= 64 && m->max_hidden <= 64);
+    for (size_t i = 0; i < k; i++)
+        for (uint32_t d = 0; d < m->dim; d++)
+            acc[d] += m->emb_q[(size_t)f.v[i] * m->dim + d];
+    gf_clf_model_forward(m, acc, all, k, x, hid, raw);
+}
+
+static void test_distinct_features(void)
+{
+    // Each bucket once per example and text, pooled by the square root: trains, separates,
+    // and scores what the definition gives, also after other texts in the same scratch (its
+    // set of seen buckets is cleared after each text).
+    struct gf_clf_train_params tp = params();
+    tp.pooling = GF_CLF_POOL_SQRT;
+    tp.distinct = true;
+    tp.lr = 0.1f;
+    struct gf_clf_model *m = NULL;
+    REQUIRE(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 200, ex + 200, 100, NULL, NULL, &m, NULL) ==
+            0);
+    CHECK(m->distinct && m->pooling == GF_CLF_POOL_SQRT);
+    double acc = accuracy(m);
+    CHECK_MSG(acc > 0.9, "accuracy %.3f", acc);
+    static const char *const T[] = {"free prize free prize free prize claim the cash",
+                                     "WINNER WINNER winner!!! call 0800 123 4567 now now now",
+                                     "the garden the river the road", "", "x"};
+    struct gf_clf_scratch *s;
+    REQUIRE(gf_clf_scratch_new(m, &s) == 0);
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < GF_ARRAY_LEN(T); i++) {
+            float got[NCAT], want[NCAT];
+            CHECK(gf_clf_model_score_raw(m, T[i], strlen(T[i]), got, s) == 0);
+            raw_by_definition(m, T[i], want);
+            CHECK_MSG(memcmp(got, want, sizeof(got)) == 0, "text %zu round %d", i, round);
+        }
+    // The same weights adding every occurrence score a text with repeats otherwise.
+    float a[NCAT], b[NCAT];
+    CHECK(gf_clf_model_score_raw(m, T[0], strlen(T[0]), a, s) == 0);
+    m->distinct = false;
+    CHECK(gf_clf_model_score_raw(m, T[0], strlen(T[0]), b, s) == 0);
+    CHECK(memcmp(a, b, sizeof(a)) != 0);
+    gf_clf_scratch_free(s);
+    gf_clf_model_unref(m);
+    // A bitmap of the buckets is what makes them distinct: too many buckets are refused.
+    struct gf_clf_hash_params hp = HP;
+    hp.buckets = GF_CLF_DISTINCT_MAX_BUCKETS + 1;
+    struct gf_err err = {0};
+    CHECK(gf_clf_train(NCAT, CATS, &hp, &tp, ex, 10, NULL, 0, NULL, NULL, &m, &err) ==
+          GF_EINVAL);
+    CHECK(strstr(err.msg, "distinct") != NULL);
 }
 
 static void test_short_crops(void)
@@ -374,6 +486,10 @@ static void test_bad_params(void)
     CHECK(m == NULL);
     CHECK(err.msg[0] != '\0');
     tp = params();
+    tp.pooling = GF_CLF_POOL_SQRT + 1;
+    CHECK(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 10, NULL, 0, NULL, NULL, &m, NULL) ==
+          GF_EINVAL);
+    tp = params();
     CHECK(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 0, NULL, 0, NULL, NULL, &m, NULL) == GF_EINVAL);
     CHECK(gf_clf_train(0, CATS, &HP, &tp, ex, 10, NULL, 0, NULL, NULL, &m, NULL) == GF_EINVAL);
     struct gf_clf_hash_params hp = HP;
@@ -408,6 +524,8 @@ int main(void)
     build_set();
     RUN(test_separates);
     RUN(test_hidden_layer_separates);
+    RUN(test_sqrt_pooling_separates);
+    RUN(test_distinct_features);
     RUN(test_short_crops);
     RUN(test_deterministic);
     RUN(test_unknown_labels_masked);
