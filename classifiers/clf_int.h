@@ -272,6 +272,11 @@ struct gf_clf_tok_entry {
 struct gf_clf_tokcache {
     uint64_t model;  // id of the model whose sums the entries hold, 0 for none
     struct gf_clf_tok_entry e[GF_CLF_TOK_SLOTS];
+    // For a head with distinct features: each bag gets a number (bags counts them), and a
+    // slot's token that has marked its buckets in a bag holds that bag's number in marked, so
+    // the same word again in that text adds nothing and is not hashed again.
+    uint32_t bags;
+    uint32_t marked[GF_CLF_TOK_SLOTS];
 };
 
 /* The feature callback of scoring: adds the embedding rows of each chunk of buckets to acc[dim]
@@ -297,6 +302,7 @@ struct gf_clf_bag {
     struct gf_clf_seen *seen;
     uint32_t *fresh;  // [GF_CLF_FRESH_MAX]
     size_t n_distinct;
+    uint32_t number;  // the bag's number in tc (a head with distinct features), never 0
 };
 /* tc (may be NULL) is used only when the bag is narrow enough and the model (not its head) adds
  * every occurrence; it is emptied when it held another model's sums. seen and fresh (the

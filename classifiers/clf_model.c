@@ -191,6 +191,11 @@ void gf_clf_bag_init(struct gf_clf_bag *b, const struct gf_clf_model *m, int64_t
             tc->model = m->id;
         }
         b->tc = tc;
+        if (b->hdistinct && ++tc->bags == 0) {  // numbers wrapped: forget the old marks
+            memset(tc->marked, 0, sizeof(tc->marked));
+            tc->bags = 1;
+        }
+        b->number = tc->bags;
     }
 }
 

@@ -1,6 +1,8 @@
 /* clf_tokcache.c — the token cache of scoring: the sum of the embedding rows of a short word
  * token's character n-grams, kept per token so that a word seen before costs one lookup and
  * one add instead of hashing and adding its few dozen rows (clf_int.h says why it pays).
+ * A head with distinct features is not in the sums: a word's buckets count only where the text
+ * shows them first, so its words are hashed again, except a word already marked in the text.
  * Invariant: an entry holds exactly the integer sum the rows of its token's n-grams give under
  * the model the cache names, so a bag built from entries equals one built from the rows. */
 #include "classifiers/clf_int.h"
@@ -104,28 +106,36 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
     uint64_t x = (k0 * 0x9e3779b97f4a7c15ULL) ^ (k1 * 0xc2b2ae3d27d4eb4fULL) ^ n;
     x = (x ^ (x >> 29)) * 0xbf58476d1ce4e5b9ULL;
     // Two ways per set: with one, two frequent words that share a slot (a few in any hundred
-    // words) would evict each other at every occurrence. A miss moves the first way to the
-    // second and fills the first, so the second holds the older of the two.
+    // words) would evict each other at every occurrence. A miss moves the first way (and its
+    // mark) to the second and fills the first, so the second holds the older of the two.
     _Static_assert(GF_CLF_TOK_SLOTS == 2 << 9, "the set is the top 9 bits");
-    struct gf_clf_tok_entry *e = &b->tc->e[2 * (x >> (64 - 9))];
+    size_t slot = 2 * (x >> (64 - 9));
+    struct gf_clf_tok_entry *e = &b->tc->e[slot];
     // chars and uni depend on the token's bytes and the model only, so the key needs no more.
     bool hit = e->len == n && e->key[0] == k0 && e->key[1] == k1;
     if (!hit && e[1].len == n && e[1].key[0] == k0 && e[1].key[1] == k1) {
         e++;
+        slot++;
         hit = true;
     }
-    if (!hit || b->hdistinct) {
-        // A head with distinct features needs the token's buckets even when the model's sum
-        // is known: which of them the text has not shown yet.
+    // A head with distinct features needs the token's buckets even when the model's sum is
+    // known (which of them the text has not shown yet), unless the token has already marked
+    // them in this bag: then none is new.
+    bool head = b->hdistinct && !(hit && b->tc->marked[slot] == b->number);
+    if (!hit || head) {
         uint32_t buckets[MAX_FEATS];
         uint64_t hash = hit ? e->th : gf_clf_token_hash(h, tok, n, avail);
         size_t c = token_feats(h, tok, n, chars, uni, hash, buckets);
         if (!hit) {
             e[1] = e[0];
+            b->tc->marked[slot + 1] = b->tc->marked[slot];
+            b->tc->marked[slot] = 0;  // the new token has marked nothing yet
             fill(b, buckets, c, n, hash, k0, k1, e);
         }
-        if (b->hdistinct)
+        if (head) {
             gf_clf_bag_add_head_distinct(b, buckets, c);
+            b->tc->marked[slot] = b->number;
+        }
     }
     if (b->bound + e->mag > INT16_MAX) {
         fold16(b);

@@ -1,6 +1,7 @@
 /* test_clf_tokcache.c — the token cache of scoring (clf_tokcache.c): a bag built through the
  * cache equals, integer for integer, the bag of the plain features, and scores are the same
- * bits, for models with and without a head, with and without unigrams, word or character
+ * bits, for models with and without a head (also a head with distinct features, whose words
+ * are hashed again unless already marked in the text), with and without unigrams, word or character
  * n-grams, on prose, random bytes (invalid UTF-8), tokens of
  * every length around the 8-byte loads and the 16-byte limit, text ending inside a token (each
  * text in a buffer of its exact size, so a read past it is a sanitizer error), more distinct
@@ -166,7 +167,9 @@ static void test_models(void)
     REQUIRE(shipped != NULL && plain != NULL && wide != NULL && distinct != NULL);
     distinct->head->distinct = true;
     distinct->head->pooling = GF_CLF_POOL_SQRT;
+    cache.bags = UINT32_MAX - 2;  // bag numbers wrap around during the run
     run_texts(distinct, &cache, 300);
+    CHECK(cache.bags > 0 && cache.bags < 1000);
     CHECK(cache.model == distinct->id);
     gf_clf_model_unref(distinct);
     run_texts(shipped, &cache, 400);
@@ -237,8 +240,65 @@ static void test_head_renews_id(void)
     gf_clf_model_unref(m);
 }
 
+// The entry index of the token t in the cache, or -1 (the cache holds it after scoring it).
+static long entry_of(const char *t)
+{
+    uint64_t k[2] = {0, 0};
+    memcpy(k, t, strlen(t));
+    for (size_t i = 0; i < GF_CLF_TOK_SLOTS; i++)
+        if (cache.e[i].len == strlen(t) && memcmp(cache.e[i].key, k, sizeof(k)) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* A word's mark (its buckets went through a distinct-feature head in this text) moves with it
+ * between the two ways of its set: three words of one set, C then A filled in one text, then
+ * C, B, A in the next (B's miss moves A to the way C held, marked in this text, while A is
+ * not yet). */
+static void test_marks_move(void)
+{
+    const struct gf_clf_hash_params hp = {.buckets = 4096, .seed = 5, .word_min = 1,
+                                          .word_max = 2, .char_min = 3, .char_max = 5};
+    struct gf_clf_model *m = make_model(&hp, 48, 8, 0);
+    REQUIRE(m != NULL);
+    m->head->distinct = true;
+    // Find three words of one set: score each alone in an empty cache, see where it lands.
+    static char words[600][8];
+    long set_of[600];
+    size_t a = 0, b = 0, c = 0;
+    bool found = false;
+    for (size_t i = 0; i < 600 && !found; i++) {
+        size_t len = 3 + next() % 4;
+        for (size_t j = 0; j < len; j++)
+            words[i][j] = (char)('a' + next() % 26);
+        words[i][len] = '\0';
+        memset(&cache, 0, sizeof(cache));
+        compare(m, &cache, words[i], len);
+        set_of[i] = entry_of(words[i]) / 2;
+        REQUIRE(set_of[i] >= 0);
+        for (size_t j = 0; j < i && !found; j++)
+            for (size_t k = j + 1; k < i && !found; k++)
+                if (set_of[j] == set_of[i] && set_of[k] == set_of[i] &&
+                    strcmp(words[j], words[i]) && strcmp(words[k], words[i]) &&
+                    strcmp(words[j], words[k])) {
+                    c = j, a = k, b = i;
+                    found = true;
+                }
+    }
+    REQUIRE(found);
+    char t1[32], t2[32];
+    snprintf(t1, sizeof(t1), "%s %s", words[c], words[a]);
+    snprintf(t2, sizeof(t2), "%s %s %s", words[c], words[b], words[a]);
+    memset(&cache, 0, sizeof(cache));
+    compare(m, &cache, t1, strlen(t1));
+    CHECK(entry_of(words[a]) % 2 == 0 && entry_of(words[c]) % 2 == 1);
+    compare(m, &cache, t2, strlen(t2));  // a full comparison with and without the cache
+    gf_clf_model_unref(m);
+}
+
 int main(void)
 {
+    test_marks_move();
     test_models();
     test_extremes();
     test_head_renews_id();
