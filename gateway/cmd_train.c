@@ -201,9 +201,11 @@ static int train_head(const struct gf_clf_recipe *r, const struct gf_clf_example
         goto out;
     }
     fprintf(stderr, "train: head for %u categor%s (%s%s): %zu examples, %zu for calibration; "
-            "%u dims, hidden %u, %u epochs\n",
+            "%u dims, hidden %u, %u epochs, %s pooling%s\n",
             r->n_head, r->n_head == 1 ? "y" : "ies", r->head_cats[0], r->n_head > 1 ? ", ..." : "",
-            nt, nv, r->head_train.dim, r->head_train.hidden, r->head_train.epochs);
+            nt, nv, r->head_train.dim, r->head_train.hidden, r->head_train.epochs,
+            r->head_train.pooling == GF_CLF_POOL_SQRT ? "square-root" : "mean",
+            r->head_train.distinct ? " of distinct features" : "");
     prog->t0 = gf_now_ns();
     if ((rc = gf_clf_train(r->n_head, r->head_cats, &r->hash, &r->head_train, ht, nt, hv, nv,
                            on_progress, prog, &head, err)) != 0) {

@@ -99,10 +99,28 @@ def main():
             verdicts.append(json.loads(r.stdout).get("action") if r.returncode in (0, 1) and
                             r.stdout.startswith("{") else "rc %d %s" % (r.returncode, r.stderr[-300:]))
         t.check(verdicts == ["block", "allow"], "classify with the model: %r" % verdicts)
+        # a head like the shipped one: linear, each bucket once per text, square-root pooling
+        lin = os.path.join(tmp, "lin.json")
+        with open(lin, "w") as f:
+            json.dump(recipe(tmp, head={"categories": ["spam"], "dim": 8, "hidden": 0,
+                                        "epochs": 20, "lr": 0.2, "pooling": "sqrt",
+                                        "distinct": True}), f)
+        m3 = os.path.join(tmp, "m3.gguf")
+        r = run(["train", "--recipe", lin, "--out", m3, "-q"])
+        t.check(r.returncode == 0, "train a distinct-feature head: " + r.stderr[-2000:])
+        r = run(["eval", "--model", m3, "--data", test])
+        nums = f1_of(r.stdout, "spam")
+        t.check(r.returncode == 0 and nums is not None and len(nums) >= 5 and nums[4] >= 0.9,
+                "distinct-feature head separates spam: %r\n%s" % (nums, r.stdout + r.stderr))
+        r = run(["classify", "--policy", pol, "--model", m3, "claim your free cash prize now"])
+        t.check(r.returncode in (0, 1) and r.stdout.startswith("{") and
+                json.loads(r.stdout).get("action") == "block",
+                "classify with the distinct-feature head: %s %s" % (r.stdout, r.stderr[-300:]))
         # bad recipes: status 2 and the reason
         bad = [
             (recipe(tmp, head={"categories": ["nope"], "dim": 8, "hidden": 8}), "nope"),
             (recipe(tmp, categories="spam"), "categories"),
+            (recipe(tmp, head={"categories": ["spam"], "pooling": "max"}), "head.pooling"),
             (recipe(tmp, sources=[{"name": "x", "file": "missing.jsonl", "license": "CC0",
                                    "ship": True, "rules": [{"neg": "*"}]}]), "missing.jsonl"),
         ]

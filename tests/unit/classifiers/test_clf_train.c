@@ -279,6 +279,15 @@ static void test_distinct_features(void)
     CHECK(gf_clf_train(NCAT, CATS, &hp, &tp, ex, 10, NULL, 0, NULL, NULL, &m, &err) ==
           GF_EINVAL);
     CHECK(strstr(err.msg, "distinct") != NULL);
+    // Nor does a model of that many buckets take a head with distinct features.
+    struct gf_clf_model *big = NULL, *h = NULL;
+    REQUIRE(gf_clf_model_alloc(NCAT, CATS, &hp, 1, 0, &big) == 0);
+    REQUIRE(gf_clf_model_alloc(1, CATS, &hp, 1, 0, &h) == 0);
+    h->distinct = true;
+    gf_err_clear(&err);
+    CHECK(gf_clf_model_attach_head(big, h, &err) == GF_EINVAL);  // h is freed either way
+    CHECK(strstr(err.msg, "distinct") != NULL && big->head == NULL);
+    gf_clf_model_unref(big);
 }
 
 static void test_short_crops(void)
