@@ -6,6 +6,7 @@
  * on every platform (fixed-width arithmetic, bytes read little-endian), because the model file
  * depends on it. */
 #include "classifiers/clf_int.h"
+#include "classifiers/runs_int.h"
 
 #include <string.h>
 
@@ -234,11 +235,13 @@ size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_fe
         size_t start = i;
         bool word = (c & C_WORD) != 0, digits = (c & C_DIGIT) != 0;
         i++;
-        if (word) {
+        if (word && digits) {  // a number, or a word that starts with a digit
             while (i < n && ((c = cls[p[i]]) & C_WORD)) {
                 digits &= (c & C_DIGIT) != 0;
                 i++;
             }
+        } else if (word) {
+            i = gf_runs_token_end(p, i, n);  // the C_WORD bytes, eight at a time
         }
         const unsigned char *tok = p + start;
         size_t len = i - start;

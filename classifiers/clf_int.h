@@ -256,7 +256,7 @@ void gf_clf_model_calibrate(const struct gf_clf_model *m, float *scores);
  * known word costs one lookup and one add instead of hashing and adding a few dozen rows. The sums are integers, so the bag is the same
  * to the bit. A cache serves one thread and one model at a time (it starts over when the model
  * id changes); the classifier interface keeps one per thread. */
-#define GF_CLF_TOK_SLOTS 1024  // direct-mapped slots
+#define GF_CLF_TOK_SLOTS 1024  // entries, in sets of two
 #define GF_CLF_TOK_LEN   16    // tokens of at most this many bytes are kept
 #define GF_CLF_TOK_DIM   64    // bags of at most this width use it (model and head)
 
@@ -265,6 +265,7 @@ struct gf_clf_tok_entry {
     uint64_t th;                    // its hash (gf_clf_token_hash)
     uint8_t len;                    // the token's length, 0 for an empty slot
     uint8_t n;                      // its features in sum: character n-grams and unigram
+    uint16_t mag;                   // the largest |sum[d]|
     int16_t sum[GF_CLF_TOK_DIM];    // the sum of their rows (model, then head), 0 past the bag
 };
 
@@ -290,8 +291,10 @@ struct gf_clf_bag {
     bool distinct, hdistinct;  // the model / the head adds first occurrences only
     gf_clf_bag_fn kernel;
     struct gf_clf_tokcache *tc;    // borrowed, NULL when not used
-    uint32_t tokens;               // sums added to tsum since it was last folded into acc
-    int32_t tsum[GF_CLF_TOK_DIM];  // memoized token sums not yet in acc
+    uint32_t bound;                // a bound on |t16[d]|: the sum of the entries' mag
+    uint32_t folds;                // t16 folded into tsum since tsum was last folded into acc
+    int16_t t16[GF_CLF_TOK_DIM];   // memoized token sums not yet in tsum
+    int32_t tsum[GF_CLF_TOK_DIM];  // and not yet in acc
     // With distinct features: buckets seen before (a stream's earlier text; NULL for none),
     // buckets seen here (set as they come), the first occurrences of the current slice and
     // their count so far.

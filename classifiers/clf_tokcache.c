@@ -14,7 +14,9 @@
 #define MAX_FEATS (GF_CLF_MAX_CHAR_N * (GF_CLF_TOK_LEN + 2) + 1)
 _Static_assert(MAX_FEATS * 128 <= INT16_MAX, "a token's sum must fit in int16");
 _Static_assert(MAX_FEATS <= UINT8_MAX, "a token's feature count must fit in uint8");
-// tsum is folded into the int64 sum before it can overflow: FOLD sums of at most INT16_MAX.
+// Entry sums add up in int16 while the sum of their magnitudes stays within INT16_MAX (words
+// weigh a few hundred, so dozens of tokens per fold), then fold into the int32 tsum, which
+// folds into the int64 sum after FOLD folds of at most INT16_MAX each.
 #define FOLD 4096
 _Static_assert((int64_t)FOLD * INT16_MAX <= INT32_MAX, "tsum must not overflow");
 
@@ -35,14 +37,25 @@ static inline uint64_t load_upto(const unsigned char *p, size_t k, size_t avail)
     return v;
 }
 
+static void fold16(struct gf_clf_bag *b)
+{
+    for (size_t d = 0; d < GF_CLF_TOK_DIM; d++)
+        b->tsum[d] += b->t16[d];
+    memset(b->t16, 0, sizeof(b->t16));
+    b->bound = 0;
+    b->folds++;
+}
+
 void gf_clf_bag_finish(struct gf_clf_bag *b)
 {
-    if (b->tokens == 0)
+    if (b->bound > 0)
+        fold16(b);
+    if (b->folds == 0)
         return;
     for (uint32_t d = 0; d < b->dim + b->hdim; d++)
         b->acc[d] += b->tsum[d];
     memset(b->tsum, 0, sizeof(b->tsum));
-    b->tokens = 0;
+    b->folds = 0;
 }
 
 // The buckets of a token's own features (character n-grams, unigram); returns their number.
@@ -64,8 +77,12 @@ static void fill(const struct gf_clf_bag *b, const uint32_t *buckets, size_t c, 
     b->kernel(b->q, b->dim, buckets, c, sum);
     if (b->hq != NULL && !b->hdistinct)
         b->kernel(b->hq, b->hdim, buckets, c, sum + b->dim);
-    for (size_t d = 0; d < GF_CLF_TOK_DIM; d++)
+    int32_t mag = 0;
+    for (size_t d = 0; d < GF_CLF_TOK_DIM; d++) {
         e->sum[d] = (int16_t)sum[d];
+        mag = sum[d] > mag ? sum[d] : -sum[d] > mag ? -sum[d] : mag;
+    }
+    e->mag = (uint16_t)mag;
     e->key[0] = k0;
     e->key[1] = k1;
     e->th = th;
@@ -88,11 +105,19 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
     uint64_t k1 = n > 8 ? load_upto(tok + 8, n - 8, avail - 8) : 0;
     uint64_t x = (k0 * 0x9e3779b97f4a7c15ULL) ^ (k1 * 0xc2b2ae3d27d4eb4fULL) ^ n;
     x = (x ^ (x >> 29)) * 0xbf58476d1ce4e5b9ULL;
-    size_t slot = x >> (64 - 10);
+    // Two ways per set: with one, two frequent words that share a slot (a few in any hundred
+    // words) would evict each other at every occurrence. A miss moves the first way (and its
+    // mark) to the second and fills the first, so the second holds the older of the two.
+    _Static_assert(GF_CLF_TOK_SLOTS == 2 << 9, "the set is the top 9 bits");
+    size_t slot = 2 * (x >> (64 - 9));
     struct gf_clf_tok_entry *e = &b->tc->e[slot];
-    _Static_assert(GF_CLF_TOK_SLOTS == 1 << 10, "the slot is the top 10 bits");
     // chars and uni depend on the token's bytes and the model only, so the key needs no more.
     bool hit = e->len == n && e->key[0] == k0 && e->key[1] == k1;
+    if (!hit && e[1].len == n && e[1].key[0] == k0 && e[1].key[1] == k1) {
+        e++;
+        slot++;
+        hit = true;
+    }
     // A head with distinct features needs the token's buckets even when the model's sum is
     // known (which of them the text has not shown yet), unless the token has already marked
     // them in this bag: then none is new.
@@ -101,18 +126,27 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
         uint32_t buckets[MAX_FEATS];
         uint64_t hash = hit ? e->th : gf_clf_token_hash(h, tok, n, avail);
         size_t c = token_feats(h, tok, n, chars, uni, hash, buckets);
-        if (!hit)
+        if (!hit) {
+            e[1] = e[0];
+            b->tc->marked[slot + 1] = b->tc->marked[slot];
+            b->tc->marked[slot] = 0;  // the new token has marked nothing yet
             fill(b, buckets, c, n, hash, k0, k1, e);
+        }
         if (head) {
             gf_clf_bag_add_head_distinct(b, buckets, c);
             b->tc->marked[slot] = b->number;
         }
     }
-    // A fixed trip count over the whole entry (zero past the bag) vectorizes without a tail.
+    if (b->bound + e->mag > INT16_MAX) {
+        fold16(b);
+        if (b->folds == FOLD)
+            gf_clf_bag_finish(b);
+    }
+    b->bound += e->mag;
+    // A fixed trip count over the whole entry (zero past the bag) vectorizes without a tail;
+    // the bound keeps every int16 lane exact.
     for (size_t d = 0; d < GF_CLF_TOK_DIM; d++)
-        b->tsum[d] += e->sum[d];
-    if (++b->tokens == FOLD)
-        gf_clf_bag_finish(b);
+        b->t16[d] = (int16_t)(b->t16[d] + e->sum[d]);
     *th = e->th;
     return e->n;
 }

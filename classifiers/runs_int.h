@@ -86,6 +86,25 @@ static inline size_t gf_runs_alnum_end(const unsigned char *s, size_t i, size_t 
     return i;
 }
 
+/* The first i' >= i with s[i'] not in [0-9A-Za-z_] and below 0x80 (a word byte of the
+ * classifiers' tokens: clf_hash.c), or n. */
+static inline size_t gf_runs_token_end(const unsigned char *s, size_t i, size_t n)
+{
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x = gf_runs_load(s + i);
+        uint64_t stop = ~(x | gf_runs_letter_digit(x) | gf_runs_eq(x, '_')) & GF_RUNS_HIGHS;
+        if (stop != 0)
+            return i + (size_t)__builtin_ctzll(stop) / 8;
+    }
+    for (; i < n; i++) {
+        unsigned c = s[i];
+        if (!(c >= 0x80 || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+              c == '_'))
+            break;
+    }
+    return i;
+}
+
 /* The first i' >= i with s[i'] not in [0-9A-Za-z_] (PCRE2's \w without Unicode), or n. */
 static inline size_t gf_runs_word_end(const unsigned char *s, size_t i, size_t n)
 {

@@ -2,6 +2,11 @@
  * with precise errors, JIT when available, a match walk with limits, and the per-thread scan
  * scratch. Compiled codes are immutable and shared by threads; match state is per scratch. */
 #include "classifiers/rx_int.h"
+#include "classifiers/runs_int.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <string.h>
 
@@ -229,6 +234,10 @@ int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n)
     if (key == NULL)
         return GF_ENOMEM;
     l->key = key;
+    size_t *pair = gf_realloc(l->pair, (l->n + 1) * sizeof(*pair));
+    if (pair == NULL)
+        return GF_ENOMEM;
+    l->pair = pair;
     char *copy = gf_malloc(n);
     if (copy == NULL)
         return GF_ENOMEM;
@@ -238,8 +247,14 @@ int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n)
         if (rarity((unsigned char)copy[i]) > rarity((unsigned char)copy[best]))
             best = i;
     }
+    size_t two = 0;
+    for (size_t i = 1; i + 1 < n; i++)
+        if (rarity((unsigned char)copy[i]) + rarity((unsigned char)copy[i + 1]) >
+            rarity((unsigned char)copy[two]) + rarity((unsigned char)copy[two + 1]))
+            two = i;
     l->v[l->n] = copy;
     l->len[l->n] = n;
+    l->pair[l->n] = two;
     l->key[l->n++] = best;
     return 0;
 }
@@ -256,9 +271,144 @@ static bool lit_at(const struct gf_rx_lits *l, const unsigned char *t, const cha
     return true;
 }
 
+enum { SWAR_KEYS = 8, SWAR_LITS = 64 };  // past these: one memchr pass per literal
+
+/* The literals grouped by key for one call: slot s is the byte key[s][0] followed by key[s][1]
+ * (only the first when !two[s]: literals of one byte), each compared with the text byte | 0x20
+ * when its fold bit is set (an ASCII letter in either case); it holds the literals
+ * lit[first[s] .. first[s + 1]). */
+struct keyset {
+    unsigned char key[SWAR_KEYS][2];
+    bool fold[SWAR_KEYS][2], two[SWAR_KEYS];
+    size_t nk;
+    uint8_t first[SWAR_KEYS + 1];
+    uint8_t lit[SWAR_LITS];
+};
+
+// Groups l's literals by key; false when there are too many keys or literals.
+static bool keyset_of(const struct gf_rx_lits *l, bool lower, struct keyset *ks)
+{
+    uint8_t slot_of[SWAR_LITS], count[SWAR_KEYS] = {0};
+    if (l->n > SWAR_LITS)
+        return false;
+    ks->nk = 0;
+    for (size_t k = 0; k < l->n; k++) {
+        const unsigned char *v = (const unsigned char *)l->v[k] + l->pair[k];
+        bool two = l->len[k] >= 2;
+        unsigned char c0 = v[0], c1 = two ? v[1] : 0;
+        bool f0 = l->caseless && !lower && c0 >= 'a' && c0 <= 'z';
+        bool f1 = l->caseless && !lower && c1 >= 'a' && c1 <= 'z';
+        size_t s = 0;
+        while (s < ks->nk && !(ks->key[s][0] == c0 && ks->key[s][1] == c1 &&
+                               ks->fold[s][0] == f0 && ks->fold[s][1] == f1 && ks->two[s] == two))
+            s++;
+        if (s == ks->nk) {
+            if (ks->nk == SWAR_KEYS)
+                return false;
+            ks->key[s][0] = c0;
+            ks->key[s][1] = c1;
+            ks->fold[s][0] = f0;
+            ks->fold[s][1] = f1;
+            ks->two[s] = two;
+            ks->nk++;
+        }
+        slot_of[k] = (uint8_t)s;
+        count[s]++;
+    }
+    ks->first[0] = 0;
+    for (size_t s = 0; s < ks->nk; s++)
+        ks->first[s + 1] = (uint8_t)(ks->first[s] + count[s]);
+    uint8_t fill[SWAR_KEYS];
+    memcpy(fill, ks->first, sizeof(fill));
+    for (size_t k = 0; k < l->n; k++)
+        ks->lit[fill[slot_of[k]]++] = (uint8_t)k;
+    return true;
+}
+
+static inline bool key_byte(const struct keyset *ks, size_t s, int b, unsigned char c)
+{
+    return (ks->fold[s][b] ? (unsigned char)(c | 0x20) : c) == ks->key[s][b];
+}
+
+// True when a literal whose key starts at t[j] is at its place around j.
+static bool hit_at(const struct gf_rx_lits *l, const struct keyset *ks, const unsigned char *t,
+                   size_t n, size_t j)
+{
+    for (size_t s = 0; s < ks->nk; s++) {
+        if (!key_byte(ks, s, 0, t[j]) || (ks->two[s] && (j + 1 >= n || !key_byte(ks, s, 1, t[j + 1]))))
+            continue;
+        for (size_t i = ks->first[s]; i < ks->first[s + 1]; i++) {
+            size_t k = ks->lit[i], m = l->len[k], at = l->pair[k];
+            if (j >= at && j - at + m <= n && lit_at(l, t + j - at, l->v[k], m))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The keys of all literals at once, eight text bytes at a time: a memchr per literal restarts
+ * at every occurrence of its rarest byte, which common letters make a call every few dozen
+ * bytes, while two bytes in a row are far rarer. Each place where a key starts (plus rare
+ * false alarms of the zero-byte test, which hit_at rejects) is checked against the literals
+ * of that key: every occurrence of a literal holds its key, so the answer is the same. */
+static bool lits_any_swar(const struct gf_rx_lits *l, const struct keyset *ks,
+                          const unsigned char *t, size_t n)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    // Sixteen bytes at a time with SSE2, part of every x86-64 CPU (the SWAR loop below does
+    // the rest, and everything on other CPUs): exact byte compares, no false alarms.
+    __m128i k0[SWAR_KEYS], k1[SWAR_KEYS], o0[SWAR_KEYS], o1[SWAR_KEYS], any1[SWAR_KEYS];
+    for (size_t s = 0; s < ks->nk; s++) {
+        k0[s] = _mm_set1_epi8((char)ks->key[s][0]);
+        k1[s] = _mm_set1_epi8((char)ks->key[s][1]);
+        o0[s] = _mm_set1_epi8(ks->fold[s][0] ? 0x20 : 0);
+        o1[s] = _mm_set1_epi8(ks->fold[s][1] ? 0x20 : 0);
+        any1[s] = _mm_set1_epi8(ks->two[s] ? 0 : -1);  // a one-byte key: any second byte
+    }
+    for (; i + 17 <= n; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(t + i));
+        __m128i y = _mm_loadu_si128((const __m128i *)(const void *)(t + i + 1));
+        __m128i m = _mm_setzero_si128();
+        for (size_t s = 0; s < ks->nk; s++) {
+            __m128i a = _mm_cmpeq_epi8(_mm_or_si128(x, o0[s]), k0[s]);
+            __m128i b = _mm_or_si128(_mm_cmpeq_epi8(_mm_or_si128(y, o1[s]), k1[s]), any1[s]);
+            m = _mm_or_si128(m, _mm_and_si128(a, b));
+        }
+        for (unsigned bits = (unsigned)_mm_movemask_epi8(m); bits != 0; bits &= bits - 1)
+            if (hit_at(l, ks, t, n, i + (size_t)__builtin_ctz(bits)))
+                return true;
+    }
+#endif
+    for (; i + 9 <= n; i += 8) {
+        uint64_t x = gf_runs_load(t + i), xl = x | GF_RUNS_ONES * 0x20;
+        uint64_t y = gf_runs_load(t + i + 1), yl = y | GF_RUNS_ONES * 0x20, m = 0;
+        for (size_t s = 0; s < ks->nk; s++) {
+            // A zero byte's high bit (and rarely one above a zero byte).
+            uint64_t a = (ks->fold[s][0] ? xl : x) ^ (GF_RUNS_ONES * ks->key[s][0]);
+            uint64_t hit = (a - GF_RUNS_ONES) & ~a;
+            if (ks->two[s]) {
+                uint64_t b = (ks->fold[s][1] ? yl : y) ^ (GF_RUNS_ONES * ks->key[s][1]);
+                hit &= (b - GF_RUNS_ONES) & ~b;
+            }
+            m |= hit;
+        }
+        for (m &= GF_RUNS_HIGHS; m != 0; m &= m - 1)
+            if (hit_at(l, ks, t, n, i + (size_t)__builtin_ctzll(m) / 8))
+                return true;
+    }
+    for (; i < n; i++)
+        if (hit_at(l, ks, t, n, i))
+            return true;
+    return false;
+}
+
 bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n, bool lower)
 {
     const unsigned char *t = (const unsigned char *)text;
+    struct keyset ks;
+    if (keyset_of(l, lower, &ks))
+        return lits_any_swar(l, &ks, t, n);
     for (size_t k = 0; k < l->n; k++) {
         size_t m = l->len[k], at = l->key[k];
         if (m > n)
@@ -289,6 +439,7 @@ void gf_rx_lits_free(struct gf_rx_lits *l)
     gf_free(l->v);
     gf_free(l->len);
     gf_free(l->key);
+    gf_free(l->pair);
     gf_free(l);
 }
 

@@ -73,13 +73,14 @@ bool gf_rx_has_literal(const char *s, size_t n, const char *lit, size_t m);
 size_t gf_rx_count_literal(const char *s, size_t n, const char *lit, size_t m);
 
 /* A set of literals, the keyword detector's prefilter: every keyword match holds its longest
- * whitespace-free piece verbatim (ASCII letters in either case when caseless). Each literal is
- * looked for with memchr on its rarest byte (by English letter frequency), so a text without
- * any costs a few vectorized passes. */
+ * whitespace-free piece verbatim (ASCII letters in either case when caseless). A few literals
+ * are looked for together, eight bytes at a time, by their rarest two bytes in a row (by
+ * English letter frequency); many, each with memchr on its rarest byte. */
 struct gf_rx_lits {
     char **v;        // the literals (owned), lowercase when caseless
     size_t *len;
     size_t *key;     // position of the byte memchr looks for
+    size_t *pair;    // position of the rarest two bytes in a row (0 for a literal of one byte)
     size_t n;
     bool caseless;   // ASCII letters match in either case
 };

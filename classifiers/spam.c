@@ -33,6 +33,7 @@ struct spam {
     pcre2_code *cta;
     pcre2_general_context *gctx;
     uint8_t first_of[GF_ARRAY_LEN(cta)];  // phrase indices grouped by first byte
+    uint8_t second[GF_ARRAY_LEN(cta)];    // second byte of phrase first_of[k]
     uint8_t from[129];                    // phrases starting with byte b: first_of[from[b]..from[b+1])
     uint64_t pair[128][2];                // bit c of pair[b]: some phrase starts with b, c
 };
@@ -219,7 +220,7 @@ static unsigned count_cta(const struct spam *sp, const char *str, size_t n)
         // Most words start no phrase: one bit says so before any phrase is looked at.
         bool maybe = b < 128 && c1 < 128 && (sp->pair[b][c1 >> 6] >> (c1 & 63) & 1);
         for (size_t k = maybe ? sp->from[b] : 0; maybe && k < sp->from[b + 1]; k++) {
-            if ((unsigned char)cta[sp->first_of[k]][1] != c1)
+            if (sp->second[k] != c1)
                 continue;
             size_t e = phrase_end(cta[sp->first_of[k]], s, n, p);
             if (e > best)
@@ -332,8 +333,9 @@ int gf_spam_new(struct gf_detector **out, struct gf_err *err)
         sp->from[b] = (uint8_t)k;
         for (size_t i = 0; i < GF_ARRAY_LEN(cta); i++)
             if ((unsigned char)cta[i][0] == b) {
-                sp->first_of[k++] = (uint8_t)i;
                 unsigned c1 = (unsigned char)cta[i][1];
+                sp->second[k] = (uint8_t)c1;
+                sp->first_of[k++] = (uint8_t)i;
                 sp->pair[b][c1 >> 6] |= 1ull << (c1 & 63);
             }
     }

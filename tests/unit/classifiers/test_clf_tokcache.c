@@ -208,6 +208,14 @@ static void test_extremes(void)
         const char *t = "abcdefghijklmnop abcdefghijklmnop zzzzzzzzzzzzzzzz zzzzzzzzzzzzzzzzz q";
         for (int i = 0; i < 3; i++)  // a miss, then hits
             compare(m, &cache, t, strlen(t));
+        // Each of these tokens sums to about INT16_MAX / 2: the int16 lanes fold into int32
+        // after every token or two, and those into the int64 sum after 4096 folds.
+        struct gf_buf b;
+        gf_buf_init(&b, 1 << 20);
+        for (int i = 0; i < 5000; i++)
+            gf_buf_puts(&b, i % 3 ? "zzzzzzzzzzzzzzzz " : "yyyyyyyyyyyyyyyy ");
+        compare(m, &cache, b.data, b.len);
+        gf_buf_cleanup(&b);
         run_texts(m, &cache, 80);
         gf_clf_model_unref(m);
     }
@@ -232,8 +240,65 @@ static void test_head_renews_id(void)
     gf_clf_model_unref(m);
 }
 
+// The entry index of the token t in the cache, or -1 (the cache holds it after scoring it).
+static long entry_of(const char *t)
+{
+    uint64_t k[2] = {0, 0};
+    memcpy(k, t, strlen(t));
+    for (size_t i = 0; i < GF_CLF_TOK_SLOTS; i++)
+        if (cache.e[i].len == strlen(t) && memcmp(cache.e[i].key, k, sizeof(k)) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* A word's mark (its buckets went through a distinct-feature head in this text) moves with it
+ * between the two ways of its set: three words of one set, C then A filled in one text, then
+ * C, B, A in the next (B's miss moves A to the way C held, marked in this text, while A is
+ * not yet). */
+static void test_marks_move(void)
+{
+    const struct gf_clf_hash_params hp = {.buckets = 4096, .seed = 5, .word_min = 1,
+                                          .word_max = 2, .char_min = 3, .char_max = 5};
+    struct gf_clf_model *m = make_model(&hp, 48, 8, 0);
+    REQUIRE(m != NULL);
+    m->head->distinct = true;
+    // Find three words of one set: score each alone in an empty cache, see where it lands.
+    static char words[600][8];
+    long set_of[600];
+    size_t a = 0, b = 0, c = 0;
+    bool found = false;
+    for (size_t i = 0; i < 600 && !found; i++) {
+        size_t len = 3 + next() % 4;
+        for (size_t j = 0; j < len; j++)
+            words[i][j] = (char)('a' + next() % 26);
+        words[i][len] = '\0';
+        memset(&cache, 0, sizeof(cache));
+        compare(m, &cache, words[i], len);
+        set_of[i] = entry_of(words[i]) / 2;
+        REQUIRE(set_of[i] >= 0);
+        for (size_t j = 0; j < i && !found; j++)
+            for (size_t k = j + 1; k < i && !found; k++)
+                if (set_of[j] == set_of[i] && set_of[k] == set_of[i] &&
+                    strcmp(words[j], words[i]) && strcmp(words[k], words[i]) &&
+                    strcmp(words[j], words[k])) {
+                    c = j, a = k, b = i;
+                    found = true;
+                }
+    }
+    REQUIRE(found);
+    char t1[32], t2[32];
+    snprintf(t1, sizeof(t1), "%s %s", words[c], words[a]);
+    snprintf(t2, sizeof(t2), "%s %s %s", words[c], words[b], words[a]);
+    memset(&cache, 0, sizeof(cache));
+    compare(m, &cache, t1, strlen(t1));
+    CHECK(entry_of(words[a]) % 2 == 0 && entry_of(words[c]) % 2 == 1);
+    compare(m, &cache, t2, strlen(t2));  // a full comparison with and without the cache
+    gf_clf_model_unref(m);
+}
+
 int main(void)
 {
+    test_marks_move();
     test_models();
     test_extremes();
     test_head_renews_id();

@@ -1,7 +1,10 @@
 /* Unit tests of classifiers/regex.c: patterns and keyword lists hit what they should on the
  * original text and on its canonical form (evasion variants), miss look-alikes that are not
- * matches, report precise compile errors, fail closed on runaway patterns, and survive OOM. */
+ * matches, report precise compile errors, fail closed on runaway patterns, and survive OOM; the
+ * literal-set prefilter (rx.c) answers as a plain search does. */
 #include "scan_util.h"
+
+#include "classifiers/rx_int.h"
 
 static void test_regex_basic(void)
 {
@@ -168,6 +171,109 @@ static void test_oom(void)
     }
 }
 
+static uint64_t rng = 0xda942042e4dd58b5ull;
+
+static uint64_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static unsigned char fold(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+// A plain search for any of the literals (ASCII letters in either case when caseless).
+static bool naive_any(char *const *lits, const size_t *lens, size_t nl, const unsigned char *t,
+                      size_t n, bool caseless)
+{
+    for (size_t k = 0; k < nl; k++)
+        for (size_t p = 0; p + lens[k] <= n; p++) {
+            size_t j = 0;
+            while (j < lens[k] && (caseless ? fold(t[p + j]) == fold((unsigned char)lits[k][j])
+                                            : t[p + j] == (unsigned char)lits[k][j]))
+                j++;
+            if (j == lens[k])
+                return true;
+        }
+    return false;
+}
+
+/* gf_rx_lits_any against a plain search: sets of 1 to 70 literals (so one key, many keys, and
+ * more keys or literals than the SIMD path takes), of one byte and longer, with capitals and
+ * non-ASCII bytes, on texts of every length up to 80 and longer (each in an allocation of its
+ * exact size) built from pieces of the literals, near misses and random bytes; caseless or
+ * not, with the lowercase-text shortcut on texts without capitals. */
+static void test_literal_sets(void)
+{
+    static const char *const pool[] = {"instructions", "disregard", "you", "developer", "x",
+                                       "Ab", "\xe2\x84\xaa", "\xc5\xbf", "zz", "q", "launch",
+                                       "codes", "a$b", "@home", "uc", "QuIz", "\xc3\xa9t\xc3\xa9"};
+    char buf[64];
+    size_t found = 0, total = 0;
+    for (int rep = 0; rep < 3000; rep++) {
+        struct gf_rx_lits l = {0};
+        l.caseless = next() % 2 == 0;
+        size_t nl = rep % 10 == 0 ? 1 + next() % 70 : 1 + next() % 6;
+        char *lits[80];
+        size_t lens[80];
+        for (size_t k = 0; k < nl; k++) {
+            size_t m;
+            if (next() % 3 == 0) {  // random letters, so many different keys
+                m = 1 + next() % 6;
+                for (size_t j = 0; j < m; j++)
+                    buf[j] = (char)((next() % 2 ? 'a' : 'A') + next() % 26);
+            } else {
+                const char *p = pool[next() % GF_ARRAY_LEN(pool)];
+                m = strlen(p);
+                memcpy(buf, p, m);
+            }
+            if (l.caseless)  // the set keeps caseless literals in lowercase
+                for (size_t j = 0; j < m; j++)
+                    buf[j] = (char)fold((unsigned char)buf[j]);
+            REQUIRE(gf_rx_lits_add(&l, buf, m) == 0);
+            lits[k] = l.v[k];
+            lens[k] = m;
+        }
+        bool lower = l.caseless && next() % 2 == 0;
+        size_t n = rep % 81 + (rep % 7 == 0 ? next() % 2000 : 0);
+        unsigned char *t = gf_malloc(n ? n : 1);
+        REQUIRE(t != NULL);
+        for (size_t i = 0; i < n;) {
+            uint64_t r = next();
+            if (r % 4 == 0 && nl > 0) {  // a literal, or a literal cut short
+                size_t k = (r >> 8) % nl, m = lens[k] - ((r >> 16) % 3 == 0 && lens[k] > 1);
+                for (size_t j = 0; j < m && i < n; j++) {
+                    unsigned char c = (unsigned char)lits[k][j];
+                    t[i++] = (r >> 20) % 2 && c >= 'a' && c <= 'z' ? (unsigned char)(c - 32) : c;
+                }
+            } else {
+                t[i++] = r % 3 == 0 ? (unsigned char)(r >> 24) : (unsigned char)(" aeiouyqx"[(r >> 8) % 9]);
+            }
+        }
+        if (lower)
+            for (size_t i = 0; i < n; i++)
+                t[i] = fold(t[i]);
+        bool want = naive_any(lits, lens, nl, t, n, l.caseless);
+        CHECK_MSG(gf_rx_lits_any(&l, (const char *)t, n, lower) == want,
+                  "rep %d: %zu literals, %zu bytes, caseless %d lower %d", rep, nl, n, l.caseless,
+                  lower);
+        found += want;
+        total++;
+        gf_free(t);
+        for (size_t k = 0; k < l.n; k++)
+            gf_free(l.v[k]);
+        gf_free(l.v);
+        gf_free(l.len);
+        gf_free(l.key);
+        gf_free(l.pair);
+    }
+    CHECK(found > total / 4 && found < total * 3 / 4 + total / 5);  // both answers are tested
+}
+
 int main(void)
 {
     scan_setup();
@@ -176,6 +282,7 @@ int main(void)
     RUN(test_regex_errors);
     RUN(test_regex_limit);
     RUN(test_keywords);
+    RUN(test_literal_sets);
     RUN(test_oom);
     scan_teardown();
     return test_report();

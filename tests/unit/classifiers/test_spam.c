@@ -1,7 +1,7 @@
 /* Unit tests of classifiers/spam.c: typical spam scores high and ordinary requests, including
  * ones with a link or an urgent word, score low; each heuristic moves the score on its own; the
- * direct phrase scan agrees with the pattern; the run ends of runs_int.h (spam.c's, and the
- * folded-text one of normalize.c) agree with byte loops. */
+ * direct phrase scan agrees with the pattern; the run ends of runs_int.h (spam.c's, the
+ * folded-text one of normalize.c, the token one of clf_hash.c) agree with byte loops. */
 #include "scan_util.h"
 
 #include "classifiers/runs_int.h"
@@ -129,6 +129,11 @@ static bool ref_folded(unsigned c)  // normalize.c's C_WORD
     return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '$' || c == '@';
 }
 
+static bool ref_token(unsigned c)  // clf_hash.c's C_WORD
+{
+    return ref_alnum(c) || c == '_';
+}
+
 static bool ref_word(unsigned c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
@@ -153,7 +158,10 @@ static void test_runs(void)
                                                         : edges[(r >> 8) % sizeof(edges)];
         }
         for (size_t i = 0; i <= n; i++) {
-            size_t a = i, w = i, f = i;
+            size_t a = i, w = i, f = i, k = i;
+            while (k < n && ref_token(s[k]))
+                k++;
+            CHECK(gf_runs_token_end(s, i, n) == k);
             while (a < n && ref_alnum(s[a]))
                 a++;
             while (w < n && ref_word(s[w]))
@@ -176,6 +184,9 @@ static void test_runs(void)
             memset(b, '_', sizeof(b));
             b[at] = (unsigned char)c;
             CHECK(gf_runs_word_end(b, 0, sizeof(b)) == (ref_word(c) ? sizeof(b) : at));
+            memset(b, 'Q', sizeof(b));
+            b[at] = (unsigned char)c;
+            CHECK(gf_runs_token_end(b, 0, sizeof(b)) == (ref_token(c) ? sizeof(b) : at));
             memset(b, '$', sizeof(b));
             b[at] = (unsigned char)c;
             CHECK(gf_runs_folded_word_end(b, 0, sizeof(b)) == (ref_folded(c) ? sizeof(b) : at));
