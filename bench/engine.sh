@@ -36,8 +36,8 @@ printf "%-9s %2s %9s %7s %8s %7s %8s %8s %8s %6s %7s %6s %6s\n" model thr pp128 
 CPU_ROWS=()
 for m in $MODELS; do
   f="$DIR/$m.gguf"
+  read -r shape type <<<"${SHAPE[$m]}"
   if [ ! -f "$f" ]; then
-    read -r shape type <<<"${SHAPE[$m]}"
     "$BUILD/gateway/gardefou" model synth --shape "$shape" --type "$type" --seed 1234 \
       "${VOCAB_ARG[@]}" --out "$f" 2>/dev/null
   fi
@@ -48,10 +48,13 @@ for m in $MODELS; do
     pp=$(get pp128); tg=$(get tg64); a1=$(get agg1); a4=$(get agg4); a8=$(get agg8)
     if [ "$t" = 1 ]; then
       [ -n "${CPU_LINE:-}" ] || { CPU_LINE=$(get cpu); PEAK=$(get peak_gflops); }
-      CPU_ROWS+=("$(printf "%-9s %9.1f %7.2f %6.0f%% %8.1f %7.2f %8.1f %8.1f %6.2f" "$m" \
+      # share of the float peak: F32 models only (the quantized ones run integer products)
+      pk=$(awk -v a="$(get pp128_cpu)" -v f="$(get pp_gflop_per_token)" \
+        -v p="$(get peak_gflops)" -v ty="$type" \
+        'BEGIN{ if (ty == "f32") printf "%6.0f%%", 100 * a * f / p; else printf "%7s", "-" }')
+      CPU_ROWS+=("$(printf "%-9s %9.1f %7.2f %s %8.1f %7.2f %8.1f %8.1f %6.2f" "$m" \
         "$(get pp128_cpu)" "$(awk -v a="$(get pp128_cpu)" -v b="$bpp1" 'BEGIN{print a/b}')" \
-        "$(awk -v a="$(get pp128_cpu)" -v f="$(get pp_gflop_per_token)" -v p="$(get peak_gflops)" \
-          'BEGIN{print 100 * a * f / p}')" "$(get tg64_cpu)" \
+        "$pk" "$(get tg64_cpu)" \
         "$(awk -v a="$(get tg64_cpu)" -v b="$btg1" 'BEGIN{print a/b}')" "$(get agg1_cpu)" \
         "$(get agg8_cpu)" "$(awk -v a="$(get agg8_cpu)" -v b="$(get agg1_cpu)" 'BEGIN{print a/b}')")")
     fi
@@ -73,7 +76,8 @@ for r in "${CPU_ROWS[@]}"; do echo "$r"; done
 echo "x llama = ratio to llama.cpp's median (default CPU build, same shape); 8/1 = aggregate"
 echo "tokens/s of 8 sequences over 1; %limit = generation / (bandwidth / weight bytes per token),"
 echo "bandwidth probed now (a loaded machine lowers it); llama = llama.cpp's %limit on its machine."
-echo "%peak = the prompt's matrix-product FLOPs per CPU-second over the core's peak: llama.cpp's"
+echo "%peak (F32 models; the quantized ones run integer products) = the prompt's matrix-product"
+echo "FLOPs per CPU-second over the core's float multiply-add peak: llama.cpp's"
 echo "baseline CPU (family 26, Zen 5) has two 512-bit FMA pipes, Zen 4 (family 25) the FLOPs of one."
 [ -z "${GF_BENCH_DIR:-}" ] && rm -rf "$DIR"
 exit 0
