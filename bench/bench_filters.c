@@ -1,5 +1,6 @@
 /* bench_filters.c — speed of the content policy on one core: MB/s of a whole-text evaluation
- * (input and output stage) over 1 KB and 16 KB texts, and the cost of streaming moderation per
+ * (input and output stage) over 1 KB and 16 KB texts (and 1 KB texts of words never seen before,
+ * the worst case of the classifier's token cache), and the cost of streaming moderation per
  * token (gf_stream_feed on ~4-byte tokens) as tokens/s next to a plain copy. Times are the
  * thread's CPU time, so figures are per core on a shared machine. Prints figures, no assertions.
  * usage: bench_filters POLICY.json [MODEL.gguf|none] [SECONDS] [BYTES [input|output]]
@@ -40,14 +41,26 @@ static uint64_t next(void)
     return rng;
 }
 
+// Words of 2-11 random letters instead of the list above: a text of words never seen before,
+// the worst case of the classifier's token cache (a real text repeats many of its words).
+static bool fresh_words;
+
 // Prose-like text: words, punctuation, a capital now and then, an email or a number rarely.
 static void make_text(struct gf_buf *b, size_t len)
 {
     gf_buf_reset(b);
     size_t sentence = 0;
+    char fresh[12];
     while (b->len < len) {
         uint64_t r = next();
         const char *w = words[r % GF_ARRAY_LEN(words)];
+        if (fresh_words) {
+            size_t n = 2 + next() % 10;
+            for (size_t k = 0; k < n; k++)
+                fresh[k] = (char)('a' + next() % 26);
+            fresh[n] = '\0';
+            w = fresh;
+        }
         if (sentence == 0 && w[0] >= 'a' && w[0] <= 'z') {
             gf_buf_putc(b, (char)(w[0] - 32));
             gf_buf_puts(b, w + 1);
@@ -204,6 +217,18 @@ int main(int argc, char **argv)
     }
     if (argc > 4)
         goto out;
+    {
+        struct texts ts;
+        fresh_words = true;
+        make_texts(&ts, 1024);
+        fresh_words = false;
+        double in = eval_mbs(p, c, GF_STAGE_INPUT, &ts, seconds);
+        double out = eval_mbs(p, c, GF_STAGE_OUTPUT, &ts, seconds);
+        printf("words never seen before, %zu B (%zu texts): input %7.1f MB/s, output %7.1f MB/s "
+               "(one core)\n",
+               ts.len[0], ts.n, in, out);
+        free_texts(&ts);
+    }
     make_text(&t, 4096);
     size_t n1, n2;
     double plain = stream_tps(p, &t, false, false, seconds, &n1);

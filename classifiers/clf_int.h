@@ -149,8 +149,9 @@ size_t gf_clf_shape_emit(const struct gf_clf_hash_params *hp, const struct gf_cl
 int gf_clf_hash_params_check(const struct gf_clf_hash_params *hp, struct gf_err *err);
 
 /* Normalizes text[0..len) segment by segment into buf (cap bytes, >= 64) and calls fn for the
- * features of each segment (clf_text.c); tfn as for gf_clf_features_tok. Segments are cut at whitespace, so only n-grams that
- * straddle a cut in a text longer than cap/4 bytes are lost. Returns the feature count. */
+ * features of each segment (clf_text.c); tfn as for gf_clf_features_tok. Segments are cut at
+ * whitespace, so only n-grams that straddle a cut in a text longer than cap/4 bytes are lost.
+ * Returns the feature count. */
 size_t gf_clf_text_features(const struct gf_clf_hash_params *hp, const char *text, size_t len,
                             char *buf, size_t cap, gf_clf_feature_fn fn, gf_clf_token_fn tfn,
                             void *ud);
@@ -253,12 +254,14 @@ void gf_clf_model_calibrate(const struct gf_clf_model *m, float *scores);
 /* A word token's character n-grams are most of a text's features, and the same words come back
  * in text after text; the sum of their rows and of its unigram's depends only on the token's
  * bytes and the model. A token cache keeps that sum and the token's hash per short token, so a
- * known word costs one lookup and one add instead of hashing and adding a few dozen rows. The sums are integers, so the bag is the same
- * to the bit. A cache serves one thread and one model at a time (it starts over when the model
- * id changes); the classifier interface keeps one per thread. */
+ * known word costs one lookup and one add instead of hashing and adding a few dozen rows. The
+ * sums are integers, so the bag is the same to the bit. A cache serves one thread and one model
+ * at a time (it starts over when the model id changes); the classifier interface keeps one per
+ * thread. */
 #define GF_CLF_TOK_SLOTS 1024  // entries, in sets of two
 #define GF_CLF_TOK_LEN   16    // tokens of at most this many bytes are kept
 #define GF_CLF_TOK_DIM   64    // bags of at most this width use it (model and head)
+#define GF_CLF_PEND_MAX  1024  // buckets a bag batches before adding their rows
 
 struct gf_clf_tok_entry {
     uint64_t key[2];                // the token's bytes, zero-padded
@@ -277,6 +280,7 @@ struct gf_clf_tokcache {
     // the same word again in that text adds nothing and is not hashed again.
     uint32_t bags;
     uint32_t marked[GF_CLF_TOK_SLOTS];
+    uint32_t looks, misses;  // recent lookups and misses (both halved every 4096 lookups)
 };
 
 /* The feature callback of scoring: adds the embedding rows of each chunk of buckets to acc[dim]
@@ -303,6 +307,10 @@ struct gf_clf_bag {
     uint32_t *fresh;  // [GF_CLF_FRESH_MAX]
     size_t n_distinct;
     uint32_t number;  // the bag's number in tc (a head with distinct features), never 0
+    // Tokens that go to the kernels in batches rather than one by one (long tokens, no cache,
+    // or words that miss while most words miss the cache): pend[0..n_pend).
+    size_t n_pend;
+    uint32_t pend[GF_CLF_PEND_MAX];
 };
 /* tc (may be NULL) is used only when the bag is narrow enough and the model (not its head) adds
  * every occurrence; it is emptied when it held another model's sums. seen and fresh (the

@@ -189,6 +189,7 @@ void gf_clf_bag_init(struct gf_clf_bag *b, const struct gf_clf_model *m, int64_t
             for (size_t i = 0; i < GF_CLF_TOK_SLOTS; i++)
                 tc->e[i].len = 0;
             tc->model = m->id;
+            tc->looks = tc->misses = 0;
         }
         b->tc = tc;
         if (b->hdistinct && ++tc->bags == 0) {  // numbers wrapped: forget the old marks

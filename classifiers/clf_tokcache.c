@@ -48,6 +48,10 @@ static void fold16(struct gf_clf_bag *b)
 
 void gf_clf_bag_finish(struct gf_clf_bag *b)
 {
+    if (b->n_pend > 0) {
+        gf_clf_bag_add(b, b->pend, b->n_pend);
+        b->n_pend = 0;
+    }
     if (b->bound > 0)
         fold16(b);
     if (b->folds == 0)
@@ -65,6 +69,21 @@ static size_t token_feats(const struct gf_clf_hasher *h, const unsigned char *to
     size_t c = chars ? gf_clf_char_features(h, tok, n, buckets) : 0;
     if (uni)
         buckets[c++] = gf_clf_unigram(h, th);
+    return c;
+}
+
+// Adds a token's own features to the bag's batch (to the kernels once it is full).
+static size_t batch(struct gf_clf_bag *b, const struct gf_clf_hasher *h, const unsigned char *tok,
+                    size_t n, size_t avail, bool chars, bool uni, uint64_t *th)
+{
+    _Static_assert(GF_CLF_PEND_MAX >= GF_CLF_MAX_TOKEN_CHAR_FEATS + 1, "a token fits a batch");
+    if (b->n_pend + GF_CLF_MAX_TOKEN_CHAR_FEATS + 1 > GF_CLF_PEND_MAX) {
+        gf_clf_bag_add(b, b->pend, b->n_pend);
+        b->n_pend = 0;
+    }
+    *th = gf_clf_token_hash(h, tok, n, avail);
+    size_t c = token_feats(h, tok, n, chars, uni, *th, b->pend + b->n_pend);
+    b->n_pend += c;
     return c;
 }
 
@@ -94,13 +113,8 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
                         size_t n, size_t avail, bool chars, bool uni, uint64_t *th)
 {
     struct gf_clf_bag *b = ud;
-    if (b->tc == NULL || n > GF_CLF_TOK_LEN) {
-        uint32_t buckets[GF_CLF_MAX_TOKEN_CHAR_FEATS + 1];
-        *th = gf_clf_token_hash(h, tok, n, avail);
-        size_t c = token_feats(h, tok, n, chars, uni, *th, buckets);
-        gf_clf_bag_add(b, buckets, c);
-        return c;
-    }
+    if (b->tc == NULL || n > GF_CLF_TOK_LEN)
+        return batch(b, h, tok, n, avail, chars, uni, th);
     uint64_t k0 = load_upto(tok, n < 8 ? n : 8, avail);
     uint64_t k1 = n > 8 ? load_upto(tok + 8, n - 8, avail - 8) : 0;
     uint64_t x = (k0 * 0x9e3779b97f4a7c15ULL) ^ (k1 * 0xc2b2ae3d27d4eb4fULL) ^ n;
@@ -118,6 +132,18 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
         slot++;
         hit = true;
     }
+    // Text whose words mostly miss (new vocabulary, random strings) would pay for filling an
+    // entry per word, each with its own small kernel calls whose rows come one by one from far
+    // away. While more than half of the recent lookups miss, a missing word goes to the batch
+    // instead and only one in eight is kept, so that words that do come back still get in.
+    struct gf_clf_tokcache *tc = b->tc;
+    if (++tc->looks == 4096) {
+        tc->looks /= 2;
+        tc->misses /= 2;
+    }
+    tc->misses += !hit;
+    if (!hit && tc->looks >= 64 && 2 * tc->misses > tc->looks && (tc->looks & 7) != 0)
+        return batch(b, h, tok, n, avail, chars, uni, th);
     // A head with distinct features needs the token's buckets even when the model's sum is
     // known (which of them the text has not shown yet), unless the token has already marked
     // them in this bag: then none is new.
@@ -126,6 +152,18 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
         uint32_t buckets[MAX_FEATS];
         uint64_t hash = hit ? e->th : gf_clf_token_hash(h, tok, n, avail);
         size_t c = token_feats(h, tok, n, chars, uni, hash, buckets);
+        // The rows of a word seen for the first time are random reads in megabytes: ask for
+        // all of them at once, so that their latencies overlap (the kernels prefetch only far
+        // ahead within a call, and a word's call has a few dozen rows).
+        for (size_t i = 0; i < c; i++) {
+            if (!hit) {
+                const char *r = (const char *)(b->q + (size_t)buckets[i] * b->dim);
+                __builtin_prefetch(r);
+                __builtin_prefetch(r + b->dim - 1);
+            }
+            if (b->hq != NULL)
+                __builtin_prefetch(b->hq + (size_t)buckets[i] * b->hdim);
+        }
         if (!hit) {
             e[1] = e[0];
             b->tc->marked[slot + 1] = b->tc->marked[slot];

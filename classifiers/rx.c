@@ -335,7 +335,8 @@ static bool hit_at(const struct gf_rx_lits *l, const struct keyset *ks, const un
                    size_t n, size_t j)
 {
     for (size_t s = 0; s < ks->nk; s++) {
-        if (!key_byte(ks, s, 0, t[j]) || (ks->two[s] && (j + 1 >= n || !key_byte(ks, s, 1, t[j + 1]))))
+        if (!key_byte(ks, s, 0, t[j]) ||
+            (ks->two[s] && (j + 1 >= n || !key_byte(ks, s, 1, t[j + 1]))))
             continue;
         for (size_t i = ks->first[s]; i < ks->first[s + 1]; i++) {
             size_t k = ks->lit[i], m = l->len[k], at = l->pair[k];

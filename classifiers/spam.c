@@ -34,7 +34,7 @@ struct spam {
     pcre2_general_context *gctx;
     uint8_t first_of[GF_ARRAY_LEN(cta)];  // phrase indices grouped by first byte
     uint8_t second[GF_ARRAY_LEN(cta)];    // second byte of phrase first_of[k]
-    uint8_t from[129];                    // phrases starting with byte b: first_of[from[b]..from[b+1])
+    uint8_t from[129];  // phrases starting with byte b: first_of[from[b]..from[b+1])
     uint64_t pair[128][2];                // bit c of pair[b]: some phrase starts with b, c
 };
 

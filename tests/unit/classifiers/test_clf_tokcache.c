@@ -1,11 +1,12 @@
 /* test_clf_tokcache.c — the token cache of scoring (clf_tokcache.c): a bag built through the
  * cache equals, integer for integer, the bag of the plain features, and scores are the same
  * bits, for models with and without a head (also a head with distinct features, whose words
- * are hashed again unless already marked in the text), with and without unigrams, word or character
- * n-grams, on prose, random bytes (invalid UTF-8), tokens of
- * every length around the 8-byte loads and the 16-byte limit, text ending inside a token (each
- * text in a buffer of its exact size, so a read past it is a sanitizer error), more distinct
- * tokens than slots, rows at the int8 extremes with the widest n-gram range, and a cache
+ * are hashed again unless already marked in the text, the mark moving with a word between the
+ * two ways of its set), with and without unigrams, word or character n-grams, on prose, random
+ * bytes (invalid UTF-8), tokens of every length around the 8-byte loads and the 16-byte limit,
+ * text ending inside a token (each text in a buffer of its exact size, so a read past it is a
+ * sanitizer error), more distinct tokens than slots, rows at the int8 extremes with the widest
+ * n-gram range, words that mostly miss (batched, not kept) and then come back, and a cache
  * handed from one model to another. */
 #include "classifiers/clf_int.h"
 
@@ -296,9 +297,36 @@ static void test_marks_move(void)
     gf_clf_model_unref(m);
 }
 
+/* Words that mostly miss go to the batches (cold), and the cache warms up again once words
+ * come back: the same bags in both regimes. */
+static void test_cold_and_back(void)
+{
+    const struct gf_clf_hash_params hp = {.buckets = 4096, .seed = 5, .word_min = 1,
+                                          .word_max = 2, .char_min = 3, .char_max = 5};
+    struct gf_clf_model *m = make_model(&hp, 48, 8, 0);
+    REQUIRE(m != NULL);
+    m->head->distinct = true;
+    memset(&cache, 0, sizeof(cache));
+    struct gf_buf b;
+    gf_buf_init(&b, 1 << 16);
+    for (int i = 0; i < 20; i++) {
+        make_text(&b, 3, 1500);  // fresh random words
+        compare(m, &cache, b.data, b.len);
+    }
+    CHECK(cache.looks >= 64 && 2 * cache.misses > cache.looks);
+    for (int i = 0; i < 200; i++) {
+        make_text(&b, 0, 1500);  // a small vocabulary
+        compare(m, &cache, b.data, b.len);
+    }
+    CHECK(2 * cache.misses < cache.looks);
+    gf_buf_cleanup(&b);
+    gf_clf_model_unref(m);
+}
+
 int main(void)
 {
     test_marks_move();
+    test_cold_and_back();
     test_models();
     test_extremes();
     test_head_renews_id();

@@ -251,7 +251,8 @@ static void test_literal_sets(void)
                     t[i++] = (r >> 20) % 2 && c >= 'a' && c <= 'z' ? (unsigned char)(c - 32) : c;
                 }
             } else {
-                t[i++] = r % 3 == 0 ? (unsigned char)(r >> 24) : (unsigned char)(" aeiouyqx"[(r >> 8) % 9]);
+                t[i++] = r % 3 == 0 ? (unsigned char)(r >> 24)
+                                    : (unsigned char)(" aeiouyqx"[(r >> 8) % 9]);
             }
         }
         if (lower)

@@ -110,7 +110,8 @@ static void test_direct_scan(void)
         struct gf_norm n;
         REQUIRE(gf_normalize(b.data, b.len, &n, NULL) == 0);
         if (n.len > 0) {
-            double direct = score_with(n.text, n.len, &n), pattern = score_with(n.text, n.len, NULL);
+            double direct = score_with(n.text, n.len, &n);
+            double pattern = score_with(n.text, n.len, NULL);
             CHECK_MSG(direct >= 0 && direct == pattern, "'%.*s': %.6f vs %.6f", (int)n.len, n.text,
                       direct, pattern);
         }
@@ -144,9 +145,9 @@ static bool ref_word(unsigned c)
  * the end is a sanitizer error), bytes drawn from the edges of every class and from all 256. */
 static void test_runs(void)
 {
-    static const unsigned char edges[] = {'/', '0', '9', ':', '@', 'A', 'Z', '[', '_', '`', 'a',
-                                          'z', '{', '#', '$', '%', '?', 0x7f, 0x80, 0xff, 0xc0, 0xc1, 0xda, 0xdf,
-                                          0xe0, 0xe1, 0xfa, 0xfb, ' ', 0, 'm', 'M', '5'};
+    static const unsigned char edges[] = {
+        '/', '0', '9', ':', '@', 'A', 'Z', '[', '_', '`', 'a', 'z', '{', '#', '$', '%', '?',
+        0x7f, 0x80, 0xff, 0xc0, 0xc1, 0xda, 0xdf, 0xe0, 0xe1, 0xfa, 0xfb, ' ', 0, 'm', 'M', '5'};
     for (int rep = 0; rep < 4000; rep++) {
         size_t n = (size_t)rep % 41;
         unsigned char *s = gf_malloc(n ? n : 1);
