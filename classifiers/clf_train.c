@@ -288,6 +288,24 @@ static double train_batch(struct trainer *t, const struct gf_clf_example *ex,
     return loss;
 }
 
+/* Whether every trained weight is a finite number. A step size too large for the data makes
+ * training diverge to infinities and NaNs, which would otherwise be quantized into a file that
+ * no loader accepts (clf_gguf.c refuses non-finite tensors). */
+static bool trainer_finite(const struct trainer *t)
+{
+    size_t h = t->hidden ? t->hidden : 0;
+    const struct {
+        const float *v;
+        size_t n;
+    } parts[] = {{t->emb, (size_t)t->buckets * t->dim}, {t->w1, h * t->dim}, {t->b1, h},
+                 {t->w2, (size_t)t->n_cat * t->in}, {t->b2, t->n_cat}};
+    for (size_t p = 0; p < GF_ARRAY_LEN(parts); p++)
+        for (size_t i = 0; i < parts[p].n; i++)
+            if (!isfinite(parts[p].v[i]))
+                return false;
+    return true;
+}
+
 /* Copies the trained state into m: the embedding quantized to int8 with one scale per
  * dimension (so that inference sums integers), the layers transposed to input-major. */
 static void export_model(const struct trainer *t, struct gf_clf_model *m)
@@ -547,6 +565,15 @@ int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_h
     }
     gf_free(order);
 
+    if (!trainer_finite(&t)) {
+        trainer_free(&t);
+        gf_free(all);
+        distinct_free(dtrain);
+        distinct_free(dval);
+        return gf_err_set(err, GF_EINVAL,
+                          "train: training diverged (weights are not finite numbers); "
+                          "lower lr (%g)", (double)tp->lr);
+    }
     rc = gf_clf_model_alloc(n_cat, names, hp, tp->dim, tp->hidden, &m);
     if (rc == 0) {
         m->pooling = tp->pooling;

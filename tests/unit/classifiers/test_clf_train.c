@@ -507,6 +507,22 @@ static void test_bad_params(void)
           GF_EINVAL);
 }
 
+static void test_diverged(void)
+{
+    // A step size far too large drives the weights to infinity: training fails with an error
+    // that names the cause instead of producing a model no loader accepts.
+    struct gf_clf_train_params tp = params();
+    tp.hidden = 16;
+    tp.lr = 1e30f;
+    struct gf_clf_model *m = (struct gf_clf_model *)1;
+    struct gf_err err = {0};
+    CHECK(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 200, ex + 200, 100, NULL, NULL, &m, &err) ==
+          GF_EINVAL);
+    CHECK(m == NULL);
+    CHECK_MSG(strstr(err.msg, "diverged") != NULL && strstr(err.msg, "lr") != NULL, "%s",
+              err.msg);
+}
+
 static void test_oom(void)
 {
     if (!gf_alloc_fail_supported())
@@ -541,6 +557,7 @@ int main(void)
     RUN(test_batch_equals_single);
     RUN(test_head);
     RUN(test_bad_params);
+    RUN(test_diverged);
     RUN(test_oom);
     free_set();
     return test_report();
