@@ -13,10 +13,13 @@
 #     and 1 - cpu(empty)/cpu(example) is the same cost measured without the noise of the other
 #     processes.
 # Targets: >= 50 MB/s per core for the example policy; streaming moderation < 5% of tokens/s.
-# Last run (docs/policy.md#speed, loaded 2-core machine): without the trained model 67 / 149
-# MB/s (1 KB input / output), 65 / 139 MB/s (16 KB); with it 35 / 50 and 37 / 50 MB/s;
-# streaming costs 0.29 us per mock token in the library with the model (0.15 without), 23-25%
-# of the server's CPU per token (12-18% without).
+# Last runs (docs/policy.md#speed; bench_filters alone, thread CPU time, medians of 7 runs
+# alternating builds, load average 1.9-5.3): with the shipped model (feature version 5) 40 / 50
+# MB/s (1 KB input / output) and 55 / 71 MB/s (16 KB), before the input-stage work 33 / 45 and
+# 35 / 48 (with the version-4 model of then; this code with that model: 50 / 66 and 57 / 74);
+# 1 KB texts of words never seen before 23 / 24 MB/s (before: 24 / 32). Streaming costs 0.38 us
+# per mock token in the library (before: 0.30), 0.13 us per ~4-byte prose token. Earlier: 23-25%
+# of the server's CPU per token with the model (12-18% without).
 # Usage: bench/filters.sh [BUILD_DIR]  (default build-bench: a release build with the tests,
 # for the mock upstream). Figures on a shared, loaded machine are noisy; they are printed, not
 # asserted.

@@ -310,7 +310,7 @@ struct gf_clf_bag {
     // Tokens that go to the kernels in batches rather than one by one (long tokens, no cache,
     // or words that miss while most words miss the cache): pend[0..n_pend).
     size_t n_pend;
-    uint32_t pend[GF_CLF_PEND_MAX];
+    uint32_t pend[GF_CLF_PEND_MAX];  // last: gf_clf_bag_init does not clear it
 };
 /* tc (may be NULL) is used only when the bag is narrow enough and the model (not its head) adds
  * every occurrence; it is emptied when it held another model's sums. seen and fresh (the

@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "engine/gguf.h"
@@ -176,11 +177,20 @@ void gf_clf_bag_init(struct gf_clf_bag *b, const struct gf_clf_model *m, int64_t
                      int32_t *acc32, struct gf_clf_tokcache *tc, struct gf_clf_seen *seen,
                      uint32_t *fresh)
 {
-    *b = (struct gf_clf_bag){.q = m->emb_q, .acc32 = acc32, .acc = acc, .dim = m->dim,
-                             .hq = m->head ? m->head->emb_q : NULL,
-                             .hdim = m->head ? m->head->dim : 0, .distinct = m->distinct,
-                             .hdistinct = m->head != NULL && m->head->distinct, .kernel = m->bag,
-                             .seen = gf_clf_model_distinct(m) ? seen : NULL, .fresh = fresh};
+    // Everything but the batch buffer (4 KB, only read up to n_pend) starts zeroed: a stream
+    // makes a bag per piece, often for a few bytes.
+    memset(b, 0, offsetof(struct gf_clf_bag, pend));
+    b->q = m->emb_q;
+    b->acc32 = acc32;
+    b->acc = acc;
+    b->dim = m->dim;
+    b->hq = m->head ? m->head->emb_q : NULL;
+    b->hdim = m->head ? m->head->dim : 0;
+    b->distinct = m->distinct;
+    b->hdistinct = m->head != NULL && m->head->distinct;
+    b->kernel = m->bag;
+    b->seen = gf_clf_model_distinct(m) ? seen : NULL;
+    b->fresh = fresh;
     assert(b->seen != NULL || !gf_clf_model_distinct(m));
     // A token's memoized sum stands for all its n-grams: right for a model that adds every
     // occurrence. A head with distinct features takes its rows apart (bag_add_head_distinct).
