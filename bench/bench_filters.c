@@ -3,6 +3,9 @@
  * the worst case of the classifier's token cache), and the cost of streaming moderation per
  * token (gf_stream_feed on ~4-byte tokens) as tokens/s next to a plain copy. Times are the
  * thread's CPU time, so figures are per core on a shared machine. Prints figures, no assertions.
+ * GF_BENCH_CORPUS=FILE.jsonl[:FILE.jsonl...] adds 1 KB and 16 KB texts cut from real text: the
+ * "text" members of those files (prompts, mail, comments), whose words repeat as real traffic
+ * does (the generated texts draw on a few dozen words, the "never seen" ones on none).
  * usage: bench_filters POLICY.json [MODEL.gguf|none] [SECONDS] [BYTES [input|output]]
  * BYTES runs only the whole-text evaluation of one text of that size, optionally of one stage
  * (for profilers). */
@@ -10,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <cjson/cJSON.h>
 
 #include "classifiers/classifiers.h"
 #include "gateway/gateway.h"
@@ -109,6 +114,92 @@ static void make_texts(struct texts *ts, size_t len)
         gf_buf_putc(&ts->all, '\0');
     }
     gf_buf_cleanup(&t);
+}
+
+/* Real text: the "text" members of the JSONL files of a ':'-separated list, taken one from
+ * each file in turn (so that each file weighs the same) and joined by newlines, up to
+ * CORPUS_BYTES. */
+#define CORPUS_BYTES (4u << 20)
+
+struct corpus_file {
+    FILE *f;
+    bool done;
+};
+
+// The next "text" of f, appended to b with a newline; false at the end of the file.
+static bool corpus_next(struct corpus_file *cf, struct gf_buf *b)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    bool got = false;
+    while (!got && (n = getline(&line, &cap, cf->f)) > 0) {
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)n);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
+        if (cJSON_IsString(t) && t->valuestring[0] != '\0') {
+            gf_buf_puts(b, t->valuestring);
+            gf_buf_putc(b, '\n');
+            got = true;
+        }
+        cJSON_Delete(j);
+    }
+    free(line);
+    return got;
+}
+
+static int load_corpus(const char *list, struct gf_buf *b, size_t *n_files)
+{
+    struct corpus_file files[16];
+    size_t n = 0;
+    char *copy = strdup(list), *save = NULL;
+    for (char *path = strtok_r(copy, ":", &save); path != NULL && n < GF_ARRAY_LEN(files);
+         path = strtok_r(NULL, ":", &save)) {
+        files[n].f = fopen(path, "r");
+        if (files[n].f == NULL) {
+            fprintf(stderr, "bench_filters: cannot read %s\n", path);
+            continue;
+        }
+        files[n++].done = false;
+    }
+    free(copy);
+    size_t live = n;
+    while (live > 0 && b->len < CORPUS_BYTES)
+        for (size_t i = 0; i < n; i++)
+            if (!files[i].done && !corpus_next(&files[i], b)) {
+                files[i].done = true;
+                live--;
+            }
+    for (size_t i = 0; i < n; i++)
+        fclose(files[i].f);
+    *n_files = n;
+    return b->len > 0 ? 0 : -1;
+}
+
+/* Texts of about len bytes cut one after the other from the corpus, each ending at a space or
+ * newline and on a whole UTF-8 character. */
+static void corpus_texts(struct texts *ts, const struct gf_buf *corpus, size_t len)
+{
+    ts->n = TEXTS_BYTES / len ? TEXTS_BYTES / len : 1;
+    gf_buf_init(&ts->all, ts->n * (len + 1) + 1);
+    ts->off = calloc(ts->n, sizeof(size_t));
+    ts->len = calloc(ts->n, sizeof(size_t));
+    size_t at = 0;
+    for (size_t i = 0; i < ts->n; i++) {
+        if (at + len > corpus->len)
+            at = 0;
+        size_t n = len < corpus->len ? len : corpus->len;
+        size_t cut = n;
+        while (cut > len / 2 && corpus->data[at + cut - 1] != ' ' &&
+               corpus->data[at + cut - 1] != '\n')
+            cut--;
+        if (cut <= len / 2)
+            cut = gf_utf8_complete_prefix(corpus->data + at, n);
+        ts->off[i] = ts->all.len;
+        ts->len[i] = cut;
+        gf_buf_append(&ts->all, corpus->data + at, cut);
+        gf_buf_putc(&ts->all, '\0');
+        at += cut;
+    }
 }
 
 static void free_texts(struct texts *ts)
@@ -228,6 +319,27 @@ int main(int argc, char **argv)
                "(one core)\n",
                ts.len[0], ts.n, in, out);
         free_texts(&ts);
+    }
+    const char *list = getenv("GF_BENCH_CORPUS");
+    if (list != NULL && list[0] != '\0') {
+        struct gf_buf corpus;
+        size_t n_files = 0;
+        gf_buf_init(&corpus, CORPUS_BYTES + 4096);
+        if (load_corpus(list, &corpus, &n_files) != 0) {
+            fprintf(stderr, "bench_filters: no text in GF_BENCH_CORPUS\n");
+        } else {
+            for (size_t i = 0; i < 2; i++) {
+                struct texts ts;
+                corpus_texts(&ts, &corpus, i == 0 ? 1024 : 16384);
+                double in = eval_mbs(p, c, GF_STAGE_INPUT, &ts, seconds);
+                double out = eval_mbs(p, c, GF_STAGE_OUTPUT, &ts, seconds);
+                printf("real text %5s (%zu files, %zu texts): input %7.1f MB/s, output %7.1f "
+                       "MB/s (one core)\n",
+                       i == 0 ? "1 KB" : "16 KB", n_files, ts.n, in, out);
+                free_texts(&ts);
+            }
+        }
+        gf_buf_cleanup(&corpus);
     }
     make_text(&t, 4096);
     size_t n1, n2;

@@ -34,7 +34,16 @@ ninja -C "$build" bench/bench_filters gateway/gardefou tests/mock/mock_upstream 
 echo "== whole-text evaluation and streaming cost (library, per core)"
 model=$here/models/moderation.gguf
 [ -f "$model" ] || model=none
-"$build/bench/bench_filters" "$here/examples/policy.json" "$model" 2
+# Real text besides the generated one: prompts, mail and comments from ../shared/data (skipped
+# with a note when it is absent); their words repeat as real traffic does.
+data=$here/../shared/data
+corpus=""
+for f in self-instruct/instructions.jsonl awesome-chatgpt-prompts/prompts.jsonl \
+         jigsaw-toxic-sample/jigsaw_test_sample.jsonl spamassassin/spamassassin.jsonl; do
+  [ -f "$data/$f" ] && corpus=${corpus:+$corpus:}$data/$f
+done
+[ -n "$corpus" ] || echo "(../shared/data not found: no real-text rows)"
+GF_BENCH_CORPUS=$corpus "$build/bench/bench_filters" "$here/examples/policy.json" "$model" 2
 
 echo "== end to end: stream of 4000 tokens through gardefou serve"
 tmp=$(mktemp -d)
