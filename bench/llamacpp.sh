@@ -52,12 +52,15 @@ if [ ! -x "$LB" ]; then
   cp "$LLAMACPP_DIR/pkg/package/llama/llama.cpp.info.json" "$LLAMACPP_DIR/"
   echo "building llama-bench (a few minutes on 2 cores)" >&2
   cmake -S "$LLAMACPP_DIR/src" -B "$LLAMACPP_DIR/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DLLAMA_CURL=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF \
+    -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF \
     -DLLAMA_BUILD_EXAMPLES=OFF >"$LLAMACPP_DIR/cmake.log" 2>&1 ||
     { tail -20 "$LLAMACPP_DIR/cmake.log" >&2; exit 1; }
   ninja -C "$LLAMACPP_DIR/build" llama-bench >"$LLAMACPP_DIR/build.log" 2>&1 ||
     { tail -20 "$LLAMACPP_DIR/build.log" >&2; exit 1; }
 fi
+
+"$LB" --help >/dev/null 2>&1 ||
+  { echo "llamacpp.sh: $LB does not run; remove $LLAMACPP_DIR to rebuild it" >&2; exit 1; }
 
 [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" --buildtype=release -Dtests=false >/dev/null
 ninja -C "$BUILD" bench/bench_engine gateway/gardefou >/dev/null
