@@ -17,9 +17,9 @@
 # alternating builds, load average 1.9-5.3): with the shipped model (feature version 5) 40 / 50
 # MB/s (1 KB input / output) and 55 / 71 MB/s (16 KB), before the input-stage work 33 / 45 and
 # 35 / 48 (with the version-4 model of then; this code with that model: 50 / 66 and 57 / 74);
-# 1 KB texts of words never seen before 23 / 24 MB/s (before: 24 / 32). Streaming costs 0.38 us
-# per mock token in the library (before: 0.30), 0.13 us per ~4-byte prose token. Earlier: 23-25%
-# of the server's CPU per token with the model (12-18% without).
+# 1 KB texts of words never seen before 25-27 / 29-30 MB/s (before: 24 / 32). Streaming costs
+# 0.34-0.36 us per mock token in the library (before: 0.30), 0.13 us per ~4-byte prose token.
+# Earlier: 23-25% of the server's CPU per token with the model (12-18% without).
 # Usage: bench/filters.sh [BUILD_DIR]  (default build-bench: a release build with the tests,
 # for the mock upstream). Figures on a shared, loaded machine are noisy; they are printed, not
 # asserted.

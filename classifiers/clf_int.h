@@ -281,6 +281,7 @@ struct gf_clf_tokcache {
     uint32_t bags;
     uint32_t marked[GF_CLF_TOK_SLOTS];
     uint32_t looks, misses;  // recent lookups and misses (both halved every 4096 lookups)
+    uint32_t skips;          // words sent to the batch without a lookup
 };
 
 /* The feature callback of scoring: adds the embedding rows of each chunk of buckets to acc[dim]

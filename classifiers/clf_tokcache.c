@@ -113,7 +113,17 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
                         size_t n, size_t avail, bool chars, bool uni, uint64_t *th)
 {
     struct gf_clf_bag *b = ud;
-    if (b->tc == NULL || n > GF_CLF_TOK_LEN)
+    struct gf_clf_tokcache *tc = b->tc;
+    if (tc == NULL || n > GF_CLF_TOK_LEN)
+        return batch(b, h, tok, n, avail, chars, uni, th);
+    // Text whose words mostly miss (new vocabulary, random strings, a stream of new names)
+    // would pay for a lookup in a table beyond L1 and the filling of an entry per word, each
+    // with its own small kernel calls whose rows come one by one from far away. While more
+    // than half of the recent lookups miss, seven words in eight go to the batch without a
+    // lookup; the eighth is looked up (and kept on a miss), so that words that do come back
+    // get in and the hit rate is still measured.
+    bool cold = tc->looks >= 64 && 2 * tc->misses > tc->looks;
+    if (cold && (++tc->skips & 7) != 0)
         return batch(b, h, tok, n, avail, chars, uni, th);
     uint64_t k0 = load_upto(tok, n < 8 ? n : 8, avail);
     uint64_t k1 = n > 8 ? load_upto(tok + 8, n - 8, avail - 8) : 0;
@@ -132,18 +142,11 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
         slot++;
         hit = true;
     }
-    // Text whose words mostly miss (new vocabulary, random strings) would pay for filling an
-    // entry per word, each with its own small kernel calls whose rows come one by one from far
-    // away. While more than half of the recent lookups miss, a missing word goes to the batch
-    // instead and only one in eight is kept, so that words that do come back still get in.
-    struct gf_clf_tokcache *tc = b->tc;
     if (++tc->looks == 4096) {
         tc->looks /= 2;
         tc->misses /= 2;
     }
     tc->misses += !hit;
-    if (!hit && tc->looks >= 64 && 2 * tc->misses > tc->looks && (tc->looks & 7) != 0)
-        return batch(b, h, tok, n, avail, chars, uni, th);
     // A head with distinct features needs the token's buckets even when the model's sum is
     // known (which of them the text has not shown yet), unless the token has already marked
     // them in this bag: then none is new.
