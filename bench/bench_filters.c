@@ -8,7 +8,7 @@
  * does (the generated texts draw on a few dozen words, the "never seen" ones on none).
  * usage: bench_filters POLICY.json [MODEL.gguf|none] [SECONDS] [BYTES [input|output]]
  * BYTES runs only the whole-text evaluation of one text of that size, optionally of one stage
- * (for profilers). */
+ * (for profilers); with GF_BENCH_CORPUS set, texts of that size cut from the real text. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,17 +295,36 @@ int main(int argc, char **argv)
         sizes[0] = strtoul(argv[4], NULL, 10);
         n_sizes = 1;
     }
+    /* With BYTES and GF_BENCH_CORPUS, the one text size is cut from the real text (for
+     * profiling the classifier on words that repeat as real traffic does). */
+    struct gf_buf one_corpus;
+    size_t one_files = 0;
+    const char *one_list = argc > 4 ? getenv("GF_BENCH_CORPUS") : NULL;
+    bool one_real = false;
+    if (one_list != NULL && one_list[0] != '\0') {
+        gf_buf_init(&one_corpus, CORPUS_BYTES + 4096);
+        one_real = load_corpus(one_list, &one_corpus, &one_files) == 0;
+        if (!one_real) {
+            fprintf(stderr, "bench_filters: no text in GF_BENCH_CORPUS\n");
+            gf_buf_cleanup(&one_corpus);
+        }
+    }
     for (size_t i = 0; i < n_sizes; i++) {
         struct texts ts;
-        make_texts(&ts, sizes[i]);
+        if (one_real)
+            corpus_texts(&ts, &one_corpus, sizes[i]);
+        else
+            make_texts(&ts, sizes[i]);
         bool only_out = argc > 5 && strcmp(argv[5], "output") == 0;
         bool only_in = argc > 5 && strcmp(argv[5], "input") == 0;
         double in = only_out ? 0 : eval_mbs(p, c, GF_STAGE_INPUT, &ts, seconds);
         double out = only_in ? 0 : eval_mbs(p, c, GF_STAGE_OUTPUT, &ts, seconds);
-        printf("whole text %5zu B (%zu texts): input %7.1f MB/s, output %7.1f MB/s (one core)\n",
-               ts.len[0], ts.n, in, out);
+        printf("%s %5zu B (%zu texts): input %7.1f MB/s, output %7.1f MB/s (one core)\n",
+               one_real ? "real text" : "whole text", ts.len[0], ts.n, in, out);
         free_texts(&ts);
     }
+    if (one_real)
+        gf_buf_cleanup(&one_corpus);
     if (argc > 4)
         goto out;
     {

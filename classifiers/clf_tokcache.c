@@ -96,12 +96,18 @@ static void fill(const struct gf_clf_bag *b, const uint32_t *buckets, size_t c, 
     b->kernel(b->q, b->dim, buckets, c, sum);
     if (b->hq != NULL && !b->hdistinct)
         b->kernel(b->hq, b->hdim, buckets, c, sum + b->dim);
-    int32_t mag = 0;
-    for (size_t d = 0; d < GF_CLF_TOK_DIM; d++) {
+    // The largest and smallest int16 lane, in loops the compiler vectorizes with the baseline
+    // SSE2 (pmaxsw, pminsw): the maximum of absolute values in int32 with a nested conditional
+    // stayed scalar, ~770 instructions for every word that missed, 9% of all instructions on
+    // real text, where about a quarter of the words miss. The lanes hold the sums exactly.
+    for (size_t d = 0; d < GF_CLF_TOK_DIM; d++)
         e->sum[d] = (int16_t)sum[d];
-        mag = sum[d] > mag ? sum[d] : -sum[d] > mag ? -sum[d] : mag;
+    int16_t hi = 0, lo = 0;
+    for (size_t d = 0; d < GF_CLF_TOK_DIM; d++) {
+        hi = e->sum[d] > hi ? e->sum[d] : hi;
+        lo = e->sum[d] < lo ? e->sum[d] : lo;
     }
-    e->mag = (uint16_t)mag;
+    e->mag = (uint16_t)(hi > -lo ? hi : -lo);
     e->key[0] = k0;
     e->key[1] = k1;
     e->th = th;

@@ -7,7 +7,7 @@
  * text ending inside a token (each text in a buffer of its exact size, so a read past it is a
  * sanitizer error), more distinct tokens than slots, rows at the int8 extremes with the widest
  * n-gram range, words that mostly miss (batched, not kept) and then come back, and a cache
- * handed from one model to another. */
+ * handed from one model to another; each kept entry's mag is its largest |sum[d]|. */
 #include "classifiers/clf_int.h"
 
 #include "tests/test.h"
@@ -152,6 +152,26 @@ static void run_texts(const struct gf_clf_model *m, struct gf_clf_tokcache *tc, 
 
 static struct gf_clf_tokcache cache;
 
+// Every kept entry's mag is the largest |sum[d]| (the bound that keeps the int16 lanes exact),
+// computed here in int32 one lane at a time; returns the entries checked.
+static size_t check_mags(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < GF_CLF_TOK_SLOTS; i++) {
+        const struct gf_clf_tok_entry *e = &cache.e[i];
+        if (e->len == 0)
+            continue;
+        int32_t mag = 0;
+        for (size_t d = 0; d < GF_CLF_TOK_DIM; d++) {
+            int32_t a = e->sum[d] < 0 ? -(int32_t)e->sum[d] : e->sum[d];
+            mag = a > mag ? a : mag;
+        }
+        CHECK(e->mag == mag);
+        n++;
+    }
+    return n;
+}
+
 // The shipped shape (48 + an 8-wide linear head over distinct features, square-root pooling)
 // and the previous one (a head adding every occurrence), one without a head, and one too wide
 // for the cache.
@@ -175,6 +195,7 @@ static void test_models(void)
     gf_clf_model_unref(distinct);
     run_texts(shipped, &cache, 400);
     CHECK(cache.model == shipped->id);
+    CHECK(check_mags() > 100);  // sums of random rows, of both signs
     // The same cache, now for another model: its entries must not leak into the new bags.
     run_texts(plain, &cache, 300);
     CHECK(cache.model == plain->id);
@@ -217,7 +238,10 @@ static void test_extremes(void)
             gf_buf_puts(&b, i % 3 ? "zzzzzzzzzzzzzzzz " : "yyyyyyyyyyyyyyyy ");
         compare(m, &cache, b.data, b.len);
         gf_buf_cleanup(&b);
+        // All-negative sums (fill -128) and all-positive ones (127) at the largest magnitudes.
+        CHECK(check_mags() >= 2);
         run_texts(m, &cache, 80);
+        CHECK(check_mags() > 100);
         gf_clf_model_unref(m);
     }
 }
