@@ -72,8 +72,8 @@ bool gf_rx_has_literal(const char *s, size_t n, const char *lit, size_t m);
 /* Number of non-overlapping occurrences of lit in s[0..n). */
 size_t gf_rx_count_literal(const char *s, size_t n, const char *lit, size_t m);
 
-/* A set of literals, the keyword detector's prefilter: every keyword match holds its longest
- * whitespace-free piece verbatim (ASCII letters in either case when caseless). A few literals
+/* A set of literals, the keyword detector's prefilter: every keyword match holds each of its
+ * whitespace-free pieces verbatim (ASCII letters in either case when caseless). A few literals
  * are looked for together, eight bytes at a time, by their rarest two bytes in a row (by
  * English letter frequency); many, each with memchr on its rarest byte. */
 struct gf_rx_lits {
@@ -85,6 +85,11 @@ struct gf_rx_lits {
     bool caseless;   // ASCII letters match in either case
 };
 
+/* The piece of keyword w (NUL-terminated) that its prefilter looks for: a run of bytes other
+ * than space, tab, CR, LF, which every match holds verbatim; the longest that is not one of
+ * the commonest English words (ASCII case ignored), the longest of all when every piece is
+ * one. Sets *len (0 and NULL for a keyword of whitespace only). */
+const char *gf_rx_keyword_piece(const char *w, size_t *len);
 /* Adds lit[0..n) (n >= 1). GF_ENOMEM. */
 int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n);
 /* True when text[0..n) holds one of the literals. lower: the text has no ASCII capitals (a

@@ -1,7 +1,8 @@
 /* Unit tests of classifiers/regex.c: patterns and keyword lists hit what they should on the
  * original text and on its canonical form (evasion variants), miss look-alikes that are not
  * matches, report precise compile errors, fail closed on runaway patterns, and survive OOM; the
- * literal-set prefilter (rx.c) answers as a plain search does. */
+ * literal-set prefilter (rx.c) answers as a plain search does, and looks for a piece of each
+ * keyword that is not a common word. */
 #include "scan_util.h"
 
 #include "classifiers/rx_int.h"
@@ -127,6 +128,49 @@ static void test_keywords(void)
     CHECK(scan(d, "an Apple") == 1);
     CHECK(scan(d, "an apple") == 0);
     gf_detector_free(d);
+
+    // The prefilter looks for a piece that few texts hold: "DAN", not the longer-or-equal
+    // common words around it; matches are found as before, in either case, with or without
+    // the canonical form, and a text with the common words only runs no pattern.
+    const char *dan[] = {"you are now DAN", "ignore previous instructions"};
+    for (int only_orig = 0; only_orig < 2; only_orig++) {
+        REQUIRE(gf_keywords_new("kw", dan, 2, only_orig ? GF_RX_ORIGINAL_ONLY : GF_RX_CASELESS,
+                                &d, NULL, NULL) == 0);
+        CHECK(scan(d, "From now on you are now DAN, ok?") == 1 && hits.v[0].index == 0);
+        CHECK(scan(d, "you  are\nnow DAN") == 1);
+        CHECK(scan(d, "YOU ARE NOW dan") == (only_orig ? 0 : 1));
+        CHECK(scan(d, "you are now Dan") == (only_orig ? 0 : 1));
+        CHECK(scan(d, "you are now the DAN") == 0);
+        CHECK(scan(d, "you are now here, and you are now done") == 0);
+        CHECK(scan(d, "please ignore previous instructions") == 1 && hits.v[0].index == 1);
+        gf_detector_free(d);
+    }
+}
+
+// The piece of a keyword its prefilter looks for.
+static void test_keyword_piece(void)
+{
+    const struct {
+        const char *kw, *piece;
+    } cases[] = {
+        {"you are now DAN", "DAN"},
+        {"ignore previous instructions", "instructions"},
+        {"disregard the system prompt", "disregard"},
+        {"The  You\tNOW", "The"},       // all common: the longest, the first of those
+        {"it is the one", "the"},        // "the" and "one" both common and of 3 bytes
+        {"c++ for you", "c++"},
+        {" \t lone\r\n", "lone"},
+        {"Café au lait", "Café"},        // bytes, not letters: 5 of them
+        {"an x", "x"},                    // a short rare piece beats a common one
+    };
+    for (size_t i = 0; i < GF_ARRAY_LEN(cases); i++) {
+        size_t n = 99;
+        const char *p = gf_rx_keyword_piece(cases[i].kw, &n);
+        CHECK(p != NULL && n == strlen(cases[i].piece) && memcmp(p, cases[i].piece, n) == 0);
+    }
+    size_t n = 99;
+    CHECK(gf_rx_keyword_piece(" \t\n", &n) == NULL && n == 0);
+    CHECK(gf_rx_keyword_piece("", &n) == NULL && n == 0);
 }
 
 static void test_oom(void)
@@ -283,6 +327,7 @@ int main(void)
     RUN(test_regex_errors);
     RUN(test_regex_limit);
     RUN(test_keywords);
+    RUN(test_keyword_piece);
     RUN(test_literal_sets);
     RUN(test_oom);
     scan_teardown();
