@@ -216,7 +216,10 @@ static void test_retention(void)
     REQUIRE(red != NULL);
     CHECK(verified());
     CHECK(strstr(red, "alice@example.com") == NULL);
-    CHECK(strstr(red, "4111") == NULL);
+    // The card's digits as written, not "4111" alone: the record's hex digests and nanosecond
+    // times contain "4111" now and then (about one run in a few hundred).
+    CHECK(strstr(red, "4111 1111") == NULL);
+    CHECK(strstr(red, "1111 1111") == NULL);
     CHECK(strstr(red, "please mail [EMAIL] about card [NUMBER]") != NULL);
     CHECK(strstr(red, "marmalade") != NULL); // not a pattern the scrubber knows
     free(red);
