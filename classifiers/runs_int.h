@@ -19,28 +19,6 @@ static inline uint64_t gf_runs_load(const unsigned char *p)
     memcpy(&x, p, 8);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     x = __builtin_bswap64(x);  // byte i of the text in bits 8i..8i+7
-/* The first i' >= i with s[i'] not a word byte of the folded text (normalize.c's C_WORD:
- * [0-9a-z$@] and every byte >= 0x80), or n. */
-static inline size_t gf_runs_folded_word_end(const unsigned char *s, size_t i, size_t n)
-{
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x = gf_runs_load(s + i), low = x & ~GF_RUNS_HIGHS;
-        // A byte >= 0x80 is a word byte whatever its low bits say.
-        uint64_t word = x | gf_runs_in(low, '0', '9') | gf_runs_in(low, 'a', 'z') |
-                        gf_runs_eq(x, '$') | gf_runs_eq(x, '@');
-        uint64_t stop = ~word & GF_RUNS_HIGHS;
-        if (stop != 0)
-            return i + (size_t)__builtin_ctzll(stop) / 8;
-    }
-    for (; i < n; i++) {
-        unsigned c = s[i];
-        if (!(c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '$' ||
-              c == '@'))
-            break;
-    }
-    return i;
-}
-
 #endif
     return x;
 }
