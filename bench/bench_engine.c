@@ -15,6 +15,7 @@
 #include <immintrin.h>
 
 #include "bench/cpu_peak.h"
+#include "bench/median.h"
 #include "common/common.h"
 #include "engine/kernels_int.h"
 #include "engine/llama_int.h"
@@ -31,18 +32,6 @@ static double cpu_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Read bandwidth probe, measured as llama.cpp's baseline was: a read-only sum over a 1 GiB
@@ -207,7 +196,7 @@ int main(int argc, char **argv)
         ppc[r] = P / (cpu_s() - c0);
     }
     if (strstr(parts, "pp") != NULL)
-        printf("pp%d=%.2f\npp%d_cpu=%.2f\n", P, median(pp, n), P, median(ppc, n));
+        printf("pp%d=%.2f\npp%d_cpu=%.2f\n", P, gf_bench_median(pp, n), P, gf_bench_median(ppc, n));
     for (int r = 0; r < n && strstr(parts, "tg") != NULL; r++) {
         // generation: G single-token steps from an empty context
         uint64_t t0 = gf_now_ns();
@@ -222,7 +211,7 @@ int main(int argc, char **argv)
         tgc[r] = G / (cpu_s() - c0);
     }
     if (strstr(parts, "tg") != NULL)
-        printf("tg%d=%.2f\ntg%d_cpu=%.2f\n", G, median(tg, n), G, median(tgc, n));
+        printf("tg%d=%.2f\ntg%d_cpu=%.2f\n", G, gf_bench_median(tg, n), G, gf_bench_median(tgc, n));
     // aggregate: S sequences, one token each per step, all in one batch
     const int seqs[] = {1, 4, 8};
     for (size_t si = 0; si < 3 && strstr(parts, "agg") != NULL; si++) {
@@ -247,7 +236,7 @@ int main(int argc, char **argv)
             agg[r] = (double)S * AGG_STEPS / ((double)(gf_now_ns() - t0) / 1e9);
             aggc[r] = (double)S * AGG_STEPS / (cpu_s() - c0);
         }
-        printf("agg%d=%.2f\nagg%d_cpu=%.2f\n", S, median(agg, n), S, median(aggc, n));
+        printf("agg%d=%.2f\nagg%d_cpu=%.2f\n", S, gf_bench_median(agg, n), S, gf_bench_median(aggc, n));
     }
     if (strstr(parts, "peak") != NULL) {
         struct gf_cpu_peak pk = gf_cpu_peak_probe();

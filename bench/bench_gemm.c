@@ -16,22 +16,11 @@
 #include <cblas.h>
 
 #include "bench/cpu_peak.h"
+#include "bench/median.h"
 #include "common/common.h"
 #include "engine/gemm_int.h"
 
 #define COPY_BYTES ((size_t)96 << 20)  // the copies of a matrix together: past any L3 here
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static float frand(void)
 {
@@ -83,7 +72,7 @@ static void bench_f32(const struct gf_gemm *g, int reps, int T, double peak)
             a[r] = flop / (t1 - t0) / 1e9;
             b[r] = flop / (t2 - t1) / 1e9;
         }
-        double ma = g != NULL ? median(a, reps) : 0, mb = median(b, reps);
+        double ma = g != NULL ? gf_bench_median(a, reps) : 0, mb = gf_bench_median(b, reps);
         printf("%6d %5d %9.1f (%3.0f%%) %9.1f (%3.0f%%)\n", R, K, ma, 100 * ma / peak, mb,
                100 * mb / peak);
         gf_free(w);
@@ -154,7 +143,7 @@ static void bench_x16(const struct gf_gemm *g, int reps, int type)
             else
                 t8[r / 2] = ns;
         }
-        double a = median(t1, reps), b = median(t8, reps);
+        double a = gf_bench_median(t1, reps), b = gf_bench_median(t8, reps);
         printf("%6d %5d %9.2f %9.2f %14.2fx\n", R, K, a, b, 8 * a / b);
         gf_free(one);
         gf_free(wx);
