@@ -15,8 +15,7 @@ DIR=${GF_BENCH_DIR:-$(mktemp -d /tmp/gf-engine-bench-XXXXXX)}
 mkdir -p "$DIR"
 MODELS=${GF_BENCH_MODELS:-"s110-f32 s110-q8 tl-q8 tl-q4"}
 REPS=${GF_BENCH_REPS:-3}
-VOCAB=../shared/models/ggml-vocab-llama-spm.gguf
-[ -f "$VOCAB" ] && VOCAB_ARG=(--vocab "$VOCAB") || VOCAB_ARG=(--no-vocab)
+. bench/synth_models.sh
 
 # llama.cpp default CPU build, medians from llamacpp-baseline.md: pp128 1t, pp128 2t, tg64 1t,
 # tg64 2t, and its generation as a share of the bandwidth limit (%) on 1 and 2 threads (its
@@ -27,20 +26,13 @@ declare -A BASE=(
   [tl-q8]="75.2 145 25.5 33.9 70 48"
   [tl-q4]="120 219 37.8 67.8 55 51"
 )
-declare -A SHAPE=([s110-f32]="stories110m f32" [s110-q8]="stories110m q8_0"
-                  [tl-q8]="tinyllama q8_0" [tl-q4]="tinyllama q4_0")
 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (on a shared machine figures are noisy)"
 printf "%-9s %2s %9s %7s %8s %7s %8s %8s %8s %6s %7s %6s %6s\n" model thr pp128 "x llama" tg64 \
   "x llama" agg1 agg4 agg8 "8/1" "GB/s" "%limit" "llama"
 CPU_ROWS=()
 for m in $MODELS; do
-  f="$DIR/$m.gguf"
-  read -r shape type <<<"${SHAPE[$m]}"
-  if [ ! -f "$f" ]; then
-    "$BUILD/gateway/gardefou" model synth --shape "$shape" --type "$type" --seed 1234 \
-      "${VOCAB_ARG[@]}" --out "$f" 2>/dev/null
-  fi
+  f=$(bench_model "$m")
   read -r bpp1 bpp2 btg1 btg2 blim1 blim2 <<<"${BASE[$m]}"
   for t in 1 2; do
     out=$("$BUILD/bench/bench_engine" "$f" "$t" "$REPS")
@@ -50,7 +42,7 @@ for m in $MODELS; do
       [ -n "${CPU_LINE:-}" ] || { CPU_LINE=$(get cpu); PEAK=$(get peak_gflops); }
       # share of the float peak: F32 models only (the quantized ones run integer products)
       pk=$(awk -v a="$(get pp128_cpu)" -v f="$(get pp_gflop_per_token)" \
-        -v p="$(get peak_gflops)" -v ty="$type" \
+        -v p="$(get peak_gflops)" -v ty="${m##*-}" \
         'BEGIN{ if (ty == "f32") printf "%6.0f%%", 100 * a * f / p; else printf "%7s", "-" }')
       CPU_ROWS+=("$(printf "%-9s %9.1f %7.2f %s %8.1f %7.2f %8.1f %8.1f %6.2f" "$m" \
         "$(get pp128_cpu)" "$(awk -v a="$(get pp128_cpu)" -v b="$bpp1" 'BEGIN{print a/b}')" \

@@ -68,10 +68,7 @@ fi
 
 [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" --buildtype=release -Dtests=false >/dev/null
 ninja -C "$BUILD" bench/bench_engine gateway/gardefou >/dev/null
-VOCAB=../shared/models/ggml-vocab-llama-spm.gguf
-[ -f "$VOCAB" ] && VOCAB_ARG=(--vocab "$VOCAB") || VOCAB_ARG=(--no-vocab)
-declare -A SHAPE=([s110-f32]="stories110m f32" [s110-q8]="stories110m q8_0"
-                  [tl-q8]="tinyllama q8_0" [tl-q4]="tinyllama q4_0")
+. bench/synth_models.sh
 
 # llama-bench's CSV: one row per test; prints "pp tg" (tokens/s) for the row pair.
 llama_run() {  # model threads
@@ -94,12 +91,7 @@ echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $ROUNDS alternating rounds
 printf "%-9s %3s %10s %10s %7s %10s %10s %7s\n" model thr "pp128 gf" "pp128 lcpp" ratio \
   "tg64 gf" "tg64 lcpp" ratio
 for m in $MODELS; do
-  f="$DIR/$m.gguf"
-  read -r shape type <<<"${SHAPE[$m]}"
-  if [ ! -f "$f" ]; then
-    "$BUILD/gateway/gardefou" model synth --shape "$shape" --type "$type" --seed 1234 \
-      "${VOCAB_ARG[@]}" --out "$f" 2>/dev/null
-  fi
+  f=$(bench_model "$m")
   for t in $THREADS; do
     gpp=(); gtg=(); lpp=(); ltg=()
     for _ in $(seq "$ROUNDS"); do
