@@ -293,7 +293,7 @@ static double train_batch(struct trainer *t, const struct gf_clf_example *ex,
  * no loader accepts (clf_gguf.c refuses non-finite tensors). */
 static bool trainer_finite(const struct trainer *t)
 {
-    size_t h = t->hidden ? t->hidden : 0;
+    size_t h = t->hidden;
     const struct {
         const float *v;
         size_t n;
