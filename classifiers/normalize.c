@@ -208,13 +208,61 @@ static inline size_t copy_gap(struct form *f, size_t *w, size_t r)
     return q;
 }
 
+// High bit of each byte of x that is a word byte of the folded text (C_WORD).
+static inline uint64_t word8(uint64_t x)
+{
+    uint64_t low = x & ~HIGHS;
+    return (x | gf_runs_in(low, '0', '9') | gf_runs_in(low, 'a', 'z') | gf_runs_eq(x, '$') |
+            gf_runs_eq(x, '@')) & HIGHS;
+}
+
+/* The first e >= r where join_pass may do anything but copy bytes as they are: a space followed
+ * by a space, or the start of a word that may be a single character (an ASCII word byte that
+ * no word byte follows, or any non-ASCII word start); f->n when there is none. r is where
+ * join_pass stands: never inside a word or a run of spaces. Eight bytes at a time: most words
+ * of prose are longer than one character and most spaces are single, so most texts are
+ * copied in a few stretches (one memmove each, when something was removed before them). */
+static size_t next_event(const struct form *f, size_t r)
+{
+    const unsigned char *t = (const unsigned char *)f->t;
+    size_t n = f->n, i = r;
+    uint64_t prev = r > 0 && is_word(t[r - 1]) ? 0x80 : 0;  // the word bit of byte i - 1
+    for (; i + 8 < n; i += 8) {
+        uint64_t x = gf_runs_load(t + i), w = word8(x);
+        uint64_t sp = gf_runs_eq(x, ' ');
+        uint64_t after = (w >> 8) | (is_word(t[i + 8]) ? 0x80ull << 56 : 0);
+        uint64_t start = w & ~((w << 8) | prev);
+        uint64_t ev = (start & ((x & HIGHS) | ~after)) |
+                      (sp & ((sp >> 8) | (t[i + 8] == ' ' ? 0x80ull << 56 : 0)));
+        if (ev != 0)
+            return i + (size_t)__builtin_ctzll(ev) / 8;
+        prev = w >> 56;
+    }
+    for (; i < n; i++) {
+        unsigned char c = t[i];
+        bool after = i + 1 < n && is_word(t[i + 1]);
+        if (c == ' ' ? i + 1 < n && t[i + 1] == ' '
+                     : is_word(c) && (i == 0 || !is_word(t[i - 1])) && (c >= 0x80 || !after))
+            return i;
+    }
+    return n;
+}
+
 /* Joins runs of >= 3 single-character words separated by exactly one non-word byte, when one
  * of them is a letter. A run that does not qualify is copied whole, so each byte is looked at
- * a bounded number of times. */
+ * a bounded number of times. Stretches where nothing can change are copied at once
+ * (next_event); each event is one step of the byte-by-byte walk. */
 static size_t join_pass(struct form *f)
 {
     size_t w = 0, r = 0;
     while (r < f->n) {
+        size_t e = next_event(f, r);
+        if (e > r) {
+            copy(f, &w, r, e - r);
+            r = e;
+            if (r >= f->n)
+                break;
+        }
         unsigned char c = (unsigned char)f->t[r];
         if (!is_word(c)) {
             r = copy_gap(f, &w, r);
