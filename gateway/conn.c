@@ -9,6 +9,16 @@
  * before evhttp parses them, finds the end of the headers, counts header bytes (431 past the
  * limit) and reads Content-Length (413 before any body byte is buffered).
  *
+ * Interest changes: left alone, evhttp stops reading a connection when its request is complete,
+ * enables write interest to send the reply, waits for the loop to report the socket writable,
+ * then drops write interest and reads again: three epoll_ctl and an extra loop pass per request.
+ * The loop applies interest changes once per pass (cmd_serve.c), so changes that cancel out
+ * within one pass cost nothing, and conn.c arranges that they do. Read: while a request is
+ * read, `hold`, a second read event on the socket, keeps its read interest when evhttp disables
+ * the bufferevent's read; at dispatch the bufferevent reads again (handling callbacks below:
+ * a client that goes away is noticed at once) and hold is dropped. Write: `flush` writes the
+ * queued reply in the same pass and tells evhttp the write is done, as the bufferevent would.
+ *
  * Lifetime: evhttp owns the bufferevent and the evhttp_connection. The gf_conn is created in the
  * bevcb (at accept), registered by an event activated from there, which runs before any I/O of
  * the new connection (same pass of the loop), and freed from the connection's close callback,
@@ -104,6 +114,8 @@ static void input_cb(struct evbuffer *input, const struct evbuffer_cb_info *info
         evbuffer_drain(input, evbuffer_get_length(input));  // refused: parse nothing more
         return;
     }
+    if (c->state != GF_CONN_HANDLING && c->hold != NULL && !event_pending(c->hold, EV_READ, NULL))
+        event_add(c->hold, NULL); // merged with the bufferevent's read: no epoll_ctl
     if (c->state == GF_CONN_HANDLING || (c->state == GF_CONN_BODY && !c->scan.chunked))
         return;  // bytes of a body, or of a pipelined request (checked when it starts)
     if (c->state == GF_CONN_IDLE) {
@@ -201,9 +213,10 @@ static void answer_and_close(struct gf_conn *c, int status)
     evhttp_connection_free(c->evcon);  // calls conn_closed, which frees c
 }
 
-/* While a request is handled evhttp does not read the socket, so a client that gives up on
- * a long generation would go unnoticed until the reply is written. This watcher peeks: end of
- * file or an error means the client is gone; data (a pipelined request) ends the watch. */
+/* While a request is handled the bufferevent reads only until the first bytes of a pipelined
+ * request or a read timeout (handling callbacks below); a client that gives up on a long
+ * generation after that would go unnoticed until the reply is written. This watcher peeks: end
+ * of file or an error means the client is gone; data (a pipelined request) ends the watch. */
 static void watch_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
@@ -216,6 +229,56 @@ static void watch_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     evhttp_connection_free(c->evcon);  // calls conn_closed, which ends the request
+}
+
+/* Runs only when the socket turned readable while hold was the reason for its read interest
+ * (a request that did not reach dispatch yet): the event is one-shot and simply ends. */
+static void hold_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* The bufferevent's callbacks from dispatch until evhttp takes the connection back to send the
+ * reply. The first bytes of a pipelined request stop the reading, as evhttp would not have read
+ * them (they are parsed after this reply); end of file or an error means the client is gone. A
+ * read timeout stops the reading too, and the watcher (timer_cb) takes over. */
+static void handling_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    bufferevent_disable(bev, EV_READ);
+}
+
+static void handling_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct gf_conn *c = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        evhttp_connection_free(c->evcon); // calls conn_closed, which ends the request
+}
+
+/* What the bufferevent does when the socket is reported writable, done without waiting for
+ * it: a client waiting for its reply nearly always has room for it. What does not fit, or an
+ * error, is left to the bufferevent as before. */
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gf_conn *c = arg;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (!(bufferevent_get_enabled(c->bev) & EV_WRITE) || evbuffer_get_length(out) == 0)
+        return;
+    if (evbuffer_write(out, c->fd) <= 0 || evbuffer_get_length(out) > 0)
+        return;
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_trigger(c->bev, EV_WRITE, 0); // evhttp's write callback: may free c
+}
+
+void gf_conn_flush_soon(struct gf_conn *c)
+{
+    if (c != NULL && c->flush != NULL)
+        event_active(c->flush, EV_TIMEOUT, 1);
 }
 
 static void conn_closed(struct evhttp_connection *evcon, void *arg)
@@ -232,6 +295,10 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
     event_free(c->timer);
     if (c->watch)
         event_free(c->watch);
+    if (c->hold)
+        event_free(c->hold);
+    if (c->flush)
+        event_free(c->flush);
     gf_free(c);
 }
 
@@ -271,6 +338,9 @@ static void do_register(struct gf_conn *c)
     if (c->fd >= 0) {
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         c->watch = event_new(gw->base, c->fd, EV_READ | EV_PERSIST, watch_cb, c);
+        // without these (no memory) the connection works as plain evhttp does
+        c->hold = event_new(gw->base, c->fd, EV_READ, hold_cb, c);
+        c->flush = event_new(gw->base, -1, 0, flush_cb, c);
     }
     if (track(gw, c) != 0 || gw->metrics.open_conns > gw->cfg->max_connections) {
         answer_and_close(c, 503);
@@ -349,8 +419,17 @@ struct gf_conn *gf_conn_of(struct gf_gateway *gw, struct evhttp_request *req)
         return NULL;
     c->state = GF_CONN_HANDLING;
     // Most requests end within a few milliseconds; only a longer one gets the close watcher,
-    // which costs two epoll_ctl calls.
+    // which costs epoll_ctl calls once the bufferevent stopped reading.
     arm(c, WATCH_AFTER_MS);
+    if (c->hold != NULL) {
+        // evhttp has just disabled reading; reading again in the same pass changes nothing
+        // in epoll while hold is still there
+        bufferevent_data_cb wcb = NULL;
+        bufferevent_getcb(c->bev, NULL, &wcb, NULL, NULL);
+        bufferevent_setcb(c->bev, handling_read_cb, wcb, handling_event_cb, c);
+        bufferevent_enable(c->bev, EV_READ);
+        event_del(c->hold);
+    }
     return c;
 }
 

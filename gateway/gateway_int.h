@@ -136,6 +136,8 @@ struct gf_conn {
     struct evhttp_connection *evcon; // owned by evhttp; NULL until registered
     struct event *timer;             // registration, then deadlines and kills
     struct event *watch;             // while handling: notices the client closing
+    struct event *hold;              // keeps read interest while evhttp pauses reading (conn.c)
+    struct event *flush;             // writes queued reply bytes later in this loop pass
     int fd;
     enum gf_conn_state state;
     int kill_status;                 // != 0: answer this status and close at the next timer run
@@ -148,6 +150,10 @@ struct gf_conn {
 struct gf_conn *gf_conn_of(struct gf_gateway *gw, struct evhttp_request *req);
 /* A request on c is finished (reply written): wait for the next one. */
 void gf_conn_request_done(struct gf_conn *c);
+/* Reply bytes were queued on c (evhttp_send_*): they are written later in this pass of the
+ * loop, without waiting for a writability event. c may be NULL (untracked: nothing done). Call
+ * it before the evhttp_send_* call that may complete the request, which can free c. */
+void gf_conn_flush_soon(struct gf_conn *c);
 struct bufferevent *gf_conn_bevcb(struct event_base *base, void *arg);
 
 /* ---- the server ------------------------------------------------------------------------ */

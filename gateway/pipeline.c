@@ -189,6 +189,7 @@ static void write_chunk(struct gf_request *r, const char *p, size_t n)
     if (r->http == NULL || n == 0)
         return;
     evbuffer_add(r->chunk, p, n);
+    gf_conn_flush_soon(r->conn); // once for all the chunks of this loop pass
     evhttp_send_reply_chunk(r->http, r->chunk);
     evbuffer_drain(r->chunk, evbuffer_get_length(r->chunk));
     r->gw->metrics.bytes_out += n;
@@ -250,6 +251,7 @@ static void finish(struct gf_request *r)
     struct gf_gateway *gw = r->gw;
     // Detach from the connection first: sending may complete the connection's request at once
     // (and free the connection) for HTTP/1.0 clients.
+    struct gf_conn *conn = r->conn;
     if (r->conn != NULL && r->conn->req == r)
         r->conn->req = NULL;
     r->conn = NULL;
@@ -273,6 +275,7 @@ static void finish(struct gf_request *r)
                 gf_buf_cleanup(&b);
             }
             write_chunk(r, "data: [DONE]\n\n", 14);
+            gf_conn_flush_soon(conn);
             evhttp_send_reply_end(http);
             gw->metrics.open_streams--;
         } else {
@@ -315,6 +318,7 @@ static void finish(struct gf_request *r)
                 evbuffer_add(eb, r->out.data, r->out.len);
             gw->metrics.bytes_out += r->out.len;
             evhttp_add_header(h, "Date", gf_gateway_http_date(gw));
+            gf_conn_flush_soon(conn);
             evhttp_send_reply(http, r->status, NULL, eb);
         }
         if (eb != NULL)
