@@ -8,6 +8,10 @@
 
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "classifiers/fold_int.h"
 #include "classifiers/runs_int.h"
 
@@ -53,6 +57,36 @@ static inline uint64_t lower8(uint64_t x)
     return x | (((ge_a & ~gt_z) & HIGHS) >> 2);
 }
 
+#if defined(__SSE2__)
+// Sixteen bytes at a time with SSE2 (every x86-64 CPU); the eight-byte code above elsewhere.
+#define U8(c) _mm_set1_epi8((char)(c))
+
+// Bits of the bytes of x in [lo, lo + span], unsigned: x - lo <= span.
+static inline __m128i in_range16(__m128i x, unsigned char lo, unsigned char span)
+{
+    __m128i d = _mm_sub_epi8(x, U8(lo));
+    return _mm_cmpeq_epi8(_mm_min_epu8(d, U8(span)), d);
+}
+
+/* Folds the printable ASCII at s[*i..] into t[*w..] sixteen bytes at a time, while all sixteen
+ * are printable. */
+static inline void fold_printable16(const unsigned char *s, size_t len, char *t, size_t *i,
+                                    size_t *w)
+{
+    while (*i + 16 <= len) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + *i));
+        // 0x20..0x7E: above 0x1F as a signed byte (0x80.. are negative), and not 0x7F.
+        __m128i ok = _mm_andnot_si128(_mm_cmpeq_epi8(x, U8(0x7F)), _mm_cmpgt_epi8(x, U8(0x1F)));
+        if (_mm_movemask_epi8(ok) != 0xFFFF)
+            return;
+        x = _mm_add_epi8(x, _mm_and_si128(in_range16(x, 'A', 25), U8(0x20)));
+        _mm_storeu_si128((__m128i *)(void *)(t + *w), x);
+        *i += 16;
+        *w += 16;
+    }
+}
+#endif
+
 static size_t fold_pass(const unsigned char *s, size_t len, struct form *f)
 {
     size_t w = 0;
@@ -85,6 +119,9 @@ static size_t fold_pass(const unsigned char *s, size_t len, struct form *f)
                 } while (i < len && (c = s[i]) >= 0x20 && c < 0x7F);
             } else {
                 uint64_t x;
+#if defined(__SSE2__)
+                fold_printable16(s, len, t, &i, &w);
+#endif
                 while (i + 8 <= len && (memcpy(&x, s + i, 8), printable8(x))) {
                     x = lower8(x);
                     memcpy(t + w, &x, 8);
@@ -208,13 +245,84 @@ static inline size_t copy_gap(struct form *f, size_t *w, size_t r)
     return q;
 }
 
+// High bit of each byte of x that is a word byte of the folded text (C_WORD).
+static inline uint64_t word8(uint64_t x)
+{
+    uint64_t low = x & ~HIGHS;
+    return (x | gf_runs_in(low, '0', '9') | gf_runs_in(low, 'a', 'z') | gf_runs_eq(x, '$') |
+            gf_runs_eq(x, '@')) & HIGHS;
+}
+
+/* The first e >= r where join_pass may do anything but copy bytes as they are: a space followed
+ * by a space, or the start of a word that may be a single character (an ASCII word byte that
+ * no word byte follows, or any non-ASCII word start); f->n when there is none. r is where
+ * join_pass stands: never inside a word or a run of spaces. Eight bytes at a time: most words
+ * of prose are longer than one character and most spaces are single, so most texts are
+ * copied in a few stretches (one memmove each, when something was removed before them). */
+static size_t next_event(const struct form *f, size_t r)
+{
+    const unsigned char *t = (const unsigned char *)f->t;
+    size_t n = f->n, i = r;
+    uint64_t prev = r > 0 && is_word(t[r - 1]);  // the word bit of byte i - 1
+#if defined(__SSE2__)
+    // 64 bytes at a time, a bit per byte (bit k for byte i + k).
+    for (; i + 64 < n; i += 64) {
+        uint64_t w = 0, sp = 0, hi = 0;
+        for (int k = 0; k < 4; k++) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(t + i + 16 * k));
+            __m128i word = _mm_or_si128(_mm_or_si128(in_range16(x, '0', 9), in_range16(x, 'a', 25)),
+                                        _mm_or_si128(_mm_cmpeq_epi8(x, U8('$')),
+                                                     _mm_cmpeq_epi8(x, U8('@'))));
+            unsigned h = (unsigned)_mm_movemask_epi8(x);
+            hi |= (uint64_t)h << (16 * k);
+            w |= (uint64_t)((unsigned)_mm_movemask_epi8(word) | h) << (16 * k);
+            sp |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, U8(' '))) << (16 * k);
+        }
+        uint64_t after = (w >> 1) | (uint64_t)is_word(t[i + 64]) << 63;
+        uint64_t start = w & ~((w << 1) | prev);
+        uint64_t ev = (start & (hi | ~after)) | (sp & ((sp >> 1) | (uint64_t)(t[i + 64] == ' ') << 63));
+        if (ev != 0)
+            return i + (size_t)__builtin_ctzll(ev);
+        prev = w >> 63;
+    }
+#endif
+    prev = prev ? 0x80 : 0;  // the same bit as the high bit of a byte below
+    for (; i + 8 < n; i += 8) {
+        uint64_t x = gf_runs_load(t + i), w = word8(x);
+        uint64_t sp = gf_runs_eq(x, ' ');
+        uint64_t after = (w >> 8) | (is_word(t[i + 8]) ? 0x80ull << 56 : 0);
+        uint64_t start = w & ~((w << 8) | prev);
+        uint64_t ev = (start & ((x & HIGHS) | ~after)) |
+                      (sp & ((sp >> 8) | (t[i + 8] == ' ' ? 0x80ull << 56 : 0)));
+        if (ev != 0)
+            return i + (size_t)__builtin_ctzll(ev) / 8;
+        prev = w >> 56;
+    }
+    for (; i < n; i++) {
+        unsigned char c = t[i];
+        bool after = i + 1 < n && is_word(t[i + 1]);
+        if (c == ' ' ? i + 1 < n && t[i + 1] == ' '
+                     : is_word(c) && (i == 0 || !is_word(t[i - 1])) && (c >= 0x80 || !after))
+            return i;
+    }
+    return n;
+}
+
 /* Joins runs of >= 3 single-character words separated by exactly one non-word byte, when one
  * of them is a letter. A run that does not qualify is copied whole, so each byte is looked at
- * a bounded number of times. */
+ * a bounded number of times. Stretches where nothing can change are copied at once
+ * (next_event); each event is one step of the byte-by-byte walk. */
 static size_t join_pass(struct form *f)
 {
     size_t w = 0, r = 0;
     while (r < f->n) {
+        size_t e = next_event(f, r);
+        if (e > r) {
+            copy(f, &w, r, e - r);
+            r = e;
+            if (r >= f->n)
+                break;
+        }
         unsigned char c = (unsigned char)f->t[r];
         if (!is_word(c)) {
             r = copy_gap(f, &w, r);
@@ -296,6 +404,21 @@ static void unleet_pass(struct form *f)
     const char *t = f->t;
     while (r < n) {
         uint64_t m = 0;
+#if defined(__SSE2__)
+        for (; r + 16 <= n; r += 16) {  // '0'..'@' and '$', as leet_mask8
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(t + r));
+            unsigned b = (unsigned)_mm_movemask_epi8(
+                _mm_or_si128(in_range16(x, '0', '@' - '0'), _mm_cmpeq_epi8(x, U8('$'))));
+            if (b != 0) {
+                r += (size_t)__builtin_ctz(b);
+                break;
+            }
+        }
+        if (r < n && !(byte_class[(unsigned char)t[r]] & C_LEET)) {  // as below, without m
+            r++;
+            continue;
+        }
+#endif
         while (r + 8 <= n && (m = leet_mask8(load_le(t + r))) == 0)
             r += 8;
         if (m != 0)

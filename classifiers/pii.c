@@ -7,6 +7,10 @@
  * full-width digits and characters hidden inside them; a hit there maps back to the original. */
 #include "classifiers/rx_int.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <string.h>
 
 #include "classifiers/pii_int.h"
@@ -75,7 +79,8 @@ static const struct pii_def defs[GF_PII_COUNT] = {
     [GF_PII_GITHUB_TOKEN] = {"github_token",
         "(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,244})"
         "(?![A-Za-z0-9_])",
-        gf_pii_token_valid, N_LITERAL, 0, {"gh", "github_pat_", NULL}, false, false},
+        gf_pii_token_valid, N_LITERAL, 0,
+        {"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", NULL}, false, false},
     [GF_PII_SLACK_TOKEN] = {"slack_token",
         "(?<![A-Za-z0-9-])xox[abposr]-(?:[A-Za-z0-9]+-){1,4}[A-Za-z0-9]{6,}"
         "|https://hooks\\.slack\\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{16,}",
@@ -125,16 +130,27 @@ struct pii {
     pcre2_code *code[GF_PII_COUNT];
     pcre2_code *email_at;  // the email pattern anchored at its start (tried before each '@')
     pcre2_general_context *gctx;
-    // The literal prefixes of the N_LITERAL types, found in one pass: a bit per byte pair
-    // that starts one of them, then a compare with the few literals of that pair.
-    uint8_t pair_bits[65536 / 8];
+    /* The literal prefixes of the N_LITERAL types, found in one pass by their anchors: each
+     * literal's rarest byte (a capital, '_', 'x' rather than 'e' or 's'). The places of
+     * capitals and of the few other anchor bytes are found sixteen bytes at a time, and only
+     * there are the literals of that anchor compared. lits are grouped by anchor:
+     * group[a] .. group[a + 1]. */
     struct lit {
         const char *s;
         uint16_t len;
-        uint16_t pair;
+        uint8_t off;   // the anchor's offset in s
         uint8_t type;
+        uint64_t head, head_mask;  // the first (up to) eight bytes, as loaded from memory
     } lits[GF_PII_COUNT * 8];
     size_t n_lits;
+    uint8_t anchor[GF_PII_COUNT * 8];  // the distinct anchor bytes
+    size_t n_anchors;
+    uint8_t group[GF_PII_COUNT * 8 + 1];
+    uint32_t group_types[GF_PII_COUNT * 8];  // the types of the literals of each anchor
+    uint8_t anchor_of[256];  // 1 + the index of byte c in anchor, 0 when it is none
+    uint8_t other[GF_PII_COUNT * 8];  // the anchors that are not capitals
+    size_t n_other;
+    bool capitals;                    // some anchors are capitals
     uint32_t literal_types;  // types of the mask that need a literal
     uint32_t numeric_types;  // types also matched on the canonical form
 };
@@ -304,29 +320,130 @@ static int on_match(void *ud, size_t s, size_t e, pcre2_match_data *md)
                          w->err);
 }
 
-static uint16_t pair_of(const char *s)
+// found plus the types of the literals whose anchor is the byte s[j].
+static inline uint32_t literals_at(const struct pii *p, const char *s, size_t n, size_t j,
+                                   uint32_t found)
 {
-    return (uint16_t)((unsigned char)s[0] | (unsigned)(unsigned char)s[1] << 8);
+    unsigned a = p->anchor_of[(unsigned char)s[j]];
+    if (a-- == 0 || (p->group_types[a] & ~found) == 0)  // no anchor, or nothing left to find
+        return found;
+    for (size_t k = p->group[a]; k < p->group[a + 1]; k++) {
+        const struct lit *l = &p->lits[k];
+        if ((found & (1u << l->type)) || j < l->off || l->len > n - (j - l->off))
+            continue;
+        const char *t = s + j - l->off;
+        if (n - (j - l->off) >= 8) {  // most candidates differ in their first eight bytes
+            uint64_t x;
+            memcpy(&x, t, 8);
+            if ((x & l->head_mask) != l->head)
+                continue;
+        }
+        if (memcmp(t, l->s, l->len) == 0)
+            found |= 1u << l->type;
+    }
+    return found;
 }
 
-// Which N_LITERAL types have a literal in the text: one look-up per byte pair.
+/* Which N_LITERAL types have a literal in the text: every occurrence of a literal holds its
+ * anchor byte at its offset, so looking at the places of the anchor bytes finds them all. */
 static uint32_t find_literals(const struct pii *p, const char *s, size_t n)
 {
     uint32_t found = 0;
-    for (size_t i = 0; i + 1 < n; i++) {
-        uint16_t pr = pair_of(s + i);
-        if (!(p->pair_bits[pr >> 3] & (1u << (pr & 7))))
-            continue;
-        for (size_t k = 0; k < p->n_lits; k++) {
-            const struct lit *l = &p->lits[k];
-            if (l->pair == pr && !(found & (1u << l->type)) && l->len <= n - i &&
-                memcmp(s + i, l->s, l->len) == 0)
-                found |= 1u << l->type;
+    size_t i = 0;
+    if (p->n_anchors == 0)
+        return 0;
+#if defined(__SSE2__)
+    __m128i key[GF_PII_COUNT * 8];
+    for (size_t a = 0; a < p->n_other; a++)
+        key[a] = _mm_set1_epi8((char)p->other[a]);
+    for (; i + 16 <= n; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        __m128i m = _mm_setzero_si128();
+        if (p->capitals) {  // x - 'A' <= 25, unsigned
+            __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('A'));
+            m = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(25)), d);
         }
-        if (found == p->literal_types)
-            break;
+        for (size_t a = 0; a < p->n_other; a++)
+            m = _mm_or_si128(m, _mm_cmpeq_epi8(x, key[a]));
+        for (unsigned bits = (unsigned)_mm_movemask_epi8(m); bits != 0; bits &= bits - 1) {
+            found = literals_at(p, s, n, i + (size_t)__builtin_ctz(bits), found);
+            if (found == p->literal_types)
+                return found;
+        }
     }
+#endif
+    for (; i < n && found != p->literal_types; i++)
+        if (p->anchor_of[(unsigned char)s[i]] != 0)
+            found = literals_at(p, s, n, i, found);
     return found;
+}
+
+/* How common a byte is in English text, roughly per ten thousand bytes, to choose anchors:
+ * lowercase letters by their frequency, capitals far rarer (but for the sentence-starting A, I
+ * and T), '_' rarest of all. */
+static int commonness(unsigned char c)
+{
+    static const short lower[26] = {650, 120, 220, 350, 1000, 180, 160, 500, 580, 13, 60, 330,
+                                    200, 560, 630, 150, 8, 480, 520, 750, 220, 80, 190, 13, 160,
+                                    6};
+    if (c >= 'a' && c <= 'z')
+        return lower[c - 'a'];
+    if (c == 'A' || c == 'I' || c == 'T')
+        return 45;
+    if (c >= 'A' && c <= 'Z')
+        return lower[c - 'A'] / 15;
+    if (c == '_')
+        return 1;
+    if (c == ' ' || c == '.' || c == ',' || c == '\n')
+        return 1000;
+    return 20;
+}
+
+// Groups the literals by anchor (their rarest byte; there are at most as many as literals).
+static void group_literals(struct pii *p)
+{
+    struct lit sorted[GF_PII_COUNT * 8];
+    uint8_t byte_of[GF_PII_COUNT * 8];
+    size_t m = 0;
+    for (size_t k = 0; k < p->n_lits; k++) {
+        const unsigned char *t = (const unsigned char *)p->lits[k].s;
+        size_t best = 0;
+        for (size_t q = 1; q < p->lits[k].len; q++)
+            if (commonness(t[q]) < commonness(t[best]))
+                best = q;
+        p->lits[k].off = (uint8_t)best;
+        byte_of[k] = t[best];
+    }
+    p->n_anchors = 0;
+    for (size_t k = 0; k < p->n_lits; k++) {
+        if (p->anchor_of[byte_of[k]] != 0)
+            continue;
+        p->anchor[p->n_anchors] = byte_of[k];
+        p->group[p->n_anchors] = (uint8_t)m;
+        for (size_t q = k; q < p->n_lits; q++)
+            if (byte_of[q] == byte_of[k]) {
+                p->group_types[p->n_anchors] |= 1u << p->lits[q].type;
+                sorted[m++] = p->lits[q];
+            }
+        p->anchor_of[byte_of[k]] = (uint8_t)++p->n_anchors;
+        if (byte_of[k] >= 'A' && byte_of[k] <= 'Z')
+            p->capitals = true;
+        else
+            p->other[p->n_other++] = byte_of[k];
+    }
+    p->group[p->n_anchors] = (uint8_t)m;
+    memcpy(p->lits, sorted, m * sizeof(*sorted));
+}
+
+const char *const *gf_pii_literals(int type)
+{
+    return type >= 0 && type < GF_PII_COUNT && defs[type].need == N_LITERAL ? defs[type].literals
+                                                                           : NULL;
+}
+
+uint32_t gf_pii_literal_types(const struct gf_detector *d, const char *s, size_t n)
+{
+    return find_literals(d->impl, s, n);
 }
 
 // The census of the text or of its canonical form, shared through the scratch by the pii
@@ -469,9 +586,15 @@ int gf_pii_new(uint32_t mask, struct gf_detector **out, struct gf_err *err)
         for (int k = 0; rc == 0 && defs[t].need == N_LITERAL && k < 8 && defs[t].literals[k];
              k++) {
             const char *lit = defs[t].literals[k];
-            uint16_t pr = pair_of(lit);  // every literal has at least two bytes
-            p->lits[p->n_lits++] = (struct lit){lit, (uint16_t)strlen(lit), pr, (uint8_t)t};
-            p->pair_bits[pr >> 3] |= (uint8_t)(1u << (pr & 7));
+            struct lit l = {lit, (uint16_t)strlen(lit), 0, (uint8_t)t, 0, 0};
+            unsigned char head[8] = {0}, keep[8] = {0};
+            for (size_t q = 0; q < l.len && q < 8; q++) {
+                head[q] = (unsigned char)lit[q];
+                keep[q] = 0xFF;
+            }
+            memcpy(&l.head, head, 8);
+            memcpy(&l.head_mask, keep, 8);
+            p->lits[p->n_lits++] = l;
             p->literal_types |= 1u << t;
         }
         if (rc == 0 && t == GF_PII_EMAIL)
@@ -480,6 +603,7 @@ int gf_pii_new(uint32_t mask, struct gf_detector **out, struct gf_err *err)
         if (rc == GF_EINVAL)  // a bug in the table above, not the caller's input
             gf_err_prefix(err, defs[t].name);
     }
+    group_literals(p);
     if (rc != 0) {
         pii_destroy(&p->det);
         return rc;

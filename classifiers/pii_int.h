@@ -1,10 +1,14 @@
-/* pii_int.h — private to classifiers/: the validators behind the PII detector, exposed for
- * the unit tests. Each takes the candidate's bytes as matched (separators included). */
+/* pii_int.h — private to classifiers/: the validators behind the PII detector and the
+ * prefilter of its secrets, exposed for the unit tests. Each validator takes the candidate's
+ * bytes as matched (separators included). */
 #ifndef GF_PII_INT_H
 #define GF_PII_INT_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+struct gf_detector;
 
 bool gf_pii_luhn(const char *s, size_t n);          // digits only are summed
 bool gf_pii_card_valid(const char *s, size_t n);    // 13-19 digits, known issuer, Luhn
@@ -15,5 +19,11 @@ bool gf_pii_email_valid(const char *s, size_t n);
 bool gf_pii_ipv4_valid(const char *s, size_t n);
 bool gf_pii_ipv6_valid(const char *s, size_t n);
 bool gf_pii_token_valid(const char *s, size_t n);   // random part mixes letters and digits
+
+/* The literals of which a text must hold one for type's pattern to run (NULL-terminated), or
+ * NULL when the type has no such prefilter. */
+const char *const *gf_pii_literals(int type);
+/* The types (bit 1 << type) of pii detector d that have one of their literals in s[0..n). */
+uint32_t gf_pii_literal_types(const struct gf_detector *d, const char *s, size_t n);
 
 #endif

@@ -206,11 +206,16 @@ const char *gf_rx_keyword_piece(const char *w, size_t *len)
 }
 
 /* The prefilter of a keyword pattern: a whitespace-free piece of each keyword, which every
- * match holds verbatim, the longest that is not a common word (gf_rx_keyword_piece). Returns
+ * match holds verbatim, the longest that is not a common word (gf_rx_keyword_piece), between
+ * bytes that are not ASCII word bytes: before the piece is the character before the match
+ * ((?<!\w): not a word character, so its last byte is not one) or a space of \s+, after it the
+ * character after the match ((?!\w)) or a space ("dan" of "guidance" lets no text through,
+ * only "dan" as a word does). Returns
  * NULL (no prefilter) when, caseless, a piece holds non-ASCII bytes (Unicode case folding is
  * not byte-wise). Caseless, U+212A and U+017F also match 'k' and 's': a text holding them
- * always runs the pattern. */
-static struct gf_rx_lits *keyword_lits(char *const *forms, size_t n, bool caseless)
+ * always runs the pattern, unless it is a canonical form (canon), which never holds them
+ * (fold.c spells them 'k' and 's'). */
+static struct gf_rx_lits *keyword_lits(char *const *forms, size_t n, bool caseless, bool canon)
 {
     struct gf_rx_lits *l = gf_calloc(1, sizeof(*l));
     if (l == NULL)
@@ -222,10 +227,11 @@ static struct gf_rx_lits *keyword_lits(char *const *forms, size_t n, bool casele
         const char *best = gf_rx_keyword_piece(forms[i], &best_len);
         for (size_t k = 0; caseless && k < best_len; k++)
             ok &= (unsigned char)best[k] < 0x80;
-        ok = ok && best_len >= 1 && gf_rx_lits_add(l, best, best_len) == 0;
+        ok = ok && best_len >= 1 && gf_rx_lits_add(l, best, best_len, true) == 0;
     }
-    if (ok && caseless)
-        ok = gf_rx_lits_add(l, "\xe2\x84\xaa", 3) == 0 && gf_rx_lits_add(l, "\xc5\xbf", 2) == 0;
+    if (ok && caseless && !canon)
+        ok = gf_rx_lits_add(l, "\xe2\x84\xaa", 3, false) == 0 &&
+             gf_rx_lits_add(l, "\xc5\xbf", 2, false) == 0;
     if (!ok) {
         gf_rx_lits_free(l);
         return NULL;
@@ -267,7 +273,7 @@ static int keyword_pattern(const char *const *words, size_t n, bool canon, bool 
         if (rc == 0)
             rc = gf_rx_literal_trie(b, (const char *const *)forms, n);
         if (rc == 0)
-            *lits = keyword_lits(forms, n, caseless);
+            *lits = keyword_lits(forms, n, caseless, canon);
         if (rc == 0)
             rc = gf_buf_puts(b, ")(?!\\w)");
         if (rc == GF_ETOOBIG)

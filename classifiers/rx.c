@@ -220,8 +220,13 @@ static int rarity(unsigned char c)
     return p ? (int)(p - by_freq) : 30;
 }
 
-int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n)
+int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n, bool bounded)
 {
+    bool *b = gf_realloc(l->bounded, (l->n + 1) * sizeof(*b));
+    if (b == NULL)
+        return GF_ENOMEM;
+    l->bounded = b;
+    b[l->n] = bounded;
     char **v = gf_realloc(l->v, (l->n + 1) * sizeof(*v));
     if (v == NULL)
         return GF_ENOMEM;
@@ -269,6 +274,22 @@ static bool lit_at(const struct gf_rx_lits *l, const unsigned char *t, const cha
         if (lower_ascii(t[j]) != q[j])
             return false;
     return true;
+}
+
+static bool ascii_word(unsigned char c)  // [0-9A-Za-z_]
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '_';
+}
+
+// True when literal k is at t[at..] of t[0..n) (it fits there), with its bounds if it has them.
+static bool lit_here(const struct gf_rx_lits *l, size_t k, const unsigned char *t, size_t n,
+                     size_t at)
+{
+    size_t m = l->len[k];
+    if (!lit_at(l, t + at, l->v[k], m))
+        return false;
+    return !l->bounded[k] ||
+           ((at == 0 || !ascii_word(t[at - 1])) && (at + m == n || !ascii_word(t[at + m])));
 }
 
 enum { SWAR_KEYS = 8, SWAR_LITS = 64 };  // past these: one memchr pass per literal
@@ -340,7 +361,7 @@ static bool hit_at(const struct gf_rx_lits *l, const struct keyset *ks, const un
             continue;
         for (size_t i = ks->first[s]; i < ks->first[s + 1]; i++) {
             size_t k = ks->lit[i], m = l->len[k], at = l->pair[k];
-            if (j >= at && j - at + m <= n && lit_at(l, t + j - at, l->v[k], m))
+            if (j >= at && j - at + m <= n && lit_here(l, k, t, n, j - at))
                 return true;
         }
     }
@@ -358,7 +379,35 @@ static bool lits_any_swar(const struct gf_rx_lits *l, const struct keyset *ks,
     size_t i = 0;
 #if defined(__SSE2__)
     // Sixteen bytes at a time with SSE2, part of every x86-64 CPU (the SWAR loop below does
-    // the rest, and everything on other CPUs): exact byte compares, no false alarms.
+    // the rest, and everything on other CPUs).
+    bool two = true, fold = false;
+    for (size_t s = 0; s < ks->nk; s++) {
+        two &= ks->two[s];
+        fold |= ks->fold[s][0] || ks->fold[s][1];
+    }
+    if (two) {
+        /* All keys of two bytes (the usual case): when some are caseless, every byte of the
+         * text and of the keys gets | 0x20, which lets a few bytes that are not the key through
+         * ('_' for 0x7F, say); hit_at checks each place exactly. Four instructions a key. */
+        __m128i k0[SWAR_KEYS], k1[SWAR_KEYS], low = _mm_set1_epi8(fold ? 0x20 : 0);
+        for (size_t s = 0; s < ks->nk; s++) {
+            k0[s] = _mm_or_si128(_mm_set1_epi8((char)ks->key[s][0]), low);
+            k1[s] = _mm_or_si128(_mm_set1_epi8((char)ks->key[s][1]), low);
+        }
+        for (; i + 17 <= n; i += 16) {
+            __m128i x = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(t + i)), low);
+            __m128i y =
+                _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(t + i + 1)), low);
+            __m128i m = _mm_setzero_si128();
+            for (size_t s = 0; s < ks->nk; s++)
+                m = _mm_or_si128(m, _mm_and_si128(_mm_cmpeq_epi8(x, k0[s]),
+                                                  _mm_cmpeq_epi8(y, k1[s])));
+            for (unsigned bits = (unsigned)_mm_movemask_epi8(m); bits != 0; bits &= bits - 1)
+                if (hit_at(l, ks, t, n, i + (size_t)__builtin_ctz(bits)))
+                    return true;
+        }
+    }
+    // Exact byte compares, no false alarms.
     __m128i k0[SWAR_KEYS], k1[SWAR_KEYS], o0[SWAR_KEYS], o1[SWAR_KEYS], any1[SWAR_KEYS];
     for (size_t s = 0; s < ks->nk; s++) {
         k0[s] = _mm_set1_epi8((char)ks->key[s][0]);
@@ -422,7 +471,7 @@ bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n, bool
             // The key byte sits at [at, n - m + at] for the literal to fit.
             const unsigned char *p = t + at, *last = t + (n - m) + at;
             while (p <= last && (p = memchr(p, variants[u], (size_t)(last - p) + 1)) != NULL) {
-                if (lit_at(l, p - at, l->v[k], m))
+                if (lit_here(l, k, t, n, (size_t)(p - at - t)))
                     return true;
                 p++;
             }
@@ -438,6 +487,7 @@ void gf_rx_lits_free(struct gf_rx_lits *l)
     for (size_t i = 0; i < l->n; i++)
         gf_free(l->v[i]);
     gf_free(l->v);
+    gf_free(l->bounded);
     gf_free(l->len);
     gf_free(l->key);
     gf_free(l->pair);

@@ -73,11 +73,14 @@ bool gf_rx_has_literal(const char *s, size_t n, const char *lit, size_t m);
 size_t gf_rx_count_literal(const char *s, size_t n, const char *lit, size_t m);
 
 /* A set of literals, the keyword detector's prefilter: every keyword match holds each of its
- * whitespace-free pieces verbatim (ASCII letters in either case when caseless). A few literals
- * are looked for together, eight bytes at a time, by their rarest two bytes in a row (by
- * English letter frequency); many, each with memchr on its rarest byte. */
+ * whitespace-free pieces verbatim (ASCII letters in either case when caseless), between bytes
+ * that are not ASCII word bytes (the pattern's \b-like lookarounds and \s+ put a non-word
+ * character or a space there). A few literals are looked for together, eight bytes at a time,
+ * by their rarest two bytes in a row (by English letter frequency); many, each with memchr on
+ * its rarest byte. */
 struct gf_rx_lits {
     char **v;        // the literals (owned), lowercase when caseless
+    bool *bounded;   // found only with no [0-9A-Za-z_] byte right before and right after it
     size_t *len;
     size_t *key;     // position of the byte memchr looks for
     size_t *pair;    // position of the rarest two bytes in a row (0 for a literal of one byte)
@@ -90,9 +93,9 @@ struct gf_rx_lits {
  * the commonest English words (ASCII case ignored), the longest of all when every piece is
  * one. Sets *len (0 and NULL for a keyword of whitespace only). */
 const char *gf_rx_keyword_piece(const char *w, size_t *len);
-/* Adds lit[0..n) (n >= 1). GF_ENOMEM. */
-int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n);
-/* True when text[0..n) holds one of the literals. lower: the text has no ASCII capitals (a
+/* Adds lit[0..n) (n >= 1), bounded or not. GF_ENOMEM. */
+int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n, bool bounded);
+/* True when text[0..n) holds one of the literals (a bounded one between non-word bytes). lower: the text has no ASCII capitals (a
  * canonical form), so caseless literals are looked for in lowercase only. */
 bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n, bool lower);
 void gf_rx_lits_free(struct gf_rx_lits *l);

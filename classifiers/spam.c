@@ -35,7 +35,7 @@ struct spam {
     uint8_t first_of[GF_ARRAY_LEN(cta)];  // phrase indices grouped by first byte
     uint8_t second[GF_ARRAY_LEN(cta)];    // second byte of phrase first_of[k]
     uint8_t from[129];  // phrases starting with byte b: first_of[from[b]..from[b+1])
-    uint64_t pair[128][2];                // bit c of pair[b]: some phrase starts with b, c
+    uint64_t first3[128];  // a bit per hash of the first three bytes of some phrase (three_key)
 };
 
 struct features {
@@ -47,6 +47,7 @@ struct features {
 // \w of the phrase pattern, B_LETTER / B_UPPER ASCII letters / capitals, B_BANG '!'.
 enum { B_ALNUM = 1, B_WORD = 2, B_LETTER = 4, B_UPPER = 8, B_BANG = 16 };
 static unsigned char byte_class[256];
+static unsigned char fold_byte[256];  // how the phrases spell a byte: lowercase, \s as ' '
 
 static void init_classes(void)
 {
@@ -56,6 +57,7 @@ static void init_classes(void)
                                         ((lower || upper || digit || c == '_') ? B_WORD : 0) |
                                         ((lower || upper) ? B_LETTER : 0) | (upper ? B_UPPER : 0) |
                                         (c == '!' ? B_BANG : 0));
+        fold_byte[c] = (unsigned char)(upper ? c + 32 : (c == ' ' || (c >= '\t' && c <= '\r')) ? ' ' : c);
     }
 }
 
@@ -131,48 +133,6 @@ static uint64_t word_hash(const char *s, size_t n, size_t avail)
     return h;
 }
 
-// Words and repeated word trigrams of the canonical text (the first 1024 trigrams). The table
-// has at least twice as many slots as the text can have trigrams (words are separated by at
-// least one byte), so it never fills, and a short text clears a small one.
-static void trigrams(const char *s, size_t n, struct features *f)
-{
-    enum { MAX_SLOTS = 2048, MAX_TRIGRAMS = MAX_SLOTS / 2 };
-    uint64_t table[MAX_SLOTS];
-    size_t slots = 16;
-    while (slots < MAX_SLOTS && slots < n + 2)
-        slots *= 2;
-    memset(table, 0, slots * sizeof(*table));
-    uint64_t w[3] = {0, 0, 0};
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && !alnum((unsigned char)s[i]))
-            i++;
-        size_t b = i;
-        i = gf_runs_alnum_end((const unsigned char *)s, i, n);
-        if (i == b)
-            break;
-        f->words++;
-        w[0] = w[1];
-        w[1] = w[2];
-        w[2] = word_hash(s + b, i - b, n - b);
-        if (f->words < 3 || f->trigrams >= MAX_TRIGRAMS)
-            continue;
-        uint64_t h = (w[0] * 31 + w[1]) * 31 + w[2];
-        h |= 1;  // 0 marks an empty slot
-        f->trigrams++;
-        for (size_t k = h & (slots - 1);; k = (k + 1) & (slots - 1)) {
-            if (table[k] == 0) {
-                table[k] = h;
-                break;
-            }
-            if (table[k] == h) {
-                f->repeats++;
-                break;
-            }
-        }
-    }
-}
-
 static bool word_byte(unsigned char c)  // \w of the pattern: ASCII only (no PCRE2_UCP)
 {
     return byte_class[c] & B_WORD;
@@ -202,44 +162,124 @@ static size_t phrase_end(const char *ph, const unsigned char *s, size_t n, size_
     return p < n && word_byte(s[p]) ? 0 : p;
 }
 
-/* Counts (up to 8) the matches of (?<!\w)(?:phrases)(?!\w) in s, non-overlapping from the
- * left: at each position the longest phrase that ends before a non-word byte, which is what the
- * trie pattern's backtracking picks. Exact on canonical text: the only non-ASCII characters
- * that match ASCII letters caselessly (U+017F, U+212A) are folded to ASCII there. */
-static unsigned count_cta(const struct spam *sp, const char *str, size_t n)
+// 13 bits of the first three bytes of a phrase, as fold_byte spells them.
+static unsigned three_key(unsigned b, unsigned c1, unsigned c2)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    unsigned seen = 0;
-    for (size_t p = 0; p < n && seen < 8;) {
-        // Here s[p - 1] is not a word byte (or p == 0): a phrase may start.
-        unsigned char c = s[p];
-        unsigned b = c >= 'A' && c <= 'Z' ? c + 32u : c;
-        size_t best = 0;
-        unsigned c1 = p + 1 < n ? s[p + 1] : 0;  // every phrase has two bytes or more
-        c1 = c1 >= 'A' && c1 <= 'Z' ? c1 + 32 : space_byte((unsigned char)c1) ? ' ' : c1;
-        // Most words start no phrase: one bit says so before any phrase is looked at.
-        bool maybe = b < 128 && c1 < 128 && (sp->pair[b][c1 >> 6] >> (c1 & 63) & 1);
-        for (size_t k = maybe ? sp->from[b] : 0; maybe && k < sp->from[b + 1]; k++) {
-            if (sp->second[k] != c1)
-                continue;
-            size_t e = phrase_end(cta[sp->first_of[k]], s, n, p);
-            if (e > best)
-                best = e;
+    return (unsigned)(((b << 16 | c1 << 8 | c2) * 0x9E3779B1u) >> 19);
+}
+
+/* The end of the longest phrase at p that ends before a non-word byte (what the trie
+ * pattern's backtracking picks there), or 0. Most words start no phrase: one bit of a table of
+ * the phrases' first three bytes says so before any phrase is looked at (every phrase has
+ * three bytes or more, the first two never a space, so the text's bytes p..p+2 spell them). */
+static size_t cta_at(const struct spam *sp, const unsigned char *s, size_t n, size_t p)
+{
+    if (p + 2 >= n)
+        return 0;
+    unsigned b = fold_byte[s[p]], c1 = fold_byte[s[p + 1]], k = three_key(b, c1, fold_byte[s[p + 2]]);
+    if (!(sp->first3[k >> 6] >> (k & 63) & 1) || b >= 128)
+        return 0;
+    size_t best = 0;
+    for (size_t q = sp->from[b]; q < sp->from[b + 1]; q++) {
+        if (sp->second[q] != c1)
+            continue;
+        size_t e = phrase_end(cta[sp->first_of[q]], s, n, p);
+        if (e > best)
+            best = e;
+    }
+    return best;
+}
+
+// Repeated word trigrams: the hashes of the last three words and a table of the trigrams seen.
+struct trigrams {
+    uint64_t *table;
+    size_t slots;
+    uint64_t w[3];
+};
+
+enum { MAX_SLOTS = 2048, MAX_TRIGRAMS = MAX_SLOTS / 2 };
+
+static void add_word(struct trigrams *t, struct features *f, uint64_t hash)
+{
+    f->words++;
+    t->w[0] = t->w[1];
+    t->w[1] = t->w[2];
+    t->w[2] = hash;
+    if (f->words < 3 || f->trigrams >= MAX_TRIGRAMS)
+        return;
+    uint64_t h = (t->w[0] * 31 + t->w[1]) * 31 + t->w[2];
+    h |= 1;  // 0 marks an empty slot
+    f->trigrams++;
+    for (size_t q = h & (t->slots - 1);; q = (q + 1) & (t->slots - 1)) {
+        if (t->table[q] == 0) {
+            t->table[q] = h;
+            return;
         }
-        if (best > 0) {
-            seen++;
-            p = best;
-        } else {
-            p++;
-        }
-        // No phrase starts right after a word byte: skip to the end of the word, that is
-        // while (p < n && word_byte(s[p - 1])) p++;
-        if (p < n && word_byte(s[p - 1])) {
-            size_t k = gf_runs_word_end(s, p, n);  // s[k] is the first non-word byte
-            p = k < n ? k + 1 : n;
+        if (t->table[q] == h) {
+            f->repeats++;
+            return;
         }
     }
-    return seen;
+}
+
+/* One pass over the words of the text, 64 bytes at a time by bit masks of byte classes:
+ * - the words (runs of ASCII letters, digits and bytes >= 0x80) and the repeated word
+ *   trigrams among the first 1024; the table has at least twice as many slots as the text can
+ *   have trigrams (words are separated by at least one byte), so it never fills, and a short
+ *   text clears a small one;
+ * - when phrases, the call-to-action phrases (counting stops at 8): the matches of
+ *   (?<!\w)(?:phrases)(?!\w), non-overlapping from the left. Every phrase starts with a
+ *   letter or digit, so only starts of \w runs can start one. Exact on canonical text: the only
+ *   non-ASCII characters that match ASCII letters caselessly (U+017F, U+212A) are folded to
+ *   ASCII there. */
+static void scan_words(const struct spam *sp, const char *str, size_t n, bool phrases,
+                       struct features *f)
+{
+    uint64_t table[MAX_SLOTS];
+    struct trigrams t = {table, 16, {0, 0, 0}};
+    while (t.slots < MAX_SLOTS && t.slots < n + 2)
+        t.slots *= 2;
+    memset(table, 0, t.slots * sizeof(*table));
+    const unsigned char *s = (const unsigned char *)str;
+    size_t b = 0;                     // start of the word open at the chunk's start
+    uint64_t prev_a = 0, prev_w = 0;  // the last byte of the previous chunk: alnum, \w
+    size_t from = 0;                  // phrases start at or after the end of the last one
+    unsigned seen = phrases ? 0 : 8;
+    unsigned char tail[64];
+    for (size_t i = 0; i < n; i += 64) {
+        const unsigned char *p = s + i;
+        if (n - i < 64) {  // zeros after the end: neither alnum nor \w
+            memset(tail, 0, sizeof(tail));
+            memcpy(tail, p, n - i);
+            p = tail;
+        }
+        struct gf_runs_mask m;
+        gf_runs_mask64(p, &m);
+        uint64_t a = m.high | m.letter | m.digit, wd = m.letter | m.digit | m.under;
+        // Where the class changes: word starts (a set) and ends (a clear).
+        for (uint64_t ev = a ^ ((a << 1) | prev_a); ev != 0; ev &= ev - 1) {
+            unsigned k = (unsigned)__builtin_ctzll(ev);
+            if (a >> k & 1) {
+                b = i + k;
+                continue;
+            }
+            add_word(&t, f, word_hash(str + b, i + k - b, n - b));
+        }
+        for (uint64_t st = wd & ~((wd << 1) | prev_w); st != 0 && seen < 8; st &= st - 1) {
+            size_t at = i + (size_t)__builtin_ctzll(st);
+            size_t e = at >= from ? cta_at(sp, s, n, at) : 0;
+            if (e > 0) {
+                seen++;
+                from = e;
+            }
+        }
+        prev_a = a >> 63;
+        prev_w = wd >> 63;
+    }
+    if (prev_a)  // a word runs to the end of a text of whole chunks
+        add_word(&t, f, word_hash(str + b, n - b, n - b));
+    if (phrases)
+        f->cta = seen;
 }
 
 static int on_cta(void *ud, size_t s, size_t e, pcre2_match_data *md)
@@ -293,11 +333,10 @@ static int spam_scan(const struct gf_detector *d, const struct gf_scan *in, stru
     f.links = count_links(in->text, in->len);
     const char *canon = in->norm ? in->norm->text : in->text;
     size_t clen = in->norm ? in->norm->len : in->len;
-    trigrams(canon, clen, &f);
+    scan_words(sp, canon, clen, in->norm != NULL, &f);
     int rc = 0;
-    if (in->norm != NULL)
-        f.cta = count_cta(sp, canon, clen);
-    else if ((rc = gf_rx_each(sp->cta, canon, clen, in->scratch, on_cta, &f.cta, err)) < 0)
+    if (in->norm == NULL &&
+        (rc = gf_rx_each(sp->cta, canon, clen, in->scratch, on_cta, &f.cta, err)) < 0)
         return rc;
     double score = score_of(f.words, f.links, f.letters, f.upper, f.bangs, f.trigrams, f.repeats,
                             f.cta);
@@ -328,15 +367,21 @@ int gf_spam_new(struct gf_detector **out, struct gf_err *err)
     pthread_once(&once, init_classes);
     sp->det.ops = &spam_ops;
     sp->det.impl = sp;
-    size_t k = 0;  // the phrases by first byte, for count_cta
+    size_t k = 0;  // the phrases by first byte, for cta_at
+    for (size_t i = 0; i < GF_ARRAY_LEN(cta); i++)
+        if (strlen(cta[i]) < 3 || cta[i][0] == ' ' || cta[i][1] == ' ') {  // a bug in the table
+            spam_destroy(&sp->det);
+            return gf_err_set(err, GF_EINVAL, "spam phrase \"%s\" is too short", cta[i]);
+        }
     for (unsigned b = 0; b < 128; b++) {
         sp->from[b] = (uint8_t)k;
         for (size_t i = 0; i < GF_ARRAY_LEN(cta); i++)
             if ((unsigned char)cta[i][0] == b) {
-                unsigned c1 = (unsigned char)cta[i][1];
-                sp->second[k] = (uint8_t)c1;
+                const unsigned char *ph = (const unsigned char *)cta[i];
+                unsigned key = three_key(ph[0], ph[1], ph[2]);
+                sp->second[k] = ph[1];
                 sp->first_of[k++] = (uint8_t)i;
-                sp->pair[b][c1 >> 6] |= 1ull << (c1 & 63);
+                sp->first3[key >> 6] |= 1ull << (key & 63);
             }
     }
     sp->from[128] = (uint8_t)k;

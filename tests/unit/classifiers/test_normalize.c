@@ -5,6 +5,9 @@
 
 #include "test.h"
 
+#include "ref_normalize.h"
+#include "text_gen.h"
+
 static char *canon(const char *s)
 {
     static char out[4096];
@@ -228,8 +231,8 @@ static void test_scratch(void)
     gf_norm_buf_cleanup(&b);
 }
 
-/* No code point has ASCII capitals in its canonical form: the keyword prefilter looks for
- * lowercase literals only there. */
+/* No code point has ASCII capitals in its canonical form, nor U+212A or U+017F (which match
+ * 'k' and 's' caselessly): the keyword prefilter looks for lowercase literals only there. */
 static void test_no_capitals(void)
 {
     size_t bad = 0;
@@ -257,6 +260,8 @@ static void test_no_capitals(void)
         REQUIRE(gf_normalize_into(b, n, out, sizeof(out), GF_NORM_NO_MAP, &nm) == 0);
         for (size_t i = 0; i < nm.len; i++)
             bad += nm.text[i] >= 'A' && nm.text[i] <= 'Z';
+        bad += memmem(nm.text, nm.len, "\xe2\x84\xaa", 3) != NULL ||
+               memmem(nm.text, nm.len, "\xc5\xbf", 2) != NULL;
     }
     CHECK(bad == 0);
 }
@@ -307,6 +312,45 @@ static void test_lazy_map(void)
     gf_norm_buf_cleanup(&b);
 }
 
+/* The canonical form and its byte map are those of the plain reference (ref_normalize.h) on
+ * texts of prose, evasions and random bytes of every length up to 700 bytes and cut at every
+ * place (so the eight-byte blocks end everywhere), with and without the map. */
+static void test_reference(void)
+{
+    struct gf_buf b;
+    gf_buf_init(&b, 1 << 20);
+    size_t cap = 1024;
+    char *t = malloc(cap + 1), *nomap = malloc(cap + 1);
+    uint32_t *st = malloc(cap * sizeof(*st)), *en = malloc(cap * sizeof(*en));
+    void *scratch = malloc(gf_norm_scratch_size(cap, 0));
+    REQUIRE(t && nomap && st && en && scratch);
+    size_t bad = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        gen_text(&b, 1 + gen_next() % 700);
+        size_t len = b.len > cap ? cap : b.len;
+        if (iter % 4 == 0)
+            len = gen_next() % (len + 1);
+        size_t want = ref_normalize(b.data, len, t, st, en);
+        struct gf_norm n, m;
+        REQUIRE(gf_normalize_into(b.data, len, scratch, gf_norm_scratch_size(cap, 0), 0, &n) == 0);
+        bool ok = n.len == want && memcmp(n.text, t, want) == 0 && n.text[want] == '\0' &&
+                  memcmp(n.start, st, want * sizeof(*st)) == 0 &&
+                  memcmp(n.end, en, want * sizeof(*en)) == 0;
+        REQUIRE(gf_normalize_into(b.data, len, nomap, cap + 1, GF_NORM_NO_MAP, &m) == 0);
+        ok = ok && m.len == want && memcmp(m.text, t, want) == 0;
+        if (!ok && bad++ < 3)
+            fprintf(stderr, "differs from the reference: '%.*s'\n  want '%s'\n  got  '%.*s'\n",
+                    (int)len, b.data, t, (int)n.len, n.text);
+    }
+    CHECK(bad == 0);
+    free(t);
+    free(nomap);
+    free(st);
+    free(en);
+    free(scratch);
+    gf_buf_cleanup(&b);
+}
+
 static void test_oom(void)
 {
     if (!gf_alloc_fail_supported())
@@ -354,6 +398,7 @@ int main(void)
     RUN(test_leet);
     RUN(test_spans);
     RUN(test_random);
+    RUN(test_reference);
     RUN(test_scratch);
     RUN(test_lazy_map);
     RUN(test_no_capitals);

@@ -1,11 +1,13 @@
 /* Unit tests of classifiers/regex.c: patterns and keyword lists hit what they should on the
  * original text and on its canonical form (evasion variants), miss look-alikes that are not
  * matches, report precise compile errors, fail closed on runaway patterns, and survive OOM; the
- * literal-set prefilter (rx.c) answers as a plain search does, and looks for a piece of each
- * keyword that is not a common word. */
+ * literal-set prefilter (rx.c) answers as a plain search does, looks for a piece of each
+ * keyword that is not a common word, and loses no hit of the example policy's keywords. */
 #include "scan_util.h"
 
 #include "classifiers/rx_int.h"
+
+#include "text_gen.h"
 
 static void test_regex_basic(void)
 {
@@ -230,9 +232,15 @@ static unsigned char fold(unsigned char c)
     return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
 }
 
-// A plain search for any of the literals (ASCII letters in either case when caseless).
-static bool naive_any(char *const *lits, const size_t *lens, size_t nl, const unsigned char *t,
-                      size_t n, bool caseless)
+static bool word_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+// A plain search for any of the literals (ASCII letters in either case when caseless; a
+// bounded one with no word byte right before or after it).
+static bool naive_any(char *const *lits, const size_t *lens, const bool *bounded, size_t nl,
+                      const unsigned char *t, size_t n, bool caseless)
 {
     for (size_t k = 0; k < nl; k++)
         for (size_t p = 0; p + lens[k] <= n; p++) {
@@ -240,7 +248,8 @@ static bool naive_any(char *const *lits, const size_t *lens, size_t nl, const un
             while (j < lens[k] && (caseless ? fold(t[p + j]) == fold((unsigned char)lits[k][j])
                                             : t[p + j] == (unsigned char)lits[k][j]))
                 j++;
-            if (j == lens[k])
+            if (j == lens[k] && (!bounded[k] || ((p == 0 || !word_byte(t[p - 1])) &&
+                                                 (p + j == n || !word_byte(t[p + j])))))
                 return true;
         }
     return false;
@@ -248,9 +257,10 @@ static bool naive_any(char *const *lits, const size_t *lens, size_t nl, const un
 
 /* gf_rx_lits_any against a plain search: sets of 1 to 70 literals (so one key, many keys, and
  * more keys or literals than the SIMD path takes), of one byte and longer, with capitals and
- * non-ASCII bytes, on texts of every length up to 80 and longer (each in an allocation of its
- * exact size) built from pieces of the literals, near misses and random bytes; caseless or
- * not, with the lowercase-text shortcut on texts without capitals. */
+ * non-ASCII bytes, bounded by non-word bytes or not, on texts of every length up to 80 and
+ * longer (each in an allocation of its exact size) built from pieces of the literals, near
+ * misses and random bytes; caseless or not, with the lowercase-text shortcut on texts without
+ * capitals. */
 static void test_literal_sets(void)
 {
     static const char *const pool[] = {"instructions", "disregard", "you", "developer", "x",
@@ -264,6 +274,7 @@ static void test_literal_sets(void)
         size_t nl = rep % 10 == 0 ? 1 + next() % 70 : 1 + next() % 6;
         char *lits[80];
         size_t lens[80];
+        bool bounded[80];
         for (size_t k = 0; k < nl; k++) {
             size_t m;
             if (next() % 3 == 0) {  // random letters, so many different keys
@@ -278,7 +289,8 @@ static void test_literal_sets(void)
             if (l.caseless)  // the set keeps caseless literals in lowercase
                 for (size_t j = 0; j < m; j++)
                     buf[j] = (char)fold((unsigned char)buf[j]);
-            REQUIRE(gf_rx_lits_add(&l, buf, m) == 0);
+            bounded[k] = next() % 2 == 0;
+            REQUIRE(gf_rx_lits_add(&l, buf, m, bounded[k]) == 0);
             lits[k] = l.v[k];
             lens[k] = m;
         }
@@ -296,13 +308,13 @@ static void test_literal_sets(void)
                 }
             } else {
                 t[i++] = r % 3 == 0 ? (unsigned char)(r >> 24)
-                                    : (unsigned char)(" aeiouyqx"[(r >> 8) % 9]);
+                                    : (unsigned char)(" aeiouyqx _.-\n"[(r >> 8) % 13]);
             }
         }
         if (lower)
             for (size_t i = 0; i < n; i++)
                 t[i] = fold(t[i]);
-        bool want = naive_any(lits, lens, nl, t, n, l.caseless);
+        bool want = naive_any(lits, lens, bounded, nl, t, n, l.caseless);
         CHECK_MSG(gf_rx_lits_any(&l, (const char *)t, n, lower) == want,
                   "rep %d: %zu literals, %zu bytes, caseless %d lower %d", rep, nl, n, l.caseless,
                   lower);
@@ -312,11 +324,64 @@ static void test_literal_sets(void)
         for (size_t k = 0; k < l.n; k++)
             gf_free(l.v[k]);
         gf_free(l.v);
+        gf_free(l.bounded);
         gf_free(l.len);
         gf_free(l.key);
         gf_free(l.pair);
     }
     CHECK(found > total / 4 && found < total * 3 / 4 + total / 5);  // both answers are tested
+}
+
+/* The example policy's keyword list hits the same spans with its prefilter as without one: the
+ * same list plus a keyword with a non-ASCII piece (which turns the caseless prefilter off; its
+ * own hits are left out, and no other keyword can match inside it), on texts of prose,
+ * keywords, near misses ("guidance", "dan_", "9dan") and evasions, with their canonical form. */
+static void test_keyword_prefilter(void)
+{
+    const char *kw[] = {"ignore previous instructions", "ignore all previous instructions",
+                        "disregard the system prompt", "you are now DAN",
+                        "developer mode enabled", "caf\xc3\xa9 x"};
+    struct gf_detector *with, *without;
+    REQUIRE(gf_keywords_new("kw", kw, 5, GF_RX_CASELESS, &with, NULL, NULL) == 0);
+    REQUIRE(gf_keywords_new("kw", kw, 6, GF_RX_CASELESS, &without, NULL, NULL) == 0);
+    struct gf_hits other;
+    gf_hits_init(&other, 1000);
+    struct gf_buf b;
+    gf_buf_init(&b, 1 << 20);
+    size_t bad = 0, found = 0;
+    for (int iter = 0; iter < 5000; iter++) {
+        gen_text(&b, 1 + gen_next() % 600);
+        struct gf_norm n;
+        struct gf_err err = {0};
+        REQUIRE(gf_normalize(b.data, b.len, &n, NULL) == 0);
+        struct gf_scan in = {b.data, b.len, &n, scratch, 0};
+        gf_hits_reset(&hits);
+        gf_hits_reset(&other);
+        REQUIRE(gf_detector_scan(with, &in, &hits, &err) == 0);
+        REQUIRE(gf_detector_scan(without, &in, &other, &err) == 0);
+        size_t k = 0;
+        bool same = true;
+        for (size_t i = 0; i < other.n; i++) {
+            if (other.v[i].index == 5)
+                continue;
+            same &= k < hits.n && hits.v[k].start == other.v[i].start &&
+                    hits.v[k].end == other.v[i].end && hits.v[k].index == other.v[i].index &&
+                    hits.v[k].canonical == other.v[i].canonical;
+            k++;
+        }
+        same &= k == hits.n;
+        found += hits.n > 0;
+        if (!same && bad++ < 3)
+            fprintf(stderr, "'%.*s': %zu hits with the prefilter, %zu without\n", (int)b.len,
+                    b.data, hits.n, k);
+        gf_norm_cleanup(&n);
+    }
+    CHECK(bad == 0);
+    CHECK(found > 500);  // the texts do hold keywords
+    gf_buf_cleanup(&b);
+    gf_hits_cleanup(&other);
+    gf_detector_free(with);
+    gf_detector_free(without);
 }
 
 int main(void)
@@ -329,6 +394,7 @@ int main(void)
     RUN(test_keywords);
     RUN(test_keyword_piece);
     RUN(test_literal_sets);
+    RUN(test_keyword_prefilter);
     RUN(test_oom);
     scan_teardown();
     return test_report();

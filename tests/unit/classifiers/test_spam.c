@@ -1,10 +1,14 @@
 /* Unit tests of classifiers/spam.c: typical spam scores high and ordinary requests, including
  * ones with a link or an urgent word, score low; each heuristic moves the score on its own; the
- * direct phrase scan agrees with the pattern; the run ends of runs_int.h (spam.c's, the
+ * direct phrase scan agrees with the pattern; the score is that of the plain reference
+ * (ref_spam.h) on random prose; the run ends of runs_int.h (spam.c's, the
  * folded-text one of normalize.c, the token one of clf_hash.c) agree with byte loops. */
 #include "scan_util.h"
 
 #include "classifiers/runs_int.h"
+
+#include "ref_spam.h"
+#include "text_gen.h"
 
 static struct gf_detector *d;
 
@@ -120,6 +124,28 @@ static void test_direct_scan(void)
     gf_buf_cleanup(&b);
 }
 
+/* The score with the canonical form given is the plain reference's, on texts of prose, spam
+ * phrases, evasions and random bytes of every length up to 2100 bytes (so that the 64-byte
+ * chunks end everywhere, and the phrase count reaches its cap of 8). */
+static void test_reference(void)
+{
+    struct gf_buf b;
+    gf_buf_init(&b, 1 << 20);
+    size_t bad = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        gen_text(&b, 1 + gen_next() % (iter % 10 == 0 ? 2100 : 400));
+        struct gf_norm n;
+        REQUIRE(gf_normalize(b.data, b.len, &n, NULL) == 0);
+        double got = score_with(b.data, b.len, &n);
+        double want = ref_spam_score(b.data, b.len, n.text, n.len);
+        if (got != want && bad++ < 3)
+            fprintf(stderr, "'%.*s': %.17g, reference %.17g\n", (int)b.len, b.data, got, want);
+        gf_norm_cleanup(&n);
+    }
+    CHECK(bad == 0);
+    gf_buf_cleanup(&b);
+}
+
 static bool ref_alnum(unsigned c)
 {
     return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -221,6 +247,7 @@ int main(void)
         SKIP("cannot build the spam detector");
     RUN(test_spam);
     RUN(test_direct_scan);
+    RUN(test_reference);
     RUN(test_runs);
     RUN(test_oom);
     gf_detector_free(d);
