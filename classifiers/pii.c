@@ -16,8 +16,10 @@
 #include "classifiers/pii_int.h"
 
 /* What a text must hold for a pattern to match it (a necessary condition, checked by the
- * census): N_PHONE a stretch of [0-9 ().-] whose first and last digits are >= 6 bytes apart
- * (the core \d[\d ().-]{5,20}\d); N_GROUP min_digits digits in a row separated by at most one
+ * census): N_PHONE a stretch of [0-9 ().-] (the core \d[\d ().-]{5,20}\d of a match lies in
+ * one) holding 10 digits, or 8 after a '+' (a match that validates holds that many: 8-15 digits
+ * after a '+', else 10 or 11; '+' is outside the class, so it stands right before the
+ * stretch); N_GROUP min_digits digits in a row separated by at most one
  * [ -] each (cards, SSNs); N_DOTTED 4 digits in a row separated by at most one '.' each
  * (IPv4); N_IBAN two capitals followed by two digits. */
 enum need { N_NONE, N_AT, N_PHONE, N_GROUP, N_DOTTED, N_IBAN, N_COLONS, N_LITERAL };
@@ -212,6 +214,8 @@ static void count(const char *str, size_t n, struct gf_rx_census *c)
     const unsigned char *s = (const unsigned char *)str;
     size_t group = 0, dotted = 0;
     size_t run_first = SIZE_MAX;  // first digit of the current [0-9 ().-] stretch
+    size_t run_digits = 0;        // its digits so far
+    bool run_plus = false;        // a '+' stands right before it
     bool prev_digit = false;
     for (size_t i = 0; i < n; i++) {
         unsigned k = census_class[s[i]];
@@ -237,9 +241,13 @@ static void count(const char *str, size_t n, struct gf_rx_census *c)
                 c->group = group;
             if (dotted > c->dotted)
                 c->dotted = dotted;
-            if (run_first == SIZE_MAX)
+            if (run_first == SIZE_MAX) {
                 run_first = i;
-            if (j - 1 - run_first >= 6)
+                run_digits = 0;
+                run_plus = i > 0 && s[i - 1] == '+';
+            }
+            run_digits += j - i;
+            if (run_digits >= 10 || (run_plus && run_digits >= 8))
                 c->phone = true;
             // [A-Z]{2}[0-9]{2}: only the run's second digit can follow two capitals.
             if (j - i >= 2 && i >= 2 && is_upper(s[i - 1]) && is_upper(s[i - 2]))
@@ -508,11 +516,13 @@ static int scan_emails(const struct pii *p, struct walk *w)
     return 0;
 }
 
-static int pii_scan(const struct gf_detector *d, const struct gf_scan *in, struct gf_hits *out,
-                    struct gf_err *err)
+/* The hits of the types of p in in. Without census, every pattern runs whatever the census
+ * would say (the secrets' literal prefilter stays): the unit tests' reference. */
+static int scan_types(const struct pii *p, const struct gf_scan *in, struct gf_hits *out,
+                      bool census, struct gf_err *err)
 {
-    const struct pii *p = d->impl;
     struct census c = {0}, cc = {0};
+    const struct gf_rx_census any = {1, 2, SIZE_MAX, SIZE_MAX, true, true};
     if (p->mask & ~p->literal_types)
         census_of(in, false, &c.k);
     if (p->literal_types)
@@ -520,6 +530,8 @@ static int pii_scan(const struct gf_detector *d, const struct gf_scan *in, struc
     bool canon = (p->mask & p->numeric_types) && gf_rx_canon_differs(in);
     if (canon)
         census_of(in, true, &cc.k);
+    if (!census)
+        c.k = cc.k = any;
     struct walk w = {in, in->text, out, out->n, 0, false, err};
     for (int t = 0; t < GF_PII_COUNT; t++) {
         if (!(p->mask & (1u << t)))
@@ -550,6 +562,18 @@ static int pii_scan(const struct gf_detector *d, const struct gf_scan *in, struc
         }
     }
     return 0;
+}
+
+static int pii_scan(const struct gf_detector *d, const struct gf_scan *in, struct gf_hits *out,
+                    struct gf_err *err)
+{
+    return scan_types(d->impl, in, out, true, err);
+}
+
+int gf_pii_scan_all(const struct gf_detector *d, const struct gf_scan *in, struct gf_hits *out,
+                    struct gf_err *err)
+{
+    return scan_types(d->impl, in, out, false, err);
 }
 
 static void pii_destroy(struct gf_detector *d)
