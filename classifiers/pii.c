@@ -207,8 +207,31 @@ static bool wakes8(uint64_t x)
     return ((ge0 & ~gt_colon & ~x & HIGHS) | at) != 0;
 }
 
-// One pass over the text; runs of plain bytes (most of prose) cost a table look-up each, and
-// where no digit run is open, eight bytes are skipped at a time.
+// The first j' >= j where s[j'] is a digit, ':' or '@', or n.
+static size_t next_wake(const unsigned char *s, size_t j, size_t n)
+{
+#if defined(__SSE2__)
+    for (; j + 16 <= n; j += 16) {  // '0'..':' or '@'
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + j));
+        __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
+        __m128i w = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(':' - '0')), d),
+                                 _mm_cmpeq_epi8(x, _mm_set1_epi8('@')));
+        unsigned m = (unsigned)_mm_movemask_epi8(w);
+        if (m != 0)
+            return j + (size_t)__builtin_ctz(m);
+    }
+#endif
+    uint64_t x;
+    while (j + 8 <= n && (memcpy(&x, s + j, 8), !wakes8(x)))
+        j += 8;
+    for (; j < n; j++)
+        if ((s[j] >= '0' && s[j] <= ':') || s[j] == '@')
+            return j;
+    return n;
+}
+
+// One pass over the text; where no digit run is open (most of prose), it skips to the next
+// digit, ':' or '@', sixteen bytes at a time.
 static void count(const char *str, size_t n, struct gf_rx_census *c)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -223,12 +246,9 @@ static void count(const char *str, size_t n, struct gf_rx_census *c)
             group = dotted = 0;
             run_first = SIZE_MAX;
             prev_digit = false;
-            // Nothing is open: only a digit, ':' or '@' changes the census.
-            uint64_t x;
-            while (i + 9 <= n && (memcpy(&x, s + i + 1, 8), !wakes8(x)))
-                i += 8;
-            while (i + 1 < n && census_class[s[i + 1]] == K_PLAIN)
-                i++;
+            // Nothing is open: only a digit, ':' or '@' changes the census; the bytes before
+            // the next one (spaces and dots too) leave it as it is.
+            i = next_wake(s, i + 1, n) - 1;
             continue;
         }
         if (k == K_DIGIT) {  // a run of digits [i, j) at once
