@@ -132,10 +132,11 @@ struct pii {
     pcre2_code *code[GF_PII_COUNT];
     pcre2_code *email_at;  // the email pattern anchored at its start (tried before each '@')
     pcre2_general_context *gctx;
-    /* The literal prefixes of the N_LITERAL types, found in one pass by their anchors: each
-     * literal's rarest byte (a capital, '_', 'x' rather than 'e' or 's'). The places of
-     * capitals and of the few other anchor bytes are found sixteen bytes at a time, and only
-     * there are the literals of that anchor compared. lits are grouped by anchor:
+    /* The literal prefixes of the N_LITERAL types, found in one pass by their anchors: two
+     * capitals in a row where a literal has them (AKIA, -----BEGIN), else its rarest byte
+     * ('_', 'x', 'J' rather than 'e' or 's'). The places of two capitals in a row and of the
+     * few other anchor bytes are found sixteen bytes at a time, and only there are the
+     * literals anchored on that byte compared. lits are grouped by anchor byte:
      * group[a] .. group[a + 1]. */
     struct lit {
         const char *s;
@@ -150,9 +151,9 @@ struct pii {
     uint8_t group[GF_PII_COUNT * 8 + 1];
     uint32_t group_types[GF_PII_COUNT * 8];  // the types of the literals of each anchor
     uint8_t anchor_of[256];  // 1 + the index of byte c in anchor, 0 when it is none
-    uint8_t other[GF_PII_COUNT * 8];  // the anchors that are not capitals
+    uint8_t other[GF_PII_COUNT * 8];  // the anchor bytes looked for alone
     size_t n_other;
-    bool capitals;                    // some anchors are capitals
+    bool capital_pairs;               // some literals are anchored on two capitals in a row
     uint32_t literal_types;  // types of the mask that need a literal
     uint32_t numeric_types;  // types also matched on the canonical form
 };
@@ -384,12 +385,14 @@ static uint32_t find_literals(const struct pii *p, const char *s, size_t n)
     __m128i key[GF_PII_COUNT * 8];
     for (size_t a = 0; a < p->n_other; a++)
         key[a] = _mm_set1_epi8((char)p->other[a]);
-    for (; i + 16 <= n; i += 16) {
+    for (; i + 17 <= n; i += 16) {
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
         __m128i m = _mm_setzero_si128();
-        if (p->capitals) {  // x - 'A' <= 25, unsigned
-            __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('A'));
-            m = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(25)), d);
+        if (p->capital_pairs) {  // x - 'A' <= 25, unsigned, and the same of the next byte
+            __m128i y = _mm_loadu_si128((const __m128i *)(const void *)(s + i + 1));
+            __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('A')), e = _mm_sub_epi8(y, _mm_set1_epi8('A'));
+            m = _mm_and_si128(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(25)), d),
+                              _mm_cmpeq_epi8(_mm_min_epu8(e, _mm_set1_epi8(25)), e));
         }
         for (size_t a = 0; a < p->n_other; a++)
             m = _mm_or_si128(m, _mm_cmpeq_epi8(x, key[a]));
@@ -427,7 +430,12 @@ static int commonness(unsigned char c)
     return 20;
 }
 
-// Groups the literals by anchor (their rarest byte; there are at most as many as literals).
+static bool capital(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+// Groups the literals by anchor byte (there are at most as many as literals).
 static void group_literals(struct pii *p)
 {
     struct lit sorted[GF_PII_COUNT * 8];
@@ -435,10 +443,25 @@ static void group_literals(struct pii *p)
     size_t m = 0;
     for (size_t k = 0; k < p->n_lits; k++) {
         const unsigned char *t = (const unsigned char *)p->lits[k].s;
-        size_t best = 0;
-        for (size_t q = 1; q < p->lits[k].len; q++)
-            if (commonness(t[q]) < commonness(t[best]))
+        size_t best = SIZE_MAX, len = p->lits[k].len;
+        for (size_t q = 0; q + 1 < len; q++)  // the pair of capitals whose first is rarest
+            if (capital(t[q]) && capital(t[q + 1]) &&
+                (best == SIZE_MAX || commonness(t[q]) < commonness(t[best])))
                 best = q;
+        if (best != SIZE_MAX) {
+            p->capital_pairs = true;
+        } else {  // the rarest byte; one that is an anchor already costs nothing more
+            int cost = 0;
+            for (size_t q = 0; q < len; q++) {
+                int c = memchr(p->other, t[q], p->n_other) ? 0 : commonness(t[q]);
+                if (best == SIZE_MAX || c < cost) {
+                    best = q;
+                    cost = c;
+                }
+            }
+            if (!memchr(p->other, t[best], p->n_other))
+                p->other[p->n_other++] = t[best];
+        }
         p->lits[k].off = (uint8_t)best;
         byte_of[k] = t[best];
     }
@@ -454,10 +477,6 @@ static void group_literals(struct pii *p)
                 sorted[m++] = p->lits[q];
             }
         p->anchor_of[byte_of[k]] = (uint8_t)++p->n_anchors;
-        if (byte_of[k] >= 'A' && byte_of[k] <= 'Z')
-            p->capitals = true;
-        else
-            p->other[p->n_other++] = byte_of[k];
     }
     p->group[p->n_anchors] = (uint8_t)m;
     memcpy(p->lits, sorted, m * sizeof(*sorted));
