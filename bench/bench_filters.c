@@ -7,8 +7,10 @@
  * "text" members of those files (prompts, mail, comments), whose words repeat as real traffic
  * does (the generated texts draw on a few dozen words, the "never seen" ones on none).
  * usage: bench_filters POLICY.json [MODEL.gguf|none] [SECONDS] [BYTES [input|output]]
+ * (SECONDS -N with BYTES: N passes over the texts instead, for profilers)
  * BYTES runs only the whole-text evaluation of one text of that size, optionally of one stage
  * (for profilers); with GF_BENCH_CORPUS set, texts of that size cut from the real text. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,10 +214,13 @@ static void free_texts(struct texts *ts)
 static double eval_mbs(struct gf_policy *p, struct gf_policy_ctx *c, enum gf_stage st,
                        const struct texts *ts, double seconds)
 {
-    uint64_t start = cpu_ns(), end = start + (uint64_t)(seconds * 1e9);
-    size_t bytes = 0, i = 0;
-    while (cpu_ns() < end) {
-        for (int k = 0; k < 8; k++, i = (i + 1) % ts->n) {
+    // SECONDS below zero: exactly -SECONDS passes over the texts, the same work in every run
+    // (for instruction counts, whose average over a part of a pass depends on which part).
+    size_t evals = seconds < 0 ? (size_t)(-seconds * (double)ts->n) : SIZE_MAX;
+    uint64_t start = cpu_ns(), end = seconds < 0 ? UINT64_MAX : start + (uint64_t)(seconds * 1e9);
+    size_t bytes = 0, i = 0, done = 0;
+    while (cpu_ns() < end && done < evals) {
+        for (int k = 0; k < 8 && done < evals; k++, done++, i = (i + 1) % ts->n) {
             struct gf_verdict v;
             if (gf_policy_eval(p, c, NULL, st, ts->all.data + ts->off[i], ts->len[i], &v,
                                NULL) == 0)

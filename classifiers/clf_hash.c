@@ -225,6 +225,8 @@ size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_fe
     memcpy(hist, fs->hist, sizeof(hist));
     uint32_t have = fs->have;
     size_t count = 0, i = 0;
+    // The word n-gram orders the loop below emits (0 = none).
+    const uint32_t kmin = hp->word_min + (tfn != NULL && uni), kmax = hp->word_max;
 
     while (i < n) {
         uint8_t c = cls[p[i]];
@@ -265,14 +267,16 @@ size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_fe
                 st.out[st.n_out++] =
                     to_bucket(gf_clf_mix64(sh ^ hist[GF_CLF_MAX_WORD_N - 1]), hp->buckets);
         }
-        memmove(hist, hist + 1, sizeof(hist) - sizeof(hist[0]));
+        // The history moves by one (a fixed count of moves: a memmove call cost more than
+        // the word n-grams themselves).
+        for (size_t j = 0; j + 1 < GF_CLF_MAX_WORD_N; j++)
+            hist[j] = hist[j + 1];
         hist[GF_CLF_MAX_WORD_N - 1] = th;
         if (have < GF_CLF_MAX_WORD_N)
             have++;
-        if (hp->word_max > 0) {
+        if (kmax > 0) {
             // The unigram came with the token from tfn.
-            for (uint32_t k = hp->word_min + (tfn != NULL && uni); k <= hp->word_max && k <= have;
-                 k++) {
+            for (uint32_t k = kmin, kend = kmax < have ? kmax : have; k <= kend; k++) {
                 // Combine the k newest token hashes, order-sensitively.
                 uint64_t wh = h.word_base ^ (uint64_t)k;
                 for (uint32_t j = GF_CLF_MAX_WORD_N - k; j < GF_CLF_MAX_WORD_N; j++)

@@ -63,6 +63,7 @@ struct gf_clf_seen {
     uint64_t *bits;     // [GF_CLF_DISTINCT_WORDS]
     uint32_t *touched;  // [GF_CLF_DISTINCT_WORDS + 1] indexes of non-zero words of bits
     size_t n_touched;
+    size_t words;       // the words of bits the last model set bits in may use (bag_init)
 };
 /* Clears the bits set since the last clear. */
 void gf_clf_seen_clear(struct gf_clf_seen *s);
@@ -258,10 +259,15 @@ void gf_clf_model_calibrate(const struct gf_clf_model *m, float *scores);
  * sums are integers, so the bag is the same to the bit. A cache serves one thread and one model
  * at a time (it starts over when the model id changes); the classifier interface keeps one per
  * thread. */
-#define GF_CLF_TOK_SLOTS 1024  // entries, in sets of two
+// 4096 entries in sets of two, 1.4 MB with their buckets: on real text (docs/policy.md) 1024
+// missed a quarter of the words, 4096 a seventh, and a miss costs ten hits.
+#define GF_CLF_TOK_SET_BITS 11
+#define GF_CLF_TOK_SLOTS    (2u << GF_CLF_TOK_SET_BITS)
 #define GF_CLF_TOK_LEN   16    // tokens of at most this many bytes are kept
 #define GF_CLF_TOK_DIM   64    // bags of at most this width use it (model and head)
 #define GF_CLF_PEND_MAX  1024  // buckets a bag batches before adding their rows
+#define GF_CLF_TOK_BK    48    // buckets of a token kept with its entry (a head with distinct
+                               // features): 3..5-grams and unigram of 16 bytes are 46
 
 struct gf_clf_tok_entry {
     uint64_t key[2];                // the token's bytes, zero-padded
@@ -280,6 +286,10 @@ struct gf_clf_tokcache {
     // the same word again in that text adds nothing and is not hashed again.
     uint32_t bags;
     uint32_t marked[GF_CLF_TOK_SLOTS];
+    // The buckets of a slot's token, in the order gf_clf_bag_token computes them, when the
+    // head has distinct features and they are at most GF_CLF_TOK_BK: a word new to the text
+    // then needs no hashing, only the test of its buckets.
+    uint32_t bk[GF_CLF_TOK_SLOTS][GF_CLF_TOK_BK];
     uint32_t looks, misses;  // recent lookups and misses (both halved every 4096 lookups)
     uint32_t skips;          // words sent to the batch without a lookup
 };
@@ -308,6 +318,11 @@ struct gf_clf_bag {
     uint32_t *fresh;  // [GF_CLF_FRESH_MAX]
     size_t n_distinct;
     uint32_t number;  // the bag's number in tc (a head with distinct features), never 0
+    // A head of 8 dimensions with distinct features adds its rows here, as unsigned bytes
+    // (q + 128) in the 16-bit lanes of two words (even bytes, odd bytes), h8n rows of them,
+    // until gf_clf_bag_finish or 256 rows (no lane can carry into the next before 257).
+    uint64_t h8[2];
+    uint32_t h8n;
     // Tokens that go to the kernels in batches rather than one by one (long tokens, no cache,
     // or words that miss while most words miss the cache): pend[0..n_pend).
     size_t n_pend;
@@ -325,6 +340,8 @@ bool gf_clf_model_distinct(const struct gf_clf_model *m);
 /* Adds the rows of the buckets of buckets[0..n) first seen in the text to the head's sum, and
  * counts them (a head with distinct features, whose model's rows came from the token cache). */
 void gf_clf_bag_add_head_distinct(struct gf_clf_bag *b, const uint32_t *buckets, size_t n);
+/* Adds the head rows held in h8 into acc (gf_clf_bag_finish calls it). */
+void gf_clf_bag_flush_h8(struct gf_clf_bag *b);
 void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n);
 /* The gf_clf_token_fn of scoring: adds a token's character n-gram and unigram rows to the bag,
  * from the token cache when it has them (clf_tokcache.c). */

@@ -52,6 +52,8 @@ void gf_clf_bag_finish(struct gf_clf_bag *b)
         gf_clf_bag_add(b, b->pend, b->n_pend);
         b->n_pend = 0;
     }
+    if (b->h8n > 0)
+        gf_clf_bag_flush_h8(b);
     if (b->bound > 0)
         fold16(b);
     if (b->folds == 0)
@@ -138,8 +140,8 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
     // Two ways per set: with one, two frequent words that share a slot (a few in any hundred
     // words) would evict each other at every occurrence. A miss moves the first way (and its
     // mark) to the second and fills the first, so the second holds the older of the two.
-    _Static_assert(GF_CLF_TOK_SLOTS == 2 << 9, "the set is the top 9 bits");
-    size_t slot = 2 * (x >> (64 - 9));
+    _Static_assert(GF_CLF_TOK_SLOTS == 2 << GF_CLF_TOK_SET_BITS, "a set per top-bits value");
+    size_t slot = 2 * (x >> (64 - GF_CLF_TOK_SET_BITS));
     struct gf_clf_tok_entry *e = &b->tc->e[slot];
     // chars and uni depend on the token's bytes and the model only, so the key needs no more.
     bool hit = e->len == n && e->key[0] == k0 && e->key[1] == k1;
@@ -157,33 +159,44 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
     // known (which of them the text has not shown yet), unless the token has already marked
     // them in this bag: then none is new.
     bool head = b->hdistinct && !(hit && b->tc->marked[slot] == b->number);
-    if (!hit || head) {
+    if (!hit) {
         uint32_t buckets[MAX_FEATS];
-        uint64_t hash = hit ? e->th : gf_clf_token_hash(h, tok, n, avail);
+        uint64_t hash = gf_clf_token_hash(h, tok, n, avail);
         size_t c = token_feats(h, tok, n, chars, uni, hash, buckets);
         // The rows of a word seen for the first time are random reads in megabytes: ask for
         // all of them at once, so that their latencies overlap (the kernels prefetch only far
         // ahead within a call, and a word's call has a few dozen rows).
         for (size_t i = 0; i < c; i++) {
-            if (!hit) {
-                const char *r = (const char *)(b->q + (size_t)buckets[i] * b->dim);
-                __builtin_prefetch(r);
-                __builtin_prefetch(r + b->dim - 1);
-            }
+            const char *r = (const char *)(b->q + (size_t)buckets[i] * b->dim);
+            __builtin_prefetch(r);
+            __builtin_prefetch(r + b->dim - 1);
             if (b->hq != NULL)
                 __builtin_prefetch(b->hq + (size_t)buckets[i] * b->hdim);
         }
-        if (!hit) {
-            e[1] = e[0];
-            b->tc->marked[slot + 1] = b->tc->marked[slot];
-            b->tc->marked[slot] = 0;  // the new token has marked nothing yet
-            fill(b, buckets, c, n, hash, k0, k1, e);
+        e[1] = e[0];
+        tc->marked[slot + 1] = tc->marked[slot];
+        tc->marked[slot] = 0;  // the new token has marked nothing yet
+        if (b->hdistinct) {
+            memcpy(tc->bk[slot + 1], tc->bk[slot], sizeof(tc->bk[0]));
+            if (c <= GF_CLF_TOK_BK)
+                memcpy(tc->bk[slot], buckets, c * sizeof(uint32_t));
         }
-        if (head) {
+        fill(b, buckets, c, n, hash, k0, k1, e);
+        if (head)
             gf_clf_bag_add_head_distinct(b, buckets, c);
-            b->tc->marked[slot] = b->number;
+    } else if (head) {
+        // A word the cache knows but the text has not shown: its buckets from the entry
+        // (or hashed again when too many to keep), tested against the text's.
+        if (e->n <= GF_CLF_TOK_BK) {
+            gf_clf_bag_add_head_distinct(b, tc->bk[slot], e->n);
+        } else {
+            uint32_t buckets[MAX_FEATS];
+            size_t c = token_feats(h, tok, n, chars, uni, e->th, buckets);
+            gf_clf_bag_add_head_distinct(b, buckets, c);
         }
     }
+    if (head)
+        tc->marked[slot] = b->number;
     if (b->bound + e->mag > INT16_MAX) {
         fold16(b);
         if (b->folds == FOLD)

@@ -7,7 +7,8 @@
  * text ending inside a token (each text in a buffer of its exact size, so a read past it is a
  * sanitizer error), more distinct tokens than slots, rows at the int8 extremes with the widest
  * n-gram range, words that mostly miss (batched, not kept) and then come back, and a cache
- * handed from one model to another; each kept entry's mag is its largest |sum[d]|. */
+ * handed from one model to another; each kept entry's mag is its largest |sum[d]|; and the head
+ * rows of distinct buckets against a sum taken row by row. */
 #include "classifiers/clf_int.h"
 
 #include "tests/test.h"
@@ -347,8 +348,80 @@ static void test_cold_and_back(void)
     gf_clf_model_unref(m);
 }
 
+struct feats {
+    uint32_t v[1 << 16];
+    size_t n;
+};
+
+static void record(void *ud, const uint32_t *buckets, size_t n)
+{
+    struct feats *f = ud;
+    REQUIRE(f->n + n <= GF_ARRAY_LEN(f->v));
+    memcpy(f->v + f->n, buckets, n * sizeof(uint32_t));
+    f->n += n;
+}
+
+/* A head with distinct features adds the rows of a text's distinct buckets: the head of 8
+ * dimensions through its word operations (h8), any other width through the kernels. Both
+ * against the sum taken here row by row, with and without the cache, on texts of more than
+ * 256 new buckets (h8 is added into the sum every 256 rows) and rows at the int8 extremes. */
+static void test_head_rows(void)
+{
+    const struct gf_clf_hash_params hp = {.buckets = 4096, .seed = 3, .word_min = 1,
+                                          .word_max = 2, .char_min = 3, .char_max = 5};
+    static struct feats f;
+    static uint8_t seen[4096];
+    struct gf_buf b;
+    gf_buf_init(&b, 1 << 16);
+    const uint32_t widths[] = {8, 16, 8, 8};
+    const int fills[] = {0, 0, -128, 127};
+    for (size_t w = 0; w < GF_ARRAY_LEN(widths); w++) {
+        struct gf_clf_model *m = make_model(&hp, 48, widths[w], fills[w]);
+        REQUIRE(m != NULL);
+        m->head->distinct = true;
+        const uint32_t hd = m->head->dim;
+        int big = 0;  // texts of more new buckets than h8 holds
+        for (int rep = 0; rep < 40; rep++) {
+            make_text(&b, rep % 2 ? 3 : 0, 50 + next() % 3000);
+            f.n = 0;
+            gf_clf_features(&m->hash, b.data, b.len, record, &f);
+            int64_t want[16] = {0};
+            size_t distinct = 0;
+            memset(seen, 0, sizeof(seen));
+            for (size_t i = 0; i < f.n; i++) {
+                if (seen[f.v[i]]++)
+                    continue;
+                distinct++;
+                for (uint32_t d = 0; d < hd; d++)
+                    want[d] += m->head->emb_q[(size_t)f.v[i] * hd + d];
+            }
+            for (int cached = 0; cached < 2; cached++) {
+                int64_t acc[64 + 16] = {0};
+                int32_t acc32[64];
+                struct gf_clf_scratch *s;
+                REQUIRE(gf_clf_scratch_new(m, &s) == 0);
+                struct gf_clf_bag bag;
+                gf_clf_bag_init(&bag, m, acc, acc32, cached ? &cache : NULL, &s->seen, s->fresh);
+                struct gf_clf_feat_state fs = {{0}, 0};
+                gf_clf_features_tok(&m->hash, &fs, b.data, b.len, gf_clf_bag_add,
+                                    gf_clf_bag_token, &bag);
+                gf_clf_bag_finish(&bag);
+                gf_clf_seen_clear(&s->seen);
+                CHECK(bag.n_distinct == distinct);
+                CHECK(memcmp(acc + 48, want, hd * sizeof(int64_t)) == 0);
+                gf_clf_scratch_free(s);
+            }
+            big += distinct > 300;
+        }
+        CHECK(big > 5);
+        gf_clf_model_unref(m);
+    }
+    gf_buf_cleanup(&b);
+}
+
 int main(void)
 {
+    test_head_rows();
     test_marks_move();
     test_cold_and_back();
     test_models();
