@@ -253,9 +253,9 @@ static void handling_read_cb(struct bufferevent *bev, void *arg)
 static void handling_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
-    struct gf_conn *c = arg;
+    struct evhttp_connection *evcon = arg; // evhttp's own argument, kept for its write callback
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        evhttp_connection_free(c->evcon); // calls conn_closed, which ends the request
+        evhttp_connection_free(evcon); // calls conn_closed, which ends the request
 }
 
 /* What the bufferevent does when the socket is reported writable, done without waiting for
@@ -424,9 +424,12 @@ struct gf_conn *gf_conn_of(struct gf_gateway *gw, struct evhttp_request *req)
     if (c->hold != NULL) {
         // evhttp has just disabled reading; reading again in the same pass changes nothing
         // in epoll while hold is still there
+        // evhttp's write callback stays, with evhttp's argument (the connection): it still
+        // runs for a write evhttp queued before (100 Continue) and ends a direct reply
         bufferevent_data_cb wcb = NULL;
-        bufferevent_getcb(c->bev, NULL, &wcb, NULL, NULL);
-        bufferevent_setcb(c->bev, handling_read_cb, wcb, handling_event_cb, c);
+        void *arg = NULL;
+        bufferevent_getcb(c->bev, NULL, &wcb, NULL, &arg);
+        bufferevent_setcb(c->bev, handling_read_cb, wcb, handling_event_cb, arg);
         bufferevent_enable(c->bev, EV_READ);
         event_del(c->hold);
     }

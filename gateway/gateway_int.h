@@ -155,6 +155,13 @@ void gf_conn_request_done(struct gf_conn *c);
  * it before the evhttp_send_* call that may complete the request, which can free c. */
 void gf_conn_flush_soon(struct gf_conn *c);
 struct bufferevent *gf_conn_bevcb(struct event_base *base, void *arg);
+/* Sends a complete 200 reply to req on c (conn_reply.c): the request's output headers, then
+ * Content-Type ctype, Server-Timing timing (NULL: none), Date date, Content-Length and body (len
+ * bytes, borrowed). Returns false, having sent nothing, when the request
+ * is not the common case it covers (c NULL, not HTTP/1.1 keep-alive, HEAD, ...): the caller then
+ * sends with evhttp_send_reply. */
+bool gf_conn_send_ok(struct gf_conn *c, struct evhttp_request *req, const char *ctype,
+                     const char *timing, const char *date, const char *body, size_t len);
 
 /* ---- the server ------------------------------------------------------------------------ */
 

@@ -244,6 +244,46 @@ static void reply_info(struct gf_request *r, struct gf_reply_info *ri)
     ri->top_json = NULL;
 }
 
+/* Sends a reply that is not a stream: r->out with r->out_type and r->status. A plain 200 on a
+ * keep-alive connection is written directly (conn_reply.c), anything else by evhttp. */
+static void send_whole(struct gf_request *r, struct gf_conn *conn, struct evhttp_request *http)
+{
+    struct gf_gateway *gw = r->gw;
+    const char *ctype = r->out_type ? r->out_type : "application/json";
+    char st[96];
+    const char *timing = NULL;
+    if (r->usage.engine_ns > 0) {
+        // what the model cost, and the whole request from its parsed headers and body to this
+        // reply: the difference is the gateway's own time around the model
+        snprintf(st, sizeof(st), "engine;dur=%.3f, gateway;dur=%.3f",
+                 (double)r->usage.engine_ns / 1e6, (double)(gf_now_ns() - r->t_start) / 1e6);
+        timing = st;
+    }
+    gw->metrics.bytes_out += r->out.len;
+    const char *date = gf_gateway_http_date(gw);
+    if (r->status == 200 &&
+        gf_conn_send_ok(conn, http, ctype, timing, date, r->out.data, r->out.len))
+        return;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(http);
+    evhttp_add_header(h, "Content-Type", ctype);
+    if (timing != NULL)
+        evhttp_add_header(h, "Server-Timing", timing);
+    if (r->status == 405)
+        evhttp_add_header(h, "Allow", r->route == GF_ROUTE_CHAT || r->route == GF_ROUTE_COMPLETIONS
+                                          ? "POST"
+                                          : "GET, HEAD");
+    if (r->status == 503 && evhttp_find_header(h, "Retry-After") == NULL)
+        evhttp_add_header(h, "Retry-After", "1"); // unless a hook said when
+    struct evbuffer *eb = evbuffer_new();
+    if (eb != NULL && r->out.len > 0)
+        evbuffer_add(eb, r->out.data, r->out.len);
+    evhttp_add_header(h, "Date", date);
+    gf_conn_flush_soon(conn);
+    evhttp_send_reply(http, r->status, NULL, eb);
+    if (eb != NULL)
+        evbuffer_free(eb);
+}
+
 /* Sends what is left to send (the whole reply, or the end of a stream), then records metrics
  * and frees the request. */
 static void finish(struct gf_request *r)
@@ -260,8 +300,6 @@ static void finish(struct gf_request *r)
         start_stream(r);
     struct evhttp_request *http = r->http;
     if (http != NULL) {
-        struct evkeyvalq *h = evhttp_request_get_output_headers(http);
-        struct evbuffer *eb = evbuffer_new();
         if (r->stream_started) {
             if (r->err_code != 0) {
                 send_error_event(r);
@@ -297,32 +335,8 @@ static void finish(struct gf_request *r)
                                    r->err_param[0] ? r->err_param : NULL);
                 r->out_type = "application/json";
             }
-            evhttp_add_header(h, "Content-Type", r->out_type ? r->out_type : "application/json");
-            if (r->usage.engine_ns > 0) {
-                // what the model cost, and the whole request from its parsed headers and body
-                // to this reply: the difference is the gateway's own time around the model
-                char st[96];
-                snprintf(st, sizeof(st), "engine;dur=%.3f, gateway;dur=%.3f",
-                         (double)r->usage.engine_ns / 1e6,
-                         (double)(gf_now_ns() - r->t_start) / 1e6);
-                evhttp_add_header(h, "Server-Timing", st);
-            }
-            if (r->status == 405)
-                evhttp_add_header(h, "Allow", r->route == GF_ROUTE_CHAT ||
-                                                      r->route == GF_ROUTE_COMPLETIONS
-                                                  ? "POST"
-                                                  : "GET, HEAD");
-            if (r->status == 503 && evhttp_find_header(h, "Retry-After") == NULL)
-                evhttp_add_header(h, "Retry-After", "1"); // unless a hook said when
-            if (eb != NULL && r->out.len > 0)
-                evbuffer_add(eb, r->out.data, r->out.len);
-            gw->metrics.bytes_out += r->out.len;
-            evhttp_add_header(h, "Date", gf_gateway_http_date(gw));
-            gf_conn_flush_soon(conn);
-            evhttp_send_reply(http, r->status, NULL, eb);
+            send_whole(r, conn, http);
         }
-        if (eb != NULL)
-            evbuffer_free(eb);
         r->http = NULL;
     }
     if (r->status == 0)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -599,6 +600,83 @@ static void test_read_while_handling(void)
     free(r.body);
 }
 
+/* The names of the header lines of a reply head, in order, each with the value of the
+ * framing ones (Content-Type, Content-Length, Connection). */
+static void head_shape(const char *head, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (const char *l = strstr(head, "\r\n"); l != NULL && l[2] != '\0' && l[2] != '\r';
+         l = strstr(l + 2, "\r\n")) {
+        const char *colon = strchr(l + 2, ':');
+        const char *end = strstr(l + 2, "\r\n");
+        if (end == NULL)
+            end = l + 2 + strlen(l + 2); // the last line of a head without its blank line
+        if (colon == NULL || colon > end)
+            break;
+        bool framing = strncasecmp(l + 2, "content-", 8) == 0 ||
+                       strncasecmp(l + 2, "connection", 10) == 0;
+        size_t len = (size_t)((framing ? end : colon) - (l + 2));
+        n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%.*s|", (int)len, l + 2);
+    }
+}
+
+/* A plain 200 on a keep-alive HTTP/1.1 connection is written by conn_reply.c, any other by
+ * evhttp: the two heads have the same lines in the same order, Connection: close aside. */
+static void test_direct_reply_shape(void)
+{
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"say:abc\"}]}";
+    char raw[2048];
+    int fd = dial();
+    int n = 0;
+    for (int i = 0; i < 2; i++)
+        n += snprintf(raw + n, sizeof(raw) - (size_t)n,
+                      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n%s"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                      i ? "Connection: close\r\n" : "", strlen(body), body);
+    send(fd, raw, (size_t)n, MSG_NOSIGNAL);
+    struct resp r;
+    read_all(fd, &r);
+    close(fd);
+    CHECK(r.status == 200);
+    char *second = r.body ? strstr(r.body, "HTTP/1.1 200 OK\r\n") : NULL;
+    CHECK(second != NULL);
+    if (second == NULL) {
+        free(r.body);
+        return;
+    }
+    char a[1024], b[1024];
+    head_shape(r.head, a, sizeof(a));
+    head_shape(second, b, sizeof(b));
+    CHECK(strstr(a, "x-request-id|") == a && strstr(a, "Content-Length: ") != NULL);
+    CHECK(strstr(a, "Connection") == NULL);
+    char *close_line = strstr(b, "Connection: close|");
+    CHECK(close_line != NULL && close_line[18] == '\0'); // evhttp puts it last
+    if (close_line != NULL)
+        *close_line = '\0';
+    CHECK_STREQ(a, b);
+    free(r.body);
+
+    // 100-continue: the interim reply, then the reply, on the same connection
+    fd = dial();
+    n = snprintf(raw, sizeof(raw),
+                 "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                 strlen(body));
+    send(fd, raw, (size_t)n, MSG_NOSIGNAL);
+    char interim[64] = {0};
+    ssize_t k = recv(fd, interim, sizeof(interim) - 1, 0);
+    CHECK(k > 0 && strncmp(interim, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
+    send(fd, body, strlen(body), MSG_NOSIGNAL);
+    struct timeval tv = {0, 500000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)); // keep-alive: no end of file
+    read_all(fd, &r);
+    close(fd);
+    CHECK(r.status == 200);
+    CHECK(r.body && strstr(r.body, "abc") != NULL);
+    free(r.body);
+}
+
 static void test_hooks(void)
 {
     struct resp r;
@@ -652,6 +730,7 @@ static void *client(void *arg)
     RUN(test_hooks);
     RUN(test_disconnect_and_keys);
     RUN(test_read_while_handling);
+    RUN(test_direct_reply_shape);
     RUN(test_metrics);
     atomic_store(&client_done, true);
     return NULL;
