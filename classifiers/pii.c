@@ -16,8 +16,10 @@
 #include "classifiers/pii_int.h"
 
 /* What a text must hold for a pattern to match it (a necessary condition, checked by the
- * census): N_PHONE a stretch of [0-9 ().-] whose first and last digits are >= 6 bytes apart
- * (the core \d[\d ().-]{5,20}\d); N_GROUP min_digits digits in a row separated by at most one
+ * census): N_PHONE a stretch of [0-9 ().-] (the core \d[\d ().-]{5,20}\d of a match lies in
+ * one) holding 10 digits, or 8 after a '+' (a match that validates holds that many: 8-15 digits
+ * after a '+', else 10 or 11; '+' is outside the class, so it stands right before the
+ * stretch); N_GROUP min_digits digits in a row separated by at most one
  * [ -] each (cards, SSNs); N_DOTTED 4 digits in a row separated by at most one '.' each
  * (IPv4); N_IBAN two capitals followed by two digits. */
 enum need { N_NONE, N_AT, N_PHONE, N_GROUP, N_DOTTED, N_IBAN, N_COLONS, N_LITERAL };
@@ -130,10 +132,11 @@ struct pii {
     pcre2_code *code[GF_PII_COUNT];
     pcre2_code *email_at;  // the email pattern anchored at its start (tried before each '@')
     pcre2_general_context *gctx;
-    /* The literal prefixes of the N_LITERAL types, found in one pass by their anchors: each
-     * literal's rarest byte (a capital, '_', 'x' rather than 'e' or 's'). The places of
-     * capitals and of the few other anchor bytes are found sixteen bytes at a time, and only
-     * there are the literals of that anchor compared. lits are grouped by anchor:
+    /* The literal prefixes of the N_LITERAL types, found in one pass by their anchors: two
+     * capitals in a row where a literal has them (AKIA, -----BEGIN), else its rarest byte
+     * ('_', 'x', 'J' rather than 'e' or 's'). The places of two capitals in a row and of the
+     * few other anchor bytes are found sixteen bytes at a time, and only there are the
+     * literals anchored on that byte compared. lits are grouped by anchor byte:
      * group[a] .. group[a + 1]. */
     struct lit {
         const char *s;
@@ -148,9 +151,9 @@ struct pii {
     uint8_t group[GF_PII_COUNT * 8 + 1];
     uint32_t group_types[GF_PII_COUNT * 8];  // the types of the literals of each anchor
     uint8_t anchor_of[256];  // 1 + the index of byte c in anchor, 0 when it is none
-    uint8_t other[GF_PII_COUNT * 8];  // the anchors that are not capitals
+    uint8_t other[GF_PII_COUNT * 8];  // the anchor bytes looked for alone
     size_t n_other;
-    bool capitals;                    // some anchors are capitals
+    bool capital_pairs;               // some literals are anchored on two capitals in a row
     uint32_t literal_types;  // types of the mask that need a literal
     uint32_t numeric_types;  // types also matched on the canonical form
 };
@@ -205,13 +208,38 @@ static bool wakes8(uint64_t x)
     return ((ge0 & ~gt_colon & ~x & HIGHS) | at) != 0;
 }
 
-// One pass over the text; runs of plain bytes (most of prose) cost a table look-up each, and
-// where no digit run is open, eight bytes are skipped at a time.
+// The first j' >= j where s[j'] is a digit, ':' or '@', or n.
+static size_t next_wake(const unsigned char *s, size_t j, size_t n)
+{
+#if defined(__SSE2__)
+    for (; j + 16 <= n; j += 16) {  // '0'..':' or '@'
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + j));
+        __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
+        __m128i w = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(':' - '0')), d),
+                                 _mm_cmpeq_epi8(x, _mm_set1_epi8('@')));
+        unsigned m = (unsigned)_mm_movemask_epi8(w);
+        if (m != 0)
+            return j + (size_t)__builtin_ctz(m);
+    }
+#endif
+    uint64_t x;
+    while (j + 8 <= n && (memcpy(&x, s + j, 8), !wakes8(x)))
+        j += 8;
+    for (; j < n; j++)
+        if ((s[j] >= '0' && s[j] <= ':') || s[j] == '@')
+            return j;
+    return n;
+}
+
+// One pass over the text; where no digit run is open (most of prose), it skips to the next
+// digit, ':' or '@', sixteen bytes at a time.
 static void count(const char *str, size_t n, struct gf_rx_census *c)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t group = 0, dotted = 0;
     size_t run_first = SIZE_MAX;  // first digit of the current [0-9 ().-] stretch
+    size_t run_digits = 0;        // its digits so far
+    bool run_plus = false;        // a '+' stands right before it
     bool prev_digit = false;
     for (size_t i = 0; i < n; i++) {
         unsigned k = census_class[s[i]];
@@ -219,12 +247,9 @@ static void count(const char *str, size_t n, struct gf_rx_census *c)
             group = dotted = 0;
             run_first = SIZE_MAX;
             prev_digit = false;
-            // Nothing is open: only a digit, ':' or '@' changes the census.
-            uint64_t x;
-            while (i + 9 <= n && (memcpy(&x, s + i + 1, 8), !wakes8(x)))
-                i += 8;
-            while (i + 1 < n && census_class[s[i + 1]] == K_PLAIN)
-                i++;
+            // Nothing is open: only a digit, ':' or '@' changes the census; the bytes before
+            // the next one (spaces and dots too) leave it as it is.
+            i = next_wake(s, i + 1, n) - 1;
             continue;
         }
         if (k == K_DIGIT) {  // a run of digits [i, j) at once
@@ -237,9 +262,13 @@ static void count(const char *str, size_t n, struct gf_rx_census *c)
                 c->group = group;
             if (dotted > c->dotted)
                 c->dotted = dotted;
-            if (run_first == SIZE_MAX)
+            if (run_first == SIZE_MAX) {
                 run_first = i;
-            if (j - 1 - run_first >= 6)
+                run_digits = 0;
+                run_plus = i > 0 && s[i - 1] == '+';
+            }
+            run_digits += j - i;
+            if (run_digits >= 10 || (run_plus && run_digits >= 8))
                 c->phone = true;
             // [A-Z]{2}[0-9]{2}: only the run's second digit can follow two capitals.
             if (j - i >= 2 && i >= 2 && is_upper(s[i - 1]) && is_upper(s[i - 2]))
@@ -356,12 +385,14 @@ static uint32_t find_literals(const struct pii *p, const char *s, size_t n)
     __m128i key[GF_PII_COUNT * 8];
     for (size_t a = 0; a < p->n_other; a++)
         key[a] = _mm_set1_epi8((char)p->other[a]);
-    for (; i + 16 <= n; i += 16) {
+    for (; i + 17 <= n; i += 16) {
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
         __m128i m = _mm_setzero_si128();
-        if (p->capitals) {  // x - 'A' <= 25, unsigned
-            __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('A'));
-            m = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(25)), d);
+        if (p->capital_pairs) {  // x - 'A' <= 25, unsigned, and the same of the next byte
+            __m128i y = _mm_loadu_si128((const __m128i *)(const void *)(s + i + 1));
+            __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('A')), e = _mm_sub_epi8(y, _mm_set1_epi8('A'));
+            m = _mm_and_si128(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(25)), d),
+                              _mm_cmpeq_epi8(_mm_min_epu8(e, _mm_set1_epi8(25)), e));
         }
         for (size_t a = 0; a < p->n_other; a++)
             m = _mm_or_si128(m, _mm_cmpeq_epi8(x, key[a]));
@@ -399,7 +430,12 @@ static int commonness(unsigned char c)
     return 20;
 }
 
-// Groups the literals by anchor (their rarest byte; there are at most as many as literals).
+static bool capital(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+// Groups the literals by anchor byte (there are at most as many as literals).
 static void group_literals(struct pii *p)
 {
     struct lit sorted[GF_PII_COUNT * 8];
@@ -407,10 +443,25 @@ static void group_literals(struct pii *p)
     size_t m = 0;
     for (size_t k = 0; k < p->n_lits; k++) {
         const unsigned char *t = (const unsigned char *)p->lits[k].s;
-        size_t best = 0;
-        for (size_t q = 1; q < p->lits[k].len; q++)
-            if (commonness(t[q]) < commonness(t[best]))
+        size_t best = SIZE_MAX, len = p->lits[k].len;
+        for (size_t q = 0; q + 1 < len; q++)  // the pair of capitals whose first is rarest
+            if (capital(t[q]) && capital(t[q + 1]) &&
+                (best == SIZE_MAX || commonness(t[q]) < commonness(t[best])))
                 best = q;
+        if (best != SIZE_MAX) {
+            p->capital_pairs = true;
+        } else {  // the rarest byte; one that is an anchor already costs nothing more
+            int cost = 0;
+            for (size_t q = 0; q < len; q++) {
+                int c = memchr(p->other, t[q], p->n_other) ? 0 : commonness(t[q]);
+                if (best == SIZE_MAX || c < cost) {
+                    best = q;
+                    cost = c;
+                }
+            }
+            if (!memchr(p->other, t[best], p->n_other))
+                p->other[p->n_other++] = t[best];
+        }
         p->lits[k].off = (uint8_t)best;
         byte_of[k] = t[best];
     }
@@ -426,10 +477,6 @@ static void group_literals(struct pii *p)
                 sorted[m++] = p->lits[q];
             }
         p->anchor_of[byte_of[k]] = (uint8_t)++p->n_anchors;
-        if (byte_of[k] >= 'A' && byte_of[k] <= 'Z')
-            p->capitals = true;
-        else
-            p->other[p->n_other++] = byte_of[k];
     }
     p->group[p->n_anchors] = (uint8_t)m;
     memcpy(p->lits, sorted, m * sizeof(*sorted));
@@ -508,11 +555,13 @@ static int scan_emails(const struct pii *p, struct walk *w)
     return 0;
 }
 
-static int pii_scan(const struct gf_detector *d, const struct gf_scan *in, struct gf_hits *out,
-                    struct gf_err *err)
+/* The hits of the types of p in in. Without census, every pattern runs whatever the census
+ * would say (the secrets' literal prefilter stays): the unit tests' reference. */
+static int scan_types(const struct pii *p, const struct gf_scan *in, struct gf_hits *out,
+                      bool census, struct gf_err *err)
 {
-    const struct pii *p = d->impl;
     struct census c = {0}, cc = {0};
+    const struct gf_rx_census any = {1, 2, SIZE_MAX, SIZE_MAX, true, true};
     if (p->mask & ~p->literal_types)
         census_of(in, false, &c.k);
     if (p->literal_types)
@@ -520,6 +569,8 @@ static int pii_scan(const struct gf_detector *d, const struct gf_scan *in, struc
     bool canon = (p->mask & p->numeric_types) && gf_rx_canon_differs(in);
     if (canon)
         census_of(in, true, &cc.k);
+    if (!census)
+        c.k = cc.k = any;
     struct walk w = {in, in->text, out, out->n, 0, false, err};
     for (int t = 0; t < GF_PII_COUNT; t++) {
         if (!(p->mask & (1u << t)))
@@ -550,6 +601,18 @@ static int pii_scan(const struct gf_detector *d, const struct gf_scan *in, struc
         }
     }
     return 0;
+}
+
+static int pii_scan(const struct gf_detector *d, const struct gf_scan *in, struct gf_hits *out,
+                    struct gf_err *err)
+{
+    return scan_types(d->impl, in, out, true, err);
+}
+
+int gf_pii_scan_all(const struct gf_detector *d, const struct gf_scan *in, struct gf_hits *out,
+                    struct gf_err *err)
+{
+    return scan_types(d->impl, in, out, false, err);
 }
 
 static void pii_destroy(struct gf_detector *d)

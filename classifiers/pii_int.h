@@ -9,6 +9,9 @@
 #include <stdint.h>
 
 struct gf_detector;
+struct gf_hits;
+struct gf_scan;
+struct gf_err;
 
 bool gf_pii_luhn(const char *s, size_t n);          // digits only are summed
 bool gf_pii_card_valid(const char *s, size_t n);    // 13-19 digits, known issuer, Luhn
@@ -25,5 +28,9 @@ bool gf_pii_token_valid(const char *s, size_t n);   // random part mixes letters
 const char *const *gf_pii_literals(int type);
 /* The types (bit 1 << type) of pii detector d that have one of their literals in s[0..n). */
 uint32_t gf_pii_literal_types(const struct gf_detector *d, const char *s, size_t n);
+/* The hits of pii detector d as if the census of the text allowed every pattern: what the
+ * detector must find with its census. Returns as gf_detector_scan. */
+int gf_pii_scan_all(const struct gf_detector *d, const struct gf_scan *in, struct gf_hits *out,
+                    struct gf_err *err);
 
 #endif

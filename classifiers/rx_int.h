@@ -14,7 +14,7 @@ struct gf_rx_census {
     size_t ats, colons;
     size_t group;    // most digits in a row separated by at most one [ -] each
     size_t dotted;   // most digits in a row separated by at most one '.' each
-    bool phone;      // a stretch of [0-9 ().-] whose first and last digits are >= 6 apart
+    bool phone;      // a stretch of [0-9 ().-] of 10 digits, or of 8 right after a '+
     bool iban;       // [A-Z]{2}[0-9]{2}
 };
 

@@ -111,7 +111,7 @@ static uint64_t mix(uint64_t h)
 }
 
 // The hash of the word s[0..n); avail >= n bytes are readable from s.
-static uint64_t word_hash(const char *s, size_t n, size_t avail)
+static inline uint64_t word_hash(const char *s, size_t n, size_t avail)
 {
     uint64_t h = 0xcbf29ce484222325ull ^ n;
     size_t i = 0;

@@ -1,7 +1,7 @@
 /* Unit tests of classifiers/pii.c and pii_validate.c: for each type, real values are found
  * with exact spans and look-alikes that fail the validator are not; numbers written with
  * full-width digits or hidden characters are found through the canonical form; the literal
- * prefilter of the secrets finds what a plain search finds; type masks and names; an OOM loop
+ * prefilter of the secrets finds what a plain search finds; the census loses no hit; type masks and names; an OOM loop
  * over construction. */
 #include "scan_util.h"
 
@@ -205,6 +205,57 @@ static void test_literals(void)
     gf_buf_cleanup(&b);
 }
 
+/* Texts of prose with numbers of every shape: runs of digits, spaces, dots, dashes,
+ * parentheses, '+' and letters, so that phone numbers, cards, SSNs, IBANs and addresses valid
+ * and almost valid turn up with their neighbours. */
+static void numeric_text(struct gf_buf *b)
+{
+    gen_text(b, gen_next() % 200);
+    for (size_t k = gen_next() % 6; k > 0; k--) {
+        for (size_t m = 4 + gen_next() % 24; m > 0; m--) {
+            uint64_t r = gen_next() % 20;
+            gf_buf_putc(b, r < 11 ? (char)('0' + gen_next() % 10)
+                                  : " ().-+ :@AZx\xef"[r - 11]);
+        }
+        gen_append(b, b->len + gen_next() % 40);
+    }
+}
+
+/* The census skips no pattern that would have found a hit: the detector's hits are those of
+ * every pattern run on the text and its canonical form, on texts dense in numbers. */
+static void test_census(void)
+{
+    struct gf_buf b;
+    gf_buf_init(&b, 1 << 20);
+    struct gf_hits ref;
+    gf_hits_init(&ref, 1000);
+    size_t bad = 0, found = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        numeric_text(&b);
+        struct gf_norm n;
+        struct gf_err err = {0};
+        REQUIRE(gf_normalize(b.data, b.len, &n, NULL) == 0);
+        struct gf_scan in = {b.data, b.len, &n, scratch, 0};
+        gf_hits_reset(&hits);
+        gf_hits_reset(&ref);
+        REQUIRE(gf_detector_scan(all, &in, &hits, &err) == 0);
+        REQUIRE(gf_pii_scan_all(all, &in, &ref, &err) == 0);
+        bool same = hits.n == ref.n;
+        for (size_t i = 0; same && i < hits.n; i++)
+            same = hits.v[i].start == ref.v[i].start && hits.v[i].end == ref.v[i].end &&
+                   hits.v[i].type == ref.v[i].type && hits.v[i].canonical == ref.v[i].canonical;
+        found += hits.n;
+        if (!same && bad++ < 3)
+            fprintf(stderr, "'%.*s': %zu hits, %zu without the census\n", (int)b.len, b.data,
+                    hits.n, ref.n);
+        gf_norm_cleanup(&n);
+    }
+    CHECK(bad == 0);
+    CHECK(found > 2000);
+    gf_hits_cleanup(&ref);
+    gf_buf_cleanup(&b);
+}
+
 static void test_mask(void)
 {
     uint32_t m = 0;
@@ -261,6 +312,7 @@ int main(void)
     RUN(test_secrets);
     RUN(test_canonical);
     RUN(test_literals);
+    RUN(test_census);
     RUN(test_mask);
     RUN(test_oom);
     gf_detector_free(all);

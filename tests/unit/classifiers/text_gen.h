@@ -50,10 +50,9 @@ static const char *const gen_pieces[] = {
 static const char *const gen_seps[] = {" ", " ", " ", " ", "  ", "   ", "\n", "\n\n", "\r\n",
                                        "\t", ". ", ", ", "", "-", "_", "/", " - ", "\xc2\xa0"};
 
-/* Appends to b a text of about len bytes. */
-static void gen_text(struct gf_buf *b, size_t len)
+/* Appends pieces to b until it holds len bytes or more. */
+static void gen_append(struct gf_buf *b, size_t len)
 {
-    gf_buf_reset(b);
     while (b->len < len) {
         uint64_t r = gen_next();
         if (r % 23 == 0) {  // random bytes, every value
@@ -64,6 +63,13 @@ static void gen_text(struct gf_buf *b, size_t len)
         }
         gf_buf_puts(b, gen_seps[(r >> 24) % GF_ARRAY_LEN(gen_seps)]);
     }
+}
+
+/* Makes b a text of about len bytes. */
+GF_UNUSED static void gen_text(struct gf_buf *b, size_t len)
+{
+    gf_buf_reset(b);
+    gen_append(b, len);
 }
 
 #endif
