@@ -227,6 +227,7 @@ size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_fe
     size_t count = 0, i = 0;
     // The word n-gram orders the loop below emits (0 = none).
     const uint32_t kmin = hp->word_min + (tfn != NULL && uni), kmax = hp->word_max;
+    const bool bigrams_only = kmin == 2 && kmax == 2;
 
     while (i < n) {
         uint8_t c = cls[p[i]];
@@ -274,7 +275,14 @@ size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_fe
         hist[GF_CLF_MAX_WORD_N - 1] = th;
         if (have < GF_CLF_MAX_WORD_N)
             have++;
-        if (kmax > 0) {
+        if (bigrams_only) {
+            // The recipe's case (unigrams from tfn, bigrams here): the loop below unrolled.
+            if (have >= 2) {
+                uint64_t wh = gf_clf_mix64((h.word_base ^ 2) ^ hist[GF_CLF_MAX_WORD_N - 2]);
+                wh = gf_clf_mix64(wh ^ hist[GF_CLF_MAX_WORD_N - 1]);
+                st.out[st.n_out++] = to_bucket(wh, hp->buckets);
+            }
+        } else if (kmax > 0) {
             // The unigram came with the token from tfn.
             for (uint32_t k = kmin, kend = kmax < have ? kmax : have; k <= kend; k++) {
                 // Combine the k newest token hashes, order-sensitively.

@@ -54,20 +54,24 @@ enum gf_clf_pooling { GF_CLF_POOL_MEAN = 0, GF_CLF_POOL_SQRT = 1 };
 #define GF_CLF_DISTINCT_MAX_BUCKETS (1u << 18)
 #define GF_CLF_DISTINCT_WORDS       (GF_CLF_DISTINCT_MAX_BUCKETS / 64)
 /* The buckets first seen in one call of the feature callback are collected in slices of this
- * many. */
+ * many (in the scratch's fresh array when the set's log cannot take them). */
 #define GF_CLF_FRESH_MAX 512
 
 /* The buckets a text has shown so far, for models with distinct features: a bitmap over the
- * buckets and the indexes of its non-zero words (so clearing costs what the text set). */
+ * buckets and, while they fit, the buckets set since the last clear, in the order they were
+ * first seen (so clearing costs what the text set, and each call's first occurrences are a
+ * slice of it). */
+#define GF_CLF_SEEN_LOG 4096
 struct gf_clf_seen {
-    uint64_t *bits;     // [GF_CLF_DISTINCT_WORDS]
-    uint32_t *touched;  // [GF_CLF_DISTINCT_WORDS + 1] indexes of non-zero words of bits
-    size_t n_touched;
-    size_t words;       // the words of bits the last model set bits in may use (bag_init)
+    uint64_t *bits;  // [GF_CLF_DISTINCT_WORDS]
+    uint32_t *log;   // [GF_CLF_SEEN_LOG] buckets set since the last clear; NULL for a set that
+                     // is never cleared (a stream's earlier text)
+    size_t n_log;
+    bool full;       // more were set than log holds: a clear zeroes every word
+    size_t words;    // the words of bits the last model set bits in may use (bag_init)
 };
 /* Clears the bits set since the last clear. */
 void gf_clf_seen_clear(struct gf_clf_seen *s);
-
 /* An embedding-bag kernel (clf_bag.c). */
 typedef void (*gf_clf_bag_fn)(const int8_t *q, uint32_t dim, const uint32_t *buckets, size_t n,
                               int32_t *acc);
@@ -421,7 +425,8 @@ struct gf_clf_scratch {
 #define GF_CLF_SCRATCH_BYTES(dim, hidden) \
     ((size_t)(dim) * (sizeof(int64_t) + sizeof(int32_t) + sizeof(float)) + \
      (size_t)((hidden) ? (hidden) : 1) * sizeof(float) + \
-     (size_t)GF_CLF_DISTINCT_WORDS * (sizeof(uint64_t) + sizeof(uint32_t)) + sizeof(uint32_t) + \
+     (size_t)GF_CLF_DISTINCT_WORDS * sizeof(uint64_t) + \
+     (size_t)GF_CLF_SEEN_LOG * sizeof(uint32_t) + \
      (size_t)GF_CLF_FRESH_MAX * sizeof(uint32_t) + GF_CLF_NORM_BUF)
 /* Points s at caller memory of GF_CLF_SCRATCH_BYTES(dim, hidden) bytes, 8-byte aligned. */
 void gf_clf_scratch_over(struct gf_clf_scratch *s, void *mem, uint32_t dim, uint32_t hidden);

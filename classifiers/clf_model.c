@@ -148,24 +148,25 @@ void gf_clf_scratch_over(struct gf_clf_scratch *s, void *mem, uint32_t dim, uint
     s->hidden = hidden;
     s->acc = mem;
     s->seen.bits = (uint64_t *)(s->acc + dim);
-    s->seen.n_touched = 0;
+    s->seen.n_log = 0;
+    s->seen.full = false;
     s->seen.words = 0;
     s->acc32 = (int32_t *)(s->seen.bits + GF_CLF_DISTINCT_WORDS);
     s->x = (float *)(s->acc32 + dim);
     s->hid = s->x + dim;
-    s->seen.touched = (uint32_t *)(s->hid + (hidden ? hidden : 1));
-    s->fresh = s->seen.touched + GF_CLF_DISTINCT_WORDS + 1;
+    s->seen.log = (uint32_t *)(s->hid + (hidden ? hidden : 1));
+    s->fresh = s->seen.log + GF_CLF_SEEN_LOG;
     s->norm = (char *)(s->fresh + GF_CLF_FRESH_MAX);
     s->tc = NULL;
 }
 
 void gf_clf_seen_clear(struct gf_clf_seen *s)
 {
-    // A 1 KB text sets bits in a thousand words or so, which one memset of the few thousand
-    // words a model uses clears for a tenth of the loop's instructions.
-    if (s->n_touched > s->words / 8 && s->words <= GF_CLF_DISTINCT_WORDS) {
-        // 16-byte stores where the baseline has them: memset's own choice for this size (a
-        // string instruction) is as fast, but a profiler counts it once per byte.
+    // A 1 KB text sets a thousand bits or so, which zeroing the few thousand words a model
+    // uses clears in fewer instructions than the log; 16-byte stores where the baseline has
+    // them (memset's own choice for this size, a string instruction, is as fast, but a
+    // profiler counts it once per byte).
+    if ((s->full || s->n_log > s->words / 2) && s->words <= GF_CLF_DISTINCT_WORDS) {
         size_t i = 0;
 #if defined(__SSE2__)
         for (; i + 4 <= s->words; i += 4) {
@@ -176,10 +177,11 @@ void gf_clf_seen_clear(struct gf_clf_seen *s)
         for (; i < s->words; i++)
             s->bits[i] = 0;
     } else {
-        for (size_t i = 0; i < s->n_touched; i++)
-            s->bits[s->touched[i]] = 0;
+        for (size_t i = 0; i < s->n_log; i++)
+            s->bits[s->log[i] >> 6] = 0;
     }
-    s->n_touched = 0;
+    s->n_log = 0;
+    s->full = false;
 }
 
 bool gf_clf_model_distinct(const struct gf_clf_model *m)
@@ -243,35 +245,44 @@ static void add_rows(struct gf_clf_bag *b, const int8_t *q, uint32_t dim, int64_
 }
 
 /* The buckets of buckets[0..n) (n <= GF_CLF_FRESH_MAX) neither in base nor seen before, into
- * b->fresh, marking them seen; returns their number. Branch-free: whether a bucket is new is
- * as good as random, so a branch on it would be mispredicted half the time. */
+ * fresh (in order), marking them seen; returns their number. Branch-free: whether a bucket is
+ * new is as good as random, so a branch on it would be mispredicted half the time. */
 static inline __attribute__((always_inline)) size_t
-first_seen_in(struct gf_clf_seen *sn, const uint64_t *base, uint32_t *fresh,
-              const uint32_t *buckets, size_t n)
+first_seen_in(uint64_t *bits, const uint64_t *base, uint32_t *fresh, const uint32_t *buckets,
+              size_t n)
 {
-    uint64_t *bits = sn->bits;
-    uint32_t *touched = sn->touched;
-    size_t k = 0, nt = sn->n_touched;
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t w = buckets[i] >> 6;
         uint64_t bit = 1ULL << (buckets[i] & 63), old = bits[w];
         uint64_t known = base != NULL ? old | base[w] : old;
         fresh[k] = buckets[i];
         k += (known & bit) == 0;
-        touched[nt] = w;  // a word's index once, when it stops being zero: bounded by the words
-        nt += old == 0;
-        bits[w] = old | bit;
+        // Only a bucket new to both sets is marked, so that the bits set are the first
+        // occurrences (which the log records for clearing).
+        bits[w] = old | (bit & ~known);
     }
-    sn->n_touched = nt;
     return k;
 }
 
-static size_t first_seen(struct gf_clf_bag *b, const uint32_t *buckets, size_t n)
+/* The first occurrences of buckets[0..n) (n <= GF_CLF_FRESH_MAX) in the text, marked seen, in
+ * *out (the next slice of the set's log while it has room, else the scratch's fresh array);
+ * returns their number. */
+static inline __attribute__((always_inline)) size_t
+first_seen(struct gf_clf_bag *b, const uint32_t *buckets, size_t n, const uint32_t **out)
 {
+    struct gf_clf_seen *sn = b->seen;
+    bool logged = sn->log != NULL && GF_CLF_SEEN_LOG - sn->n_log >= n;
+    uint32_t *fresh = logged ? sn->log + sn->n_log : b->fresh;
     // Two copies of the loop: without earlier text (every one-shot score) it reads one bitmap.
-    if (b->base == NULL)
-        return first_seen_in(b->seen, NULL, b->fresh, buckets, n);
-    return first_seen_in(b->seen, b->base, b->fresh, buckets, n);
+    size_t k = b->base == NULL ? first_seen_in(sn->bits, NULL, fresh, buckets, n)
+                               : first_seen_in(sn->bits, b->base, fresh, buckets, n);
+    if (logged)
+        sn->n_log += k;
+    else
+        sn->full = true;
+    *out = fresh;
+    return k;
 }
 
 #define H8_MAX 256  // rows the lanes of gf_clf_bag.h8 take before a flush
@@ -301,7 +312,8 @@ static inline uint64_t load_le64(const int8_t *p)
 /* Adds the rows of a head of 8 dimensions for the buckets rows[0..k) to h8: a load and a few
  * word operations per row instead of a kernel call per token (a word new to the text has a
  * dozen new buckets or so). */
-static void head8_rows(struct gf_clf_bag *b, const uint32_t *rows, size_t k)
+static inline __attribute__((always_inline)) void head8_rows(struct gf_clf_bag *b,
+                                                              const uint32_t *rows, size_t k)
 {
     const uint64_t lanes = 0x00ff00ff00ff00ffULL;
     const int8_t *hq = b->hq;
@@ -325,12 +337,13 @@ void gf_clf_bag_add_head_distinct(struct gf_clf_bag *b, const uint32_t *buckets,
 {
     for (size_t i0 = 0; i0 < n; i0 += GF_CLF_FRESH_MAX) {
         size_t len = n - i0 < GF_CLF_FRESH_MAX ? n - i0 : GF_CLF_FRESH_MAX;
-        size_t k = first_seen(b, buckets + i0, len);
+        const uint32_t *fresh;
+        size_t k = first_seen(b, buckets + i0, len, &fresh);
         b->n_distinct += k;
         if (b->hdim == 8)
-            head8_rows(b, b->fresh, k);
+            head8_rows(b, fresh, k);
         else
-            add_rows(b, b->hq, b->hdim, b->acc + b->dim, b->fresh, k);
+            add_rows(b, b->hq, b->hdim, b->acc + b->dim, fresh, k);
     }
 }
 
@@ -346,16 +359,17 @@ void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n)
     // Distinct features: slices of the chunk, each with its first occurrences.
     for (size_t i0 = 0; i0 < n; i0 += GF_CLF_FRESH_MAX) {
         size_t len = n - i0 < GF_CLF_FRESH_MAX ? n - i0 : GF_CLF_FRESH_MAX;
-        size_t k = first_seen(b, buckets + i0, len);
+        const uint32_t *fresh;
+        size_t k = first_seen(b, buckets + i0, len, &fresh);
         b->n_distinct += k;
         if (b->distinct)
-            add_rows(b, b->q, b->dim, b->acc, b->fresh, k);
+            add_rows(b, b->q, b->dim, b->acc, fresh, k);
         else
             add_rows(b, b->q, b->dim, b->acc, buckets + i0, len);
         if (b->hq != NULL && b->hdistinct && b->hdim == 8)
-            head8_rows(b, b->fresh, k);
+            head8_rows(b, fresh, k);
         else if (b->hq != NULL && b->hdistinct)
-            add_rows(b, b->hq, b->hdim, b->acc + b->dim, b->fresh, k);
+            add_rows(b, b->hq, b->hdim, b->acc + b->dim, fresh, k);
         else if (b->hq != NULL)
             add_rows(b, b->hq, b->hdim, b->acc + b->dim, buckets + i0, len);
     }

@@ -58,15 +58,11 @@ struct gf_clf_stream *gf_clf_stream_new(struct gf_clf_model *m)
         return NULL;
     st->acc = gf_calloc(m->bag_dim, sizeof(int64_t));
     if (gf_clf_model_distinct(m)) {
-        // Its bits are never cleared (the stream's text only grows); the word list is written
-        // all the same.
-        size_t words = (m->hash.buckets + 63) / 64;
-        st->seen.bits = gf_calloc(words, sizeof(uint64_t));
-        st->seen.touched = gf_calloc(words + 1, sizeof(uint32_t));
+        // Its bits are never cleared (the stream's text only grows), so it keeps no log.
+        st->seen.bits = gf_calloc((m->hash.buckets + 63) / 64, sizeof(uint64_t));
     }
-    if (st->acc == NULL || (gf_clf_model_distinct(m) && (!st->seen.bits || !st->seen.touched))) {
+    if (st->acc == NULL || (gf_clf_model_distinct(m) && st->seen.bits == NULL)) {
         gf_free(st->seen.bits);
-        gf_free(st->seen.touched);
         gf_free(st->acc);
         gf_free(st);
         return NULL;
@@ -82,7 +78,6 @@ void gf_clf_stream_free(struct gf_clf_stream *st)
         return;
     gf_norm_buf_cleanup(&st->norm);
     gf_free(st->seen.bits);
-    gf_free(st->seen.touched);
     gf_free(st->acc);
     gf_clf_model_unref(st->m);
     gf_free(st);

@@ -117,6 +117,53 @@ static void fill(const struct gf_clf_bag *b, const uint32_t *buckets, size_t c, 
     e->n = (uint8_t)c;
 }
 
+// The miss path, apart so that the hit path keeps a small frame: hashes the token, fills the
+// first way of its set (the old entry moves to the second) and adds the token's new buckets to
+// a head with distinct features (head true).
+static __attribute__((noinline)) void miss(struct gf_clf_bag *b, const struct gf_clf_hasher *h,
+                                           const unsigned char *tok, size_t n, size_t avail,
+                                           bool chars, bool uni, uint64_t k0, uint64_t k1,
+                                           size_t slot, bool head)
+{
+    struct gf_clf_tokcache *tc = b->tc;
+    struct gf_clf_tok_entry *e = &tc->e[slot];
+    uint32_t buckets[MAX_FEATS];
+    uint64_t hash = gf_clf_token_hash(h, tok, n, avail);
+    size_t c = token_feats(h, tok, n, chars, uni, hash, buckets);
+    // The rows of a word seen for the first time are random reads in megabytes: ask for all of
+    // them at once, so that their latencies overlap (the kernels prefetch only far ahead
+    // within a call, and a word's call has a few dozen rows).
+    for (size_t i = 0; i < c; i++) {
+        const char *r = (const char *)(b->q + (size_t)buckets[i] * b->dim);
+        __builtin_prefetch(r);
+        __builtin_prefetch(r + b->dim - 1);
+        if (b->hq != NULL)
+            __builtin_prefetch(b->hq + (size_t)buckets[i] * b->hdim);
+    }
+    e[1] = e[0];
+    tc->marked[slot + 1] = tc->marked[slot];
+    tc->marked[slot] = 0;  // the new token has marked nothing yet
+    if (b->hdistinct) {
+        memcpy(tc->bk[slot + 1], tc->bk[slot], sizeof(tc->bk[0]));
+        if (c <= GF_CLF_TOK_BK)
+            memcpy(tc->bk[slot], buckets, c * sizeof(uint32_t));
+    }
+    fill(b, buckets, c, n, hash, k0, k1, e);
+    if (head)
+        gf_clf_bag_add_head_distinct(b, buckets, c);
+}
+
+// A known token's buckets hashed again for the head (more than the entry keeps).
+static __attribute__((noinline)) void rehash_head(struct gf_clf_bag *b,
+                                                  const struct gf_clf_hasher *h,
+                                                  const unsigned char *tok, size_t n, bool chars,
+                                                  bool uni, uint64_t th)
+{
+    uint32_t buckets[MAX_FEATS];
+    size_t c = token_feats(h, tok, n, chars, uni, th, buckets);
+    gf_clf_bag_add_head_distinct(b, buckets, c);
+}
+
 size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned char *tok,
                         size_t n, size_t avail, bool chars, bool uni, uint64_t *th)
 {
@@ -142,7 +189,7 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
     // mark) to the second and fills the first, so the second holds the older of the two.
     _Static_assert(GF_CLF_TOK_SLOTS == 2 << GF_CLF_TOK_SET_BITS, "a set per top-bits value");
     size_t slot = 2 * (x >> (64 - GF_CLF_TOK_SET_BITS));
-    struct gf_clf_tok_entry *e = &b->tc->e[slot];
+    struct gf_clf_tok_entry *e = &tc->e[slot];
     // chars and uni depend on the token's bytes and the model only, so the key needs no more.
     bool hit = e->len == n && e->key[0] == k0 && e->key[1] == k1;
     if (!hit && e[1].len == n && e[1].key[0] == k0 && e[1].key[1] == k1) {
@@ -158,42 +205,16 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
     // A head with distinct features needs the token's buckets even when the model's sum is
     // known (which of them the text has not shown yet), unless the token has already marked
     // them in this bag: then none is new.
-    bool head = b->hdistinct && !(hit && b->tc->marked[slot] == b->number);
+    bool head = b->hdistinct && !(hit && tc->marked[slot] == b->number);
     if (!hit) {
-        uint32_t buckets[MAX_FEATS];
-        uint64_t hash = gf_clf_token_hash(h, tok, n, avail);
-        size_t c = token_feats(h, tok, n, chars, uni, hash, buckets);
-        // The rows of a word seen for the first time are random reads in megabytes: ask for
-        // all of them at once, so that their latencies overlap (the kernels prefetch only far
-        // ahead within a call, and a word's call has a few dozen rows).
-        for (size_t i = 0; i < c; i++) {
-            const char *r = (const char *)(b->q + (size_t)buckets[i] * b->dim);
-            __builtin_prefetch(r);
-            __builtin_prefetch(r + b->dim - 1);
-            if (b->hq != NULL)
-                __builtin_prefetch(b->hq + (size_t)buckets[i] * b->hdim);
-        }
-        e[1] = e[0];
-        tc->marked[slot + 1] = tc->marked[slot];
-        tc->marked[slot] = 0;  // the new token has marked nothing yet
-        if (b->hdistinct) {
-            memcpy(tc->bk[slot + 1], tc->bk[slot], sizeof(tc->bk[0]));
-            if (c <= GF_CLF_TOK_BK)
-                memcpy(tc->bk[slot], buckets, c * sizeof(uint32_t));
-        }
-        fill(b, buckets, c, n, hash, k0, k1, e);
-        if (head)
-            gf_clf_bag_add_head_distinct(b, buckets, c);
+        miss(b, h, tok, n, avail, chars, uni, k0, k1, slot, head);
     } else if (head) {
         // A word the cache knows but the text has not shown: its buckets from the entry
         // (or hashed again when too many to keep), tested against the text's.
-        if (e->n <= GF_CLF_TOK_BK) {
+        if (e->n <= GF_CLF_TOK_BK)
             gf_clf_bag_add_head_distinct(b, tc->bk[slot], e->n);
-        } else {
-            uint32_t buckets[MAX_FEATS];
-            size_t c = token_feats(h, tok, n, chars, uni, e->th, buckets);
-            gf_clf_bag_add_head_distinct(b, buckets, c);
-        }
+        else
+            rehash_head(b, h, tok, n, chars, uni, e->th);
     }
     if (head)
         tc->marked[slot] = b->number;

@@ -148,6 +148,12 @@ static void chunked(enum variant v)
             compared++;
         }
         gf_clf_stream_free(st);
+        // Every call left the scratch's set of seen buckets clear (the stream's earlier text
+        // is in the stream's own set).
+        uint64_t any = 0;
+        for (size_t i = 0; i < GF_CLF_DISTINCT_WORDS; i++)
+            any |= s->seen.bits[i];
+        CHECK(any == 0 && s->seen.n_log == 0 && !s->seen.full);
     }
     CHECK(compared > 1000);
     // Shorter than before is refused.

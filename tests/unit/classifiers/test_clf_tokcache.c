@@ -349,7 +349,7 @@ static void test_cold_and_back(void)
 }
 
 struct feats {
-    uint32_t v[1 << 16];
+    uint32_t v[1 << 18];
     size_t n;
 };
 
@@ -364,13 +364,15 @@ static void record(void *ud, const uint32_t *buckets, size_t n)
 /* A head with distinct features adds the rows of a text's distinct buckets: the head of 8
  * dimensions through its word operations (h8), any other width through the kernels. Both
  * against the sum taken here row by row, with and without the cache, on texts of more than
- * 256 new buckets (h8 is added into the sum every 256 rows) and rows at the int8 extremes. */
+ * 256 new buckets (h8 is added into the sum every 256 rows) or more than the set's log holds
+ * (the set is then cleared word by word) and rows at the int8 extremes; the set is clear after
+ * each text. */
 static void test_head_rows(void)
 {
-    const struct gf_clf_hash_params hp = {.buckets = 4096, .seed = 3, .word_min = 1,
+    const struct gf_clf_hash_params hp = {.buckets = 1 << 16, .seed = 3, .word_min = 1,
                                           .word_max = 2, .char_min = 3, .char_max = 5};
     static struct feats f;
-    static uint8_t seen[4096];
+    static uint8_t seen[1 << 16];
     struct gf_buf b;
     gf_buf_init(&b, 1 << 16);
     const uint32_t widths[] = {8, 16, 8, 8};
@@ -380,17 +382,20 @@ static void test_head_rows(void)
         REQUIRE(m != NULL);
         m->head->distinct = true;
         const uint32_t hd = m->head->dim;
-        int big = 0;  // texts of more new buckets than h8 holds
+        int big = 0;   // texts of more new buckets than h8 holds
+        int full = 0;  // and than the log holds
         for (int rep = 0; rep < 40; rep++) {
-            make_text(&b, rep % 2 ? 3 : 0, 50 + next() % 3000);
+            // Every tenth text is long: more new buckets than the set's log holds.
+            make_text(&b, rep % 2 ? 3 : 0, rep % 10 == 9 ? 20000 : 50 + next() % 3000);
             f.n = 0;
             gf_clf_features(&m->hash, b.data, b.len, record, &f);
             int64_t want[16] = {0};
             size_t distinct = 0;
             memset(seen, 0, sizeof(seen));
             for (size_t i = 0; i < f.n; i++) {
-                if (seen[f.v[i]]++)
+                if (seen[f.v[i]])
                     continue;
+                seen[f.v[i]] = 1;
                 distinct++;
                 for (uint32_t d = 0; d < hd; d++)
                     want[d] += m->head->emb_q[(size_t)f.v[i] * hd + d];
@@ -406,14 +411,19 @@ static void test_head_rows(void)
                 gf_clf_features_tok(&m->hash, &fs, b.data, b.len, gf_clf_bag_add,
                                     gf_clf_bag_token, &bag);
                 gf_clf_bag_finish(&bag);
+                full += s->seen.full;
                 gf_clf_seen_clear(&s->seen);
+                uint64_t any = 0;
+                for (size_t i = 0; i < GF_CLF_DISTINCT_WORDS; i++)
+                    any |= s->seen.bits[i];
+                CHECK(any == 0);
                 CHECK(bag.n_distinct == distinct);
                 CHECK(memcmp(acc + 48, want, hd * sizeof(int64_t)) == 0);
                 gf_clf_scratch_free(s);
             }
             big += distinct > 300;
         }
-        CHECK(big > 5);
+        CHECK(big > 5 && full > 0);
         gf_clf_model_unref(m);
     }
     gf_buf_cleanup(&b);
