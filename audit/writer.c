@@ -539,10 +539,11 @@ void gf_audit_poll(struct gf_audit *a)
 
 static void on_event(evutil_socket_t fd, short what, void *arg)
 {
-    (void)what;
-    uint64_t v;
-    ssize_t r = read(fd, &v, sizeof(v));
-    (void)r;
+    if (what & EV_READ) { // the writer's wake-up; EV_TIMEOUT alone: made active by enqueue
+        uint64_t v;
+        ssize_t r = read(fd, &v, sizeof(v));
+        (void)r;
+    }
     gf_audit_poll(arg);
 }
 
@@ -573,7 +574,9 @@ static void enqueue(struct gf_audit *a, struct item *it, struct item *done_now)
     a->enqueued++;
     bool wake_loop = false;
     if (done_now) {
-        wake_loop = a->done_head == NULL; // otherwise a wake-up is already pending
+        // Even when the list is not empty: the wake-up pending then may be the writer's
+        // eventfd, seen only on the next turn of the loop, and the reply would wait for it.
+        wake_loop = true;
         if (a->done_tail)
             a->done_tail->next = done_now;
         else
@@ -586,9 +589,10 @@ static void enqueue(struct gf_audit *a, struct item *it, struct item *done_now)
     if (wake_writer) // after unlocking, so the writer does not wake only to block on mu
         pthread_cond_signal(&a->work);
     // We are on the loop thread: make the completion event active directly (no eventfd
-    // write); its callback drains the done list on the next turn of the loop.
+    // write, nor a read of it); its callback drains the done list in this same turn of the
+    // loop, after the callbacks already queued.
     if (wake_loop && a->ev != NULL)
-        event_active(a->ev, EV_READ, 1);
+        event_active(a->ev, EV_TIMEOUT, 1);
 }
 
 /* Queues a finished body (taken over). */

@@ -260,12 +260,20 @@ static void handling_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* What the bufferevent does when the socket is reported writable, done without waiting for
  * it: a client waiting for its reply nearly always has room for it. What does not fit, or an
- * error, is left to the bufferevent as before. */
+ * error, is left to the bufferevent as before. The first run only goes back to the end of the
+ * loop's queue of active callbacks: those queued meanwhile (the audit completion that sends a
+ * stream's last event, say) add their bytes first, and all go out in one write. */
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct gf_conn *c = arg;
+    if (!c->flush_requeued) {
+        c->flush_requeued = true;
+        event_active(c->flush, EV_TIMEOUT, 1); // runs again in this same pass of the loop
+        return;
+    }
+    c->flush_requeued = false;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (!(bufferevent_get_enabled(c->bev) & EV_WRITE) || evbuffer_get_length(out) == 0)
         return;

@@ -138,6 +138,7 @@ struct gf_conn {
     struct event *watch;             // while handling: notices the client closing
     struct event *hold;              // keeps read interest while evhttp pauses reading (conn.c)
     struct event *flush;             // writes queued reply bytes later in this loop pass
+    bool flush_requeued;             // flush ran once and put itself last in the pass
     int fd;
     enum gf_conn_state state;
     int kill_status;                 // != 0: answer this status and close at the next timer run
