@@ -21,8 +21,11 @@
  * after a '+', else 10 or 11; '+' is outside the class, so it stands right before the
  * stretch); N_GROUP min_digits digits in a row separated by at most one
  * [ -] each (cards, SSNs); N_DOTTED 4 digits in a row separated by at most one '.' each
- * (IPv4); N_IBAN two capitals followed by two digits. */
-enum need { N_NONE, N_AT, N_PHONE, N_GROUP, N_DOTTED, N_IBAN, N_COLONS, N_LITERAL };
+ * (IPv4); N_IBAN two capitals and two digits (not after a letter or digit) followed by two
+ * groups " XXXX" or by 11 of [A-Z0-9]; N_SSN the pattern's own shape, runs of exactly 3, 2
+ * and 4 digits separated by the same ' ' or '-' (a pattern of fixed shape is cheaper to look
+ * for in the census' pass over digit runs than with a second pass of PCRE2). */
+enum need { N_NONE, N_AT, N_PHONE, N_GROUP, N_DOTTED, N_IBAN, N_SSN, N_COLONS, N_LITERAL };
 
 struct pii_def {
     const char *name;
@@ -60,7 +63,7 @@ static const struct pii_def defs[GF_PII_COUNT] = {
         gf_pii_iban_valid, N_IBAN, 0, {NULL}, false, false},
     [GF_PII_SSN] = {"ssn",
         "(?<![\\d-])\\d{3}([- ])\\d{2}\\1\\d{4}(?![\\d-])",
-        gf_pii_ssn_valid, N_GROUP, 9, {NULL}, true, false},
+        gf_pii_ssn_valid, N_SSN, 0, {NULL}, true, false},
     [GF_PII_IPV4] = {"ipv4",
         "(?<![\\w.])(?:\\d{1,3}\\.){3}\\d{1,3}(?![\\w]|\\.\\d)",
         gf_pii_ipv4_valid, N_DOTTED, 4, {NULL}, true, false},
@@ -172,6 +175,34 @@ static bool is_upper(unsigned char c)
     return (unsigned)(c - 'A') < 26;
 }
 
+static bool upper_digit(unsigned char c)  // [A-Z0-9]
+{
+    return is_upper(c) || is_digit(c);
+}
+
+// The rest of an IBAN after its first four bytes at p: " XXXX XXXX" or 11 of [A-Z0-9].
+static bool iban_rest(const unsigned char *s, size_t n, size_t p)
+{
+    bool groups = p + 10 <= n && s[p] == ' ' && s[p + 5] == ' ', run = p + 11 <= n;
+    for (size_t k = 0; k < 11 && (groups || run); k++) {
+        run = run && upper_digit(s[p + k]);
+        groups = groups && (k == 0 || k == 5 || k == 10 || upper_digit(s[p + k]));
+    }
+    return groups || run;
+}
+
+/* An SSN's shape ending with the run of 4 digits [i, i + 4): runs of exactly 3 and 2 digits
+ * before it, each followed by the same ' ' or '-', and no digit or '-' around. */
+static bool ssn_shape(const unsigned char *s, size_t n, size_t i)
+{
+    if (i < 7 || (i + 4 < n && s[i + 4] == '-'))
+        return false;
+    unsigned char sep = s[i - 1];
+    return (sep == ' ' || sep == '-') && s[i - 4] == sep && is_digit(s[i - 3]) &&
+           is_digit(s[i - 2]) && is_digit(s[i - 5]) && is_digit(s[i - 6]) && is_digit(s[i - 7]) &&
+           (i == 7 || (!is_digit(s[i - 8]) && s[i - 8] != '-'));
+}
+
 // Byte classes of the census: everything else (letters above all) is K_PLAIN.
 enum { K_PLAIN, K_DIGIT, K_SPACE_DASH, K_DOT, K_PAREN, K_AT, K_COLON };
 static const unsigned char census_class[256] = {
@@ -271,8 +302,12 @@ static void count(const char *str, size_t n, struct gf_rx_census *c)
             if (run_digits >= 10 || (run_plus && run_digits >= 8))
                 c->phone = true;
             // [A-Z]{2}[0-9]{2}: only the run's second digit can follow two capitals.
-            if (j - i >= 2 && i >= 2 && is_upper(s[i - 1]) && is_upper(s[i - 2]))
+            if (j - i >= 2 && i >= 2 && is_upper(s[i - 1]) && is_upper(s[i - 2]) &&
+                (i == 2 || !(upper_digit(s[i - 3]) || (s[i - 3] >= 'a' && s[i - 3] <= 'z'))) &&
+                iban_rest(s, n, i + 2))
                 c->iban = true;
+            if (j - i == 4 && ssn_shape(s, n, i))
+                c->ssn = true;
             prev_digit = true;
             i = j - 1;
             continue;
@@ -303,6 +338,8 @@ static bool worth(const struct pii_def *d, const struct census *c, const char *s
         return c->k.dotted >= (size_t)d->min_digits;
     case N_IBAN:
         return c->k.iban;
+    case N_SSN:
+        return c->k.ssn;
     case N_COLONS:
         return c->k.colons >= 2;
     case N_LITERAL:
@@ -561,7 +598,7 @@ static int scan_types(const struct pii *p, const struct gf_scan *in, struct gf_h
                       bool census, struct gf_err *err)
 {
     struct census c = {0}, cc = {0};
-    const struct gf_rx_census any = {1, 2, SIZE_MAX, SIZE_MAX, true, true};
+    const struct gf_rx_census any = {1, 2, SIZE_MAX, SIZE_MAX, true, true, true};
     if (p->mask & ~p->literal_types)
         census_of(in, false, &c.k);
     if (p->literal_types)

@@ -9,8 +9,11 @@
 struct pat {
     pcre2_code *orig;   // matches the original text
     pcre2_code *canon;  // matches the canonical form; NULL when orig serves (caseless already)
-    // Keyword lists: a text holding none of these cannot match (NULL: no such prefilter).
+    // Keyword lists: a text holding none of these cannot match (NULL: no prefilter), one
+    // piece of each keyword; and per keyword, its other pieces, which a text holding that
+    // keyword's piece must hold too (NULL, or a NULL entry: the pattern decides).
     struct gf_rx_lits *orig_lits, *canon_lits;
+    struct gf_rx_lits **orig_rest, **canon_rest;
 };
 
 struct rx {
@@ -18,6 +21,7 @@ struct rx {
     char *type;
     unsigned flags;
     bool marks;  // a keyword alternation: the pattern index comes from (*MARK:n)
+    size_t words;  // keywords in the alternation
     size_t n;
     struct pat *v;
     pcre2_general_context *gctx;
@@ -46,6 +50,28 @@ static int on_match(void *ud, size_t s, size_t e, pcre2_match_data *md)
     return gf_rx_add_hit(w->hits, w->base, s, e, w->rx->type, index, w->canonical, w->err);
 }
 
+/* True when text[0..n) may hold a keyword: it holds the chosen piece of one (rare), and all
+ * its other pieces (rest) too, each between non-word bytes. Two scans of the text at most for
+ * most texts that hold a piece ("instructions" alone, without "ignore" and "previous"). */
+static bool keywords_worth(const struct gf_rx_lits *rare, struct gf_rx_lits *const *rest,
+                           size_t words, const char *text, size_t n, bool lower)
+{
+    uint64_t found, all;
+    if (rest == NULL || rare->n > 64)
+        return gf_rx_lits_any(rare, text, n, lower);
+    if (!gf_rx_lits_which(rare, text, n, lower, &found))
+        return false;
+    for (; found != 0; found &= found - 1) {
+        size_t k = (size_t)__builtin_ctzll(found);
+        if (k >= words || rest[k] == NULL)  // U+212A or U+017F, or a keyword of one piece
+            return true;
+        gf_rx_lits_which(rest[k], text, n, lower, &all);
+        if (all == (rest[k]->n == 64 ? ~0ull : (1ull << rest[k]->n) - 1))
+            return true;
+    }
+    return false;
+}
+
 static int rx_scan(const struct gf_detector *d, const struct gf_scan *in, struct gf_hits *out,
                    struct gf_err *err)
 {
@@ -57,7 +83,9 @@ static int rx_scan(const struct gf_detector *d, const struct gf_scan *in, struct
         w.index = (int)i;
         w.canonical = false;
         int rc = 0;
-        if (rx->v[i].orig_lits == NULL || gf_rx_lits_any(rx->v[i].orig_lits, in->text, in->len, false))
+        if (rx->v[i].orig_lits == NULL ||
+            keywords_worth(rx->v[i].orig_lits, rx->v[i].orig_rest, rx->words, in->text, in->len,
+                           false))
             rc = gf_rx_each(rx->v[i].orig, in->text, in->len, in->scratch, on_match, &w, err);
         if (rc != 0)
             return rc;
@@ -67,13 +95,21 @@ static int rx_scan(const struct gf_detector *d, const struct gf_scan *in, struct
         w.canonical = true;
         const pcre2_code *c = rx->v[i].canon ? rx->v[i].canon : rx->v[i].orig;
         const struct gf_rx_lits *cl = rx->v[i].canon ? rx->v[i].canon_lits : rx->v[i].orig_lits;
-        if (cl != NULL && !gf_rx_lits_any(cl, in->norm->text, in->norm->len, true))
+        struct gf_rx_lits *const *cr = rx->v[i].canon ? rx->v[i].canon_rest : rx->v[i].orig_rest;
+        if (cl != NULL && !keywords_worth(cl, cr, rx->words, in->norm->text, in->norm->len, true))
             continue;
         rc = gf_rx_each(c, in->norm->text, in->norm->len, in->scratch, on_match, &w, err);
         if (rc != 0)
             return rc;
     }
     return 0;
+}
+
+static void rest_free(struct gf_rx_lits **rest, size_t n)
+{
+    for (size_t i = 0; rest != NULL && i < n; i++)
+        gf_rx_lits_free(rest[i]);
+    gf_free(rest);
 }
 
 static void rx_destroy(struct gf_detector *d)
@@ -84,6 +120,8 @@ static void rx_destroy(struct gf_detector *d)
         pcre2_code_free(rx->v[i].canon);
         gf_rx_lits_free(rx->v[i].orig_lits);
         gf_rx_lits_free(rx->v[i].canon_lits);
+        rest_free(rx->v[i].orig_rest, rx->words);
+        rest_free(rx->v[i].canon_rest, rx->words);
     }
     gf_free(rx->v);
     gf_free(rx->type);
@@ -239,11 +277,47 @@ static struct gf_rx_lits *keyword_lits(char *const *forms, size_t n, bool casele
     return l;
 }
 
+/* Per keyword, its pieces other than the one keyword_lits took, each between non-word bytes
+ * in every match as that one is (caseless: ASCII only, else that keyword's entry is NULL and
+ * the pattern decides); NULL when out of memory or for more than 64 keywords. */
+static struct gf_rx_lits **keyword_rest(char *const *forms, size_t n, bool caseless)
+{
+    if (n > 64)
+        return NULL;
+    struct gf_rx_lits **rest = gf_calloc(n, sizeof(*rest));
+    for (size_t i = 0; rest != NULL && i < n; i++) {
+        size_t best_len;
+        const char *w = forms[i], *best = gf_rx_keyword_piece(w, &best_len);
+        struct gf_rx_lits *l = gf_calloc(1, sizeof(*l));
+        bool ok = l != NULL;
+        if (ok)
+            l->caseless = caseless;
+        for (size_t a = 0; ok && w[a];) {
+            while (w[a] && ws(w[a]))
+                a++;
+            size_t e = a;
+            while (w[e] && !ws(w[e]))
+                e++;
+            for (size_t k = a; caseless && k < e; k++)
+                ok &= (unsigned char)w[k] < 0x80;
+            if (ok && e > a && w + a != best)
+                ok = l->n < 64 && gf_rx_lits_add(l, w + a, e - a, true) == 0;
+            a = e;
+        }
+        if (!ok || l->n == 0) {
+            gf_rx_lits_free(l);
+            l = NULL;
+        }
+        rest[i] = l;
+    }
+    return rest;
+}
+
 // Builds (?<!\w)(?:TRIE)(?!\w) over the keywords (their canonical forms when canon), with
 // (*MARK:i) telling which keyword matched; *lits gets its prefilter (may be NULL).
 static int keyword_pattern(const char *const *words, size_t n, bool canon, bool caseless,
-                           struct gf_buf *b, struct gf_rx_lits **lits, size_t *bad,
-                           struct gf_err *err)
+                           struct gf_buf *b, struct gf_rx_lits **lits, struct gf_rx_lits ***rest,
+                           size_t *bad, struct gf_err *err)
 {
     char **forms = gf_calloc(n + 1, sizeof(*forms));
     if (forms == NULL)
@@ -274,6 +348,8 @@ static int keyword_pattern(const char *const *words, size_t n, bool canon, bool 
             rc = gf_rx_literal_trie(b, (const char *const *)forms, n);
         if (rc == 0)
             *lits = keyword_lits(forms, n, caseless, canon);
+        if (rc == 0 && *lits != NULL)
+            *rest = keyword_rest(forms, n, caseless);
         if (rc == 0)
             rc = gf_buf_puts(b, ")(?!\\w)");
         if (rc == GF_ETOOBIG)
@@ -297,17 +373,19 @@ int gf_keywords_new(const char *type, const char *const *words, size_t n, unsign
     if (rx == NULL)
         return gf_err_set(err, GF_ENOMEM, "out of memory building a keyword detector");
     rx->marks = true;
+    rx->words = n;
     rx->n = 1;
     uint32_t opts = PCRE2_UCP | ((flags & GF_RX_CASELESS) ? PCRE2_CASELESS : 0);
     struct gf_buf b;
     gf_buf_init(&b, 16u << 20);
     int rc = keyword_pattern(words, n, false, (flags & GF_RX_CASELESS) != 0, &b,
-                             &rx->v[0].orig_lits, bad, err);
+                             &rx->v[0].orig_lits, &rx->v[0].orig_rest, bad, err);
     if (rc == 0)
         rc = gf_rx_compile(rx->gctx, b.data, b.len, opts, &rx->v[0].orig, err);
     if (rc == 0 && !(flags & GF_RX_ORIGINAL_ONLY)) {
         gf_buf_reset(&b);
-        rc = keyword_pattern(words, n, true, true, &b, &rx->v[0].canon_lits, bad, err);
+        rc = keyword_pattern(words, n, true, true, &b, &rx->v[0].canon_lits,
+                             &rx->v[0].canon_rest, bad, err);
         if (rc == 0)
             rc = gf_rx_compile(rx->gctx, b.data, b.len, opts | PCRE2_CASELESS, &rx->v[0].canon,
                                err);

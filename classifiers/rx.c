@@ -351,9 +351,10 @@ static inline bool key_byte(const struct keyset *ks, size_t s, int b, unsigned c
     return (ks->fold[s][b] ? (unsigned char)(c | 0x20) : c) == ks->key[s][b];
 }
 
-// True when a literal whose key starts at t[j] is at its place around j.
+/* Looks at the literals whose key starts at t[j]: with found NULL, true when one is at its
+ * place around j; else each one there sets its bit in *found, and true when all have one. */
 static bool hit_at(const struct gf_rx_lits *l, const struct keyset *ks, const unsigned char *t,
-                   size_t n, size_t j)
+                   size_t n, size_t j, uint64_t *found)
 {
     for (size_t s = 0; s < ks->nk; s++) {
         if (!key_byte(ks, s, 0, t[j]) ||
@@ -361,12 +362,37 @@ static bool hit_at(const struct gf_rx_lits *l, const struct keyset *ks, const un
             continue;
         for (size_t i = ks->first[s]; i < ks->first[s + 1]; i++) {
             size_t k = ks->lit[i], m = l->len[k], at = l->pair[k];
-            if (j >= at && j - at + m <= n && lit_here(l, k, t, n, j - at))
-                return true;
+            if (found != NULL && (*found >> k & 1))
+                continue;
+            if (j >= at && j - at + m <= n && lit_here(l, k, t, n, j - at)) {
+                if (found == NULL)
+                    return true;
+                *found |= 1ull << k;
+            }
         }
     }
-    return false;
+    return found != NULL && *found == (l->n == 64 ? ~0ull : (1ull << l->n) - 1);
 }
+
+#if defined(__SSE2__)
+/* The compare vectors of the keys with a literal still to find (all keys when found is NULL),
+ * bytes | low; returns how many. */
+static size_t live_keys(const struct keyset *ks, const uint64_t *found, __m128i low, __m128i *k0,
+                        __m128i *k1)
+{
+    size_t na = 0;
+    for (size_t s = 0; s < ks->nk; s++) {
+        bool left = found == NULL;
+        for (size_t i = ks->first[s]; !left && i < ks->first[s + 1]; i++)
+            left = !(*found >> ks->lit[i] & 1);
+        if (!left)
+            continue;
+        k0[na] = _mm_or_si128(_mm_set1_epi8((char)ks->key[s][0]), low);
+        k1[na++] = _mm_or_si128(_mm_set1_epi8((char)ks->key[s][1]), low);
+    }
+    return na;
+}
+#endif
 
 /* The keys of all literals at once, eight text bytes at a time: a memchr per literal restarts
  * at every occurrence of its rarest byte, which common letters make a call every few dozen
@@ -374,7 +400,7 @@ static bool hit_at(const struct gf_rx_lits *l, const struct keyset *ks, const un
  * false alarms of the zero-byte test, which hit_at rejects) is checked against the literals
  * of that key: every occurrence of a literal holds its key, so the answer is the same. */
 static bool lits_any_swar(const struct gf_rx_lits *l, const struct keyset *ks,
-                          const unsigned char *t, size_t n)
+                          const unsigned char *t, size_t n, uint64_t *found)
 {
     size_t i = 0;
 #if defined(__SSE2__)
@@ -388,23 +414,26 @@ static bool lits_any_swar(const struct gf_rx_lits *l, const struct keyset *ks,
     if (two) {
         /* All keys of two bytes (the usual case): when some are caseless, every byte of the
          * text and of the keys gets | 0x20, which lets a few bytes that are not the key through
-         * ('_' for 0x7F, say); hit_at checks each place exactly. Four instructions a key. */
+         * ('_' for 0x7F, say); hit_at checks each place exactly. Four instructions a key.
+         * Looking for which literals the text holds, a key is dropped once all its literals
+         * are found (a common word is found early, and would be met again and again). */
         __m128i k0[SWAR_KEYS], k1[SWAR_KEYS], low = _mm_set1_epi8(fold ? 0x20 : 0);
-        for (size_t s = 0; s < ks->nk; s++) {
-            k0[s] = _mm_or_si128(_mm_set1_epi8((char)ks->key[s][0]), low);
-            k1[s] = _mm_or_si128(_mm_set1_epi8((char)ks->key[s][1]), low);
-        }
+        size_t na = live_keys(ks, found, low, k0, k1);
         for (; i + 17 <= n; i += 16) {
             __m128i x = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(t + i)), low);
             __m128i y =
                 _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(t + i + 1)), low);
             __m128i m = _mm_setzero_si128();
-            for (size_t s = 0; s < ks->nk; s++)
+            for (size_t s = 0; s < na; s++)
                 m = _mm_or_si128(m, _mm_and_si128(_mm_cmpeq_epi8(x, k0[s]),
                                                   _mm_cmpeq_epi8(y, k1[s])));
-            for (unsigned bits = (unsigned)_mm_movemask_epi8(m); bits != 0; bits &= bits - 1)
-                if (hit_at(l, ks, t, n, i + (size_t)__builtin_ctz(bits)))
+            for (unsigned bits = (unsigned)_mm_movemask_epi8(m); bits != 0; bits &= bits - 1) {
+                uint64_t before = found != NULL ? *found : 0;
+                if (hit_at(l, ks, t, n, i + (size_t)__builtin_ctz(bits), found))
                     return true;
+                if (found != NULL && *found != before)
+                    na = live_keys(ks, found, low, k0, k1);
+            }
         }
     }
     // Exact byte compares, no false alarms.
@@ -426,7 +455,7 @@ static bool lits_any_swar(const struct gf_rx_lits *l, const struct keyset *ks,
             m = _mm_or_si128(m, _mm_and_si128(a, b));
         }
         for (unsigned bits = (unsigned)_mm_movemask_epi8(m); bits != 0; bits &= bits - 1)
-            if (hit_at(l, ks, t, n, i + (size_t)__builtin_ctz(bits)))
+            if (hit_at(l, ks, t, n, i + (size_t)__builtin_ctz(bits), found))
                 return true;
     }
 #endif
@@ -444,21 +473,23 @@ static bool lits_any_swar(const struct gf_rx_lits *l, const struct keyset *ks,
             m |= hit;
         }
         for (m &= GF_RUNS_HIGHS; m != 0; m &= m - 1)
-            if (hit_at(l, ks, t, n, i + (size_t)__builtin_ctzll(m) / 8))
+            if (hit_at(l, ks, t, n, i + (size_t)__builtin_ctzll(m) / 8, found))
                 return true;
     }
     for (; i < n; i++)
-        if (hit_at(l, ks, t, n, i))
+        if (hit_at(l, ks, t, n, i, found))
             return true;
-    return false;
+    return found != NULL && *found != 0;
 }
 
-bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n, bool lower)
+// gf_rx_lits_any (found NULL) or gf_rx_lits_which.
+static bool scan_lits(const struct gf_rx_lits *l, const char *text, size_t n, bool lower,
+                      uint64_t *found)
 {
     const unsigned char *t = (const unsigned char *)text;
     struct keyset ks;
     if (keyset_of(l, lower, &ks))
-        return lits_any_swar(l, &ks, t, n);
+        return lits_any_swar(l, &ks, t, n, found);
     for (size_t k = 0; k < l->n; k++) {
         size_t m = l->len[k], at = l->key[k];
         if (m > n)
@@ -471,13 +502,29 @@ bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n, bool
             // The key byte sits at [at, n - m + at] for the literal to fit.
             const unsigned char *p = t + at, *last = t + (n - m) + at;
             while (p <= last && (p = memchr(p, variants[u], (size_t)(last - p) + 1)) != NULL) {
-                if (lit_here(l, k, t, n, (size_t)(p - at - t)))
-                    return true;
+                if (lit_here(l, k, t, n, (size_t)(p - at - t))) {
+                    if (found == NULL)
+                        return true;
+                    *found |= 1ull << k;
+                    break;
+                }
                 p++;
             }
         }
     }
-    return false;
+    return found != NULL && *found != 0;
+}
+
+bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n, bool lower)
+{
+    return scan_lits(l, text, n, lower, NULL);
+}
+
+bool gf_rx_lits_which(const struct gf_rx_lits *l, const char *text, size_t n, bool lower,
+                      uint64_t *found)
+{
+    *found = 0;
+    return scan_lits(l, text, n, lower, found);
 }
 
 void gf_rx_lits_free(struct gf_rx_lits *l)

@@ -15,7 +15,8 @@ struct gf_rx_census {
     size_t group;    // most digits in a row separated by at most one [ -] each
     size_t dotted;   // most digits in a row separated by at most one '.' each
     bool phone;      // a stretch of [0-9 ().-] of 10 digits, or of 8 right after a '+
-    bool iban;       // [A-Z]{2}[0-9]{2}
+    bool iban;       // [A-Z]{2}[0-9]{2} and the rest of an IBAN's shape (pii.c)
+    bool ssn;        // [0-9]{3}([- ])[0-9]{2}\1[0-9]{4} between non-digits
 };
 
 /* The per-thread scratch behind struct gf_scan_scratch. */
@@ -98,6 +99,10 @@ int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n, bool bounded
 /* True when text[0..n) holds one of the literals (a bounded one between non-word bytes). lower: the text has no ASCII capitals (a
  * canonical form), so caseless literals are looked for in lowercase only. */
 bool gf_rx_lits_any(const struct gf_rx_lits *l, const char *text, size_t n, bool lower);
+/* For a set of at most 64 literals: sets bit k of *found for each literal k that text[0..n)
+ * holds (as gf_rx_lits_any finds them); true when it holds one. */
+bool gf_rx_lits_which(const struct gf_rx_lits *l, const char *text, size_t n, bool lower,
+                      uint64_t *found);
 void gf_rx_lits_free(struct gf_rx_lits *l);
 
 /* Appends to b a regex matching any of the n literals words[i] (escaped; runs of whitespace

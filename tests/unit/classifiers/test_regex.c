@@ -255,7 +255,7 @@ static bool naive_any(char *const *lits, const size_t *lens, const bool *bounded
     return false;
 }
 
-/* gf_rx_lits_any against a plain search: sets of 1 to 70 literals (so one key, many keys, and
+/* gf_rx_lits_any and gf_rx_lits_which against a plain search: sets of 1 to 70 literals (so one key, many keys, and
  * more keys or literals than the SIMD path takes), of one byte and longer, with capitals and
  * non-ASCII bytes, bounded by non-word bytes or not, on texts of every length up to 80 and
  * longer (each in an allocation of its exact size) built from pieces of the literals, near
@@ -318,6 +318,15 @@ static void test_literal_sets(void)
         CHECK_MSG(gf_rx_lits_any(&l, (const char *)t, n, lower) == want,
                   "rep %d: %zu literals, %zu bytes, caseless %d lower %d", rep, nl, n, l.caseless,
                   lower);
+        if (nl <= 64) {  // which literals: each one alone against the plain search
+            uint64_t which = 0, each = 0;
+            bool any = gf_rx_lits_which(&l, (const char *)t, n, lower, &which);
+            for (size_t k = 0; k < nl; k++)
+                each |= (uint64_t)naive_any(lits + k, lens + k, bounded + k, 1, t, n,
+                                            l.caseless) << k;
+            CHECK_MSG(any == want && which == each, "rep %d: literals %#llx, plain %#llx", rep,
+                      (unsigned long long)which, (unsigned long long)each);
+        }
         found += want;
         total++;
         gf_free(t);
