@@ -1,21 +1,55 @@
 /* clf_classifier.c — a trained model behind the component's classifier interface (struct
  * gf_classifier, implementation name "fasttext"), so that the registry, policies and
  * /v1/moderations reach its categories by name. The classifier holds one model reference.
- * Invariant: score allocates nothing; each thread scores in its own thread-local scratch and
- * token cache. */
+ * Invariant: score allocates nothing but, once per thread, the thread's token cache; each
+ * thread scores in its own thread-local scratch and token cache. */
 #include "classifiers/clf_int.h"
+
+#include <pthread.h>
 
 // Per-thread scratch sized for the largest model any file may describe.
 static _Thread_local int64_t tls_mem[(GF_CLF_SCRATCH_BYTES(GF_CLF_MAX_DIM, GF_CLF_MAX_HIDDEN) +
                                       sizeof(int64_t) - 1) / sizeof(int64_t)];
 
 // Per-thread token cache (clf_tokcache.c): the words of one request come back in the next.
-static _Thread_local struct gf_clf_tokcache tls_tc;
+// It is megabytes, so it is made on a thread's first score rather than in the thread-local
+// storage every thread gets (and zeroes) when it starts, and freed when the thread ends.
+static _Thread_local struct gf_clf_tokcache *tls_tc;
+static _Thread_local bool tls_tc_tried;  // made or failed: never allocate again
+static pthread_key_t tc_key;
+static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
+static bool tc_key_ok;
+
+static void tc_free(void *tc)
+{
+    gf_free(tc);
+}
+
+static void tc_key_init(void)
+{
+    tc_key_ok = pthread_key_create(&tc_key, tc_free) == 0;
+}
+
+// The thread's token cache, NULL when it could not be made (scoring goes without: same scores).
+static struct gf_clf_tokcache *thread_cache(void)
+{
+    if (!tls_tc_tried) {
+        tls_tc_tried = true;
+        pthread_once(&tc_once, tc_key_init);
+        struct gf_clf_tokcache *tc = tc_key_ok ? gf_calloc(1, sizeof(*tc)) : NULL;
+        if (tc != NULL && pthread_setspecific(tc_key, tc) != 0) {
+            gf_free(tc);
+            tc = NULL;
+        }
+        tls_tc = tc;
+    }
+    return tls_tc;
+}
 
 static void tls_scratch(struct gf_clf_scratch *s)
 {
     gf_clf_scratch_over(s, tls_mem, GF_CLF_MAX_DIM, GF_CLF_MAX_HIDDEN);
-    s->tc = &tls_tc;
+    s->tc = thread_cache();
 }
 
 static int clf_score(const struct gf_classifier *c, const char *text, size_t len,

@@ -263,9 +263,9 @@ void gf_clf_model_calibrate(const struct gf_clf_model *m, float *scores);
  * sums are integers, so the bag is the same to the bit. A cache serves one thread and one model
  * at a time (it starts over when the model id changes); the classifier interface keeps one per
  * thread. */
-// 4096 entries in sets of two, 1.4 MB with their buckets: on real text (docs/policy.md) 1024
-// missed a quarter of the words, 4096 a seventh, and a miss costs ten hits.
-#define GF_CLF_TOK_SET_BITS 11
+// 8192 entries in sets of two, 2.9 MB with their buckets: on real text (docs/policy.md) 1024
+// missed a quarter of the words, 8192 a tenth, and a miss costs ten hits.
+#define GF_CLF_TOK_SET_BITS 12
 #define GF_CLF_TOK_SLOTS    (2u << GF_CLF_TOK_SET_BITS)
 #define GF_CLF_TOK_LEN   16    // tokens of at most this many bytes are kept
 #define GF_CLF_TOK_DIM   64    // bags of at most this width use it (model and head)

@@ -369,12 +369,17 @@ static int up_submit(struct gf_engine *e, const struct gf_gen_request *req, gf_g
         goto fail;
     g->prompt_est = prompt_estimate(req, g->body_len);
     struct curl_slist *headers = u->fixed_headers[req->stream];
-    if (req->request_id && strlen(req->request_id) < 64 && !strpbrk(req->request_id, "\r\n")) {
-        snprintf(g->rid, sizeof(g->rid), "x-request-id: %s", req->request_id);
+    size_t rid_len = req->request_id ? strlen(req->request_id) : 0;
+    if (rid_len > 0 && rid_len < 64 && !strpbrk(req->request_id, "\r\n")) {
+        memcpy(g->rid, "x-request-id: ", 14);
+        memcpy(g->rid + 14, req->request_id, rid_len + 1);
         g->rid_header.data = g->rid;
         g->rid_header.next = headers;
         headers = &g->rid_header;
     }
+    g->ua_header.data = (char *)GF_UP_USER_AGENT; // curl does not write to the list
+    g->ua_header.next = headers;
+    headers = &g->ua_header;
     bool reused = u->n_spare > 0;
     if (reused)
         g->easy = u->spare[--u->n_spare];

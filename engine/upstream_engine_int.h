@@ -9,6 +9,8 @@
 #include <event2/event.h>
 
 #include "engine/engine.h"
+
+#define GF_UP_USER_AGENT "User-Agent: gardefou/" GF_VERSION
 #include "engine/upstream_int.h"
 
 #define GF_UP_MAX_MODELS  256
@@ -77,8 +79,10 @@ struct gf_up {
     struct gf_gen *spare_gens[GF_UP_SPARE_GENS];
     size_t n_spare_gens;
     // The request headers every generation sends, built once: [0] non-streamed, [1] streamed
-    // (Content-Type, Accept, Expect, Authorization). A generation with a request id puts its
-    // own x-request-id node in front (struct gf_gen's rid_header); curl only reads the list.
+    // (Content-Type, Accept, Expect, Authorization). A generation puts its own nodes in front
+    // (struct gf_gen's ua_header, then rid_header with a request id); curl only reads the
+    // list. The User-Agent is one of these rather than CURLOPT_USERAGENT, from which curl
+    // formats the line anew, a byte at a time, for every transfer.
     struct curl_slist *fixed_headers[2];
     // Watches of curl's sockets, indexed by fd: they outlive curl's interest in a kept-alive
     // connection between transfers (upstream_loop.c) and are freed when curl closes the fd.
@@ -91,6 +95,7 @@ struct gf_gen {
     struct gf_up *u;
     struct gf_gen *prev, *next;
     CURL *easy;
+    struct curl_slist ua_header;   // GF_UP_USER_AGENT, first
     struct curl_slist rid_header;  // "x-request-id: ..." in front of u->fixed_headers[stream]
     char rid[96];
     char *body;

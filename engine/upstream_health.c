@@ -148,8 +148,14 @@ bool gf_up_target_init(struct gf_up *u, size_t i, const char *base_url)
         return false;
     t->chat_uh = parsed_url(t->chat_url);
     t->compl_uh = parsed_url(t->compl_url);
-    if (u->auth_header && (t->hc.headers = curl_slist_append(NULL, u->auth_header)) == NULL)
+    if ((t->hc.headers = curl_slist_append(NULL, GF_UP_USER_AGENT)) == NULL)
         return false;
+    if (u->auth_header) {
+        struct curl_slist *h = curl_slist_append(t->hc.headers, u->auth_header);
+        if (h == NULL)
+            return false;
+        t->hc.headers = h;
+    }
     if (gf_up_common_easy_opts(u, t->hc.easy) != 0)
         return false;
     // A probe may take as long as the period, within [1 s, 10 s].
@@ -158,8 +164,7 @@ bool gf_up_target_init(struct gf_up *u, size_t i, const char *base_url)
     curl_easy_setopt(t->hc.easy, CURLOPT_PRIVATE, (char *)&t->hc.x);
     curl_easy_setopt(t->hc.easy, CURLOPT_WRITEFUNCTION, health_write_cb);
     curl_easy_setopt(t->hc.easy, CURLOPT_WRITEDATA, &t->hc);
-    if (t->hc.headers)
-        curl_easy_setopt(t->hc.easy, CURLOPT_HTTPHEADER, t->hc.headers);
+    curl_easy_setopt(t->hc.easy, CURLOPT_HTTPHEADER, t->hc.headers);
     return true;
 }
 

@@ -343,7 +343,6 @@ int gf_up_common_easy_opts(struct gf_up *u, CURL *easy)
     SET(CURLOPT_PROXY, "");
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_USERAGENT, "gardefou/" GF_VERSION);
 #undef SET
     return rc == CURLE_OK ? 0 : GF_ENOMEM;
 }

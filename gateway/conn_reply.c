@@ -1,12 +1,14 @@
-/* conn_reply.c — a complete 200 reply written straight into the connection's output, the bytes
- * evhttp_send_reply would write for it. evhttp formats every header line with a printf and
- * copies each header into its own allocations first: about a tenth of a proxied request's
- * instructions on the loop thread. The common case (HTTP/1.1 keep-alive, not HEAD, no header
- * of evhttp's own already set) is written here with plain copies; everything else goes the
- * evhttp way. Invariant: for a covered request the bytes on the wire are the same either way —
- * status line, the request's output headers in order, Content-Type, Server-Timing, Date, then
- * the Content-Length evhttp would add — and evhttp still ends the request (send_done through
- * the bufferevent's write callback, as after its own writes). */
+/* conn_reply.c — the head of a 200 reply written by the gateway rather than by evhttp, the same
+ * bytes evhttp_send_reply or evhttp_send_reply_start would write for it. evhttp formats every
+ * header line with a printf and copies each header into its own allocations first: about a
+ * tenth of a proxied request's instructions on the loop thread. The common case (HTTP/1.1
+ * keep-alive, not HEAD, no header of evhttp's own already set) is written here with plain
+ * copies; everything else goes the evhttp way. Invariant: for a covered request the bytes on the
+ * wire are the same either way — status line, the request's output headers in order, then the
+ * headers evhttp would have added after them — and evhttp still ends the request (send_done
+ * through the bufferevent's write callback, as after its own writes). A stream's head and chunk
+ * framing go through evhttp_send_reply_chunk as plain bytes: evhttp never started a reply, so it
+ * adds no framing of its own and keeps its usual write state. */
 #include "gateway/gateway_int.h"
 
 #include <string.h>
@@ -120,4 +122,45 @@ bool gf_conn_send_ok(struct gf_conn *c, struct evhttp_request *req, const char *
     evhttp_send_reply_end(req); // the output is not empty: it only sets that callback
     bufferevent_enable(bev, EV_WRITE);
     return true;
+}
+
+bool gf_conn_stream_start(struct gf_conn *c, struct evhttp_request *req, const char *date,
+                          struct evbuffer *scratch)
+{
+    if (!covered(c, req))
+        return false;
+    struct head h;
+    h.n = 0;
+    h.full = false;
+    add(&h, "HTTP/1.1 200 OK\r\n", 17);
+    for (struct evkeyval *kv = evhttp_request_get_output_headers(req)->tqh_first; kv != NULL;
+         kv = kv->next.tqe_next)
+        put(&h, kv->key, kv->value);
+    static const char fixed[] = "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                                "X-Accel-Buffering: no\r\n";
+    add(&h, fixed, sizeof(fixed) - 1);
+    put(&h, "Date", date);
+    add(&h, "Transfer-Encoding: chunked\r\n\r\n", 30);
+    if (h.full || evbuffer_get_length(scratch) != 0 || evbuffer_add(scratch, h.p, h.n) != 0)
+        return false;
+    gf_conn_flush_soon(c);
+    evhttp_send_reply_chunk(req, scratch); // moves the bytes as they are
+    return true;
+}
+
+int gf_conn_frame_chunk(struct evbuffer *b, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char size[24];
+    size_t i = sizeof(size);
+    size[--i] = '\n';
+    size[--i] = '\r';
+    size_t v = n;
+    do
+        size[--i] = hex[v & 15];
+    while ((v >>= 4) > 0);
+    if (evbuffer_add(b, size + i, sizeof(size) - i) != 0 || (n > 0 && evbuffer_add(b, p, n) != 0) ||
+        evbuffer_add(b, "\r\n", 2) != 0)
+        return GF_ENOMEM;
+    return 0;
 }

@@ -163,6 +163,19 @@ struct bufferevent *gf_conn_bevcb(struct event_base *base, void *arg);
  * sends with evhttp_send_reply. */
 bool gf_conn_send_ok(struct gf_conn *c, struct evhttp_request *req, const char *ctype,
                      const char *timing, const char *date, const char *body, size_t len);
+/* Starts a streamed 200 reply to req on c (conn_reply.c): the head evhttp_send_reply_start
+ * would write after Content-Type: text/event-stream, Cache-Control: no-cache,
+ * X-Accel-Buffering: no and Date date, then Transfer-Encoding: chunked. scratch is an empty
+ * buffer, left empty. Returns false, having sent nothing, when the request is not covered (see
+ * gf_conn_send_ok): the caller then starts the reply with evhttp_send_reply_start. Once it
+ * returned true the caller frames each chunk itself (gf_conn_frame_chunk) and sends it with
+ * evhttp_send_reply_chunk, ends with the last chunk "0\r\n\r\n" sent the same way and then
+ * evhttp_send_reply_end. */
+bool gf_conn_stream_start(struct gf_conn *c, struct evhttp_request *req, const char *date,
+                          struct evbuffer *scratch);
+/* Appends n bytes of p as one chunk of HTTP/1.1 chunked encoding to b, as evhttp frames it.
+ * Returns 0 or GF_ENOMEM. */
+int gf_conn_frame_chunk(struct evbuffer *b, const char *p, size_t n);
 
 /* ---- the server ------------------------------------------------------------------------ */
 

@@ -73,6 +73,7 @@ struct gf_request {
     struct gf_buf out;                // an immediate reply body (healthz, models, ...)
     const char *out_type;
     bool stream_started;
+    bool stream_direct;               // head and chunk framing by conn_reply.c, not evhttp
     struct evbuffer *chunk;           // reused for SSE chunks
     struct event *ping;
     uint64_t last_write;
@@ -188,7 +189,14 @@ static void write_chunk(struct gf_request *r, const char *p, size_t n)
 {
     if (r->http == NULL || n == 0)
         return;
-    evbuffer_add(r->chunk, p, n);
+    if (r->stream_direct) {
+        if (gf_conn_frame_chunk(r->chunk, p, n) != 0) {
+            evbuffer_drain(r->chunk, evbuffer_get_length(r->chunk));
+            return;
+        }
+    } else {
+        evbuffer_add(r->chunk, p, n);
+    }
     gf_conn_flush_soon(r->conn); // once for all the chunks of this loop pass
     evhttp_send_reply_chunk(r->http, r->chunk);
     evbuffer_drain(r->chunk, evbuffer_get_length(r->chunk));
@@ -200,12 +208,17 @@ static void start_stream(struct gf_request *r)
 {
     if (r->stream_started || r->http == NULL)
         return;
-    struct evkeyvalq *h = evhttp_request_get_output_headers(r->http);
-    evhttp_add_header(h, "Content-Type", "text/event-stream");
-    evhttp_add_header(h, "Cache-Control", "no-cache");
-    evhttp_add_header(h, "X-Accel-Buffering", "no");
-    evhttp_add_header(h, "Date", gf_gateway_http_date(r->gw));
-    evhttp_send_reply_start(r->http, 200, "OK");
+    const char *date = gf_gateway_http_date(r->gw);
+    r->stream_direct =
+        r->chunk != NULL && gf_conn_stream_start(r->conn, r->http, date, r->chunk);
+    if (!r->stream_direct) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(r->http);
+        evhttp_add_header(h, "Content-Type", "text/event-stream");
+        evhttp_add_header(h, "Cache-Control", "no-cache");
+        evhttp_add_header(h, "X-Accel-Buffering", "no");
+        evhttp_add_header(h, "Date", date);
+        evhttp_send_reply_start(r->http, 200, "OK");
+    }
     r->stream_started = true;
     r->status = 200;
     r->gw->metrics.open_streams++;
@@ -313,6 +326,8 @@ static void finish(struct gf_request *r)
                 gf_buf_cleanup(&b);
             }
             write_chunk(r, "data: [DONE]\n\n", 14);
+            if (r->stream_direct && evbuffer_add(r->chunk, "0\r\n\r\n", 5) == 0)
+                evhttp_send_reply_chunk(http, r->chunk); // the last chunk
             gf_conn_flush_soon(conn);
             evhttp_send_reply_end(http);
             gw->metrics.open_streams--;

@@ -284,8 +284,53 @@ static void test_shape(void)
     gf_buf_cleanup(&v);
 }
 
+/* The counts of the shape scan against counts taken byte by byte, on texts of capitals, letters,
+ * digits, signs, spaces and two- and three-byte characters at every offset and length around
+ * the scan's 8- and 16-byte steps: capitals, lowercase letters and digits (plus one per
+ * multi-byte character), '!', and whether a '$' is there. */
+static void test_shape_counts(void)
+{
+    static const char *const pieces[] = {"a", "b", "z", "0", "9", "A", "Z", "Q", " ", ".",
+                                         ",", "!", "$", "-", "\n", "caf\xc3\xa9",
+                                         "\xe4\xb8\xad", "hello", "world", "the"};
+    uint64_t rng = 7;
+    char text[200];
+    for (int rep = 0; rep < 4000; rep++) {
+        size_t n = 0, want_upper = 0, want_other = 0, want_bangs = 0;
+        bool want_dollar = false;
+        size_t target = (size_t)rep % 97;
+        while (n < target) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            // Mostly lowercase words, so that the fast path has runs to take.
+            const char *pc = pieces[(rng >> 33) % 10 < 7 ? 17 + (rng >> 40) % 3
+                                                         : (rng >> 40) % GF_ARRAY_LEN(pieces)];
+            size_t k = strlen(pc);
+            memcpy(text + n, pc, k);
+            for (size_t j = 0; j < k; j++) {
+                unsigned char c = (unsigned char)pc[j];
+                want_upper += c >= 'A' && c <= 'Z';
+                want_other += (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                              (c >= 0xc2 && c <= 0xf4);
+                want_bangs += c == '!';
+                want_dollar |= c == '$';
+            }
+            n += k;
+        }
+        for (size_t off = 0; off < 3; off++) {  // the text also at other alignments
+            char buf[208];
+            memcpy(buf + off, text, n);
+            struct gf_clf_shape sh;
+            memset(&sh, 0, sizeof(sh));
+            gf_clf_shape_scan(buf + off, n, &sh);
+            CHECK(sh.upper == want_upper && sh.other == want_other && sh.bangs == want_bangs &&
+                  sh.currency == want_dollar);
+        }
+    }
+}
+
 int main(void)
 {
+    RUN(test_shape_counts);
     RUN(test_counts);
     RUN(test_deterministic_and_in_range);
     RUN(test_seed_and_order);

@@ -280,6 +280,7 @@ static void test_pass_through(void)
     CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(h, "authorization")),
                 "Bearer up-secret");
     CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(h, "x-request-id")), "req-123");
+    CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(h, "user-agent")), "gardefou/" GF_VERSION);
     CHECK(cJSON_GetObjectItem(h, "expect") == NULL);
     CHECK(cJSON_GetObjectItem(h, "cookie") == NULL && cJSON_GetObjectItem(h, "x-api-key") == NULL);
     CHECK_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(echo, "path")), "/v1/chat/completions");

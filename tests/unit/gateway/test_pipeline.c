@@ -657,6 +657,37 @@ static void test_direct_reply_shape(void)
     CHECK_STREQ(a, b);
     free(r.body);
 
+    // the same for a stream: the head written by conn_reply.c and its chunks framed there
+    const char *sbody =
+        "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"say:abcdefgh\"}]}";
+    fd = dial();
+    n = snprintf(raw, sizeof(raw),
+                 "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                 strlen(sbody), sbody);
+    send(fd, raw, (size_t)n, MSG_NOSIGNAL);
+    struct timeval stv = {0, 500000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &stv, sizeof(stv)); // keep-alive: no end of file
+    read_all(fd, &r);
+    close(fd);
+    struct resp r2;
+    post("/v1/chat/completions", sbody, NULL, &r2);
+    CHECK(r.status == 200 && r2.status == 200);
+    head_shape(r.head, a, sizeof(a));
+    head_shape(r2.head, b, sizeof(b));
+    close_line = strstr(b, "Connection: close|");
+    CHECK(close_line != NULL && close_line[18] == '\0');
+    if (close_line != NULL)
+        *close_line = '\0';
+    CHECK_STREQ(a, b);
+    CHECK(strstr(a, "|Transfer-Encoding|") != NULL);
+    // the same events once de-chunked, each ending the stream with [DONE]
+    CHECK(r.body && r2.body && strstr(r.body, "\"abcd\"") && strstr(r2.body, "\"abcd\""));
+    CHECK(r.body && r.len > 14 && strcmp(r.body + r.len - 14, "data: [DONE]\n\n") == 0);
+    CHECK(r2.body && r2.len > 14 && strcmp(r2.body + r2.len - 14, "data: [DONE]\n\n") == 0);
+    free(r.body);
+    free(r2.body);
+
     // 100-continue: the interim reply, then the reply, on the same connection
     fd = dial();
     n = snprintf(raw, sizeof(raw),
