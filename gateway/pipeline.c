@@ -394,7 +394,26 @@ static void finish(struct gf_request *r)
         r->arena = b->next;
         gf_free(b);
     }
-    gf_free(r);
+    if (gw->n_spare_reqs < GF_SPARE_REQUESTS)
+        gw->spare_reqs[gw->n_spare_reqs++] = r;
+    else
+        gf_free(r);
+}
+
+void gf_pipeline_free_spares(struct gf_gateway *gw)
+{
+    while (gw->n_spare_reqs > 0)
+        gf_free(gw->spare_reqs[--gw->n_spare_reqs]);
+}
+
+/* A zeroed request struct, kept or new; NULL without memory. */
+static struct gf_request *request_new(struct gf_gateway *gw)
+{
+    if (gw->n_spare_reqs == 0)
+        return gf_calloc(1, sizeof(struct gf_request));
+    struct gf_request *r = gw->spare_reqs[--gw->n_spare_reqs];
+    memset(r, 0, sizeof(*r));
+    return r;
 }
 
 /* ---- (8) audit ------------------------------------------------------------------------- */
@@ -984,7 +1003,7 @@ void gf_pipeline_dispatch(struct gf_gateway *gw, struct evhttp_request *http)
         evhttp_request_set_on_complete_cb(http, on_complete, c);
     if (failalloc_on())
         failalloc_arm(http);
-    struct gf_request *r = gf_calloc(1, sizeof(*r));
+    struct gf_request *r = request_new(gw);
     if (r == NULL) {
         // no request to end: answer the OpenAI error shape directly (libevent's own allocator)
         struct evbuffer *eb = evbuffer_new();

@@ -109,6 +109,7 @@ void gf_gateway_free(struct gf_gateway *gw)
     gf_gateway_stop_listening(gw);
     gf_pipeline_shutdown(gw);
     evhttp_free(gw->http);  // frees the connections; their close callbacks free our state
+    gf_pipeline_free_spares(gw);
     gf_free(gw->conns);
     gf_free(gw);
 }
