@@ -20,6 +20,9 @@
 # 1 KB texts of words never seen before 25-27 / 29-30 MB/s (before: 24 / 32). Streaming costs
 # 0.34-0.36 us per mock token in the library (before: 0.30), 0.13 us per ~4-byte prose token.
 # Earlier: 23-25% of the server's CPU per token with the model (12-18% without).
+# Classifier work on real text (docs/policy.md, "The classifier on real text"): 298k -> 194k
+# instructions per 1 KB in the classifier; real 1 KB input 23-25 -> 25-27 MB/s, output 23 -> 29,
+# 16 KB input about 30 -> 29-31 (BYTES mode, medians of 5, load average 1.8-3.5).
 # Usage: bench/filters.sh [BUILD_DIR]  (default build-bench: a release build with the tests,
 # for the mock upstream). Figures on a shared, loaded machine are noisy; they are printed, not
 # asserted.

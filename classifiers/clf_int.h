@@ -72,6 +72,7 @@ struct gf_clf_seen {
 };
 /* Clears the bits set since the last clear. */
 void gf_clf_seen_clear(struct gf_clf_seen *s);
+
 /* An embedding-bag kernel (clf_bag.c). */
 typedef void (*gf_clf_bag_fn)(const int8_t *q, uint32_t dim, const uint32_t *buckets, size_t n,
                               int32_t *acc);

@@ -90,6 +90,7 @@ static bool lone_capital(const unsigned char *p, size_t n, size_t i)
            (i + 1 == n || !(shape_class[p[i + 1]] & (S_UPPER | S_OTHER | S_LEAD)));
 }
 
+#if !defined(__SSE2__)
 #define ONES  0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
@@ -119,10 +120,11 @@ static inline bool plain8(uint64_t x, bool prev_w)
     return ((x & HIGHS) | range8(x, '@', 'Z') | eq8(x, '$') | eq8(x, ':') | eq8(x, '!') |
             wdot) == 0;
 }
+#endif
 
 #if defined(__SSE2__)
-/* plain8 for the sixteen bytes at p, exactly: a bit per byte the fast path cannot take (as
- * plain8 refuses it), and in *plain a bit per lowercase letter or digit. */
+/* The test of the portable eight-byte path (plain8) for the sixteen bytes at p, exactly: a bit
+ * per byte the fast path cannot take, and in *plain a bit per lowercase letter or digit. */
 static inline unsigned special16(const unsigned char *p, bool prev_w, unsigned *plain)
 {
     const __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);

@@ -18,12 +18,10 @@ void gf_sse_cleanup(struct gf_sse *s)
     gf_buf_cleanup(&s->data);
 }
 
-/* Applies one complete line (without its end) to the event being built; a blank line
- * dispatches it. */
-static int line_done(struct gf_sse *s, gf_sse_event_fn cb, void *ud)
+/* Applies one complete line l of n bytes (without its end) to the event being built; a blank
+ * line dispatches it. */
+static int line_done(struct gf_sse *s, const char *l, size_t n, gf_sse_event_fn cb, void *ud)
 {
-    const char *l = s->line.data ? s->line.data : "";
-    size_t n = s->line.len;
     int rc = 0;
     if (n == 0) {
         if (s->data.len > 0) {
@@ -59,6 +57,15 @@ static int line_done(struct gf_sse *s, gf_sse_event_fn cb, void *ud)
     return rc;
 }
 
+/* The first '\n' or '\r' of the n bytes at p, or NULL (two vectorized searches rather than a
+ * loop over every byte). */
+static const char *line_end(const char *p, size_t n)
+{
+    const char *nl = memchr(p, '\n', n);
+    const char *cr = memchr(p, '\r', nl ? (size_t)(nl - p) : n);
+    return cr ? cr : nl;
+}
+
 int gf_sse_feed(struct gf_sse *s, const char *p, size_t n, gf_sse_event_fn cb, void *ud)
 {
     if (s->error)
@@ -71,21 +78,25 @@ int gf_sse_feed(struct gf_sse *s, const char *p, size_t n, gf_sse_event_fn cb, v
             continue;
         }
         s->after_cr = false;
-        // Copy the run of ordinary bytes in one go.
-        size_t j = i;
-        while (j < n && p[j] != '\n' && p[j] != '\r')
-            j++;
-        if (j > i) {
-            int rc = gf_buf_append(&s->line, p + i, j - i);
-            if (rc != 0)
+        const char *e = line_end(p + i, n - i);
+        size_t j = e ? (size_t)(e - p) : n;
+        int rc;
+        if (j == n || s->line.len > 0) {
+            // A line split across reads is gathered in s->line (capped).
+            if (j > i && (rc = gf_buf_append(&s->line, p + i, j - i)) != 0)
                 return s->error = rc;
+            if (j == n)
+                break;
+            rc = line_done(s, s->line.data, s->line.len, cb, ud);
+            gf_buf_reset(&s->line);
+        } else {
+            // A whole line in this read is used where it is, under the same cap.
+            if (j - i > s->line.max)
+                return s->error = GF_ETOOBIG;
+            rc = line_done(s, p + i, j - i, cb, ud);
         }
-        if (j == n)
-            break;
         s->after_cr = p[j] == '\r';
         i = j + 1;
-        int rc = line_done(s, cb, ud);
-        gf_buf_reset(&s->line);
         if (rc != 0)
             return s->error = rc;
     }
