@@ -49,21 +49,41 @@ int gf_up_build_body(const struct gf_gen_request *req, const char *model_overrid
 
 #define GF_JS_MAX_DEPTH 512
 
-/* A JSON value (or an object key, quotes included) inside a text: borrowed from it. */
+#define GF_JS_DOC_MAX 64
+
+/* Where the objects and arrays of a validated text end, noted by gf_js_value_doc in the order
+ * they open (so by increasing start): walking a member then jumps over a nested value instead
+ * of reading it again at every level above it. Past GF_JS_DOC_MAX containers the rest are not
+ * noted and are skipped byte by byte. */
+struct gf_js_doc {
+    const char *base;
+    unsigned n;
+    struct {
+        unsigned start, end;  // offsets from base: the bracket, the byte after its match
+    } box[GF_JS_DOC_MAX];
+};
+
+/* A JSON value (or an object key, quotes included) inside a text: borrowed from it. doc, when
+ * not NULL, is the index of the text it came from (values from gf_js_next inherit it). */
 struct gf_js {
     const char *p;
     size_t n;
+    const struct gf_js_doc *doc;
 };
 
 /* Members of an object or elements of an array, in order. */
 struct gf_js_it {
     const char *p, *end;
+    const struct gf_js_doc *doc;
 };
 
 /* Validates the JSON value starting at p (no leading whitespace), never reading at or past
  * end. Returns the byte after it, or NULL when it is not a value cJSON would accept (or is
  * nested deeper than GF_JS_MAX_DEPTH - depth). Bytes after the value are not looked at. */
 const char *gf_js_value(const char *p, const char *end, int depth);
+/* gf_js_value at depth 0, noting the containers' ends in doc (borrowed by the values made
+ * from it: it must outlive them). */
+const char *gf_js_value_doc(const char *p, const char *end, struct gf_js_doc *doc);
 /* Walks v (an object or array gf_js_value accepted): gf_js_next gives the next member (key and
  * value; key NULL for an array) and false after the last. */
 void gf_js_iter(struct gf_js_it *it, struct gf_js v);

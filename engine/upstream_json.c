@@ -556,11 +556,14 @@ static int do_reply(struct gf_up_reply *r, const char *data, size_t len, bool st
     const char *p = data;
     while (p < end && (unsigned char)*p <= 0x20)
         p++;
-    const char *top_end = p < end && *p == '{' ? gf_js_value(p, end, 0) : NULL;
+    // The validating pass notes where each object and array ends, so the walk below reads
+    // each member once rather than once per level above it.
+    struct gf_js_doc doc;
+    const char *top_end = p < end && *p == '{' ? gf_js_value_doc(p, end, &doc) : NULL;
     if (top_end == NULL)
         return gf_err_set(err, GF_EUPSTREAM, "upstream sent an invalid JSON %s",
                           streamed ? "stream chunk" : "reply");
-    struct gf_js top = {p, (size_t)(top_end - p)};
+    struct gf_js top = {p, (size_t)(top_end - p), &doc};
     // the first member of each name, as cJSON finds them
     struct gf_js e, model, usage, choices, k, v;
     bool has_e = false, has_model = false, has_usage = false, has_choices = false;

@@ -8,6 +8,7 @@
  * Invariant: the walking functions are only used on text gf_js_value accepted. */
 #include "engine/upstream_int.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,7 +120,8 @@ static const char *literal(const char *p, const char *end, const char *word, siz
     return (size_t)(end - p) >= n && memcmp(p, word, n) == 0 ? p + n : NULL;
 }
 
-const char *gf_js_value(const char *p, const char *end, int depth)
+/* gf_js_value, noting each container in doc (NULL: none) while it has room. */
+static const char *value(const char *p, const char *end, int depth, struct gf_js_doc *doc)
 {
     if (p >= end)
         return NULL;
@@ -134,27 +136,37 @@ const char *gf_js_value(const char *p, const char *end, int depth)
         char close = obj ? '}' : ']';
         if (depth >= GF_JS_MAX_DEPTH)
             return NULL;
+        unsigned slot = GF_JS_DOC_MAX;
+        if (doc != NULL && doc->n < GF_JS_DOC_MAX) {
+            slot = doc->n++;
+            doc->box[slot].start = (unsigned)(p - doc->base);
+            doc->box[slot].end = 0; // not closed (yet)
+        }
         p = ws(p + 1, end);
         if (p < end && *p == close)
-            return p + 1;
+            goto closed;
         for (;;) {
             if (obj) {
-                if (p >= end || *p != '"' || (p = gf_js_value(p, end, depth + 1)) == NULL)
+                if (p >= end || *p != '"' || (p = value(p, end, depth + 1, doc)) == NULL)
                     return NULL;
                 p = ws(p, end);
                 if (p >= end || *p != ':')
                     return NULL;
                 p = ws(p + 1, end);
             }
-            if ((p = gf_js_value(p, end, depth + 1)) == NULL)
+            if ((p = value(p, end, depth + 1, doc)) == NULL)
                 return NULL;
             p = ws(p, end);
             if (p < end && *p == close)
-                return p + 1;
+                goto closed;
             if (p >= end || *p != ',')
                 return NULL;
             p = ws(p + 1, end);
         }
+    closed:
+        if (slot < GF_JS_DOC_MAX)
+            doc->box[slot].end = (unsigned)(p + 1 - doc->base);
+        return p + 1;
     }
     case 't': return literal(p, end, "true", 4);
     case 'f': return literal(p, end, "false", 5);
@@ -164,11 +176,45 @@ const char *gf_js_value(const char *p, const char *end, int depth)
     }
 }
 
-/* The end of the value at p in text gf_js_value accepted: brackets are counted, strings
- * skipped, nothing is checked again (validating each member anew while walking cost more than
- * the first pass). */
-static const char *skip(const char *p, const char *end)
+const char *gf_js_value(const char *p, const char *end, int depth)
 {
+    return value(p, end, depth, NULL);
+}
+
+const char *gf_js_value_doc(const char *p, const char *end, struct gf_js_doc *doc)
+{
+    doc->base = p;
+    doc->n = 0;
+    // offsets are unsigned: a longer text (never an upstream reply, which is capped) goes unnoted
+    return value(p, end, 0, p < end && (size_t)(end - p) < UINT_MAX ? doc : NULL);
+}
+
+/* The end noted in doc for the container opening at p, or NULL when it was not noted. */
+static const char *noted_end(const struct gf_js_doc *doc, const char *p)
+{
+    size_t off = (size_t)(p - doc->base), lo = 0, hi = doc->n;
+    while (lo < hi) { // boxes are sorted by start: they were noted as they opened
+        size_t mid = (lo + hi) / 2;
+        if (doc->box[mid].start < off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < doc->n && doc->box[lo].start == off && doc->box[lo].end > off)
+        return doc->base + doc->box[lo].end;
+    return NULL;
+}
+
+/* The end of the value at p in text gf_js_value accepted: a container noted in doc (NULL: no
+ * index) is jumped over; otherwise brackets are counted, strings skipped, nothing is checked
+ * again (validating each member anew while walking cost more than the first pass). */
+static const char *skip(const char *p, const char *end, const struct gf_js_doc *doc)
+{
+    if (doc != NULL && (*p == '{' || *p == '[')) {
+        const char *e = noted_end(doc, p);
+        if (e != NULL)
+            return e;
+    }
     int depth = 0;
     do {
         char c = *p;
@@ -205,6 +251,7 @@ void gf_js_iter(struct gf_js_it *it, struct gf_js v)
 {
     it->p = v.n >= 2 ? ws(v.p + 1, v.p + v.n - 1) : v.p;
     it->end = v.n >= 2 ? v.p + v.n - 1 : v.p;
+    it->doc = v.doc;
 }
 
 bool gf_js_next(struct gf_js_it *it, struct gf_js *key, struct gf_js *val)
@@ -213,14 +260,16 @@ bool gf_js_next(struct gf_js_it *it, struct gf_js *key, struct gf_js *val)
     if (p >= end)
         return false;
     if (key != NULL) {
-        const char *k = skip(p, end);
+        const char *k = skip(p, end, NULL); // a string
         key->p = p;
         key->n = (size_t)(k - p);
+        key->doc = it->doc;
         p = ws(ws(k, end) + 1, end); // past ':'
     }
-    const char *e = skip(p, end);
+    const char *e = skip(p, end, it->doc);
     val->p = p;
     val->n = (size_t)(e - p);
+    val->doc = it->doc;
     p = ws(e, end);
     it->p = p < end ? ws(p + 1, end) : p; // past ','
     return true;

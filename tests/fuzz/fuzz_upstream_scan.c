@@ -1,7 +1,8 @@
 /* fuzz_upstream_scan.c — the in-place JSON scanner (engine/upstream_scan.c) against cJSON on
  * arbitrary bytes: whatever the scanner accepts, cJSON accepts too (so no reply cJSON refused
  * gets through), and the two read the same document: same types, member names, strings and
- * numbers, in the same order. */
+ * numbers, in the same order; walked with the container index gf_js_value_doc notes as well
+ * as without it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +83,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cJSON *j = cJSON_ParseWithLength((const char *)data, size);
     if (j == NULL)
         abort(); // accepted here, refused by cJSON
-    same((struct gf_js){p, (size_t)(e - p)}, j);
+    struct gf_js_doc doc;
+    if (gf_js_value_doc(p, end, &doc) != e)
+        abort();
+    same((struct gf_js){p, (size_t)(e - p), NULL}, j);
+    same((struct gf_js){p, (size_t)(e - p), &doc}, j);
     cJSON_Delete(j);
     return 0;
 }

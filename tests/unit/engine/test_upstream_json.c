@@ -330,15 +330,15 @@ static void test_js_is_long_names(void)
     for (int i = 0; i < 300; i++)
         CHECK(gf_buf_putc(&t, 'x') == 0);
     CHECK(gf_buf_putc(&t, '"') == 0);
-    struct gf_js k = {t.data, t.len};
+    struct gf_js k = {t.data, t.len, NULL};
     CHECK(gf_js_value(k.p, k.p + k.n, 0) == k.p + k.n);
     CHECK(gf_js_is(k, "content"));
     CHECK(!gf_js_is(k, "conten"));
     CHECK(!gf_js_is(k, "contentx"));
     // a raw NUL byte ends the name the same way
     static const char raw[] = "\"cont\0abc\"";
-    CHECK(gf_js_is((struct gf_js){raw, sizeof(raw) - 1}, "cont"));
-    CHECK(!gf_js_is((struct gf_js){raw, sizeof(raw) - 1}, "contabc"));
+    CHECK(gf_js_is((struct gf_js){raw, sizeof(raw) - 1, NULL}, "cont"));
+    CHECK(!gf_js_is((struct gf_js){raw, sizeof(raw) - 1, NULL}, "contabc"));
     // a long name without NUL is compared whole: equal, one byte short, one byte different
     char name[301];
     memset(name, 'y', 300);
@@ -346,7 +346,7 @@ static void test_js_is_long_names(void)
     gf_buf_reset(&t);
     CHECK(gf_buf_puts(&t, "\"\\u0079") == 0 && gf_buf_append(&t, name, 299) == 0);
     CHECK(gf_buf_putc(&t, '"') == 0);
-    k = (struct gf_js){t.data, t.len};
+    k = (struct gf_js){t.data, t.len, NULL};
     CHECK(gf_js_is(k, name));
     name[299] = '\0';
     CHECK(!gf_js_is(k, name));
@@ -355,8 +355,8 @@ static void test_js_is_long_names(void)
     CHECK(!gf_js_is(k, name));
     // multi-byte characters from escapes, surrogate pairs included, against their UTF-8 form
     const char *u = "\"caf\\u00e9 \\ud83d\\ude00\"";
-    CHECK(gf_js_is((struct gf_js){u, strlen(u)}, "caf\xC3\xA9 \xF0\x9F\x98\x80"));
-    CHECK(!gf_js_is((struct gf_js){u, strlen(u)}, "caf\xC3\xA9 \xF0\x9F\x98"));
+    CHECK(gf_js_is((struct gf_js){u, strlen(u), NULL}, "caf\xC3\xA9 \xF0\x9F\x98\x80"));
+    CHECK(!gf_js_is((struct gf_js){u, strlen(u), NULL}, "caf\xC3\xA9 \xF0\x9F\x98"));
     gf_buf_cleanup(&t);
 
     // in a reply: the long escaped key is the message content, as cJSON would read it
@@ -381,6 +381,121 @@ static void test_js_is_long_names(void)
     CHECK_STREQ(rc.text[0].data, "hi");
     gf_buf_cleanup(&b);
     rec_cleanup(&rc);
+}
+
+/* Walks a and b (the same value, a with the container index, b without) side by side: the
+ * same members with the same spans, at every level. */
+static void same_walk(struct gf_js a, struct gf_js b)
+{
+    CHECK(a.p == b.p && a.n == b.n);
+    if (a.n == 0 || a.p != b.p || a.n != b.n || (a.p[0] != '{' && a.p[0] != '['))
+        return;
+    bool obj = a.p[0] == '{';
+    struct gf_js_it ia, ib;
+    struct gf_js ka, kb, va, vb;
+    gf_js_iter(&ia, a);
+    gf_js_iter(&ib, b);
+    for (;;) {
+        bool na = gf_js_next(&ia, obj ? &ka : NULL, &va);
+        bool nb = gf_js_next(&ib, obj ? &kb : NULL, &vb);
+        CHECK(na == nb);
+        if (!na || !nb)
+            return;
+        if (obj)
+            CHECK(ka.p == kb.p && ka.n == kb.n);
+        same_walk(va, vb);
+    }
+}
+
+/* gf_js_value_doc accepts what gf_js_value accepts, and walking with the index it notes gives
+ * what walking without it gives: nested and empty containers, strings holding brackets and
+ * escaped quotes, more containers than the index holds, deep nesting, huge numbers; truncated
+ * and malformed texts are refused. */
+static void test_js_doc(void)
+{
+    static const char *const good[] = {
+        "{}",
+        "[]",
+        "{\"a\":[1,2,{\"b\":\"}]\\\"[{\"}],\"c\":{},\"d\":[[],[[]]],\"e\":null}",
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"{x\"},\"finish_reason\":null}],"
+        "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}",
+        " [ { } , [ ] , \"]\" , 1e999999 , -123456789012345678901234567890 ] ",
+        "{\"n\":123456789012345678901234567890123456789012345678901234567890123}",
+        "[\"\\\\\",{\"\\\\\\\"\":[\"\\\\\\\\\"]}]",
+    };
+    struct gf_js_doc doc;
+    for (size_t i = 0; i < GF_ARRAY_LEN(good); i++) {
+        const char *p = good[i], *end = p + strlen(p);
+        while (*p == ' ')
+            p++;
+        const char *e = gf_js_value(p, end, 0);
+        CHECK(e != NULL);
+        CHECK(gf_js_value_doc(p, end, &doc) == e);
+        if (e == NULL)
+            continue;
+        same_walk((struct gf_js){p, (size_t)(e - p), &doc}, (struct gf_js){p, (size_t)(e - p), NULL});
+    }
+    // more containers than the index holds (the rest are skipped the old way), and nesting
+    // at the scanner's depth limit and one past it
+    struct gf_buf t;
+    gf_buf_init(&t, 1 << 20);
+    CHECK(gf_buf_putc(&t, '[') == 0);
+    for (int i = 0; i < 3 * GF_JS_DOC_MAX; i++)
+        CHECK(gf_buf_puts(&t, i ? ",{\"k\":[[1],{\"s\":\"]}\"}]}" : "{\"k\":[[1],{\"s\":\"]}\"}]}") == 0);
+    CHECK(gf_buf_putc(&t, ']') == 0);
+    const char *e = gf_js_value_doc(t.data, t.data + t.len, &doc);
+    CHECK(e == t.data + t.len);
+    CHECK(doc.n == GF_JS_DOC_MAX);
+    same_walk((struct gf_js){t.data, t.len, &doc}, (struct gf_js){t.data, t.len, NULL});
+    for (int extra = 0; extra <= 1; extra++) {
+        gf_buf_reset(&t);
+        for (int i = 0; i < GF_JS_MAX_DEPTH + extra; i++)
+            CHECK(gf_buf_putc(&t, '[') == 0);
+        for (int i = 0; i < GF_JS_MAX_DEPTH + extra; i++)
+            CHECK(gf_buf_putc(&t, ']') == 0);
+        e = gf_js_value_doc(t.data, t.data + t.len, &doc);
+        CHECK(e == gf_js_value(t.data, t.data + t.len, 0));
+        CHECK(extra ? e == NULL : e == t.data + t.len);
+        if (e != NULL)
+            same_walk((struct gf_js){t.data, t.len, &doc}, (struct gf_js){t.data, t.len, NULL});
+    }
+    // strings around the length read a byte at a time, with escapes across it: each element
+    // ends at its own closing quote
+    for (int k = 20; k < 48; k++) {
+        for (int esc = 0; esc < 3; esc++) {
+            static const char *const escs[] = {"\\\"", "\\\\", "\\u0022"};
+            gf_buf_reset(&t);
+            CHECK(gf_buf_puts(&t, "[\"") == 0);
+            for (int i = 0; i < k; i++)
+                CHECK(gf_buf_putc(&t, 'a') == 0);
+            CHECK(gf_buf_puts(&t, escs[esc]) == 0 && gf_buf_puts(&t, "b\",\"\\\\\",1]") == 0);
+            size_t first = t.len - strlen(",\"\\\\\",1]") - 1; // its length, quotes included
+            e = gf_js_value_doc(t.data, t.data + t.len, &doc);
+            CHECK(e == t.data + t.len);
+            struct gf_js_it it;
+            struct gf_js v;
+            gf_js_iter(&it, (struct gf_js){t.data, t.len, &doc});
+            CHECK(gf_js_next(&it, NULL, &v) && v.n == first);
+            CHECK(gf_js_next(&it, NULL, &v) && v.n == 4);
+            CHECK(gf_js_next(&it, NULL, &v) && v.n == 1 && v.p[0] == '1');
+            CHECK(!gf_js_next(&it, NULL, &v));
+        }
+    }
+    gf_buf_cleanup(&t);
+    // truncated at every byte and malformed: refused by both
+    const char *full = good[3];
+    for (size_t n = 0; n < strlen(full); n++) {
+        CHECK(gf_js_value_doc(full, full + n, &doc) == NULL);
+        CHECK(gf_js_value(full, full + n, 0) == NULL);
+    }
+    static const char *const bad[] = {
+        "{\"a\":[1,2}", "{\"a\" 1}", "[1,]", "{\"a\":\"\\x\"}", "[1e]", "{]", "[\"\\ud800\"]",
+        "{\"a\":1234567890123456789012345678901234567890123456789012345678901234}",
+    };
+    for (size_t i = 0; i < GF_ARRAY_LEN(bad); i++) {
+        CHECK(gf_js_value_doc(bad[i], bad[i] + strlen(bad[i]), &doc) == NULL);
+        CHECK(gf_js_value(bad[i], bad[i] + strlen(bad[i]), 0) == NULL);
+    }
 }
 
 static void test_error_message_and_models(void)
@@ -469,6 +584,7 @@ int main(void)
     RUN(test_full_reply);
     RUN(test_scanned_reply);
     RUN(test_js_is_long_names);
+    RUN(test_js_doc);
     RUN(test_error_message_and_models);
     RUN(test_oom);
     return test_report();

@@ -13,7 +13,7 @@
 
 static struct gf_js js(const char *s)
 {
-    return (struct gf_js){s, strlen(s)};
+    return (struct gf_js){s, strlen(s), NULL};
 }
 
 static bool tok_is(const char *p, size_t n, const char *want)
