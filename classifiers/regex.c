@@ -6,6 +6,15 @@
 
 #include <string.h>
 
+/* The pieces of one keyword other than the one its list's prefilter looks for, each a set of
+ * its own, the likeliest to be missing first; whole is false when some piece cannot be looked
+ * for byte-wise (the pattern decides). */
+struct kw_rest {
+    struct gf_rx_lits **piece;
+    size_t n;
+    bool whole;
+};
+
 struct pat {
     pcre2_code *orig;   // matches the original text
     pcre2_code *canon;  // matches the canonical form; NULL when orig serves (caseless already)
@@ -13,7 +22,7 @@ struct pat {
     // piece of each keyword; and per keyword, its other pieces, which a text holding that
     // keyword's piece must hold too (NULL, or a NULL entry: the pattern decides).
     struct gf_rx_lits *orig_lits, *canon_lits;
-    struct gf_rx_lits **orig_rest, **canon_rest;
+    struct kw_rest *orig_rest, *canon_rest;
 };
 
 struct rx {
@@ -51,22 +60,25 @@ static int on_match(void *ud, size_t s, size_t e, pcre2_match_data *md)
 }
 
 /* True when text[0..n) may hold a keyword: it holds the chosen piece of one (rare), and all
- * its other pieces (rest) too, each between non-word bytes. Two scans of the text at most for
- * most texts that hold a piece ("instructions" alone, without "ignore" and "previous"). */
-static bool keywords_worth(const struct gf_rx_lits *rare, struct gf_rx_lits *const *rest,
+ * its other pieces (rest) too, each between non-word bytes. A piece missing from a text is
+ * looked for alone (one key: about a third of an instruction per byte), and the common words
+ * among them are found early, so a text holding "instructions" but not "ignore" costs one
+ * more scan, not the pattern. */
+static bool keywords_worth(const struct gf_rx_lits *rare, const struct kw_rest *rest,
                            size_t words, const char *text, size_t n, bool lower)
 {
-    uint64_t found, all;
+    uint64_t found;
     if (rest == NULL || rare->n > 64)
         return gf_rx_lits_any(rare, text, n, lower);
     if (!gf_rx_lits_which(rare, text, n, lower, &found))
         return false;
     for (; found != 0; found &= found - 1) {
-        size_t k = (size_t)__builtin_ctzll(found);
-        if (k >= words || rest[k] == NULL)  // U+212A or U+017F, or a keyword of one piece
+        size_t k = (size_t)__builtin_ctzll(found), j = 0;
+        if (k >= words || !rest[k].whole)  // U+212A or U+017F, or a piece not byte-wise
             return true;
-        gf_rx_lits_which(rest[k], text, n, lower, &all);
-        if (all == (rest[k]->n == 64 ? ~0ull : (1ull << rest[k]->n) - 1))
+        while (j < rest[k].n && gf_rx_lits_any(rest[k].piece[j], text, n, lower))
+            j++;
+        if (j == rest[k].n)
             return true;
     }
     return false;
@@ -95,7 +107,7 @@ static int rx_scan(const struct gf_detector *d, const struct gf_scan *in, struct
         w.canonical = true;
         const pcre2_code *c = rx->v[i].canon ? rx->v[i].canon : rx->v[i].orig;
         const struct gf_rx_lits *cl = rx->v[i].canon ? rx->v[i].canon_lits : rx->v[i].orig_lits;
-        struct gf_rx_lits *const *cr = rx->v[i].canon ? rx->v[i].canon_rest : rx->v[i].orig_rest;
+        const struct kw_rest *cr = rx->v[i].canon ? rx->v[i].canon_rest : rx->v[i].orig_rest;
         if (cl != NULL && !keywords_worth(cl, cr, rx->words, in->norm->text, in->norm->len, true))
             continue;
         rc = gf_rx_each(c, in->norm->text, in->norm->len, in->scratch, on_match, &w, err);
@@ -105,10 +117,13 @@ static int rx_scan(const struct gf_detector *d, const struct gf_scan *in, struct
     return 0;
 }
 
-static void rest_free(struct gf_rx_lits **rest, size_t n)
+static void rest_free(struct kw_rest *rest, size_t n)
 {
-    for (size_t i = 0; rest != NULL && i < n; i++)
-        gf_rx_lits_free(rest[i]);
+    for (size_t i = 0; rest != NULL && i < n; i++) {
+        for (size_t j = 0; j < rest[i].n; j++)
+            gf_rx_lits_free(rest[i].piece[j]);
+        gf_free(rest[i].piece);
+    }
     gf_free(rest);
 }
 
@@ -278,37 +293,58 @@ static struct gf_rx_lits *keyword_lits(char *const *forms, size_t n, bool casele
 }
 
 /* Per keyword, its pieces other than the one keyword_lits took, each between non-word bytes
- * in every match as that one is (caseless: ASCII only, else that keyword's entry is NULL and
- * the pattern decides); NULL when out of memory or for more than 64 keywords. */
-static struct gf_rx_lits **keyword_rest(char *const *forms, size_t n, bool caseless)
+ * in every match as that one is (caseless: ASCII only, else the pattern decides), in the order
+ * the prefilter prefers pieces: not a common word first, then the longest. NULL when out of
+ * memory or for more than 64 keywords. */
+static struct kw_rest *keyword_rest(char *const *forms, size_t n, bool caseless)
 {
     if (n > 64)
         return NULL;
-    struct gf_rx_lits **rest = gf_calloc(n, sizeof(*rest));
+    struct kw_rest *rest = gf_calloc(n, sizeof(*rest));
     for (size_t i = 0; rest != NULL && i < n; i++) {
-        size_t best_len;
+        size_t best_len, count = 0;
         const char *w = forms[i], *best = gf_rx_keyword_piece(w, &best_len);
-        struct gf_rx_lits *l = gf_calloc(1, sizeof(*l));
-        bool ok = l != NULL;
-        if (ok)
-            l->caseless = caseless;
-        for (size_t a = 0; ok && w[a];) {
+        for (size_t a = 0; w[a]; count++) {  // pieces, at most
+            while (w[a] && !ws(w[a]))
+                a++;
             while (w[a] && ws(w[a]))
                 a++;
-            size_t e = a;
-            while (w[e] && !ws(w[e]))
-                e++;
-            for (size_t k = a; caseless && k < e; k++)
-                ok &= (unsigned char)w[k] < 0x80;
-            if (ok && e > a && w + a != best)
-                ok = l->n < 64 && gf_rx_lits_add(l, w + a, e - a, true) == 0;
-            a = e;
         }
-        if (!ok || l->n == 0) {
-            gf_rx_lits_free(l);
-            l = NULL;
-        }
-        rest[i] = l;
+        rest[i].piece = gf_calloc(count + 1, sizeof(*rest[i].piece));
+        bool ok = rest[i].piece != NULL;
+        for (int pass = 0; ok && pass < 2; pass++)  // uncommon pieces, then common words
+            for (size_t a = 0; ok && w[a];) {
+                while (w[a] && ws(w[a]))
+                    a++;
+                size_t e = a;
+                while (w[e] && !ws(w[e]))
+                    e++;
+                bool ascii = true;
+                for (size_t k = a; caseless && k < e; k++)
+                    ascii &= (unsigned char)w[k] < 0x80;
+                ok = ascii;
+                if (ok && e > a && w + a != best && common_word(w + a, e - a) == (pass == 1)) {
+                    struct gf_rx_lits *l = gf_calloc(1, sizeof(*l));
+                    ok = l != NULL;
+                    if (ok) {
+                        l->caseless = caseless;
+                        rest[i].piece[rest[i].n++] = l;
+                        ok = gf_rx_lits_add(l, w + a, e - a, true) == 0;
+                    }
+                }
+                a = e;
+            }
+        // Longest first within each pass (a stable insertion sort of a few pieces).
+        for (size_t j = 1; ok && j < rest[i].n; j++)
+            for (size_t q = j; q > 0; q--) {
+                struct gf_rx_lits *x = rest[i].piece[q - 1], *y = rest[i].piece[q];
+                bool xc = common_word(x->v[0], x->len[0]), yc = common_word(y->v[0], y->len[0]);
+                if (xc != yc || x->len[0] >= y->len[0])
+                    break;
+                rest[i].piece[q - 1] = y;
+                rest[i].piece[q] = x;
+            }
+        rest[i].whole = ok;
     }
     return rest;
 }
@@ -316,7 +352,7 @@ static struct gf_rx_lits **keyword_rest(char *const *forms, size_t n, bool casel
 // Builds (?<!\w)(?:TRIE)(?!\w) over the keywords (their canonical forms when canon), with
 // (*MARK:i) telling which keyword matched; *lits gets its prefilter (may be NULL).
 static int keyword_pattern(const char *const *words, size_t n, bool canon, bool caseless,
-                           struct gf_buf *b, struct gf_rx_lits **lits, struct gf_rx_lits ***rest,
+                           struct gf_buf *b, struct gf_rx_lits **lits, struct kw_rest **rest,
                            size_t *bad, struct gf_err *err)
 {
     char **forms = gf_calloc(n + 1, sizeof(*forms));

@@ -190,33 +190,35 @@ static size_t cta_at(const struct spam *sp, const unsigned char *s, size_t n, si
     return best;
 }
 
-// Repeated word trigrams: the hashes of the last three words and a table of the trigrams seen.
+// Repeated word trigrams: the hashes of the last three words, a table of the trigrams seen,
+// and the counts (locals of scan_words, out of reach of the table's stores).
 struct trigrams {
     uint64_t *table;
     size_t slots;
-    uint64_t w[3];
+    uint64_t w0, w1, w2;
+    size_t words, trigrams, repeats;
 };
 
 enum { MAX_SLOTS = 2048, MAX_TRIGRAMS = MAX_SLOTS / 2 };
 
-static void add_word(struct trigrams *t, struct features *f, uint64_t hash)
+static inline void add_word(struct trigrams *t, uint64_t hash)
 {
-    f->words++;
-    t->w[0] = t->w[1];
-    t->w[1] = t->w[2];
-    t->w[2] = hash;
-    if (f->words < 3 || f->trigrams >= MAX_TRIGRAMS)
+    t->words++;
+    t->w0 = t->w1;
+    t->w1 = t->w2;
+    t->w2 = hash;
+    if (t->words < 3 || t->trigrams >= MAX_TRIGRAMS)
         return;
-    uint64_t h = (t->w[0] * 31 + t->w[1]) * 31 + t->w[2];
+    uint64_t h = (t->w0 * 31 + t->w1) * 31 + t->w2;
     h |= 1;  // 0 marks an empty slot
-    f->trigrams++;
+    t->trigrams++;
     for (size_t q = h & (t->slots - 1);; q = (q + 1) & (t->slots - 1)) {
         if (t->table[q] == 0) {
             t->table[q] = h;
             return;
         }
         if (t->table[q] == h) {
-            f->repeats++;
+            t->repeats++;
             return;
         }
     }
@@ -236,7 +238,7 @@ static void scan_words(const struct spam *sp, const char *str, size_t n, bool ph
                        struct features *f)
 {
     uint64_t table[MAX_SLOTS];
-    struct trigrams t = {table, 16, {0, 0, 0}};
+    struct trigrams t = {table, 16, 0, 0, 0, 0, 0, 0};
     while (t.slots < MAX_SLOTS && t.slots < n + 2)
         t.slots *= 2;
     memset(table, 0, t.slots * sizeof(*table));
@@ -263,7 +265,7 @@ static void scan_words(const struct spam *sp, const char *str, size_t n, bool ph
                 b = i + k;
                 continue;
             }
-            add_word(&t, f, word_hash(str + b, i + k - b, n - b));
+            add_word(&t, word_hash(str + b, i + k - b, n - b));
         }
         for (uint64_t st = wd & ~((wd << 1) | prev_w); st != 0 && seen < 8; st &= st - 1) {
             size_t at = i + (size_t)__builtin_ctzll(st);
@@ -277,7 +279,10 @@ static void scan_words(const struct spam *sp, const char *str, size_t n, bool ph
         prev_w = wd >> 63;
     }
     if (prev_a)  // a word runs to the end of a text of whole chunks
-        add_word(&t, f, word_hash(str + b, n - b, n - b));
+        add_word(&t, word_hash(str + b, n - b, n - b));
+    f->words = t.words;
+    f->trigrams = t.trigrams;
+    f->repeats = t.repeats;
     if (phrases)
         f->cta = seen;
 }
