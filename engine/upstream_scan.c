@@ -71,7 +71,7 @@ static size_t escape(const char *p, const char *end, long *cp)
 }
 
 /* p is just past the opening quote: the closing quote, or NULL. */
-static const char *string_end(const char *p, const char *end)
+static inline const char *string_end(const char *p, const char *end)
 {
     while (p < end) {
         const char *q = memchr(p, '"', (size_t)(end - p));
@@ -87,7 +87,7 @@ static const char *string_end(const char *p, const char *end)
     return NULL;
 }
 
-static const char *number_end(const char *p, const char *end)
+static inline const char *number_end(const char *p, const char *end)
 {
     const char *s = p;
     if (p < end && *p == '-')
