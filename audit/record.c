@@ -18,10 +18,31 @@ static int key(struct gf_buf *b, const char *name)
     return rc ? rc : gf_buf_append(b, "\":", 2);
 }
 
-static int int_field(struct gf_buf *b, const char *name, int64_t v)
+/* key() for a literal name: one append. */
+#define KEY(b, name) gf_buf_append((b), ",\"" name "\":", sizeof(",\"" name "\":") - 1)
+
+/* ms with three decimals, as printf's "%.3f" writes it (the latency of every record): from the
+ * integer thousandths when ms * 1000 is not within a hair of a rounding tie, where only printf
+ * knows which way the exact binary value rounds. */
+static int put_ms3(struct gf_buf *b, double ms)
 {
-    int rc = key(b, name);
-    return rc ? rc : gf_buf_put_i64(b, v);
+    double t = ms * 1000.0;
+    if (!(ms >= 0 && t < 1e12)) // past that, ms * 1000 may be off by more than the margin below
+        return gf_buf_printf(b, "%.3f", ms);
+    double whole = floor(t), frac = t - whole;
+    if (fabs(frac - 0.5) < 1e-3)
+        return gf_buf_printf(b, "%.3f", ms);
+    uint64_t u = (uint64_t)whole + (frac > 0.5);
+    char tmp[32];
+    size_t i = sizeof(tmp);
+    for (int d = 0; d < 3; d++, u /= 10)
+        tmp[--i] = (char)('0' + u % 10);
+    tmp[--i] = '.';
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    return gf_buf_append(b, tmp + i, sizeof(tmp) - i);
 }
 
 static int str_field(struct gf_buf *b, const char *name, const char *v)
@@ -31,6 +52,16 @@ static int str_field(struct gf_buf *b, const char *name, const char *v)
     int rc = key(b, name);
     return rc ? rc : gf_buf_append_json_str(b, v, strlen(v));
 }
+
+/* str_field for a literal name: its key in one append. */
+static int str_field_lit(struct gf_buf *b, const char *key_lit, size_t key_len, const char *v)
+{
+    if (v == NULL)
+        return 0;
+    int rc = gf_buf_append(b, key_lit, key_len);
+    return rc ? rc : gf_buf_append_json_str(b, v, strlen(v));
+}
+#define STR_FIELD(b, name, v) str_field_lit((b), ",\"" name "\":", sizeof(",\"" name "\":") - 1, (v))
 
 static int rank(const char *action)
 {
@@ -82,23 +113,26 @@ int audit_body_request(struct gf_buf *b, const struct gf_audit_request *r,
 {
     int rc = gf_buf_puts(b, "\"type\":\"request\"");
     rc = rc ? rc : ts_field(b);
-    rc = rc ? rc : str_field(b, "request_id", r->request_id);
-    rc = rc ? rc : str_field(b, "key_id", r->key_id);
-    rc = rc ? rc : str_field(b, "client", r->client);
-    rc = rc ? rc : str_field(b, "endpoint", r->endpoint);
-    rc = rc ? rc : str_field(b, "model", r->model);
-    rc = rc ? rc : str_field(b, "policy_version", r->policy_version);
-    rc = rc ? rc : int_field(b, "status", r->status);
-    rc = rc ? rc : str_field(b, "error", r->error);
-    rc = rc ? rc : str_field(b, "finish_reason", r->finish_reason);
-    rc = rc ? rc : key(b, "stream");
+    rc = rc ? rc : STR_FIELD(b, "request_id", r->request_id);
+    rc = rc ? rc : STR_FIELD(b, "key_id", r->key_id);
+    rc = rc ? rc : STR_FIELD(b, "client", r->client);
+    rc = rc ? rc : STR_FIELD(b, "endpoint", r->endpoint);
+    rc = rc ? rc : STR_FIELD(b, "model", r->model);
+    rc = rc ? rc : STR_FIELD(b, "policy_version", r->policy_version);
+    rc = rc ? rc : KEY(b, "status");
+    rc = rc ? rc : gf_buf_put_i64(b, r->status);
+    rc = rc ? rc : STR_FIELD(b, "error", r->error);
+    rc = rc ? rc : STR_FIELD(b, "finish_reason", r->finish_reason);
+    rc = rc ? rc : KEY(b, "stream");
     rc = rc ? rc : gf_buf_puts(b, r->stream ? "true" : "false");
     double lat = isfinite(r->latency_ms) && r->latency_ms >= 0 ? r->latency_ms : 0;
-    rc = rc ? rc : gf_buf_printf(b, ",\"latency_ms\":%.3f", lat);
+    rc = rc ? rc : gf_buf_append(b, ",\"latency_ms\":", 14);
+    rc = rc ? rc : put_ms3(b, lat);
     rc = rc ? rc : gf_buf_puts(b, ",\"usage\":{\"prompt_tokens\":");
     rc = rc ? rc : gf_buf_put_i64(b, r->prompt_tokens < 0 ? 0 : r->prompt_tokens);
     int completion = r->completion_tokens < 0 ? 0 : r->completion_tokens;
-    rc = rc ? rc : int_field(b, "completion_tokens", completion);
+    rc = rc ? rc : KEY(b, "completion_tokens");
+    rc = rc ? rc : gf_buf_put_i64(b, completion);
     rc = rc ? rc : gf_buf_putc(b, '}');
     const char *overall = r->verdict;
     if (overall == NULL) {
@@ -109,22 +143,22 @@ int audit_body_request(struct gf_buf *b, const struct gf_audit_request *r,
         static const char *const names[] = {"allow", "flag", "redact", "block"};
         overall = names[best];
     }
-    rc = rc ? rc : str_field(b, "verdict", overall);
+    rc = rc ? rc : STR_FIELD(b, "verdict", overall);
     rc = rc ? rc : gf_buf_puts(b, ",\"verdicts\":[");
     for (size_t i = 0; rc == 0 && i < r->n_verdicts; i++) {
         const struct gf_audit_verdict *v = &r->verdicts[i];
         rc = gf_buf_puts(b, i ? ",{" : "{");
         rc = rc ? rc : gf_buf_puts(b, "\"phase\":");
         rc = rc ? rc : gf_buf_append_json_str(b, v->phase ? v->phase : "", v->phase ? strlen(v->phase) : 0);
-        rc = rc ? rc : str_field(b, "rule", v->rule_id);
-        rc = rc ? rc : str_field(b, "category", v->category);
-        rc = rc ? rc : str_field(b, "action", v->action);
+        rc = rc ? rc : STR_FIELD(b, "rule", v->rule_id);
+        rc = rc ? rc : STR_FIELD(b, "category", v->category);
+        rc = rc ? rc : STR_FIELD(b, "action", v->action);
         if (rc == 0 && isfinite(v->score) && v->score >= 0)
             rc = gf_buf_printf(b, ",\"score\":%.4f", v->score);
         rc = rc ? rc : gf_buf_putc(b, '}');
     }
     rc = rc ? rc : gf_buf_putc(b, ']');
-    rc = rc ? rc : str_field(b, "retention", gf_audit_retention_name(retention));
+    rc = rc ? rc : STR_FIELD(b, "retention", gf_audit_retention_name(retention));
     rc = rc ? rc
             : text_field(b, "prompt", r->prompt, r->prompt_len, r->prompt_redacted,
                          r->prompt_redacted_len, retention);

@@ -5,6 +5,7 @@
  * that can never form a character become U+FFFD. */
 #include "engine/upstream_int.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,7 +85,7 @@ static cJSON *body_from_fields(const struct gf_gen_request *req)
 
 /* Appends the JSON text of item's value, printed by cJSON into b's spare room (no tree copy,
  * no allocation unless b must grow). */
-static int put_value(struct gf_buf *b, const cJSON *item)
+static int put_value_cjson(struct gf_buf *b, const cJSON *item)
 {
     size_t room = 256;
     for (;;) {
@@ -102,6 +103,102 @@ static int put_value(struct gf_buf *b, const cJSON *item)
             return GF_ETOOBIG;
         room = (b->cap - b->len) * 2;
     }
+}
+
+/* Appends the string s quoted and escaped exactly as cJSON prints it (", \\, \\b, \\f, \\n, \\r,
+ * \\t, other bytes below 0x20 as \\u00xx, every other byte as it is). GF_ETOOBIG when b cannot
+ * take the worst case (the caller then lets cJSON print). */
+static int put_cjson_str(struct gf_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = s ? strlen(s) : 0;
+    if (n > ((size_t)1 << 40))
+        return GF_ETOOBIG;
+    int rc = gf_buf_reserve(b, n * 6 + 2);
+    if (rc != 0)
+        return rc;
+    char *o = b->data + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+/* Appends item's value as cJSON_PrintUnformatted would, without its printf and sscanf for
+ * integers and without a pass to size the output: strings, integers, literals, arrays and
+ * objects are written here, other numbers (and anything unexpected) by cJSON. */
+static int put_value(struct gf_buf *b, const cJSON *item)
+{
+    size_t at = b->len;
+    int rc = 0;
+    const cJSON *c;
+    switch (item->type & 0xFF) {
+    case cJSON_String:
+        rc = put_cjson_str(b, item->valuestring);
+        break;
+    case cJSON_Number: {
+        // cJSON prints "%1.15g" (exact, and so kept, for an integer below 1e15 in magnitude;
+        // -0 keeps its sign)
+        double d = item->valuedouble;
+        if (!(d > -1e15 && d < 1e15) || d != floor(d) || (d == 0 && signbit(d)))
+            return put_value_cjson(b, item);
+        return gf_buf_put_i64(b, (int64_t)d);
+    }
+    case cJSON_True:
+        return gf_buf_append(b, "true", 4);
+    case cJSON_False:
+        return gf_buf_append(b, "false", 5);
+    case cJSON_NULL:
+        return gf_buf_append(b, "null", 4);
+    case cJSON_Array:
+    case cJSON_Object: {
+        bool obj = (item->type & 0xFF) == cJSON_Object;
+        rc = gf_buf_putc(b, obj ? '{' : '[');
+        for (c = item->child; rc == 0 && c != NULL; c = c->next) {
+            if (c != item->child)
+                rc = gf_buf_putc(b, ',');
+            if (rc == 0 && obj) {
+                rc = put_cjson_str(b, c->string);
+                rc = rc ? rc : gf_buf_putc(b, ':');
+            }
+            rc = rc ? rc : put_value(b, c);
+        }
+        rc = rc ? rc : gf_buf_putc(b, obj ? '}' : ']');
+        break;
+    }
+    default:
+        return put_value_cjson(b, item);
+    }
+    if (rc == GF_ETOOBIG) { // a worst-case reservation did not fit: let cJSON print it
+        b->len = at;
+        if (b->data != NULL)
+            b->data[at] = '\0';
+        return put_value_cjson(b, item);
+    }
+    return rc;
 }
 
 static int put_key(struct gf_buf *b, bool *first, const char *key)

@@ -240,6 +240,41 @@ static void test_admin_detail_invalid_utf8(void)
     rm_rf(base);
 }
 
+/* The latency is written as printf's "%.3f" writes it, ties and near-ties included (the record
+ * writes it without printf). */
+static void test_latency_format(void)
+{
+    struct gf_buf b;
+    gf_buf_init(&b, 1 << 20);
+    double fixed[] = {0,       0.0005,   0.0015,    0.0025, 1.0625, 2.0005,    0.1234995,
+                      123.4565, 999.9995, 999999.9994, 1e9,   1e9 + 0.0625, 4e11,      1e12,
+                      1e15,    0.000499999};
+    uint64_t seed = 12345;
+    for (int i = 0; i < 20000; i++) {
+        double ms;
+        if (i < (int)GF_ARRAY_LEN(fixed)) {
+            ms = fixed[i];
+        } else {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            uint64_t v = seed >> 20;
+            switch (i % 4) {
+            case 0: ms = (double)(v % 100000000) / 1e6; break;          // ns / 1e6, as measured
+            case 1: ms = (double)(v % 10000000) / 1000.0 + 0.0005; break; // around ties
+            case 2: ms = (double)(v % 1000000) / 16.0; break;          // exact binary fractions
+            default: ms = (double)v * 1e-3; break;                      // large
+            }
+        }
+        struct gf_audit_request r = {.request_id = "r", .status = 200, .latency_ms = ms};
+        gf_buf_reset(&b);
+        CHECK(audit_body_request(&b, &r, GF_AUDIT_RETAIN_HASHES) == 0);
+        char want[64];
+        snprintf(want, sizeof(want), "\"latency_ms\":%.3f,", ms);
+        CHECK_MSG(b.data != NULL && strstr(b.data, want) != NULL, "%.17g: %s", ms,
+                  b.data ? b.data : "");
+    }
+    gf_buf_cleanup(&b);
+}
+
 static void test_sha256_long(void)
 {
     // The chain hash runs on the SHA-extension path when the CPU has it (GF_SHA256_PORTABLE=1
@@ -280,6 +315,7 @@ int main(void)
     unsetenv("GARDEFOU_AUDIT_KEY");
     gf_log_set_level(GF_LOG_OFF);
     RUN(test_sha256_long);
+    RUN(test_latency_format);
     RUN(test_json_valid);
     RUN(test_head);
     RUN(test_chain);

@@ -101,6 +101,64 @@ static void test_body_pass_through(void)
     cJSON_Delete(body);
 }
 
+/* The members the engine passes through are printed byte for byte as cJSON prints them:
+ * string escapes (control bytes, quotes, DEL and non-ASCII as they are, a \u0000 ending the
+ * string), integers at and past int's range, fractions, huge and tiny numbers, literals, empty
+ * and deeply nested containers, keys with escapes. */
+static void test_body_as_cjson_prints(void)
+{
+    static const char *const values[] = {
+        "\"plain\"", "\"q\\\"b\\\\s\\/\\b\\f\\n\\r\\t\\u0001\\u001f \\u007f\xc3\xa9\\u00e9\"",
+        "\"cut\\u0000here\"", "\"\"", "0", "-0", "7", "-42", "2147483647", "-2147483648",
+        "2147483648", "-2147483649", "999999999999999", "-999999999999999", "1000000000000000",
+        "1.5", "-0.0", "16.0", "1e2", "0.1", "1e300", "-1e-300", "123456789012345678",
+        "3.14159265358979", "1e999", "true", "false", "null", "[]", "{}",
+        "[1,[2,[3,[{}]]],{\"a\\nb\":[\"x\",null,-1.25]}]",
+        "{\"k\\u0000z\":1,\"\\u00e9\":{\"\":[]},\"dup\":1,\"dup\":2}",
+    };
+    for (size_t i = 0; i < GF_ARRAY_LEN(values); i++) {
+        char text[512];
+        snprintf(text, sizeof(text), "{\"model\":\"m\",\"x\":%s,\"stream\":false}", values[i]);
+        cJSON *body = cJSON_Parse(text);
+        REQUIRE(body != NULL);
+        struct gf_gen_request req = {.kind = GF_GEN_CHAT, .model = "m", .body = body};
+        char *out = NULL;
+        size_t len = 0;
+        struct gf_err err = {0};
+        CHECK(gf_up_build_body(&req, NULL, &out, &len, &err) == 0);
+        char *want = cJSON_PrintUnformatted(body);
+        CHECK_MSG(out != NULL && want != NULL && strcmp(out, want) == 0, "%s: %s vs %s", values[i],
+                  out ? out : "", want ? want : "");
+        CHECK(out == NULL || len == strlen(out));
+        cJSON_free(want);
+        gf_free(out);
+        cJSON_Delete(body);
+    }
+    // nesting as deep as cJSON parses
+    struct gf_buf t;
+    gf_buf_init(&t, 1 << 20);
+    CHECK(gf_buf_puts(&t, "{\"stream\":false,\"d\":") == 0);
+    for (int i = 0; i < 450; i++)
+        CHECK(gf_buf_puts(&t, "[{\"a\":") == 0);
+    CHECK(gf_buf_putc(&t, '1') == 0);
+    for (int i = 0; i < 450; i++)
+        CHECK(gf_buf_puts(&t, "}]") == 0);
+    CHECK(gf_buf_putc(&t, '}') == 0);
+    cJSON *body = cJSON_Parse(t.data);
+    REQUIRE(body != NULL);
+    struct gf_gen_request req = {.kind = GF_GEN_CHAT, .body = body};
+    char *out = NULL;
+    size_t len = 0;
+    struct gf_err err = {0};
+    CHECK(gf_up_build_body(&req, NULL, &out, &len, &err) == 0);
+    char *want = cJSON_PrintUnformatted(body);
+    CHECK(out != NULL && want != NULL && strcmp(out, want) == 0);
+    cJSON_free(want);
+    gf_free(out);
+    cJSON_Delete(body);
+    gf_buf_cleanup(&t);
+}
+
 /* The body is printed member by member from the client's tree: order kept, the members the
  * engine sets are replaced in place or appended, large members grow the buffer. */
 static void test_body_members(void)
@@ -578,6 +636,7 @@ int main(void)
     gf_json_init();
     RUN(test_body_pass_through);
     RUN(test_body_members);
+    RUN(test_body_as_cjson_prints);
     RUN(test_body_from_fields);
     RUN(test_chunks_utf8);
     RUN(test_chunk_errors);
