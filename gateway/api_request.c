@@ -22,11 +22,39 @@ static bool absent(const cJSON *v)
     return v == NULL || cJSON_IsNull(v);
 }
 
+/* A member name's bit in a 64-bit summary of the names an object holds (from its length and
+ * first and last bytes). A field whose bit is not in the body's summary is not in the body, so
+ * its lookup, a strcmp per member, is skipped: a request carries a handful of the twenty-odd
+ * fields looked up. */
+static uint64_t name_bit(const char *s)
+{
+    size_t n = strlen(s);
+    unsigned h = (unsigned char)s[0] * 31u + (n ? (unsigned char)s[n - 1] : 0u) + (unsigned)n * 7u;
+    return (uint64_t)1 << (h & 63);
+}
+
+static uint64_t names_of(const cJSON *body)
+{
+    uint64_t m = 0;
+    for (const cJSON *c = body->child; c != NULL; c = c->next) {
+        if (c->string == NULL)
+            return ~(uint64_t)0; // cJSON's lookup stops at such a member: look every field up
+        m |= name_bit(c->string);
+    }
+    return m;
+}
+
+/* cJSON_GetObjectItemCaseSensitive(body, name) for a member of the request body. */
+static const cJSON *field(const struct gf_api_req *a, const cJSON *body, const char *name)
+{
+    return a->names & name_bit(name) ? cJSON_GetObjectItemCaseSensitive(body, name) : NULL;
+}
+
 /* Reads an optional number in [lo, hi] (open bounds when lo_open/hi_open). */
 static int get_number(struct gf_api_req *a, const cJSON *body, const char *name, double lo,
                       bool lo_open, double hi, double *out, struct gf_err *err)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+    const cJSON *v = field(a, body, name);
     if (absent(v))
         return 0;
     double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
@@ -42,7 +70,7 @@ static int get_number(struct gf_api_req *a, const cJSON *body, const char *name,
 static int get_int(struct gf_api_req *a, const cJSON *body, const char *name, int64_t lo,
                    int64_t hi, int64_t *out, bool *present, struct gf_err *err)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+    const cJSON *v = field(a, body, name);
     if (absent(v))
         return 0;
     double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
@@ -60,7 +88,7 @@ static int get_int(struct gf_api_req *a, const cJSON *body, const char *name, in
 static int get_bool(struct gf_api_req *a, const cJSON *body, const char *name, bool *out,
                     struct gf_err *err)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+    const cJSON *v = field(a, body, name);
     if (absent(v))
         return 0;
     if (!cJSON_IsBool(v))
@@ -143,7 +171,7 @@ static int join_parts(struct gf_api_req *a, const cJSON *parts, size_t mi, const
 static int parse_messages(struct gf_api_req *a, const cJSON *body, const struct gf_config *cfg,
                           struct gf_err *err)
 {
-    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
+    const cJSON *msgs = field(a, body, "messages");
     if (msgs == NULL)
         return fail(a, err, "messages", "%s: %s", "required");
     if (!cJSON_IsArray(msgs))
@@ -205,7 +233,7 @@ static int parse_messages(struct gf_api_req *a, const cJSON *body, const struct 
 
 static int parse_prompt(struct gf_api_req *a, const cJSON *body, struct gf_err *err)
 {
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(body, "prompt");
+    const cJSON *p = field(a, body, "prompt");
     if (p == NULL)
         return fail(a, err, "prompt", "%s: %s", "required");
     if (cJSON_IsString(p)) {
@@ -222,7 +250,7 @@ static int parse_prompt(struct gf_api_req *a, const cJSON *body, struct gf_err *
 static int parse_stop(struct gf_api_req *a, const cJSON *body, const struct gf_config *cfg,
                       struct gf_err *err)
 {
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, "stop");
+    const cJSON *s = field(a, body, "stop");
     if (absent(s))
         return 0;
     int n = cJSON_IsString(s) ? 1 : cJSON_IsArray(s) ? cJSON_GetArraySize(s) : -1;
@@ -327,7 +355,7 @@ static int parse_params(struct gf_api_req *a, enum gf_gen_kind kind, const cJSON
     }
     if ((rc = get_bool(a, body, "stream", &a->gen.stream, err)))
         return rc;
-    const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
+    const cJSON *so = field(a, body, "stream_options");
     if (!absent(so)) {
         if (!cJSON_IsObject(so))
             return fail(a, err, "stream_options", "%s: expected %s", "an object");
@@ -355,7 +383,8 @@ int gf_api_parse(struct gf_api_req *a, enum gf_gen_kind kind, const cJSON *body,
         gf_strlcpy(a->param, "", sizeof(a->param));
         return gf_err_set(err, GF_EINVAL, "the request body must be a JSON object");
     }
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
+    a->names = names_of(body);
+    const cJSON *model = field(a, body, "model");
     if (!absent(model)) {
         if (!cJSON_IsString(model) || model->valuestring[0] == '\0')
             return fail(a, err, "model", "%s: expected %s", "a non-empty string");

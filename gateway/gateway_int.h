@@ -28,6 +28,7 @@ struct gf_api_req {
     char **joined;               // owned texts joined from content parts
     size_t n_joined;
     char param[64];              // on error: the field at fault ("messages[2].role")
+    uint64_t names;              // which member names the body may hold (api_request.c)
 };
 
 /* Validates body (borrowed; must outlive a) as a request of kind. On failure returns GF_EINVAL

@@ -175,6 +175,47 @@ static void test_completion(void)
     cJSON_Delete(body);
 }
 
+/* Fields are found among many other members (the lookup of a field whose name the body's
+ * summary rules out is skipped), the first of duplicate names wins, and a member without a
+ * name (only in a tree built by hand) hides the members after it, as cJSON's lookup does. */
+static void test_many_members(void)
+{
+    struct gf_buf b;
+    gf_buf_init(&b, 1 << 16);
+    CHECK(gf_buf_puts(&b, "{") == 0);
+    for (int i = 0; i < 200; i++) {
+        char m[64];
+        snprintf(m, sizeof(m), "\"%c%dx_%s\":%d,", 'a' + i % 26, i, i % 3 ? "n" : "stream", i);
+        CHECK(gf_buf_puts(&b, m) == 0);
+    }
+    CHECK(gf_buf_puts(&b, "\"max_tokens\":7,\"seed\":3,\"stream\":true,\"top_k\":4,\"n\":2,"
+                          "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"model\":\"m\","
+                          "\"stop\":\"s\",\"temperature\":0.5,\"max_tokens\":9,\"prompt\":1}") == 0);
+    struct gf_api_req a;
+    struct gf_err err;
+    cJSON *body;
+    cfg.max_choices = 4;
+    CHECK(parse(GF_GEN_CHAT, b.data, &a, &err, &body) == 0);
+    CHECK(a.gen.params.max_tokens == 7 && a.gen.params.has_seed && a.gen.params.seed == 3);
+    CHECK(a.gen.stream && a.gen.params.top_k == 4 && a.gen.params.n == 2);
+    CHECK(a.gen.params.temperature == 0.5 && a.gen.params.n_stop == 1);
+    CHECK(a.gen.model != NULL && strcmp(a.gen.model, "m") == 0 && a.gen.n_messages == 1);
+    gf_api_req_cleanup(&a);
+    cJSON_Delete(body);
+    gf_buf_cleanup(&b);
+
+    body = cJSON_Parse("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    REQUIRE(body != NULL);
+    cJSON *nameless = cJSON_CreateNumber(1);
+    CHECK(cJSON_AddItemToArray(body, nameless)); // a member with no name
+    CHECK(cJSON_AddNumberToObject(body, "max_tokens", 5) != NULL);
+    CHECK(cJSON_GetObjectItemCaseSensitive(body, "max_tokens") == NULL);
+    CHECK(gf_api_parse(&a, GF_GEN_CHAT, body, &cfg, &err) == 0);
+    CHECK(a.gen.params.max_tokens == -1);
+    gf_api_req_cleanup(&a);
+    cJSON_Delete(body);
+}
+
 static void test_oom(void)
 {
     if (!gf_alloc_fail_supported())
@@ -209,6 +250,7 @@ int main(void)
     RUN(test_ranges);
     RUN(test_messages);
     RUN(test_completion);
+    RUN(test_many_members);
     RUN(test_oom);
     gf_config_cleanup(&cfg);
     return test_report();
