@@ -25,6 +25,8 @@
  * groups " XXXX" or by 11 of [A-Z0-9]; N_SSN the pattern's own shape, runs of exactly 3, 2
  * and 4 digits separated by the same ' ' or '-' (a pattern of fixed shape is cheaper to look
  * for in the census' pass over digit runs than with a second pass of PCRE2). */
+#define PII_LITERALS (GF_PII_COUNT * 8)  // all types' literals together
+
 enum need { N_NONE, N_AT, N_PHONE, N_GROUP, N_DOTTED, N_IBAN, N_SSN, N_COLONS, N_LITERAL };
 
 struct pii_def {
@@ -33,7 +35,7 @@ struct pii_def {
     bool (*valid)(const char *s, size_t n);
     enum need need;
     int min_digits;             // N_DIGITS: skip texts with fewer digits
-    const char *literals[8];    // N_LITERAL: skip texts containing none of these
+    const char *literals[GF_PII_TYPE_LITERALS];  // N_LITERAL: skip texts holding none of these
     bool numeric;               // also matched on the canonical form
     bool caseless;
 };
@@ -80,7 +82,11 @@ static const struct pii_def defs[GF_PII_COUNT] = {
         "[A-Z2-7]{16}(?![A-Za-z0-9])"
         "|(?i:aws)[\\w.-]{0,20}(?i:secret|key)[\\w.-]{0,20}[\"']?\\s*[:=]\\s*[\"']?"
         "\\K[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
-        gf_pii_token_valid, N_LITERAL, 0, {"AKIA", "ASIA", "AIDA", "AROA", "AGPA", "aws", "AWS", "Aws"}, false, false},
+        gf_pii_token_valid, N_LITERAL, 0,
+        // every prefix the pattern accepts, and "aws" in each of its casings (caseless there)
+        {"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "AROA", "APKA",
+         "ASCA", "aws", "awS", "aWs", "aWS", "Aws", "AwS", "AWs", "AWS", NULL},
+        false, false},
     [GF_PII_GITHUB_TOKEN] = {"github_token",
         "(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,244})"
         "(?![A-Za-z0-9_])",
@@ -147,14 +153,14 @@ struct pii {
         uint8_t off;   // the anchor's offset in s
         uint8_t type;
         uint64_t head, head_mask;  // the first (up to) eight bytes, as loaded from memory
-    } lits[GF_PII_COUNT * 8];
+    } lits[PII_LITERALS];
     size_t n_lits;
-    uint8_t anchor[GF_PII_COUNT * 8];  // the distinct anchor bytes
+    uint8_t anchor[PII_LITERALS];  // the distinct anchor bytes
     size_t n_anchors;
-    uint8_t group[GF_PII_COUNT * 8 + 1];
-    uint32_t group_types[GF_PII_COUNT * 8];  // the types of the literals of each anchor
+    uint8_t group[PII_LITERALS + 1];
+    uint32_t group_types[PII_LITERALS];  // the types of the literals of each anchor
     uint8_t anchor_of[256];  // 1 + the index of byte c in anchor, 0 when it is none
-    uint8_t other[GF_PII_COUNT * 8];  // the anchor bytes looked for alone
+    uint8_t other[PII_LITERALS];  // the anchor bytes looked for alone
     size_t n_other;
     bool capital_pairs;               // some literals are anchored on two capitals in a row
     uint32_t literal_types;  // types of the mask that need a literal
@@ -419,7 +425,7 @@ static uint32_t find_literals(const struct pii *p, const char *s, size_t n)
     if (p->n_anchors == 0)
         return 0;
 #if defined(__SSE2__)
-    __m128i key[GF_PII_COUNT * 8];
+    __m128i key[PII_LITERALS];
     for (size_t a = 0; a < p->n_other; a++)
         key[a] = _mm_set1_epi8((char)p->other[a]);
     for (; i + 17 <= n; i += 16) {
@@ -475,8 +481,8 @@ static bool capital(unsigned char c)
 // Groups the literals by anchor byte (there are at most as many as literals).
 static void group_literals(struct pii *p)
 {
-    struct lit sorted[GF_PII_COUNT * 8];
-    uint8_t byte_of[GF_PII_COUNT * 8];
+    struct lit sorted[PII_LITERALS];
+    uint8_t byte_of[PII_LITERALS];
     size_t m = 0;
     for (size_t k = 0; k < p->n_lits; k++) {
         const unsigned char *t = (const unsigned char *)p->lits[k].s;
@@ -683,7 +689,7 @@ int gf_pii_new(uint32_t mask, struct gf_detector **out, struct gf_err *err)
                            err);
         if (defs[t].numeric)
             p->numeric_types |= 1u << t;
-        for (int k = 0; rc == 0 && defs[t].need == N_LITERAL && k < 8 && defs[t].literals[k];
+        for (int k = 0; rc == 0 && defs[t].need == N_LITERAL && k < GF_PII_TYPE_LITERALS && defs[t].literals[k];
              k++) {
             const char *lit = defs[t].literals[k];
             struct lit l = {lit, (uint16_t)strlen(lit), 0, (uint8_t)t, 0, 0};
@@ -694,6 +700,10 @@ int gf_pii_new(uint32_t mask, struct gf_detector **out, struct gf_err *err)
             }
             memcpy(&l.head, head, 8);
             memcpy(&l.head_mask, keep, 8);
+            if (p->n_lits == PII_LITERALS) {  // the table above outgrew PII_LITERALS
+                rc = gf_err_set(err, GF_EINVAL, "too many literals");
+                break;
+            }
             p->lits[p->n_lits++] = l;
             p->literal_types |= 1u << t;
         }

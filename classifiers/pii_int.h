@@ -23,6 +23,8 @@ bool gf_pii_ipv4_valid(const char *s, size_t n);
 bool gf_pii_ipv6_valid(const char *s, size_t n);
 bool gf_pii_token_valid(const char *s, size_t n);   // random part mixes letters and digits
 
+#define GF_PII_TYPE_LITERALS 24  // literals of one type at most, NULL included
+
 /* The literals of which a text must hold one for type's pattern to run (NULL-terminated), or
  * NULL when the type has no such prefilter. */
 const char *const *gf_pii_literals(int type);

@@ -7,6 +7,8 @@
 
 #include "classifiers/pii_int.h"
 
+#include <stdio.h>
+
 #include "text_gen.h"
 
 static struct gf_detector *all;
@@ -137,6 +139,18 @@ static void test_secrets(void)
     s = "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n";
     CHECK(scan(all, s) >= 1 && has_hit(s, "aws_key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"));
     expect_none("aws_key", "AKIA1234");
+    // every access-key prefix the pattern accepts gets past the literal prefilter too
+    static const char *const prefixes[] = {"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA",
+                                           "AIPA", "ANPA", "ANVA", "AROA", "APKA", "ASCA"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "%sIOSFODNN7EXAMPLE", prefixes[i]);
+        expect_found("aws_key", id);
+    }
+    s = "Aws_Secret = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n";  // the name in any casing
+    CHECK(scan(all, s) >= 1 && has_hit(s, "aws_key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"));
+    s = "aWS.key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n";
+    CHECK(scan(all, s) >= 1 && has_hit(s, "aws_key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"));
     expect_found("github_token", "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789");
     expect_found("github_token", "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz");
     expect_none("github_token", "ghp_short");
@@ -173,7 +187,7 @@ static uint32_t plain_literal_types(const char *s, size_t n)
     uint32_t found = 0;
     for (int t = 0; t < GF_PII_COUNT; t++) {
         const char *const *lits = gf_pii_literals(t);
-        for (size_t k = 0; lits != NULL && k < 8 && lits[k] != NULL; k++) {
+        for (size_t k = 0; lits != NULL && k < GF_PII_TYPE_LITERALS && lits[k] != NULL; k++) {
             size_t m = strlen(lits[k]);
             for (size_t i = 0; i + m <= n && !(found & (1u << t)); i++)
                 if (memcmp(s + i, lits[k], m) == 0)
