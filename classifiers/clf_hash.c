@@ -19,16 +19,6 @@ enum { KIND_WORD = 1, KIND_CHAR = 2, KIND_SHAPE = 3 };
 #define MAX_TOKEN_FEATS \
     (GF_CLF_MAX_WORD_N + 2 + GF_CLF_MAX_CHAR_N * (GF_CLF_MAX_CHAR_TOK + 2))
 
-static inline uint64_t load_le64(const unsigned char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof(v));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    return v;
-}
-
 /* The first n < 8 bytes at p as a little-endian number, reading nothing past p + n. */
 static inline uint64_t load_le_partial(const unsigned char *p, size_t n)
 {
@@ -44,10 +34,10 @@ static uint64_t hash_token(uint64_t base, const unsigned char *p, size_t n, size
     uint64_t h = base;
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
-        h = ((h ^ load_le64(p + i)) * 0x9e3779b97f4a7c15ULL) ^ (h >> 29);
+        h = ((h ^ gf_clf_load_le64(p + i)) * 0x9e3779b97f4a7c15ULL) ^ (h >> 29);
     if (i < n) {
         // The tail: one load when 8 bytes are readable, masked to the token's bytes.
-        uint64_t t = avail - i >= 8 ? load_le64(p + i) & ((1ULL << (8 * (n - i))) - 1)
+        uint64_t t = avail - i >= 8 ? gf_clf_load_le64(p + i) & ((1ULL << (8 * (n - i))) - 1)
                                     : load_le_partial(p + i, n - i);
         h = ((h ^ t) * 0x9e3779b97f4a7c15ULL) ^ (h >> 29);
     }
@@ -150,7 +140,7 @@ static inline __attribute__((always_inline)) size_t char_ngrams_k(const struct g
     memset(framed + n + 2, 0, 8);
     size_t c = 0;
     for (size_t i = 0; i + kmin <= len; i++) {
-        const uint64_t x = load_le64(framed + i);
+        const uint64_t x = gf_clf_load_le64(framed + i);
         for (uint32_t k = 0; k < K; k++) {
             const uint64_t h = (x & mask[k]) * mult[k];
             // With 2^b buckets, to_bucket is the top b bits: one shift instead of a multiply.

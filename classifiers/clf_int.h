@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/common.h"
 #include "classifiers/classifiers.h"
@@ -578,6 +579,18 @@ static inline uint64_t gf_clf_mix64(uint64_t x)
     x *= 0x94d049bb133111ebULL;
     x ^= x >> 31;
     return x;
+}
+
+/* Eight bytes at p as a little-endian integer on every host: hashes and packed int8 rows are
+ * defined by their byte order, not the CPU's. */
+static inline uint64_t gf_clf_load_le64(const void *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
 }
 
 #endif

@@ -299,16 +299,6 @@ void gf_clf_bag_flush_h8(struct gf_clf_bag *b)
     b->h8n = 0;
 }
 
-static inline uint64_t load_le64(const int8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof(v));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    return v;
-}
-
 /* Adds the rows of a head of 8 dimensions for the buckets rows[0..k) to h8: a load and a few
  * word operations per row instead of a kernel call per token (a word new to the text has a
  * dozen new buckets or so). */
@@ -323,7 +313,8 @@ static inline __attribute__((always_inline)) void head8_rows(struct gf_clf_bag *
             gf_clf_bag_flush_h8(b);
         uint64_t ev = b->h8[0], od = b->h8[1];
         for (size_t j = j0; j < end; j++) {
-            const uint64_t row = load_le64(hq + (size_t)rows[j] * 8) ^ 0x8080808080808080ULL;
+            const uint64_t row =
+                gf_clf_load_le64(hq + (size_t)rows[j] * 8) ^ 0x8080808080808080ULL;
             ev += row & lanes;
             od += (row >> 8) & lanes;
         }

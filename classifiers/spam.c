@@ -7,6 +7,7 @@
  * would: PCRE2 would try the pattern at almost every letter. */
 #include "classifiers/rx_int.h"
 #include "classifiers/runs_int.h"
+#include "classifiers/spam_int.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -27,6 +28,12 @@ static const char *const cta[] = {
     "call free", "txt", "ringtone", "free entry", "cash prize", "selected to receive", "bonus",
     "reward", "to opt out", "per week", "per min", "save big",
 };
+
+const char *const *gf_spam_phrases(size_t *n)
+{
+    *n = GF_ARRAY_LEN(cta);
+    return cta;
+}
 
 struct spam {
     struct gf_detector det;

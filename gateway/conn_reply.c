@@ -82,18 +82,24 @@ static void put(struct head *h, const char *key, const char *value)
     add(h, "\r\n", 2);
 }
 
+/* The status line and the request's output headers, as evhttp writes them first. */
+static void head_start(struct head *h, struct evhttp_request *req)
+{
+    h->n = 0;
+    h->full = false;
+    add(h, "HTTP/1.1 200 OK\r\n", 17);
+    for (struct evkeyval *kv = evhttp_request_get_output_headers(req)->tqh_first; kv != NULL;
+         kv = kv->next.tqe_next)
+        put(h, kv->key, kv->value);
+}
+
 bool gf_conn_send_ok(struct gf_conn *c, struct evhttp_request *req, const char *ctype,
                      const char *timing, const char *date, const char *body, size_t len)
 {
     if (!covered(c, req))
         return false;
     struct head h;
-    h.n = 0;
-    h.full = false;
-    add(&h, "HTTP/1.1 200 OK\r\n", 17);
-    for (struct evkeyval *kv = evhttp_request_get_output_headers(req)->tqh_first; kv != NULL;
-         kv = kv->next.tqe_next)
-        put(&h, kv->key, kv->value);
+    head_start(&h, req);
     put(&h, "Content-Type", ctype);
     if (timing != NULL)
         put(&h, "Server-Timing", timing);
@@ -130,12 +136,7 @@ bool gf_conn_stream_start(struct gf_conn *c, struct evhttp_request *req, const c
     if (!covered(c, req))
         return false;
     struct head h;
-    h.n = 0;
-    h.full = false;
-    add(&h, "HTTP/1.1 200 OK\r\n", 17);
-    for (struct evkeyval *kv = evhttp_request_get_output_headers(req)->tqh_first; kv != NULL;
-         kv = kv->next.tqe_next)
-        put(&h, kv->key, kv->value);
+    head_start(&h, req);
     static const char fixed[] = "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                                 "X-Accel-Buffering: no\r\n";
     add(&h, fixed, sizeof(fixed) - 1);

@@ -1,28 +1,15 @@
 /* ref_spam.h — the spam heuristics' features computed the plain way, one byte at a time: the
  * reference that spam.c's 64-bytes-at-a-time word pass must match (test_spam.c). Words are runs
  * of ASCII letters, digits and bytes >= 0x80; repeated trigrams compare the words themselves;
- * the phrases are tried at every place after a non-\w byte, all of them, the longest kept. The
- * phrase list and the score are spam.c's (keep them in step). */
+ * the phrases (spam.c's own list) are tried at every place after a non-\w byte, all of them, the
+ * longest kept. The score is spam.c's (keep them in step). */
 #ifndef GF_REF_SPAM_H
 #define GF_REF_SPAM_H
 
 #include <math.h>
 #include <strings.h>
 
-static const char *const ref_phrases[] = {
-    "click here", "click below", "click the link", "click this link", "buy now", "order now",
-    "call now", "act now", "apply now", "sign up now", "subscribe now", "limited time",
-    "limited offer", "offer expires", "don't miss", "dont miss", "free money", "free gift",
-    "free trial", "100% free", "risk free", "risk-free", "no credit check", "earn money",
-    "make money", "earn cash", "extra income", "work from home", "you have won", "you won",
-    "you've won", "winner", "congratulations", "claim your", "claim now", "prize", "lottery",
-    "cash bonus", "double your", "guaranteed", "miracle", "weight loss", "lose weight", "viagra",
-    "casino", "investment opportunity", "exclusive deal", "special promotion", "cheap",
-    "discount", "unsubscribe", "dm me", "text stop", "reply stop", "urgent", "act fast",
-    "once in a lifetime", "best price", "lowest price", "no obligation", "visit our website",
-    "call free", "txt", "ringtone", "free entry", "cash prize", "selected to receive", "bonus",
-    "reward", "to opt out", "per week", "per min", "save big",
-};
+#include "classifiers/spam_int.h"
 
 static bool ref_alnum_byte(unsigned char c)
 {
@@ -59,12 +46,14 @@ static size_t ref_phrase_end(const char *ph, const unsigned char *s, size_t n, s
 
 static unsigned ref_phrases_in(const unsigned char *s, size_t n)
 {
+    size_t n_phrases;
+    const char *const *phrases = gf_spam_phrases(&n_phrases);
     unsigned seen = 0;
     for (size_t p = 0; p < n && seen < 8;) {
         size_t best = 0;
         if (p == 0 || !ref_word_byte(s[p - 1]))
-            for (size_t k = 0; k < GF_ARRAY_LEN(ref_phrases); k++) {
-                size_t e = ref_phrase_end(ref_phrases[k], s, n, p);
+            for (size_t k = 0; k < n_phrases; k++) {
+                size_t e = ref_phrase_end(phrases[k], s, n, p);
                 best = e > best ? e : best;
             }
         if (best > 0) {
