@@ -304,8 +304,8 @@ static int on_cta(void *ud, size_t s, size_t e, pcre2_match_data *md)
     return *seen >= 8;  // enough evidence; stop early
 }
 
-static double score_of(size_t words, size_t links, size_t letters, size_t upper, size_t bangs,
-                       size_t trigrams, size_t repeats, unsigned cta_count)
+double gf_spam_score_of(size_t words, size_t links, size_t letters, size_t upper, size_t bangs,
+                        size_t trigrams, size_t repeats, unsigned cta_count)
 {
     double density = words ? (double)links / (double)words : 0;
     double repeat = trigrams >= 4 ? (double)repeats / (double)trigrams : 0;
@@ -350,8 +350,8 @@ static int spam_scan(const struct gf_detector *d, const struct gf_scan *in, stru
     if (in->norm == NULL &&
         (rc = gf_rx_each(sp->cta, canon, clen, in->scratch, on_cta, &f.cta, err)) < 0)
         return rc;
-    double score = score_of(f.words, f.links, f.letters, f.upper, f.bangs, f.trigrams, f.repeats,
-                            f.cta);
+    double score = gf_spam_score_of(f.words, f.links, f.letters, f.upper, f.bangs, f.trigrams,
+                                    f.repeats, f.cta);
     struct gf_hit hit = {0, in->len, "spam", score, -1, false};
     rc = gf_hits_add(out, &hit);
     if (rc != 0)

@@ -2,7 +2,7 @@
  * reference that spam.c's 64-bytes-at-a-time word pass must match (test_spam.c). Words are runs
  * of ASCII letters, digits and bytes >= 0x80; repeated trigrams compare the words themselves;
  * the phrases (spam.c's own list) are tried at every place after a non-\w byte, all of them, the
- * longest kept. The score is spam.c's (keep them in step). */
+ * longest kept. The score is spam.c's own formula. */
 #ifndef GF_REF_SPAM_H
 #define GF_REF_SPAM_H
 
@@ -98,21 +98,6 @@ static size_t ref_links(const char *s, size_t n)
     return k;
 }
 
-static double ref_score_of(size_t words, size_t links, size_t letters, size_t upper, size_t bangs,
-                       size_t trigrams, size_t repeats, unsigned cta_count)
-{
-    double density = words ? (double)links / (double)words : 0;
-    double repeat = trigrams >= 4 ? (double)repeats / (double)trigrams : 0;
-    double caps = letters >= 12 ? (double)upper / (double)letters : 0;
-    double z = -4.0;
-    z += 3.0 * fmin(density * 5.0, 1.5);
-    z += 4.0 * repeat;
-    z += caps > 0.3 ? 3.0 * (caps - 0.3) / 0.7 : 0;
-    z += 1.3 * fmin((double)cta_count, 4.0);
-    z += 0.4 * fmin((double)bangs, 5.0);
-    return 1.0 / (1.0 + exp(-z));
-}
-
 /* The spam score of a text whose canonical form is canon[0..clen). */
 static double ref_spam_score(const char *s, size_t n, const char *canon, size_t clen)
 {
@@ -152,8 +137,8 @@ static double ref_spam_score(const char *s, size_t n, const char *canon, size_t 
     }
     free(ws);
     free(we);
-    return ref_score_of(words, ref_links(s, n), letters, upper, bangs, trigrams, repeats,
-                        ref_phrases_in((const unsigned char *)canon, clen));
+    return gf_spam_score_of(words, ref_links(s, n), letters, upper, bangs, trigrams, repeats,
+                            ref_phrases_in((const unsigned char *)canon, clen));
 }
 
 #endif
