@@ -61,6 +61,18 @@ static int dial(void)
     return fd;
 }
 
+/* Sends a chat completion request with body on fd; headers (each ending in \r\n) go after
+ * Host. */
+static void send_chat(int fd, const char *headers, const char *body)
+{
+    char raw[2048];
+    int n = snprintf(raw, sizeof(raw),
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n%s"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     headers, strlen(body), body);
+    send(fd, raw, (size_t)n, MSG_NOSIGNAL);
+}
+
 static void read_all(int fd, struct resp *r)
 {
     size_t cap = 1 << 16, n = 0;
@@ -530,24 +542,14 @@ static void test_disconnect_and_keys(void)
     // a client that goes away cancels its generation
     int fd = dial();
     const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"hang\"}]}";
-    char raw[1024];
-    int n = snprintf(raw, sizeof(raw),
-                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                     strlen(body), body);
-    send(fd, raw, (size_t)n, MSG_NOSIGNAL);
+    send_chat(fd, "", body);
     usleep(100000);
     close(fd);
 
     // a revoked key ends its open stream with an error event and [DONE]
     fd = dial();
     body = "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hang\"}]}";
-    n = snprintf(raw, sizeof(raw),
-                 "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                 "Authorization: Bearer revoke-me\r\n"
-                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                 strlen(body), body);
-    send(fd, raw, (size_t)n, MSG_NOSIGNAL);
+    send_chat(fd, "Connection: close\r\nAuthorization: Bearer revoke-me\r\n", body);
     struct resp r;
     read_all(fd, &r);  // the test's revocation timer fires after 200 ms
     close(fd);
@@ -564,30 +566,17 @@ static void test_disconnect_and_keys(void)
 static void test_read_while_handling(void)
 {
     const char *hang = "{\"messages\":[{\"role\":\"user\",\"content\":\"hang\"}]}";
-    char raw[2048];
     int fd = dial();
-    int n = snprintf(raw, sizeof(raw),
-                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                     strlen(hang), hang);
-    send(fd, raw, (size_t)n, MSG_NOSIGNAL);
+    send_chat(fd, "", hang);
     usleep(5000);
     close(fd);
 
     const char *slow = "{\"messages\":[{\"role\":\"user\",\"content\":\"slow\"}]}";
     const char *quick = "{\"messages\":[{\"role\":\"user\",\"content\":\"say:second\"}]}";
     fd = dial();
-    n = snprintf(raw, sizeof(raw),
-                 "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                 strlen(slow), slow);
-    send(fd, raw, (size_t)n, MSG_NOSIGNAL);
+    send_chat(fd, "", slow);
     usleep(50000);  // the first is being handled when the second arrives
-    n = snprintf(raw, sizeof(raw),
-                 "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                 strlen(quick), quick);
-    send(fd, raw, (size_t)n, MSG_NOSIGNAL);
+    send_chat(fd, "Connection: close\r\n", quick);
     struct resp r;
     read_all(fd, &r);
     close(fd);
@@ -661,11 +650,7 @@ static void test_direct_reply_shape(void)
     const char *sbody =
         "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"say:abcdefgh\"}]}";
     fd = dial();
-    n = snprintf(raw, sizeof(raw),
-                 "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                 strlen(sbody), sbody);
-    send(fd, raw, (size_t)n, MSG_NOSIGNAL);
+    send_chat(fd, "", sbody);
     struct timeval stv = {0, 500000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &stv, sizeof(stv)); // keep-alive: no end of file
     read_all(fd, &r);
