@@ -337,6 +337,12 @@ static void finish(struct gf_request *r)
                 struct gf_reply_info ri;
                 reply_info(r, &ri);
                 gf_buf_reset(&r->out);
+                // Room for the usual reply at once (its fixed part is about 330 bytes) rather
+                // than a buffer that grows; a failure here is the appends' to report.
+                size_t room = 480;
+                for (int i = 0; i < r->n_choices; i++)
+                    room += r->choices[i].text.len + 64;
+                (void)gf_buf_reserve(&r->out, room);
                 int rc = gf_api_reply_json(&r->out, &ri, r->choices, r->n_choices, &r->usage);
                 if (rc != 0)
                     set_error(r, rc, 0, "the reply could not be built", NULL);
@@ -811,8 +817,10 @@ static int stage_engine(struct gf_request *r, struct gf_err *err)
         gf_buf_init(&r->choices[i].text, (size_t)gw->cfg->upstream_max_response_bytes);
         gf_lp_acc_init(&r->choices[i].lp, g->params.logprobs, g->kind == GF_GEN_CHAT);
     }
-    snprintf(r->reply_id, sizeof(r->reply_id), "%s%s",
-             g->kind == GF_GEN_CHAT ? "chatcmpl-" : "cmpl-", r->id);
+    const char *prefix = g->kind == GF_GEN_CHAT ? "chatcmpl-" : "cmpl-"; // no printf per request
+    size_t pl = strlen(prefix);
+    memcpy(r->reply_id, prefix, pl);
+    gf_strlcpy(r->reply_id + pl, r->id, sizeof(r->reply_id) - pl);
     r->created = gf_wall_ms() / 1000;
     r->last_write = gf_now_ns();
     if (g->stream && gw->cfg->ping_interval_ms > 0) {
@@ -1275,6 +1283,9 @@ int gf_request_note_verdict(struct gf_request *r, const char *phase, const char 
 
 int gf_request_set_policy_version(struct gf_request *r, const char *version)
 {
+    // Both phases of a request note the version, almost always the same one: one copy.
+    if (version && r->policy_version && strcmp(version, r->policy_version) == 0)
+        return 0;
     const char *v = arena_str(r, version);
     if (version && v == NULL)
         return GF_ENOMEM;
