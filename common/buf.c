@@ -63,11 +63,6 @@ int gf_buf_append(struct gf_buf *b, const void *p, size_t n)
     return 0;
 }
 
-int gf_buf_puts(struct gf_buf *b, const char *s)
-{
-    return gf_buf_append(b, s, strlen(s));
-}
-
 int gf_buf_putc(struct gf_buf *b, char c)
 {
     if (b->len + 2 <= b->cap && b->len < b->max) { // room for c and the NUL, within the cap
