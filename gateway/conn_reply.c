@@ -160,7 +160,16 @@ int gf_conn_frame_chunk(struct evbuffer *b, const char *p, size_t n)
     do
         size[--i] = hex[v & 15];
     while ((v >>= 4) > 0);
-    if (evbuffer_add(b, size + i, sizeof(size) - i) != 0 || (n > 0 && evbuffer_add(b, p, n) != 0) ||
+    size_t head = sizeof(size) - i;
+    if (n <= 2048) { // a stream event: copied once here, then one evbuffer_add rather than three
+        char frame[sizeof(size) + 2048 + 2];
+        memcpy(frame, size + i, head);
+        if (n > 0)
+            memcpy(frame + head, p, n);
+        memcpy(frame + head + n, "\r\n", 2);
+        return evbuffer_add(b, frame, head + n + 2) != 0 ? GF_ENOMEM : 0;
+    }
+    if (evbuffer_add(b, size + i, head) != 0 || (n > 0 && evbuffer_add(b, p, n) != 0) ||
         evbuffer_add(b, "\r\n", 2) != 0)
         return GF_ENOMEM;
     return 0;
