@@ -29,6 +29,12 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+/* A request's reply headers are kept by the pipeline: evhttp copies each header it is given
+ * into three allocations, and the usual reply, written by conn_reply.c, does not need them
+ * there. Past these bounds (a hook's many headers) they go to evhttp as they come. */
+#define REPLY_HDRS 12
+#define REPLY_HDR_TEXT 512
+
 struct arena_blk {
     struct arena_blk *next;
     char data[];
@@ -83,10 +89,17 @@ struct gf_request {
     size_t n_verdicts, cap_verdicts;
     const char *policy_version;
     char client[64];                  // peer address, taken at dispatch
+    /* reply headers (gf_request_add_header, x-request-id) in the order added, names and values
+     * copied into hdr_text; given to evhttp only when evhttp writes the reply (hdrs_given) */
+    struct gf_reply_hdr hdrs[REPLY_HDRS];
+    size_t n_hdrs, hdr_used;
+    bool hdrs_given;
+    char hdr_text[REPLY_HDR_TEXT];
 };
 
 static void request_end(struct gf_request *r, int code, int status, const char *msg,
                         const char *param);
+static void give_headers(struct gf_request *r);
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -209,9 +222,11 @@ static void start_stream(struct gf_request *r)
     if (r->stream_started || r->http == NULL)
         return;
     const char *date = gf_gateway_http_date(r->gw);
-    r->stream_direct =
-        r->chunk != NULL && gf_conn_stream_start(r->conn, r->http, date, r->chunk);
+    r->stream_direct = r->chunk != NULL && gf_conn_stream_start(r->conn, r->http, r->hdrs,
+                                                                r->hdrs_given ? 0 : r->n_hdrs,
+                                                                date, r->chunk);
     if (!r->stream_direct) {
+        give_headers(r);
         struct evkeyvalq *h = evhttp_request_get_output_headers(r->http);
         evhttp_add_header(h, "Content-Type", "text/event-stream");
         evhttp_add_header(h, "Cache-Control", "no-cache");
@@ -274,9 +289,10 @@ static void send_whole(struct gf_request *r, struct gf_conn *conn, struct evhttp
     }
     gw->metrics.bytes_out += r->out.len;
     const char *date = gf_gateway_http_date(gw);
-    if (r->status == 200 &&
-        gf_conn_send_ok(conn, http, ctype, timing, date, r->out.data, r->out.len))
+    if (r->status == 200 && gf_conn_send_ok(conn, http, r->hdrs, r->hdrs_given ? 0 : r->n_hdrs,
+                                            ctype, timing, date, r->out.data, r->out.len))
         return;
+    give_headers(r);
     struct evkeyvalq *h = evhttp_request_get_output_headers(http);
     evhttp_add_header(h, "Content-Type", ctype);
     if (timing != NULL)
@@ -1053,7 +1069,7 @@ void gf_pipeline_dispatch(struct gf_gateway *gw, struct evhttp_request *http)
         gf_strlcpy(r->id, given, sizeof(r->id));
     else
         gf_gateway_new_id(gw, r->id);
-    evhttp_add_header(evhttp_request_get_output_headers(http), "x-request-id", r->id);
+    gf_request_add_header(r, "x-request-id", r->id);
 
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(http));
     enum evhttp_cmd_type cmd = evhttp_request_get_command(http);
@@ -1169,12 +1185,48 @@ const char *gf_request_key(const struct gf_request *r)
     return r->key;
 }
 
+/* What evhttp_add_header refuses: a CR or LF in the name, or a line break in the value that
+ * is not followed by a space or a tab (a continuation line). */
+static bool header_ok(const char *name, const char *value)
+{
+    if (strpbrk(name, "\r\n") != NULL)
+        return false;
+    for (const char *p = value; (p = strpbrk(p, "\r\n")) != NULL;) {
+        p += strspn(p, "\r\n");
+        if (*p != ' ' && *p != '\t')
+            return false;
+    }
+    return true;
+}
+
+/* Hands the kept reply headers to evhttp, which is about to write the reply (or is given the
+ * headers that no longer fit here); from then on headers go to it directly. */
+static void give_headers(struct gf_request *r)
+{
+    if (r->hdrs_given || r->http == NULL)
+        return;
+    r->hdrs_given = true;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->http);
+    for (size_t i = 0; i < r->n_hdrs; i++)
+        evhttp_add_header(h, r->hdrs[i].name, r->hdrs[i].value);
+}
+
 int gf_request_add_header(struct gf_request *r, const char *name, const char *value)
 {
-    if (r->http == NULL || r->stream_started)
+    if (r->http == NULL || r->stream_started || !header_ok(name, value))
         return GF_EINVAL;
-    struct evkeyvalq *h = evhttp_request_get_output_headers(r->http);
-    return evhttp_add_header(h, name, value) == 0 ? 0 : GF_EINVAL;
+    size_t nl = strlen(name) + 1, vl = strlen(value) + 1;
+    if (r->hdrs_given || r->n_hdrs == REPLY_HDRS || nl + vl > sizeof(r->hdr_text) - r->hdr_used) {
+        give_headers(r);
+        struct evkeyvalq *h = evhttp_request_get_output_headers(r->http);
+        return evhttp_add_header(h, name, value) == 0 ? 0 : GF_EINVAL;
+    }
+    char *t = r->hdr_text + r->hdr_used;
+    memcpy(t, name, nl);
+    memcpy(t + nl, value, vl);
+    r->hdr_used += nl + vl;
+    r->hdrs[r->n_hdrs++] = (struct gf_reply_hdr){.name = t, .value = t + nl};
+    return 0;
 }
 
 void gf_request_set_state(struct gf_request *r, size_t slot, void *state)
