@@ -67,8 +67,9 @@ struct gf_request {
     bool parsed;
     /* (5)-(6) */
     struct gf_gen *gen;
-    struct gf_reply_choice *choices;
+    struct gf_reply_choice *choices;  // &one_choice for one choice (the usual request)
     int n_choices;
+    struct gf_reply_choice one_choice;
     struct gf_gen_usage usage;
     int delta_tokens;
     char model[128];
@@ -80,7 +81,7 @@ struct gf_request {
     const char *out_type;
     bool stream_started;
     bool stream_direct;               // head and chunk framing by conn_reply.c, not evhttp
-    struct evbuffer *chunk;           // reused for SSE chunks
+    struct evbuffer *chunk;           // reused for SSE chunks; kept, empty, with a spare struct
     struct event *ping;
     uint64_t last_write;
     size_t audits_left;
@@ -396,15 +397,14 @@ static void finish(struct gf_request *r)
         gf_admission_leave(gw);
     if (r->ping)
         event_free(r->ping);
-    if (r->chunk)
-        evbuffer_free(r->chunk);
     for (int i = 0; i < r->n_choices; i++) {
         gf_buf_cleanup(&r->choices[i].text);
         gf_lp_acc_cleanup(&r->choices[i].lp);
         gf_free(r->choices[i].extra_json);
         gf_free(r->choices[i].final_json);
     }
-    gf_free(r->choices);
+    if (r->choices != &r->one_choice)
+        gf_free(r->choices);
     gf_buf_cleanup(&r->scratch[0]);
     gf_buf_cleanup(&r->scratch[1]);
     gf_free(r->verdicts);
@@ -416,25 +416,37 @@ static void finish(struct gf_request *r)
         r->arena = b->next;
         gf_free(b);
     }
-    if (gw->n_spare_reqs < GF_SPARE_REQUESTS)
+    if (gw->n_spare_reqs < GF_SPARE_REQUESTS) { // a spare keeps its chunk buffer, emptied
+        if (r->chunk != NULL)
+            evbuffer_drain(r->chunk, evbuffer_get_length(r->chunk));
         gw->spare_reqs[gw->n_spare_reqs++] = r;
-    else
+    } else {
+        if (r->chunk)
+            evbuffer_free(r->chunk);
         gf_free(r);
+    }
 }
 
 void gf_pipeline_free_spares(struct gf_gateway *gw)
 {
-    while (gw->n_spare_reqs > 0)
-        gf_free(gw->spare_reqs[--gw->n_spare_reqs]);
+    while (gw->n_spare_reqs > 0) {
+        struct gf_request *r = gw->spare_reqs[--gw->n_spare_reqs];
+        if (r->chunk)
+            evbuffer_free(r->chunk);
+        gf_free(r);
+    }
 }
 
-/* A zeroed request struct, kept or new; NULL without memory. */
+/* A zeroed request struct, kept or new (a kept one keeps its empty chunk buffer); NULL
+ * without memory. */
 static struct gf_request *request_new(struct gf_gateway *gw)
 {
     if (gw->n_spare_reqs == 0)
         return gf_calloc(1, sizeof(struct gf_request));
     struct gf_request *r = gw->spare_reqs[--gw->n_spare_reqs];
+    struct evbuffer *chunk = r->chunk; // empty; saves an evbuffer_new and evbuffer_free a request
     memset(r, 0, sizeof(*r));
+    r->chunk = chunk;
     return r;
 }
 
@@ -824,8 +836,10 @@ static int stage_engine(struct gf_request *r, struct gf_err *err)
         return gf_err_set(err, GF_EAGAIN, "the model is not ready; retry later");
     const struct gf_gen_request *g = &r->api_req.gen;
     // n_choices is set only once choices exists: the ending and the audit record read both
-    r->choices = gf_calloc((size_t)g->params.n, sizeof(*r->choices));
-    r->chunk = evbuffer_new();
+    r->choices = g->params.n == 1 ? &r->one_choice
+                                  : gf_calloc((size_t)g->params.n, sizeof(*r->choices));
+    if (r->chunk == NULL)
+        r->chunk = evbuffer_new();
     if (r->choices == NULL || r->chunk == NULL)
         return gf_err_set(err, GF_ENOMEM, "out of memory");
     r->n_choices = g->params.n;
