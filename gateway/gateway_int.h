@@ -73,12 +73,21 @@ struct gf_reply_choice {
                                  // last chunk (e.g. "gardefou":{...}); owned, or NULL
 };
 
+/* The start of a stream's chunks ({"id":..,"object":..,"created":..,"model":..), the same in
+ * every chunk: written once a stream and copied, rather than put together for each chunk. */
+struct gf_chunk_head {
+    char text[384];
+    size_t len;                  // 0: not written yet (or did not fit)
+    char model[128];             // the model it names (a stream learns the upstream's at its end)
+};
+
 struct gf_reply_info {
     const char *id;              // "chatcmpl-..." / "cmpl-..."
     const char *model;
     int64_t created;
     enum gf_gen_kind kind;
     const char *top_json;        // chunks: members added at the top level, or NULL
+    struct gf_chunk_head *head;  // chunks: the request's kept head (borrowed), or NULL
 };
 
 int gf_api_reply_json(struct gf_buf *out, const struct gf_reply_info *ri,

@@ -94,6 +94,7 @@ struct gf_request {
     bool stream_started;
     bool stream_direct;               // head and chunk framing by conn_reply.c, not evhttp
     struct evbuffer *chunk;           // reused for SSE chunks; kept, empty, with a spare struct
+    struct gf_chunk_head chunk_head;  // the start every chunk of the stream has
     struct event *ping;
     uint64_t last_write;
     size_t audits_left;
@@ -283,6 +284,7 @@ static void reply_info(struct gf_request *r, struct gf_reply_info *ri)
     ri->created = r->created;
     ri->kind = r->api_req.gen.kind;
     ri->top_json = NULL;
+    ri->head = &r->chunk_head;
 }
 
 /* Sends a reply that is not a stream: r->out with r->out_type and r->status. A plain 200 on a
