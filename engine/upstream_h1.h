@@ -28,7 +28,9 @@ struct gf_h1_resp {
     char ctype[128];     // its Content-Type value, trimmed, truncated to fit; "" when absent
     bool head_done;      // the final response's head has been read
     bool done;           // the whole message has been read
-    bool keep_alive;     // once done: the connection may carry another request
+    bool keep_alive;     // once done: the connection may carry another request (HTTP/1.1
+                         // without Connection: close, or 1.0 with keep-alive; a framed body;
+                         // never after Transfer-Encoding beside Content-Length or in 1.0)
     char error[96];      // why gf_h1_resp_feed or gf_h1_resp_eof failed
     /* Parser state. */
     int state;
@@ -45,8 +47,8 @@ struct gf_h1_resp {
  * before line, so that starting a response costs no 8 KiB clear. */
 void gf_h1_resp_init(struct gf_h1_resp *r, bool no_body);
 
-/* Feeds n bytes read from the connection; body may be NULL to discard the body. Returns how many it consumed: all n, or fewer when
- * the message ended inside them (the rest is not part of it: a connection with such bytes must
+/* Feeds n bytes read from the connection to body (NULL discards the body). Returns how many it
+ * consumed: all n, or fewer when the message ended inside them (the rest is not part of it: a connection with such bytes must
  * not be reused). A negative value is an error: GF_EFORMAT (not a valid HTTP/1.x response,
  * r->error says why), GF_ETOOBIG (head over GF_H1_MAX_HEAD or a line over GF_H1_MAX_LINE), or
  * the nonzero value body returned. After an error or once done, it consumes nothing. */
