@@ -190,7 +190,8 @@ static const struct ok_case ok_cases[] = {
      "HTTP/1.1 200 OK\r\nContent-Length: 4 , 4\r\ncontent-length:4\r\n\r\nabcd", false, 200, "",
      "abcd", true, 0},
     {"names in any case, empty values",
-     "HTTP/1.1 201 Created\r\ncOnTeNt-TyPe:text/plain\r\nX-Empty:\r\nCONTENT-LENGTH: 2\r\n\r\nhi",
+     "HTTP/1.1 201 Created\r\ncOnTeNt-TyPe:text/plain\r\nX-Empty:\r\nCONTENT-LENGTH: 2\r\n"
+     "Connectio2: close\r\nContent-Typo: x\r\nConnection: upgrade ,\tkeep-alive\r\n\r\nhi",
      false, 201, "text/plain", "hi", true, 0},
     {"last Content-Type wins",
      "HTTP/1.1 200 OK\r\nContent-Type: a/a\r\nContent-Type: b/b\r\n"
@@ -476,6 +477,11 @@ static void test_callback_stops(void)
     k.stop_call = 1;
     run(in, strlen(in), NULL, 0, false, &k, &res);
     CHECK(res.rc == -42 && !res.misbehaved && !res.done);
+    // And when the body runs until the connection closes.
+    in = ok_cases[3].in;
+    run(in, strlen(in), NULL, 0, false, &k, &res);
+    CHECK(res.rc == -42 && !res.misbehaved && !res.done && k.calls == 1);
+    in = ok_cases[0].in;
     // A positive value comes back as is too, and sticks.
     k.stop_rc = 7;
     struct gf_h1_resp r;
