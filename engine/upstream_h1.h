@@ -57,7 +57,9 @@ long gf_h1_resp_feed(struct gf_h1_resp *r, const char *p, size_t n, gf_h1_body_f
 
 /* The server closed the connection. Returns 0 when that completes the message (a body read
  * until close; done is then set) or it was already done, GF_EFORMAT when the message was cut
- * short (r->error says where: in the head, in the body, in a chunk). */
+ * short (r->error says where: before any byte, in the head, in the body, in a chunk; a caller
+ * may retry a request on a reused connection closed before any byte), and after an error of
+ * gf_h1_resp_feed that same error. */
 int gf_h1_resp_eof(struct gf_h1_resp *r);
 
 #endif
