@@ -228,6 +228,8 @@ static int attach(struct gf_up_conn *c, struct gf_gen *g, CURLcode now)
         return GF_ENOMEM;
     if (now == CURLE_OK && !c->connecting)
         c->pending = send_request(c);
+    else if (now == CURLE_OK && want_write(c) != 0)
+        return GF_ENOMEM;  // connecting: writable once connected
     if (c->pending != CURLE_OK)
         event_active(c->wev, EV_WRITE, 1);  // reported from the loop, not from inside submit
     return 0;

@@ -494,10 +494,9 @@ static long mock_stat(const char *name)
 static void test_keepalive(void)
 {
     const char *urls[] = {mock.url};
+    long before = mock_stat("connections");
     struct gf_engine *e = open_engine(urls, 1, 5000, 0, NULL);
     REQUIRE(e != NULL);
-    spin(100);  // the first health check, on its own connection
-    long before = mock_stat("connections");
     static const char *const bodies[] = {
         "{\"model\":\"m\"}",
         "{\"model\":\"tokens=3\",\"stream\":true}",
@@ -511,10 +510,12 @@ static void test_keepalive(void)
                   r.err_msg);
         run_cleanup(&r);
     }
+    // Each stats call is a connection of its own: after counts one more than the requests'.
     long after = mock_stat("connections");
-    // (libcurl may reuse its health check's connection: no new one at all)
-    CHECK_MSG(after - before <= 1, "20 sequential requests opened %ld connections",
-              after - before);
+    // The first health check (libcurl) has one; libcurl may carry the requests on it too.
+    long opened = after - before - 1;
+    CHECK_MSG(curl_only ? opened >= 1 && opened <= 2 : opened == 2,
+              "the health check and 20 sequential requests opened %ld connections", opened);
     struct run r;
     do_chat(e, "{\"model\":\"close\"}", &r, 5000);
     CHECK(r.done);
@@ -522,7 +523,8 @@ static void test_keepalive(void)
     do_chat(e, "{\"model\":\"m\"}", &r, 5000);
     CHECK(r.done);
     run_cleanup(&r);
-    CHECK(mock_stat("connections") - after == 1);
+    opened = mock_stat("connections") - after - 1;
+    CHECK_MSG(curl_only ? opened <= 1 : opened == 1, "after Connection: close: %ld", opened);
     // dropnext: the next request on that connection is met by a close.
     for (int i = 0; i < 3; i++) {
         long requests = mock_stat("requests");
