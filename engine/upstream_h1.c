@@ -20,8 +20,8 @@ enum {
     ST_CHUNK_SIZE, // a chunk-size line
     ST_CHUNK_DATA, // remaining bytes of a chunk
     ST_CHUNK_CR,   // the CRLF that ends a chunk's data
-    ST_CHUNK_LF,
-    ST_TRAILER, // trailer field lines, up to the blank line
+    ST_CHUNK_LF,   // its LF, once the CR came
+    ST_TRAILER,    // trailer field lines, up to the blank line
     ST_DONE,
     ST_ERROR,
 };
