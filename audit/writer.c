@@ -629,8 +629,10 @@ int gf_audit_log_request(struct gf_audit *a, const struct gf_audit_request *r, g
         return GF_EIO;
     struct gf_buf b;
     gf_buf_init(&b, AUDIT_MAX_LINE - 256);
-    // a record without texts is 500-700 bytes: one allocation rather than three growing ones
-    int rc = gf_buf_reserve(&b, 1024);
+    // A record without texts is 500-700 bytes: one allocation rather than three growing ones,
+    // of 1 KiB (room for 1000 bytes and the NUL rounds up to it), a size glibc keeps freed blocks
+    // of for the thread to reuse; a 2 KiB block went to the arena for every record.
+    int rc = gf_buf_reserve(&b, 1000);
     rc = rc ? rc : audit_body_request(&b, r, a->cfg.retention);
     if (rc == GF_ETOOBIG) { // text too long to keep: keep its digest, like retention hashes
         gf_buf_reset(&b);

@@ -102,12 +102,20 @@ void *gf_malloc(size_t size)
     return malloc(size ? size : 1);
 }
 
+/* A small block is malloc'd and cleared: glibc's calloc never takes a block from the thread's
+ * cache of freed ones (up to 1 KiB) and goes to the arena each time, about 4x a cached malloc,
+ * and the request path allocates zeroed structs many times per request. Larger blocks keep
+ * calloc, which skips clearing pages fresh from the kernel. */
 void *gf_calloc(size_t n, size_t size)
 {
     if (should_fail())
         return NULL;
     if (n == 0 || size == 0)
         return calloc(1, 1);
+    if (n <= 1024 / size) {
+        void *p = malloc(n * size);
+        return p ? memset(p, 0, n * size) : NULL;
+    }
     return calloc(n, size);
 }
 

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__GNUC__)
 #define GF_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -116,7 +117,14 @@ void gf_buf_cleanup(struct gf_buf *b);
 void gf_buf_reset(struct gf_buf *b);
 int gf_buf_reserve(struct gf_buf *b, size_t extra);
 int gf_buf_append(struct gf_buf *b, const void *p, size_t n);
-int gf_buf_puts(struct gf_buf *b, const char *s);
+
+/* Appends the string s. Inline: most callers append literals, whose length is then known at
+ * compile time (the JSON writers on the request path make dozens of these calls a request). */
+static inline int gf_buf_puts(struct gf_buf *b, const char *s)
+{
+    return gf_buf_append(b, s, strlen(s));
+}
+
 int gf_buf_putc(struct gf_buf *b, char c);
 /* Appends the decimal form of v (what printf's %lld writes), without a format pass. */
 int gf_buf_put_i64(struct gf_buf *b, int64_t v);

@@ -167,13 +167,26 @@ static void audit_hook(void *ud, struct gf_request *r, void (*done)(struct gf_re
     gf_buf_init(&redacted, cap);
     gf_buf_init(&completion, cap);
     int rc = 0;
+    // The prompt as the engine got it is kept only by retention "redacted" (the other modes
+    // keep the client's text or its digest): not built for them.
+    bool want_redacted = gf_audit_config(g->log)->retention == GF_AUDIT_RETAIN_REDACTED;
     const cJSON *body = gf_request_body(r);
     if (body != NULL) {
         rc = prompt_from_body(&prompt, body);
-        if (gen != NULL)  // NULL when the body failed validation
+        if (gen != NULL && want_redacted) // gen is NULL when the body failed validation
             rc = rc ? rc : prompt_from_gen(&redacted, gen);
     }
-    for (int i = 0; rc == 0 && i < gf_request_n_choices(r); i++) {
+    int n_choices = gf_request_n_choices(r);
+    const char *one = NULL; // a single choice's text is recorded where it is, not copied
+    size_t one_len = 0;
+    if (rc == 0 && n_choices == 1) {
+        one = gf_request_output(r, 0, &one_len);
+        if (one == NULL)
+            one_len = 0;
+        else if (one_len > cap)
+            rc = GF_ETOOBIG;
+    }
+    for (int i = 0; rc == 0 && n_choices > 1 && i < n_choices; i++) {
         size_t len = 0;
         const char *t = gf_request_output(r, i, &len);
         if (i > 0)
@@ -210,11 +223,13 @@ static void audit_hook(void *ud, struct gf_request *r, void (*done)(struct gf_re
         .stream = gf_request_streamed(r),
         .prompt = body ? (prompt.data ? prompt.data : "") : NULL,
         .prompt_len = prompt.len,
-        .prompt_redacted = body && !same ? (redacted.data ? redacted.data : "") : NULL,
+        .prompt_redacted =
+            body && want_redacted && !same ? (redacted.data ? redacted.data : "") : NULL,
         .prompt_redacted_len = redacted.len,
-        .completion = gf_request_n_choices(r) > 0 ? (completion.data ? completion.data : "")
-                                                  : NULL,
-        .completion_len = completion.len,
+        .completion = n_choices == 1  ? (one ? one : "")
+                      : n_choices > 1 ? (completion.data ? completion.data : "")
+                                      : NULL,
+        .completion_len = n_choices == 1 ? one_len : completion.len,
     };
     struct pending *p = NULL;
     if (rc == 0 && (p = gf_calloc(1, sizeof(*p))) == NULL)

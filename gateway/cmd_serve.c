@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -233,6 +234,10 @@ int gf_cmd_serve(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    // libevent's zeroed allocations (a header, a request, a buffer: about fourteen a request)
+    // are then malloc and memset, which glibc serves from the thread's cache, where its calloc
+    // goes to the arena every time. Before any other libevent call, as libevent requires.
+    event_set_mem_functions(malloc, realloc, free);
     struct gf_config cfg;
     if (gf_config_init(&cfg) != 0) {
         fprintf(stderr, "gardefou serve: out of memory\n");

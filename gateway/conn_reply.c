@@ -34,7 +34,8 @@ static bool evhttp_owns(const char *key)
     return false;
 }
 
-static bool covered(struct gf_conn *c, struct evhttp_request *req)
+static bool covered(struct gf_conn *c, struct evhttp_request *req,
+                    const struct gf_reply_hdr *hdrs, size_t n_hdrs)
 {
     // A chunked request body leaves evhttp's chunked flag set on the request, which would
     // make evhttp_send_reply_end append a last chunk to the reply.
@@ -52,6 +53,9 @@ static bool covered(struct gf_conn *c, struct evhttp_request *req)
     for (struct evkeyval *h = evhttp_request_get_output_headers(req)->tqh_first; h != NULL;
          h = h->next.tqe_next)
         if (evhttp_owns(h->key))
+            return false;
+    for (size_t i = 0; i < n_hdrs; i++)
+        if (evhttp_owns(hdrs[i].name))
             return false;
     return true;
 }
@@ -82,8 +86,10 @@ static void put(struct head *h, const char *key, const char *value)
     add(h, "\r\n", 2);
 }
 
-/* The status line and the request's output headers, as evhttp writes them first. */
-static void head_start(struct head *h, struct evhttp_request *req)
+/* The status line and the request's output headers, as evhttp writes them first: its own list,
+ * then the pipeline's headers, which would come after them in it. */
+static void head_start(struct head *h, struct evhttp_request *req,
+                       const struct gf_reply_hdr *hdrs, size_t n_hdrs)
 {
     h->n = 0;
     h->full = false;
@@ -91,15 +97,18 @@ static void head_start(struct head *h, struct evhttp_request *req)
     for (struct evkeyval *kv = evhttp_request_get_output_headers(req)->tqh_first; kv != NULL;
          kv = kv->next.tqe_next)
         put(h, kv->key, kv->value);
+    for (size_t i = 0; i < n_hdrs; i++)
+        put(h, hdrs[i].name, hdrs[i].value);
 }
 
-bool gf_conn_send_ok(struct gf_conn *c, struct evhttp_request *req, const char *ctype,
+bool gf_conn_send_ok(struct gf_conn *c, struct evhttp_request *req,
+                     const struct gf_reply_hdr *hdrs, size_t n_hdrs, const char *ctype,
                      const char *timing, const char *date, const char *body, size_t len)
 {
-    if (!covered(c, req))
+    if (!covered(c, req, hdrs, n_hdrs))
         return false;
     struct head h;
-    head_start(&h, req);
+    head_start(&h, req, hdrs, n_hdrs);
     put(&h, "Content-Type", ctype);
     if (timing != NULL)
         put(&h, "Server-Timing", timing);
@@ -130,13 +139,14 @@ bool gf_conn_send_ok(struct gf_conn *c, struct evhttp_request *req, const char *
     return true;
 }
 
-bool gf_conn_stream_start(struct gf_conn *c, struct evhttp_request *req, const char *date,
+bool gf_conn_stream_start(struct gf_conn *c, struct evhttp_request *req,
+                          const struct gf_reply_hdr *hdrs, size_t n_hdrs, const char *date,
                           struct evbuffer *scratch)
 {
-    if (!covered(c, req))
+    if (!covered(c, req, hdrs, n_hdrs))
         return false;
     struct head h;
-    head_start(&h, req);
+    head_start(&h, req, hdrs, n_hdrs);
     static const char fixed[] = "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                                 "X-Accel-Buffering: no\r\n";
     add(&h, fixed, sizeof(fixed) - 1);
@@ -160,7 +170,16 @@ int gf_conn_frame_chunk(struct evbuffer *b, const char *p, size_t n)
     do
         size[--i] = hex[v & 15];
     while ((v >>= 4) > 0);
-    if (evbuffer_add(b, size + i, sizeof(size) - i) != 0 || (n > 0 && evbuffer_add(b, p, n) != 0) ||
+    size_t head = sizeof(size) - i;
+    if (n <= 2048) { // a stream event: copied once here, then one evbuffer_add rather than three
+        char frame[sizeof(size) + 2048 + 2];
+        memcpy(frame, size + i, head);
+        if (n > 0)
+            memcpy(frame + head, p, n);
+        memcpy(frame + head + n, "\r\n", 2);
+        return evbuffer_add(b, frame, head + n + 2) != 0 ? GF_ENOMEM : 0;
+    }
+    if (evbuffer_add(b, size + i, head) != 0 || (n > 0 && evbuffer_add(b, p, n) != 0) ||
         evbuffer_add(b, "\r\n", 2) != 0)
         return GF_ENOMEM;
     return 0;

@@ -285,8 +285,12 @@ static void stream_verdict(struct req_state *st, struct gf_request *r, int idx,
     struct gf_buf b;
     gf_buf_init(&b, 64u << 10);
     const char *ver = gf_policy_version(st->p);
-    int rc = gf_buf_printf(&b, "\"gardefou\":{\"output\":\"%s\",\"policy_version\":\"%s\","
-                               "\"rules\":[", gf_action_name(v ? v->action : GF_ACTION_ALLOW), ver);
+    // Put together without printf, which took more than the rest of a stream's verdict.
+    int rc = gf_buf_puts(&b, "\"gardefou\":{\"output\":\"");
+    rc = rc ? rc : gf_buf_puts(&b, gf_action_name(v ? v->action : GF_ACTION_ALLOW));
+    rc = rc ? rc : gf_buf_puts(&b, "\",\"policy_version\":\"");
+    rc = rc ? rc : gf_buf_puts(&b, ver);
+    rc = rc ? rc : gf_buf_puts(&b, "\",\"rules\":[");
     size_t first = b.len;
     for (size_t i = 0; v && rc == 0 && i < v->n_fired; i++) {
         bool seen = false;

@@ -157,22 +157,29 @@ void gf_conn_request_done(struct gf_conn *c);
  * it before the evhttp_send_* call that may complete the request, which can free c. */
 void gf_conn_flush_soon(struct gf_conn *c);
 struct bufferevent *gf_conn_bevcb(struct event_base *base, void *arg);
-/* Sends a complete 200 reply to req on c (conn_reply.c): the request's output headers, then
- * Content-Type ctype, Server-Timing timing (NULL: none), Date date, Content-Length and body (len
+/* A reply header the pipeline keeps for a request until the reply is written (borrowed). */
+struct gf_reply_hdr {
+    const char *name, *value;
+};
+
+/* Sends a complete 200 reply to req on c (conn_reply.c): the request's output headers, the n_hdrs
+ * headers hdrs (the pipeline's, not yet given to evhttp), then Content-Type ctype, Server-Timing timing (NULL: none), Date date, Content-Length and body (len
  * bytes, borrowed). Returns false, having sent nothing, when the request
  * is not the common case it covers (c NULL, not HTTP/1.1 keep-alive, HEAD, ...): the caller then
  * sends with evhttp_send_reply. */
-bool gf_conn_send_ok(struct gf_conn *c, struct evhttp_request *req, const char *ctype,
+bool gf_conn_send_ok(struct gf_conn *c, struct evhttp_request *req,
+                     const struct gf_reply_hdr *hdrs, size_t n_hdrs, const char *ctype,
                      const char *timing, const char *date, const char *body, size_t len);
 /* Starts a streamed 200 reply to req on c (conn_reply.c): the head evhttp_send_reply_start
- * would write after Content-Type: text/event-stream, Cache-Control: no-cache,
+ * would write (with hdrs as for gf_conn_send_ok) after Content-Type: text/event-stream, Cache-Control: no-cache,
  * X-Accel-Buffering: no and Date date, then Transfer-Encoding: chunked. scratch is an empty
  * buffer, left empty. Returns false, having sent nothing, when the request is not covered (see
  * gf_conn_send_ok): the caller then starts the reply with evhttp_send_reply_start. Once it
  * returned true the caller frames each chunk itself (gf_conn_frame_chunk) and sends it with
  * evhttp_send_reply_chunk, ends with the last chunk "0\r\n\r\n" sent the same way and then
  * evhttp_send_reply_end. */
-bool gf_conn_stream_start(struct gf_conn *c, struct evhttp_request *req, const char *date,
+bool gf_conn_stream_start(struct gf_conn *c, struct evhttp_request *req,
+                          const struct gf_reply_hdr *hdrs, size_t n_hdrs, const char *date,
                           struct evbuffer *scratch);
 /* Appends n bytes of p as one chunk of HTTP/1.1 chunked encoding to b, as evhttp frames it.
  * Returns 0 or GF_ENOMEM. */

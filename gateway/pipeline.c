@@ -29,6 +29,12 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+/* A request's reply headers are kept by the pipeline: evhttp copies each header it is given
+ * into three allocations, and the usual reply, written by conn_reply.c, does not need them
+ * there. Past these bounds (a hook's many headers) they go to evhttp as they come. */
+#define REPLY_HDRS 12
+#define REPLY_HDR_TEXT 512
+
 struct arena_blk {
     struct arena_blk *next;
     char data[];
@@ -61,8 +67,9 @@ struct gf_request {
     bool parsed;
     /* (5)-(6) */
     struct gf_gen *gen;
-    struct gf_reply_choice *choices;
+    struct gf_reply_choice *choices;  // &one_choice for one choice (the usual request)
     int n_choices;
+    struct gf_reply_choice one_choice;
     struct gf_gen_usage usage;
     int delta_tokens;
     char model[128];
@@ -74,7 +81,7 @@ struct gf_request {
     const char *out_type;
     bool stream_started;
     bool stream_direct;               // head and chunk framing by conn_reply.c, not evhttp
-    struct evbuffer *chunk;           // reused for SSE chunks
+    struct evbuffer *chunk;           // reused for SSE chunks; kept, empty, with a spare struct
     struct event *ping;
     uint64_t last_write;
     size_t audits_left;
@@ -83,10 +90,17 @@ struct gf_request {
     size_t n_verdicts, cap_verdicts;
     const char *policy_version;
     char client[64];                  // peer address, taken at dispatch
+    /* reply headers (gf_request_add_header, x-request-id) in the order added, names and values
+     * copied into hdr_text; given to evhttp only when evhttp writes the reply (hdrs_given) */
+    struct gf_reply_hdr hdrs[REPLY_HDRS];
+    size_t n_hdrs, hdr_used;
+    bool hdrs_given;
+    char hdr_text[REPLY_HDR_TEXT];
 };
 
 static void request_end(struct gf_request *r, int code, int status, const char *msg,
                         const char *param);
+static void give_headers(struct gf_request *r);
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -209,9 +223,11 @@ static void start_stream(struct gf_request *r)
     if (r->stream_started || r->http == NULL)
         return;
     const char *date = gf_gateway_http_date(r->gw);
-    r->stream_direct =
-        r->chunk != NULL && gf_conn_stream_start(r->conn, r->http, date, r->chunk);
+    r->stream_direct = r->chunk != NULL && gf_conn_stream_start(r->conn, r->http, r->hdrs,
+                                                                r->hdrs_given ? 0 : r->n_hdrs,
+                                                                date, r->chunk);
     if (!r->stream_direct) {
+        give_headers(r);
         struct evkeyvalq *h = evhttp_request_get_output_headers(r->http);
         evhttp_add_header(h, "Content-Type", "text/event-stream");
         evhttp_add_header(h, "Cache-Control", "no-cache");
@@ -274,9 +290,10 @@ static void send_whole(struct gf_request *r, struct gf_conn *conn, struct evhttp
     }
     gw->metrics.bytes_out += r->out.len;
     const char *date = gf_gateway_http_date(gw);
-    if (r->status == 200 &&
-        gf_conn_send_ok(conn, http, ctype, timing, date, r->out.data, r->out.len))
+    if (r->status == 200 && gf_conn_send_ok(conn, http, r->hdrs, r->hdrs_given ? 0 : r->n_hdrs,
+                                            ctype, timing, date, r->out.data, r->out.len))
         return;
+    give_headers(r);
     struct evkeyvalq *h = evhttp_request_get_output_headers(http);
     evhttp_add_header(h, "Content-Type", ctype);
     if (timing != NULL)
@@ -337,6 +354,12 @@ static void finish(struct gf_request *r)
                 struct gf_reply_info ri;
                 reply_info(r, &ri);
                 gf_buf_reset(&r->out);
+                // Room for the usual reply at once (its fixed part is about 330 bytes) rather
+                // than a buffer that grows; a failure here is the appends' to report.
+                size_t room = 480;
+                for (int i = 0; i < r->n_choices; i++)
+                    room += r->choices[i].text.len + 64;
+                (void)gf_buf_reserve(&r->out, room);
                 int rc = gf_api_reply_json(&r->out, &ri, r->choices, r->n_choices, &r->usage);
                 if (rc != 0)
                     set_error(r, rc, 0, "the reply could not be built", NULL);
@@ -374,15 +397,14 @@ static void finish(struct gf_request *r)
         gf_admission_leave(gw);
     if (r->ping)
         event_free(r->ping);
-    if (r->chunk)
-        evbuffer_free(r->chunk);
     for (int i = 0; i < r->n_choices; i++) {
         gf_buf_cleanup(&r->choices[i].text);
         gf_lp_acc_cleanup(&r->choices[i].lp);
         gf_free(r->choices[i].extra_json);
         gf_free(r->choices[i].final_json);
     }
-    gf_free(r->choices);
+    if (r->choices != &r->one_choice)
+        gf_free(r->choices);
     gf_buf_cleanup(&r->scratch[0]);
     gf_buf_cleanup(&r->scratch[1]);
     gf_free(r->verdicts);
@@ -394,25 +416,37 @@ static void finish(struct gf_request *r)
         r->arena = b->next;
         gf_free(b);
     }
-    if (gw->n_spare_reqs < GF_SPARE_REQUESTS)
+    if (gw->n_spare_reqs < GF_SPARE_REQUESTS) { // a spare keeps its chunk buffer, emptied
+        if (r->chunk != NULL)
+            evbuffer_drain(r->chunk, evbuffer_get_length(r->chunk));
         gw->spare_reqs[gw->n_spare_reqs++] = r;
-    else
+    } else {
+        if (r->chunk)
+            evbuffer_free(r->chunk);
         gf_free(r);
+    }
 }
 
 void gf_pipeline_free_spares(struct gf_gateway *gw)
 {
-    while (gw->n_spare_reqs > 0)
-        gf_free(gw->spare_reqs[--gw->n_spare_reqs]);
+    while (gw->n_spare_reqs > 0) {
+        struct gf_request *r = gw->spare_reqs[--gw->n_spare_reqs];
+        if (r->chunk)
+            evbuffer_free(r->chunk);
+        gf_free(r);
+    }
 }
 
-/* A zeroed request struct, kept or new; NULL without memory. */
+/* A zeroed request struct, kept or new (a kept one keeps its empty chunk buffer); NULL
+ * without memory. */
 static struct gf_request *request_new(struct gf_gateway *gw)
 {
     if (gw->n_spare_reqs == 0)
         return gf_calloc(1, sizeof(struct gf_request));
     struct gf_request *r = gw->spare_reqs[--gw->n_spare_reqs];
+    struct evbuffer *chunk = r->chunk; // empty; saves an evbuffer_new and evbuffer_free a request
     memset(r, 0, sizeof(*r));
+    r->chunk = chunk;
     return r;
 }
 
@@ -802,8 +836,10 @@ static int stage_engine(struct gf_request *r, struct gf_err *err)
         return gf_err_set(err, GF_EAGAIN, "the model is not ready; retry later");
     const struct gf_gen_request *g = &r->api_req.gen;
     // n_choices is set only once choices exists: the ending and the audit record read both
-    r->choices = gf_calloc((size_t)g->params.n, sizeof(*r->choices));
-    r->chunk = evbuffer_new();
+    r->choices = g->params.n == 1 ? &r->one_choice
+                                  : gf_calloc((size_t)g->params.n, sizeof(*r->choices));
+    if (r->chunk == NULL)
+        r->chunk = evbuffer_new();
     if (r->choices == NULL || r->chunk == NULL)
         return gf_err_set(err, GF_ENOMEM, "out of memory");
     r->n_choices = g->params.n;
@@ -811,8 +847,10 @@ static int stage_engine(struct gf_request *r, struct gf_err *err)
         gf_buf_init(&r->choices[i].text, (size_t)gw->cfg->upstream_max_response_bytes);
         gf_lp_acc_init(&r->choices[i].lp, g->params.logprobs, g->kind == GF_GEN_CHAT);
     }
-    snprintf(r->reply_id, sizeof(r->reply_id), "%s%s",
-             g->kind == GF_GEN_CHAT ? "chatcmpl-" : "cmpl-", r->id);
+    const char *prefix = g->kind == GF_GEN_CHAT ? "chatcmpl-" : "cmpl-"; // no printf per request
+    size_t pl = strlen(prefix);
+    memcpy(r->reply_id, prefix, pl);
+    gf_strlcpy(r->reply_id + pl, r->id, sizeof(r->reply_id) - pl);
     r->created = gf_wall_ms() / 1000;
     r->last_write = gf_now_ns();
     if (g->stream && gw->cfg->ping_interval_ms > 0) {
@@ -1045,7 +1083,7 @@ void gf_pipeline_dispatch(struct gf_gateway *gw, struct evhttp_request *http)
         gf_strlcpy(r->id, given, sizeof(r->id));
     else
         gf_gateway_new_id(gw, r->id);
-    evhttp_add_header(evhttp_request_get_output_headers(http), "x-request-id", r->id);
+    gf_request_add_header(r, "x-request-id", r->id);
 
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(http));
     enum evhttp_cmd_type cmd = evhttp_request_get_command(http);
@@ -1161,12 +1199,48 @@ const char *gf_request_key(const struct gf_request *r)
     return r->key;
 }
 
+/* What evhttp_add_header refuses: a CR or LF in the name, or a line break in the value that
+ * is not followed by a space or a tab (a continuation line). */
+static bool header_ok(const char *name, const char *value)
+{
+    if (strpbrk(name, "\r\n") != NULL)
+        return false;
+    for (const char *p = value; (p = strpbrk(p, "\r\n")) != NULL;) {
+        p += strspn(p, "\r\n");
+        if (*p != ' ' && *p != '\t')
+            return false;
+    }
+    return true;
+}
+
+/* Hands the kept reply headers to evhttp, which is about to write the reply (or is given the
+ * headers that no longer fit here); from then on headers go to it directly. */
+static void give_headers(struct gf_request *r)
+{
+    if (r->hdrs_given || r->http == NULL)
+        return;
+    r->hdrs_given = true;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->http);
+    for (size_t i = 0; i < r->n_hdrs; i++)
+        evhttp_add_header(h, r->hdrs[i].name, r->hdrs[i].value);
+}
+
 int gf_request_add_header(struct gf_request *r, const char *name, const char *value)
 {
-    if (r->http == NULL || r->stream_started)
+    if (r->http == NULL || r->stream_started || !header_ok(name, value))
         return GF_EINVAL;
-    struct evkeyvalq *h = evhttp_request_get_output_headers(r->http);
-    return evhttp_add_header(h, name, value) == 0 ? 0 : GF_EINVAL;
+    size_t nl = strlen(name) + 1, vl = strlen(value) + 1;
+    if (r->hdrs_given || r->n_hdrs == REPLY_HDRS || nl + vl > sizeof(r->hdr_text) - r->hdr_used) {
+        give_headers(r);
+        struct evkeyvalq *h = evhttp_request_get_output_headers(r->http);
+        return evhttp_add_header(h, name, value) == 0 ? 0 : GF_EINVAL;
+    }
+    char *t = r->hdr_text + r->hdr_used;
+    memcpy(t, name, nl);
+    memcpy(t + nl, value, vl);
+    r->hdr_used += nl + vl;
+    r->hdrs[r->n_hdrs++] = (struct gf_reply_hdr){.name = t, .value = t + nl};
+    return 0;
 }
 
 void gf_request_set_state(struct gf_request *r, size_t slot, void *state)
@@ -1275,6 +1349,9 @@ int gf_request_note_verdict(struct gf_request *r, const char *phase, const char 
 
 int gf_request_set_policy_version(struct gf_request *r, const char *version)
 {
+    // Both phases of a request note the version, almost always the same one: one copy.
+    if (version && r->policy_version && strcmp(version, r->policy_version) == 0)
+        return 0;
     const char *v = arena_str(r, version);
     if (version && v == NULL)
         return GF_ENOMEM;

@@ -40,22 +40,35 @@ enum {
 #define MAX_CHUNK_EXT 256
 #define MAX_TOKEN 4096    // method or header name
 
+/* Byte classes, one table lookup per byte of the head: token characters (method, header
+ * names), request-target bytes, header value bytes (VCHAR or obs-text) and digits. */
+enum { C_TCHAR = 1, C_TARGET = 2, C_VALUE = 4, C_DIGIT = 8 };
+#define IS_TCHAR(c)                                                                            \
+    (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || ((c) >= '0' && (c) <= '9') || \
+     (c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' ||      \
+     (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||        \
+     (c) == '`' || (c) == '|' || (c) == '~')
+#define CLS(c)                                                                                 \
+    ((IS_TCHAR(c) ? C_TCHAR : 0) | ((c) >= 0x21 && (c) <= 0x7e ? C_TARGET | C_VALUE : 0) |       \
+     ((c) >= 0x80 ? C_VALUE : 0) | ((c) >= '0' && (c) <= '9' ? C_DIGIT : 0))
+#define CLS4(c) CLS(c), CLS((c) + 1), CLS((c) + 2), CLS((c) + 3)
+#define CLS16(c) CLS4(c), CLS4((c) + 4), CLS4((c) + 8), CLS4((c) + 12)
+#define CLS64(c) CLS16(c), CLS16((c) + 16), CLS16((c) + 32), CLS16((c) + 48)
+static const unsigned char cls[256] = {CLS64(0), CLS64(64), CLS64(128), CLS64(192)};
+
 static int is_tchar(unsigned char c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    switch (c) { // a switch, not strchr: this runs for every byte of every method and name
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
-        return 1;
-    default:
-        return 0;
-    }
+    return cls[c] & C_TCHAR;
 }
 
 static int is_vchar_or_obs(unsigned char c)
 {
-    return (c >= 0x21 && c <= 0x7e) || c >= 0x80;
+    return cls[c] & C_VALUE;
+}
+
+static char lower(unsigned char c)
+{
+    return (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
 }
 
 static int fail(struct gf_reqscan *s, int status, const char *reason)
@@ -195,7 +208,7 @@ static int head_byte(struct gf_reqscan *s, unsigned char c, int trailer)
         else {
             next = S_NAME;
             s->tok = 1;
-            s->word[0] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            s->word[0] = lower(c);
             s->word_len = 1;
         }
         break;
@@ -209,7 +222,7 @@ static int head_byte(struct gf_reqscan *s, unsigned char c, int trailer)
             return fail(s, 400, c == '\r' || c == '\n' ? "header line without a colon"
                                                        : "invalid character in a header name");
         } else if (s->word_len < sizeof(s->word)) {
-            s->word[s->word_len++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            s->word[s->word_len++] = lower(c);
         }
         break;
     case S_VALUE:
@@ -228,7 +241,7 @@ static int head_byte(struct gf_reqscan *s, unsigned char c, int trailer)
                 if (s->val_len < sizeof(s->val) - 1)
                     s->val[s->val_len++] = ' ';
             if (s->val_len < sizeof(s->val) - 1)
-                s->val[s->val_len++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+                s->val[s->val_len++] = lower(c);
             s->val[s->val_len] = '\0';
             s->chunk_left++;
         } else {
@@ -324,31 +337,37 @@ static int chunk_byte(struct gf_reqscan *s, unsigned char c)
  * so that head_byte refuses it as before. Returns the bytes consumed (0: none qualify). */
 static size_t fast_run(struct gf_reqscan *s, const char *p, size_t n)
 {
+    const unsigned char *u = (const unsigned char *)p;
     size_t allowed = s->max_head > s->head_bytes ? s->max_head - s->head_bytes : 0;
     if (n > allowed)
         n = allowed;
     size_t k = 0;
     if (s->state == S_TARGET) {
-        while (k < n && (unsigned char)p[k] >= 0x21 && (unsigned char)p[k] <= 0x7e)
+        while (k < n && (cls[u[k]] & C_TARGET))
             k++;
         s->tok += k;
     } else if (s->state == S_NAME) {
-        while (k < n && s->tok < MAX_TOKEN && is_tchar((unsigned char)p[k])) {
-            unsigned char c = (unsigned char)p[k++];
-            s->tok++;
-            if (s->word_len < sizeof(s->word))
-                s->word[s->word_len++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-        }
+        size_t left = s->tok < MAX_TOKEN ? MAX_TOKEN - s->tok : 0;
+        if (n > left)
+            n = left;
+        while (k < n && (cls[u[k]] & C_TCHAR))
+            k++;
+        s->tok += k;
+        for (size_t j = 0; j < k && s->word_len < sizeof(s->word); j++)
+            s->word[s->word_len++] = lower(u[j]);
     } else if (s->state == S_VALUE && s->val_ws == 0) {
-        int nondigit = 0;
-        while (k < n && is_vchar_or_obs((unsigned char)p[k])) {
-            unsigned char c = (unsigned char)p[k++];
-            nondigit |= c < '0' || c > '9';
-            if (s->val_len < sizeof(s->val) - 1)
-                s->val[s->val_len++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        unsigned all = C_DIGIT, c; // the classes every byte of the run has
+        while (k < n && ((c = cls[u[k]]) & C_VALUE)) {
+            all &= c;
+            k++;
         }
+        if (k == 0)
+            return 0;
+        for (size_t j = 0; j < k && s->val_len < sizeof(s->val) - 1; j++)
+            s->val[s->val_len++] = lower(u[j]);
         s->val[s->val_len] = '\0';
-        s->val_nondigit |= nondigit;
+        if (!(all & C_DIGIT))
+            s->val_nondigit = 1;
         s->chunk_left += (int64_t)k;
     }
     s->head_bytes += k;
