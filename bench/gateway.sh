@@ -12,6 +12,8 @@
 #   gf-fsync    no filters, audit.durability=fsync (the default: reply after the group fsync)
 #   gf-default  everything default: fsync audit and the built-in policy (PII detectors and,
 #               when models/ has one, the trained classifiers on every input), for reference
+#   gf-curl     as gf-nosync, with upstream.client=curl: libcurl instead of gardefou's own
+#               HTTP/1.1 client (docs/upstream.md), the cost of libcurl (not in the default ROWS)
 # Target (issue #2, "with no filters"): gf-nosync >= 0.7x nginx's throughput, added p50
 # (b - a) < 0.2 ms. The other rows show what durability and the default policy cost.
 # At 16 connections a proxy slower than the mock queues requests, so its added p50 is mostly
@@ -83,7 +85,9 @@ for row in $ROWS; do
     write) start_gw "$row" --policy examples/policy-none.json --set audit.durability=write ;;
     fsync) start_gw "$row" --policy examples/policy-none.json ;;
     default) start_gw "$row" ;;
-    *) echo "unknown row $row (nosync, write, fsync, default)" >&2; exit 2 ;;
+    curl) start_gw "$row" --policy examples/policy-none.json --set audit.durability=none \
+            --set upstream.client=curl ;;
+    *) echo "unknown row $row (nosync, write, fsync, default, curl)" >&2; exit 2 ;;
   esac
   GW_PORT[$row]=$GWPORT GW_KEY[$row]=$KEY
 done

@@ -71,28 +71,27 @@ static int on_sse_event(void *ud, const char *type, const char *data, size_t len
     return g->cancelled ? GF_ECANCELED : 0;
 }
 
-static size_t gen_write_cb(char *p, size_t size, size_t n, void *ud)
+void gf_up_gen_head(struct gf_gen *g, long status, const char *ctype)
 {
-    struct gf_gen *g = ud;
-    size_t len = size * n;
+    if (g->headers_seen)
+        return;
+    g->headers_seen = true;
+    g->status = status;
+    g->is_sse = status == 200 && ctype != NULL && strncmp(ctype, "text/event-stream", 17) == 0;
+}
+
+bool gf_up_gen_body(struct gf_gen *g, const char *p, size_t len)
+{
     if (g->cancelled || g->fail_code)
-        return 0;
+        return false;
     g->got_bytes = true;
-    if (!g->headers_seen) {
-        g->headers_seen = true;
-        char *ctype = NULL;
-        curl_easy_getinfo(g->easy, CURLINFO_RESPONSE_CODE, &g->status);
-        curl_easy_getinfo(g->easy, CURLINFO_CONTENT_TYPE, &ctype);
-        g->is_sse = g->status == 200 && ctype != NULL &&
-                    strncmp(ctype, "text/event-stream", 17) == 0;
-    }
     if (g->stream)
         arm_timer(g);  // streams: the deadline counts from the last byte
     if (g->status != 200) {
         // Keep the start of an error body for its message; the rest does not matter.
         size_t room = g->raw.len < MAX_ERROR_BODY ? MAX_ERROR_BODY - g->raw.len : 0;
         gf_buf_append(&g->raw, p, len < room ? len : room);
-        return len;
+        return true;
     }
     if (g->is_sse) {
         int rc = gf_sse_feed(&g->sse, p, len, on_sse_event, g);
@@ -100,16 +99,29 @@ static size_t gen_write_cb(char *p, size_t size, size_t n, void *ud)
             fail_in_write(g, GF_EUPSTREAM, 502, "upstream sent a stream event over the size cap");
         else if (rc == GF_ENOMEM)
             fail_in_write(g, GF_ENOMEM, 503, "out of memory reading the upstream stream");
-        return rc == 0 ? len : 0;
+        return rc == 0;
     }
     int rc = gf_buf_append(&g->raw, p, len);
     if (rc != 0) {
         fail_in_write(g, GF_EUPSTREAM, 502,
                       rc == GF_ETOOBIG ? "upstream reply over the size cap"
                                        : "out of memory reading the upstream reply");
-        return 0;
+        return false;
     }
-    return len;
+    return true;
+}
+
+static size_t gen_write_cb(char *p, size_t size, size_t n, void *ud)
+{
+    struct gf_gen *g = ud;
+    if (!g->headers_seen) {
+        long status = 0;
+        char *ctype = NULL;
+        curl_easy_getinfo(g->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(g->easy, CURLINFO_CONTENT_TYPE, &ctype);
+        gf_up_gen_head(g, status, ctype);
+    }
+    return gf_up_gen_body(g, p, size * n) ? size * n : 0;
 }
 
 static void final_error(struct gf_gen *g, int code, int status, const char *msg)
@@ -186,8 +198,7 @@ void gf_up_gen_finish(struct gf_gen *g, CURLcode rc)
         if (++g->attempts < u->n_targets) {
             g->target = gf_up_pick_target(u, g->target);
             g->head_acked = false;
-            if (gf_up_set_gen_url(g->easy, &u->targets[g->target], g->kind) == 0 &&
-                gf_up_gen_start(g) == 0)
+            if (gf_up_gen_launch(g) == 0)
                 return;
         }
         g->busy = true;
@@ -210,6 +221,8 @@ void gf_up_gen_finish(struct gf_gen *g, CURLcode rc)
         goto out;
     }
     gf_up_set_health(t, true, "a request succeeded");
+    if (t->native && !t->have_addr && g->easy != NULL)
+        gf_up_native_learn(t, g->easy);
     if (g->status != 200) {
         final_http_error(g);
         goto out;
@@ -344,6 +357,36 @@ static struct curl_slist *add_header(struct curl_slist *l, const char *h, bool *
     return n;
 }
 
+/* A libcurl transfer for g: an easy handle (kept or new) pointed at g's target. */
+static int curl_launch(struct gf_gen *g)
+{
+    struct gf_up *u = g->u;
+    if (g->easy == NULL) {
+        bool reused = u->n_spare > 0;
+        g->easy = reused ? u->spare[--u->n_spare] : curl_easy_init();
+        if (g->easy == NULL)
+            return GF_ENOMEM;
+        if (!reused && gf_up_common_easy_opts(u, g->easy) != 0)
+            return GF_ENOMEM;
+        curl_easy_setopt(g->easy, CURLOPT_PRIVATE, (char *)&g->x);
+        curl_easy_setopt(g->easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(g->easy, CURLOPT_POSTFIELDS, g->body);
+        curl_easy_setopt(g->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)g->body_len);
+        curl_easy_setopt(g->easy, CURLOPT_HTTPHEADER, g->headers);
+        curl_easy_setopt(g->easy, CURLOPT_WRITEFUNCTION, gen_write_cb);
+        curl_easy_setopt(g->easy, CURLOPT_WRITEDATA, g);
+    }
+    if (gf_up_set_gen_url(g->easy, &g->u->targets[g->target], g->kind) != 0)
+        return GF_ENOMEM;
+    return gf_up_gen_start(g);
+}
+
+int gf_up_gen_launch(struct gf_gen *g)
+{
+    g->native = gf_up_native_usable(g);
+    return g->native ? gf_up_native_start(g) : curl_launch(g);
+}
+
 static int up_submit(struct gf_engine *e, const struct gf_gen_request *req, gf_gen_event_fn cb,
                      void *ud, struct gf_gen **out, struct gf_err *err)
 {
@@ -379,35 +422,15 @@ static int up_submit(struct gf_engine *e, const struct gf_gen_request *req, gf_g
     }
     g->ua_header.data = (char *)GF_UP_USER_AGENT; // curl does not write to the list
     g->ua_header.next = headers;
-    headers = &g->ua_header;
-    bool reused = u->n_spare > 0;
-    if (reused)
-        g->easy = u->spare[--u->n_spare];
-    else
-        g->easy = curl_easy_init();
-    if (g->easy == NULL) {
-        rc = gf_err_set(err, GF_ENOMEM, "out of memory");
-        goto fail;
-    }
+    g->headers = &g->ua_header;
     g->target = gf_up_pick_target(u, SIZE_MAX);
-    if ((!reused && gf_up_common_easy_opts(u, g->easy) != 0) ||
-        gf_up_set_gen_url(g->easy, &u->targets[g->target], req->kind) != 0) {
-        rc = gf_err_set(err, GF_ENOMEM, "out of memory");
-        goto fail;
-    }
-    curl_easy_setopt(g->easy, CURLOPT_PRIVATE, (char *)&g->x);
-    curl_easy_setopt(g->easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(g->easy, CURLOPT_POSTFIELDS, g->body);
-    curl_easy_setopt(g->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)g->body_len);
-    curl_easy_setopt(g->easy, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(g->easy, CURLOPT_WRITEFUNCTION, gen_write_cb);
-    curl_easy_setopt(g->easy, CURLOPT_WRITEDATA, g);
     g->next = u->gens;
     if (u->gens)
         u->gens->prev = g;
     u->gens = g;
-    if (gf_up_gen_start(g) != 0) {
-        rc = gf_err_set(err, GF_ENOMEM, "cannot start the upstream transfer");
+    if ((rc = gf_up_gen_launch(g)) != 0) {
+        rc = gf_err_set(err, rc, rc == GF_ENOMEM ? "out of memory"
+                                                 : "cannot start the upstream transfer");
         gf_up_gen_destroy(g);
         return rc;
     }
@@ -425,6 +448,11 @@ static void up_cancel(struct gf_engine *e, struct gf_gen *g)
     g->cancelled = true;
     if (g->busy || g->zombie)
         return;  // gen_finish or after_curl frees it
+    if (g->in_native) {
+        g->zombie = true;  // the native read handler frees it when the parser returns
+        evtimer_del(g->timer);
+        return;
+    }
     if (u->in_curl > 0) {
         // curl may not be re-entered now; after_curl destroys it. No event is delivered.
         if (g->add_pending)
@@ -548,6 +576,7 @@ int gf_engine_upstream_open(struct event_base *base, const struct gf_upstream_co
     u->health_ms = cfg->health_interval_ms;
     u->max_reply = cfg->max_response_bytes ? cfg->max_response_bytes : DEFAULT_MAX_REPLY;
     u->no_quickack = cfg->no_quickack;
+    u->curl_only = cfg->curl_only;
     bool ok = true;
     u->targets = gf_calloc(cfg->n_urls, sizeof(*u->targets));
     ok = u->targets != NULL;

@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <sys/socket.h>
 
 #include "engine/engine.h"
 
@@ -23,6 +24,7 @@ struct gf_up_xfer {
 };
 
 struct gf_up_target;
+struct gf_up_conn;
 
 struct gf_up_health {
     struct gf_up_xfer x;
@@ -41,6 +43,18 @@ struct gf_up_target {
     size_t index;
     bool healthy;
     struct gf_up_health hc;
+    /* The native client (upstream_native.c) for a plain http:// URL without user, query or
+     * fragment: the heads it sends ([0] chat, [1] completions; [.][1] streamed) up to the
+     * request id and length, and the address it connects to. An IP literal's address is known
+     * at once; a host name's is the one libcurl last connected to (its health check), so no
+     * name is resolved on the loop, and it is forgotten when a connect to it fails. */
+    bool native;
+    bool addr_literal, have_addr;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char *nat_head[2][2];
+    size_t nat_head_len[2][2];
+    struct gf_up_conn *idle;     // kept-alive native connections, most recent first
 };
 
 #define GF_UP_SPARE_EASY 32
@@ -84,6 +98,8 @@ struct gf_up {
     // list. The User-Agent is one of these rather than CURLOPT_USERAGENT, from which curl
     // formats the line anew, a byte at a time, for every transfer.
     struct curl_slist *fixed_headers[2];
+    bool curl_only;              // upstream.client = curl: no native client
+    size_t n_idle;               // idle native connections over all targets
     // Watches of curl's sockets, indexed by fd: they outlive curl's interest in a kept-alive
     // connection between transfers (upstream_loop.c) and are freed when curl closes the fd.
     struct gf_up_sock **socks;
@@ -94,10 +110,15 @@ struct gf_gen {
     struct gf_up_xfer x;
     struct gf_up *u;
     struct gf_gen *prev, *next;
-    CURL *easy;
+    CURL *easy;                    // a libcurl transfer, or NULL
+    struct gf_up_conn *conn;       // a native transfer's connection, or NULL
+    bool native;                   // the current attempt runs on the native client
+    bool in_native;                // inside the native client's read handler: cancel defers
+    bool native_retried;           // a dead kept-alive connection was replaced once
     struct curl_slist ua_header;   // GF_UP_USER_AGENT, first
     struct curl_slist rid_header;  // "x-request-id: ..." in front of u->fixed_headers[stream]
     char rid[96];
+    struct curl_slist *headers;    // what a libcurl attempt sends: ua_header and what follows
     char *body;
     size_t body_len;
     gf_gen_event_fn cb;
@@ -141,6 +162,24 @@ int gf_up_common_easy_opts(struct gf_up *u, CURL *easy);
 /* Points easy at target t's URL for a generation of kind: 0 or GF_ENOMEM. */
 int gf_up_set_gen_url(CURL *easy, const struct gf_up_target *t, enum gf_gen_kind kind);
 
+/* ---- upstream_native.c: the own HTTP/1.1 client of plain http:// targets -------------------- */
+
+/* Sets up target t's native client from its parsed URLs when they qualify (t->native). False
+ * only when out of memory. */
+bool gf_up_native_target_init(struct gf_up *u, struct gf_up_target *t);
+void gf_up_native_target_cleanup(struct gf_up *u, struct gf_up_target *t);
+/* Notes the address libcurl connected to for target t (after a health check or a transfer), for
+ * a host-name target whose address is not known. */
+void gf_up_native_learn(struct gf_up_target *t, CURL *easy);
+/* True when g's next attempt (on g->target) can use the native client. */
+bool gf_up_native_usable(const struct gf_gen *g);
+/* Starts g on the native client: an idle connection of its target or a new one. Never delivers
+ * an event from inside the call; failures come later through gf_up_gen_finish. 0 or GF_EIO
+ * (no socket could be made) or GF_ENOMEM. */
+int gf_up_native_start(struct gf_gen *g);
+/* Drops g's native connection (closed: its reply is not complete). */
+void gf_up_native_abort(struct gf_gen *g);
+
 /* ---- upstream_health.c: targets ------------------------------------------------------------ */
 
 bool gf_up_any_healthy(const struct gf_up *u);
@@ -157,8 +196,15 @@ void gf_up_health_done(struct gf_up *u, struct gf_up_health *h, CURLcode rc);
 
 /* ---- upstream.c: generations --------------------------------------------------------------- */
 
-/* A finished transfer: fail over, or deliver the remaining events and the final one. */
+/* A finished transfer: fail over, or deliver the remaining events and the final one. The native
+ * client reports its outcomes with the CURLcode libcurl would give for them. */
 void gf_up_gen_finish(struct gf_gen *g, CURLcode rc);
+/* Starts g's transfer on g->target with the native client or libcurl. */
+int gf_up_gen_launch(struct gf_gen *g);
+/* Body bytes of g's reply (status and content type already noted); false stops the transfer. */
+bool gf_up_gen_body(struct gf_gen *g, const char *p, size_t len);
+/* Notes the reply's status and content type, once, before its first body byte. */
+void gf_up_gen_head(struct gf_gen *g, long status, const char *ctype);
 void gf_up_gen_destroy(struct gf_gen *g);
 
 #endif

@@ -72,6 +72,8 @@ void gf_up_health_done(struct gf_up *u, struct gf_up_health *h, CURLcode rc)
         snprintf(why, sizeof(why), "GET /v1/models answered %ld", status);
     bool ok = rc == CURLE_OK && status == 200;
     gf_up_set_health(h->t, ok, why);
+    if (rc == CURLE_OK && h->t->native && !h->t->have_addr)
+        gf_up_native_learn(h->t, h->easy);
     if (ok && !u->models_configured && h->body.len > 0)
         gf_up_parse_models(h->body.data, h->body.len, u->models, &u->n_models,
                            GF_UP_MAX_MODELS);
@@ -165,11 +167,12 @@ bool gf_up_target_init(struct gf_up *u, size_t i, const char *base_url)
     curl_easy_setopt(t->hc.easy, CURLOPT_WRITEFUNCTION, health_write_cb);
     curl_easy_setopt(t->hc.easy, CURLOPT_WRITEDATA, &t->hc);
     curl_easy_setopt(t->hc.easy, CURLOPT_HTTPHEADER, t->hc.headers);
-    return true;
+    return u->curl_only || gf_up_native_target_init(u, t);
 }
 
 void gf_up_target_cleanup(struct gf_up *u, struct gf_up_target *t)
 {
+    gf_up_native_target_cleanup(u, t);
     if (t->hc.running)
         curl_multi_remove_handle(u->multi, t->hc.easy);
     if (t->hc.easy)

@@ -266,6 +266,8 @@ int gf_up_gen_start(struct gf_gen *g)
 
 void gf_up_gen_stop(struct gf_gen *g)
 {
+    if (g->conn != NULL)
+        gf_up_native_abort(g);
     if (g->in_multi) {
         curl_multi_remove_handle(g->u->multi, g->easy);
         g->in_multi = false;

@@ -190,6 +190,7 @@ static int open_engine(struct event_base *base, const struct gf_config *cfg,
             .request_timeout_ms = (int)cfg->upstream_request_timeout_ms,
             .health_interval_ms = (int)cfg->upstream_health_interval_ms,
             .max_response_bytes = (size_t)cfg->upstream_max_response_bytes,
+            .curl_only = cfg->upstream_client != NULL && strcmp(cfg->upstream_client, "curl") == 0,
         };
         if (gf_engine_upstream_open(base, &uc, engine, &err) != 0) {
             fprintf(stderr, "gardefou serve: upstream engine: %s\n", err.msg);

@@ -69,6 +69,9 @@ const struct gf_config_row gf_config_rows[] = {
      OFF(upstream_health_interval_ms), 0, "health check period; 0 = off"},
     {"upstream.max_response_bytes", GF_CFG_INT, 1024, 1LL << 30, "16777216",
      OFF(upstream_max_response_bytes), 0, "cap on a non-streamed upstream reply"},
+    {"upstream.client", GF_CFG_STRING, 0, 0, "auto", OFF(upstream_client), 0,
+     "HTTP client: auto (gardefou's own for plain http:// URLs, libcurl for the others) or "
+     "curl (libcurl for all)"},
     /* embedded engine */
     {"model.path", GF_CFG_STRING, 0, 0, NULL, OFF(model_path), 0,
      "GGUF model file; empty = the default synthetic model"},
@@ -230,6 +233,10 @@ static int check_string(const struct gf_config_row *r, const char *v, struct gf_
             return gf_err_set(err, GF_EINVAL, "%s: expected debug, info, warn, error or off",
                               r->path);
     }
+    if (strcmp(r->path, "upstream.client") == 0 &&
+        (v == NULL || (strcmp(v, "auto") != 0 && strcmp(v, "curl") != 0)))
+        return gf_err_set(err, GF_EINVAL, "%s: expected auto or curl, got \"%s\"", r->path,
+                          v ? v : "");
     if (strcmp(r->path, "server.listen") == 0) {
         const char *colon = v ? strrchr(v, ':') : NULL;
         int64_t port;

@@ -55,6 +55,7 @@ struct gf_config {
     int64_t upstream_request_timeout_ms;
     int64_t upstream_health_interval_ms;
     int64_t upstream_max_response_bytes;
+    char *upstream_client;          // auto|curl
     /* embedded engine */
     char *model_path;
     char *model_id;

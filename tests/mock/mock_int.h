@@ -16,6 +16,8 @@
 
 struct opts {
     bool echo, hang, badjson, tools, length, nousage, nagle, nostream;
+    bool close;     // answer with Connection: close and close after the reply
+    bool dropnext;  // the next request on this connection gets no answer: it is closed
     long tokens;  // 0 = the default sentence
     long delay_ms, hdelay_ms;
     long cut;     // -1 = no cut
@@ -39,7 +41,8 @@ struct conn {
     struct step *steps;
     size_t n_steps, cap_steps, cur;
     bool busy;          // a response is in progress
-    bool close_after;   // the request said Connection: close
+    bool close_after;   // the request said Connection: close (or the reply option close)
+    bool drop_next;     // the reply option dropnext was given on this connection
     bool hanging;
     struct conn *prev, *next;  // all open connections, freed at exit
 };

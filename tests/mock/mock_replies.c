@@ -58,6 +58,10 @@ static void parse_opts(const char *s, struct opts *o)
             o->nostream = true;
         else if (strcmp(t, "nagle") == 0)
             o->nagle = true;
+        else if (strcmp(t, "close") == 0)
+            o->close = true;
+        else if (strcmp(t, "dropnext") == 0)
+            o->dropnext = true;
         else if (strcmp(t, "tokens") == 0)
             o->tokens = mock_opt_num(v, 100000);
         else if (strcmp(t, "delay") == 0)
@@ -479,6 +483,13 @@ void mock_handle(struct conn *c, const struct request *r)
     }
     parse_opts(xm, &o);
     cJSON_Delete(body);
+    if (c->drop_next) {
+        // A server whose keep-alive timeout closed the connection as the request came in.
+        mock_add_step(c, STEP_CUT, 0, NULL, 0);
+        return;
+    }
+    c->close_after = c->close_after || o.close;
+    c->drop_next = o.dropnext;
     if (o.nagle) {
         int off = 0;
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &off, sizeof(off));

@@ -34,6 +34,10 @@
  *   nostream    answer with one JSON reply even when the request asks to stream
  *   nagle       llama.cpp server's behaviour: TCP_NODELAY off on this connection and the
  *               headers and the body written with separate write() calls
+ *   close       "Connection: close" on the reply (not streamed), and the connection closed
+ *               after it
+ *   dropnext    the next request on this connection gets no answer: the connection is closed
+ *               (a server's keep-alive timeout firing as the request arrives)
  * Streams use chunked transfer encoding, OpenAI chunk objects, a usage chunk when the request
  * sets stream_options.include_usage, and "data: [DONE]". "n" in the body (<= 8) gives n choices.
  * "logprobs" in the body (chat: true with "top_logprobs" N; completions: N) adds OpenAI logprobs

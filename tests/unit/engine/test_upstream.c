@@ -22,6 +22,7 @@
 static struct event_base *base;
 static struct mock_child mock;
 static char dead_url[64];
+static bool curl_only;  // argv[1] "curl": every transfer through libcurl (upstream.client=curl)
 
 struct run {
     struct gf_engine *e;
@@ -134,6 +135,7 @@ static struct gf_engine *open_engine(const char *const *urls, size_t n, int requ
                                      int health_ms, const char *model)
 {
     struct gf_upstream_config cfg = {
+        .curl_only = curl_only,
         .urls = urls,
         .n_urls = n,
         .api_key = "up-secret",
@@ -364,7 +366,8 @@ static void test_errors(void)
     }
     // The upstream refusing our own key is the gateway's problem, not the client's: 502.
     const char *urls[] = {mock.url};
-    struct gf_upstream_config cfg = {.urls = urls, .n_urls = 1, .api_key = "wrong"};
+    struct gf_upstream_config cfg = {.curl_only = curl_only, .urls = urls, .n_urls = 1,
+                                     .api_key = "wrong"};
     struct gf_engine *e = NULL;
     struct gf_err err = {0};
     REQUIRE(gf_engine_upstream_open(base, &cfg, &e, &err) == 0);
@@ -450,7 +453,8 @@ static void test_health_and_models(void)
     // Configured models win over the upstream's list.
     const char *urls[] = {mock.url};
     const char *models[] = {"only-this"};
-    struct gf_upstream_config cfg = {.urls = urls, .n_urls = 1, .models = models, .n_models = 1};
+    struct gf_upstream_config cfg = {.curl_only = curl_only, .urls = urls, .n_urls = 1,
+                                     .models = models, .n_models = 1};
     struct gf_engine *e = NULL;
     struct gf_err err = {0};
     REQUIRE(gf_engine_upstream_open(base, &cfg, &e, &err) == 0);
@@ -471,6 +475,90 @@ static long mock_open_connections(void)
         return -1;
     const char *p = strstr(out, "\"open\":");
     return p ? strtol(p + 7, NULL, 10) : -1;
+}
+
+static long mock_stat(const char *name)
+{
+    char out[256], key[32];
+    if (mock_child_http(&mock, "GET", "/mock/stats", NULL, NULL, out, sizeof(out)) != 200)
+        return -1;
+    snprintf(key, sizeof(key), "\"%s\":", name);
+    const char *p = strstr(out, key);
+    return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+/* Sequential requests share one kept-alive upstream connection; a reply that says
+ * Connection: close is not reused; a kept-alive connection that the upstream closes as the
+ * next request arrives (its keep-alive timeout) costs a retry on a new connection, not an
+ * error. */
+static void test_keepalive(void)
+{
+    const char *urls[] = {mock.url};
+    long before = mock_stat("connections");
+    struct gf_engine *e = open_engine(urls, 1, 5000, 0, NULL);
+    REQUIRE(e != NULL);
+    static const char *const bodies[] = {
+        "{\"model\":\"m\"}",
+        "{\"model\":\"tokens=3\",\"stream\":true}",
+        "{\"model\":\"tokens=2000\"}",  // a reply of several reads
+        "{\"model\":\"status=429\"}",   // an error reply keeps the connection too
+    };
+    for (int i = 0; i < 20; i++) {
+        struct run r;
+        do_chat(e, bodies[i % 4], &r, 5000);
+        CHECK_MSG(i % 4 == 3 ? r.error && r.http_status == 429 : r.done, "request %d: %s", i,
+                  r.err_msg);
+        run_cleanup(&r);
+    }
+    // Each stats call is a connection of its own: after counts one more than the requests'.
+    long after = mock_stat("connections");
+    // The first health check (libcurl) has one; libcurl may carry the requests on it too.
+    long opened = after - before - 1;
+    CHECK_MSG(curl_only ? opened >= 1 && opened <= 2 : opened == 2,
+              "the health check and 20 sequential requests opened %ld connections", opened);
+    struct run r;
+    do_chat(e, "{\"model\":\"close\"}", &r, 5000);
+    CHECK(r.done);
+    run_cleanup(&r);
+    do_chat(e, "{\"model\":\"m\"}", &r, 5000);
+    CHECK(r.done);
+    run_cleanup(&r);
+    opened = mock_stat("connections") - after - 1;
+    CHECK_MSG(curl_only ? opened <= 1 : opened == 1, "after Connection: close: %ld", opened);
+    // dropnext: the next request on that connection is met by a close.
+    for (int i = 0; i < 3; i++) {
+        long requests = mock_stat("requests");
+        do_chat(e, "{\"model\":\"dropnext\"}", &r, 5000);
+        CHECK(r.done);
+        run_cleanup(&r);
+        do_chat(e, "{\"model\":\"m\",\"stream\":true}", &r, 5000);
+        CHECK_MSG(r.done, "after dropnext %d: %s", i, r.err_msg);
+        run_cleanup(&r);
+        // dropnext, the dropped request, its retry, and this stats call
+        CHECK(mock_stat("requests") - requests == 4);
+    }
+    gf_engine_close(e);
+}
+
+/* A host name: libcurl resolves it (in the health check) and the native client then connects
+ * to the address libcurl used; no name is resolved on the loop. */
+static void test_hostname(void)
+{
+    char url[96];
+    const char *port = strrchr(mock.url, ':');
+    REQUIRE(port != NULL);
+    snprintf(url, sizeof(url), "http://localhost%s", port);
+    const char *urls[] = {url};
+    struct gf_engine *e = open_engine(urls, 1, 5000, 0, NULL);
+    REQUIRE(e != NULL);
+    CHECK(wait_ready(e, true, 3000));
+    for (int i = 0; i < 4; i++) {
+        struct run r;
+        do_chat(e, i % 2 ? "{\"model\":\"m\",\"stream\":true}" : "{\"model\":\"m\"}", &r, 5000);
+        CHECK_MSG(r.done, "request %d: %s", i, r.err_msg);
+        run_cleanup(&r);
+    }
+    gf_engine_close(e);
 }
 
 static void test_cancel(void)
@@ -588,7 +676,8 @@ static void test_oom(void)
         return;
     const char *urls[] = {mock.url, dead_url};
     const char *models[] = {"a", "b"};
-    struct gf_upstream_config cfg = {.urls = urls, .n_urls = 2, .api_key = "k", .models = models,
+    struct gf_upstream_config cfg = {.curl_only = curl_only, .urls = urls, .n_urls = 2,
+                                     .api_key = "k", .models = models,
                                      .n_models = 2, .model = "m"};
     // A failure that the code absorbs (rc 0) is fine as long as the result still works; the loop
     // ends at the first N that no allocation reaches.
@@ -639,9 +728,11 @@ static void test_oom(void)
     cJSON_Delete(body);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     gf_json_init();
+    curl_only = argc > 1 && strcmp(argv[1], "curl") == 0;
+    printf("client: %s\n", curl_only ? "libcurl only" : "native for http://");
     const char *args[] = {"--models", "m1,m2", "--api-key", "up-secret", NULL};
     if (mock_child_start(&mock, args) != 0)
         return 1;
@@ -671,6 +762,8 @@ int main(void)
     RUN(test_truncated_stream);
     RUN(test_timeout);
     RUN(test_failover);
+    RUN(test_keepalive);
+    RUN(test_hostname);
     RUN(test_cancel);
     RUN(test_submit_from_callback);
     RUN(test_nagle);
