@@ -143,7 +143,10 @@ static int head_done(struct gf_reqscan *s)
 }
 
 /* One byte of the head (request line, headers) or of the trailers. */
-static int head_byte(struct gf_reqscan *s, unsigned char c, int trailer)
+/* Inlined into the feed loop, once for the head and once for trailers: the calls cost
+ * about a third of a request head's check, a byte of punctuation at a time. */
+static inline __attribute__((always_inline)) int head_byte(struct gf_reqscan *s, unsigned char c,
+                                                            int trailer)
 {
     int st = s->state - (trailer ? TRAILER_BASE : 0);
     int next = st;
