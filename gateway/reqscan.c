@@ -98,8 +98,11 @@ static int header_done(struct gf_reqscan *s, int trailer)
 {
     int cl = word_is(s, "content-length");
     int te = word_is(s, "transfer-encoding");
-    if (!cl && !te)
+    if (!cl && !te) {
+        if (!trailer && word_is(s, "connection"))
+            s->connection = 1;
         return GF_RS_MORE;
+    }
     if (trailer)
         return fail(s, 400, "framing header in the chunked trailer");
     if (cl) {
