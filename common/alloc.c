@@ -158,13 +158,60 @@ char *gf_strdup(const char *s)
 }
 
 static _Thread_local unsigned long json_failures;
+static _Thread_local struct gf_json_arena *arena;
+// Read by the free hook on any thread (engine threads free trees of their own); changed only
+// while no tree uses the region.
+static atomic_uintptr_t region_lo, region_len;
 
 static void *json_malloc(size_t size)
 {
+    struct gf_json_arena *a = arena;
+    size_t n = (size + 15) & ~(size_t)15; // malloc's alignment
+    if (a != NULL && n >= size && n <= (size_t)(a->end - a->next)) {
+        void *p = a->next;
+        a->next += n;
+        return p;
+    }
     void *p = gf_malloc(size);
     if (p == NULL)
         json_failures++;
     return p;
+}
+
+static void json_free(void *p)
+{
+    uintptr_t lo = atomic_load_explicit(&region_lo, memory_order_relaxed);
+    if ((uintptr_t)p - lo < atomic_load_explicit(&region_len, memory_order_relaxed))
+        return; // in an arena block: dropped with the block
+    gf_free(p);
+}
+
+bool gf_json_region_claim(const void *base, size_t size)
+{
+    uintptr_t none = 0;
+    if (base == NULL || size == 0 ||
+        !atomic_compare_exchange_strong(&region_lo, &none, (uintptr_t)base))
+        return false;
+    atomic_store(&region_len, size);
+    return true;
+}
+
+void gf_json_region_release(const void *base)
+{
+    if (base == NULL || atomic_load(&region_lo) != (uintptr_t)base)
+        return;
+    atomic_store(&region_len, 0);
+    atomic_store(&region_lo, 0);
+}
+
+void gf_json_arena_begin(struct gf_json_arena *a)
+{
+    arena = a;
+}
+
+void gf_json_arena_end(void)
+{
+    arena = NULL;
 }
 
 unsigned long gf_json_alloc_failures(void)
@@ -174,6 +221,6 @@ unsigned long gf_json_alloc_failures(void)
 
 void gf_json_init(void)
 {
-    cJSON_Hooks hooks = {.malloc_fn = json_malloc, .free_fn = gf_free};
+    cJSON_Hooks hooks = {.malloc_fn = json_malloc, .free_fn = json_free};
     cJSON_InitHooks(&hooks);
 }

@@ -81,12 +81,31 @@ void gf_alloc_fail_after_here(long n, bool sticky);
 long gf_alloc_failures(void);
 bool gf_alloc_fail_supported(void);
 
-/* Routes cJSON's allocations through gf_malloc/gf_free. Call once at start, before threads. */
+/* Routes cJSON's allocations through gf_malloc/gf_free (or an arena, below). Call once at
+ * start, before threads. */
 void gf_json_init(void);
 /* How many of cJSON's allocations failed in the calling thread so far. cJSON returns NULL for a
  * syntax error and for an allocation failure alike: compare this before and after a parse to
  * tell the two apart (out of memory is the server's fault, a 500, not the client's 400). */
 unsigned long gf_json_alloc_failures(void);
+
+/* JSON trees in an arena. cJSON allocates every value and string of a tree apart; a tree whose
+ * nodes end together (a request body) can be parsed into one block instead: while
+ * gf_json_arena_begin(a) is in force on a thread, cJSON's allocations there are carved from
+ * [a->next, a->end) as long as they fit, the rest come from the heap. Arena blocks lie in the
+ * one region a process declares with gf_json_region_claim, and cJSON's free hook leaves memory
+ * in it alone: a tree may mix arena and heap values (one replaced after the parse), and
+ * cJSON_Delete frees only the heap ones; the block's owner drops the block after it. */
+struct gf_json_arena {
+    char *next, *end;
+};
+/* Declares [base, base + size) as the region; false if a region is declared already. */
+bool gf_json_region_claim(const void *base, size_t size);
+/* Ends the declaration of the region at base; no tree may still use it. */
+void gf_json_region_release(const void *base);
+/* a (borrowed, in the region) serves this thread's cJSON allocations until gf_json_arena_end. */
+void gf_json_arena_begin(struct gf_json_arena *a);
+void gf_json_arena_end(void);
 
 /* ---- logging --------------------------------------------------------------------------- */
 

@@ -104,6 +104,28 @@ int gf_api_chunk_sse(struct gf_buf *out, const struct gf_reply_info *ri, int ind
                                with_usage_null, NULL);
 }
 
+/* put_head for a chunk: the request's kept head when it names the same model, else written
+ * and kept when it fits. id, created and kind do not change within a request. */
+static int put_chunk_head(struct gf_buf *b, const struct gf_reply_info *ri, const char *object)
+{
+    struct gf_chunk_head *h = ri->head;
+    const char *model = ri->model ? ri->model : "unknown";
+    if (h != NULL && h->len > 0 && strcmp(h->model, model) == 0)
+        return gf_buf_append(b, h->text, h->len);
+    size_t at = b->len;
+    int rc = put_head(b, ri, object);
+    size_t n = b->len - at, ml = strlen(model);
+    if (rc == 0 && h != NULL) {
+        h->len = 0;
+        if (n <= sizeof(h->text) && ml < sizeof(h->model)) {
+            memcpy(h->text, b->data + at, n);
+            memcpy(h->model, model, ml + 1);
+            h->len = n;
+        }
+    }
+    return rc;
+}
+
 int gf_api_chunk_sse_lp(struct gf_buf *out, const struct gf_reply_info *ri, int index,
                         const char *role, const char *text, size_t len, const char *extra_json,
                         const char *finish_reason, bool with_usage_null,
@@ -111,7 +133,7 @@ int gf_api_chunk_sse_lp(struct gf_buf *out, const struct gf_reply_info *ri, int 
 {
     bool chat = ri->kind == GF_GEN_CHAT;
     int rc = gf_buf_puts(out, "data: ");
-    rc = rc ? rc : put_head(out, ri, chat ? "chat.completion.chunk" : "text_completion");
+    rc = rc ? rc : put_chunk_head(out, ri, chat ? "chat.completion.chunk" : "text_completion");
     rc = rc ? rc : gf_buf_puts(out, ",\"choices\":[{\"index\":");
     rc = rc ? rc : gf_buf_put_i64(out, index);
     rc = rc ? rc : gf_buf_putc(out, ',');
@@ -155,7 +177,7 @@ int gf_api_usage_sse(struct gf_buf *out, const struct gf_reply_info *ri,
 {
     bool chat = ri->kind == GF_GEN_CHAT;
     int rc = gf_buf_puts(out, "data: ");
-    rc = rc ? rc : put_head(out, ri, chat ? "chat.completion.chunk" : "text_completion");
+    rc = rc ? rc : put_chunk_head(out, ri, chat ? "chat.completion.chunk" : "text_completion");
     rc = rc ? rc : gf_buf_puts(out, ",\"choices\":[],");
     rc = rc ? rc : put_usage(out, usage);
     return rc ? rc : gf_buf_puts(out, "}\n\n");

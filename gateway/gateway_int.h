@@ -73,12 +73,21 @@ struct gf_reply_choice {
                                  // last chunk (e.g. "gardefou":{...}); owned, or NULL
 };
 
+/* The start of a stream's chunks ({"id":..,"object":..,"created":..,"model":..), the same in
+ * every chunk: written once a stream and copied, rather than put together for each chunk. */
+struct gf_chunk_head {
+    char text[384];
+    size_t len;                  // 0: not written yet (or did not fit)
+    char model[128];             // the model it names (a stream learns the upstream's at its end)
+};
+
 struct gf_reply_info {
     const char *id;              // "chatcmpl-..." / "cmpl-..."
     const char *model;
     int64_t created;
     enum gf_gen_kind kind;
     const char *top_json;        // chunks: members added at the top level, or NULL
+    struct gf_chunk_head *head;  // chunks: the request's kept head (borrowed), or NULL
 };
 
 int gf_api_reply_json(struct gf_buf *out, const struct gf_reply_info *ri,
@@ -188,6 +197,8 @@ int gf_conn_frame_chunk(struct evbuffer *b, const char *p, size_t n);
 /* ---- the server ------------------------------------------------------------------------ */
 
 #define GF_SPARE_REQUESTS 64
+#define GF_JSON_BLOCKS 64      // arena blocks for request bodies (gf_json_arena)
+#define GF_JSON_BLOCK 4096     // bytes each: the values of a body up to 1-2 KiB of JSON
 
 struct gf_gateway {
     struct event_base *base;
@@ -203,6 +214,12 @@ struct gf_gateway {
     // the allocator's per-thread cache, a slow path on every request.
     struct gf_request *spare_reqs[GF_SPARE_REQUESTS];
     size_t n_spare_reqs;
+    // The client body's JSON tree is parsed into a block of this region, one block a request
+    // while it lasts, rather than a malloc and a free for every value (gf_json_arena). NULL
+    // (out of memory, or another gateway of the process has the region): the heap.
+    char *json_region;
+    char *json_free[GF_JSON_BLOCKS]; // blocks not in use
+    size_t n_json_free;
     struct gf_conn **conns;          // indexed by fd
     size_t conns_cap;
     struct gf_metrics metrics;
@@ -234,6 +251,10 @@ void gf_pipeline_client_gone(struct gf_request *r);
 void gf_pipeline_shutdown(struct gf_gateway *gw);
 /* Frees the kept request structs (gf_gateway_free, once no request can end any more). */
 void gf_pipeline_free_spares(struct gf_gateway *gw);
+/* Sets up gw's JSON arena blocks (none without memory: bodies then parse on the heap), and
+ * frees them once no request is left. */
+void gf_pipeline_json_open(struct gf_gateway *gw);
+void gf_pipeline_json_close(struct gf_gateway *gw);
 /* Writes a generated request id into out (at least GF_REQID_MAX + 1 bytes). */
 void gf_gateway_new_id(struct gf_gateway *gw, char *out);
 /* The current time as an HTTP Date header value (RFC 9110 IMF-fixdate), formatted once a

@@ -29,6 +29,17 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+/* Arena blocks not in use are poisoned for AddressSanitizer, which then still sees a body value
+ * used after its request ended, as it did with each value on the heap. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 /* A request's reply headers are kept by the pipeline: evhttp copies each header it is given
  * into three allocations, and the usual reply, written by conn_reply.c, does not need them
  * there. Past these bounds (a hook's many headers) they go to evhttp as they come. */
@@ -63,6 +74,7 @@ struct gf_request {
     char err_param[64];
     /* (1) */
     cJSON *body;
+    char *json_block;                 // the arena block of body's values, or NULL (heap)
     struct gf_api_req api_req;
     bool parsed;
     /* (5)-(6) */
@@ -82,6 +94,7 @@ struct gf_request {
     bool stream_started;
     bool stream_direct;               // head and chunk framing by conn_reply.c, not evhttp
     struct evbuffer *chunk;           // reused for SSE chunks; kept, empty, with a spare struct
+    struct gf_chunk_head chunk_head;  // the start every chunk of the stream has
     struct event *ping;
     uint64_t last_write;
     size_t audits_left;
@@ -271,6 +284,7 @@ static void reply_info(struct gf_request *r, struct gf_reply_info *ri)
     ri->created = r->created;
     ri->kind = r->api_req.gen.kind;
     ri->top_json = NULL;
+    ri->head = &r->chunk_head;
 }
 
 /* Sends a reply that is not a stream: r->out with r->out_type and r->status. A plain 200 on a
@@ -410,7 +424,11 @@ static void finish(struct gf_request *r)
     gf_free(r->verdicts);
     gf_buf_cleanup(&r->out);
     gf_api_req_cleanup(&r->api_req);
-    cJSON_Delete(r->body);
+    cJSON_Delete(r->body);  // frees the values that are not in the arena block
+    if (r->json_block != NULL) {
+        POISON(r->json_block, GF_JSON_BLOCK);
+        gw->json_free[gw->n_json_free++] = r->json_block;
+    }
     while (r->arena) {
         struct arena_blk *b = r->arena;
         r->arena = b->next;
@@ -425,6 +443,30 @@ static void finish(struct gf_request *r)
             evbuffer_free(r->chunk);
         gf_free(r);
     }
+}
+
+void gf_pipeline_json_open(struct gf_gateway *gw)
+{
+    char *region = gf_malloc((size_t)GF_JSON_BLOCKS * GF_JSON_BLOCK);
+    if (region == NULL || !gf_json_region_claim(region, (size_t)GF_JSON_BLOCKS * GF_JSON_BLOCK)) {
+        gf_free(region);
+        return;
+    }
+    gw->json_region = region;
+    POISON(region, (size_t)GF_JSON_BLOCKS * GF_JSON_BLOCK);
+    for (size_t i = 0; i < GF_JSON_BLOCKS; i++)
+        gw->json_free[gw->n_json_free++] = region + (GF_JSON_BLOCKS - 1 - i) * GF_JSON_BLOCK;
+}
+
+void gf_pipeline_json_close(struct gf_gateway *gw)
+{
+    if (gw->json_region == NULL)
+        return;
+    gf_json_region_release(gw->json_region);
+    UNPOISON(gw->json_region, (size_t)GF_JSON_BLOCKS * GF_JSON_BLOCK);
+    gf_free(gw->json_region);
+    gw->json_region = NULL;
+    gw->n_json_free = 0;
 }
 
 void gf_pipeline_free_spares(struct gf_gateway *gw)
@@ -750,7 +792,18 @@ static int read_json_body(struct gf_request *r, struct gf_err *err)
     if (!gf_utf8_valid(text, len))
         return gf_err_set(err, GF_EINVAL, "the request body is not valid UTF-8");
     unsigned long oom_before = gf_json_alloc_failures();
+    struct gf_json_arena a = {0};
+    if (r->json_block == NULL && r->gw->n_json_free > 0) {
+        r->json_block = r->gw->json_free[--r->gw->n_json_free];
+        UNPOISON(r->json_block, GF_JSON_BLOCK);
+        a = (struct gf_json_arena){r->json_block, r->json_block + GF_JSON_BLOCK};
+        gf_json_arena_begin(&a);
+    }
     r->body = cJSON_ParseWithLength(text, len);
+    if (a.end != NULL) {
+        gf_json_arena_end();
+        POISON(a.next, (size_t)(a.end - a.next)); // what the tree did not take
+    }
     if (r->body == NULL && gf_json_alloc_failures() != oom_before)
         return gf_err_set(err, GF_ENOMEM, "out of memory while parsing the request body");
     if (r->body == NULL) {

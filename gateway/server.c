@@ -45,6 +45,7 @@ int gf_gateway_new(struct event_base *base, const struct gf_config *cfg, struct 
                                              EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_bevcb(gw->http, gf_conn_bevcb, gw);
     evhttp_set_gencb(gw->http, on_request, gw);
+    gf_pipeline_json_open(gw);
     *out = gw;
     return 0;
 }
@@ -110,6 +111,7 @@ void gf_gateway_free(struct gf_gateway *gw)
     gf_pipeline_shutdown(gw);
     evhttp_free(gw->http);  // frees the connections; their close callbacks free our state
     gf_pipeline_free_spares(gw);
+    gf_pipeline_json_close(gw);
     gf_free(gw->conns);
     gf_free(gw);
 }

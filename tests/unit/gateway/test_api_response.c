@@ -10,8 +10,9 @@
 #include "gateway/gateway_int.h"
 #include "test.h"
 
-static const struct gf_reply_info chat = {"chatcmpl-1", "m", 1700000000, GF_GEN_CHAT, NULL};
-static const struct gf_reply_info cmpl = {"cmpl-1", NULL, 1700000000, GF_GEN_COMPLETION, NULL};
+static const struct gf_reply_info chat = {"chatcmpl-1", "m", 1700000000, GF_GEN_CHAT, NULL, NULL};
+static const struct gf_reply_info cmpl = {"cmpl-1", NULL, 1700000000, GF_GEN_COMPLETION, NULL,
+                                          NULL};
 
 static void test_reply(void)
 {
@@ -224,12 +225,48 @@ static void test_logprobs(void)
     gf_buf_cleanup(&out);
 }
 
+/* A stream's kept chunk head: chunks written with it are byte for byte those written without,
+ * also after the model changes (a stream learns the upstream's model at its end), and a model
+ * too long to keep is written each time. */
+static void test_chunk_head(void)
+{
+    struct gf_chunk_head head = {0};
+    struct gf_reply_info kept = chat;
+    kept.head = &head;
+    struct gf_buf a, b;
+    gf_buf_init(&a, 1 << 20);
+    gf_buf_init(&b, 1 << 20);
+    char long_model[300];
+    memset(long_model, 'm', sizeof(long_model) - 1);
+    long_model[sizeof(long_model) - 1] = '\0';
+    const char *models[] = {"m", "m", "upstream-\"model\"", "upstream-\"model\"", long_model, "m"};
+    for (size_t i = 0; i < GF_ARRAY_LEN(models); i++) {
+        struct gf_reply_info plain = chat;
+        plain.model = kept.model = models[i];
+        gf_buf_reset(&a);
+        gf_buf_reset(&b);
+        REQUIRE(gf_api_chunk_sse(&a, &plain, 0, NULL, "hi", 2, NULL, NULL, false) == 0);
+        REQUIRE(gf_api_chunk_sse(&b, &kept, 0, NULL, "hi", 2, NULL, NULL, false) == 0);
+        CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+        CHECK(head.len > 0 || models[i] == long_model);
+        struct gf_gen_usage u = {1, 2, 0};
+        gf_buf_reset(&a);
+        gf_buf_reset(&b);
+        REQUIRE(gf_api_usage_sse(&a, &plain, &u) == 0);
+        REQUIRE(gf_api_usage_sse(&b, &kept, &u) == 0);
+        CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+    }
+    gf_buf_cleanup(&a);
+    gf_buf_cleanup(&b);
+}
+
 int main(void)
 {
     RUN(test_logprobs);
     gf_json_init();
     RUN(test_reply);
     RUN(test_chunks);
+    RUN(test_chunk_head);
     RUN(test_errors);
     RUN(test_metrics);
     return test_report();
