@@ -36,11 +36,14 @@ static int cmp_d(const void *a, const void *b)
 
 /* Median latency in ms of n sequential requests with the given model option string; *stalls
  * counts the requests over 10 ms. */
+static bool curl_only;  // the client under test: libcurl, or the engine's own (the default)
+
 static double run(const char *url, bool no_quickack, const char *model, bool stream, int n,
                   int *stalls)
 {
     const char *urls[] = {url};
-    struct gf_upstream_config cfg = {.urls = urls, .n_urls = 1, .no_quickack = no_quickack};
+    struct gf_upstream_config cfg = {.urls = urls, .n_urls = 1, .no_quickack = no_quickack,
+                                     .curl_only = curl_only};
     struct gf_engine *e = NULL;
     struct gf_err err = {0};
     if (gf_engine_upstream_open(base, &cfg, &e, &err) != 0) {
@@ -88,25 +91,29 @@ int main(int argc, char **argv)
     if (mock_child_start(&m, NULL) != 0)
         return 1;
     base = event_base_new();
-    int s_off, s_on, s_ref, ss_off, ss_on, ss_ref;
-    double off = run(m.url, true, "nagle", false, n, &s_off);
-    double on = run(m.url, false, "nagle", false, n, &s_on);
-    double ref = run(m.url, false, "normal", false, n, &s_ref);
-    // Streams: 20 chunks 2 ms apart, each chunk its own write (a fast model on llama.cpp).
-    int ns = n < 10 ? n : 10;
-    double st_off = run(m.url, true, "nagle,tokens=20,delay=2", true, ns, &ss_off);
-    double st_on = run(m.url, false, "nagle,tokens=20,delay=2", true, ns, &ss_on);
-    double st_ref = run(m.url, false, "tokens=20,delay=2", true, ns, &ss_ref);
-    printf("upstream_nagle: %d sequential requests on one kept-alive connection\n", n);
-    printf("                                  median     requests over 10 ms\n");
-    printf("  nagle upstream, workaround off: %8.3f ms  %d\n", off, s_off);
-    printf("  nagle upstream, TCP_QUICKACK:   %8.3f ms  %d\n", on, s_on);
-    printf("  TCP_NODELAY upstream:           %8.3f ms  %d\n", ref, s_ref);
-    printf("  ratio off/on: %.1fx\n", on > 0 ? off / on : 0.0);
-    printf("streamed, 20 chunks 2 ms apart, %d requests: median whole-stream time\n", ns);
-    printf("  nagle upstream, workaround off: %8.3f ms\n", st_off);
-    printf("  nagle upstream, TCP_QUICKACK:   %8.3f ms\n", st_on);
-    printf("  TCP_NODELAY upstream:           %8.3f ms\n", st_ref);
+    for (int client = 0; client < 2; client++) {
+        curl_only = client == 1;
+        int s_off, s_on, s_ref, ss_off, ss_on, ss_ref;
+        double off = run(m.url, true, "nagle", false, n, &s_off);
+        double on = run(m.url, false, "nagle", false, n, &s_on);
+        double ref = run(m.url, false, "normal", false, n, &s_ref);
+        // Streams: 20 chunks 2 ms apart, each chunk its own write (a fast model on llama.cpp).
+        int ns = n < 10 ? n : 10;
+        double st_off = run(m.url, true, "nagle,tokens=20,delay=2", true, ns, &ss_off);
+        double st_on = run(m.url, false, "nagle,tokens=20,delay=2", true, ns, &ss_on);
+        double st_ref = run(m.url, false, "tokens=20,delay=2", true, ns, &ss_ref);
+        printf("upstream_nagle, %s client: %d sequential requests on one kept-alive connection\n",
+               curl_only ? "libcurl" : "gardefou's own", n);
+        printf("                                  median     requests over 10 ms\n");
+        printf("  nagle upstream, workaround off: %8.3f ms  %d\n", off, s_off);
+        printf("  nagle upstream, TCP_QUICKACK:   %8.3f ms  %d\n", on, s_on);
+        printf("  TCP_NODELAY upstream:           %8.3f ms  %d\n", ref, s_ref);
+        printf("  ratio off/on: %.1fx\n", on > 0 ? off / on : 0.0);
+        printf("streamed, 20 chunks 2 ms apart, %d requests: median whole-stream time\n", ns);
+        printf("  nagle upstream, workaround off: %8.3f ms\n", st_off);
+        printf("  nagle upstream, TCP_QUICKACK:   %8.3f ms\n", st_on);
+        printf("  TCP_NODELAY upstream:           %8.3f ms\n", st_ref);
+    }
     printf("errors: %d\n", errors);
     event_base_free(base);
     mock_child_stop(&m);
