@@ -21,13 +21,15 @@
 # the added p50 is the latency one request pays going through the proxy on an idle machine.
 # Knobs: BUILD (release build dir, default build-bench), DURATION (s, default 5),
 # CONNS (default 16), LOWCONNS (default 1; empty skips that table), ROWS (default "nosync write
-# fsync default"). Installs wrk and nginx-light when missing (Debian).
+# fsync default"), REPEAT (default 1: each table this many times, then the medians of the
+# ratios; on a shared machine single runs move by a quarter). Installs wrk and nginx-light when missing (Debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-bench}
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-16}
 LOWCONNS=${LOWCONNS-1}
+REPEAT=${REPEAT:-1}
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 
 need=""
@@ -184,9 +186,9 @@ table() {
     done
     args=()
     for name in $paths; do args+=("$name" ${R[$name]}); done
-    python3 - "$kind" "$conns" "$CONNS" "${args[@]}" <<'PY'
+    python3 - "$kind" "$conns" "$CONNS" "$tmp/ratios_$conns" "${args[@]}" <<'PY'
 import sys
-kind, conns, target_conns, rest = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+kind, conns, target_conns, log, rest = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 r = {rest[i]: list(map(float, rest[i + 1:i + 4])) for i in range(0, len(rest), 4)}
 a, c = r["direct"], r["nginx"]
 for name, g in r.items():
@@ -196,16 +198,37 @@ for name, g in r.items():
     print("%-8s %-10s b/a %.2f  b/c %.2f (target >= 0.70)  p50 added %.3f ms (target < 0.2; "
           "nginx adds %.3f ms)%s" % (kind, name, g[0] / a[0], g[0] / c[0], g[1] - a[1],
                                      c[1] - a[1], mark))
+    with open(log, "a") as f:
+        f.write("%s %s %.4f %.4f\n" % (kind, name, g[0] / c[0], g[1] - a[1]))
 PY
     unset R
   done
 }
 
+# medians over the REPEAT runs of a table: b/c and the added p50 of each gardefou row
+medians() {  # conns
+  python3 - "$tmp/ratios_$1" "$1" "$REPEAT" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    kind, name, bc, added = line.split()
+    rows.setdefault((kind, name), []).append((float(bc), float(added)))
+print("\nmedians of %s runs at %s connection(s):" % (sys.argv[3], sys.argv[2]))
+for (kind, name), v in rows.items():
+    print("%-8s %-10s b/c %.2f (runs: %s)  p50 added %.3f ms" % (
+        kind, name, statistics.median(x[0] for x in v), " ".join("%.2f" % x[0] for x in v),
+        statistics.median(x[1] for x in v)))
+PY
+}
+
 echo "target row: gf-nosync (no filters, audit.durability=none) at $CONNS connections"
-table "$CONNS"
+for _ in $(seq "$REPEAT"); do table "$CONNS"; done
+[ "$REPEAT" -gt 1 ] && medians "$CONNS"
 if [ -n "$LOWCONNS" ]; then
   echo
   echo "unloaded latency: $LOWCONNS connection(s), one request at a time each; the added p50 is"
   echo "what the proxy itself costs a request (at $CONNS connections it includes queueing)"
-  table "$LOWCONNS"
+  for _ in $(seq "$REPEAT"); do table "$LOWCONNS"; done
+  [ "$REPEAT" -gt 1 ] && medians "$LOWCONNS"
 fi
+exit 0

@@ -33,8 +33,20 @@ static char *put_digits(char *p, int v, int width)
 
 void gf_format_time(int64_t wall_ms, char *out, size_t outlen)
 {
-    // Called for every audit record: digits are written directly rather than through snprintf.
+    // Called for every audit record: digits are written directly rather than through snprintf,
+    // and the date and time to the second (gmtime_r is most of the work) are kept from the last
+    // call on this thread, as records come many a second.
+    static _Thread_local bool have_last;
+    static _Thread_local time_t last_secs;
+    static _Thread_local char last[20]; // "YYYY-MM-DDTHH:MM:SS."
     time_t secs = (time_t)(wall_ms / 1000);
+    if (outlen >= 25 && have_last && secs == last_secs) {
+        memcpy(out, last, sizeof(last));
+        char *p = put_digits(out + sizeof(last), (int)(wall_ms % 1000), 3);
+        *p++ = 'Z';
+        *p = '\0';
+        return;
+    }
     struct tm tm;
     gmtime_r(&secs, &tm);
     int year = tm.tm_year + 1900;
@@ -55,6 +67,9 @@ void gf_format_time(int64_t wall_ms, char *out, size_t outlen)
     *p++ = ':';
     p = put_digits(p, tm.tm_sec, 2);
     *p++ = '.';
+    memcpy(last, out, sizeof(last));
+    last_secs = secs;
+    have_last = true;
     p = put_digits(p, (int)(wall_ms % 1000), 3);
     *p++ = 'Z';
     *p = '\0';

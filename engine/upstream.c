@@ -221,8 +221,8 @@ void gf_up_gen_finish(struct gf_gen *g, CURLcode rc)
         goto out;
     }
     gf_up_set_health(t, true, "a request succeeded");
-    if (t->native && !t->have_addr && g->easy != NULL)
-        gf_up_native_learn(t, g->easy);
+    if (t->native && !t->have_addr && !g->native && g->easy != NULL)
+        gf_up_native_learn(t, g->easy);  // libcurl served this attempt: its address is t's
     if (g->status != 200) {
         final_http_error(g);
         goto out;

@@ -47,7 +47,10 @@ static bool covered(struct gf_conn *c, struct evhttp_request *req,
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     if (uri == NULL || evhttp_uri_get_host(uri) != NULL)
         return false;
-    const char *conn = evhttp_find_header(evhttp_request_get_input_headers(req), "Connection");
+    // The framing check saw every header: without a Connection header there is none to find.
+    const char *conn = c->scan.connection ? evhttp_find_header(evhttp_request_get_input_headers(req),
+                                                               "Connection")
+                                          : NULL;
     if (conn != NULL && strcasecmp(conn, "close") == 0)
         return false; // evhttp answers with Connection: close and closes
     for (struct evkeyval *h = evhttp_request_get_output_headers(req)->tqh_first; h != NULL;

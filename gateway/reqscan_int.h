@@ -25,6 +25,7 @@ struct gf_reqscan {
     int n_cl, n_te;
     int minor;              // HTTP/1.<minor>
     int chunked;            // Transfer-Encoding: chunked
+    int connection;         // the head has a Connection header (conn_reply.c reads it then)
     int status;             // on GF_RS_ERROR
     const char *reason;     // on GF_RS_ERROR: static text
     size_t tok;             // length of the current token (method, target, name, digits)

@@ -3,6 +3,7 @@
 #include "common/common.h"
 
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -158,6 +159,25 @@ static void test_failalloc(void)
     }
 }
 
+/* gf_format_time keeps the last second's text: each result must still be the one the time
+ * gives on its own, within a second, across seconds and back to an earlier one. */
+static void test_format_time(void)
+{
+    const int64_t t[] = {0,           999,           1000,          1500,          1000,
+                         86399999,    86400000,      1796048109233, 1796048109999, 1796048110000,
+                         1796048109001, 951782400000, 4102444799999, 4102444800000, 0};
+    for (size_t i = 0; i < GF_ARRAY_LEN(t); i++) {
+        time_t secs = (time_t)(t[i] / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        char want[40], got[40];
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(t[i] % 1000));
+        gf_format_time(t[i], got, sizeof(got));
+        CHECK_STREQ(got, want);
+    }
+}
+
 static bool in_region(const void *p, const char *region, size_t size)
 {
     return (const char *)p >= region && (const char *)p < region + size;
@@ -214,6 +234,7 @@ int main(void)
     RUN(test_sha256);
     RUN(test_parse);
     RUN(test_failalloc);
+    RUN(test_format_time);
     RUN(test_json_arena);
     return test_report();
 }

@@ -3,6 +3,8 @@
  * sides of the head and body limits, and where a chunked body ends. */
 #include "gateway/reqscan_int.h"
 
+#include <string.h>
+
 #include "test.h"
 
 #define MAX_HEAD 1024
@@ -182,11 +184,37 @@ static void test_rest_untouched(void)
     CHECK(gf_reqscan_feed(&s, "GET / HTTP/1.1\r\n\r\n", 18, &used) == GF_RS_ERROR && used == 0);
 }
 
+/* The head notes whether it has a Connection header (any case, whole name only), which the
+ * reply writer then looks up; a trailer's does not count. */
+static void test_connection(void)
+{
+    static const struct {
+        const char *req;
+        int want;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0},
+        {"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 1},
+        {"GET / HTTP/1.1\r\nHost: x\r\nCONNECTION:keep-alive\r\n\r\n", 1},
+        {"GET / HTTP/1.1\r\nConnections: close\r\nProxy-Connection: close\r\n\r\n", 0},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nConnection: close\r\n\r\n",
+         0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (size_t step = 0; step <= 1; step++) {
+            struct gf_reqscan s;
+            int rc = feed(cases[i].req, strlen(cases[i].req), step, &s);
+            CHECK(rc == GF_RS_HEAD_DONE || rc == GF_RS_DONE);
+            CHECK(s.connection == cases[i].want);
+        }
+    }
+}
+
 int main(void)
 {
     RUN(test_table);
     RUN(test_sum);
     RUN(test_head_limit);
     RUN(test_rest_untouched);
+    RUN(test_connection);
     return test_report();
 }
