@@ -300,6 +300,13 @@ struct gf_clf_tokcache {
     uint32_t skips;          // words sent to the batch without a lookup
 };
 
+/* 1 where the head rows of gf_clf_bag.h8 are added with the SSE2 baseline (x86-64). */
+#if defined(__SSE2__) && defined(__x86_64__)
+#define GF_CLF_H8_SSE2 1
+#else
+#define GF_CLF_H8_SSE2 0
+#endif
+
 /* The feature callback of scoring: adds the embedding rows of each chunk of buckets to acc[dim]
  * (an int32 sum per chunk, added into the int64 sum of the text). */
 struct gf_clf_bag {
@@ -325,8 +332,9 @@ struct gf_clf_bag {
     size_t n_distinct;
     uint32_t number;  // the bag's number in tc (a head with distinct features), never 0
     // A head of 8 dimensions with distinct features adds its rows here, as unsigned bytes
-    // (q + 128) in the 16-bit lanes of two words (even bytes, odd bytes), h8n rows of them,
-    // until gf_clf_bag_finish or 256 rows (no lane can carry into the next before 257).
+    // (q + 128) in the 16-bit lanes of two words, h8n rows of them, until gf_clf_bag_finish or
+    // 256 rows (no lane can carry into the next before 257). With SSE2 (GF_CLF_H8_SSE2) the
+    // words are one register of dimensions 0..7 in order; else even bytes, odd bytes.
     uint64_t h8[2];
     uint32_t h8n;
     // Tokens that go to the kernels in batches rather than one by one (long tokens, no cache,

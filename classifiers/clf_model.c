@@ -244,47 +244,6 @@ static void add_rows(struct gf_clf_bag *b, const int8_t *q, uint32_t dim, int64_
         acc[d] += b->acc32[d];
 }
 
-/* The buckets of buckets[0..n) (n <= GF_CLF_FRESH_MAX) neither in base nor seen before, into
- * fresh (in order), marking them seen; returns their number. Branch-free: whether a bucket is
- * new is as good as random, so a branch on it would be mispredicted half the time. */
-static inline __attribute__((always_inline)) size_t
-first_seen_in(uint64_t *bits, const uint64_t *base, uint32_t *fresh, const uint32_t *buckets,
-              size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t w = buckets[i] >> 6;
-        uint64_t bit = 1ULL << (buckets[i] & 63), old = bits[w];
-        uint64_t known = base != NULL ? old | base[w] : old;
-        fresh[k] = buckets[i];
-        k += (known & bit) == 0;
-        // Only a bucket new to both sets is marked, so that the bits set are the first
-        // occurrences (which the log records for clearing).
-        bits[w] = old | (bit & ~known);
-    }
-    return k;
-}
-
-/* The first occurrences of buckets[0..n) (n <= GF_CLF_FRESH_MAX) in the text, marked seen, in
- * *out (the next slice of the set's log while it has room, else the scratch's fresh array);
- * returns their number. */
-static inline __attribute__((always_inline)) size_t
-first_seen(struct gf_clf_bag *b, const uint32_t *buckets, size_t n, const uint32_t **out)
-{
-    struct gf_clf_seen *sn = b->seen;
-    bool logged = sn->log != NULL && GF_CLF_SEEN_LOG - sn->n_log >= n;
-    uint32_t *fresh = logged ? sn->log + sn->n_log : b->fresh;
-    // Two copies of the loop: without earlier text (every one-shot score) it reads one bitmap.
-    size_t k = b->base == NULL ? first_seen_in(sn->bits, NULL, fresh, buckets, n)
-                               : first_seen_in(sn->bits, b->base, fresh, buckets, n);
-    if (logged)
-        sn->n_log += k;
-    else
-        sn->full = true;
-    *out = fresh;
-    return k;
-}
-
 #define H8_MAX 256  // rows the lanes of gf_clf_bag.h8 take before a flush
 
 void gf_clf_bag_flush_h8(struct gf_clf_bag *b)
@@ -292,13 +251,19 @@ void gf_clf_bag_flush_h8(struct gf_clf_bag *b)
     int64_t *acc = b->acc + b->dim;
     const int64_t bias = 128 * (int64_t)b->h8n;
     for (int j = 0; j < 4; j++) {
+#if GF_CLF_H8_SSE2
+        acc[j] += (int64_t)((b->h8[0] >> (16 * j)) & 0xffff) - bias;
+        acc[4 + j] += (int64_t)((b->h8[1] >> (16 * j)) & 0xffff) - bias;
+#else
         acc[2 * j] += (int64_t)((b->h8[0] >> (16 * j)) & 0xffff) - bias;
         acc[2 * j + 1] += (int64_t)((b->h8[1] >> (16 * j)) & 0xffff) - bias;
+#endif
     }
     b->h8[0] = b->h8[1] = 0;
     b->h8n = 0;
 }
 
+#if !GF_CLF_H8_SSE2
 /* Adds the rows of a head of 8 dimensions for the buckets rows[0..k) to h8: a load and a few
  * word operations per row instead of a kernel call per token (a word new to the text has a
  * dozen new buckets or so). */
@@ -323,19 +288,133 @@ static inline __attribute__((always_inline)) void head8_rows(struct gf_clf_bag *
         b->h8n += (uint32_t)(end - j0);
     }
 }
+#endif
 
-void gf_clf_bag_add_head_distinct(struct gf_clf_bag *b, const uint32_t *buckets, size_t n)
+#if GF_CLF_H8_SSE2
+/* first_seen_in for a head of 8 dimensions with distinct features, n <= H8_MAX - b->h8n: also
+ * adds the head rows of the new buckets to h8, in the same pass. Every bucket's row is loaded
+ * and masked to zero unless new, so the load does not wait for the test and no second pass
+ * reads fresh again (on real text 85% of the buckets a word brings are new). Unsigned bytes
+ * (q + 128) in 16-bit lanes, which the SSE2 baseline widens with one unpack. */
+static inline __attribute__((always_inline)) size_t
+first_seen_rows8(struct gf_clf_bag *b, uint64_t *bits, const uint64_t *base, uint32_t *fresh,
+                 const uint32_t *buckets, size_t n)
+{
+    const __m128i sign = _mm_set1_epi8((char)0x80), zero = _mm_setzero_si128();
+    const int8_t *hq = b->hq;
+    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)b->h8);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t bk = buckets[i], w = bk >> 6;
+        const uint64_t old = bits[w], known = base != NULL ? old | base[w] : old;
+        const uint64_t bit = 1ULL << (bk & 63);
+        const uint64_t is_new = ((known >> (bk & 63)) & 1) - 1;  // all ones or 0
+        fresh[k] = bk;
+        k -= is_new;  // one more when new
+        // Only a bucket new to both sets is marked (see first_seen_in).
+        bits[w] = base != NULL ? old | (bit & is_new) : old | bit;
+        __m128i row = _mm_loadl_epi64((const __m128i *)(const void *)(hq + (size_t)bk * 8));
+        row = _mm_and_si128(_mm_xor_si128(row, sign), _mm_cvtsi64_si128((long long)is_new));
+        h = _mm_add_epi16(h, _mm_unpacklo_epi8(row, zero));
+    }
+    _mm_storeu_si128((__m128i *)(void *)b->h8, h);
+    b->h8n += (uint32_t)k;
+    return k;
+}
+#endif
+
+/* The buckets of buckets[0..n) (n <= GF_CLF_FRESH_MAX) neither in base nor seen before, into
+ * fresh (in order), marking them seen; returns their number. Branch-free: whether a bucket is
+ * new is as good as random, so a branch on it would be mispredicted half the time. With head8
+ * (a head of 8 dimensions with distinct features) it also adds the head rows of the new
+ * buckets to h8. */
+static inline __attribute__((always_inline)) size_t
+first_seen_in(struct gf_clf_bag *b, uint64_t *bits, const uint64_t *base, uint32_t *fresh,
+              const uint32_t *buckets, size_t n, bool head8)
+{
+    size_t k = 0;
+#if GF_CLF_H8_SSE2
+    if (head8) {
+        for (size_t i0 = 0; i0 < n; i0 += H8_MAX) {
+            size_t len = n - i0 < H8_MAX ? n - i0 : H8_MAX;
+            if (b->h8n + len > H8_MAX)
+                gf_clf_bag_flush_h8(b);
+            k += first_seen_rows8(b, bits, base, fresh + k, buckets + i0, len);
+        }
+        return k;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) {
+        uint32_t w = buckets[i] >> 6;
+        uint64_t bit = 1ULL << (buckets[i] & 63), old = bits[w];
+        uint64_t known = base != NULL ? old | base[w] : old;
+        fresh[k] = buckets[i];
+        k += (known & bit) == 0;
+        // Only a bucket new to both sets is marked, so that the bits set are the first
+        // occurrences (which the log records for clearing).
+        bits[w] = old | (bit & ~known);
+    }
+#if !GF_CLF_H8_SSE2
+    if (head8)
+        head8_rows(b, fresh, k);
+#endif
+    return k;
+}
+
+/* The first occurrences of buckets[0..n) (n <= GF_CLF_FRESH_MAX) in the text, marked seen, in
+ * *out (the next slice of the set's log while it has room, else the scratch's fresh array);
+ * returns their number. head8: also adds their rows to h8 (a head of 8 dimensions with
+ * distinct features). */
+static inline __attribute__((always_inline)) size_t
+first_seen(struct gf_clf_bag *b, const uint32_t *buckets, size_t n, bool head8,
+           const uint32_t **out)
+{
+    struct gf_clf_seen *sn = b->seen;
+    bool logged = sn->log != NULL && GF_CLF_SEEN_LOG - sn->n_log >= n;
+    uint32_t *fresh = logged ? sn->log + sn->n_log : b->fresh;
+    // Two copies of the loop: without earlier text (every one-shot score) it reads one bitmap.
+    size_t k = b->base == NULL ? first_seen_in(b, sn->bits, NULL, fresh, buckets, n, head8)
+                               : first_seen_in(b, sn->bits, b->base, fresh, buckets, n, head8);
+    if (logged)
+        sn->n_log += k;
+    else
+        sn->full = true;
+    *out = fresh;
+    return k;
+}
+
+// gf_clf_bag_add_head_distinct in slices of the log's size, for any head and set.
+static __attribute__((noinline)) void head_distinct_slices(struct gf_clf_bag *b,
+                                                           const uint32_t *buckets, size_t n)
 {
     for (size_t i0 = 0; i0 < n; i0 += GF_CLF_FRESH_MAX) {
         size_t len = n - i0 < GF_CLF_FRESH_MAX ? n - i0 : GF_CLF_FRESH_MAX;
         const uint32_t *fresh;
-        size_t k = first_seen(b, buckets + i0, len, &fresh);
+        size_t k = b->hdim == 8 ? first_seen(b, buckets + i0, len, true, &fresh)
+                                : first_seen(b, buckets + i0, len, false, &fresh);
         b->n_distinct += k;
-        if (b->hdim == 8)
-            head8_rows(b, fresh, k);
-        else
+        if (b->hdim != 8)
             add_rows(b, b->hq, b->hdim, b->acc + b->dim, fresh, k);
     }
+}
+
+void gf_clf_bag_add_head_distinct(struct gf_clf_bag *b, const uint32_t *buckets, size_t n)
+{
+#if GF_CLF_H8_SSE2
+    // The usual call, a word's few dozen buckets in a one-shot score: one pass straight into
+    // the log, apart from the slices (whose bookkeeping and frame cost as much as 20 buckets).
+    struct gf_clf_seen *sn = b->seen;
+    if (b->hdim == 8 && b->base == NULL && n <= H8_MAX && sn->log != NULL &&
+        GF_CLF_SEEN_LOG - sn->n_log >= n) {
+        if (b->h8n + n > H8_MAX)
+            gf_clf_bag_flush_h8(b);
+        size_t k = first_seen_rows8(b, sn->bits, NULL, sn->log + sn->n_log, buckets, n);
+        sn->n_log += k;
+        b->n_distinct += k;
+        return;
+    }
+#endif
+    head_distinct_slices(b, buckets, n);
 }
 
 void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n)
@@ -351,15 +430,17 @@ void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n)
     for (size_t i0 = 0; i0 < n; i0 += GF_CLF_FRESH_MAX) {
         size_t len = n - i0 < GF_CLF_FRESH_MAX ? n - i0 : GF_CLF_FRESH_MAX;
         const uint32_t *fresh;
-        size_t k = first_seen(b, buckets + i0, len, &fresh);
+        bool head8 = b->hq != NULL && b->hdistinct && b->hdim == 8;
+        size_t k = head8 ? first_seen(b, buckets + i0, len, true, &fresh)
+                         : first_seen(b, buckets + i0, len, false, &fresh);
         b->n_distinct += k;
         if (b->distinct)
             add_rows(b, b->q, b->dim, b->acc, fresh, k);
         else
             add_rows(b, b->q, b->dim, b->acc, buckets + i0, len);
-        if (b->hq != NULL && b->hdistinct && b->hdim == 8)
-            head8_rows(b, fresh, k);
-        else if (b->hq != NULL && b->hdistinct)
+        if (head8)
+            continue;
+        if (b->hq != NULL && b->hdistinct)
             add_rows(b, b->hq, b->hdim, b->acc + b->dim, fresh, k);
         else if (b->hq != NULL)
             add_rows(b, b->hq, b->hdim, b->acc + b->dim, buckets + i0, len);

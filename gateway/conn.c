@@ -274,6 +274,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     c->flush_requeued = false;
+    c->flush_armed = false;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (!(bufferevent_get_enabled(c->bev) & EV_WRITE) || evbuffer_get_length(out) == 0)
         return;
@@ -285,8 +286,21 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 
 void gf_conn_flush_soon(struct gf_conn *c)
 {
-    if (c != NULL && c->flush != NULL)
+    if (c != NULL && c->flush != NULL) {
+        c->flush_armed = true;
         event_active(c->flush, EV_TIMEOUT, 1);
+    }
+}
+
+bool gf_conn_join_pending(struct gf_conn *c, struct evbuffer *b)
+{
+    // evhttp_send_reply_chunk would add the bytes and then set the same callbacks and enable
+    // the same interest again, about a thousand instructions a chunk; a stream's chunks of one
+    // pass (all of them when the upstream answers at once) need it only for the first.
+    if (c == NULL || !c->flush_armed || !(bufferevent_get_enabled(c->bev) & EV_WRITE))
+        return false;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    return evbuffer_get_length(out) > 0 && evbuffer_add_buffer(out, b) == 0;
 }
 
 static void conn_closed(struct evhttp_connection *evcon, void *arg)

@@ -149,6 +149,7 @@ struct gf_conn {
     struct event *hold;              // keeps read interest while evhttp pauses reading (conn.c)
     struct event *flush;             // writes queued reply bytes later in this loop pass
     bool flush_requeued;             // flush ran once and put itself last in the pass
+    bool flush_armed;                // flush is due in this pass (gf_conn_flush_soon)
     int fd;
     enum gf_conn_state state;
     int kill_status;                 // != 0: answer this status and close at the next timer run
@@ -165,6 +166,11 @@ void gf_conn_request_done(struct gf_conn *c);
  * loop, without waiting for a writability event. c may be NULL (untracked: nothing done). Call
  * it before the evhttp_send_* call that may complete the request, which can free c. */
 void gf_conn_flush_soon(struct gf_conn *c);
+/* Moves the bytes of b to c's output when a write of queued reply bytes is due in this pass
+ * (evhttp was given the first of them and set up the write): they go out in the same write.
+ * Returns false, having moved nothing, otherwise (c NULL, nothing queued, out of memory): the
+ * caller then sends them the evhttp way. */
+bool gf_conn_join_pending(struct gf_conn *c, struct evbuffer *b);
 struct bufferevent *gf_conn_bevcb(struct event_base *base, void *arg);
 /* A reply header the pipeline keeps for a request until the reply is written (borrowed). */
 struct gf_reply_hdr {

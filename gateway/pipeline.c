@@ -224,8 +224,10 @@ static void write_chunk(struct gf_request *r, const char *p, size_t n)
     } else {
         evbuffer_add(r->chunk, p, n);
     }
-    gf_conn_flush_soon(r->conn); // once for all the chunks of this loop pass
-    evhttp_send_reply_chunk(r->http, r->chunk);
+    if (!r->stream_direct || !gf_conn_join_pending(r->conn, r->chunk)) {
+        gf_conn_flush_soon(r->conn); // once for all the chunks of this loop pass
+        evhttp_send_reply_chunk(r->http, r->chunk);
+    }
     evbuffer_drain(r->chunk, evbuffer_get_length(r->chunk));
     r->gw->metrics.bytes_out += n;
     r->last_write = gf_now_ns();
@@ -357,7 +359,8 @@ static void finish(struct gf_request *r)
                 gf_buf_cleanup(&b);
             }
             write_chunk(r, "data: [DONE]\n\n", 14);
-            if (r->stream_direct && evbuffer_add(r->chunk, "0\r\n\r\n", 5) == 0)
+            if (r->stream_direct && evbuffer_add(r->chunk, "0\r\n\r\n", 5) == 0 &&
+                !gf_conn_join_pending(conn, r->chunk))
                 evhttp_send_reply_chunk(http, r->chunk); // the last chunk
             gf_conn_flush_soon(conn);
             evhttp_send_reply_end(http);
