@@ -223,6 +223,9 @@ static inline __attribute__((always_inline)) int head_byte(struct gf_reqscan *s,
             next = S_VALUE;
             s->val_len = s->val_ws = 0;
             s->val_nondigit = 0;
+            // Only the framing headers' values are looked at (header_done): others are counted
+            // and checked, not copied.
+            s->keep_val = word_is(s, "content-length") || word_is(s, "transfer-encoding");
             s->chunk_left = 0;  // full value length, for the framing headers
         } else if (!is_tchar(c) || ++s->tok > MAX_TOKEN) {
             return fail(s, 400, c == '\r' || c == '\n' ? "header line without a colon"
@@ -244,9 +247,9 @@ static inline __attribute__((always_inline)) int head_byte(struct gf_reqscan *s,
             if (s->val_ws > 0 || c < '0' || c > '9')
                 s->val_nondigit = 1;
             for (; s->val_ws > 0; s->val_ws--, s->chunk_left++)
-                if (s->val_len < sizeof(s->val) - 1)
+                if (s->keep_val && s->val_len < sizeof(s->val) - 1)
                     s->val[s->val_len++] = ' ';
-            if (s->val_len < sizeof(s->val) - 1)
+            if (s->keep_val && s->val_len < sizeof(s->val) - 1)
                 s->val[s->val_len++] = lower(c);
             s->val[s->val_len] = '\0';
             s->chunk_left++;
@@ -361,6 +364,10 @@ static size_t fast_run(struct gf_reqscan *s, const char *p, size_t n)
         s->tok += k;
         for (size_t j = 0; j < k && s->word_len < sizeof(s->word); j++)
             s->word[s->word_len++] = lower(u[j]);
+    } else if (s->state == S_VALUE && s->val_ws == 0 && !s->keep_val) {
+        while (k < n && (cls[u[k]] & C_VALUE)) // a value nothing reads again: checked, counted
+            k++;
+        s->chunk_left += (int64_t)k;
     } else if (s->state == S_VALUE && s->val_ws == 0) {
         unsigned all = C_DIGIT, c; // the classes every byte of the run has
         while (k < n && ((c = cls[u[k]]) & C_VALUE)) {

@@ -31,9 +31,10 @@ struct gf_reqscan {
     size_t tok;             // length of the current token (method, target, name, digits)
     char word[24];          // the current version or header name (lower case), truncated
     size_t word_len;
-    char val[24];           // the current header value without its OWS, truncated
+    char val[24];           // the current framing header's value without its OWS, truncated
+    int keep_val;           // the current header is a framing one: val is kept for it
     size_t val_len, val_ws; // val_ws: trailing whitespace not yet committed to val
-    int val_nondigit;       // the value has a byte other than a digit
+    int val_nondigit;       // a framing header's value has a byte other than a digit
     int64_t chunk_left;     // chunked: bytes left in the current chunk
     int64_t body_total;
 };
