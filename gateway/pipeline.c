@@ -95,6 +95,7 @@ struct gf_request {
     bool stream_direct;               // head and chunk framing by conn_reply.c, not evhttp
     struct evbuffer *chunk;           // reused for SSE chunks; kept, empty, with a spare struct
     struct gf_chunk_head chunk_head;  // the start every chunk of the stream has
+    struct gf_buf sse;                // a chunk's event, built anew in it for each chunk
     struct event *ping;
     uint64_t last_write;
     size_t audits_left;
@@ -426,6 +427,7 @@ static void finish(struct gf_request *r)
     gf_buf_cleanup(&r->scratch[1]);
     gf_free(r->verdicts);
     gf_buf_cleanup(&r->out);
+    gf_buf_cleanup(&r->sse);
     gf_api_req_cleanup(&r->api_req);
     cJSON_Delete(r->body);  // frees the values that are not in the arena block
     if (r->json_block != NULL) {
@@ -611,21 +613,20 @@ static void emit(struct gf_request *r, int idx, const char *role, const char *te
     reply_info(r, &ri);
     if (finish_reason != NULL)  // the choice's last chunk carries what hooks added for it
         ri.top_json = r->choices[idx].final_json;
-    struct gf_buf b;
+    struct gf_buf *b = &r->sse; // the stream's one event buffer, emptied for each chunk
     struct gf_lp_acc *lp = with_lp ? &r->choices[idx].lp : NULL;
-    gf_buf_init(&b, len + 4096 + (extra ? strlen(extra) : 0) +
-                        (ri.top_json ? strlen(ri.top_json) : 0) +
-                        (lp ? lp->content.len + lp->tokens.len + lp->values.len + lp->tops.len +
-                                  lp->offsets.len
-                            : 0));
-    if (gf_api_chunk_sse_lp(&b, &ri, idx, role, text, len, extra, finish_reason,
+    gf_buf_reset(b);
+    b->max = len + 4096 + (extra ? strlen(extra) : 0) + (ri.top_json ? strlen(ri.top_json) : 0) +
+             (lp ? lp->content.len + lp->tokens.len + lp->values.len + lp->tops.len +
+                       lp->offsets.len
+                 : 0);
+    if (gf_api_chunk_sse_lp(b, &ri, idx, role, text, len, extra, finish_reason,
                             r->api_req.include_usage, lp) == 0) {
         start_stream(r);
-        write_chunk(r, b.data, b.len);
+        write_chunk(r, b->data, b->len);
     }
     if (lp != NULL)
         gf_lp_acc_reset(lp);  // these went out with this chunk
-    gf_buf_cleanup(&b);
 }
 
 static bool all_done(struct gf_request *r)
