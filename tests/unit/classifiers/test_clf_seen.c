@@ -12,20 +12,12 @@
 #include <unistd.h>
 
 #include "tests/test.h"
+#include "tests/unit/classifiers/clf_test_util.h"
 
 #define BUCKETS (1u << 17)
 #define DIM     48
 #define HDIM    8
 
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-
-static uint64_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
 
 static const char *const CATS[] = {"spam", "hate", "illicit"};
 
@@ -200,18 +192,6 @@ static void test_streams(void)
     gf_clf_model_unref(m);
 }
 
-struct feats {
-    uint32_t v[1 << 16];
-    size_t n;
-};
-
-static void record(void *ud, const uint32_t *buckets, size_t n)
-{
-    struct feats *f = ud;
-    REQUIRE(f->n + n <= GF_ARRAY_LEN(f->v));
-    memcpy(f->v + f->n, buckets, n * sizeof(uint32_t));
-    f->n += n;
-}
 
 /* A text of prose from a small vocabulary (words come back), of random words, or of random
  * bytes. */

@@ -8,20 +8,12 @@
 #include "classifiers/clf_int.h"
 
 #include "tests/test.h"
+#include "tests/unit/classifiers/clf_test_util.h"
 
 static const char *const CATS[] = {"spam", "hate", "illicit"};
 static const struct gf_clf_hash_params HP = {
     .buckets = 4096, .seed = 77, .word_min = 1, .word_max = 2, .char_min = 3, .char_max = 5};
 
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-
-static uint64_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
 
 /* The models streams are tested with: the mean of every occurrence; the same with a head for
  * spam that adds each bucket once and pools by the square root (as the shipped model); and a

@@ -12,16 +12,7 @@
 #include "classifiers/clf_int.h"
 
 #include "tests/test.h"
-
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-
-static uint64_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+#include "tests/unit/classifiers/clf_test_util.h"
 
 static const char *const CATS[] = {"spam", "hate", "illicit"};
 
@@ -348,18 +339,6 @@ static void test_cold_and_back(void)
     gf_clf_model_unref(m);
 }
 
-struct feats {
-    uint32_t v[1 << 18];
-    size_t n;
-};
-
-static void record(void *ud, const uint32_t *buckets, size_t n)
-{
-    struct feats *f = ud;
-    REQUIRE(f->n + n <= GF_ARRAY_LEN(f->v));
-    memcpy(f->v + f->n, buckets, n * sizeof(uint32_t));
-    f->n += n;
-}
 
 /* A head with distinct features adds the rows of a text's distinct buckets: the head of 8
  * dimensions through its word operations (h8), any other width through the kernels. Both
