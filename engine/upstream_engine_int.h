@@ -148,6 +148,9 @@ struct gf_gen {
 
 /* ---- upstream_loop.c: libcurl driven by libevent ------------------------------------------- */
 
+/* Sends a pending delayed ACK on fd at once (TCP_QUICKACK, not sticky): the workaround for an
+ * upstream that writes head and body apart without TCP_NODELAY; both clients use it. */
+void gf_up_quickack(int fd);
 /* Sets the multi handle's socket and timer callbacks and creates curl's timer event. */
 int gf_up_loop_setup(struct gf_up *u);
 /* Frees the socket watches left after curl_multi_cleanup (normally none). */

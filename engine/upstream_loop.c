@@ -43,7 +43,7 @@ struct gf_up_sock {
  * first body byte whose head has been read gets the ACK forced once, and only then (a
  * setsockopt on every waiting transfer after every call was ~10 syscalls per request under
  * load). Measured in bench/upstream_nagle.sh. */
-static void quickack(int fd)
+void gf_up_quickack(int fd)
 {
     int on = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
@@ -59,7 +59,7 @@ static void quickack_waiting(struct gf_up *u, curl_socket_t except)
             continue; // nothing read yet: no ACK is pending
         g->head_acked = true;
         if (g->sock != except)
-            quickack(g->sock);
+            gf_up_quickack(g->sock);
     }
 }
 
@@ -85,7 +85,7 @@ static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
         struct gf_up_sock *now = sock_find(u, fd);
         bool reading = (what & EV_READ) && now != NULL && now->curl_wants;
         if (reading)
-            quickack(fd);
+            gf_up_quickack(fd);
         quickack_waiting(u, reading ? fd : CURL_SOCKET_BAD);
     }
     after_curl(u);
@@ -246,7 +246,7 @@ static int sockopt_cb(void *clientp, curl_socket_t fd, curlsocktype purpose)
 {
     struct gf_up *u = clientp;
     if (purpose == CURLSOCKTYPE_IPCXN && !u->no_quickack)
-        quickack(fd);
+        gf_up_quickack(fd);
     return CURL_SOCKOPT_OK;
 }
 

@@ -45,12 +45,6 @@ struct gf_up_conn {
     struct gf_h1_resp resp;
 };
 
-static void quickack(int fd)
-{
-    int on = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
-}
-
 static void conn_free(struct gf_up_conn *c)
 {
     if (c->rev)
@@ -63,6 +57,14 @@ static void conn_free(struct gf_up_conn *c)
         close(c->fd);
     gf_buf_cleanup(&c->head);
     gf_free(c);
+}
+
+static void stop_write(struct gf_up_conn *c)
+{
+    if (c->wev_added) {
+        event_del(c->wev);
+        c->wev_added = false;
+    }
 }
 
 static void idle_unlink(struct gf_up_conn *c)
@@ -83,10 +85,7 @@ static void conn_release(struct gf_up_conn *c, bool keep)
     if (c->g != NULL)
         c->g->conn = NULL;
     c->g = NULL;
-    if (c->wev_added) {
-        event_del(c->wev);
-        c->wev_added = false;
-    }
+    stop_write(c);
     if (!keep || u->n_idle >= GF_UP_IDLE_CONNECTIONS) {
         conn_free(c);
         return;
@@ -133,7 +132,7 @@ static struct gf_up_conn *conn_open(struct gf_up *u, struct gf_up_target *t, CUR
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
     if (!u->no_quickack)
-        quickack(c->fd);
+        gf_up_quickack(c->fd);
     c->rev = event_new(u->base, c->fd, EV_READ | EV_PERSIST, read_cb, c);
     c->wev = event_new(u->base, c->fd, EV_WRITE | EV_PERSIST, write_cb, c);
     c->ctimer = evtimer_new(u->base, connect_timeout_cb, c);
@@ -191,10 +190,7 @@ static CURLcode send_request(struct gf_up_conn *c)
             return CURLE_SEND_ERROR;
         c->out_off += (size_t)w;
     }
-    if (c->wev_added) {
-        event_del(c->wev);
-        c->wev_added = false;
-    }
+    stop_write(c);
     return CURLE_OK;
 }
 
@@ -257,21 +253,26 @@ static bool retry_fresh(struct gf_up_conn *c)
     return true;
 }
 
+/* Whether the non-blocking connect on fd ended in an error. */
+static bool connect_failed(int fd)
+{
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+    return getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0;
+}
+
 static void write_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct gf_up_conn *c = arg;
     if (c->g == NULL) {
-        event_del(c->wev);
-        c->wev_added = false;
+        stop_write(c);
         return;
     }
     CURLcode rc = c->pending;
     c->pending = CURLE_OK;
     if (rc == CURLE_OK && c->connecting) {
-        int soerr = 0;
-        socklen_t sl = sizeof(soerr);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
+        if (connect_failed(fd)) {
             rc = CURLE_COULDNT_CONNECT;
         } else {
             c->connecting = false;
@@ -326,9 +327,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->connecting) {
-        int soerr = 0;
-        socklen_t sl = sizeof(soerr);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
+        if (connect_failed(fd)) {
             fail(c, CURLE_COULDNT_CONNECT);
             return;
         }
@@ -365,7 +364,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (!c->u->no_quickack)
-        quickack(fd);  // more is coming: see the delayed-ACK note in upstream_loop.c
+        gf_up_quickack(fd);  // more is coming: see the delayed-ACK note in upstream_loop.c
 }
 
 bool gf_up_native_usable(const struct gf_gen *g)
