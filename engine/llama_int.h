@@ -61,6 +61,7 @@ struct gf_llm {
     struct gf_llm_weight output;    // [n_vocab][dim]; token_embd when tied
     uint64_t weight_bytes;          // bytes a decode step reads (all matrices, norms, output)
     void *x16_mem;                  // the regrouped copies of the weights that have one
+    size_t x16_bytes;               // and their size (gf_malloc_huge)
 };
 
 /* Reads the hyper-parameters and weights of g (architecture "llama" only) and checks every

@@ -201,8 +201,9 @@ static int regroup(struct gf_llm *m)
         if (pass == 0) {
             if (total == 0)
                 return 0;
-            if ((m->x16_mem = gf_malloc(total)) == NULL)
+            if ((m->x16_mem = gf_malloc_huge(total)) == NULL)
                 return GF_ENOMEM;
+            m->x16_bytes = total;
         }
     }
     return 0;
@@ -279,7 +280,7 @@ int gf_llm_load(struct gf_gguf *g, struct gf_llm **out, struct gf_err *err)
     *out = m;
     return 0;
 fail:
-    gf_free(m->x16_mem);
+    gf_free_huge(m->x16_mem, m->x16_bytes);
     gf_free(m->layers);
     gf_free(m);
     return rc;
@@ -308,7 +309,7 @@ void gf_llm_free(struct gf_llm *m)
         return;
     if (m->owns_gguf)
         gf_gguf_close(m->gguf);
-    gf_free(m->x16_mem);
+    gf_free_huge(m->x16_mem, m->x16_bytes);
     gf_free(m->layers);
     gf_free(m);
 }
