@@ -137,6 +137,19 @@ void gf_free(void *p)
     free(p);
 }
 
+/* Cache-line aligned arrays for SIMD kernels: a 64-byte load that straddles two lines costs
+ * two, and malloc aligns to 16 only (an 8-token F32 decode product over activations 16 bytes
+ * off a line ran 1.5x slower). Freed by gf_free. */
+void *gf_mallocarray_aligned(size_t n, size_t size)
+{
+    if (size != 0 && n > (SIZE_MAX - 64) / size)
+        return NULL;
+    if (should_fail())
+        return NULL;
+    size_t bytes = (n * size + 63) / 64 * 64;
+    return aligned_alloc(64, bytes ? bytes : 64);
+}
+
 #define HUGE_PAGE ((size_t)2 << 20)
 
 /* Large read-mostly buffers that are streamed again and again (the engine's weights) sit on
