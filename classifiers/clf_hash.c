@@ -198,14 +198,20 @@ size_t gf_clf_features_from(const struct gf_clf_hash_params *hp, struct gf_clf_f
     return gf_clf_features_tok(hp, fs, s, n, fn, NULL, ud);
 }
 
+/* The tables whose rows a scoring bag will read, for asking for them early. */
+struct rows {
+    const int8_t *q, *hq;  // NULL q: not scoring; NULL hq: no head
+    size_t dim, hdim;
+};
+
 /* Asks for the embedding rows of bucket bk of the bag's model and head. */
-static inline void ask_rows(const struct gf_clf_bag *pf, uint32_t bk)
+static inline void ask_rows(const struct rows *r, uint32_t bk)
 {
-    const char *r = (const char *)(pf->q + (size_t)bk * pf->dim);
-    __builtin_prefetch(r);
-    __builtin_prefetch(r + pf->dim - 1);
-    if (pf->hq != NULL)
-        __builtin_prefetch(pf->hq + (size_t)bk * pf->hdim);
+    const char *row = (const char *)(r->q + bk * r->dim);
+    __builtin_prefetch(row);
+    __builtin_prefetch(row + r->dim - 1);
+    if (r->hq != NULL)
+        __builtin_prefetch(r->hq + bk * r->hdim);
 }
 
 size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_feat_state *fs,
@@ -232,7 +238,11 @@ size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_fe
     // soon as its bucket is known. The bag adds them with the rest of the chunk, by when they
     // have come; they are random reads in megabytes, and almost every n-gram of real text is
     // new to the caches (classifier alone on real 1 KB texts: 6% faster).
-    const struct gf_clf_bag *pf = tfn == gf_clf_bag_token ? ud : NULL;
+    struct rows pf = {NULL, NULL, 0, 0};
+    if (tfn == gf_clf_bag_token) {
+        const struct gf_clf_bag *bag = ud;
+        pf = (struct rows){bag->q, bag->hq, bag->dim, bag->hdim};
+    }
 
     while (i < n) {
         uint8_t c = cls[p[i]];
@@ -286,8 +296,8 @@ size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_fe
                 uint64_t wh = gf_clf_mix64((h.word_base ^ 2) ^ hist[GF_CLF_MAX_WORD_N - 2]);
                 wh = gf_clf_mix64(wh ^ hist[GF_CLF_MAX_WORD_N - 1]);
                 st.out[st.n_out] = to_bucket(wh, hp->buckets);
-                if (pf != NULL)
-                    ask_rows(pf, st.out[st.n_out]);
+                if (pf.q != NULL)
+                    ask_rows(&pf, st.out[st.n_out]);
                 st.n_out++;
             }
         } else if (kmax > 0) {
@@ -298,8 +308,8 @@ size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_fe
                 for (uint32_t j = GF_CLF_MAX_WORD_N - k; j < GF_CLF_MAX_WORD_N; j++)
                     wh = gf_clf_mix64(wh ^ hist[j]);
                 st.out[st.n_out] = to_bucket(wh, hp->buckets);
-                if (pf != NULL)
-                    ask_rows(pf, st.out[st.n_out]);
+                if (pf.q != NULL)
+                    ask_rows(&pf, st.out[st.n_out]);
                 st.n_out++;
             }
         }

@@ -169,8 +169,26 @@ static void fill(const struct gf_clf_bag *b, const uint32_t *buckets, size_t c, 
 {
     int32_t sum[GF_CLF_TOK_DIM] = {0};
     b->kernel(b->q, b->dim, buckets, c, sum);
-    if (b->hq != NULL && (!b->hdistinct || c <= GF_CLF_TOK_BK))
-        b->kernel(b->hq, b->hdim, buckets, c, sum + b->dim);
+    if (b->hq != NULL && (!b->hdistinct || c <= GF_CLF_TOK_BK)) {
+#if defined(__SSE2__)
+        if (b->hdim == 8 && c <= MAX_FEATS) {
+            // A word's few head rows of 8 bytes in the int16 lanes of one register (at most
+            // MAX_FEATS rows of |q| <= 128, which the int16 sum of the entry holds anyway): a
+            // kernel call's setup cost more than the rows.
+            __m128i acc = _mm_setzero_si128();
+            for (size_t i = 0; i < c; i++) {
+                __m128i row =
+                    _mm_loadl_epi64((const __m128i *)(const void *)(b->hq + (size_t)buckets[i] * 8));
+                acc = _mm_add_epi16(acc, _mm_srai_epi16(_mm_unpacklo_epi8(row, row), 8));
+            }
+            int16_t h16[8];
+            _mm_storeu_si128((__m128i *)(void *)h16, acc);
+            for (size_t d = 0; d < 8; d++)
+                sum[b->dim + d] = h16[d];
+        } else
+#endif
+            b->kernel(b->hq, b->hdim, buckets, c, sum + b->dim);
+    }
     // The largest and smallest int16 lane, in loops the compiler vectorizes with the baseline
     // SSE2 (pmaxsw, pminsw): the maximum of absolute values in int32 with a nested conditional
     // stayed scalar, ~770 instructions for every word that missed, 9% of all instructions on
