@@ -5,10 +5,12 @@
  *     sgemm on one thread, which prompts used before;
  *   - regrouped Q4_0 and Q8_0 products of decode steps (TinyLlama: 2048 x 2048, 5632 x 2048,
  *     2048 x 5632, 32000 x 2048) with 1 and with 8 tokens: 8 x time(1) / time(8) bounds what 8
- *     sequences decoded together can gain over one.
+ *     sequences decoded together can gain over one; once on 2 MiB pages, as the engine holds
+ *     them (gf_malloc_huge), and once on ordinary 4 KiB pages.
  * Weights come from memory, as in a prompt or a step: each repetition takes another copy of
  * the matrix, the copies together larger than the L3 cache. Median of REPS by thread CPU time.
  * usage: bench_gemm [REPS] [P] */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,18 +106,19 @@ static uint8_t *regrouped(int type, int R, int nb, size_t *bytes)
     return out;
 }
 
-static void bench_x16(const struct gf_gemm *g, int reps, int type)
+static void bench_x16(const struct gf_gemm *g, int reps, int type, bool huge)
 {
     const int shapes[][2] = {{2048, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
-    printf("%s decode products (regrouped), ns per block of 16 rows x 32 columns:\n",
-           type == GF_WT_Q8_0 ? "Q8_0" : "Q4_0");
+    printf("%s decode products (regrouped, %s pages), ns per block of 16 rows x 32 columns:\n",
+           type == GF_WT_Q8_0 ? "Q8_0" : "Q4_0", huge ? "2 MiB" : "4 KiB");
     printf("%6s %5s %9s %9s %15s\n", "rows", "cols", "1 token", "8 tokens", "8 x t1 / t8");
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         int R = shapes[s][0], K = shapes[s][1], nb = K / GF_QK;
         size_t bytes;
         uint8_t *one = regrouped(type, R, nb, &bytes);
         int nc = copies(bytes);
-        uint8_t *wx = gf_mallocarray((size_t)nc, bytes);
+        size_t wx_bytes = (size_t)nc * bytes;
+        uint8_t *wx = huge ? gf_malloc_huge(wx_bytes) : gf_malloc(wx_bytes);
         struct gf_block_q8 *xq = gf_mallocarray((size_t)8 * nb, sizeof(*xq));
         uint8_t *xp = gf_mallocarray((size_t)8 * nb, GF_GEMM_XREC);
         float *y = gf_mallocarray((size_t)8 * R, sizeof(float));
@@ -146,7 +149,10 @@ static void bench_x16(const struct gf_gemm *g, int reps, int type)
         double a = gf_bench_median(t1, reps), b = gf_bench_median(t8, reps);
         printf("%6d %5d %9.2f %9.2f %14.2fx\n", R, K, a, b, 8 * a / b);
         gf_free(one);
-        gf_free(wx);
+        if (huge)
+            gf_free_huge(wx, wx_bytes);
+        else
+            gf_free(wx);
         gf_free(xq);
         gf_free(xp);
         gf_free(y);
@@ -171,8 +177,10 @@ int main(int argc, char **argv)
         printf("no AVX-512 VNNI: the engine's prompts use OpenBLAS alone here\n");
     bench_f32(g, (int)reps, (int)T, pk.best);
     if (g != NULL) {
-        bench_x16(g, (int)reps, GF_WT_Q4_0);
-        bench_x16(g, (int)reps, GF_WT_Q8_0);
+        for (int huge = 1; huge >= 0; huge--) {
+            bench_x16(g, (int)reps, GF_WT_Q4_0, huge);
+            bench_x16(g, (int)reps, GF_WT_Q8_0, huge);
+        }
     }
     return 0;
 }

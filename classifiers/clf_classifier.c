@@ -13,7 +13,9 @@ static _Thread_local int64_t tls_mem[(GF_CLF_SCRATCH_BYTES(GF_CLF_MAX_DIM, GF_CL
 
 // Per-thread token cache (clf_tokcache.c): the words of one request come back in the next.
 // It is megabytes, so it is made on a thread's first score rather than in the thread-local
-// storage every thread gets (and zeroes) when it starts, and freed when the thread ends.
+// storage every thread gets (and zeroes) when it starts, and freed when the thread ends. It
+// lies on 2 MiB pages: each word looks at a random place in it, which on 4 KiB pages is a TLB
+// miss about every time (classifier alone on real text: 2-4% faster).
 static _Thread_local struct gf_clf_tokcache *tls_tc;
 static _Thread_local bool tls_tc_tried;  // made or failed: never allocate again
 static pthread_key_t tc_key;
@@ -22,7 +24,7 @@ static bool tc_key_ok;
 
 static void tc_free(void *tc)
 {
-    gf_free(tc);
+    gf_free_huge(tc, sizeof(struct gf_clf_tokcache));
 }
 
 static void tc_key_init(void)
@@ -36,9 +38,10 @@ static struct gf_clf_tokcache *thread_cache(void)
     if (!tls_tc_tried) {
         tls_tc_tried = true;
         pthread_once(&tc_once, tc_key_init);
-        struct gf_clf_tokcache *tc = tc_key_ok ? gf_calloc(1, sizeof(*tc)) : NULL;
+        // gf_malloc_huge's memory is zeroed (fresh anonymous pages): every entry empty.
+        struct gf_clf_tokcache *tc = tc_key_ok ? gf_malloc_huge(sizeof(*tc)) : NULL;
         if (tc != NULL && pthread_setspecific(tc_key, tc) != 0) {
-            gf_free(tc);
+            gf_free_huge(tc, sizeof(*tc));
             tc = NULL;
         }
         tls_tc = tc;

@@ -281,7 +281,9 @@ struct gf_clf_tok_entry {
     uint8_t len;                    // the token's length, 0 for an empty slot
     uint8_t n;                      // its features in sum: character n-grams and unigram
     uint16_t mag;                   // the largest |sum[d]|
-    int16_t sum[GF_CLF_TOK_DIM];    // the sum of their rows (model, then head), 0 past the bag
+    int16_t sum[GF_CLF_TOK_DIM];    // the sum of their rows (model, then head: a head with
+                                    // distinct features only when bk keeps the buckets), 0
+                                    // past the bag
 };
 
 struct gf_clf_tokcache {
@@ -294,7 +296,8 @@ struct gf_clf_tokcache {
     uint32_t marked[GF_CLF_TOK_SLOTS];
     // The buckets of a slot's token, in the order gf_clf_bag_token computes them, when the
     // head has distinct features and they are at most GF_CLF_TOK_BK: a word new to the text
-    // then needs no hashing, only the test of its buckets.
+    // then needs no hashing, only the test of its buckets (and the head rows of those the
+    // text has shown already, which come out of the entry's sum).
     uint32_t bk[GF_CLF_TOK_SLOTS][GF_CLF_TOK_BK];
     uint32_t looks, misses;  // recent lookups and misses (both halved every 4096 lookups)
     uint32_t skips;          // words sent to the batch without a lookup
@@ -354,6 +357,14 @@ bool gf_clf_model_distinct(const struct gf_clf_model *m);
 /* Adds the rows of the buckets of buckets[0..n) first seen in the text to the head's sum, and
  * counts them (a head with distinct features, whose model's rows came from the token cache). */
 void gf_clf_bag_add_head_distinct(struct gf_clf_bag *b, const uint32_t *buckets, size_t n);
+/* For a word whose token cache entry holds the sum of its head rows (those of every one of
+ * buckets[0..n), n <= GF_CLF_TOK_BK, which the caller adds to t16 with the entry): marks the
+ * buckets seen and counts the first occurrences as gf_clf_bag_add_head_distinct does, and
+ * subtracts from the head's lanes of t16 the rows of the others (seen earlier in the text or
+ * in buckets), so that the entry's sum minus them is the sum of the first occurrences' rows.
+ * The caller leaves room in the int16 lanes for 128 per bucket; returns how many rows were
+ * subtracted. */
+size_t gf_clf_bag_head_summed(struct gf_clf_bag *b, const uint32_t *buckets, size_t n);
 /* Adds the head rows held in h8 into acc (gf_clf_bag_finish calls it). */
 void gf_clf_bag_flush_h8(struct gf_clf_bag *b);
 void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n);

@@ -1,8 +1,10 @@
 /* clf_tokcache.c — the token cache of scoring: the sum of the embedding rows of a short word
  * token's character n-grams, kept per token so that a word seen before costs one lookup and
  * one add instead of hashing and adding its few dozen rows (clf_int.h says why it pays).
- * A head with distinct features is not in the sums: a word's buckets count only where the text
- * shows them first, so its words are hashed again, except a word already marked in the text.
+ * A head with distinct features counts a bucket only where the text shows it first: an entry
+ * keeps its word's buckets and the sum of all their head rows, and a word new to the text
+ * takes out again the rows of those the text has shown (a word already marked in the text
+ * adds none); a word with more buckets than an entry keeps is hashed again instead.
  * Invariant: an entry holds exactly the integer sum the rows of its token's n-grams give under
  * the model the cache names, so a bag built from entries equals one built from the rows. */
 #include "classifiers/clf_int.h"
@@ -89,14 +91,22 @@ static size_t batch(struct gf_clf_bag *b, const struct gf_clf_hasher *h, const u
     return c;
 }
 
+// True when the entry's sum holds the rows of a head with distinct features too: every one of
+// its buckets', which the entry keeps, so that the word's first occurrence in a text needs
+// only the rows of its buckets the text has shown already (gf_clf_bag_head_summed).
+static inline bool head_summed(const struct gf_clf_bag *b, const struct gf_clf_tok_entry *e)
+{
+    return b->hdistinct && e->n <= GF_CLF_TOK_BK;
+}
+
 // Computes the entry of a token that missed from its c buckets and its hash th. The rows of a
-// head with distinct features are not in it (which of them count depends on the whole text).
+// head with distinct features are in it only when the entry keeps the buckets (head_summed).
 static void fill(const struct gf_clf_bag *b, const uint32_t *buckets, size_t c, size_t n,
                  uint64_t th, uint64_t k0, uint64_t k1, struct gf_clf_tok_entry *e)
 {
     int32_t sum[GF_CLF_TOK_DIM] = {0};
     b->kernel(b->q, b->dim, buckets, c, sum);
-    if (b->hq != NULL && !b->hdistinct)
+    if (b->hq != NULL && (!b->hdistinct || c <= GF_CLF_TOK_BK))
         b->kernel(b->hq, b->hdim, buckets, c, sum + b->dim);
     // The largest and smallest int16 lane, in loops the compiler vectorizes with the baseline
     // SSE2 (pmaxsw, pminsw): the maximum of absolute values in int32 with a nested conditional
@@ -118,8 +128,8 @@ static void fill(const struct gf_clf_bag *b, const uint32_t *buckets, size_t c, 
 }
 
 // The miss path, apart so that the hit path keeps a small frame: hashes the token, fills the
-// first way of its set (the old entry moves to the second) and adds the token's new buckets to
-// a head with distinct features (head true).
+// first way of its set (the old entry moves to the second) and, when the entry cannot keep
+// them, adds the token's new buckets to a head with distinct features (head true).
 static __attribute__((noinline)) void miss(struct gf_clf_bag *b, const struct gf_clf_hasher *h,
                                            const unsigned char *tok, size_t n, size_t avail,
                                            bool chars, bool uni, uint64_t k0, uint64_t k1,
@@ -149,7 +159,7 @@ static __attribute__((noinline)) void miss(struct gf_clf_bag *b, const struct gf
             memcpy(tc->bk[slot], buckets, c * sizeof(uint32_t));
     }
     fill(b, buckets, c, n, hash, k0, k1, e);
-    if (head)
+    if (head && !head_summed(b, e))
         gf_clf_bag_add_head_distinct(b, buckets, c);
 }
 
@@ -206,28 +216,32 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
     // known (which of them the text has not shown yet), unless the token has already marked
     // them in this bag: then none is new.
     bool head = b->hdistinct && !(hit && tc->marked[slot] == b->number);
-    if (!hit) {
+    if (!hit)
         miss(b, h, tok, n, avail, chars, uni, k0, k1, slot, head);
-    } else if (head) {
-        // A word the cache knows but the text has not shown: its buckets from the entry
-        // (or hashed again when too many to keep), tested against the text's.
-        if (e->n <= GF_CLF_TOK_BK)
-            gf_clf_bag_add_head_distinct(b, tc->bk[slot], e->n);
-        else
-            rehash_head(b, h, tok, n, chars, uni, e->th);
-    }
+    else if (head && !head_summed(b, e))  // too many buckets to keep: hashed again
+        rehash_head(b, h, tok, n, chars, uni, e->th);
     if (head)
         tc->marked[slot] = b->number;
-    if (b->bound + e->mag > INT16_MAX) {
+    // Room in the int16 lanes for the entry's sum and, for a word new to the text whose entry
+    // holds its head rows, for the rows that come out again (at most 128 each).
+    const bool summed = head_summed(b, e);
+    uint32_t out = head && summed ? 128u * e->n : 0;
+    if (b->bound + e->mag + out > INT16_MAX) {
         fold16(b);
         if (b->folds == FOLD)
             gf_clf_bag_finish(b);
     }
-    b->bound += e->mag;
+    if (head && summed)  // a word the text has not shown: its buckets tested against the text's
+        out = 128u * (uint32_t)gf_clf_bag_head_summed(b, tc->bk[slot], e->n);
+    b->bound += e->mag + out;
     // A fixed trip count over the whole entry (zero past the bag) vectorizes without a tail;
     // the bound keeps every int16 lane exact.
     for (size_t d = 0; d < GF_CLF_TOK_DIM; d++)
         b->t16[d] = (int16_t)(b->t16[d] + e->sum[d]);
+    // A word the text has shown already: its head rows count once, and did.
+    if (summed && !head)
+        for (uint32_t d = b->dim; d < b->dim + b->hdim; d++)
+            b->t16[d] = (int16_t)(b->t16[d] - e->sum[d]);
     *th = e->th;
     return e->n;
 }

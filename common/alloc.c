@@ -4,10 +4,12 @@
 #include "common/common.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <sys/mman.h>
 
 #ifdef GF_FAILALLOC
 static atomic_long countdown;  // 0: off; otherwise the call that reaches 1 fails
@@ -133,6 +135,58 @@ void *gf_realloc(void *p, size_t size)
 void gf_free(void *p)
 {
     free(p);
+}
+
+/* Cache-line aligned arrays for SIMD kernels: a 64-byte load that straddles two lines costs
+ * two, and malloc aligns to 16 only (an 8-token F32 decode product over activations 16 bytes
+ * off a line ran 1.5x slower). Freed by gf_free. */
+void *gf_mallocarray_aligned(size_t n, size_t size)
+{
+    if (size != 0 && n > (SIZE_MAX - 64) / size)
+        return NULL;
+    if (should_fail())
+        return NULL;
+    size_t bytes = (n * size + 63) / 64 * 64;
+    return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* Large read-mostly buffers that are streamed again and again (the engine's weights) sit on
+ * 2 MiB pages when the kernel gives them: with 4 KiB pages every page of a stream costs a TLB
+ * miss and restarts the hardware prefetcher, which measured 20-40% of a decode step's time.
+ * The mapping is aligned to 2 MiB and asks for huge pages with madvise, so it works with
+ * transparent huge pages set to "madvise" (a common default) as well as "always"; where the
+ * kernel gives none, the buffer is ordinary memory. */
+void *gf_malloc_huge(size_t size)
+{
+    if (should_fail())
+        return NULL;
+    if (size == 0 || size > SIZE_MAX - 2 * HUGE_PAGE)
+        return NULL;
+    size_t len = (size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    // map one huge page more than needed and trim both ends to 2 MiB boundaries
+    char *m = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    uintptr_t a = ((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    char *p = (char *)a;
+    if (p > m)
+        munmap(m, (size_t)(p - m));
+    size_t tail = (size_t)(m + len + HUGE_PAGE - (p + len));
+    if (tail > 0)
+        munmap(p + len, tail);
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, len, MADV_HUGEPAGE);  // advice only: without it the memory still works
+#endif
+    return p;
+}
+
+void gf_free_huge(void *p, size_t size)
+{
+    if (p != NULL)
+        munmap(p, (size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1));
 }
 
 void *gf_mallocarray(size_t n, size_t size)

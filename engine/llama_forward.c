@@ -519,30 +519,32 @@ int gf_llm_ctx_new(const struct gf_llm *m, int max_tokens, int max_ctx, int n_th
         c->tile_bytes = (size_t)c->tile_rows * packed_row;
     c->tile_bytes = (c->tile_bytes + 63) / 64 * 64;
     size_t T = (size_t)max_tokens;
-    c->x = gf_mallocarray(T * hp->dim, sizeof(float));
-    c->xb = gf_mallocarray(T * wide, sizeof(float));
-    c->tmp = gf_mallocarray(T * hp->dim, sizeof(float));
-    c->q = gf_mallocarray(T * q_dim, sizeof(float));
-    c->kk = gf_mallocarray(T * kv_dim, sizeof(float));
-    c->vv = gf_mallocarray(T * kv_dim, sizeof(float));
-    c->hb = gf_mallocarray(T * hp->hidden, sizeof(float));
-    c->hb2 = gf_mallocarray(T * hp->hidden, sizeof(float));
-    c->cs = gf_mallocarray(T * hp->n_rot, sizeof(float));
-    c->att = gf_mallocarray((size_t)n_threads * max_ctx, sizeof(float));
+    c->x = gf_mallocarray_aligned(T * hp->dim, sizeof(float));
+    c->xb = gf_mallocarray_aligned(T * wide, sizeof(float));
+    c->tmp = gf_mallocarray_aligned(T * hp->dim, sizeof(float));
+    c->q = gf_mallocarray_aligned(T * q_dim, sizeof(float));
+    c->kk = gf_mallocarray_aligned(T * kv_dim, sizeof(float));
+    c->vv = gf_mallocarray_aligned(T * kv_dim, sizeof(float));
+    c->hb = gf_mallocarray_aligned(T * hp->hidden, sizeof(float));
+    c->hb2 = gf_mallocarray_aligned(T * hp->hidden, sizeof(float));
+    c->cs = gf_mallocarray_aligned(T * hp->n_rot, sizeof(float));
+    c->att = gf_mallocarray_aligned((size_t)n_threads * max_ctx, sizeof(float));
     c->ld_s = (max_ctx + 15) / 16 * 16;
     bool attb = c->gq != NULL && hp->head_dim % 16 == 0;
     if (attb) {
         c->attb_floats = (size_t)2 * hp->head_dim * ATT_QB + (size_t)ATT_QB * c->ld_s;
-        c->attb = gf_mallocarray((size_t)n_threads, c->attb_floats * sizeof(float));
+        c->attb = gf_mallocarray_aligned((size_t)n_threads, c->attb_floats * sizeof(float));
     }
-    c->xq = gf_mallocarray(T * (c->max_cols / GF_QK + 1), sizeof(struct gf_block_q8));
-    c->tile = gf_mallocarray((size_t)n_threads, c->tile_bytes);
-    c->xrec = gf_mallocarray(T * (size_t)(c->max_cols / GF_QK), GF_MV_REC);
-    c->xrec1 = gf_malloc(gf_mv_prep1_size(c->max_cols / GF_QK));
-    c->xpq = gf_mallocarray(T * max_nb, GF_GEMM_XREC);
+    c->xq = gf_mallocarray_aligned(T * (c->max_cols / GF_QK + 1), sizeof(struct gf_block_q8));
+    c->tile = gf_mallocarray_aligned((size_t)n_threads, c->tile_bytes);
+    c->xrec = gf_mallocarray_aligned(T * (size_t)(c->max_cols / GF_QK), GF_MV_REC);
+    c->xrec1 = gf_mallocarray_aligned(1, gf_mv_prep1_size(c->max_cols / GF_QK));
+    c->xpq = gf_mallocarray_aligned(T * max_nb, GF_GEMM_XREC);
     c->ldt = (max_tokens + 15) / 16 * 16;
-    // calloc: the padding columns past T are read (never used) by the f32 micro-kernel
-    c->xt = gf_calloc((size_t)c->ldt * c->max_cols, sizeof(float));
+    // cleared: the padding columns past T are read (never used) by the f32 micro-kernel
+    c->xt = gf_mallocarray_aligned((size_t)c->ldt * c->max_cols, sizeof(float));
+    if (c->xt != NULL)
+        memset(c->xt, 0, (size_t)c->ldt * c->max_cols * sizeof(float));
     int rc = GF_ENOMEM;
     if (!c->x || !c->xb || !c->tmp || !c->q || !c->kk || !c->vv || !c->hb || !c->hb2 || !c->cs ||
         !c->att || (attb && !c->attb) || !c->xq || !c->tile || !c->xrec || !c->xrec1 ||

@@ -21,7 +21,7 @@ struct gf_llm_weight {
     int type;          // GF_WT_F32, GF_WT_F16, GF_WT_Q8_0 or GF_WT_Q4_0
     int rows, cols;
     size_t row_bytes;
-    const void *data;  // borrowed from the model's mapping
+    const void *data;  // in the model's mapping, or its copy in wmem
     const void *x16;   // Q8_0/Q4_0 rows regrouped for the integer kernels (gemm_int.h), or NULL
 };
 
@@ -60,7 +60,8 @@ struct gf_llm {
     const float *out_norm;          // [dim]
     struct gf_llm_weight output;    // [n_vocab][dim]; token_embd when tied
     uint64_t weight_bytes;          // bytes a decode step reads (all matrices, norms, output)
-    void *x16_mem;                  // the regrouped copies of the weights that have one
+    void *wmem;                     // the layer matrices and output, copied (place_weights)
+    size_t wmem_bytes;              // and its size (gf_malloc_huge)
 };
 
 /* Reads the hyper-parameters and weights of g (architecture "llama" only) and checks every

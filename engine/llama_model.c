@@ -161,19 +161,22 @@ static bool regroupable(const struct gf_llm_weight *w)
     return (w->type == GF_WT_Q8_0 || w->type == GF_WT_Q4_0) && w->rows % GF_GEMM_ROWS == 0;
 }
 
-/* Gives every regroupable weight a regrouped copy, when this CPU has the integer kernels: they
- * then read 16 rows' blocks as one stream with no packing, in decode steps as in prompts. The
- * copy takes as many bytes as the weights; the mapped originals stay valid (the kernels of the
- * other tables and the embedding lookup read them) but their pages are released once copied,
- * so a regrouped model's memory stays about the size of its weights. */
-static int regroup(struct gf_llm *m)
+/* Copies every layer matrix and the output projection out of the file's mapping into one
+ * buffer on 2 MiB pages (gf_malloc_huge): a decode step streams all of them, and on 4 KiB
+ * pages each page costs a TLB miss and restarts the hardware prefetcher (one sequence's step
+ * measured 1.5x faster for F32 and Q4_0 weights). Regroupable weights, when this CPU has the
+ * integer kernels, are copied regrouped (x16), so that decode steps and prompts read 16 rows'
+ * blocks as one stream with no packing; the others keep their layout and data points at the
+ * copy. The mapped originals stay valid (the embedding lookup, and the kernels of the other
+ * tables, read them) but their pages are released once copied, so the model's memory stays
+ * about the size of its weights. */
+static int place_weights(struct gf_llm *m)
 {
-    if (gf_gemm_get() == NULL)
-        return 0;
+    bool gemm = gf_gemm_get() != NULL;
     struct gf_llm_weight *ws[8];
     size_t total = 0;
     for (int pass = 0; pass < 2; pass++) {
-        uint8_t *at = m->x16_mem;
+        uint8_t *at = m->wmem;
         for (int l = -1; l < m->hp.n_layers; l++) {
             int n = 0;
             if (l < 0) {
@@ -185,24 +188,29 @@ static int regroup(struct gf_llm *m)
             }
             for (int i = 0; i < n; i++) {
                 struct gf_llm_weight *w = ws[i];
-                if (!regroupable(w))
-                    continue;
                 size_t bytes = w->row_bytes * (size_t)w->rows;
                 if (pass == 0) {
                     total += bytes;
                     continue;
                 }
-                gf_gemm_regroup(w->type, w->data, w->row_bytes, w->rows, w->cols / GF_QK, at);
+                if (gemm && regroupable(w)) {
+                    gf_gemm_regroup(w->type, w->data, w->row_bytes, w->rows, w->cols / GF_QK, at);
+                    w->x16 = at;
+                } else {
+                    memcpy(at, w->data, bytes);
+                }
                 gf_gguf_release_pages(m->gguf, w->data, bytes);
-                w->x16 = at;
+                if (w->x16 == NULL)
+                    w->data = at;
                 at += bytes;
             }
         }
         if (pass == 0) {
             if (total == 0)
                 return 0;
-            if ((m->x16_mem = gf_malloc(total)) == NULL)
+            if ((m->wmem = gf_malloc_huge(total)) == NULL)
                 return GF_ENOMEM;
+            m->wmem_bytes = total;
         }
     }
     return 0;
@@ -272,14 +280,14 @@ int gf_llm_load(struct gf_gguf *g, struct gf_llm **out, struct gf_err *err)
                  wbytes(&L->gate) + wbytes(&L->up) + wbytes(&L->down) + (uint64_t)hp->dim * 8;
     }
     m->weight_bytes = total;
-    if (regroup(m) != 0) {
+    if (place_weights(m) != 0) {
         rc = gf_err_set(err, GF_ENOMEM, "out of memory");
         goto fail;
     }
     *out = m;
     return 0;
 fail:
-    gf_free(m->x16_mem);
+    gf_free_huge(m->wmem, m->wmem_bytes);
     gf_free(m->layers);
     gf_free(m);
     return rc;
@@ -308,7 +316,7 @@ void gf_llm_free(struct gf_llm *m)
         return;
     if (m->owns_gguf)
         gf_gguf_close(m->gguf);
-    gf_free(m->x16_mem);
+    gf_free_huge(m->wmem, m->wmem_bytes);
     gf_free(m->layers);
     gf_free(m);
 }
@@ -318,8 +326,8 @@ int gf_llm_kv_init(struct gf_llm_kv *kv, const struct gf_llm *m, int n_ctx, int 
     memset(kv, 0, sizeof(*kv));
     size_t elt = type == GF_KV_F16 ? 2 : 4;
     size_t n = (size_t)m->hp.n_layers * (size_t)n_ctx * (size_t)(m->hp.n_kv_heads * m->hp.head_dim);
-    kv->k = gf_mallocarray(n, elt);
-    kv->v = gf_mallocarray(n, elt);
+    kv->k = gf_mallocarray_aligned(n, elt);
+    kv->v = gf_mallocarray_aligned(n, elt);
     if (kv->k == NULL || kv->v == NULL) {
         gf_llm_kv_cleanup(kv);
         return GF_ENOMEM;
