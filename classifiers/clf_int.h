@@ -357,14 +357,6 @@ bool gf_clf_model_distinct(const struct gf_clf_model *m);
 /* Adds the rows of the buckets of buckets[0..n) first seen in the text to the head's sum, and
  * counts them (a head with distinct features, whose model's rows came from the token cache). */
 void gf_clf_bag_add_head_distinct(struct gf_clf_bag *b, const uint32_t *buckets, size_t n);
-/* For a word whose token cache entry holds the sum of its head rows (those of every one of
- * buckets[0..n), n <= GF_CLF_TOK_BK, which the caller adds to t16 with the entry): marks the
- * buckets seen and counts the first occurrences as gf_clf_bag_add_head_distinct does, and
- * subtracts from the head's lanes of t16 the rows of the others (seen earlier in the text or
- * in buckets), so that the entry's sum minus them is the sum of the first occurrences' rows.
- * The caller leaves room in the int16 lanes for 128 per bucket; returns how many rows were
- * subtracted. */
-size_t gf_clf_bag_head_summed(struct gf_clf_bag *b, const uint32_t *buckets, size_t n);
 /* Adds the head rows held in h8 into acc (gf_clf_bag_finish calls it). */
 void gf_clf_bag_flush_h8(struct gf_clf_bag *b);
 void gf_clf_bag_add(void *ud, const uint32_t *buckets, size_t n);

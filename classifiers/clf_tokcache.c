@@ -11,6 +11,10 @@
 
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 // The most features of an entry: every character n-gram of a token of GF_CLF_TOK_LEN bytes,
 // and its unigram; the largest sum has all of them at |q| = 128.
 #define MAX_FEATS (GF_CLF_MAX_CHAR_N * (GF_CLF_TOK_LEN + 2) + 1)
@@ -93,10 +97,69 @@ static size_t batch(struct gf_clf_bag *b, const struct gf_clf_hasher *h, const u
 
 // True when the entry's sum holds the rows of a head with distinct features too: every one of
 // its buckets', which the entry keeps, so that the word's first occurrence in a text needs
-// only the rows of its buckets the text has shown already (gf_clf_bag_head_summed).
+// only the rows of its buckets the text has shown already (head_summed_in).
 static inline bool head_summed(const struct gf_clf_bag *b, const struct gf_clf_tok_entry *e)
 {
     return b->hdistinct && e->n <= GF_CLF_TOK_BK;
+}
+
+/* For a word whose entry holds the sum of its head rows (those of every one of its n buckets,
+ * which the caller adds to t16 with the entry): marks the buckets seen and counts the first
+ * occurrences as gf_clf_bag_add_head_distinct does, and subtracts from the head's lanes of t16
+ * the rows of the others (seen earlier in the text or in buckets), so that the entry's sum
+ * minus them is the sum of the first occurrences' rows. The caller leaves room in the int16
+ * lanes for 128 per bucket; returns how many rows were subtracted. With base (a stream's
+ * earlier text) or without, a constant in each caller. */
+static inline __attribute__((always_inline)) size_t
+head_summed_in(struct gf_clf_bag *b, const uint64_t *base, const uint32_t *buckets, size_t n)
+{
+    struct gf_clf_seen *sn = b->seen;
+    bool logged = sn->log != NULL && GF_CLF_SEEN_LOG - sn->n_log >= n;
+    uint32_t *fresh = logged ? sn->log + sn->n_log : b->fresh;
+    uint32_t dup[GF_CLF_TOK_BK];
+    uint64_t *bits = sn->bits;
+    size_t k = 0;
+    // Branch-free (whether a bucket is new is as good as random): the first occurrences into
+    // fresh, the others into dup, in order.
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t bk = buckets[i];
+        const uint64_t old = bits[bk >> 6], bit = 1ULL << (bk & 63);
+        const uint64_t known = base != NULL ? old | base[bk >> 6] : old;
+        const size_t is_new = (known & bit) == 0;
+        fresh[k] = bk;
+        dup[i - k] = bk;
+        k += is_new;
+        bits[bk >> 6] = base != NULL ? old | (bit & ~known) : old | bit;
+    }
+    if (logged)
+        sn->n_log += k;
+    else
+        sn->full = true;
+    b->n_distinct += k;
+    // The rows of the buckets that were not new (about one in ten on real text) come out of
+    // the entry's sum again; the others' head rows, random reads in the head's table, are
+    // never read.
+    const size_t nd = n - k;
+    int16_t *hl = b->t16 + b->dim;
+#if defined(__SSE2__)
+    if (b->hdim == 8) {
+        __m128i acc = _mm_loadu_si128((const __m128i *)(void *)hl);
+        for (size_t j = 0; j < nd; j++) {
+            __m128i row =
+                _mm_loadl_epi64((const __m128i *)(const void *)(b->hq + (size_t)dup[j] * 8));
+            // int8 to int16: each byte into the high half of its lane, then shifted down.
+            acc = _mm_sub_epi16(acc, _mm_srai_epi16(_mm_unpacklo_epi8(row, row), 8));
+        }
+        _mm_storeu_si128((__m128i *)(void *)hl, acc);
+        return nd;
+    }
+#endif
+    for (size_t j = 0; j < nd; j++) {
+        const int8_t *row = b->hq + (size_t)dup[j] * b->hdim;
+        for (uint32_t d = 0; d < b->hdim; d++)
+            hl[d] = (int16_t)(hl[d] - row[d]);
+    }
+    return nd;
 }
 
 // Computes the entry of a token that missed from its c buckets and its hash th. The rows of a
@@ -232,16 +295,27 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
             gf_clf_bag_finish(b);
     }
     if (head && summed)  // a word the text has not shown: its buckets tested against the text's
-        out = 128u * (uint32_t)gf_clf_bag_head_summed(b, tc->bk[slot], e->n);
+        out = 128u * (uint32_t)(b->base == NULL ? head_summed_in(b, NULL, tc->bk[slot], e->n)
+                                                : head_summed_in(b, b->base, tc->bk[slot], e->n));
     b->bound += e->mag + out;
     // A fixed trip count over the whole entry (zero past the bag) vectorizes without a tail;
     // the bound keeps every int16 lane exact.
     for (size_t d = 0; d < GF_CLF_TOK_DIM; d++)
         b->t16[d] = (int16_t)(b->t16[d] + e->sum[d]);
     // A word the text has shown already: its head rows count once, and did.
-    if (summed && !head)
-        for (uint32_t d = b->dim; d < b->dim + b->hdim; d++)
-            b->t16[d] = (int16_t)(b->t16[d] - e->sum[d]);
+    if (summed && !head) {
+        int16_t *hl = b->t16 + b->dim;
+        const int16_t *hs = e->sum + b->dim;
+#if defined(__SSE2__)
+        if (b->hdim == 8)
+            _mm_storeu_si128((__m128i *)(void *)hl,
+                             _mm_sub_epi16(_mm_loadu_si128((const __m128i *)(const void *)hl),
+                                           _mm_loadu_si128((const __m128i *)(const void *)hs)));
+        else
+#endif
+            for (uint32_t d = 0; d < b->hdim; d++)
+                hl[d] = (int16_t)(hl[d] - hs[d]);
+    }
     *th = e->th;
     return e->n;
 }
