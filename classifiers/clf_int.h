@@ -467,6 +467,8 @@ struct gf_clf_train_params {
                            // crop of 2-12 consecutive features (0 = none), so that texts of a
                            // few words, far fewer features than any training text, score low
     uint64_t seed;
+    uint32_t seeds;        // linear models trained with this many seeds and averaged into one
+                           // (0 or 1 = one model); needs hidden 0 and dim >= 2 * categories
 };
 
 /* Called every so often during training with the number of examples seen so far, the total, the
@@ -560,6 +562,8 @@ struct gf_clf_row {
     size_t len;
     int8_t labels[GF_CLF_MAX_CATEGORIES];  // 1, 0, -1 unknown
     uint16_t source;                       // index into the recipe's sources
+    uint32_t head_skip;  // text starts with this many bytes of the source's "head_lines", which
+                         // only the head trains on (the model's features start after them)
     uint8_t split;                         // GF_CLF_SPLIT_*
     bool benign;                           // from a benign-prompt source
 };

@@ -165,12 +165,13 @@ static int parse_head(struct gf_clf_recipe *r, const cJSON *h, struct gf_err *er
                 return gf_err_set(err, GF_EINVAL, "head.categories: %s twice", c->valuestring);
         r->head_cats[r->n_head++] = c->valuestring;
     }
-    double dim = 8, hidden = 0, epochs = r->train.epochs, lr = r->train.lr;
+    double dim = 8, hidden = 0, epochs = r->train.epochs, lr = r->train.lr, seeds = 1;
     r->head_train = r->train;
     if ((rc = get_num(h, "dim", 1, GF_CLF_MAX_DIM - r->train.dim, &dim, "head", err)) ||
         (rc = get_num(h, "hidden", 0, GF_CLF_MAX_HIDDEN, &hidden, "head", err)) ||
         (rc = get_num(h, "epochs", 1, 1000, &epochs, "head", err)) ||
         (rc = get_num(h, "lr", 1e-6, 100, &lr, "head", err)) ||
+        (rc = get_num(h, "seeds", 1, 64, &seeds, "head", err)) ||
         (rc = get_pooling(h, &r->head_train.pooling, "head", err)) ||
         (rc = get_distinct(h, &r->head_train.distinct, "head", err)))
         return rc;
@@ -178,6 +179,34 @@ static int parse_head(struct gf_clf_recipe *r, const cJSON *h, struct gf_err *er
     r->head_train.hidden = (uint32_t)hidden;
     r->head_train.epochs = (uint32_t)epochs;
     r->head_train.lr = (float)lr;
+    r->head_train.seeds = (uint32_t)seeds;
+    if (r->head_train.seeds > 1 && (r->head_train.hidden != 0 || dim < 2 * r->n_head))
+        return gf_err_set(err, GF_EINVAL,
+                          "head.seeds: averaging needs a linear head (hidden 0) of at least 2 "
+                          "dims per category");
+    return 0;
+}
+
+/* A source's optional "head_lines": [{"if": {field: value or [values]}, "line": "..."}]. */
+static int check_head_lines(const cJSON *hl, const char *where, struct gf_err *err)
+{
+    if (hl == NULL)
+        return 0;
+    if (!cJSON_IsArray(hl))
+        return gf_err_set(err, GF_EINVAL, "%s.head_lines: expected an array", where);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, hl)
+    {
+        const cJSON *cond = cJSON_GetObjectItemCaseSensitive(e, "if");
+        const cJSON *line = cJSON_GetObjectItemCaseSensitive(e, "line");
+        if (!cJSON_IsObject(e) || !cJSON_IsObject(cond) || !cJSON_IsString(line) ||
+            line->valuestring[0] == '\0' || strlen(line->valuestring) > 200 ||
+            strchr(line->valuestring, '\n') != NULL)
+            return gf_err_set(err, GF_EINVAL,
+                              "%s.head_lines: expected {\"if\": {...}, \"line\": \"...\"} with a "
+                              "line of 1-200 bytes and no newline",
+                              where);
+    }
     return 0;
 }
 
@@ -217,6 +246,8 @@ static int parse_sources(struct gf_clf_recipe *r, const cJSON *arr, struct gf_er
         src->benign = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "benign_prompts"));
         src->keep = 1.0;
         int rc = get_num(s, "keep", 0.0, 1.0, &src->keep, where, err);
+        if (rc == 0)
+            rc = check_head_lines(cJSON_GetObjectItemCaseSensitive(s, "head_lines"), where, err);
         if (rc != 0)
             return rc;
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(s, "text");
@@ -576,6 +607,34 @@ static int row_text(const cJSON *fields, const cJSON *obj, struct gf_buf *b)
     return b->len > 0 ? 0 : GF_EINVAL;
 }
 
+/* Puts the lines of the source's "head_lines" whose "if" the row matches before the text in tb,
+ * each followed by a newline, and their length in *skip: the head trains on the whole text, the
+ * model on what follows the lines (tmp is a scratch buffer). The split and deduplication keys
+ * are computed before, from the text alone, so lines never move a row to another split. */
+static int prefix_head_lines(const cJSON *head_lines, const cJSON *obj, struct gf_buf *tb,
+                             struct gf_buf *tmp, size_t *skip)
+{
+    *skip = 0;
+    gf_buf_reset(tmp);
+    int rc = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, head_lines)
+    {
+        if (!rule_matches(cJSON_GetObjectItemCaseSensitive(e, "if"), obj))
+            continue;
+        const char *line = cJSON_GetObjectItemCaseSensitive(e, "line")->valuestring;
+        if ((rc = gf_buf_puts(tmp, line)) != 0 || (rc = gf_buf_putc(tmp, '\n')) != 0)
+            return rc;
+    }
+    if (tmp->len == 0)
+        return 0;
+    *skip = tmp->len;
+    if ((rc = gf_buf_append(tmp, tb->data, tb->len)) != 0)
+        return rc;
+    gf_buf_reset(tb);
+    return gf_buf_append(tb, tmp->data, tmp->len);
+}
+
 /* Reads one source's file (data_dir is already resolved) and appends its rows. */
 static int load_source(const struct gf_clf_recipe *r, size_t si, const char *data_dir,
                        struct gf_clf_rows *rows, struct gf_err *err)
@@ -594,10 +653,12 @@ static int load_source(const struct gf_clf_recipe *r, size_t si, const char *dat
     const cJSON *fields = cJSON_GetObjectItemCaseSensitive(src->spec, "text");
     const cJSON *rules = cJSON_GetObjectItemCaseSensitive(src->spec, "rules");
     const cJSON *group = cJSON_GetObjectItemCaseSensitive(src->spec, "group");
+    const cJSON *head_lines = cJSON_GetObjectItemCaseSensitive(src->spec, "head_lines");
     if (group != NULL && !cJSON_IsString(group))
         group = NULL;
-    struct gf_buf tb;
+    struct gf_buf tb, lb;
     gf_buf_init(&tb, 64u << 20);
+    gf_buf_init(&lb, 64u << 20);
     size_t line = 0;
     for (char *p = buf, *end = buf + len; p < end && rc == 0;) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -625,6 +686,12 @@ static int load_source(const struct gf_clf_recipe *r, size_t si, const char *dat
         const cJSON *g = group ? cJSON_GetObjectItemCaseSensitive(obj, group->valuestring) : NULL;
         if (cJSON_IsString(g))
             split_key = text_key(g->valuestring, strlen(g->valuestring));
+        size_t skip = 0;
+        if (head_lines != NULL && (rc = prefix_head_lines(head_lines, obj, &tb, &lb, &skip)) != 0) {
+            cJSON_Delete(obj);
+            gf_err_set(err, rc, "out of memory");
+            break;
+        }
         cJSON_Delete(obj);
         uint64_t u = mix(split_key ^ mix(r->seed + 0x9e3779b97f4a7c15ULL));
         double x = (double)(u >> 11) / 9007199254740992.0;  // uniform in [0,1)
@@ -642,6 +709,7 @@ static int load_source(const struct gf_clf_recipe *r, size_t si, const char *dat
                     : x < r->test_frac + r->val_frac ? GF_CLF_SPLIT_VAL
                                                      : GF_CLF_SPLIT_TRAIN;
         row.source = (uint16_t)si;
+        row.head_skip = (uint32_t)skip;
         row.benign = src->benign;
         row.len = tb.len;
         row.text = gf_buf_steal(&tb);
@@ -651,6 +719,7 @@ static int load_source(const struct gf_clf_recipe *r, size_t si, const char *dat
         }
     }
     gf_buf_cleanup(&tb);
+    gf_buf_cleanup(&lb);
     gf_free(buf);
     gf_free(path);
     return rc;

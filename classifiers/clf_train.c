@@ -109,7 +109,7 @@ static void trainer_free(struct trainer *t)
 }
 
 static int trainer_init(struct trainer *t, uint32_t n_cat, uint32_t buckets,
-                        const struct gf_clf_train_params *tp)
+                        const struct gf_clf_train_params *tp, uint64_t seed)
 {
     memset(t, 0, sizeof(*t));
     t->n_cat = n_cat;
@@ -139,7 +139,7 @@ static int trainer_init(struct trainer *t, uint32_t n_cat, uint32_t buckets,
         trainer_free(t);
         return GF_ENOMEM;
     }
-    uint64_t rs = tp->seed ^ 0x5eed5eed5eedULL;
+    uint64_t rs = seed ^ 0x5eed5eed5eedULL;
     // fastText's input initialization for the linear model; with a hidden layer the bag must be
     // large enough for the ReLU units to see a signal from the start.
     float r = t->hidden ? 1.0f : 1.0f / (float)t->dim;
@@ -472,6 +472,115 @@ static int add_short_crops(uint32_t n_cat, const struct gf_clf_train_params *tp,
     return 0;
 }
 
+/* Progress of the whole run, over every averaged head. */
+struct run {
+    gf_clf_progress_fn progress;
+    void *ud;
+    uint64_t total, done, since, t0, last;
+    double loss_sum;
+};
+
+/* The SGD epochs of one trainer over train[0..n_train) in the order its seed shuffles; the
+ * learning rate decays over this trainer's own steps. */
+static void run_epochs(struct trainer *t, const struct gf_clf_train_params *tp, uint64_t seed,
+                       const struct gf_clf_example *train, size_t n_train, uint32_t *order,
+                       struct run *run)
+{
+    for (size_t i = 0; i < n_train; i++)
+        order[i] = (uint32_t)i;
+    uint64_t rs = seed;
+    uint64_t total = (uint64_t)n_train * tp->epochs, done = 0;
+    for (uint32_t ep = 0; ep < tp->epochs; ep++) {
+        for (size_t i = n_train - 1; i > 0; i--) {  // Fisher-Yates with the seeded generator
+            size_t j = (size_t)(rng_next(&rs) % (i + 1));
+            uint32_t tmp = order[i];
+            order[i] = order[j];
+            order[j] = tmp;
+        }
+        for (size_t s = 0; s < n_train; s += tp->batch) {
+            uint32_t B = (uint32_t)(n_train - s < tp->batch ? n_train - s : tp->batch);
+            float lr = tp->lr * (1.0f - (float)done / (float)total);
+            run->loss_sum += train_batch(t, train, order + s, B, lr);
+            done += B;
+            run->done += B;
+            run->since += B;
+            uint64_t now = gf_now_ns();
+            if (run->progress != NULL &&
+                (now - run->last > 1000000000ULL || run->done == run->total)) {
+                double rate = (double)run->done / ((double)(now - run->t0) / 1e9 + 1e-9);
+                run->progress(run->ud, run->done, run->total, run->loss_sum / (double)run->since,
+                              rate);
+                run->loss_sum = 0;
+                run->since = 0;
+                run->last = now;
+            }
+        }
+    }
+}
+
+/* Seed of the k-th of several averaged linear models: the first is the recipe's own. */
+static uint64_t head_seed(uint64_t seed, uint32_t k)
+{
+    return seed ^ ((uint64_t)k * 0x9e3779b97f4a7c15ULL);
+}
+
+/* Adds 1/k of the linear model t as one weight per bucket and category (its rows times the
+ * output layer: a linear model's logit is the pooled sum of these) to v[buckets][n_cat], and
+ * its biases to bias[n_cat]. */
+static void average_linear(const struct trainer *t, double k, double *v, double *bias)
+{
+    for (size_t r = 0; r < t->buckets; r++) {
+        const float *row = t->emb + r * t->dim;
+        for (uint32_t c = 0; c < t->n_cat; c++) {
+            const float *w = t->w2 + (size_t)c * t->dim;
+            double s = 0;
+            for (uint32_t d = 0; d < t->dim; d++)
+                s += (double)row[d] * w[d];
+            v[r * t->n_cat + c] += s / k;
+        }
+    }
+    for (uint32_t c = 0; c < t->n_cat; c++)
+        bias[c] += t->b2[c] / k;
+}
+
+/* Writes the averaged weights v[buckets][n_cat] as a linear model of m->dim >= 2 * n_cat
+ * dimensions: dimension 2c carries category c's weight quantized to int8, dimension 2c + 1 what
+ * that rounding left, on a scale 1/254 as fine, so the sum of the two has about 15 bits (one
+ * int8 dimension would round the many small weights of a bucket table to a few values). The
+ * output layer adds the two; other dimensions are zero. */
+static void export_averaged(const double *v, const double *bias, struct gf_clf_model *m,
+                            uint32_t buckets)
+{
+    const uint32_t C = m->n_cat, D = m->dim;
+    int8_t *q = (int8_t *)m->emb_q;
+    float *scale = (float *)m->emb_scale;
+    float *w2 = (float *)m->w2;
+    memset(q, 0, (size_t)buckets * D);
+    memset(scale, 0, D * sizeof(float));
+    memset(w2, 0, (size_t)D * C * sizeof(float));
+    for (uint32_t c = 0; c < C; c++) {
+        double mx = 0, mr = 0;
+        for (size_t r = 0; r < buckets; r++)
+            mx = fmax(mx, fabs(v[r * C + c]));
+        float s1 = (float)(mx / 127.0);
+        for (size_t r = 0; r < buckets; r++) {
+            long hi = s1 > 0 ? lrint(v[r * C + c] / s1) : 0;
+            q[r * D + 2 * c] = (int8_t)hi;
+            mr = fmax(mr, fabs(v[r * C + c] - (double)hi * s1));
+        }
+        float s2 = (float)(mr / 127.0);
+        for (size_t r = 0; r < buckets; r++) {
+            double rest = v[r * C + c] - (double)q[r * D + 2 * c] * s1;
+            q[r * D + 2 * c + 1] = s2 > 0 ? (int8_t)lrint(rest / s2) : 0;
+        }
+        scale[2 * c] = s1;
+        scale[2 * c + 1] = s2;
+        w2[(size_t)(2 * c) * C + c] = 1.0f;
+        w2[(size_t)(2 * c + 1) * C + c] = 1.0f;
+        ((float *)m->b2)[c] = (float)bias[c];
+    }
+}
+
 int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_hash_params *hp,
                  const struct gf_clf_train_params *tp, const struct gf_clf_example *train,
                  size_t n_train, const struct gf_clf_example *val, size_t n_val,
@@ -488,11 +597,13 @@ int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_h
     if (tp->dim == 0 || tp->dim > GF_CLF_MAX_DIM || tp->hidden > GF_CLF_MAX_HIDDEN ||
         tp->batch == 0 || tp->batch > 4096 || tp->epochs == 0 || !(tp->lr > 0) ||
         !(tp->max_pos_weight >= 1) || tp->pooling > GF_CLF_POOL_SQRT ||
-        (tp->distinct && hp->buckets > GF_CLF_DISTINCT_MAX_BUCKETS))
+        (tp->distinct && hp->buckets > GF_CLF_DISTINCT_MAX_BUCKETS) ||
+        (tp->seeds > 1 && (tp->hidden != 0 || tp->dim < 2 * n_cat || tp->seeds > 64)))
         return gf_err_set(err, GF_EINVAL,
                           "train: need dim 1..%d, hidden <= %d, batch 1..4096, epochs >= 1, "
                           "lr > 0, max_pos_weight >= 1, a known pooling, at most %u buckets "
-                          "with distinct features",
+                          "with distinct features, seeds 1..64 only for a linear model of at "
+                          "least 2 dims per category",
                           GF_CLF_MAX_DIM, GF_CLF_MAX_HIDDEN, GF_CLF_DISTINCT_MAX_BUCKETS);
     if (n_train == 0 || n_train > UINT32_MAX)
         return gf_err_set(err, GF_EINVAL, "train: no training examples");
@@ -522,70 +633,58 @@ int gf_clf_train(uint32_t n_cat, const char *const *names, const struct gf_clf_h
         if (all != NULL)
             train = all;
     }
-    struct trainer t;
+    uint32_t n_models = tp->seeds > 1 ? tp->seeds : 1;
+    struct trainer t = {0};
     struct gf_clf_model *m = NULL;
+    struct run run = {.progress = progress, .ud = ud,
+                      .total = (uint64_t)n_train * tp->epochs * n_models, .t0 = gf_now_ns()};
+    run.last = run.t0;
+    double *avg = NULL, *avg_bias = NULL;
     uint32_t *order = gf_mallocarray(n_train, sizeof(uint32_t));
-    if (order == NULL || (rc = trainer_init(&t, n_cat, hp->buckets, tp)) != 0) {
-        gf_free(order);
-        gf_free(all);
-        distinct_free(dtrain);
-        distinct_free(dval);
-        return gf_err_set(err, GF_ENOMEM, "train: out of memory");
+    if (n_models > 1) {
+        avg = gf_calloc((size_t)hp->buckets * n_cat, sizeof(double));
+        avg_bias = gf_calloc(n_cat, sizeof(double));
     }
-    class_weights(&t, train, n_train, tp->max_pos_weight);
-    for (size_t i = 0; i < n_train; i++)
-        order[i] = (uint32_t)i;
-
-    uint64_t rs = tp->seed;
-    uint64_t total = (uint64_t)n_train * tp->epochs, done = 0, since = 0;
-    uint64_t t0 = gf_now_ns(), last = t0;
-    double loss_sum = 0;
-    for (uint32_t ep = 0; ep < tp->epochs; ep++) {
-        for (size_t i = n_train - 1; i > 0; i--) {  // Fisher-Yates with the seeded generator
-            size_t j = (size_t)(rng_next(&rs) % (i + 1));
-            uint32_t tmp = order[i];
-            order[i] = order[j];
-            order[j] = tmp;
-        }
-        for (size_t s = 0; s < n_train; s += tp->batch) {
-            uint32_t B = (uint32_t)(n_train - s < tp->batch ? n_train - s : tp->batch);
-            float lr = tp->lr * (1.0f - (float)done / (float)total);
-            loss_sum += train_batch(&t, train, order + s, B, lr);
-            done += B;
-            since += B;
-            uint64_t now = gf_now_ns();
-            if (progress != NULL && (now - last > 1000000000ULL || done == total)) {
-                double rate = (double)done / ((double)(now - t0) / 1e9 + 1e-9);
-                progress(ud, done, total, loss_sum / (double)since, rate);
-                loss_sum = 0;
-                since = 0;
-                last = now;
-            }
+    bool diverged = false;
+    rc = order == NULL || (n_models > 1 && (avg == NULL || avg_bias == NULL)) ? GF_ENOMEM : 0;
+    for (uint32_t k = 0; rc == 0 && k < n_models; k++) {
+        uint64_t seed = head_seed(tp->seed, k);
+        trainer_free(&t);  // the previous of the averaged models
+        if ((rc = trainer_init(&t, n_cat, hp->buckets, tp, seed)) != 0)
+            break;
+        class_weights(&t, train, n_train, tp->max_pos_weight);
+        run_epochs(&t, tp, seed, train, n_train, order, &run);
+        if (!trainer_finite(&t)) {
+            diverged = true;
+            rc = GF_EINVAL;
+        } else if (n_models > 1) {
+            average_linear(&t, n_models, avg, avg_bias);
         }
     }
     gf_free(order);
-
-    if (!trainer_finite(&t)) {
-        trainer_free(&t);
-        gf_free(all);
-        distinct_free(dtrain);
-        distinct_free(dval);
-        return gf_err_set(err, GF_EINVAL,
-                          "train: training diverged (weights are not finite numbers); "
-                          "lower lr (%g)", (double)tp->lr);
-    }
-    rc = gf_clf_model_alloc(n_cat, names, hp, tp->dim, tp->hidden, &m);
+    if (rc == 0)
+        rc = gf_clf_model_alloc(n_cat, names, hp, tp->dim, tp->hidden, &m);
     if (rc == 0) {
         m->pooling = tp->pooling;
         m->distinct = tp->distinct;
-        export_model(&t, m);
+        if (n_models > 1) {
+            export_averaged(avg, avg_bias, m, hp->buckets);
+        } else {
+            export_model(&t, m);
+        }
         if (n_val > 0)
             rc = calibrate(m, val, n_val);
     }
     trainer_free(&t);
+    gf_free(avg);
+    gf_free(avg_bias);
     gf_free(all);
     distinct_free(dtrain);
     distinct_free(dval);
+    if (diverged)
+        return gf_err_set(err, GF_EINVAL,
+                          "train: training diverged (weights are not finite numbers); "
+                          "lower lr (%g)", (double)tp->lr);
     if (rc != 0) {
         gf_clf_model_unref(m);
         return gf_err_set(err, rc, "train: out of memory");

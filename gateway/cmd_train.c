@@ -51,41 +51,67 @@ static void on_progress(void *ud, uint64_t done, uint64_t total, double loss, do
         fputc('\n', stderr);
 }
 
-/* Hashes the rows of one split into examples (features + labels borrowed from the rows). */
+/* Frees examples and the head's examples (whose features are their own only where they differ
+ * from the model's). */
+static void free_examples(struct gf_clf_example *ex, struct gf_clf_example *hex, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (hex != NULL && ex != NULL && hex[i].feats != ex[i].feats)
+            gf_free(hex[i].feats);
+        if (ex != NULL)
+            gf_free(ex[i].feats);
+    }
+    gf_free(ex);
+    gf_free(hex);
+}
+
+/* Hashes the rows of one split into examples (features + labels borrowed from the rows). The
+ * model's examples are the texts after their head lines (head_skip); with head != NULL, the
+ * head's are the whole texts in head[0..n) (the same features when a row has no head lines). */
 static int make_examples(const struct gf_clf_recipe *r, struct gf_clf_rows *rows, int split,
-                         bool all, struct gf_clf_example **out, size_t *n_out)
+                         bool all, struct gf_clf_example **out, struct gf_clf_example **head,
+                         size_t *n_out)
 {
     size_t n = 0;
     for (size_t i = 0; i < rows->n; i++)
         n += rows->v[i].split == split && (all || r->sources[rows->v[i].source].ship);
     struct gf_clf_example *ex = gf_calloc(n ? n : 1, sizeof(*ex));
-    if (ex == NULL)
+    struct gf_clf_example *hex = head ? gf_calloc(n ? n : 1, sizeof(*hex)) : NULL;
+    if (ex == NULL || (head != NULL && hex == NULL)) {
+        gf_free(ex);
+        gf_free(hex);
         return GF_ENOMEM;
+    }
     size_t k = 0;
-    for (size_t i = 0; i < rows->n; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < rows->n && rc == 0; i++) {
         struct gf_clf_row *row = &rows->v[i];
         if (row->split != split || !(all || r->sources[row->source].ship))
             continue;
         ex[k].labels = row->labels;
-        if (gf_clf_example_features(&r->hash, row->text, row->len, r->max_bytes, &ex[k].feats,
-                                    &ex[k].n_feats) != 0) {
-            for (size_t j = 0; j < k; j++)
-                gf_free(ex[j].feats);
-            gf_free(ex);
-            return GF_ENOMEM;
+        rc = gf_clf_example_features(&r->hash, row->text + row->head_skip,
+                                     row->len - row->head_skip, r->max_bytes, &ex[k].feats,
+                                     &ex[k].n_feats);
+        if (rc == 0 && hex != NULL) {
+            hex[k] = ex[k];
+            if (row->head_skip > 0)
+                rc = gf_clf_example_features(&r->hash, row->text, row->len, r->max_bytes,
+                                             &hex[k].feats, &hex[k].n_feats);
         }
         k++;
     }
     *out = ex;
+    if (head != NULL)
+        *head = hex;
     *n_out = k;
-    return 0;
-}
-
-static void free_examples(struct gf_clf_example *ex, size_t n)
-{
-    for (size_t i = 0; ex && i < n; i++)
-        gf_free(ex[i].feats);
-    gf_free(ex);
+    if (rc != 0) {
+        free_examples(ex, hex, k);
+        *out = NULL;
+        if (head != NULL)
+            *head = NULL;
+        *n_out = 0;
+    }
+    return rc;
 }
 
 static void print_summary(const struct gf_clf_recipe *r, const struct gf_clf_rows *rows,
@@ -273,7 +299,7 @@ int gf_cmd_train(int argc, char **argv)
     struct gf_err err = {0};
     struct gf_clf_recipe *r = NULL;
     struct gf_clf_rows rows = {0};
-    struct gf_clf_example *train = NULL, *val = NULL;
+    struct gf_clf_example *train = NULL, *val = NULL, *htrain = NULL, *hval = NULL;
     size_t n_train = 0, n_val = 0;
     struct gf_clf_model *m = NULL;
     if (gf_clf_recipe_load(recipe_path, &r, &err) != 0) {
@@ -288,8 +314,10 @@ int gf_cmd_train(int argc, char **argv)
         goto done;
     }
     print_summary(r, &rows, all);
-    if (make_examples(r, &rows, GF_CLF_SPLIT_TRAIN, all, &train, &n_train) != 0 ||
-        make_examples(r, &rows, GF_CLF_SPLIT_VAL, all, &val, &n_val) != 0) {
+    bool head = r->n_head > 0;
+    if (make_examples(r, &rows, GF_CLF_SPLIT_TRAIN, all, &train, head ? &htrain : NULL,
+                      &n_train) != 0 ||
+        make_examples(r, &rows, GF_CLF_SPLIT_VAL, all, &val, head ? &hval : NULL, &n_val) != 0) {
         fprintf(stderr, "gardefou train: out of memory\n");
         goto done;
     }
@@ -303,7 +331,7 @@ int gf_cmd_train(int argc, char **argv)
     prog.t0 = gf_now_ns();
     if (gf_clf_train(r->n_cat, r->cats, &r->hash, &r->train, train, n_train, val, n_val,
                      on_progress, &prog, &m, &err) != 0 ||
-        (r->n_head > 0 && train_head(r, train, n_train, val, n_val, &prog, m, &err) != 0)) {
+        (head && train_head(r, htrain, n_train, hval, n_val, &prog, m, &err) != 0)) {
         fprintf(stderr, "gardefou train: %s\n", err.msg);
         goto done;
     }
@@ -330,8 +358,8 @@ int gf_cmd_train(int argc, char **argv)
     status = 0;
 done:
     gf_clf_model_unref(m);
-    free_examples(train, n_train);
-    free_examples(val, n_val);
+    free_examples(train, htrain, n_train);
+    free_examples(val, hval, n_val);
     gf_clf_rows_free(&rows);
     gf_clf_recipe_free(r);
     return status;

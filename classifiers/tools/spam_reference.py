@@ -62,17 +62,20 @@ def text_key(b):
     return h
 
 
+def matches(cond, obj):
+    """Whether every field of an "if" has the value (or one of the values) it names."""
+    for k, want in cond.items():
+        have = obj.get(k)
+        wants = want if isinstance(want, list) else [want]
+        if not isinstance(have, str) or have not in wants:
+            return False
+    return True
+
+
 def rule_label(rules, obj):
     """The spam label (1, 0) the first matching rule gives, or None (skipped / no rule)."""
     for rule in rules:
-        cond = rule.get("if", {})
-        ok = True
-        for k, want in cond.items():
-            have = obj.get(k)
-            wants = want if isinstance(want, list) else [want]
-            if not isinstance(have, str) or have not in wants:
-                ok = False
-        if not ok:
+        if not matches(rule.get("if", {}), obj):
             continue
         if rule.get("skip"):
             return None
@@ -92,8 +95,9 @@ def row_text(fields, obj):
     return "\n".join(parts) if parts else None
 
 
-def load_splits(recipe_path, data_dir):
-    """{'train'|'val'|'test': (texts, labels)} of the recipe's spam sources."""
+def load_splits(recipe_path, data_dir, head_lines=True):
+    """{'train'|'val'|'test': (texts, labels)} of the recipe's spam sources; the texts start
+    with the source's "head_lines" (which the spam head reads) unless head_lines is false."""
     with open(recipe_path, encoding="utf-8") as f:
         recipe = json.load(f)
     if data_dir is None:
@@ -130,6 +134,9 @@ def load_splits(recipe_path, data_dir):
                     continue
                 seen.add(k)
                 split = "test" if x < test_frac else "val" if x < test_frac + val_frac else "train"
+                if head_lines:  # after the keys: lines never move a row to another split
+                    text = "".join(h["line"] + "\n" for h in src.get("head_lines", [])
+                                   if matches(h["if"], obj)) + text
                 out[split][0].append(text)
                 out[split][1].append(y)
     return {k: (v[0], np.array(v[1])) for k, v in out.items()}
@@ -178,10 +185,12 @@ def main():
     ap.add_argument("--check", nargs=2, metavar=("VAL", "TEST"),
                     help="verify the rows against `gardefou train --val-out/--test-out` files")
     ap.add_argument("--quick", action="store_true", help="fewer settings per method")
+    ap.add_argument("--without-head-lines", action="store_true",
+                    help="the texts without the spam sources' head_lines")
     args = ap.parse_args()
 
     t0 = time.process_time()
-    s = load_splits(args.recipe, args.data_dir)
+    s = load_splits(args.recipe, args.data_dir, not args.without_head_lines)
     for k in ("train", "val", "test"):
         print(f"{k}: {len(s[k][1])} rows, {int(s[k][1].sum())} spam")
     if args.check:

@@ -1,6 +1,6 @@
 /* test_clf_recipe.c — the training recipe and its rows: label rules (positive, negative, "*",
- * unknown, skip), text fields, dedup across sources, deterministic splits (by text or by group),
- * ship filtering, and bad recipes refused with a message naming the key. Also the metrics and
+ * unknown, skip), text fields, head lines (before the text, outside the split key), dedup across
+ * sources, deterministic splits (by text or by group), ship filtering, and bad recipes refused with a message naming the key. Also the metrics and
  * the evasion variants used by `gardefou eval`. */
 #include "classifiers/clf_int.h"
 
@@ -31,27 +31,34 @@ static void rm(const char *name)
     unlink(p);
 }
 
-static const char *RECIPE =
-    "{\"seed\": 7, \"categories\": [\"spam\", \"hate\", \"self-harm\"], \"data_dir\": \"data\",\n"
-    " \"hash\": {\"buckets\": 1024, \"word_ngrams\": [1, 2], \"char_ngrams\": [3, 4]},\n"
-    " \"train\": {\"dim\": 8, \"epochs\": 2, \"max_bytes\": 100, \"short_crops\": 0.25},\n"
-    " \"head\": {\"categories\": [\"spam\"], \"dim\": 4, \"hidden\": 3, \"epochs\": 5,\n"
-    "          \"lr\": 0.05, \"pooling\": \"sqrt\", \"distinct\": true},\n"
-    " \"split\": {\"val\": 0.25, \"test\": 0.25},\n"
-    " \"sources\": [\n"
-    "  {\"name\": \"sms\", \"file\": \"sms.jsonl\", \"license\": \"CC BY 4.0\", \"ship\": true,\n"
-    "   \"rules\": [{\"if\": {\"label\": \"spam\"}, \"pos\": [\"spam\"], \"neg\": \"*\"},\n"
-    "             {\"if\": {\"label\": \"ham\"}, \"neg\": \"*\"}]},\n"
-    "  {\"name\": \"mail\", \"file\": \"mail.jsonl\", \"license\": \"PDDL\", \"ship\": true,\n"
-    "   \"text\": [\"subject\", \"body\"],\n"
-    "   \"rules\": [{\"if\": {\"cls\": [1, 2]}, \"pos\": [\"hate\"], \"neg\": [\"spam\"]},\n"
-    "             {\"if\": {\"cls\": 0}, \"skip\": true}, {\"neg\": \"*\"}]},\n"
-    "  {\"name\": \"own\", \"root\": \"recipe\", \"file\": \"own.jsonl\", \"license\": \"x\",\n"
-    "   \"ship\": true, \"group\": \"template\", \"benign_prompts\": true,\n"
-    "   \"rules\": [{\"neg\": \"*\"}]},\n"
-    "  {\"name\": \"nc\", \"file\": \"nc.jsonl\", \"license\": \"CC BY-NC\", \"ship\": false,\n"
-    "   \"rules\": [{\"pos\": [\"self-harm\"]}]}\n"
-    " ]}\n";
+#define HEAD_LINES                                                                         \
+    "   \"head_lines\": [{\"if\": {\"cls\": 1}, \"line\": \"X-Kind: one\"},\n"                  \
+    "                  {\"if\": {\"cls\": [1, 5]}, \"line\": \"X-Kind: any\"}],\n"
+/* The recipe, with the given head lines on the "mail" source. */
+#define RECIPE_TEXT(LINES) \
+    "{\"seed\": 7, \"categories\": [\"spam\", \"hate\", \"self-harm\"], \"data_dir\": \"data\",\n" \
+    " \"hash\": {\"buckets\": 1024, \"word_ngrams\": [1, 2], \"char_ngrams\": [3, 4]},\n" \
+    " \"train\": {\"dim\": 8, \"epochs\": 2, \"max_bytes\": 100, \"short_crops\": 0.25},\n" \
+    " \"head\": {\"categories\": [\"spam\"], \"dim\": 4, \"hidden\": 3, \"epochs\": 5,\n" \
+    "          \"lr\": 0.05, \"pooling\": \"sqrt\", \"distinct\": true},\n" \
+    " \"split\": {\"val\": 0.25, \"test\": 0.25},\n" \
+    " \"sources\": [\n" \
+    "  {\"name\": \"sms\", \"file\": \"sms.jsonl\", \"license\": \"CC BY 4.0\", \"ship\": true,\n" \
+    "   \"rules\": [{\"if\": {\"label\": \"spam\"}, \"pos\": [\"spam\"], \"neg\": \"*\"},\n" \
+    "             {\"if\": {\"label\": \"ham\"}, \"neg\": \"*\"}]},\n" \
+    "  {\"name\": \"mail\", \"file\": \"mail.jsonl\", \"license\": \"PDDL\", \"ship\": true,\n" \
+    "   \"text\": [\"subject\", \"body\"],\n" \
+    LINES \
+    "   \"rules\": [{\"if\": {\"cls\": [1, 2]}, \"pos\": [\"hate\"], \"neg\": [\"spam\"]},\n" \
+    "             {\"if\": {\"cls\": 0}, \"skip\": true}, {\"neg\": \"*\"}]},\n" \
+    "  {\"name\": \"own\", \"root\": \"recipe\", \"file\": \"own.jsonl\", \"license\": \"x\",\n" \
+    "   \"ship\": true, \"group\": \"template\", \"benign_prompts\": true,\n" \
+    "   \"rules\": [{\"neg\": \"*\"}]},\n" \
+    "  {\"name\": \"nc\", \"file\": \"nc.jsonl\", \"license\": \"CC BY-NC\", \"ship\": false,\n" \
+    "   \"rules\": [{\"pos\": [\"self-harm\"]}]}\n" \
+    " ]}\n"
+static const char *RECIPE = RECIPE_TEXT(HEAD_LINES);
+static const char *RECIPE_PLAIN = RECIPE_TEXT("");
 
 static void setup(void)
 {
@@ -89,6 +96,7 @@ static void teardown(void)
     rm("data/nc.jsonl");
     rm("own.jsonl");
     rm("bad.json");
+    rm("plain.json");
     char p[256];
     snprintf(p, sizeof(p), "%s/data", dir);
     rmdir(p);
@@ -120,6 +128,7 @@ static void test_load_and_rows(void)
     CHECK(r->head_train.lr == 0.05f && r->head_train.pooling == GF_CLF_POOL_SQRT);
     CHECK(r->train.pooling == GF_CLF_POOL_MEAN);
     CHECK(r->head_train.distinct && !r->train.distinct);
+    CHECK(r->head_train.seeds == 1 && r->train.seeds == 0);  // one model unless "seeds" says
     CHECK(r->n_sources == 4 && r->sources[2].in_recipe_dir && !r->sources[3].ship);
 
     struct gf_clf_rows rows;
@@ -129,12 +138,15 @@ static void test_load_and_rows(void)
     CHECK(w->labels[0] == 1 && w->labels[1] == 0 && w->labels[2] == 0);
     CHECK(find(&rows, "no rule matches me") == NULL);
     CHECK(find(&rows, "  SEE you   at LUNCH ") == NULL);  // a duplicate after folding
-    const struct gf_clf_row *h = find(&rows, "hello\nyou people are vermin");
+    // Head lines go before the text, in the order the recipe lists them, for the rows they match.
+    const struct gf_clf_row *h = find(&rows, "X-Kind: one\nX-Kind: any\nhello\nyou people are vermin");
     REQUIRE(h != NULL);
     CHECK(h->labels[0] == 0 && h->labels[1] == 1 && h->labels[2] == -1);
+    CHECK(h->head_skip == strlen("X-Kind: one\nX-Kind: any\n"));
     CHECK(find(&rows, "skip\nme") == NULL);
-    const struct gf_clf_row *pb = find(&rows, "plain body");
-    CHECK(pb != NULL && pb->labels[1] == 0);
+    const struct gf_clf_row *pb = find(&rows, "X-Kind: any\nplain body");
+    CHECK(pb != NULL && pb->labels[1] == 0 && pb->head_skip == strlen("X-Kind: any\n"));
+    CHECK(w->head_skip == 0);
     CHECK(find(&rows, "research only") == NULL);  // not shipped
     // Rows of one template share a split; own rows are benign prompts.
     int split_of[4] = {-1, -1, -1, -1}, same = 1, benign = 1;
@@ -173,6 +185,35 @@ static void test_load_and_rows(void)
     gf_clf_recipe_free(r);
 }
 
+/* Head lines change neither which rows there are nor their splits: the keys are the text's. */
+static void test_head_lines_keep_splits(void)
+{
+    char path[256], plain_path[256];
+    snprintf(path, sizeof(path), "%s/recipe.json", dir);
+    snprintf(plain_path, sizeof(plain_path), "%s/plain.json", dir);
+    put("plain.json", RECIPE_PLAIN);
+    struct gf_clf_recipe *r = NULL, *p = NULL;
+    struct gf_err err = {0};
+    REQUIRE(gf_clf_recipe_load(path, &r, &err) == 0);
+    REQUIRE(gf_clf_recipe_load(plain_path, &p, &err) == 0);
+    struct gf_clf_rows a, b;
+    REQUIRE(gf_clf_recipe_rows(r, NULL, true, &a, &err) == 0);
+    REQUIRE(gf_clf_recipe_rows(p, NULL, true, &b, &err) == 0);
+    CHECK(a.n == b.n);
+    int lines = 0, eq = 1;
+    for (size_t i = 0; i < a.n && i < b.n; i++) {
+        const struct gf_clf_row *x = &a.v[i], *y = &b.v[i];
+        lines += x->head_skip > 0;
+        eq &= y->head_skip == 0 && x->split == y->split && x->len - x->head_skip == y->len &&
+              memcmp(x->text + x->head_skip, y->text, y->len) == 0;
+    }
+    CHECK(lines == 2 && eq);
+    gf_clf_rows_free(&a);
+    gf_clf_rows_free(&b);
+    gf_clf_recipe_free(r);
+    gf_clf_recipe_free(p);
+}
+
 static void expect_bad(const char *json, const char *needle)
 {
     put("bad.json", json);
@@ -208,6 +249,11 @@ static void test_bad_recipes(void)
                "head.categories");
     expect_bad("{\"categories\": [\"a\"], \"head\": {\"categories\": [\"a\"], \"dim\": 0}}",
                "head.dim");
+    expect_bad("{\"categories\": [\"a\"], \"head\": {\"categories\": [\"a\"], \"seeds\": 0}}",
+               "head.seeds");
+    expect_bad("{\"categories\": [\"a\"], \"head\": {\"categories\": [\"a\"], \"seeds\": 3, "
+               "\"hidden\": 4}}",
+               "head.seeds: averaging needs a linear head");
     expect_bad("{\"categories\": [\"a\"], \"sources\": []}", "sources");
     expect_bad("{\"categories\": [\"a\"], \"sources\": [{\"name\": \"x\", \"file\": \"f\"}]}",
                "sources[0]");
@@ -217,6 +263,16 @@ static void test_bad_recipes(void)
     expect_bad("{\"categories\": [\"a\"], \"sources\": [{\"name\": \"x\", \"file\": \"f\", "
                "\"license\": \"l\", \"root\": \"elsewhere\", \"rules\": [{}]}]}",
                "root");
+    expect_bad("{\"categories\": [\"a\"], \"sources\": [{\"name\": \"x\", \"file\": \"f\", "
+               "\"license\": \"l\", \"head_lines\": {}, \"rules\": [{}]}]}",
+               "sources[0].head_lines");
+    expect_bad("{\"categories\": [\"a\"], \"sources\": [{\"name\": \"x\", \"file\": \"f\", "
+               "\"license\": \"l\", \"head_lines\": [{\"line\": \"X: y\"}], \"rules\": [{}]}]}",
+               "sources[0].head_lines");
+    expect_bad("{\"categories\": [\"a\"], \"sources\": [{\"name\": \"x\", \"file\": \"f\", "
+               "\"license\": \"l\", \"head_lines\": [{\"if\": {}, \"line\": \"X\\ny\"}], "
+               "\"rules\": [{}]}]}",
+               "no newline");
     struct gf_clf_recipe *r = NULL;
     struct gf_err err = {0};
     CHECK(gf_clf_recipe_load("/nonexistent/recipe.json", &r, &err) == GF_EIO);
@@ -296,6 +352,7 @@ int main(void)
 {
     setup();
     RUN(test_load_and_rows);
+    RUN(test_head_lines_keep_splits);
     RUN(test_bad_recipes);
     RUN(test_oom);
     RUN(test_metrics);

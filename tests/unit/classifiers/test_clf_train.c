@@ -339,6 +339,65 @@ static void test_deterministic(void)
     gf_clf_model_unref(c);
 }
 
+/* A linear model averaged over seeds: it separates, its logit is the mean of the logits of the
+ * models trained alone with each seed (to within their int8 rounding), it carries that in two
+ * dimensions per category (the others zero), and training it again gives the same bits. */
+static void test_averaged_seeds(void)
+{
+    struct gf_clf_train_params tp = params();
+    tp.seeds = 3;
+    struct gf_clf_model *m = NULL, *again = NULL, *one[3] = {NULL};
+    progress_calls = 0;
+    REQUIRE(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 200, ex + 200, 100, on_progress, NULL, &m,
+                         NULL) == 0);
+    CHECK(progress_calls >= 1);
+    double acc = accuracy(m);
+    CHECK_MSG(acc > 0.9, "accuracy %.3f", acc);
+    REQUIRE(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 200, ex + 200, 100, NULL, NULL, &again,
+                         NULL) == 0);
+    CHECK(memcmp(m->emb_q, again->emb_q, (size_t)HP.buckets * tp.dim) == 0);
+    CHECK(memcmp(m->emb_scale, again->emb_scale, tp.dim * sizeof(float)) == 0);
+    int zero = 1;
+    for (size_t r = 0; r < HP.buckets; r++)
+        for (uint32_t d = 2 * NCAT; d < tp.dim; d++)
+            zero &= m->emb_q[r * tp.dim + d] == 0;
+    CHECK(zero);
+    // Dimension 2c is category c's weight, 2c + 1 its rounding on a finer scale; both add up.
+    for (uint32_t c = 0; c < NCAT; c++) {
+        CHECK(m->emb_scale[2 * c] > 0 && m->emb_scale[2 * c + 1] > 0 &&
+              m->emb_scale[2 * c + 1] <= m->emb_scale[2 * c] / 250);
+        for (uint32_t d = 0; d < tp.dim; d++)
+            CHECK(m->w2[(size_t)d * NCAT + c] == (d / 2 == c ? 1.0f : 0.0f));
+    }
+    for (uint32_t k = 0; k < 3; k++) {
+        struct gf_clf_train_params t1 = params();
+        t1.seed = tp.seed ^ ((uint64_t)k * 0x9e3779b97f4a7c15ULL);  // the k-th model's seed
+        REQUIRE(gf_clf_train(NCAT, CATS, &HP, &t1, ex, 200, NULL, 0, NULL, NULL, &one[k],
+                             NULL) == 0);
+    }
+    struct gf_clf_scratch *s;
+    REQUIRE(gf_clf_scratch_new(m, &s) == 0);
+    double worst = 0;
+    for (int i = 200; i < NEX; i++) {
+        float avg[NCAT], each[3][NCAT];
+        REQUIRE(gf_clf_model_score_raw(m, texts[i], strlen(texts[i]), avg, s) == 0);
+        for (int k = 0; k < 3; k++)
+            REQUIRE(gf_clf_model_score_raw(one[k], texts[i], strlen(texts[i]), each[k], s) ==
+                    0);
+        for (int c = 0; c < NCAT; c++) {
+            double mean = (each[0][c] + each[1][c] + each[2][c]) / 3.0;
+            double d = fabs(avg[c] - mean) / (1.0 + fabs(mean));
+            worst = d > worst ? d : worst;
+        }
+    }
+    CHECK_MSG(worst < 0.05, "averaged logit off the mean by %.4f (relative)", worst);
+    gf_clf_scratch_free(s);
+    for (int k = 0; k < 3; k++)
+        gf_clf_model_unref(one[k]);
+    gf_clf_model_unref(m);
+    gf_clf_model_unref(again);
+}
+
 static void test_unknown_labels_masked(void)
 {
     // Examples that say nothing about "question" (-1) must not teach it anything: with every
@@ -499,6 +558,15 @@ static void test_bad_params(void)
     CHECK(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 10, NULL, 0, NULL, NULL, &m, NULL) ==
           GF_EINVAL);
     tp = params();
+    tp.seeds = 2;
+    tp.hidden = 4;  // only linear models are averaged
+    CHECK(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 10, NULL, 0, NULL, NULL, &m, NULL) ==
+          GF_EINVAL);
+    tp.hidden = 0;
+    tp.dim = 2 * NCAT - 1;  // two dimensions per category carry the average
+    CHECK(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 10, NULL, 0, NULL, NULL, &m, NULL) ==
+          GF_EINVAL);
+    tp = params();
     CHECK(gf_clf_train(NCAT, CATS, &HP, &tp, ex, 0, NULL, 0, NULL, NULL, &m, NULL) == GF_EINVAL);
     CHECK(gf_clf_train(0, CATS, &HP, &tp, ex, 10, NULL, 0, NULL, NULL, &m, NULL) == GF_EINVAL);
     struct gf_clf_hash_params hp = HP;
@@ -553,6 +621,7 @@ int main(void)
     RUN(test_distinct_features);
     RUN(test_short_crops);
     RUN(test_deterministic);
+    RUN(test_averaged_seeds);
     RUN(test_unknown_labels_masked);
     RUN(test_batch_equals_single);
     RUN(test_head);
