@@ -136,7 +136,7 @@ head_summed_in(struct gf_clf_bag *b, const uint64_t *base, const uint32_t *bucke
     else
         sn->full = true;
     b->n_distinct += k;
-    // The rows of the buckets that were not new (about one in ten on real text) come out of
+    // The rows of the buckets that were not new (about one in seven on real text) come out of
     // the entry's sum again; the others' head rows, random reads in the head's table, are
     // never read.
     const size_t nd = n - k;
