@@ -177,8 +177,8 @@ static void fill(const struct gf_clf_bag *b, const uint32_t *buckets, size_t c, 
             // kernel call's setup cost more than the rows.
             __m128i acc = _mm_setzero_si128();
             for (size_t i = 0; i < c; i++) {
-                __m128i row =
-                    _mm_loadl_epi64((const __m128i *)(const void *)(b->hq + (size_t)buckets[i] * 8));
+                const int8_t *r = b->hq + (size_t)buckets[i] * 8;
+                __m128i row = _mm_loadl_epi64((const __m128i *)(const void *)r);
                 acc = _mm_add_epi16(acc, _mm_srai_epi16(_mm_unpacklo_epi8(row, row), 8));
             }
             int16_t h16[8];
