@@ -281,6 +281,10 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
     _Static_assert(GF_CLF_TOK_SLOTS == 2 << GF_CLF_TOK_SET_BITS, "a set per top-bits value");
     size_t slot = 2 * (x >> (64 - GF_CLF_TOK_SET_BITS));
     struct gf_clf_tok_entry *e = &tc->e[slot];
+    // The kept buckets lie apart from the entry; asked for now, their fetch overlaps the
+    // entry's instead of following it (classifier alone: 1-3% faster on real text).
+    if (b->hdistinct)
+        __builtin_prefetch(tc->bk[slot]);
     // chars and uni depend on the token's bytes and the model only, so the key needs no more.
     bool hit = e->len == n && e->key[0] == k0 && e->key[1] == k1;
     if (!hit && e[1].len == n && e[1].key[0] == k0 && e[1].key[1] == k1) {
