@@ -237,11 +237,17 @@ size_t gf_clf_features_tok(const struct gf_clf_hash_params *hp, struct gf_clf_fe
     // Scoring (the token callback is the bag's): the rows of each word n-gram are asked for as
     // soon as its bucket is known. The bag adds them with the rest of the chunk, by when they
     // have come; they are random reads in megabytes, and almost every n-gram of real text is
-    // new to the caches (classifier alone on real 1 KB texts: 6% faster).
+    // new to the caches (classifier alone on real 1 KB texts: 1.5-7% faster). Not while the
+    // token cache finds almost every word (fewer than one lookup in 32 misses): such text
+    // repeats a small vocabulary, its n-grams' rows are in the caches, and asking for them
+    // only costs instructions (3% of the classifier's time on the generated texts of
+    // bench_filters).
     struct rows pf = {NULL, NULL, 0, 0};
     if (tfn == gf_clf_bag_token) {
         const struct gf_clf_bag *bag = ud;
-        pf = (struct rows){bag->q, bag->hq, bag->dim, bag->hdim};
+        const struct gf_clf_tokcache *tc = bag->tc;
+        if (tc == NULL || tc->looks < 64 || 32 * tc->misses >= tc->looks)
+            pf = (struct rows){bag->q, bag->hq, bag->dim, bag->hdim};
     }
 
     while (i < n) {
