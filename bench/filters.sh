@@ -24,10 +24,11 @@
 # instructions per 1 KB in the classifier; real 1 KB input 23-25 -> 25-27 MB/s, output 23 -> 29,
 # 16 KB input about 30 -> 29-31 (BYTES mode, medians of 5, load average 1.8-3.5).
 # The classifier's waits on real text (docs/policy.md, 2026-11-30, late evening), one run of this
-# script at load average 0.3-0.9: generated 1 KB 60.7 / 71.7 MB/s (input / output), 16 KB 89.6 /
-# 112.6; real 1 KB 35.0 / 38.9, real 16 KB 39.7 / 38.2; words never seen 34.8 / 37.1. Alternating
-# with the code before it (5 runs each, load 0.8-1.0): real 1 KB input 32.9 -> 33.4, 16 KB input
-# 38.2 -> 39.7, generated 1 KB input 61.3 -> 60.8: real text stays below the 50 MB/s target.
+# script at load average 0.8-1.0: generated 1 KB 61.5 / 73.3 MB/s (input / output), 16 KB 90.3 /
+# 113.8; real 1 KB 33.4 / 37.4, real 16 KB 36.7 / 41.1; words never seen 28.3 / 32.2. Alternating
+# bench_filters with the code before it (5 runs each, same load): real 1 KB 30.6 / 34.2 -> 32.5 /
+# 36.5, real 16 KB 35.2 / 39.0 -> 36.8 / 39.8, generated 1 KB 60.4 / 70.9 -> 61.3 / 72.6, 16 KB
+# 91.0 / 115.1 -> 90.1 / 113.3: real text stays below the 50 MB/s target.
 # Usage: bench/filters.sh [BUILD_DIR]  (default build-bench: a release build with the tests,
 # for the mock upstream). Figures on a shared, loaded machine are noisy; they are printed, not
 # asserted.
