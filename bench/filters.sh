@@ -4,14 +4,14 @@
 #     texts (many different texts of each size), input and output stage, and the per-token cost
 #     of streaming moderation (prose in ~4-byte tokens, and the mock upstream's tokens).
 #  2. End to end: tokens/s of a stream of 4000 tokens from the mock upstream through
-#     `gardefou serve`, with the example policy and with an empty policy; median of 5 runs each
-#     and the ratio (the cost of output filtering on a stream). A third server runs the example
-#     policy without the trained model (policy.classifiers=none) for the CPU figures below.
-#     Wall-clock figures on a shared machine are noisy, so the script also reads the CPU time the
-#     server spends per token (/proc/PID/task/*/schedstat, median of 7 streams of 20000 tokens
-#     per policy): when the server is the bottleneck, tokens/s is inversely proportional to it,
-#     and 1 - cpu(empty)/cpu(example) is the same cost measured without the noise of the other
-#     processes.
+#     `gardefou serve`, with the example policy, an empty policy, and the example's hold-back
+#     window with one rule that never fires; median of 5 runs each. The mock writes as fast as it
+#     can, so these mostly measure how many tokens each read brings (a busier server reads more
+#     at once and pays less per token: the filtered stream often comes out faster). Then the
+#     server's CPU time per token (/proc/PID/task/*/schedstat) on streams paced at one token per
+#     millisecond, where every token arrives alone for every policy (median of 9 streams of
+#     1000 tokens per server; a fourth server runs the example policy without the trained model),
+#     set beside the library's filter cost per token from part 1.
 # Targets: >= 50 MB/s per core for the example policy; streaming moderation < 5% of tokens/s.
 # Last runs (docs/policy.md#speed; bench_filters alone, thread CPU time, medians of 7 runs
 # alternating builds, load average 1.9-5.3): with the shipped model (feature version 5) 40 / 50
@@ -52,7 +52,12 @@ for f in self-instruct/instructions.jsonl awesome-chatgpt-prompts/prompts.jsonl 
   [ -f "$data/$f" ] && corpus=${corpus:+$corpus:}$data/$f
 done
 [ -n "$corpus" ] || echo "(../shared/data not found: no real-text rows)"
-GF_BENCH_CORPUS=$corpus "$build/bench/bench_filters" "$here/examples/policy.json" "$model" 2
+lib_out=$(mktemp)
+GF_BENCH_CORPUS=$corpus "$build/bench/bench_filters" "$here/examples/policy.json" "$model" 2 |
+  tee "$lib_out"
+# the library's filter cost per mock token, set beside the server's CPU per token below
+lib_us=$(sed -n "s/^stream of the mock's.*filter cost \([0-9.]*\) us\/token.*/\1/p" "$lib_out")
+rm -f "$lib_out"
 
 echo "== end to end: stream of 4000 tokens through gardefou serve"
 tmp=$(mktemp -d)
@@ -68,6 +73,16 @@ pids+=($!)
 for _ in $(seq 50); do grep -q '^port=' "$tmp/mock.out" 2>/dev/null && break; sleep 0.1; done
 mport=$(sed -n 's/^port=//p' "$tmp/mock.out")
 echo '{"version": 1}' > "$tmp/empty.json"
+# The example policy releases streamed text in steps of half its hold-back window, so its client
+# gets one event per ~128 bytes where an unfiltered stream gets one per token: fewer writes, which
+# can make the filtered stream the cheaper one. The same window with one output rule that never
+# fires separates the two effects: window vs empty is the cost of holding back (negative when
+# coalescing saves more than it costs), example vs window the cost of the detectors.
+cat > "$tmp/window.json" <<'JSON'
+{"version": 1, "streaming": {"holdback_bytes": 256},
+ "rules": [{"id": "never", "stage": "output", "detector": "keywords",
+            "keywords": ["zq9x never in a mock stream"], "action": "flag"}]}
+JSON
 
 serve() {  # $1 = policy file, $2 = name, $3.. = more options; sets $port and $spid
   local policy=$1 name=$2
@@ -81,9 +96,9 @@ serve() {  # $1 = policy file, $2 = name, $3.. = more options; sets $port and $s
   port=$(sed -n 's/.*listening on http:\/\/127.0.0.1://p' "$tmp/serve-$name.out")
 }
 
-stream() {  # $1 = port, $2 = tokens
+stream() {  # $1 = port, $2 = tokens, $3 = optional mock options (",delay=1")
   curl -sN "http://127.0.0.1:$1/v1/chat/completions" -H 'content-type: application/json' \
-    -d "{\"model\":\"tokens=$2\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"go\"}]}" \
+    -d "{\"model\":\"tokens=$2${3:-}\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"go\"}]}" \
     > /dev/null
 }
 
@@ -110,28 +125,43 @@ s_full=$spid
 serve "$here/examples/policy.json" noclf --set policy.classifiers=none
 p_nc=$port
 s_nc=$spid
-run "$p_empty" > /dev/null; run "$p_full" > /dev/null  # warm up
-e=(); f=()
+serve "$tmp/window.json" window
+p_win=$port
+s_win=$spid
+run "$p_empty" > /dev/null; run "$p_full" > /dev/null; run "$p_win" > /dev/null  # warm up
+e=(); f=(); w=()
 for _ in 1 2 3 4 5; do
   e+=("$(run "$p_empty")")
   f+=("$(run "$p_full")")
+  w+=("$(run "$p_win")")
 done
 me=$(printf '%s\n' "${e[@]}" | median)
 mf=$(printf '%s\n' "${f[@]}" | median)
+mw=$(printf '%s\n' "${w[@]}" | median)
 printf 'empty policy:   %8.0f tokens/s (median of 5)\n' "$me"
 printf 'example policy: %8.0f tokens/s (median of 5)\n' "$mf"
-awk -v e="$me" -v f="$mf" 'BEGIN {printf "streaming moderation cost: %.1f%% of tokens/s\n", (1 - f / e) * 100}'
+printf 'window only:    %8.0f tokens/s (median of 5; the example hold-back, a rule that never fires)\n' "$mw"
+awk -v e="$me" -v f="$mf" -v w="$mw" 'BEGIN {
+  printf "streaming moderation cost: %.1f%% of tokens/s against the empty policy, %.1f%% against the same window\n", (1 - f / e) * 100, (1 - f / w) * 100 }'
 
-# Server CPU per token: 7 streams of 20000 tokens per server, interleaved; median per server.
-ce=(); cf=(); cn=()
-for _ in 1 2 3 4 5 6 7; do
-  a=$(cpu_us "$s_empty"); stream "$p_empty" 20000; ce+=($(($(cpu_us "$s_empty") - a)))
-  a=$(cpu_us "$s_full"); stream "$p_full" 20000; cf+=($(($(cpu_us "$s_full") - a)))
-  a=$(cpu_us "$s_nc"); stream "$p_nc" 20000; cn+=($(($(cpu_us "$s_nc") - a)))
+# Server CPU per token. A stream as fast as the mock writes says little here: how many tokens
+# one read brings depends on which side is slower at the moment, and a server that reads more at
+# once spends less per token (a filtered stream came out cheaper than an unfiltered one, by 20 to
+# 110%, from run to run). Paced at one token per millisecond, as an engine sends them, each token
+# arrives alone for every policy: 9 streams of 1000 tokens per server, interleaved, median.
+ce=(); cf=(); cn=(); cw=()
+for _ in 1 2 3 4 5 6 7 8 9; do
+  a=$(cpu_us "$s_empty"); stream "$p_empty" 1000 ,delay=1; ce+=($(($(cpu_us "$s_empty") - a)))
+  a=$(cpu_us "$s_full"); stream "$p_full" 1000 ,delay=1; cf+=($(($(cpu_us "$s_full") - a)))
+  a=$(cpu_us "$s_nc"); stream "$p_nc" 1000 ,delay=1; cn+=($(($(cpu_us "$s_nc") - a)))
+  a=$(cpu_us "$s_win"); stream "$p_win" 1000 ,delay=1; cw+=($(($(cpu_us "$s_win") - a)))
 done
 e=$(printf '%s\n' "${ce[@]}" | median)
 f=$(printf '%s\n' "${cf[@]}" | median)
 n=$(printf '%s\n' "${cn[@]}" | median)
-awk -v e="$e" -v f="$f" -v n="$n" 'BEGIN {
-  printf "server CPU per token (median of 7 streams of 20000): empty policy %.3f us, example policy %.3f us, example policy without the trained model %.3f us\n", e / 2e4, f / 2e4, n / 2e4
-  printf "streaming moderation cost by server CPU: %.1f%% of tokens/s (%.1f%% without the trained model)\n", (1 - e / f) * 100, (1 - e / n) * 100 }'
+w=$(printf '%s\n' "${cw[@]}" | median)
+awk -v e="$e" -v f="$f" -v n="$n" -v w="$w" -v lib="${lib_us:-0}" 'BEGIN {
+  printf "server CPU per token, paced at 1000 tokens/s (median of 9 streams of 1000): empty policy %.2f us, window only %.2f us, example policy %.2f us, example policy without the trained model %.2f us\n", e / 1e3, w / 1e3, f / 1e3, n / 1e3
+  printf "share of the server CPU per token that moderation adds: %.1f%% (%.1f%% without the trained model; the hold-back window alone %.1f%%)\n", (1 - e / f) * 100, (1 - e / n) * 100, (1 - e / w) * 100
+  if (lib > 0)
+    printf "the library filter cost per mock token (%.3f us, above) is %.1f%% of the empty policy'"'"'s %.2f us per paced token\n", lib, 100 * lib / (e / 1e3), e / 1e3 }'
