@@ -1,7 +1,9 @@
 /* Unit tests of common/: errors, bounded buffers, JSON string escaping, UTF-8 checks,
- * SHA-256/HMAC known answers, parsing helpers, the allocation-failure hooks and JSON arenas. */
+ * SHA-256/HMAC known answers, parsing helpers, the allocation-failure hooks, aligned and huge-page
+ * allocations, and JSON arenas. */
 #include "common/common.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -159,6 +161,43 @@ static void test_failalloc(void)
     }
 }
 
+/* Cache-line aligned arrays and 2 MiB-aligned buffers: aligned whatever the size, usable over
+ * their whole length (the sanitizers see any overrun), refused on overflow and failed by the
+ * allocation-failure hooks like gf_malloc. */
+static void test_aligned_alloc(void)
+{
+    const size_t sizes[] = {1, 3, 17, 64, 100, 4096, 200000};
+    for (size_t i = 0; i < GF_ARRAY_LEN(sizes); i++) {
+        unsigned char *p = gf_mallocarray_aligned(sizes[i], 4);
+        CHECK(p != NULL && (uintptr_t)p % 64 == 0);
+        if (p != NULL)
+            memset(p, 0xab, sizes[i] * 4);
+        gf_free(p);
+    }
+    CHECK(gf_mallocarray_aligned(SIZE_MAX / 2, 4) == NULL);
+    const size_t huge[] = {1, (size_t)2 << 20, ((size_t)2 << 20) + 1, (size_t)5 << 20};
+    for (size_t i = 0; i < GF_ARRAY_LEN(huge); i++) {
+        unsigned char *p = gf_malloc_huge(huge[i]);
+        CHECK(p != NULL && (uintptr_t)p % ((size_t)2 << 20) == 0);
+        if (p != NULL) {
+            memset(p, 0xcd, huge[i]);
+            CHECK(p[0] == 0xcd && p[huge[i] - 1] == 0xcd);
+        }
+        gf_free_huge(p, huge[i]);
+    }
+    CHECK(gf_malloc_huge(0) == NULL);
+    CHECK(gf_malloc_huge(SIZE_MAX) == NULL);
+    gf_free_huge(NULL, 0);
+    if (!gf_alloc_fail_supported())
+        return;
+    gf_alloc_fail_after(1, false);
+    CHECK(gf_malloc_huge(4096) == NULL);
+    gf_alloc_fail_after(1, false);
+    CHECK(gf_mallocarray_aligned(16, 4) == NULL);
+    CHECK(gf_alloc_failures() == 1);
+    gf_alloc_fail_after(0, false);
+}
+
 /* gf_format_time keeps the last second's text: each result must still be the one the time
  * gives on its own, within a second, across seconds and back to an earlier one. */
 static void test_format_time(void)
@@ -234,6 +273,7 @@ int main(void)
     RUN(test_sha256);
     RUN(test_parse);
     RUN(test_failalloc);
+    RUN(test_aligned_alloc);
     RUN(test_format_time);
     RUN(test_json_arena);
     return test_report();
