@@ -70,8 +70,9 @@ char *gf_strndup(const char *s, size_t n);
 /* gf_mallocarray with 64-byte (cache line) alignment, for arrays SIMD kernels stream through;
  * freed by gf_free. */
 void *gf_mallocarray_aligned(size_t n, size_t size);
-/* A large buffer on 2 MiB pages where the kernel gives them (alloc.c says why), failed by the
- * same injection as gf_malloc; freed by gf_free_huge with the size it was allocated with. */
+/* A large zeroed buffer (fresh anonymous pages) on 2 MiB pages where the kernel gives them
+ * (alloc.c says why), failed by the same injection as gf_malloc; freed by gf_free_huge with the
+ * size it was allocated with. */
 void *gf_malloc_huge(size_t size);
 void gf_free_huge(void *p, size_t size);
 /* Allocates n*size bytes, refusing (NULL) when the product overflows. */

@@ -193,15 +193,15 @@ static int place_weights(struct gf_llm *m)
                     total += bytes;
                     continue;
                 }
+                const void *mapped = w->data;
                 if (gemm && regroupable(w)) {
-                    gf_gemm_regroup(w->type, w->data, w->row_bytes, w->rows, w->cols / GF_QK, at);
+                    gf_gemm_regroup(w->type, mapped, w->row_bytes, w->rows, w->cols / GF_QK, at);
                     w->x16 = at;
                 } else {
-                    memcpy(at, w->data, bytes);
-                }
-                gf_gguf_release_pages(m->gguf, w->data, bytes);
-                if (w->x16 == NULL)
+                    memcpy(at, mapped, bytes);
                     w->data = at;
+                }
+                gf_gguf_release_pages(m->gguf, mapped, bytes);
                 at += bytes;
             }
         }
