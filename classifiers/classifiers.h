@@ -263,6 +263,11 @@ struct gf_classifier_ops {
     int (*stream_score)(const struct gf_classifier *c, void *state, const char *text,
                         size_t len, bool final, float *scores, struct gf_err *err);
     void (*stream_free)(void *state);
+    /* Optional (NULL: the classifier always scores everything): a classifier that gives the
+     * categories with want[i] set (i in category order) exactly the scores c gives them, and
+     * may leave the others unscored (NaN) where that costs less. Returns a new reference (to c
+     * itself when nothing can be left out), NULL when out of memory. */
+    struct gf_classifier *(*narrow)(const struct gf_classifier *c, const bool *want);
 };
 
 struct gf_classifier {
@@ -279,6 +284,10 @@ void gf_classifier_init(struct gf_classifier *c, const struct gf_classifier_ops 
 struct gf_classifier *gf_classifier_ref(struct gf_classifier *c);
 /* Drops a reference; the last one calls ops->destroy. NULL is a no-op. */
 void gf_classifier_unref(struct gf_classifier *c);
+/* ops->narrow, or one more reference to c when the implementation has none: a caller that
+ * reads only some categories (a policy stage) scores through the result. NULL when out of
+ * memory. */
+struct gf_classifier *gf_classifier_narrow(const struct gf_classifier *c, const bool *want);
 
 /* A set of loaded classifiers, looked up by category name ("spam", "misinformation", ...).
  * Built at start or reload, then immutable and shared by reference count. */
@@ -330,6 +339,14 @@ int gf_clf_model_save(const struct gf_clf_model *m, const char *path, struct gf_
 struct gf_clf_model *gf_clf_model_ref(struct gf_clf_model *m);
 /* Drops a reference; the last one frees the model. NULL is a no-op. Thread-safe. */
 void gf_clf_model_unref(struct gf_clf_model *m);
+
+/* A view of m without its head, for callers that never read the head's categories (a policy
+ * without a rule on spam): it scores the other categories bit for bit as m does, at the cost of
+ * m without the head, and writes NaN for the head's. A model without a head gives itself (one
+ * more reference). The view references m; NULL when out of memory. */
+struct gf_clf_model *gf_clf_model_without_head(struct gf_clf_model *m);
+/* True when category c (an index of gf_clf_model_categories) is scored by m's head. */
+bool gf_clf_model_head_category(const struct gf_clf_model *m, size_t c);
 
 /* The category names, in score order; borrowed, valid while a ref is held. Returns how many. */
 size_t gf_clf_model_categories(const struct gf_clf_model *m, const char *const **names);

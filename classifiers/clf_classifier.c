@@ -102,6 +102,26 @@ static void clf_stream_free(void *state)
     gf_clf_stream_free(state);
 }
 
+// A policy stage that reads no category of the model's head scores through a view without it
+// (the spam head adds each feature once per text, which costs about a third of scoring).
+static struct gf_classifier *clf_narrow(const struct gf_classifier *c, const bool *want)
+{
+    struct gf_clf_model *m = c->impl;
+    bool head = false;
+    for (size_t i = 0; i < c->n_categories; i++)
+        head |= want[i] && gf_clf_model_head_category(m, i);
+    struct gf_clf_model *v = head ? gf_clf_model_ref(m) : gf_clf_model_without_head(m);
+    if (v == NULL)
+        return NULL;
+    struct gf_classifier *out = NULL;
+    if (v == m)
+        out = gf_classifier_ref((struct gf_classifier *)c);
+    else if (gf_clf_model_classifier(v, &out) != 0)
+        out = NULL;
+    gf_clf_model_unref(v);
+    return out;
+}
+
 static void clf_destroy(struct gf_classifier *c)
 {
     gf_clf_model_unref(c->impl);
@@ -116,6 +136,7 @@ static const struct gf_classifier_ops clf_ops = {
     .stream_new = clf_stream_new,
     .stream_score = clf_stream_score,
     .stream_free = clf_stream_free,
+    .narrow = clf_narrow,
 };
 
 int gf_clf_model_classifier(struct gf_clf_model *m, struct gf_classifier **out)

@@ -511,6 +511,9 @@ static int fill_writer(const struct gf_clf_model *m, struct gf_gguf_writer *w)
 
 int gf_clf_model_save(const struct gf_clf_model *m, const char *path, struct gf_err *err)
 {
+    if (m->parent != NULL)  // its calibration tables are the head's for the head's categories
+        return gf_err_set(err, GF_EINVAL, "%s: a view without the head is no model file",
+                          path);
     struct gf_gguf_writer *w = gf_gguf_writer_new();
     if (w == NULL)
         return gf_err_set(err, GF_ENOMEM, "out of memory");
@@ -527,6 +530,8 @@ int gf_clf_model_save_mem(const struct gf_clf_model *m, void **out, size_t *len)
 {
     *out = NULL;
     *len = 0;
+    if (m->parent != NULL)
+        return GF_EINVAL;
     struct gf_gguf_writer *w = gf_gguf_writer_new();
     if (w == NULL)
         return GF_ENOMEM;

@@ -223,6 +223,10 @@ struct gf_clf_model {
      * arrays live in this model's block or file. */
     struct gf_clf_model *head;
     uint32_t head_cat[GF_CLF_MAX_CATEGORIES];  // this model's category of head output i
+    /* A view without the head (gf_clf_model_without_head) shares its arrays, names and tables
+     * with the model it was made from, which it references here; NULL for a model of its own.
+     * It leaves the categories of that model's head unscored (NaN). */
+    struct gf_clf_model *parent;
     uint32_t bag_dim;           // dim + the head's dim: width of a text's embedding bag
     uint32_t max_hidden;        // the larger hidden width of this model and its head
     gf_clf_bag_fn bag;          // the embedding-bag kernel for this CPU
@@ -281,6 +285,8 @@ struct gf_clf_tok_entry {
     uint8_t len;                    // the token's length, 0 for an empty slot
     uint8_t n;                      // its features in sum: character n-grams and unigram
     uint16_t mag;                   // the largest |sum[d]|
+    bool head;                      // filled by a bag with a head (a view without it leaves
+                                    // the head's lanes zero: not a hit for the whole model)
     int16_t sum[GF_CLF_TOK_DIM];    // the sum of their rows (model, then head: a head with
                                     // distinct features only when bk keeps the buckets), 0
                                     // past the bag

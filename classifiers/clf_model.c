@@ -101,6 +101,11 @@ void gf_clf_model_unref(struct gf_clf_model *m)
         return;
     if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (m->parent != NULL) {  // a view: everything else is the parent's
+        gf_clf_model_unref(m->parent);
+        gf_free(m);
+        return;
+    }
     if (m->cat_names != NULL)
         for (uint32_t c = 0; c < m->n_cat; c++)
             gf_free(m->cat_names[c]);
@@ -110,6 +115,33 @@ void gf_clf_model_unref(struct gf_clf_model *m)
     gf_free(m->owned);
     gf_gguf_close(m->file);
     gf_free(m);
+}
+
+struct gf_clf_model *gf_clf_model_without_head(struct gf_clf_model *m)
+{
+    if (m->head == NULL)
+        return gf_clf_model_ref(m);
+    struct gf_clf_model *v = gf_malloc(sizeof(*v));
+    if (v == NULL)
+        return NULL;
+    *v = *m;
+    atomic_init(&v->refs, 1);
+    v->head = NULL;
+    v->parent = gf_clf_model_ref(m);
+    // The same id: the model's lanes of a memoized token sum are the same for both, and an
+    // entry says whether it holds the head's lanes too (clf_tokcache.c).
+    v->bag_dim = m->dim;
+    v->max_hidden = m->hidden;
+    return v;
+}
+
+bool gf_clf_model_head_category(const struct gf_clf_model *m, size_t c)
+{
+    const struct gf_clf_model *whole = m->parent != NULL ? m->parent : m;
+    for (uint32_t i = 0; whole->head != NULL && i < whole->head->n_cat; i++)
+        if (whole->head_cat[i] == c)
+            return true;
+    return false;
 }
 
 size_t gf_clf_model_categories(const struct gf_clf_model *m, const char *const **names)
@@ -489,6 +521,11 @@ void gf_clf_model_forward(const struct gf_clf_model *m, const int64_t *acc, size
         gf_clf_model_forward(m->head, acc + m->dim, n_feats, n_distinct, x, hid, hraw);
         for (uint32_t i = 0; i < m->head->n_cat; i++)
             raw[m->head_cat[i]] = hraw[i];
+    } else if (m->parent != NULL && m->parent->head != NULL) {
+        // A view without the head: its categories are not scored (the model's own outputs for
+        // them were trained on rows the head took over, and are no score to act on).
+        for (uint32_t i = 0; i < m->parent->head->n_cat; i++)
+            raw[m->parent->head_cat[i]] = NAN;
     }
 }
 
@@ -496,7 +533,7 @@ int gf_clf_model_attach_head(struct gf_clf_model *m, struct gf_clf_model *head,
                              struct gf_err *err)
 {
     int rc = GF_EINVAL;
-    if (m->head != NULL || head->head != NULL)
+    if (m->head != NULL || head->head != NULL || m->parent != NULL || head->parent != NULL)
         gf_err_set(err, rc, "head: a model has one head at most, and a head has none");
     else if (memcmp(&m->hash, &head->hash, sizeof(m->hash)) != 0)
         gf_err_set(err, rc, "head: hash parameters differ from the model's");
@@ -565,7 +602,8 @@ int gf_clf_model_score_raw(const struct gf_clf_model *m, const char *text, size_
 void gf_clf_model_calibrate(const struct gf_clf_model *m, float *scores)
 {
     for (uint32_t c = 0; c < m->n_cat; c++)
-        scores[c] = gf_clf_calib_apply(&m->calib[c], scores[c]);
+        if (!isnan(scores[c]))  // unscored (a view without the head) stays so
+            scores[c] = gf_clf_calib_apply(&m->calib[c], scores[c]);
 }
 
 int gf_clf_model_score_canonical(const struct gf_clf_model *m, const char *text, size_t len,

@@ -5,8 +5,11 @@
  * keeps its word's buckets and the sum of all their head rows, and a word new to the text
  * takes out again the rows of those the text has shown (a word already marked in the text
  * adds none); a word with more buckets than an entry keeps is hashed again instead.
+ * A view of the model without its head (gf_clf_model_without_head) shares the cache: an entry
+ * it fills has zero head lanes and says so, and is no hit for the whole model.
  * Invariant: an entry holds exactly the integer sum the rows of its token's n-grams give under
- * the model the cache names, so a bag built from entries equals one built from the rows. */
+ * the model the cache names (and its head's, when the entry says so), so a bag built from
+ * entries equals one built from the rows. */
 #include "classifiers/clf_int.h"
 
 #include <string.h>
@@ -206,6 +209,7 @@ static void fill(const struct gf_clf_bag *b, const uint32_t *buckets, size_t c, 
     e->th = th;
     e->len = (uint8_t)n;
     e->n = (uint8_t)c;
+    e->head = b->hq != NULL;
 }
 
 // The miss path, apart so that the hit path keeps a small frame: hashes the token, fills the
@@ -234,11 +238,11 @@ static __attribute__((noinline)) void miss(struct gf_clf_bag *b, const struct gf
     e[1] = e[0];
     tc->marked[slot + 1] = tc->marked[slot];
     tc->marked[slot] = 0;  // the new token has marked nothing yet
-    if (b->hdistinct) {
-        memcpy(tc->bk[slot + 1], tc->bk[slot], sizeof(tc->bk[0]));
-        if (c <= GF_CLF_TOK_BK)
-            memcpy(tc->bk[slot], buckets, c * sizeof(uint32_t));
-    }
+    // Kept buckets move with their entry, also when a view without the head moves it.
+    if (e[1].head && e[1].n <= GF_CLF_TOK_BK)
+        memcpy(tc->bk[slot + 1], tc->bk[slot], e[1].n * sizeof(uint32_t));
+    if (b->hdistinct && c <= GF_CLF_TOK_BK)
+        memcpy(tc->bk[slot], buckets, c * sizeof(uint32_t));
     fill(b, buckets, c, n, hash, k0, k1, e);
     if (head && !head_summed(b, e))
         gf_clf_bag_add_head_distinct(b, buckets, c);
@@ -285,9 +289,12 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
     // entry's instead of following it (classifier alone: 1-3% faster on real text).
     if (b->hdistinct)
         __builtin_prefetch(tc->bk[slot]);
-    // chars and uni depend on the token's bytes and the model only, so the key needs no more.
-    bool hit = e->len == n && e->key[0] == k0 && e->key[1] == k1;
-    if (!hit && e[1].len == n && e[1].key[0] == k0 && e[1].key[1] == k1) {
+    // chars and uni depend on the token's bytes and the model only, so the key needs no more;
+    // a bag with a head also needs the head's lanes, which a view without it leaves out.
+    const bool need_head = b->hq != NULL;
+    bool hit = e->len == n && e->key[0] == k0 && e->key[1] == k1 && e->head >= need_head;
+    if (!hit && e[1].len == n && e[1].key[0] == k0 && e[1].key[1] == k1 &&
+        e[1].head >= need_head) {
         e++;
         slot++;
         hit = true;

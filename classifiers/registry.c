@@ -42,6 +42,14 @@ void gf_classifier_unref(struct gf_classifier *c)
         c->ops->destroy(c);
 }
 
+struct gf_classifier *gf_classifier_narrow(const struct gf_classifier *c, const bool *want)
+{
+    if (c->ops->narrow != NULL)
+        return c->ops->narrow(c, want);
+    // Classifiers are immutable but for their reference count.
+    return gf_classifier_ref((struct gf_classifier *)c);
+}
+
 struct gf_clf_registry *gf_clf_registry_new(void)
 {
     struct gf_clf_registry *r = gf_calloc(1, sizeof(*r));

@@ -82,19 +82,19 @@ int gf_policy_ctx_set_scores(struct gf_policy_ctx *c, const struct gf_policy *p,
 }
 
 static int classifier_score(const struct gf_policy *p, struct gf_policy_ctx *c,
-                            const struct rule *r, const struct gf_scan *in, double *out,
-                            struct gf_err *err)
+                            const struct rule *r, enum gf_stage stage, const struct gf_scan *in,
+                            double *out, struct gf_err *err)
 {
     size_t slot = (size_t)r->clf_slot;
     if (!c->scored[slot]) {
-        if (r->clf->n_categories > MAX_CATS)
+        const struct gf_classifier *clf = gf_policy_scorer(p, slot, stage);
+        if (clf->n_categories > MAX_CATS)
             return gf_err_set(err, GF_EINVAL, "classifier has more than %d categories", MAX_CATS);
-        int rc = r->clf->ops->score(r->clf, in->text, in->len, in->norm, c->scores[slot], err);
+        int rc = clf->ops->score(clf, in->text, in->len, in->norm, c->scores[slot], err);
         if (rc != 0)
             return rc;
         c->scored[slot] = true;
     }
-    (void)p;
     *out = c->scores[slot][r->clf_index];
     return 0;
 }
@@ -140,7 +140,7 @@ static int eval_rules(const struct gf_policy *p, struct gf_policy_ctx *c, const 
         bool fired = false;
         if (r->clf) {
             double s = 0;
-            if ((rc = classifier_score(p, c, r, &in, &s, err)) != 0)
+            if ((rc = classifier_score(p, c, r, stage, &in, &s, err)) != 0)
                 return rc;
             if ((rc = gf_verdict_add_score(v, r->category, s)) != 0)
                 return gf_err_set(err, rc, "out of memory evaluating the policy");

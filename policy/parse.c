@@ -744,6 +744,43 @@ static int parse_top(struct ctx *c, const cJSON *root)
     return 0;
 }
 
+// Each stage scores through its classifiers narrowed to the categories its rules read, in any
+// group: a stage pays for no output it never reads (a model's spam head, when no rule of the
+// stage is on spam). Scores of the categories read are the same bits either way.
+static int narrow_classifiers(struct ctx *c)
+{
+    struct gf_policy *p = c->p;
+    if (p->n_clfs == 0)
+        return 0;
+    p->clf_in = gf_calloc(p->n_clfs, sizeof(*p->clf_in));
+    p->clf_out = gf_calloc(p->n_clfs, sizeof(*p->clf_out));
+    if (p->clf_in == NULL || p->clf_out == NULL)
+        return oom(c);
+    for (size_t i = 0; i < p->n_clfs; i++) {
+        const struct gf_classifier *clf = p->clfs[i];
+        bool *want = gf_calloc(clf->n_categories ? clf->n_categories : 1, sizeof(bool));
+        if (want == NULL)
+            return oom(c);
+        for (int in = 1; in >= 0; in--) {
+            enum gf_stage stage = in ? GF_STAGE_INPUT : GF_STAGE_OUTPUT;
+            memset(want, 0, clf->n_categories * sizeof(bool));
+            for (size_t k = 0; k < p->n_rules; k++) {
+                const struct rule *r = p->rules[k];
+                if (r->clf_slot == (int)i && !r->skipped && (r->stage & stage))
+                    want[r->clf_index] = true;
+            }
+            struct gf_classifier *n = gf_classifier_narrow(clf, want);
+            if (n == NULL) {
+                gf_free(want);
+                return oom(c);
+            }
+            (in ? p->clf_in : p->clf_out)[i] = n;
+        }
+        gf_free(want);
+    }
+    return 0;
+}
+
 int gf_policy_parse(const char *json, size_t len, const char *name,
                     struct gf_clf_registry *registry, struct gf_policy **out, struct gf_err *err)
 {
@@ -793,7 +830,7 @@ int gf_policy_parse(const char *json, size_t len, const char *name,
         }
         goto fail;
     }
-    if ((rc = parse_top(&c, root)) != 0)
+    if ((rc = parse_top(&c, root)) != 0 || (rc = narrow_classifiers(&c)) != 0)
         goto fail;
     c.p->warnings = gf_buf_steal(&c.warn);
     if (c.p->warnings == NULL) {

@@ -100,6 +100,12 @@ void gf_policy_unref(struct gf_policy *p)
     for (size_t i = 0; i < p->n_cats; i++)
         gf_free(p->cats[i].name);
     gf_free(p->cats);
+    for (size_t i = 0; i < p->n_clfs; i++) {
+        gf_classifier_unref(p->clf_in ? p->clf_in[i] : NULL);
+        gf_classifier_unref(p->clf_out ? p->clf_out[i] : NULL);
+    }
+    gf_free(p->clf_in);
+    gf_free(p->clf_out);
     gf_free(p->clfs);
     gf_clf_registry_unref(p->reg);
     gf_free(p->source);

@@ -51,6 +51,9 @@ struct gf_policy {
     size_t n_cats;
     const struct gf_classifier **clfs;  // distinct classifiers used by rules
     size_t n_clfs;
+    // [n_clfs] what each stage scores through (owned references): clfs[i] narrowed to the
+    // categories that the stage's rules read, in any group
+    struct gf_classifier **clf_in, **clf_out;
     struct gf_clf_registry *reg;        // one reference, or NULL
     int abuse_blocks;
     int64_t abuse_window_ms;
@@ -61,6 +64,16 @@ struct gf_policy {
 #define GF_POLICY_DEFAULT_HOLDBACK 256
 #define GF_POLICY_MAX_HITS         4096
 #define GF_POLICY_MAX_CATS         64  // categories per classifier the evaluator caches
+
+/* The classifier of slot (an index into p->clfs) that stage scores through (the whole
+ * classifier for both stages at once). */
+static inline const struct gf_classifier *gf_policy_scorer(const struct gf_policy *p,
+                                                           size_t slot, enum gf_stage stage)
+{
+    return stage == GF_STAGE_INPUT    ? p->clf_in[slot]
+           : stage == GF_STAGE_OUTPUT ? p->clf_out[slot]
+                                      : p->clfs[slot];
+}
 
 const struct group *gf_policy_group(const struct gf_policy *p, const char *name);
 void gf_policy_free_rule(struct rule *r);

@@ -42,10 +42,12 @@ static int clf_states_new(struct gf_stream *s)
         return GF_ENOMEM;
     for (size_t i = 0; i < s->g->n_rules; i++) {
         const struct rule *r = s->g->rules[i];
-        if (r->clf == NULL || r->skipped || !(r->stage & GF_STAGE_OUTPUT) ||
-            r->clf->ops->stream_new == NULL || s->clf_states[r->clf_slot] != NULL)
+        if (r->clf == NULL || r->skipped || !(r->stage & GF_STAGE_OUTPUT))
             continue;
-        if ((s->clf_states[r->clf_slot] = r->clf->ops->stream_new(r->clf)) == NULL)
+        const struct gf_classifier *clf = p->clf_out[r->clf_slot];
+        if (clf->ops->stream_new == NULL || s->clf_states[r->clf_slot] != NULL)
+            continue;
+        if ((s->clf_states[r->clf_slot] = clf->ops->stream_new(clf)) == NULL)
             return GF_ENOMEM;
     }
     return 0;
@@ -55,7 +57,7 @@ static void clf_states_free(struct gf_stream *s)
 {
     for (size_t i = 0; s->clf_states != NULL && i < s->p->n_clfs; i++)
         if (s->clf_states[i] != NULL)
-            s->p->clfs[i]->ops->stream_free(s->clf_states[i]);
+            s->p->clf_out[i]->ops->stream_free(s->clf_states[i]);
     gf_free(s->clf_states);
 }
 
@@ -67,7 +69,7 @@ static int clf_states_score(struct gf_stream *s, size_t len, bool final, struct 
     for (size_t i = 0; s->clf_states != NULL && i < s->p->n_clfs; i++) {
         if (s->clf_states[i] == NULL)
             continue;
-        const struct gf_classifier *clf = s->p->clfs[i];
+        const struct gf_classifier *clf = s->p->clf_out[i];
         float sc[GF_POLICY_MAX_CATS];
         if (clf->n_categories > GF_POLICY_MAX_CATS)
             return gf_err_set(err, GF_EINVAL, "classifier has more than %d categories",

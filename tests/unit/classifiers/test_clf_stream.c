@@ -7,6 +7,8 @@
  * look-alike letters, whitespace runs, cut UTF-8. */
 #include "classifiers/clf_int.h"
 
+#include <math.h>
+
 #include "tests/test.h"
 #include "tests/unit/classifiers/clf_test_util.h"
 
@@ -17,12 +19,21 @@ static const struct gf_clf_hash_params HP = {
 
 /* The models streams are tested with: the mean of every occurrence; the same with a head for
  * spam that adds each bucket once and pools by the square root (as the shipped model); and a
- * model that does so itself. */
-enum variant { PLAIN, DISTINCT_HEAD, DISTINCT_MODEL, N_VARIANTS };
+ * model that does so itself; and the view of the second without its head, as a policy stage
+ * that reads no spam scores through. */
+enum variant { PLAIN, DISTINCT_HEAD, DISTINCT_MODEL, HEADLESS_VIEW, N_VARIANTS };
 
 static struct gf_clf_model *make_model(enum variant v)
 {
     struct gf_clf_model *m = NULL, *h = NULL;
+    if (v == HEADLESS_VIEW) {
+        struct gf_clf_model *whole = make_model(DISTINCT_HEAD);
+        if (whole == NULL)
+            return NULL;
+        m = gf_clf_model_without_head(whole);
+        gf_clf_model_unref(whole);  // the view keeps it
+        return m;
+    }
     if (gf_clf_model_alloc(3, CATS, &HP, 24, 8, &m) != 0)
         return NULL;
     for (size_t i = 0; i < (size_t)HP.buckets * 24; i++)
@@ -137,6 +148,7 @@ static void chunked(enum variant v)
             REQUIRE(gf_clf_stream_score(st, b.data, at, final, got, s) == 0);
             one_shot(m, b.data, at, want, s);
             CHECK(memcmp(got, want, sizeof(got)) == 0);
+            CHECK(isnan(got[0]) == (v == HEADLESS_VIEW));  // spam is the head's
             compared++;
         }
         gf_clf_stream_free(st);

@@ -11,6 +11,8 @@
  * rows of distinct buckets against a sum taken row by row. */
 #include "classifiers/clf_int.h"
 
+#include <math.h>
+
 #include "tests/test.h"
 #include "tests/unit/classifiers/clf_test_util.h"
 
@@ -408,6 +410,76 @@ static void test_head_rows(void)
     gf_buf_cleanup(&b);
 }
 
+/* A view without the head (a policy stage that reads no spam) shares the thread's cache with
+ * the whole model: texts scored in turn through both, with and without the cache, give the
+ * view the whole model's bits for every category but the head's (NaN), and the whole model its
+ * own bits, although the view fills entries without the head's lanes. */
+static void test_view(void)
+{
+    const struct gf_clf_hash_params hp = {.buckets = 4096, .seed = 5, .word_min = 1,
+                                          .word_max = 2, .char_min = 3, .char_max = 5};
+    struct gf_clf_model *m = make_model(&hp, 48, 8, 0);
+    REQUIRE(m != NULL);
+    m->head->distinct = true;
+    m->head->pooling = GF_CLF_POOL_SQRT;
+    for (size_t i = 0; i < 4; i++)  // make_model leaves the head's output layer zero
+        ((float *)m->head->w2)[i] = (float)((int)(next() % 201) - 100) / 20.0f;
+    struct gf_clf_model *v = gf_clf_model_without_head(m);
+    REQUIRE(v != NULL && v != m && v->head == NULL);
+    CHECK(gf_clf_model_head_category(m, 0) && gf_clf_model_head_category(v, 0));
+    CHECK(!gf_clf_model_head_category(m, 1) && !gf_clf_model_head_category(v, 2));
+    struct gf_err err = {0};
+    CHECK(gf_clf_model_save(v, "/nonexistent/view.gguf", &err) == GF_EINVAL);
+    struct gf_clf_scratch *s;
+    REQUIRE(gf_clf_scratch_new(m, &s) == 0);
+    memset(&cache, 0, sizeof(cache));
+    struct gf_buf b;
+    gf_buf_init(&b, 1 << 16);
+    size_t differ = 0, spam_moves = 0;
+    float last_spam = -1;
+    for (int rep = 0; rep < 400; rep++) {
+        make_text(&b, rep % 2 == 0 ? 0 : 2, 1 + next() % 2000);
+        float whole[3], whole_c[3], view[3], view_c[3];
+        bool view_first = next() % 2;
+        s->tc = &cache;
+        if (view_first)
+            REQUIRE(gf_clf_model_score(v, b.data, b.len, view_c, s) == 0);
+        REQUIRE(gf_clf_model_score(m, b.data, b.len, whole_c, s) == 0);
+        if (!view_first)
+            REQUIRE(gf_clf_model_score(v, b.data, b.len, view_c, s) == 0);
+        s->tc = NULL;
+        REQUIRE(gf_clf_model_score(m, b.data, b.len, whole, s) == 0);
+        REQUIRE(gf_clf_model_score(v, b.data, b.len, view, s) == 0);
+        CHECK(memcmp(whole, whole_c, sizeof(whole)) == 0);
+        CHECK(memcmp(view, view_c, sizeof(view)) == 0);
+        CHECK(isnan(view[0]) && !isnan(whole[0]));
+        CHECK(memcmp(view + 1, whole + 1, 2 * sizeof(float)) == 0);
+        differ += whole[1] != whole[2];
+        spam_moves += whole[0] != last_spam;
+        last_spam = whole[0];
+    }
+    CHECK(differ > 100 && spam_moves > 100);
+    CHECK(cache.model == m->id);  // one cache for both: never emptied between them
+    // A view has no head to attach to it, nor is it one.
+    struct gf_clf_model *h = NULL;
+    REQUIRE(gf_clf_model_alloc(1, CATS, &hp, 8, 0, &h) == 0);
+    CHECK(gf_clf_model_attach_head(v, h, &err) == GF_EINVAL);
+    // A model without a head is its own view.
+    struct gf_clf_model *plain = make_model(&hp, 16, 0, 0);
+    REQUIRE(plain != NULL);
+    struct gf_clf_model *pv = gf_clf_model_without_head(plain);
+    CHECK(pv == plain);
+    gf_clf_model_unref(pv);
+    gf_clf_model_unref(plain);
+    gf_clf_model_unref(m);  // the view keeps the model's arrays alive
+    float after[3];
+    REQUIRE(gf_clf_model_score(v, "still scoring after the model's unref", 37, after, s) == 0);
+    CHECK(isnan(after[0]) && !isnan(after[1]));
+    gf_buf_cleanup(&b);
+    gf_clf_scratch_free(s);
+    gf_clf_model_unref(v);
+}
+
 int main(void)
 {
     test_head_rows();
@@ -416,5 +488,6 @@ int main(void)
     test_models();
     test_extremes();
     test_head_renews_id();
+    test_view();
     return test_report();
 }

@@ -4,6 +4,8 @@
  * scores, and an OOM loop over evaluation. */
 #include "policy/policy.h"
 
+#include <math.h>
+
 #include "fake_clf.h"
 #include "test.h"
 
@@ -225,6 +227,99 @@ static void test_moderate(void)
     gf_policy_unref(p);
 }
 
+/* A classifier that can leave categories out (as the trained model leaves out its spam head)
+ * is asked, once per stage, for what that stage's rules read in any group, and each stage
+ * scores through its answer; categories left out come back NaN and are never read. */
+static bool asked[2][3];  // want of the narrow calls: input, then output
+static int n_asked;
+
+static int narrowed_score(const struct gf_classifier *c, const char *text, size_t len,
+                          const struct gf_norm *norm, float *scores, struct gf_err *err)
+{
+    const bool *want = c->impl;
+    int rc = fake_score(c, text, len, norm, scores, err);
+    for (size_t i = 0; i < c->n_categories; i++)
+        if (!want[i])
+            scores[i] = NAN;
+    return rc;
+}
+
+static void narrowed_destroy(struct gf_classifier *c)
+{
+    gf_free(c->impl);
+    gf_free(c);
+}
+
+static const struct gf_classifier_ops narrowed_ops = {
+    .name = "fake-narrowed", .score = narrowed_score, .destroy = narrowed_destroy};
+
+static struct gf_classifier *fake_narrow(const struct gf_classifier *c, const bool *want)
+{
+    if (n_asked < 2)
+        memcpy(asked[n_asked], want, sizeof(asked[0]));
+    n_asked++;
+    struct gf_classifier *n = gf_malloc(sizeof(*n));
+    bool *w = gf_malloc(sizeof(asked[0]));
+    if (n == NULL || w == NULL) {
+        gf_free(n);
+        gf_free(w);
+        return NULL;
+    }
+    memcpy(w, want, sizeof(asked[0]));
+    gf_classifier_init(n, &narrowed_ops, c->categories, c->n_categories, w);
+    return n;
+}
+
+static void test_narrowed_per_stage(void)
+{
+    static const struct gf_classifier_ops narrowing_ops = {
+        .name = "fake", .score = fake_score, .destroy = fake_destroy, .narrow = fake_narrow};
+    struct gf_clf_registry *reg = gf_clf_registry_new();
+    struct gf_classifier *c = gf_malloc(sizeof(*c));
+    REQUIRE(reg != NULL && c != NULL);
+    gf_classifier_init(c, &narrowing_ops, fake_cats, 3, NULL);
+    REQUIRE(gf_clf_registry_add(reg, c, NULL) == 0);
+    gf_classifier_unref(c);
+    const char *js =
+        "{\"version\": 1, \"rules\": [\n"
+        " {\"id\": \"hate\", \"stage\": \"both\", \"classifier\": \"hate\", \"threshold\": 0.8,\n"
+        "  \"action\": \"flag\"},\n"
+        " {\"id\": \"news\", \"stage\": \"input\", \"classifier\": \"misinformation\",\n"
+        "  \"threshold\": 0.8, \"action\": \"block\"}],\n"
+        " \"groups\": {\"strict\": {\"extends\": \"default\", \"rules\": [\n"
+        "  {\"id\": \"spam-out\", \"stage\": \"output\", \"classifier\": \"spam\",\n"
+        "   \"threshold\": 0.8, \"action\": \"block\"}]}}}";
+    struct gf_policy *p = NULL;
+    struct gf_err err = {0};
+    n_asked = 0;
+    REQUIRE(gf_policy_parse(js, strlen(js), "n.json", reg, &p, &err) == 0);
+    gf_clf_registry_unref(reg);
+    CHECK(n_asked == 2);
+    CHECK(asked[0][0] && asked[0][1] && !asked[0][2]);  // input: misinformation, hate
+    CHECK(!asked[1][0] && asked[1][1] && asked[1][2]);  // output: hate, and spam of "strict"
+    struct gf_policy *saved = pol;
+    pol = p;
+    struct gf_verdict v;
+    gf_verdict_init(&v);
+    CHECK(eval("default", GF_STAGE_INPUT, "misinformation! and hate! here", &v) ==
+          GF_ACTION_BLOCK);
+    CHECK(fired(&v, "news") && fired(&v, "hate"));
+    for (size_t i = 0; i < v.n_scores; i++)
+        CHECK(!isnan(v.scores[i].score));
+    gf_verdict_cleanup(&v);
+    gf_verdict_init(&v);
+    CHECK(eval("strict", GF_STAGE_OUTPUT, "spam! and hate!", &v) == GF_ACTION_BLOCK);
+    CHECK(fired(&v, "spam-out") && fired(&v, "hate") && v.n_scores == 2);
+    for (size_t i = 0; i < v.n_scores; i++)
+        CHECK(!isnan(v.scores[i].score) && v.scores[i].score > 0.9);
+    gf_verdict_cleanup(&v);
+    gf_verdict_init(&v);
+    CHECK(eval("default", GF_STAGE_OUTPUT, "misinformation!", &v) == GF_ACTION_ALLOW);
+    gf_verdict_cleanup(&v);
+    pol = saved;
+    gf_policy_unref(p);
+}
+
 static void test_oom(void)
 {
     if (!gf_alloc_fail_supported())
@@ -266,6 +361,7 @@ int main(void)
     RUN(test_order_and_defaults);
     RUN(test_json_and_merge);
     RUN(test_moderate);
+    RUN(test_narrowed_per_stage);
     RUN(test_oom);
     gf_policy_ctx_free(ctx);
     gf_policy_unref(pol);
