@@ -465,12 +465,12 @@ static bool lits_any_swar(const struct gf_rx_lits *l, const struct gf_rx_keyset 
         size_t na = live_keys(ks, found, low, k0, k1, &kb);
 #if defined(__x86_64__) && defined(GF_CLF_HAVE_SIMD)
         // Thirty-two bytes at a time where the CPU can: a third of the instructions.
-        for (uint32_t bits; ks->avx2 && i + 33 <= n; i += 32) {
-            if ((i = gf_rx_keys_next_avx2(&kb, t, i, n, &bits)), bits == 0)
-                break;
-            for (; bits != 0; bits &= bits - 1) {
+        size_t at[128];
+        while (ks->avx2 && i + 33 <= n) {
+            size_t na_at = gf_rx_keys_find_avx2(&kb, t, &i, n, at, GF_ARRAY_LEN(at));
+            for (size_t q = 0; q < na_at; q++) {
                 uint64_t before = found != NULL ? *found : 0;
-                if (hit_at(l, ks, t, n, i + (size_t)__builtin_ctz(bits), found))
+                if (hit_at(l, ks, t, n, at[q], found))
                     return true;
                 if (found != NULL && *found != before)
                     na = live_keys(ks, found, low, k0, k1, &kb);

@@ -104,11 +104,11 @@ struct gf_rx_keybytes {
     size_t ascii, n;
 };
 
-/* From i, 32 bytes at a time while 33 remain: the first i' (i + 32 m) whose 32 places hold the
- * start of a key (*bits: bit b for i' + b, maybe with a few others the | low lets in); else,
- * with *bits 0, the first i' >= i with fewer than 33 bytes left. AVX2 (rx_avx2.c). */
-size_t gf_rx_keys_next_avx2(const struct gf_rx_keybytes *k, const unsigned char *t, size_t i,
-                            size_t n, uint32_t *bits);
+/* From *i, 32 bytes at a time while 33 remain and cap leaves room for 32 more: the places
+ * where a key starts (and a few others the | low lets in) into at[], how many returned; *i
+ * moves past the bytes looked at. AVX2 (rx_avx2.c). */
+size_t gf_rx_keys_find_avx2(const struct gf_rx_keybytes *k, const unsigned char *t, size_t *i,
+                            size_t n, size_t *at, size_t cap);
 
 struct gf_rx_lits {
     char **v;        // the literals (owned), lowercase when caseless
