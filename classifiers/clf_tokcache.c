@@ -212,6 +212,45 @@ static void fill(const struct gf_clf_bag *b, const uint32_t *buckets, size_t c, 
     e->head = b->hq != NULL;
 }
 
+// t16[0..n) += sum[0..n); n is a constant at each call, so each loop is unrolled and vectorized
+// (restrict: the bag's lanes and the cache's never overlap, which spares a test of it).
+static inline __attribute__((always_inline)) void add_lanes(int16_t *restrict t16,
+                                                            const int16_t *restrict sum, size_t n)
+{
+    for (size_t d = 0; d < n; d++)
+        t16[d] = (int16_t)(t16[d] + sum[d]);
+}
+
+// Adds an entry's sums to the bag's int16 lanes (the bound keeps every lane exact). Fixed trip
+// counts vectorize without a tail: the shipped model's width with its head (56 lanes) and
+// without (48, a view), else the whole entry (zero past the bag).
+static inline __attribute__((always_inline)) void add_entry(struct gf_clf_bag *b,
+                                                            const struct gf_clf_tok_entry *e)
+{
+    const uint32_t width = b->dim + b->hdim;
+    if (width == 48)
+        add_lanes(b->t16, e->sum, 48);
+    else if (width == 56)
+        add_lanes(b->t16, e->sum, 56);
+    else
+        add_lanes(b->t16, e->sum, GF_CLF_TOK_DIM);
+}
+
+// The first way of the set of the token tok[0..n) (n <= GF_CLF_TOK_LEN) and its key. Two ways
+// per set: with one, two frequent words that share a slot (a few in any hundred words) would
+// evict each other at every occurrence. A miss moves the first way (and its mark) to the
+// second and fills the first, so the second holds the older of the two.
+static inline size_t slot_of(const unsigned char *tok, size_t n, size_t avail, uint64_t *k0,
+                             uint64_t *k1)
+{
+    *k0 = load_upto(tok, n < 8 ? n : 8, avail);
+    *k1 = n > 8 ? load_upto(tok + 8, n - 8, avail - 8) : 0;
+    uint64_t x = (*k0 * 0x9e3779b97f4a7c15ULL) ^ (*k1 * 0xc2b2ae3d27d4eb4fULL) ^ n;
+    x = (x ^ (x >> 29)) * 0xbf58476d1ce4e5b9ULL;
+    _Static_assert(GF_CLF_TOK_SLOTS == 2 << GF_CLF_TOK_SET_BITS, "a set per top-bits value");
+    return 2 * (x >> (64 - GF_CLF_TOK_SET_BITS));
+}
+
 // The miss path, apart so that the hit path keeps a small frame: hashes the token, fills the
 // first way of its set (the old entry moves to the second) and, when the entry cannot keep
 // them, adds the token's new buckets to a head with distinct features (head true).
@@ -259,31 +298,78 @@ static __attribute__((noinline)) void rehash_head(struct gf_clf_bag *b,
     gf_clf_bag_add_head_distinct(b, buckets, c);
 }
 
-size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned char *tok,
-                        size_t n, size_t avail, bool chars, bool uni, uint64_t *th)
+/* Text whose words mostly miss (new vocabulary, random strings, a stream of new names) would
+ * pay for a lookup in a table beyond L1 and the filling of an entry per word, each with its own
+ * small kernel calls whose rows come one by one from far away. While more than half of the
+ * recent lookups miss, seven words in eight go to the batch without a lookup; the eighth is
+ * looked up (and kept on a miss), so that words that do come back get in and the hit rate is
+ * still measured. True when this token goes to the batch. */
+static inline bool skip_lookup(struct gf_clf_tokcache *tc)
 {
-    struct gf_clf_bag *b = ud;
-    struct gf_clf_tokcache *tc = b->tc;
-    if (tc == NULL || n > GF_CLF_TOK_LEN)
-        return batch(b, h, tok, n, avail, chars, uni, th);
-    // Text whose words mostly miss (new vocabulary, random strings, a stream of new names)
-    // would pay for a lookup in a table beyond L1 and the filling of an entry per word, each
-    // with its own small kernel calls whose rows come one by one from far away. While more
-    // than half of the recent lookups miss, seven words in eight go to the batch without a
-    // lookup; the eighth is looked up (and kept on a miss), so that words that do come back
-    // get in and the hit rate is still measured.
     bool cold = tc->looks >= 64 && 2 * tc->misses > tc->looks;
-    if (cold && (++tc->skips & 7) != 0)
+    return cold && (++tc->skips & 7) != 0;
+}
+
+// Counts a lookup and whether it missed (both halved every 4096 lookups).
+static inline void count_lookup(struct gf_clf_tokcache *tc, bool hit)
+{
+    if (++tc->looks == 4096) {
+        tc->looks /= 2;
+        tc->misses /= 2;
+    }
+    tc->misses += !hit;
+}
+
+/* gf_clf_bag_token for a bag without a head with distinct features (a model without a head, a
+ * head that adds every occurrence, a view without the head): none of the marks, kept buckets
+ * and tests of first occurrences, and a small frame (a token's work is a few dozen
+ * instructions, of which the general path's frame and tests were a fifth). */
+static __attribute__((noinline)) size_t token_plain(struct gf_clf_bag *b,
+                                                    const struct gf_clf_hasher *h,
+                                                    const unsigned char *tok, size_t n,
+                                                    size_t avail, bool chars, bool uni,
+                                                    uint64_t *th)
+{
+    struct gf_clf_tokcache *tc = b->tc;
+    if (tc == NULL || n > GF_CLF_TOK_LEN || skip_lookup(tc))
         return batch(b, h, tok, n, avail, chars, uni, th);
-    uint64_t k0 = load_upto(tok, n < 8 ? n : 8, avail);
-    uint64_t k1 = n > 8 ? load_upto(tok + 8, n - 8, avail - 8) : 0;
-    uint64_t x = (k0 * 0x9e3779b97f4a7c15ULL) ^ (k1 * 0xc2b2ae3d27d4eb4fULL) ^ n;
-    x = (x ^ (x >> 29)) * 0xbf58476d1ce4e5b9ULL;
-    // Two ways per set: with one, two frequent words that share a slot (a few in any hundred
-    // words) would evict each other at every occurrence. A miss moves the first way (and its
-    // mark) to the second and fills the first, so the second holds the older of the two.
-    _Static_assert(GF_CLF_TOK_SLOTS == 2 << GF_CLF_TOK_SET_BITS, "a set per top-bits value");
-    size_t slot = 2 * (x >> (64 - GF_CLF_TOK_SET_BITS));
+    uint64_t k0, k1;
+    size_t slot = slot_of(tok, n, avail, &k0, &k1);
+    struct gf_clf_tok_entry *e = &tc->e[slot];
+    const bool need_head = b->hq != NULL;
+    bool hit = e->len == n && e->key[0] == k0 && e->key[1] == k1 && e->head >= need_head;
+    if (!hit && e[1].len == n && e[1].key[0] == k0 && e[1].key[1] == k1 &&
+        e[1].head >= need_head) {
+        e++;
+        slot++;
+        hit = true;
+    }
+    count_lookup(tc, hit);
+    if (!hit)
+        miss(b, h, tok, n, avail, chars, uni, k0, k1, slot, false);
+    if (b->bound + e->mag > INT16_MAX) {
+        fold16(b);
+        if (b->folds == FOLD)
+            gf_clf_bag_finish(b);
+    }
+    b->bound += e->mag;
+    add_entry(b, e);
+    *th = e->th;
+    return e->n;
+}
+
+// gf_clf_bag_token for a bag with a head with distinct features.
+static __attribute__((noinline)) size_t token_distinct(struct gf_clf_bag *b,
+                                                       const struct gf_clf_hasher *h,
+                                                       const unsigned char *tok, size_t n,
+                                                       size_t avail, bool chars, bool uni,
+                                                       uint64_t *th)
+{
+    struct gf_clf_tokcache *tc = b->tc;
+    if (tc == NULL || n > GF_CLF_TOK_LEN || skip_lookup(tc))
+        return batch(b, h, tok, n, avail, chars, uni, th);
+    uint64_t k0, k1;
+    size_t slot = slot_of(tok, n, avail, &k0, &k1);
     struct gf_clf_tok_entry *e = &tc->e[slot];
     // The kept buckets lie apart from the entry; asked for now, their fetch overlaps the
     // entry's instead of following it (classifier alone: 1-3% faster on real text).
@@ -299,11 +385,7 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
         slot++;
         hit = true;
     }
-    if (++tc->looks == 4096) {
-        tc->looks /= 2;
-        tc->misses /= 2;
-    }
-    tc->misses += !hit;
+    count_lookup(tc, hit);
     // A head with distinct features needs the token's buckets even when the model's sum is
     // known (which of them the text has not shown yet), unless the token has already marked
     // them in this bag: then none is new.
@@ -327,10 +409,7 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
         out = 128u * (uint32_t)(b->base == NULL ? head_summed_in(b, NULL, tc->bk[slot], e->n)
                                                 : head_summed_in(b, b->base, tc->bk[slot], e->n));
     b->bound += e->mag + out;
-    // A fixed trip count over the whole entry (zero past the bag) vectorizes without a tail;
-    // the bound keeps every int16 lane exact.
-    for (size_t d = 0; d < GF_CLF_TOK_DIM; d++)
-        b->t16[d] = (int16_t)(b->t16[d] + e->sum[d]);
+    add_entry(b, e);
     // A word the text has shown already: its head rows count once, and did.
     if (summed && !head) {
         int16_t *hl = b->t16 + b->dim;
@@ -347,4 +426,12 @@ size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned 
     }
     *th = e->th;
     return e->n;
+}
+
+size_t gf_clf_bag_token(void *ud, const struct gf_clf_hasher *h, const unsigned char *tok,
+                        size_t n, size_t avail, bool chars, bool uni, uint64_t *th)
+{
+    struct gf_clf_bag *b = ud;
+    return b->hdistinct ? token_distinct(b, h, tok, n, avail, chars, uni, th)
+                        : token_plain(b, h, tok, n, avail, chars, uni, th);
 }

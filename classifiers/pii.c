@@ -25,8 +25,6 @@
  * groups " XXXX" or by 11 of [A-Z0-9]; N_SSN the pattern's own shape, runs of exactly 3, 2
  * and 4 digits separated by the same ' ' or '-' (a pattern of fixed shape is cheaper to look
  * for in the census' pass over digit runs than with a second pass of PCRE2). */
-#define PII_LITERALS (GF_PII_COUNT * 8)  // all types' literals together
-
 enum need { N_NONE, N_AT, N_PHONE, N_GROUP, N_DOTTED, N_IBAN, N_SSN, N_COLONS, N_LITERAL };
 
 struct pii_def {
@@ -141,28 +139,7 @@ struct pii {
     pcre2_code *code[GF_PII_COUNT];
     pcre2_code *email_at;  // the email pattern anchored at its start (tried before each '@')
     pcre2_general_context *gctx;
-    /* The literal prefixes of the N_LITERAL types, found in one pass by their anchors: two
-     * capitals in a row where a literal has them (AKIA, -----BEGIN), else its rarest byte
-     * ('_', 'x', 'J' rather than 'e' or 's'). The places of two capitals in a row and of the
-     * few other anchor bytes are found sixteen bytes at a time, and only there are the
-     * literals anchored on that byte compared. lits are grouped by anchor byte:
-     * group[a] .. group[a + 1]. */
-    struct lit {
-        const char *s;
-        uint16_t len;
-        uint8_t off;   // the anchor's offset in s
-        uint8_t type;
-        uint64_t head, head_mask;  // the first (up to) eight bytes, as loaded from memory
-    } lits[PII_LITERALS];
-    size_t n_lits;
-    uint8_t anchor[PII_LITERALS];  // the distinct anchor bytes
-    size_t n_anchors;
-    uint8_t group[PII_LITERALS + 1];
-    uint32_t group_types[PII_LITERALS];  // the types of the literals of each anchor
-    uint8_t anchor_of[256];  // 1 + the index of byte c in anchor, 0 when it is none
-    uint8_t other[PII_LITERALS];  // the anchor bytes looked for alone
-    size_t n_other;
-    bool capital_pairs;               // some literals are anchored on two capitals in a row
+    struct gf_pii_lits lits;  // the literal prefixes of the N_LITERAL types
     uint32_t literal_types;  // types of the mask that need a literal
     uint32_t numeric_types;  // types also matched on the canonical form
 };
@@ -245,16 +222,30 @@ static bool wakes8(uint64_t x)
     return ((ge0 & ~gt_colon & ~x & HIGHS) | at) != 0;
 }
 
+#if defined(__SSE2__)
+// Bit b set where p[b] is a digit, ':' or '@': '0'..':' are the bytes whose value - '0' + 0x80
+// is below 0x80 + 11, as a signed byte (one compare instead of an unsigned range's two).
+static inline unsigned wakes16(const unsigned char *p)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i d = _mm_sub_epi8(x, _mm_set1_epi8((char)('0' - 0x80)));
+    __m128i w = _mm_or_si128(_mm_cmpgt_epi8(_mm_set1_epi8((char)(0x80 + 11)), d),
+                             _mm_cmpeq_epi8(x, _mm_set1_epi8('@')));
+    return (unsigned)_mm_movemask_epi8(w);
+}
+#endif
+
 // The first j' >= j where s[j'] is a digit, ':' or '@', or n.
 static size_t next_wake(const unsigned char *s, size_t j, size_t n)
 {
 #if defined(__SSE2__)
-    for (; j + 16 <= n; j += 16) {  // '0'..':' or '@'
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + j));
-        __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
-        __m128i w = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(':' - '0')), d),
-                                 _mm_cmpeq_epi8(x, _mm_set1_epi8('@')));
-        unsigned m = (unsigned)_mm_movemask_epi8(w);
+    for (; j + 32 <= n; j += 32) {  // prose goes on for dozens of bytes: two tests, one branch
+        uint32_t m = wakes16(s + j) | (uint32_t)wakes16(s + j + 16) << 16;
+        if (m != 0)
+            return j + (size_t)__builtin_ctz(m);
+    }
+    for (; j + 16 <= n; j += 16) {
+        unsigned m = wakes16(s + j);
         if (m != 0)
             return j + (size_t)__builtin_ctz(m);
     }
@@ -269,7 +260,7 @@ static size_t next_wake(const unsigned char *s, size_t j, size_t n)
 }
 
 // One pass over the text; where no digit run is open (most of prose), it skips to the next
-// digit, ':' or '@', sixteen bytes at a time.
+// digit, ':' or '@', 32 bytes at a time.
 static void count(const char *str, size_t n, struct gf_rx_census *c)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -392,139 +383,6 @@ static int on_match(void *ud, size_t s, size_t e, pcre2_match_data *md)
                          w->err);
 }
 
-// found plus the types of the literals whose anchor is the byte s[j].
-static inline uint32_t literals_at(const struct pii *p, const char *s, size_t n, size_t j,
-                                   uint32_t found)
-{
-    unsigned a = p->anchor_of[(unsigned char)s[j]];
-    if (a-- == 0 || (p->group_types[a] & ~found) == 0)  // no anchor, or nothing left to find
-        return found;
-    for (size_t k = p->group[a]; k < p->group[a + 1]; k++) {
-        const struct lit *l = &p->lits[k];
-        if ((found & (1u << l->type)) || j < l->off || l->len > n - (j - l->off))
-            continue;
-        const char *t = s + j - l->off;
-        if (n - (j - l->off) >= 8) {  // most candidates differ in their first eight bytes
-            uint64_t x;
-            memcpy(&x, t, 8);
-            if ((x & l->head_mask) != l->head)
-                continue;
-        }
-        if (memcmp(t, l->s, l->len) == 0)
-            found |= 1u << l->type;
-    }
-    return found;
-}
-
-/* Which N_LITERAL types have a literal in the text: every occurrence of a literal holds its
- * anchor byte at its offset, so looking at the places of the anchor bytes finds them all. */
-static uint32_t find_literals(const struct pii *p, const char *s, size_t n)
-{
-    uint32_t found = 0;
-    size_t i = 0;
-    if (p->n_anchors == 0)
-        return 0;
-#if defined(__SSE2__)
-    __m128i key[PII_LITERALS];
-    for (size_t a = 0; a < p->n_other; a++)
-        key[a] = _mm_set1_epi8((char)p->other[a]);
-    for (; i + 17 <= n; i += 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-        __m128i m = _mm_setzero_si128();
-        if (p->capital_pairs) {  // x - 'A' <= 25, unsigned, and the same of the next byte
-            __m128i y = _mm_loadu_si128((const __m128i *)(const void *)(s + i + 1));
-            __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('A')), e = _mm_sub_epi8(y, _mm_set1_epi8('A'));
-            m = _mm_and_si128(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(25)), d),
-                              _mm_cmpeq_epi8(_mm_min_epu8(e, _mm_set1_epi8(25)), e));
-        }
-        for (size_t a = 0; a < p->n_other; a++)
-            m = _mm_or_si128(m, _mm_cmpeq_epi8(x, key[a]));
-        for (unsigned bits = (unsigned)_mm_movemask_epi8(m); bits != 0; bits &= bits - 1) {
-            found = literals_at(p, s, n, i + (size_t)__builtin_ctz(bits), found);
-            if (found == p->literal_types)
-                return found;
-        }
-    }
-#endif
-    for (; i < n && found != p->literal_types; i++)
-        if (p->anchor_of[(unsigned char)s[i]] != 0)
-            found = literals_at(p, s, n, i, found);
-    return found;
-}
-
-/* How common a byte is in English text, roughly per ten thousand bytes, to choose anchors:
- * lowercase letters by their frequency, capitals far rarer (but for the sentence-starting A, I
- * and T), '_' rarest of all. */
-static int commonness(unsigned char c)
-{
-    static const short lower[26] = {650, 120, 220, 350, 1000, 180, 160, 500, 580, 13, 60, 330,
-                                    200, 560, 630, 150, 8, 480, 520, 750, 220, 80, 190, 13, 160,
-                                    6};
-    if (c >= 'a' && c <= 'z')
-        return lower[c - 'a'];
-    if (c == 'A' || c == 'I' || c == 'T')
-        return 45;
-    if (c >= 'A' && c <= 'Z')
-        return lower[c - 'A'] / 15;
-    if (c == '_')
-        return 1;
-    if (c == ' ' || c == '.' || c == ',' || c == '\n')
-        return 1000;
-    return 20;
-}
-
-static bool capital(unsigned char c)
-{
-    return c >= 'A' && c <= 'Z';
-}
-
-// Groups the literals by anchor byte (there are at most as many as literals).
-static void group_literals(struct pii *p)
-{
-    struct lit sorted[PII_LITERALS];
-    uint8_t byte_of[PII_LITERALS];
-    size_t m = 0;
-    for (size_t k = 0; k < p->n_lits; k++) {
-        const unsigned char *t = (const unsigned char *)p->lits[k].s;
-        size_t best = SIZE_MAX, len = p->lits[k].len;
-        for (size_t q = 0; q + 1 < len; q++)  // the pair of capitals whose first is rarest
-            if (capital(t[q]) && capital(t[q + 1]) &&
-                (best == SIZE_MAX || commonness(t[q]) < commonness(t[best])))
-                best = q;
-        if (best != SIZE_MAX) {
-            p->capital_pairs = true;
-        } else {  // the rarest byte; one that is an anchor already costs nothing more
-            int cost = 0;
-            for (size_t q = 0; q < len; q++) {
-                int c = memchr(p->other, t[q], p->n_other) ? 0 : commonness(t[q]);
-                if (best == SIZE_MAX || c < cost) {
-                    best = q;
-                    cost = c;
-                }
-            }
-            if (!memchr(p->other, t[best], p->n_other))
-                p->other[p->n_other++] = t[best];
-        }
-        p->lits[k].off = (uint8_t)best;
-        byte_of[k] = t[best];
-    }
-    p->n_anchors = 0;
-    for (size_t k = 0; k < p->n_lits; k++) {
-        if (p->anchor_of[byte_of[k]] != 0)
-            continue;
-        p->anchor[p->n_anchors] = byte_of[k];
-        p->group[p->n_anchors] = (uint8_t)m;
-        for (size_t q = k; q < p->n_lits; q++)
-            if (byte_of[q] == byte_of[k]) {
-                p->group_types[p->n_anchors] |= 1u << p->lits[q].type;
-                sorted[m++] = p->lits[q];
-            }
-        p->anchor_of[byte_of[k]] = (uint8_t)++p->n_anchors;
-    }
-    p->group[p->n_anchors] = (uint8_t)m;
-    memcpy(p->lits, sorted, m * sizeof(*sorted));
-}
-
 const char *const *gf_pii_literals(int type)
 {
     return type >= 0 && type < GF_PII_COUNT && defs[type].need == N_LITERAL ? defs[type].literals
@@ -533,7 +391,8 @@ const char *const *gf_pii_literals(int type)
 
 uint32_t gf_pii_literal_types(const struct gf_detector *d, const char *s, size_t n)
 {
-    return find_literals(d->impl, s, n);
+    const struct pii *p = d->impl;
+    return gf_pii_lits_find(&p->lits, s, n);
 }
 
 // The census of the text or of its canonical form, shared through the scratch by the pii
@@ -608,7 +467,7 @@ static int scan_types(const struct pii *p, const struct gf_scan *in, struct gf_h
     if (p->mask & ~p->literal_types)
         census_of(in, false, &c.k);
     if (p->literal_types)
-        c.literals = find_literals(p, in->text, in->len);
+        c.literals = gf_pii_lits_find(&p->lits, in->text, in->len);
     bool canon = (p->mask & p->numeric_types) && gf_rx_canon_differs(in);
     if (canon)
         census_of(in, true, &cc.k);
@@ -691,20 +550,10 @@ int gf_pii_new(uint32_t mask, struct gf_detector **out, struct gf_err *err)
             p->numeric_types |= 1u << t;
         for (int k = 0; rc == 0 && defs[t].need == N_LITERAL && k < GF_PII_TYPE_LITERALS && defs[t].literals[k];
              k++) {
-            const char *lit = defs[t].literals[k];
-            struct lit l = {lit, (uint16_t)strlen(lit), 0, (uint8_t)t, 0, 0};
-            unsigned char head[8] = {0}, keep[8] = {0};
-            for (size_t q = 0; q < l.len && q < 8; q++) {
-                head[q] = (unsigned char)lit[q];
-                keep[q] = 0xFF;
-            }
-            memcpy(&l.head, head, 8);
-            memcpy(&l.head_mask, keep, 8);
-            if (p->n_lits == PII_LITERALS) {  // the table above outgrew PII_LITERALS
-                rc = gf_err_set(err, GF_EINVAL, "too many literals");
+            if (gf_pii_lits_add(&p->lits, defs[t].literals[k], t) != 0) {
+                rc = gf_err_set(err, GF_EINVAL, "too many literals");  // GF_PII_LITS is too small
                 break;
             }
-            p->lits[p->n_lits++] = l;
             p->literal_types |= 1u << t;
         }
         if (rc == 0 && t == GF_PII_EMAIL)
@@ -713,7 +562,6 @@ int gf_pii_new(uint32_t mask, struct gf_detector **out, struct gf_err *err)
         if (rc == GF_EINVAL)  // a bug in the table above, not the caller's input
             gf_err_prefix(err, defs[t].name);
     }
-    group_literals(p);
     if (rc != 0) {
         pii_destroy(&p->det);
         return rc;

@@ -8,6 +8,7 @@
 #include <emmintrin.h>
 #endif
 
+#include <stdlib.h>
 #include <string.h>
 
 static void *rx_malloc(size_t n, void *ud)
@@ -220,6 +221,21 @@ static int rarity(unsigned char c)
     return p ? (int)(p - by_freq) : 30;
 }
 
+static bool keyset_of(const struct gf_rx_lits *l, bool lower, struct gf_rx_keyset *ks);
+
+// Whether the keys are looked for with AVX2: the CPU has it, and GF_KERNELS (as for the engine
+// and the classifiers' kernels) does not say "scalar".
+static bool cpu_avx2(void)
+{
+#if defined(__x86_64__) && defined(GF_CLF_HAVE_SIMD)
+    const char *force = getenv("GF_KERNELS");
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && !(force != NULL && strcmp(force, "scalar") == 0);
+#else
+    return false;
+#endif
+}
+
 int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n, bool bounded)
 {
     bool *b = gf_realloc(l->bounded, (l->n + 1) * sizeof(*b));
@@ -261,6 +277,9 @@ int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n, bool bounded
     l->len[l->n] = n;
     l->pair[l->n] = two;
     l->key[l->n++] = best;
+    l->keys[0].ok = keyset_of(l, false, &l->keys[0]);  // made here once, not for every text
+    l->keys[1].ok = keyset_of(l, true, &l->keys[1]);
+    l->keys[0].avx2 = l->keys[1].avx2 = cpu_avx2();
     return 0;
 }
 
@@ -292,25 +311,11 @@ static bool lit_here(const struct gf_rx_lits *l, size_t k, const unsigned char *
            ((at == 0 || !ascii_word(t[at - 1])) && (at + m == n || !ascii_word(t[at + m])));
 }
 
-enum { SWAR_KEYS = 8, SWAR_LITS = 64 };  // past these: one memchr pass per literal
-
-/* The literals grouped by key for one call: slot s is the byte key[s][0] followed by key[s][1]
- * (only the first when !two[s]: literals of one byte), each compared with the text byte | 0x20
- * when its fold bit is set (an ASCII letter in either case); it holds the literals
- * lit[first[s] .. first[s + 1]). */
-struct keyset {
-    unsigned char key[SWAR_KEYS][2];
-    bool fold[SWAR_KEYS][2], two[SWAR_KEYS];
-    size_t nk;
-    uint8_t first[SWAR_KEYS + 1];
-    uint8_t lit[SWAR_LITS];
-};
-
 // Groups l's literals by key; false when there are too many keys or literals.
-static bool keyset_of(const struct gf_rx_lits *l, bool lower, struct keyset *ks)
+static bool keyset_of(const struct gf_rx_lits *l, bool lower, struct gf_rx_keyset *ks)
 {
-    uint8_t slot_of[SWAR_LITS], count[SWAR_KEYS] = {0};
-    if (l->n > SWAR_LITS)
+    uint8_t slot_of[GF_RX_KEY_LITS], count[GF_RX_KEYS] = {0};
+    if (l->n > GF_RX_KEY_LITS)
         return false;
     ks->nk = 0;
     for (size_t k = 0; k < l->n; k++) {
@@ -324,7 +329,7 @@ static bool keyset_of(const struct gf_rx_lits *l, bool lower, struct keyset *ks)
                                ks->fold[s][0] == f0 && ks->fold[s][1] == f1 && ks->two[s] == two))
             s++;
         if (s == ks->nk) {
-            if (ks->nk == SWAR_KEYS)
+            if (ks->nk == GF_RX_KEYS)
                 return false;
             ks->key[s][0] = c0;
             ks->key[s][1] = c1;
@@ -339,21 +344,21 @@ static bool keyset_of(const struct gf_rx_lits *l, bool lower, struct keyset *ks)
     ks->first[0] = 0;
     for (size_t s = 0; s < ks->nk; s++)
         ks->first[s + 1] = (uint8_t)(ks->first[s] + count[s]);
-    uint8_t fill[SWAR_KEYS];
+    uint8_t fill[GF_RX_KEYS];
     memcpy(fill, ks->first, sizeof(fill));
     for (size_t k = 0; k < l->n; k++)
         ks->lit[fill[slot_of[k]]++] = (uint8_t)k;
     return true;
 }
 
-static inline bool key_byte(const struct keyset *ks, size_t s, int b, unsigned char c)
+static inline bool key_byte(const struct gf_rx_keyset *ks, size_t s, int b, unsigned char c)
 {
     return (ks->fold[s][b] ? (unsigned char)(c | 0x20) : c) == ks->key[s][b];
 }
 
 /* Looks at the literals whose key starts at t[j]: with found NULL, true when one is at its
  * place around j; else each one there sets its bit in *found, and true when all have one. */
-static bool hit_at(const struct gf_rx_lits *l, const struct keyset *ks, const unsigned char *t,
+static bool hit_at(const struct gf_rx_lits *l, const struct gf_rx_keyset *ks, const unsigned char *t,
                    size_t n, size_t j, uint64_t *found)
 {
     for (size_t s = 0; s < ks->nk; s++) {
@@ -376,21 +381,59 @@ static bool hit_at(const struct gf_rx_lits *l, const struct keyset *ks, const un
 
 #if defined(__SSE2__)
 /* The compare vectors of the keys with a literal still to find (all keys when found is NULL),
- * bytes | low; returns how many. */
-static size_t live_keys(const struct keyset *ks, const uint64_t *found, __m128i low, __m128i *k0,
-                        __m128i *k1)
+ * bytes | low, those starting with an ASCII byte first, and as bytes in *kb; returns how
+ * many. */
+static size_t live_keys(const struct gf_rx_keyset *ks, const uint64_t *found, __m128i low,
+                        __m128i *k0, __m128i *k1, struct gf_rx_keybytes *kb)
 {
     size_t na = 0;
-    for (size_t s = 0; s < ks->nk; s++) {
-        bool left = found == NULL;
-        for (size_t i = ks->first[s]; !left && i < ks->first[s + 1]; i++)
-            left = !(*found >> ks->lit[i] & 1);
-        if (!left)
-            continue;
-        k0[na] = _mm_or_si128(_mm_set1_epi8((char)ks->key[s][0]), low);
-        k1[na++] = _mm_or_si128(_mm_set1_epi8((char)ks->key[s][1]), low);
+    for (int high = 0; high < 2; high++) {
+        for (size_t s = 0; s < ks->nk; s++) {
+            bool left = found == NULL;
+            for (size_t i = ks->first[s]; !left && i < ks->first[s + 1]; i++)
+                left = !(*found >> ks->lit[i] & 1);
+            if (!left || (ks->key[s][0] >= 0x80) != high)
+                continue;
+            kb->k0[na] = (unsigned char)(ks->key[s][0] | kb->low);
+            kb->k1[na] = (unsigned char)(ks->key[s][1] | kb->low);
+            k0[na] = _mm_or_si128(_mm_set1_epi8((char)ks->key[s][0]), low);
+            k1[na++] = _mm_or_si128(_mm_set1_epi8((char)ks->key[s][1]), low);
+        }
+        if (!high)
+            kb->ascii = na;
     }
-    return na;
+    return kb->n = na;
+}
+
+/* Bit b set where one of the keys k0/k1 may start at p[b] (p[0..17) readable), bytes | low.
+ * The keys starting with a byte >= 0x80 (U+212A, U+017F) are looked at only where the sixteen
+ * bytes hold one: in most text, never. The switch unrolls the keys (a loop over them cost as
+ * much as the compares). */
+static inline unsigned live_mask(const __m128i *k0, const __m128i *k1, size_t ascii, size_t na,
+                                 __m128i low, const unsigned char *p)
+{
+    __m128i raw = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i x = _mm_or_si128(raw, low);
+    __m128i y = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 1)), low);
+    __m128i m = _mm_setzero_si128();
+#define KEY(s) m = _mm_or_si128(m, _mm_and_si128(_mm_cmpeq_epi8(x, k0[s]), _mm_cmpeq_epi8(y, k1[s])))
+    _Static_assert(GF_RX_KEYS == 8, "one case per key");
+    switch (ascii) {
+    case 8: KEY(7); /* fall through */
+    case 7: KEY(6); /* fall through */
+    case 6: KEY(5); /* fall through */
+    case 5: KEY(4); /* fall through */
+    case 4: KEY(3); /* fall through */
+    case 3: KEY(2); /* fall through */
+    case 2: KEY(1); /* fall through */
+    case 1: KEY(0); /* fall through */
+    default: break;
+    }
+    if (ascii < na && _mm_movemask_epi8(raw) != 0)
+        for (size_t s = ascii; s < na; s++)
+            KEY(s);
+#undef KEY
+    return (unsigned)_mm_movemask_epi8(m);
 }
 #endif
 
@@ -399,7 +442,7 @@ static size_t live_keys(const struct keyset *ks, const uint64_t *found, __m128i 
  * bytes, while two bytes in a row are far rarer. Each place where a key starts (plus rare
  * false alarms of the zero-byte test, which hit_at rejects) is checked against the literals
  * of that key: every occurrence of a literal holds its key, so the answer is the same. */
-static bool lits_any_swar(const struct gf_rx_lits *l, const struct keyset *ks,
+static bool lits_any_swar(const struct gf_rx_lits *l, const struct gf_rx_keyset *ks,
                           const unsigned char *t, size_t n, uint64_t *found)
 {
     size_t i = 0;
@@ -417,27 +460,45 @@ static bool lits_any_swar(const struct gf_rx_lits *l, const struct keyset *ks,
          * ('_' for 0x7F, say); hit_at checks each place exactly. Four instructions a key.
          * Looking for which literals the text holds, a key is dropped once all its literals
          * are found (a common word is found early, and would be met again and again). */
-        __m128i k0[SWAR_KEYS], k1[SWAR_KEYS], low = _mm_set1_epi8(fold ? 0x20 : 0);
-        size_t na = live_keys(ks, found, low, k0, k1);
-        for (; i + 17 <= n; i += 16) {
-            __m128i x = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(t + i)), low);
-            __m128i y =
-                _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(t + i + 1)), low);
-            __m128i m = _mm_setzero_si128();
-            for (size_t s = 0; s < na; s++)
-                m = _mm_or_si128(m, _mm_and_si128(_mm_cmpeq_epi8(x, k0[s]),
-                                                  _mm_cmpeq_epi8(y, k1[s])));
-            for (unsigned bits = (unsigned)_mm_movemask_epi8(m); bits != 0; bits &= bits - 1) {
+        __m128i k0[GF_RX_KEYS], k1[GF_RX_KEYS], low = _mm_set1_epi8(fold ? 0x20 : 0);
+        struct gf_rx_keybytes kb = {.low = fold ? 0x20 : 0};
+        size_t na = live_keys(ks, found, low, k0, k1, &kb);
+#if defined(__x86_64__) && defined(GF_CLF_HAVE_SIMD)
+        // Thirty-two bytes at a time where the CPU can: a third of the instructions.
+        size_t at[128];
+        while (ks->avx2 && i + 33 <= n) {
+            size_t na_at = gf_rx_keys_find_avx2(&kb, t, &i, n, at, GF_ARRAY_LEN(at));
+            for (size_t q = 0; q < na_at; q++) {
+                uint64_t before = found != NULL ? *found : 0;
+                if (hit_at(l, ks, t, n, at[q], found))
+                    return true;
+                if (found != NULL && *found != before)
+                    na = live_keys(ks, found, low, k0, k1, &kb);
+            }
+        }
+#endif
+        unsigned char tail[33];
+        for (const unsigned char *p = t; i < n; i += 16) {
+            if (i + 17 > n) {  // the last bytes through a copy (hit_at looks at the text itself)
+                memset(tail, 0, sizeof(tail));
+                memcpy(tail, t + i, n - i);
+                p = tail - i;
+            }
+            unsigned bits = live_mask(k0, k1, kb.ascii, na, low, p + i);
+            if (n - i < 16)
+                bits &= (1u << (n - i)) - 1;
+            for (; bits != 0; bits &= bits - 1) {
                 uint64_t before = found != NULL ? *found : 0;
                 if (hit_at(l, ks, t, n, i + (size_t)__builtin_ctz(bits), found))
                     return true;
                 if (found != NULL && *found != before)
-                    na = live_keys(ks, found, low, k0, k1);
+                    na = live_keys(ks, found, low, k0, k1, &kb);
             }
         }
+        return found != NULL && *found != 0;
     }
     // Exact byte compares, no false alarms.
-    __m128i k0[SWAR_KEYS], k1[SWAR_KEYS], o0[SWAR_KEYS], o1[SWAR_KEYS], any1[SWAR_KEYS];
+    __m128i k0[GF_RX_KEYS], k1[GF_RX_KEYS], o0[GF_RX_KEYS], o1[GF_RX_KEYS], any1[GF_RX_KEYS];
     for (size_t s = 0; s < ks->nk; s++) {
         k0[s] = _mm_set1_epi8((char)ks->key[s][0]);
         k1[s] = _mm_set1_epi8((char)ks->key[s][1]);
@@ -487,9 +548,9 @@ static bool scan_lits(const struct gf_rx_lits *l, const char *text, size_t n, bo
                       uint64_t *found)
 {
     const unsigned char *t = (const unsigned char *)text;
-    struct keyset ks;
-    if (keyset_of(l, lower, &ks))
-        return lits_any_swar(l, &ks, t, n, found);
+    const struct gf_rx_keyset *ks = &l->keys[lower];
+    if (ks->ok)
+        return lits_any_swar(l, ks, t, n, found);
     for (size_t k = 0; k < l->n; k++) {
         size_t m = l->len[k], at = l->key[k];
         if (m > n)

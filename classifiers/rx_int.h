@@ -79,6 +79,37 @@ size_t gf_rx_count_literal(const char *s, size_t n, const char *lit, size_t m);
  * character or a space there). A few literals are looked for together, eight bytes at a time,
  * by their rarest two bytes in a row (by English letter frequency); many, each with memchr on
  * its rarest byte. */
+#define GF_RX_KEYS     8   // past these: one memchr pass per literal
+#define GF_RX_KEY_LITS 64
+
+/* The literals grouped by key (made as literals are added, for a text as it is and for a text
+ * without capitals): slot s is the byte key[s][0] followed by key[s][1]
+ * (only the first when !two[s]: literals of one byte), each compared with the text byte | 0x20
+ * when its fold bit is set (an ASCII letter in either case); it holds the literals
+ * lit[first[s] .. first[s + 1]). */
+struct gf_rx_keyset {
+    unsigned char key[GF_RX_KEYS][2];
+    bool fold[GF_RX_KEYS][2], two[GF_RX_KEYS];
+    size_t nk;
+    uint8_t first[GF_RX_KEYS + 1];
+    uint8_t lit[GF_RX_KEY_LITS];
+    bool ok;    // false: too many keys or literals
+    bool avx2;  // the CPU has AVX2 (and GF_KERNELS does not say "scalar")
+};
+
+/* The keys still looked for, as bytes to compare with the text's bytes | low; the first ascii
+ * of them start with an ASCII byte. */
+struct gf_rx_keybytes {
+    unsigned char k0[GF_RX_KEYS], k1[GF_RX_KEYS], low;
+    size_t ascii, n;
+};
+
+/* From *i, 32 bytes at a time while 33 remain and cap leaves room for 32 more: the places
+ * where a key starts (and a few others the | low lets in) into at[], how many returned; *i
+ * moves past the bytes looked at. AVX2 (rx_avx2.c). */
+size_t gf_rx_keys_find_avx2(const struct gf_rx_keybytes *k, const unsigned char *t, size_t *i,
+                            size_t n, size_t *at, size_t cap);
+
 struct gf_rx_lits {
     char **v;        // the literals (owned), lowercase when caseless
     bool *bounded;   // found only with no [0-9A-Za-z_] byte right before and right after it
@@ -86,7 +117,8 @@ struct gf_rx_lits {
     size_t *key;     // position of the byte memchr looks for
     size_t *pair;    // position of the rarest two bytes in a row (0 for a literal of one byte)
     size_t n;
-    bool caseless;   // ASCII letters match in either case
+    bool caseless;   // ASCII letters match in either case (set before adding literals)
+    struct gf_rx_keyset keys[2];  // for the text as it is, and for a text without capitals
 };
 
 /* The piece of keyword w (NUL-terminated) that its prefilter looks for: a run of bytes other

@@ -413,15 +413,16 @@ static void test_head_rows(void)
 /* A view without the head (a policy stage that reads no spam) shares the thread's cache with
  * the whole model: texts scored in turn through both, with and without the cache, give the
  * view the whole model's bits for every category but the head's (NaN), and the whole model its
- * own bits, although the view fills entries without the head's lanes. */
-static void test_view(void)
+ * own bits, although the view fills entries without the head's lanes; for a head with distinct
+ * features (the shipped shape) and one that adds every occurrence. */
+static void view_of(bool distinct)
 {
     const struct gf_clf_hash_params hp = {.buckets = 4096, .seed = 5, .word_min = 1,
                                           .word_max = 2, .char_min = 3, .char_max = 5};
     struct gf_clf_model *m = make_model(&hp, 48, 8, 0);
     REQUIRE(m != NULL);
-    m->head->distinct = true;
-    m->head->pooling = GF_CLF_POOL_SQRT;
+    m->head->distinct = distinct;
+    m->head->pooling = distinct ? GF_CLF_POOL_SQRT : GF_CLF_POOL_MEAN;
     for (size_t i = 0; i < 4; i++)  // make_model leaves the head's output layer zero
         ((float *)m->head->w2)[i] = (float)((int)(next() % 201) - 100) / 20.0f;
     struct gf_clf_model *v = gf_clf_model_without_head(m);
@@ -478,6 +479,12 @@ static void test_view(void)
     gf_buf_cleanup(&b);
     gf_clf_scratch_free(s);
     gf_clf_model_unref(v);
+}
+
+static void test_view(void)
+{
+    view_of(true);
+    view_of(false);
 }
 
 int main(void)

@@ -1,7 +1,7 @@
 /* Unit tests of classifiers/pii.c and pii_validate.c: for each type, real values are found
  * with exact spans and look-alikes that fail the validator are not; numbers written with
  * full-width digits or hidden characters are found through the canonical form; the literal
- * prefilter of the secrets finds what a plain search finds; the census loses no hit; type masks and names; an OOM loop
+ * prefilter of the secrets (and of other sets of literals) finds what a plain search finds; the census loses no hit; type masks and names; an OOM loop
  * over construction. */
 #include "scan_util.h"
 
@@ -197,15 +197,45 @@ static uint32_t plain_literal_types(const char *s, size_t n)
     return found;
 }
 
+/* Appends to b a literal of the secrets, or one cut short or with a letter in the other case,
+ * between bytes that are or are not those around the keys ("Aws", "xo", "-B", "_x"). */
+static void literal_piece(struct gf_buf *b)
+{
+    const char *const *lits = NULL;
+    while (lits == NULL)
+        lits = gf_pii_literals((int)(gen_next() % GF_PII_COUNT));
+    size_t k = 0;
+    while (lits[k + 1] != NULL && gen_next() % 3 != 0)
+        k++;
+    char lit[64];
+    size_t m = strlen(lits[k]);
+    memcpy(lit, lits[k], m);
+    if (gen_next() % 4 == 0)  // a near miss: cut short, or a letter in the other case
+        m -= m > 1;
+    if (gen_next() % 4 == 0) {
+        size_t q = gen_next() % m;
+        if ((lit[q] | 0x20) >= 'a' && (lit[q] | 0x20) <= 'z')
+            lit[q] ^= 0x20;
+    }
+    gf_buf_putc(b, "A_JxkGws-. "[gen_next() % 11]);
+    gf_buf_append(b, lit, m);
+    gf_buf_putc(b, "A_JxkGws-. "[gen_next() % 11]);
+}
+
 /* The secrets' literal prefilter (sixteen bytes at a time) finds the types a plain search
- * finds, on texts of prose, secrets' prefixes and random bytes of every length, cut anywhere. */
+ * finds, on texts of prose, secrets' prefixes whole, cut short and in other casings, and random
+ * bytes of every length, cut anywhere. */
 static void test_literals(void)
 {
     struct gf_buf b;
     gf_buf_init(&b, 1 << 20);
-    size_t bad = 0;
-    for (int iter = 0; iter < 20000; iter++) {
+    size_t bad = 0, with = 0;
+    for (int iter = 0; iter < 30000; iter++) {
         gen_text(&b, 1 + gen_next() % 300);
+        for (size_t k = gen_next() % 4; k > 0; k--) {
+            literal_piece(&b);
+            gen_append(&b, b.len + gen_next() % 40);
+        }
         size_t len = iter % 3 == 0 ? gen_next() % (b.len + 1) : b.len;
         char *t = malloc(len ? len : 1);  // exactly the text: a read past it is a sanitizer error
         REQUIRE(t != NULL);
@@ -213,10 +243,61 @@ static void test_literals(void)
         uint32_t got = gf_pii_literal_types(all, t, len), want = plain_literal_types(t, len);
         if (got != want && bad++ < 3)
             fprintf(stderr, "'%.*s': types %#x, plain search %#x\n", (int)len, t, got, want);
+        with += want != 0;
         free(t);
     }
     CHECK(bad == 0);
+    CHECK(with > 10000);
     gf_buf_cleanup(&b);
+}
+
+/* Sets of literals other than the secrets' (random, of letters, '_', '-' and bytes >= 0x80, up
+ * to the table's size): keys beyond the sixteen-byte search's slots, literals holding no key,
+ * keys shared by many literals; the types found are those of a plain search. */
+static void test_literal_sets(void)
+{
+    static const char alphabet[] = "AJxkGwsWS_-.aeB\xc3\xa9";
+    size_t bad = 0;
+    for (int rep = 0; rep < 3000; rep++) {
+        struct gf_pii_lits *L = calloc(1, sizeof(*L));
+        REQUIRE(L != NULL);
+        static char lits[GF_PII_LITS][8];
+        size_t nl = 1 + gen_next() % (rep % 5 == 0 ? GF_PII_LITS : 8);
+        for (size_t k = 0; k < nl; k++) {
+            size_t m = 1 + gen_next() % 6;
+            for (size_t j = 0; j < m; j++)
+                lits[k][j] = alphabet[gen_next() % (sizeof(alphabet) - 1)];
+            lits[k][m] = '\0';
+            REQUIRE(gf_pii_lits_add(L, lits[k], (int)(k % 31)) == 0);
+        }
+        size_t n = gen_next() % 200;
+        char *t = malloc(n ? n : 1);
+        REQUIRE(t != NULL);
+        for (size_t i = 0; i < n;) {
+            if (gen_next() % 5 == 0) {
+                const char *l = lits[gen_next() % nl];
+                for (size_t j = 0; l[j] && i < n; j++)
+                    t[i++] = l[j];
+            } else {
+                t[i++] = gen_next() % 7 == 0 ? (char)gen_next() : alphabet[gen_next() % 16];
+            }
+        }
+        uint32_t want = 0;
+        for (size_t k = 0; k < nl; k++) {
+            size_t m = strlen(lits[k]);
+            for (size_t i = 0; i + m <= n && !(want >> (k % 31) & 1); i++)
+                if (memcmp(t + i, lits[k], m) == 0)
+                    want |= 1u << (k % 31);
+        }
+        uint32_t got = gf_pii_lits_find(L, t, n);
+        if (got != want && bad++ < 3)
+            fprintf(stderr, "%zu literals, %zu bytes: types %#x, plain search %#x\n", nl, n, got,
+                    want);
+        free(t);
+        free(L);
+    }
+    CHECK(bad == 0);
+    CHECK(gf_pii_lits_add(&(struct gf_pii_lits){.n_lits = GF_PII_LITS}, "x", 0) != 0);
 }
 
 /* Texts of prose with numbers of every shape: runs of digits, spaces, dots, dashes,
@@ -326,6 +407,7 @@ int main(void)
     RUN(test_secrets);
     RUN(test_canonical);
     RUN(test_literals);
+    RUN(test_literal_sets);
     RUN(test_census);
     RUN(test_mask);
     RUN(test_oom);
