@@ -279,7 +279,27 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *model = argc > 2 ? argv[2] : NULL;
-    double seconds = argc > 3 ? strtod(argv[3], NULL) : 1.0;
+    char *end = NULL;
+    double seconds = argc > 3 ? strtod(argv[3], &end) : 1.0;
+    if (argc > 3 && (end == argv[3] || *end != '\0' || !(seconds > 0 && seconds <= 3600))) {
+        fprintf(stderr, "bench_filters: SECONDS must be a number in (0, 3600], not '%s'\n",
+                argv[3]);
+        return 2;
+    }
+    size_t bytes = 0;
+    if (argc > 4) {
+        unsigned long v = strtoul(argv[4], &end, 10);
+        if (end == argv[4] || *end != '\0' || v == 0 || v > (1u << 20)) {
+            fprintf(stderr, "bench_filters: BYTES must be a whole number in [1, 1048576], not "
+                            "'%s'\n", argv[4]);
+            return 2;
+        }
+        bytes = v;
+    }
+    if (argc > 5 && strcmp(argv[5], "input") != 0 && strcmp(argv[5], "output") != 0) {
+        fprintf(stderr, "bench_filters: the stage is input or output, not '%s'\n", argv[5]);
+        return 2;
+    }
     struct gf_err err = {0};
     struct gf_clf_registry *reg = NULL;
     struct gf_policy *p = NULL;
@@ -296,8 +316,8 @@ int main(int argc, char **argv)
     struct gf_buf t;
     gf_buf_init(&t, 1 << 20);
     size_t sizes[] = {1024, 16384}, n_sizes = 2;
-    if (argc > 4) {
-        sizes[0] = strtoul(argv[4], NULL, 10);
+    if (bytes > 0) {
+        sizes[0] = bytes;
         n_sizes = 1;
     }
     /* With BYTES and GF_BENCH_CORPUS, the one text size is cut from the real text (for
