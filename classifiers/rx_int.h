@@ -93,6 +93,7 @@ struct gf_rx_keyset {
     size_t nk;
     uint8_t first[GF_RX_KEYS + 1];
     uint8_t lit[GF_RX_KEY_LITS];
+    uint8_t keys_at[256];  // bit s: key s starts with this byte
     bool ok;    // false: too many keys or literals
     bool avx2;  // the CPU has AVX2 (and GF_KERNELS does not say "scalar")
 };
