@@ -223,9 +223,7 @@ static int rarity(unsigned char c)
 
 static bool keyset_of(const struct gf_rx_lits *l, bool lower, struct gf_rx_keyset *ks);
 
-// Whether the keys are looked for with AVX2: the CPU has it, and GF_KERNELS (as for the engine
-// and the classifiers' kernels) does not say "scalar".
-static bool cpu_avx2(void)
+bool gf_scan_avx2(void)
 {
 #if defined(__x86_64__) && defined(GF_CLF_HAVE_SIMD)
     const char *force = getenv("GF_KERNELS");
@@ -279,7 +277,7 @@ int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n, bool bounded
     l->key[l->n++] = best;
     l->keys[0].ok = keyset_of(l, false, &l->keys[0]);  // made here once, not for every text
     l->keys[1].ok = keyset_of(l, true, &l->keys[1]);
-    l->keys[0].avx2 = l->keys[1].avx2 = cpu_avx2();
+    l->keys[0].avx2 = l->keys[1].avx2 = gf_scan_avx2();
     return 0;
 }
 

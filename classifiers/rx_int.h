@@ -105,6 +105,10 @@ struct gf_rx_keybytes {
     size_t ascii, n;
 };
 
+/* True when the searches for literals may use AVX2: the CPU has it, and GF_KERNELS (as for the
+ * engine and the classifiers' kernels) does not say "scalar". */
+bool gf_scan_avx2(void);
+
 /* From *i, 32 bytes at a time while 33 remain and cap leaves room for 32 more: the places
  * where a key starts (and a few others the | low lets in) into at[], how many returned; *i
  * moves past the bytes looked at. AVX2 (rx_avx2.c). */
