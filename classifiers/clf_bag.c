@@ -99,7 +99,9 @@ gf_clf_dense_fn gf_clf_dense_kernel_get(const char *name)
 {
     if (name == NULL) {
         const char *force = getenv("GF_KERNELS");
-        gf_clf_dense_fn best = gf_clf_dense_kernel_get("avx2");
+        gf_clf_dense_fn best = gf_clf_dense_kernel_get("avx512");
+        if (best == NULL || (force != NULL && strcmp(force, "avx2") == 0))
+            best = gf_clf_dense_kernel_get("avx2");
         if (best == NULL || (force != NULL && strcmp(force, "scalar") == 0))
             best = gf_clf_dense_scalar;
         return best;
@@ -110,7 +112,7 @@ gf_clf_dense_fn gf_clf_dense_kernel_get(const char *name)
     if (strcmp(name, "avx2") == 0)
         return cpu_avx2() ? gf_clf_dense_avx2 : NULL;
     if (strcmp(name, "avx512") == 0)
-        return cpu_avx512() ? gf_clf_dense_avx2 : NULL;
+        return cpu_avx512() ? gf_clf_dense_avx512 : NULL;
 #endif
     return NULL;
 }

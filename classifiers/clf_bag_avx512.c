@@ -90,3 +90,41 @@ void gf_clf_bag_add_avx512(const int8_t *q, uint32_t dim, const uint32_t *bucket
                 acc[d] += row[d];
         }
 }
+
+/* Outputs [o0, o0 + 16 * W) over the whole input (W constant in each caller); the last register
+ * takes only the outputs in mask. Multiplies and adds apart, never fused, each output adding its
+ * inputs in index order: the bits of the portable kernel. */
+static inline __attribute__((always_inline)) void dense_block(const float *w, const float *b,
+                                                              const float *x, uint32_t n_in,
+                                                              uint32_t n_out, uint32_t o0, int W,
+                                                              __mmask16 mask, float *out)
+{
+    __m512 z[4];
+    for (int k = 0; k < W; k++)
+        z[k] = _mm512_maskz_loadu_ps(k == W - 1 ? mask : 0xffff, b + o0 + 16 * k);
+    for (uint32_t i = 0; i < n_in; i++) {
+        const float *wi = w + (size_t)i * n_out + o0;
+        const __m512 xi = _mm512_set1_ps(x[i]);
+        for (int k = 0; k < W; k++)
+            z[k] = _mm512_add_ps(
+                z[k], _mm512_mul_ps(_mm512_maskz_loadu_ps(k == W - 1 ? mask : 0xffff,
+                                                          wi + 16 * k),
+                                    xi));
+    }
+    for (int k = 0; k < W; k++)
+        _mm512_mask_storeu_ps(out + o0 + 16 * k, k == W - 1 ? mask : 0xffff, z[k]);
+}
+
+void gf_clf_dense_avx512(const float *w, const float *b, const float *x, uint32_t n_in,
+                         uint32_t n_out, float *out)
+{
+    // Blocks of 64 outputs (the shipped hidden layer of 128 is two), then 16, then the rest in
+    // one masked register (the 9 outputs of the shipped model: no scalar tail).
+    uint32_t o0 = 0;
+    for (; o0 + 64 <= n_out; o0 += 64)
+        dense_block(w, b, x, n_in, n_out, o0, 4, 0xffff, out);
+    for (; o0 + 16 <= n_out; o0 += 16)
+        dense_block(w, b, x, n_in, n_out, o0, 1, 0xffff, out);
+    if (o0 < n_out)
+        dense_block(w, b, x, n_in, n_out, o0, 1, (__mmask16)((1u << (n_out - o0)) - 1), out);
+}

@@ -412,7 +412,9 @@ void gf_clf_dense_scalar(const float *w, const float *b, const float *x, uint32_
                          uint32_t n_out, float *out);
 void gf_clf_dense_avx2(const float *w, const float *b, const float *x, uint32_t n_in,
                        uint32_t n_out, float *out);
-/* The dense kernel for the same names ("avx512" gives the AVX2 one), NULL when the CPU lacks it;
+void gf_clf_dense_avx512(const float *w, const float *b, const float *x, uint32_t n_in,
+                         uint32_t n_out, float *out);
+/* The dense kernel for the same names, NULL when the CPU lacks it;
  * name NULL gives the best one, lowered by GF_KERNELS. */
 gf_clf_dense_fn gf_clf_dense_kernel_get(const char *name);
 /* Name of the kernel gf_clf_bag_kernel_get(NULL) returns. */

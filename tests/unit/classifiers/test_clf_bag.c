@@ -122,7 +122,11 @@ static void test_forced(void)
     setenv("GF_KERNELS", "avx2", 1);
     gf_clf_bag_fn avx2 = gf_clf_bag_kernel_get("avx2");
     CHECK(gf_clf_bag_kernel_get(NULL) == (avx2 ? avx2 : gf_clf_bag_add_scalar));
+    gf_clf_dense_fn davx2 = gf_clf_dense_kernel_get("avx2");
+    CHECK(gf_clf_dense_kernel_get(NULL) == (davx2 ? davx2 : gf_clf_dense_scalar));
     unsetenv("GF_KERNELS");
+    gf_clf_dense_fn d512 = gf_clf_dense_kernel_get("avx512");
+    CHECK(gf_clf_dense_kernel_get(NULL) == (d512 ? d512 : davx2 ? davx2 : gf_clf_dense_scalar));
 }
 
 int main(void)
