@@ -146,6 +146,49 @@ static void test_reference(void)
     gf_buf_cleanup(&b);
 }
 
+/* The same on texts of a few words over and over, up to 9000 bytes: many repeated trigrams,
+ * more words than the trigrams look at (1026), words and phrases across every chunk boundary,
+ * phrases after '_' and non-ASCII bytes and, with the text taken as its own canonical form,
+ * phrases spaced by tabs and line breaks. */
+static void test_reference_dense(void)
+{
+    static const char *const words[] = {
+        "a", "b", "ab", "buy", "now", "buy now", "dm", "me", "dm me", "click", "here",
+        "Click Here", "txt", "_txt", "\xc3\xa9txt", "x_y", "9", "cash", "prize", "you", "won",
+        "You've won", "no", "credit check", "abcdefgh", "abcdefghi", "abcdefghijklmnopq",
+        "a.io", "www.x", "http://x.com/a",
+    };
+    static const char *const seps[] = {" ", " ", " ", "  ", "\t", "\n", "\r\n", ".", "-", "_",
+                                       "", "!", ":", "\xc2\xa0", "\v"};
+    struct gf_buf b;
+    gf_buf_init(&b, 1 << 16);
+    size_t bad = 0;
+    for (int iter = 0; iter < 1200; iter++) {
+        gf_buf_reset(&b);
+        size_t vocab = 2 + next() % (GF_ARRAY_LEN(words) - 1);  // words[first..first + vocab)
+        size_t len = 1 + next() % (iter % 4 == 0 ? 9000 : 700);
+        size_t first = next() % (GF_ARRAY_LEN(words) - vocab + 1);
+        while (b.len < len) {
+            gf_buf_puts(&b, words[first + next() % vocab]);
+            gf_buf_puts(&b, seps[next() % (iter % 2 ? 3 : GF_ARRAY_LEN(seps))]);
+        }
+        struct gf_norm n;
+        REQUIRE(gf_normalize(b.data, b.len, &n, NULL) == 0);
+        struct gf_norm raw = {.text = b.data, .len = b.len};
+        for (int as_is = 0; as_is < 2; as_is++) {
+            const struct gf_norm *c = as_is ? &raw : &n;
+            double got = score_with(b.data, b.len, c);
+            double want = ref_spam_score(b.data, b.len, c->text, c->len);
+            if (got != want && bad++ < 3)
+                fprintf(stderr, "%s '%.*s': %.17g, reference %.17g\n",
+                        as_is ? "as is" : "canonical", (int)c->len, c->text, got, want);
+        }
+        gf_norm_cleanup(&n);
+    }
+    CHECK(bad == 0);
+    gf_buf_cleanup(&b);
+}
+
 static bool ref_alnum(unsigned c)
 {
     return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -248,6 +291,7 @@ int main(void)
     RUN(test_spam);
     RUN(test_direct_scan);
     RUN(test_reference);
+    RUN(test_reference_dense);
     RUN(test_runs);
     RUN(test_oom);
     gf_detector_free(d);
