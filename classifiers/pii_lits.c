@@ -155,7 +155,7 @@ static bool near_ok(const struct gf_pii_lits *L, size_t k, const unsigned char *
 }
 
 // found plus the types of the literals whose key starts at s[j].
-static uint32_t literals_at(const struct gf_pii_lits *L, const unsigned char *s, size_t n,
+static inline uint32_t literals_at(const struct gf_pii_lits *L, const unsigned char *s, size_t n,
                             size_t j, uint32_t found)
 {
     for (uint64_t keys = L->keys_at[s[j]]; keys != 0; keys &= keys - 1) {
