@@ -68,12 +68,18 @@ struct gf_pii_lits {
     unsigned char slot1[GF_PII_SLOTS_1], slotf[GF_PII_SLOTS_FOLD][2];
     size_t used1, usedf;
     bool slots_full;
+    bool avx2;  // the CPU has AVX2 (and GF_KERNELS does not say "scalar")
 };
 
 // Adds literal lit (kept by reference) of type; -1 when the table is full.
 int gf_pii_lits_add(struct gf_pii_lits *l, const char *lit, int type);
 // The types that have one of their literals in s[0..n).
 uint32_t gf_pii_lits_find(const struct gf_pii_lits *l, const char *s, size_t n);
+/* From *i, 32 bytes at a time while 33 remain and cap leaves room for 32 more: the places where
+ * a key of the slots starts into at[], how many returned; *i moves past the bytes looked at.
+ * AVX2 (pii_lits_avx2.c). */
+size_t gf_pii_keys_find_avx2(const struct gf_pii_lits *l, const unsigned char *t, size_t *i,
+                             size_t n, size_t *at, size_t cap);
 
 /* The hits of pii detector d as if the census of the text allowed every pattern: what the
  * detector must find with its census. Returns as gf_detector_scan. */

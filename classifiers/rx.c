@@ -223,9 +223,7 @@ static int rarity(unsigned char c)
 
 static bool keyset_of(const struct gf_rx_lits *l, bool lower, struct gf_rx_keyset *ks);
 
-// Whether the keys are looked for with AVX2: the CPU has it, and GF_KERNELS (as for the engine
-// and the classifiers' kernels) does not say "scalar".
-static bool cpu_avx2(void)
+bool gf_scan_avx2(void)
 {
 #if defined(__x86_64__) && defined(GF_CLF_HAVE_SIMD)
     const char *force = getenv("GF_KERNELS");
@@ -279,7 +277,7 @@ int gf_rx_lits_add(struct gf_rx_lits *l, const char *lit, size_t n, bool bounded
     l->key[l->n++] = best;
     l->keys[0].ok = keyset_of(l, false, &l->keys[0]);  // made here once, not for every text
     l->keys[1].ok = keyset_of(l, true, &l->keys[1]);
-    l->keys[0].avx2 = l->keys[1].avx2 = cpu_avx2();
+    l->keys[0].avx2 = l->keys[1].avx2 = gf_scan_avx2();
     return 0;
 }
 
@@ -348,6 +346,12 @@ static bool keyset_of(const struct gf_rx_lits *l, bool lower, struct gf_rx_keyse
     memcpy(fill, ks->first, sizeof(fill));
     for (size_t k = 0; k < l->n; k++)
         ks->lit[fill[slot_of[k]]++] = (uint8_t)k;
+    memset(ks->keys_at, 0, sizeof(ks->keys_at));
+    for (size_t s = 0; s < ks->nk; s++) {
+        ks->keys_at[ks->key[s][0]] |= (uint8_t)(1u << s);
+        if (ks->fold[s][0])  // a lowercase letter: its capital too
+            ks->keys_at[ks->key[s][0] - 32] |= (uint8_t)(1u << s);
+    }
     return true;
 }
 
@@ -361,9 +365,9 @@ static inline bool key_byte(const struct gf_rx_keyset *ks, size_t s, int b, unsi
 static bool hit_at(const struct gf_rx_lits *l, const struct gf_rx_keyset *ks, const unsigned char *t,
                    size_t n, size_t j, uint64_t *found)
 {
-    for (size_t s = 0; s < ks->nk; s++) {
-        if (!key_byte(ks, s, 0, t[j]) ||
-            (ks->two[s] && (j + 1 >= n || !key_byte(ks, s, 1, t[j + 1]))))
+    for (unsigned keys = ks->keys_at[t[j]]; keys != 0; keys &= keys - 1) {
+        size_t s = (size_t)__builtin_ctz(keys);
+        if (ks->two[s] && (j + 1 >= n || !key_byte(ks, s, 1, t[j + 1])))
             continue;
         for (size_t i = ks->first[s]; i < ks->first[s + 1]; i++) {
             size_t k = ks->lit[i], m = l->len[k], at = l->pair[k];
@@ -387,9 +391,10 @@ static size_t live_keys(const struct gf_rx_keyset *ks, const uint64_t *found, __
                         __m128i *k0, __m128i *k1, struct gf_rx_keybytes *kb)
 {
     size_t na = 0;
+    bool all = found == NULL || *found == 0;  // at the start: no literal to look at
     for (int high = 0; high < 2; high++) {
         for (size_t s = 0; s < ks->nk; s++) {
-            bool left = found == NULL;
+            bool left = all;
             for (size_t i = ks->first[s]; !left && i < ks->first[s + 1]; i++)
                 left = !(*found >> ks->lit[i] & 1);
             if (!left || (ks->key[s][0] >= 0x80) != high)

@@ -93,6 +93,7 @@ struct gf_rx_keyset {
     size_t nk;
     uint8_t first[GF_RX_KEYS + 1];
     uint8_t lit[GF_RX_KEY_LITS];
+    uint8_t keys_at[256];  // bit s: key s starts with this byte
     bool ok;    // false: too many keys or literals
     bool avx2;  // the CPU has AVX2 (and GF_KERNELS does not say "scalar")
 };
@@ -103,6 +104,10 @@ struct gf_rx_keybytes {
     unsigned char k0[GF_RX_KEYS], k1[GF_RX_KEYS], low;
     size_t ascii, n;
 };
+
+/* True when the searches for literals may use AVX2: the CPU has it, and GF_KERNELS (as for the
+ * engine and the classifiers' kernels) does not say "scalar". */
+bool gf_scan_avx2(void);
 
 /* From *i, 32 bytes at a time while 33 remain and cap leaves room for 32 more: the places
  * where a key starts (and a few others the | low lets in) into at[], how many returned; *i
