@@ -310,6 +310,41 @@ static inline bool skip_lookup(struct gf_clf_tokcache *tc)
     return cold && (++tc->skips & 7) != 0;
 }
 
+// True when entry e holds the token keyed n, k0, k1. chars and uni depend on the token's bytes
+// and the model only, so the key needs no more; a bag with a head also needs the head's lanes,
+// which a view without it leaves out.
+static inline __attribute__((always_inline)) bool holds(const struct gf_clf_tok_entry *e,
+                                                         uint64_t k0, uint64_t k1, size_t n,
+                                                         bool need_head)
+{
+    return e->len == n && e->key[0] == k0 && e->key[1] == k1 && e->head >= need_head;
+}
+
+// The entry of the set whose first way is tc->e[*slot] that holds the token, with *slot moved
+// to it; NULL when neither does.
+static inline __attribute__((always_inline)) struct gf_clf_tok_entry *
+find(struct gf_clf_tokcache *tc, size_t *slot, uint64_t k0, uint64_t k1, size_t n,
+     bool need_head)
+{
+    struct gf_clf_tok_entry *e = &tc->e[*slot];
+    if (holds(e, k0, k1, n, need_head))
+        return e;
+    if (!holds(e + 1, k0, k1, n, need_head))
+        return NULL;
+    ++*slot;
+    return e + 1;
+}
+
+// Folds the int16 lanes when adding need more to their bound could overflow one.
+static inline __attribute__((always_inline)) void make_room(struct gf_clf_bag *b, uint32_t need)
+{
+    if (b->bound + need > INT16_MAX) {
+        fold16(b);
+        if (b->folds == FOLD)
+            gf_clf_bag_finish(b);
+    }
+}
+
 // Counts a lookup and whether it missed (both halved every 4096 lookups).
 static inline void count_lookup(struct gf_clf_tokcache *tc, bool hit)
 {
@@ -335,23 +370,14 @@ static __attribute__((noinline)) size_t token_plain(struct gf_clf_bag *b,
         return batch(b, h, tok, n, avail, chars, uni, th);
     uint64_t k0, k1;
     size_t slot = slot_of(tok, n, avail, &k0, &k1);
-    struct gf_clf_tok_entry *e = &tc->e[slot];
-    const bool need_head = b->hq != NULL;
-    bool hit = e->len == n && e->key[0] == k0 && e->key[1] == k1 && e->head >= need_head;
-    if (!hit && e[1].len == n && e[1].key[0] == k0 && e[1].key[1] == k1 &&
-        e[1].head >= need_head) {
-        e++;
-        slot++;
-        hit = true;
-    }
+    struct gf_clf_tok_entry *e = find(tc, &slot, k0, k1, n, b->hq != NULL);
+    const bool hit = e != NULL;
+    if (!hit)
+        e = &tc->e[slot];
     count_lookup(tc, hit);
     if (!hit)
         miss(b, h, tok, n, avail, chars, uni, k0, k1, slot, false);
-    if (b->bound + e->mag > INT16_MAX) {
-        fold16(b);
-        if (b->folds == FOLD)
-            gf_clf_bag_finish(b);
-    }
+    make_room(b, e->mag);
     b->bound += e->mag;
     add_entry(b, e);
     *th = e->th;
@@ -370,21 +396,13 @@ static __attribute__((noinline)) size_t token_distinct(struct gf_clf_bag *b,
         return batch(b, h, tok, n, avail, chars, uni, th);
     uint64_t k0, k1;
     size_t slot = slot_of(tok, n, avail, &k0, &k1);
-    struct gf_clf_tok_entry *e = &tc->e[slot];
     // The kept buckets lie apart from the entry; asked for now, their fetch overlaps the
     // entry's instead of following it (classifier alone: 1-3% faster on real text).
-    if (b->hdistinct)
-        __builtin_prefetch(tc->bk[slot]);
-    // chars and uni depend on the token's bytes and the model only, so the key needs no more;
-    // a bag with a head also needs the head's lanes, which a view without it leaves out.
-    const bool need_head = b->hq != NULL;
-    bool hit = e->len == n && e->key[0] == k0 && e->key[1] == k1 && e->head >= need_head;
-    if (!hit && e[1].len == n && e[1].key[0] == k0 && e[1].key[1] == k1 &&
-        e[1].head >= need_head) {
-        e++;
-        slot++;
-        hit = true;
-    }
+    __builtin_prefetch(tc->bk[slot]);
+    struct gf_clf_tok_entry *e = find(tc, &slot, k0, k1, n, b->hq != NULL);
+    const bool hit = e != NULL;
+    if (!hit)
+        e = &tc->e[slot];
     count_lookup(tc, hit);
     // A head with distinct features needs the token's buckets even when the model's sum is
     // known (which of them the text has not shown yet), unless the token has already marked
@@ -400,11 +418,7 @@ static __attribute__((noinline)) size_t token_distinct(struct gf_clf_bag *b,
     // holds its head rows, for the rows that come out again (at most 128 each).
     const bool summed = head_summed(b, e);
     uint32_t out = head && summed ? 128u * e->n : 0;
-    if (b->bound + e->mag + out > INT16_MAX) {
-        fold16(b);
-        if (b->folds == FOLD)
-            gf_clf_bag_finish(b);
-    }
+    make_room(b, e->mag + out);
     if (head && summed)  // a word the text has not shown: its buckets tested against the text's
         out = 128u * (uint32_t)(b->base == NULL ? head_summed_in(b, NULL, tc->bk[slot], e->n)
                                                 : head_summed_in(b, b->base, tc->bk[slot], e->n));
