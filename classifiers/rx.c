@@ -483,13 +483,14 @@ static bool lits_any_swar(const struct gf_rx_lits *l, const struct gf_rx_keyset 
         }
 #endif
         unsigned char tail[33];
-        for (const unsigned char *p = t; i < n; i += 16) {
+        for (; i < n; i += 16) {
+            const unsigned char *blk = t + i;
             if (i + 17 > n) {  // the last bytes through a copy (hit_at looks at the text itself)
                 memset(tail, 0, sizeof(tail));
                 memcpy(tail, t + i, n - i);
-                p = tail - i;
+                blk = tail;
             }
-            unsigned bits = live_mask(k0, k1, kb.ascii, na, low, p + i);
+            unsigned bits = live_mask(k0, k1, kb.ascii, na, low, blk);
             if (n - i < 16)
                 bits &= (1u << (n - i)) - 1;
             for (; bits != 0; bits &= bits - 1) {

@@ -175,8 +175,10 @@ static int eval_range(struct gf_stream *s, size_t from, size_t to, bool patterns
 {
     struct gf_verdict w;
     gf_verdict_init(&w);
-    int rc = gf_policy_eval_group(s->p, s->ctx, s->g, GF_STAGE_OUTPUT, s->text.data + from,
-                                  to - from, patterns, whole, &w, err);
+    // An empty stream has no buffer yet (and NULL + 0 is undefined): it is judged as "".
+    const char *text = s->text.data != NULL ? s->text.data + from : "";
+    int rc = gf_policy_eval_group(s->p, s->ctx, s->g, GF_STAGE_OUTPUT, text, to - from,
+                                  patterns, whole, &w, err);
     if (rc == 0 && (rc = absorb(s, &w, from)) != 0)
         gf_err_set(err, rc, "out of memory moderating a stream");
     if (rc == 0 && w.action == GF_ACTION_BLOCK)
