@@ -107,10 +107,14 @@ static void clf_stream_free(void *state)
 static struct gf_classifier *clf_narrow(const struct gf_classifier *c, const bool *want)
 {
     struct gf_clf_model *m = c->impl;
+    // A view without the head narrows from the whole model it was made from.
+    struct gf_clf_model *whole = m->parent != NULL ? m->parent : m;
     bool head = false;
     for (size_t i = 0; i < c->n_categories; i++)
-        head |= want[i] && gf_clf_model_head_category(m, i);
-    struct gf_clf_model *v = head ? gf_clf_model_ref(m) : gf_clf_model_without_head(m);
+        head |= want[i] && gf_clf_model_head_category(whole, i);
+    if (!head && m->parent != NULL)  // already a view
+        return gf_classifier_ref((struct gf_classifier *)c);
+    struct gf_clf_model *v = head ? gf_clf_model_ref(whole) : gf_clf_model_without_head(whole);
     if (v == NULL)
         return NULL;
     struct gf_classifier *out = NULL;

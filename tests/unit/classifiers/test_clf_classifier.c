@@ -3,6 +3,7 @@
  * single, concurrent scoring from several threads, and the model kept alive by the classifier. */
 #include "classifiers/clf_int.h"
 
+#include <math.h>
 #include <pthread.h>
 
 #include "tests/test.h"
@@ -101,6 +102,54 @@ static void test_classifier(void)
     gf_classifier_unref(c);
 }
 
+/* Narrowing: wanting no category of the head gives a classifier over the view without it (the
+ * other scores to the bit, the head's NaN); wanting one of the head's gives the whole model,
+ * also when narrowing that view again; a model without a head is its own answer. */
+static void test_narrow(void)
+{
+    struct gf_clf_model *m = make_model(), *h = NULL;
+    REQUIRE(m != NULL && gf_clf_model_alloc(1, CATS, &HP, 8, 0, &h) == 0);
+    for (size_t i = 0; i < (size_t)HP.buckets * 8; i++)
+        ((int8_t *)h->emb_q)[i] = (int8_t)((i * 53) % 241 - 120);
+    for (size_t i = 0; i < 8; i++) {
+        ((float *)h->emb_scale)[i] = 0.03f;
+        ((float *)h->w2)[i] = (float)((int)(i % 5) - 2);
+    }
+    h->distinct = true;
+    h->pooling = GF_CLF_POOL_SQRT;
+    REQUIRE(gf_clf_model_attach_head(m, h, NULL) == 0);  // the head scores "spam"
+    struct gf_classifier *c = NULL;
+    REQUIRE(gf_clf_model_classifier(m, &c) == 0);
+    gf_clf_model_unref(m);
+    const bool injection[2] = {false, true}, spam[2] = {true, false};
+    struct gf_classifier *v = gf_classifier_narrow(c, injection);
+    struct gf_classifier *back = gf_classifier_narrow(v, spam);
+    struct gf_classifier *again = gf_classifier_narrow(v, injection);
+    struct gf_classifier *same = gf_classifier_narrow(c, spam);
+    REQUIRE(v != NULL && back != NULL && again != NULL && same != NULL);
+    CHECK(v != c && same == c && again == v && back != v);
+    struct gf_err err = {0};
+    for (size_t i = 0; i < GF_ARRAY_LEN(TEXTS); i++) {
+        float whole[2], narrow[2], restored[2];
+        CHECK(c->ops->score(c, TEXTS[i], strlen(TEXTS[i]), NULL, whole, &err) == 0);
+        CHECK(v->ops->score(v, TEXTS[i], strlen(TEXTS[i]), NULL, narrow, &err) == 0);
+        CHECK(back->ops->score(back, TEXTS[i], strlen(TEXTS[i]), NULL, restored, &err) == 0);
+        CHECK(isnan(narrow[0]) && !isnan(whole[0]));
+        CHECK(memcmp(&narrow[1], &whole[1], sizeof(float)) == 0);
+        CHECK(memcmp(restored, whole, sizeof(whole)) == 0);
+    }
+    // A model without a head: nothing to leave out.
+    struct gf_clf_model *plain = make_model();
+    struct gf_classifier *pc = NULL;
+    REQUIRE(plain != NULL && gf_clf_model_classifier(plain, &pc) == 0);
+    gf_clf_model_unref(plain);
+    struct gf_classifier *pn = gf_classifier_narrow(pc, injection);
+    CHECK(pn == pc);
+    struct gf_classifier *refs[] = {v, back, again, same, c, pn, pc};  // one reference each
+    for (size_t i = 0; i < GF_ARRAY_LEN(refs); i++)
+        gf_classifier_unref(refs[i]);
+}
+
 static void test_oom(void)
 {
     if (!gf_alloc_fail_supported())
@@ -118,6 +167,7 @@ static void test_oom(void)
 int main(void)
 {
     RUN(test_classifier);
+    RUN(test_narrow);
     RUN(test_oom);
     return test_report();
 }
