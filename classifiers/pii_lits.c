@@ -117,14 +117,16 @@ int gf_pii_lits_add(struct gf_pii_lits *L, const char *lit, int type)
     L->avx2 = gf_scan_avx2();
     struct gf_pii_near *near = &L->near[key];
     size_t end = (size_t)off + L->key[key].len;
+    const unsigned char prev = off > 0 ? (unsigned char)lit[off - 1] : 0;
+    const unsigned char next = end < len ? (unsigned char)lit[end] : 0;
     if (off == 0)
         memset(near->before, 0xFF, sizeof(near->before));
     else
-        near->before[(unsigned char)lit[off - 1] / 64] |= 1ull << ((unsigned char)lit[off - 1] % 64);
+        near->before[prev / 64] |= 1ull << (prev % 64);
     if (end == len)
         memset(near->after, 0xFF, sizeof(near->after));
     else
-        near->after[(unsigned char)lit[end] / 64] |= 1ull << ((unsigned char)lit[end] % 64);
+        near->after[next / 64] |= 1ull << (next % 64);
     near->open_before |= off == 0;
     near->open_after |= end == len;
     return 0;

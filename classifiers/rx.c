@@ -362,8 +362,8 @@ static inline bool key_byte(const struct gf_rx_keyset *ks, size_t s, int b, unsi
 
 /* Looks at the literals whose key starts at t[j]: with found NULL, true when one is at its
  * place around j; else each one there sets its bit in *found, and true when all have one. */
-static bool hit_at(const struct gf_rx_lits *l, const struct gf_rx_keyset *ks, const unsigned char *t,
-                   size_t n, size_t j, uint64_t *found)
+static bool hit_at(const struct gf_rx_lits *l, const struct gf_rx_keyset *ks,
+                   const unsigned char *t, size_t n, size_t j, uint64_t *found)
 {
     for (unsigned keys = ks->keys_at[t[j]]; keys != 0; keys &= keys - 1) {
         size_t s = (size_t)__builtin_ctz(keys);
@@ -421,7 +421,8 @@ static inline unsigned live_mask(const __m128i *k0, const __m128i *k1, size_t as
     __m128i x = _mm_or_si128(raw, low);
     __m128i y = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 1)), low);
     __m128i m = _mm_setzero_si128();
-#define KEY(s) m = _mm_or_si128(m, _mm_and_si128(_mm_cmpeq_epi8(x, k0[s]), _mm_cmpeq_epi8(y, k1[s])))
+#define KEY(s) \
+    m = _mm_or_si128(m, _mm_and_si128(_mm_cmpeq_epi8(x, k0[s]), _mm_cmpeq_epi8(y, k1[s])))
     _Static_assert(GF_RX_KEYS == 8, "one case per key");
     switch (ascii) {
     case 8: KEY(7); /* fall through */

@@ -18,7 +18,8 @@ size_t gf_rx_keys_find_avx2(const struct gf_rx_keybytes *k, const unsigned char 
     for (; *i + 33 <= n && found + 32 <= cap; *i += 32) {
         __m256i raw = _mm256_loadu_si256((const __m256i *)(const void *)(t + *i));
         __m256i x = _mm256_or_si256(raw, low);
-        __m256i y = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(const void *)(t + *i + 1)), low);
+        __m256i y =
+            _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(const void *)(t + *i + 1)), low);
         __m256i m = _mm256_setzero_si256();
         for (size_t s = 0; s < k->ascii; s++)
             m = _mm256_or_si256(m, _mm256_and_si256(_mm256_cmpeq_epi8(x, k0[s]),

@@ -1,8 +1,8 @@
 /* Unit tests of classifiers/pii.c and pii_validate.c: for each type, real values are found
  * with exact spans and look-alikes that fail the validator are not; numbers written with
  * full-width digits or hidden characters are found through the canonical form; the literal
- * prefilter of the secrets (and of other sets of literals) finds what a plain search finds; the census loses no hit; type masks and names; an OOM loop
- * over construction. */
+ * prefilter of the secrets (and of other sets of literals) finds what a plain search finds; the
+ * census loses no hit; type masks and names; an OOM loop over construction. */
 #include "scan_util.h"
 
 #include "classifiers/pii_int.h"
