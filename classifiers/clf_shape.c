@@ -11,6 +11,7 @@
  * is a run of capitals, which spacing a lowercase word does not touch. One pass, one table
  * lookup per byte, no allocation. */
 #include "classifiers/clf_int.h"
+#include "classifiers/runs_int.h"
 
 #include <string.h>
 
@@ -143,16 +144,6 @@ static inline unsigned special16(const unsigned char *p, bool prev_w, unsigned *
 }
 #endif
 
-// Bits set in a 16-bit mask, inline: the baseline x86-64 has no popcnt instruction, and
-// __builtin_popcount is a libgcc call there (1% of the example policy's time on real text).
-static inline unsigned popcount16(unsigned x)
-{
-    x = x - ((x >> 1) & 0x5555u);
-    x = (x & 0x3333u) + ((x >> 2) & 0x3333u);
-    x = (x + (x >> 4)) & 0x0f0fu;
-    return (x + (x >> 8)) & 0x1fu;
-}
-
 // True when the byte before p[i] may end a 'w' or an invisible character.
 static inline bool after_w(const unsigned char *p, size_t i)
 {
@@ -206,12 +197,12 @@ static void scan(const unsigned char *p, size_t n, struct gf_clf_shape *sh)
             while (run == 0 && i + 16 <= n) {
                 unsigned plain, sp = special16(p + i, after_w(p, i), &plain);
                 if (sp == 0) {
-                    sh->other += popcount16(plain);
+                    sh->other += gf_runs_popcount64(plain);
                     i += 16;
                     continue;
                 }
                 unsigned t = (unsigned)__builtin_ctz(sp);
-                sh->other += popcount16(plain & ((1u << t) - 1));
+                sh->other += gf_runs_popcount64(plain & ((1u << t) - 1));
                 i += t;
                 slow = t == 0 ? 8 : 1;
                 break;

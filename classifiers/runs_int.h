@@ -17,6 +17,16 @@
 #define GF_RUNS_ONES  0x0101010101010101ull
 #define GF_RUNS_HIGHS 0x8080808080808080ull
 
+/* Bits set in x, inline: the baseline x86-64 has no popcnt instruction, and __builtin_popcount
+ * is a libgcc call there (1% of the example policy's time on real text, in the shape scan). */
+static inline unsigned gf_runs_popcount64(uint64_t x)
+{
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (unsigned)((x * GF_RUNS_ONES) >> 56);
+}
+
 static inline uint64_t gf_runs_load(const unsigned char *p)
 {
     uint64_t x;

@@ -392,7 +392,7 @@ static void scan_words(const struct spam *sp, const char *str, size_t n, bool ph
         uint64_t before = (a << 1) | prev_a, starts = a & ~before, ends = before & ~a;
         uint64_t look = ps.ph.seen < 8 ? wd & ~((wd << 1) | prev_w) & bits_from(i, ps.ph.from) : 0;
         if (ps.words >= MAX_WORDS) {
-            ps.words += (size_t)__builtin_popcountll(ends);
+            ps.words += gf_runs_popcount64(ends);
         } else if (far && ps.words + 32 <= MAX_WORDS && (look & ~starts) == 0) {
             chunk_words(&ps, p, i, prev_a, starts, ends, look, true);  // a chunk ends <= 32 words
             look = 0;
