@@ -65,6 +65,19 @@ def f1_of(out, cat):
     return None
 
 
+def interval_of(out, cat):
+    """The (low, high) of a category's "f1 95% interval" column, or None."""
+    for line in out.splitlines():
+        cols = line.split()
+        if cols and cols[0] == cat and "-" in cols[-1]:
+            lo, _, hi = cols[-1].partition("-")
+            try:
+                return float(lo), float(hi)
+            except ValueError:
+                return None
+    return None
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         write_data(os.path.join(tmp, "rows.jsonl"))
@@ -87,6 +100,14 @@ def main():
             nums = f1_of(r.stdout, cat)
             t.check(nums is not None and len(nums) >= 5 and nums[4] >= 0.9,
                     "%s separated on the held-out split: %r\n%s" % (cat, nums, r.stdout))
+            # the last column: the bootstrap interval of F1, around F1
+            ci = interval_of(r.stdout, cat)
+            t.check(ci is not None and nums is not None and len(nums) >= 5 and
+                    ci[0] <= nums[4] <= ci[1] <= 1.0,
+                    "%s F1 inside its interval: %r %r\n%s" % (cat, nums, ci, r.stdout))
+        r2 = run(["eval", "--model", m1, "--data", test])
+        t.check(r2.stdout.split("\n")[2:] == r.stdout.split("\n")[2:],
+                "eval prints the same table twice (the interval's seed is fixed)")
         # the trained model behind a policy: its head's category blocks, the other does not fire
         pol = os.path.join(tmp, "policy.json")
         with open(pol, "w") as f:
