@@ -1,7 +1,8 @@
 /* cmd_eval.c — `gardefou eval`: measures a classifier model on labelled JSONL (for example the
  * held-out split written by `gardefou train --test-out`): per category precision, recall, F1,
- * AUPRC and false-positive rate at a threshold, with a bootstrap interval of F1; harmful-request and prompt-injection recall with
- * the false-positive rate on benign prompts; optionally the score drift of evasion variants. */
+ * AUPRC and false-positive rate at a threshold, with a bootstrap interval of F1;
+ * harmful-request and prompt-injection recall with the false-positive rate on benign prompts;
+ * optionally the score drift of evasion variants. */
 #include "gateway/cli.h"
 
 #include <math.h>
@@ -25,8 +26,9 @@ static void usage(FILE *f)
             "Scores every line of FILE ({\"text\": ..., \"labels\": {\"spam\": 1, \"hate\": 0, ...},\n"
             "\"benign\": true|false, \"source\": ...}; categories missing from labels are not\n"
             "counted) and prints per category precision, recall, F1, AUPRC and the false-positive\n"
-            "rate at the threshold, and the 95%% bootstrap interval of F1 (1,000 resamples of the\n"
-            "rows, a fixed seed: F1 on a few hundred positives moves by that much between samples).\n\n"
+            "rate at the threshold, and the 95%% bootstrap interval of F1 (1,000 resamples of\n"
+            "the rows, a fixed seed): how far F1 could move on another sample of the same\n"
+            "sources.\n\n"
             "options:\n"
             "  --model FILE      the model (default: the shipped models/moderation.gguf)\n"
             "  --data FILE       labelled JSONL (required)\n"
@@ -360,7 +362,7 @@ int gf_cmd_eval(int argc, char **argv)
         }
         double lo, hi;
         if (gf_clf_metrics_f1_interval(&mt, F1_DRAWS, F1_SEED, &lo, &hi) != 0) {
-            fprintf(stderr, "gardefou eval: out of memory\n");
+            fprintf(stderr, "gardefou eval: the F1 interval: out of memory\n");
             goto done;
         }
         printf("%-18s %6zu %6zu %9.3f %7.3f %7.3f %7.3f %8.4f  %.3f-%.3f\n", cats[c], mt.n,
