@@ -100,10 +100,9 @@ int gf_clf_metrics_f1_interval(const struct gf_clf_metrics *m, unsigned draws, u
         f[d] = tp + wrong ? 2.0 * (double)tp / (double)(2 * tp + wrong) : 0.0;
     }
     qsort(f, draws, sizeof(*f), cmp_double);
-    // Nearest-rank percentiles.
-    size_t a = (size_t)(0.025 * draws), b = (size_t)(0.975 * draws);
-    *lo = f[a];
-    *hi = f[b < draws ? b : draws - 1];
+    // Nearest-rank percentiles (0.975 * draws < draws: both ranks are in the array).
+    *lo = f[(size_t)(0.025 * draws)];
+    *hi = f[(size_t)(0.975 * draws)];
     gf_free(f);
     return 0;
 }
